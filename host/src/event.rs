@@ -1,0 +1,187 @@
+//! The envelope: the one JSON shape that filters, templates, plugins and sinks see, whatever the
+//! source (DESIGN.md, "The envelope").
+
+use serde_json::value::RawValue;
+
+/// Where an event sits in its source, so that the source can commit it once it is finished.
+///
+/// Positions of one partition are produced in increasing `offset` order; the runtime reports them
+/// back as they finish (in any order) and the source commits the longest finished prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Position {
+    /// A Kafka partition, a generation of a rotated file, ...: positions of different partitions
+    /// are committed independently.
+    pub partition: u32,
+    /// Increasing within a partition: the value to resume after (file byte offset past the line,
+    /// Kafka offset + 1, ...).
+    pub offset: u64,
+    /// The record's ordinal within its partition (file line number, Kafka offset), kept so that a
+    /// resumed source can go on numbering where it stopped.
+    pub ordinal: u64,
+}
+
+/// An event's payload: JSON when it parsed as JSON, else the text of the record.
+#[derive(Debug, Clone)]
+pub enum Payload {
+    /// Valid JSON, kept as text: most events are filtered on a few fields and delivered as they
+    /// came, so they are never parsed into a tree on the hot path.
+    Json(Box<RawValue>),
+    /// Not JSON (or not valid UTF-8: then decoded lossily, and the raw bytes are in
+    /// `meta.raw_base64`).
+    Text(String),
+}
+
+impl Payload {
+    /// Decodes a record's bytes: JSON if they parse as JSON, else text.
+    pub fn decode(bytes: &[u8]) -> Decoded {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => match serde_json::from_str::<Box<RawValue>>(text) {
+                Ok(raw) => Decoded { payload: Payload::Json(raw), problem: None },
+                Err(e) => Decoded {
+                    payload: Payload::Text(text.to_owned()),
+                    problem: Some(format!("not valid JSON: {e}")),
+                },
+            },
+            Err(e) => Decoded {
+                payload: Payload::Text(String::from_utf8_lossy(bytes).into_owned()),
+                problem: Some(format!("not valid UTF-8: {e}")),
+            },
+        }
+    }
+
+    /// The payload as JSON text (a string payload becomes a JSON string).
+    pub fn write_json(&self, out: &mut String) {
+        match self {
+            Payload::Json(raw) => out.push_str(raw.get()),
+            Payload::Text(text) => push_json_string(out, text),
+        }
+    }
+
+    /// The payload as a JSON tree, for the few places that need one (templates, ordering keys).
+    pub fn to_value(&self) -> serde_json::Value {
+        match self {
+            Payload::Json(raw) => serde_json::from_str(raw.get()).unwrap_or(serde_json::Value::Null),
+            Payload::Text(text) => serde_json::Value::String(text.clone()),
+        }
+    }
+}
+
+/// The result of [`Payload::decode`]: the payload, and why it is not JSON if it is not.
+pub struct Decoded {
+    pub payload: Payload,
+    pub problem: Option<String>,
+}
+
+/// One event on its way through a pipeline.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    /// Stable across re-reads: `path:line` for files, `topic/partition/offset` for Kafka.
+    pub id: String,
+    /// The kind of source: "file", "kafka", "sqs".
+    pub source: &'static str,
+    /// The ordering key, if the source or the pipeline gives one.
+    pub key: Option<String>,
+    /// RFC 3339: the source's timestamp, else the ingestion time.
+    pub time: String,
+    pub data: Payload,
+    /// Source-specific fields (file path and line, Kafka topic/partition/offset/headers).
+    pub meta: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Envelope {
+    /// The envelope as JSON text, the form that patterns and templates address
+    /// (`{"id", "source", "key", "time", "data", "meta"}`). Built by hand so that a JSON payload is
+    /// copied as text rather than parsed and re-serialized.
+    pub fn to_json(&self) -> String {
+        let mut out = String::with_capacity(128 + self.id.len() + self.data_len_hint());
+        self.write_json(&mut out);
+        out
+    }
+
+    pub fn write_json(&self, out: &mut String) {
+        out.push_str("{\"id\":");
+        push_json_string(out, &self.id);
+        out.push_str(",\"source\":");
+        push_json_string(out, self.source);
+        out.push_str(",\"key\":");
+        match &self.key {
+            Some(k) => push_json_string(out, k),
+            None => out.push_str("null"),
+        }
+        out.push_str(",\"time\":");
+        push_json_string(out, &self.time);
+        out.push_str(",\"data\":");
+        self.data.write_json(out);
+        out.push_str(",\"meta\":");
+        // Serializing a map of JSON values cannot fail.
+        out.push_str(&serde_json::to_string(&self.meta).unwrap_or_else(|_| "{}".into()));
+        out.push('}');
+    }
+
+    fn data_len_hint(&self) -> usize {
+        match &self.data {
+            Payload::Json(raw) => raw.get().len(),
+            Payload::Text(t) => t.len() + 2,
+        }
+    }
+}
+
+/// Appends `s` as a JSON string literal.
+pub fn push_json_string(out: &mut String, s: &str) {
+    // serde_json's escaping is the reference; serializing a str cannot fail.
+    out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into()));
+}
+
+/// Now, in RFC 3339 with millisecond precision and a `Z`.
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope(data: &[u8]) -> Envelope {
+        Envelope {
+            id: "in.jsonl:1".into(),
+            source: "file",
+            key: None,
+            time: "2026-11-22T10:00:00.000Z".into(),
+            data: Payload::decode(data).payload,
+            meta: serde_json::Map::new(),
+        }
+    }
+
+    #[test]
+    fn json_payload_is_kept_as_text() {
+        let e = envelope(br#"{"b": 1.50, "a": [1,2]}"#);
+        assert_eq!(
+            e.to_json(),
+            r#"{"id":"in.jsonl:1","source":"file","key":null,"time":"2026-11-22T10:00:00.000Z","data":{"b": 1.50, "a": [1,2]},"meta":{}}"#
+        );
+    }
+
+    #[test]
+    fn text_and_invalid_utf8_become_strings() {
+        let d = Payload::decode(b"hello \"world\"");
+        assert!(d.problem.unwrap().starts_with("not valid JSON"));
+        let mut s = String::new();
+        d.payload.write_json(&mut s);
+        assert_eq!(s, r#""hello \"world\"""#);
+
+        let d = Payload::decode(b"caf\xe9");
+        assert!(d.problem.unwrap().starts_with("not valid UTF-8"));
+        assert!(matches!(d.payload, Payload::Text(ref t) if t == "caf\u{fffd}"));
+    }
+
+    #[test]
+    fn envelope_json_parses_back() {
+        let mut e = envelope(b"plain text");
+        e.key = Some("k\n1".into());
+        e.meta.insert("line".into(), 7.into());
+        let v: serde_json::Value = serde_json::from_str(&e.to_json()).unwrap();
+        assert_eq!(v["data"], "plain text");
+        assert_eq!(v["key"], "k\n1");
+        assert_eq!(v["meta"]["line"], 7);
+    }
+}

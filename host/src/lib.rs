@@ -1,0 +1,17 @@
+//! weir: self-hosted event pipelines.
+//!
+//! A pipeline reads a [`source`], keeps the events that match its filters
+//! ([`weir_pattern`]), and delivers them to a [`sink`]; the [`pipeline`] runtime sees that every
+//! event ends delivered, filtered out or dead-lettered before its source position is committed.
+//! Pipelines are declared in TOML ([`config`]).
+
+pub mod commands;
+pub mod config;
+pub mod event;
+pub mod logging;
+pub mod pipeline;
+pub mod shutdown;
+pub mod sink;
+pub mod source;
+
+pub use weir_pattern as pattern;

@@ -1,0 +1,77 @@
+//! The `weir` command line: parses arguments and calls the library.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use weir::commands::{self, exit};
+use weir::config::host::LogFormat;
+use weir::config::HostSettings;
+
+#[derive(Parser)]
+#[command(name = "weir", version, about = "Self-hosted event pipelines: sources, EventBridge pattern filters, Wasm plugins, sinks")]
+struct Cli {
+    /// Host settings file [default: weir.toml if present]
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log filter, e.g. `info` or `weir=debug,warn` (overrides settings and WEIR_LOG_LEVEL)
+    #[arg(long, global = true, value_name = "FILTER")]
+    log_level: Option<String>,
+    /// Log format (overrides settings and WEIR_LOG_FORMAT)
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run pipelines (files, or directories of *.toml files) until they end or SIGINT/SIGTERM
+    Run {
+        #[arg(required = true, value_name = "PIPELINE")]
+        paths: Vec<PathBuf>,
+        /// Root of per-pipeline state: checkpoints, default DLQ [default: var/state]
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
+    /// Validate pipeline files without running them (exit 0 valid, 1 invalid)
+    Check {
+        #[arg(required = true, value_name = "PIPELINE")]
+        paths: Vec<PathBuf>,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Check { ref paths } => commands::check::check(paths),
+        Command::Run { ref paths, ref state_dir } => match settings(&cli, state_dir.clone()) {
+            Some(s) => commands::run::run(paths, &s),
+            None => exit::USAGE,
+        },
+    };
+    std::process::exit(code);
+}
+
+/// Loads host settings, applies the flags over them and starts logging.
+fn settings(cli: &Cli, state_dir: Option<PathBuf>) -> Option<HostSettings> {
+    let mut s = match HostSettings::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return None;
+        }
+    };
+    if let Some(level) = &cli.log_level {
+        s.log_level = level.clone();
+    }
+    if let Some(format) = cli.log_format {
+        s.log_format = format;
+    }
+    if let Some(dir) = state_dir {
+        s.state_dir = dir;
+    }
+    if let Err(e) = weir::logging::init(&s.log_level, s.log_format) {
+        eprintln!("error: {e}");
+        return None;
+    }
+    Some(s)
+}

@@ -1,0 +1,45 @@
+//! Exact accounting: at any time `received = delivered + filtered + dead_lettered + in_flight`.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub received: AtomicU64,
+    pub filtered: AtomicU64,
+    pub delivered: AtomicU64,
+    pub dead_lettered: AtomicU64,
+    /// Sink or DLQ writes that failed and were tried again.
+    pub retried: AtomicU64,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Snapshot {
+    pub received: u64,
+    pub filtered: u64,
+    pub delivered: u64,
+    pub dead_lettered: u64,
+    pub retried: u64,
+}
+
+impl Snapshot {
+    pub fn in_flight(&self) -> u64 {
+        self.received.saturating_sub(self.filtered + self.delivered + self.dead_lettered)
+    }
+}
+
+impl Counters {
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            received: self.received.load(Relaxed),
+            filtered: self.filtered.load(Relaxed),
+            delivered: self.delivered.load(Relaxed),
+            dead_lettered: self.dead_lettered.load(Relaxed),
+            retried: self.retried.load(Relaxed),
+        }
+    }
+
+    pub fn add(counter: &AtomicU64, n: usize) {
+        counter.fetch_add(n as u64, Relaxed);
+    }
+}

@@ -1,0 +1,50 @@
+//! A slot is one source event on its way through the stages, and how it ended.
+
+use crate::event::{Envelope, Position};
+
+#[derive(Debug)]
+pub struct Slot {
+    pub position: Position,
+    /// The event as the source produced it: the DLQ record keeps it untouched.
+    pub event: Envelope,
+    pub fate: Fate,
+}
+
+/// Every event ends in exactly one of three ways; until then it is pending.
+#[derive(Debug)]
+pub enum Fate {
+    Pending,
+    Filtered,
+    Delivered,
+    /// Failed, and must go to the dead-letter queue.
+    Failed(Failure),
+    /// Failed, and written to the dead-letter queue.
+    DeadLettered,
+}
+
+/// Why an event is dead-lettered (the `error` object of the DLQ record).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Failure {
+    /// Where it failed: `source`, `filter`, `plugin:<name>`, `sink`.
+    pub stage: String,
+    /// A short machine-readable kind: `malformed`, `rejected`, `timeout`, `trap`, ...
+    pub kind: String,
+    pub message: String,
+    pub attempts: u32,
+    pub first_failed_at: String,
+    pub last_failed_at: String,
+}
+
+impl Failure {
+    pub fn now(stage: &str, kind: &str, message: impl Into<String>, attempts: u32, first_failed_at: Option<String>) -> Self {
+        let now = crate::event::now_rfc3339();
+        Failure {
+            stage: stage.to_owned(),
+            kind: kind.to_owned(),
+            message: message.into(),
+            attempts,
+            first_failed_at: first_failed_at.unwrap_or_else(|| now.clone()),
+            last_failed_at: now,
+        }
+    }
+}

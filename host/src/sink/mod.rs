@@ -1,0 +1,147 @@
+//! Sinks: where events go. A sink writes batches of encoded events, flushes at batch boundaries
+//! and makes its writes durable before the source checkpoints ([`Sink::sync`]). The dead-letter
+//! queue is a sink too. Adding a kind is one module here plus one line in [`SinkKind`].
+
+pub mod file;
+pub mod stdout;
+
+use crate::config::component::{deserialize_table, take_key, take_kind};
+use crate::config::{ConfigError, KeyPath, SourceText};
+use crate::event::Envelope;
+use async_trait::async_trait;
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// One event ready for a sink: its encoded body, and the event for sinks that take more from it
+/// (keys, headers, attributes).
+pub struct Outgoing<'a> {
+    pub body: String,
+    pub event: &'a Envelope,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct SinkError {
+    pub message: String,
+    /// Worth trying again (a timeout, a full disk) rather than a permanent rejection.
+    pub retryable: bool,
+}
+
+impl SinkError {
+    pub fn retryable(message: impl Into<String>) -> Self {
+        SinkError { message: message.into(), retryable: true }
+    }
+    pub fn permanent(message: impl Into<String>) -> Self {
+        SinkError { message: message.into(), retryable: false }
+    }
+}
+
+/// Why a write did not fully succeed.
+#[derive(Debug)]
+pub enum SinkFailure {
+    /// Nothing in the batch was written.
+    All(SinkError),
+    /// These entries (by index in the batch) failed; all others were written.
+    Some(Vec<(usize, SinkError)>),
+}
+
+#[async_trait]
+pub trait Sink: Send {
+    async fn write(&mut self, batch: &[Outgoing<'_>]) -> Result<(), SinkFailure>;
+    /// A batch is complete: pass buffered writes on to the destination.
+    async fn flush(&mut self) -> Result<(), SinkError>;
+    /// Make every write so far durable; the source's checkpoint follows.
+    async fn sync(&mut self) -> Result<(), SinkError>;
+}
+
+/// What a sink needs from the pipeline it runs in.
+#[derive(Debug, Clone)]
+pub struct SinkContext {
+    pub pipeline: String,
+    pub state_dir: PathBuf,
+}
+
+/// What a sink writes for each event.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    /// The event's `data` as JSON (a string payload as a JSON string).
+    #[default]
+    Data,
+    /// The whole envelope as JSON.
+    Envelope,
+}
+
+impl Encoding {
+    pub fn encode(self, event: &Envelope) -> String {
+        match self {
+            Encoding::Data => {
+                let mut out = String::new();
+                event.data.write_json(&mut out);
+                out
+            }
+            Encoding::Envelope => event.to_json(),
+        }
+    }
+}
+
+/// A `[sink]` (or `[dlq]`) table.
+#[derive(Debug, Clone)]
+pub struct SinkConfig {
+    pub kind: SinkKind,
+    pub encoding: Encoding,
+}
+
+#[derive(Debug, Clone)]
+pub enum SinkKind {
+    Stdout(stdout::StdoutSinkConfig),
+    File(file::FileSinkConfig),
+}
+
+const KINDS: &[&str] = &["stdout", "file"];
+/// Keys every sink kind accepts.
+const COMMON_KEYS: &[&str] = &["type", "encoding"];
+
+impl SinkConfig {
+    pub fn parse(src: &SourceText<'_>, at: &KeyPath, mut table: toml::Table) -> Result<Self, ConfigError> {
+        let kind = take_kind(src, at, &mut table, "sink", KINDS)?;
+        let encoding = take_key(src, at, &mut table, "encoding")?;
+        let kind = match kind.as_str() {
+            "stdout" => SinkKind::Stdout(deserialize_table(src, at, table, COMMON_KEYS)?),
+            "file" => SinkKind::File(deserialize_table(src, at, table, COMMON_KEYS)?),
+            _ => unreachable!("take_kind only returns registered kinds"),
+        };
+        let config = SinkConfig { kind, encoding };
+        config.validate().map_err(|(key, msg)| src.error(&at.key(key), msg))?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        match &self.kind {
+            SinkKind::Stdout(_) => Ok(()),
+            SinkKind::File(c) => c.validate(),
+        }
+    }
+
+    /// The default dead-letter queue: `<state dir>/dlq.jsonl`.
+    pub fn default_dlq(state_dir: &std::path::Path) -> Self {
+        SinkConfig {
+            kind: SinkKind::File(file::FileSinkConfig { path: state_dir.join("dlq.jsonl") }),
+            encoding: Encoding::Data,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self.kind {
+            SinkKind::Stdout(_) => "stdout",
+            SinkKind::File(_) => "file",
+        }
+    }
+
+    pub async fn open(&self, ctx: &SinkContext) -> Result<Box<dyn Sink>, SinkError> {
+        match &self.kind {
+            SinkKind::Stdout(c) => stdout::open(c, ctx).await,
+            SinkKind::File(c) => file::open(c, ctx).await,
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! The file source's checkpoint: which file (by device and inode, so a rotated file is still
+//! recognised), and the byte offset and line number to resume after.
+
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl FileId {
+    pub fn of(meta: &std::fs::Metadata) -> FileId {
+        use std::os::unix::fs::MetadataExt;
+        FileId { dev: meta.dev(), ino: meta.ino() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The path the file had when it was opened (informative; `file` identifies it).
+    pub path: PathBuf,
+    pub file: FileId,
+    /// Everything before this byte offset is finished.
+    pub offset: u64,
+    /// Lines (including blank ones) before `offset`.
+    pub line: u64,
+}
+
+/// Where a pipeline's file checkpoint lives.
+pub struct CheckpointStore {
+    path: PathBuf,
+}
+
+impl CheckpointStore {
+    pub fn new(state_dir: &Path) -> Self {
+        CheckpointStore { path: state_dir.join("file-source.json") }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The saved checkpoint; `Ok(None)` when there is none yet.
+    pub fn load(&self) -> Result<Option<Checkpoint>, String> {
+        match std::fs::read(&self.path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| format!("checkpoint {} is corrupt ({e}); remove it to start over", self.path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("cannot read checkpoint {}: {e}", self.path.display())),
+        }
+    }
+
+    /// Saves atomically: a crash leaves either the old or the new checkpoint, never a torn one.
+    pub fn save(&self, cp: &Checkpoint) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec(cp).map_err(std::io::Error::other)?;
+        write_atomically(&self.path, &bytes)
+    }
+}
+
+/// Writes `bytes` to `path` via a temporary file, fsync and rename, then syncs the directory so
+/// the rename itself survives a power loss.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_reports_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::new(dir.path());
+        assert_eq!(store.load().unwrap(), None);
+        let cp = Checkpoint { path: "in.jsonl".into(), file: FileId { dev: 1, ino: 2 }, offset: 10, line: 3 };
+        store.save(&cp).unwrap();
+        assert_eq!(store.load().unwrap(), Some(cp));
+        std::fs::write(store.path(), b"{oops").unwrap();
+        assert!(store.load().unwrap_err().contains("corrupt"));
+    }
+}

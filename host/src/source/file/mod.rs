@@ -1,0 +1,276 @@
+//! The file source: JSON lines (or any text lines) from a file, optionally followed as it grows
+//! and rotates. It checkpoints the byte offset after the last finished line, so a restart resumes
+//! there (at-least-once: lines after the checkpoint are read again).
+
+mod checkpoint;
+mod reader;
+
+pub use checkpoint::{Checkpoint, CheckpointStore, FileId};
+
+use super::prefix::PrefixTracker;
+use super::{Acker, Source, SourceContext, SourceError, SourceEvent};
+use crate::event::{now_rfc3339, Envelope, Payload, Position};
+use async_trait::async_trait;
+use reader::{Generations, LineReader, RawLine, ReadState};
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSourceConfig {
+    /// The file to read (relative paths are relative to the working directory).
+    pub path: PathBuf,
+    /// Keep reading as the file grows and rotates, until stopped; otherwise stop at its end.
+    #[serde(default)]
+    pub follow: bool,
+    /// Where to start when there is no checkpoint yet.
+    #[serde(default)]
+    pub start: Start,
+    /// How lines are decoded.
+    #[serde(default)]
+    pub format: Format,
+    /// Lines per batch.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// How often a followed file is checked for new lines.
+    #[serde(default = "default_poll_interval_ms")]
+    pub poll_interval_ms: u64,
+    /// Longer lines are cut to this many bytes and dead-lettered with the reason.
+    #[serde(default = "default_max_line_bytes")]
+    pub max_line_bytes: usize,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Start {
+    #[default]
+    Beginning,
+    End,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// JSON lines become JSON data; other lines become string data.
+    #[default]
+    Auto,
+    /// Every line must be JSON; one that is not is dead-lettered.
+    Json,
+    /// Every line is string data, never parsed.
+    Text,
+}
+
+fn default_batch_size() -> usize {
+    256
+}
+fn default_poll_interval_ms() -> u64 {
+    100
+}
+fn default_max_line_bytes() -> usize {
+    1024 * 1024
+}
+
+impl FileSourceConfig {
+    pub(super) fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.path.as_os_str().is_empty() {
+            return Err(("path", "must not be empty".into()));
+        }
+        if !(1..=100_000).contains(&self.batch_size) {
+            return Err(("batch_size", format!("must be between 1 and 100000, got {}", self.batch_size)));
+        }
+        if self.poll_interval_ms == 0 {
+            return Err(("poll_interval_ms", "must be at least 1".into()));
+        }
+        if self.max_line_bytes == 0 {
+            return Err(("max_line_bytes", "must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+pub(super) async fn open(cfg: &FileSourceConfig, ctx: &SourceContext) -> Result<(Box<dyn Source>, Box<dyn Acker>), SourceError> {
+    let cfg = cfg.clone();
+    let store = CheckpointStore::new(&ctx.state_dir);
+    let generations = Generations::default();
+    let g = generations.clone();
+    let pipeline = ctx.pipeline.clone();
+    let reader = tokio::task::spawn_blocking(move || resume(&cfg, &store, g, &pipeline).map(|r| (r, cfg, store)))
+        .await
+        .map_err(|e| SourceError::Other(format!("file source failed to start: {e}")))?;
+    let (reader, cfg, store) = reader?;
+    let source = FileSource { poll: Duration::from_millis(cfg.poll_interval_ms), cfg, reader: Some(reader) };
+    let acker = FileAcker { tracker: PrefixTracker::default(), generations, store, saved: None };
+    Ok((Box::new(source), Box::new(acker)))
+}
+
+/// Opens the file where the checkpoint says, finding it beside the configured path if it was
+/// rotated while weir was not running.
+fn resume(cfg: &FileSourceConfig, store: &CheckpointStore, generations: Generations, pipeline: &str) -> Result<LineReader, SourceError> {
+    let path = &cfg.path;
+    let meta = std::fs::metadata(path).map_err(|e| {
+        SourceError::Config(format!("source.path: cannot open input file {}: {e}", path.display()))
+    })?;
+    if !meta.is_file() {
+        return Err(SourceError::Config(format!("source.path: {} is not a file", path.display())));
+    }
+    let current = FileId::of(&meta);
+    let checkpoint = store.load().map_err(SourceError::Other)?;
+    let open = |file: &std::path::Path, offset, line| {
+        LineReader::open(path, file, offset, line, cfg.max_line_bytes, generations.clone())
+            .map_err(|e| SourceError::io(format!("cannot open {}", file.display()), e))
+    };
+    match checkpoint {
+        Some(cp) if cp.file == current && cp.offset <= meta.len() => {
+            tracing::info!(pipeline, path = %path.display(), offset = cp.offset, line = cp.line, "resuming after checkpoint");
+            open(path, cp.offset, cp.line)
+        }
+        Some(cp) if cp.file == current => {
+            tracing::warn!(pipeline, path = %path.display(), "file is shorter than its checkpoint (truncated); reading from the start");
+            open(path, 0, 0)
+        }
+        Some(cp) => match reader::find_rotated(path, cp.file) {
+            Some(rotated) => {
+                tracing::info!(pipeline, rotated = %rotated.display(), offset = cp.offset,
+                    "checkpointed file was rotated; finishing it before the new one");
+                open(&rotated, cp.offset, cp.line)
+            }
+            None => {
+                tracing::warn!(pipeline, path = %path.display(), checkpointed = %cp.path.display(),
+                    "checkpointed file is gone; reading the current file from the start");
+                open(path, 0, 0)
+            }
+        },
+        None if cfg.start == Start::End => {
+            let lines = reader::count_lines(path, meta.len()).map_err(|e| SourceError::io(format!("cannot read {}", path.display()), e))?;
+            open(path, meta.len(), lines)
+        }
+        None => open(path, 0, 0),
+    }
+}
+
+struct FileSource {
+    cfg: FileSourceConfig,
+    poll: Duration,
+    /// Moved onto the blocking pool for each read.
+    reader: Option<LineReader>,
+}
+
+#[async_trait]
+impl Source for FileSource {
+    async fn next_batch(&mut self, stop: &CancellationToken) -> Result<Option<Vec<SourceEvent>>, SourceError> {
+        loop {
+            if stop.is_cancelled() {
+                return Ok(None);
+            }
+            let Some(mut reader) = self.reader.take() else { return Ok(None) };
+            let (max, ended) = (self.cfg.batch_size, !self.cfg.follow);
+            let (reader, result) = tokio::task::spawn_blocking(move || {
+                let mut lines = Vec::with_capacity(max);
+                let state = reader.read_lines(max, ended, &mut lines);
+                (reader, state.map(|s| (s, lines)))
+            })
+            .await
+            .map_err(|e| SourceError::Other(format!("file reader failed: {e}")))?;
+            self.reader = Some(reader);
+            let (state, lines) = result.map_err(|e| SourceError::io(format!("cannot read {}", self.cfg.path.display()), e))?;
+            if !lines.is_empty() {
+                let time = now_rfc3339();
+                return Ok(Some(lines.into_iter().map(|l| to_event(l, self.cfg.format, &time)).collect()));
+            }
+            match state {
+                ReadState::More => continue,
+                ReadState::Idle if ended => return Ok(None),
+                ReadState::Idle => {
+                    tokio::select! {
+                        _ = stop.cancelled() => return Ok(None),
+                        _ = tokio::time::sleep(self.poll) => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn to_event(line: RawLine, format: Format, time: &str) -> SourceEvent {
+    let mut meta = serde_json::Map::with_capacity(4);
+    meta.insert("path".into(), line.path.as_ref().into());
+    meta.insert("line".into(), line.position.ordinal.into());
+    meta.insert("offset".into(), line.start.into());
+    let (data, mut problem) = match format {
+        Format::Text => match String::from_utf8(line.bytes) {
+            Ok(text) => (Payload::Text(text), None),
+            Err(e) => {
+                let bytes = e.into_bytes();
+                meta.insert("raw_base64".into(), base64(&bytes).into());
+                (Payload::Text(String::from_utf8_lossy(&bytes).into_owned()), None)
+            }
+        },
+        Format::Auto | Format::Json => {
+            let decoded = Payload::decode(&line.bytes);
+            if std::str::from_utf8(&line.bytes).is_err() {
+                meta.insert("raw_base64".into(), base64(&line.bytes).into());
+            }
+            (decoded.payload, decoded.problem.filter(|_| format == Format::Json))
+        }
+    };
+    if let Some(full) = line.truncated_from {
+        problem = Some(format!("line is {full} bytes, longer than source.max_line_bytes; data holds its start"));
+    }
+    SourceEvent {
+        envelope: Envelope {
+            id: format!("{}:{}", line.path, line.position.ordinal),
+            source: "file",
+            key: None,
+            time: time.to_owned(),
+            data,
+            meta,
+        },
+        position: line.position,
+        problem,
+    }
+}
+
+fn base64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+struct FileAcker {
+    tracker: PrefixTracker,
+    generations: Generations,
+    store: CheckpointStore,
+    saved: Option<Position>,
+}
+
+#[async_trait]
+impl Acker for FileAcker {
+    fn track(&mut self, position: Position) {
+        self.tracker.track(position);
+    }
+
+    fn finish(&mut self, position: Position) {
+        self.tracker.finish(position);
+    }
+
+    async fn checkpoint(&mut self) -> Result<(), SourceError> {
+        let Some(done) = self.tracker.committed() else { return Ok(()) };
+        if self.saved == Some(done) {
+            return Ok(());
+        }
+        let (file, path) = {
+            let g = self.generations.lock().unwrap_or_else(|p| p.into_inner());
+            match g.get(done.partition as usize) {
+                Some(entry) => entry.clone(),
+                None => return Err(SourceError::Other(format!("unknown file generation {}", done.partition))),
+            }
+        };
+        let cp = Checkpoint { path, file, offset: done.offset, line: done.ordinal };
+        let store = &self.store;
+        tokio::task::block_in_place(|| store.save(&cp))
+            .map_err(|e| SourceError::io(format!("cannot save checkpoint {}", store.path().display()), e))?;
+        self.saved = Some(done);
+        Ok(())
+    }
+}

@@ -1,0 +1,144 @@
+//! Helpers for driving the real `weir` binary.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long to wait for something that should happen quickly before calling the test hung.
+/// Not a speed assertion: only a guard against waiting forever.
+pub const PATIENCE: Duration = Duration::from_secs(120);
+
+pub fn weir() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
+    cmd.env_remove("RUST_LOG");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("WEIR_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+/// A scratch directory for one test: pipelines, inputs, outputs and state.
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Self {
+        Scratch { dir: tempfile::tempdir().expect("temp dir") }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn write(&self, name: &str, content: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.path(name);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&p, content).unwrap();
+        p
+    }
+
+    pub fn append(&self, name: &str, content: impl AsRef<[u8]>) {
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(self.path(name)).unwrap();
+        f.write_all(content.as_ref()).unwrap();
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.path("state")
+    }
+
+    /// `weir run` on `pipeline` with this scratch's state dir, to completion.
+    pub fn run(&self, pipeline: &Path) -> Output {
+        let out = weir()
+            .arg("run")
+            .arg(pipeline)
+            .arg("--state-dir")
+            .arg(self.state_dir())
+            .current_dir(self.dir.path())
+            .output()
+            .expect("run weir");
+        out
+    }
+
+    /// `weir run` in the background.
+    pub fn spawn(&self, pipeline: &Path) -> Child {
+        weir()
+            .arg("run")
+            .arg(pipeline)
+            .arg("--state-dir")
+            .arg(self.state_dir())
+            .current_dir(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn weir")
+    }
+}
+
+/// The lines of a file (empty if it does not exist).
+pub fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path).unwrap_or_default().lines().map(str::to_owned).collect()
+}
+
+/// The lines of a file as JSON.
+pub fn json_lines(path: &Path) -> Vec<serde_json::Value> {
+    lines(path).iter().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?} is not JSON: {e}"))).collect()
+}
+
+/// Waits until `cond` holds, panicking with `what` if it does not within [`PATIENCE`].
+pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < PATIENCE, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn signal(child: &Child, sig: i32) {
+    let rc = unsafe { libc::kill(child.id() as i32, sig) };
+    assert_eq!(rc, 0, "kill({}, {sig}) failed", child.id());
+}
+
+/// Waits for the process to exit, returning its status code and stderr.
+pub fn wait_exit(mut child: Child) -> (Option<i32>, String) {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                use std::io::Read;
+                let _ = e.read_to_string(&mut err);
+            }
+            return (status.code(), err);
+        }
+        if start.elapsed() > PATIENCE {
+            let _ = child.kill();
+            panic!("weir did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Order events `{"seq": n, "detail": {...}}` as JSON lines.
+pub fn order_lines(range: std::ops::Range<u64>) -> String {
+    let depts = ["billing", "shipping", "support"];
+    range
+        .map(|n| {
+            format!(
+                "{{\"seq\":{n},\"detail-type\":\"OrderCreated\",\"source\":\"shop.orders\",\"detail\":{{\"orderId\":\"O{n}\",\"customerId\":\"C{:03}\",\"department\":\"{}\",\"amount\":{}.5}}}}\n",
+                n % 17,
+                depts[(n % 3) as usize],
+                n % 500
+            )
+        })
+        .collect()
+}
