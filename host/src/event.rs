@@ -83,6 +83,8 @@ pub struct Envelope {
     pub key: Option<String>,
     /// RFC 3339: the source's timestamp, else the ingestion time.
     pub time: String,
+    /// RFC 3339: when weir read the event (`<weir.event.ingestion-time>`; not part of the JSON).
+    pub received_at: String,
     pub data: Payload,
     /// Source-specific fields (file path and line, Kafka topic/partition/offset/headers).
     pub meta: serde_json::Map<String, serde_json::Value>,
@@ -147,6 +149,7 @@ mod tests {
             source: "file",
             key: None,
             time: "2026-11-22T10:00:00.000Z".into(),
+            received_at: "2026-11-22T10:00:00.000Z".into(),
             data: Payload::decode(data).payload,
             meta: serde_json::Map::new(),
         }

@@ -13,5 +13,6 @@ pub mod pipeline;
 pub mod shutdown;
 pub mod sink;
 pub mod source;
+pub mod template;
 
 pub use weir_pattern as pattern;

@@ -121,3 +121,19 @@ fn a_missing_input_file_is_a_clear_error() {
     let err = stderr(&out);
     assert!(err.contains("pipeline nofile") && err.contains("in.jsonl") && err.contains("No such file"), "{err}");
 }
+
+#[test]
+fn a_sink_template_reshapes_the_output() {
+    let s = Scratch::new();
+    s.write("in.jsonl", format!("{}plain text\n", order_lines(0..2)));
+    let sink = "type = \"file\"\npath = \"out.jsonl\"\ntemplate = '{\"customer\": <$.data.detail.customerId>, \"label\": \"<weir.pipeline>/<$.meta.line>\", \"detail\": <$.data.detail>}'";
+    let p = s.write("p.toml", pipeline("shaped", "", "", sink));
+    let out = s.run(&p);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let got = json_lines(&s.path("out.jsonl"));
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[1]["customer"], "C001");
+    assert_eq!(got[1]["label"], "shaped/2");
+    assert_eq!(got[1]["detail"]["orderId"], "O1");
+    assert_eq!(got[2]["customer"], serde_json::Value::Null, "a path that matches nothing gives null");
+}

@@ -8,7 +8,7 @@
 use super::counters::Counters;
 use super::slot::{Fate, Failure, Slot};
 use crate::event::push_json_string;
-use crate::sink::{Encoding, Outgoing, Sink, SinkError, SinkFailure};
+use crate::sink::{Body, Outgoing, Sink, SinkError, SinkFailure};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -19,7 +19,7 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 pub struct Delivery {
     pipeline: String,
     sink: Box<dyn Sink>,
-    encoding: Encoding,
+    body: Body,
     dlq: Box<dyn Sink>,
     counters: Arc<Counters>,
 }
@@ -31,8 +31,8 @@ enum Attempt {
 }
 
 impl Delivery {
-    pub fn new(pipeline: String, sink: Box<dyn Sink>, encoding: Encoding, dlq: Box<dyn Sink>, counters: Arc<Counters>) -> Self {
-        Delivery { pipeline, sink, encoding, dlq, counters }
+    pub fn new(pipeline: String, sink: Box<dyn Sink>, body: Body, dlq: Box<dyn Sink>, counters: Arc<Counters>) -> Self {
+        Delivery { pipeline, sink, body, dlq, counters }
     }
 
     /// Delivers the pending slots: `Delivered`, or `Failed` on a permanent rejection. Slots left
@@ -48,7 +48,7 @@ impl Delivery {
             }
             attempts += 1;
             let batch: Vec<Outgoing<'_>> =
-                pending.iter().map(|&i| Outgoing { body: self.encoding.encode(&slots[i].event), event: &slots[i].event }).collect();
+                pending.iter().map(|&i| Outgoing { body: self.body.render(&slots[i].event, &self.pipeline), event: &slots[i].event }).collect();
             let results = write_and_flush(self.sink.as_mut(), &batch).await;
             drop(batch);
             let mut retrying = 0;

@@ -99,7 +99,7 @@ impl Pipeline {
             name: name.clone(),
             counters: self.counters.clone(),
             filter,
-            delivery: deliver::Delivery::new(name.clone(), sink, self.cfg.sink.encoding, dlq, self.counters.clone()),
+            delivery: deliver::Delivery::new(name.clone(), sink, self.cfg.sink.body.clone(), dlq, self.counters.clone()),
             acker,
             checkpoint_interval: self.cfg.checkpoint_interval,
             last_checkpoint: Instant::now(),

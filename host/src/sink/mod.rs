@@ -8,6 +8,7 @@ pub mod stdout;
 use crate::config::component::{deserialize_table, take_key, take_kind};
 use crate::config::{ConfigError, KeyPath, SourceText};
 use crate::event::Envelope;
+use crate::template::Template;
 use async_trait::async_trait;
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -61,7 +62,7 @@ pub struct SinkContext {
     pub state_dir: PathBuf,
 }
 
-/// What a sink writes for each event.
+/// The `encoding` key: what a sink writes for each event when it has no `template`.
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Encoding {
@@ -72,15 +73,29 @@ pub enum Encoding {
     Envelope,
 }
 
-impl Encoding {
-    pub fn encode(self, event: &Envelope) -> String {
+/// How a sink turns an event into the body it writes.
+#[derive(Debug, Clone)]
+pub enum Body {
+    Encoded(Encoding),
+    Template(Template),
+}
+
+impl Default for Body {
+    fn default() -> Self {
+        Body::Encoded(Encoding::Data)
+    }
+}
+
+impl Body {
+    pub fn render(&self, event: &Envelope, pipeline: &str) -> String {
         match self {
-            Encoding::Data => {
+            Body::Encoded(Encoding::Data) => {
                 let mut out = String::new();
                 event.data.write_json(&mut out);
                 out
             }
-            Encoding::Envelope => event.to_json(),
+            Body::Encoded(Encoding::Envelope) => event.to_json(),
+            Body::Template(t) => t.render(event, pipeline),
         }
     }
 }
@@ -89,7 +104,7 @@ impl Encoding {
 #[derive(Debug, Clone)]
 pub struct SinkConfig {
     pub kind: SinkKind,
-    pub encoding: Encoding,
+    pub body: Body,
 }
 
 #[derive(Debug, Clone)]
@@ -100,18 +115,29 @@ pub enum SinkKind {
 
 const KINDS: &[&str] = &["stdout", "file"];
 /// Keys every sink kind accepts.
-const COMMON_KEYS: &[&str] = &["type", "encoding"];
+const COMMON_KEYS: &[&str] = &["type", "encoding", "template"];
 
 impl SinkConfig {
     pub fn parse(src: &SourceText<'_>, at: &KeyPath, mut table: toml::Table) -> Result<Self, ConfigError> {
         let kind = take_kind(src, at, &mut table, "sink", KINDS)?;
-        let encoding = take_key(src, at, &mut table, "encoding")?;
+        let has_encoding = table.contains_key("encoding");
+        let encoding: Encoding = take_key(src, at, &mut table, "encoding")?;
+        let template: Option<String> = take_key(src, at, &mut table, "template")?;
+        let body = match template {
+            None => Body::Encoded(encoding),
+            Some(_) if has_encoding => {
+                return Err(src.error(&at.key("template"), "set either `encoding` or `template`, not both"));
+            }
+            Some(text) => Body::Template(
+                Template::parse(&text).map_err(|e| src.error(&at.key("template"), format!("invalid template: {e}")))?,
+            ),
+        };
         let kind = match kind.as_str() {
             "stdout" => SinkKind::Stdout(deserialize_table(src, at, table, COMMON_KEYS)?),
             "file" => SinkKind::File(deserialize_table(src, at, table, COMMON_KEYS)?),
             _ => unreachable!("take_kind only returns registered kinds"),
         };
-        let config = SinkConfig { kind, encoding };
+        let config = SinkConfig { kind, body };
         config.validate().map_err(|(key, msg)| src.error(&at.key(key), msg))?;
         Ok(config)
     }
@@ -127,7 +153,7 @@ impl SinkConfig {
     pub fn default_dlq(state_dir: &std::path::Path) -> Self {
         SinkConfig {
             kind: SinkKind::File(file::FileSinkConfig { path: state_dir.join("dlq.jsonl") }),
-            encoding: Encoding::Data,
+            body: Body::default(),
         }
     }
 

@@ -224,6 +224,7 @@ fn to_event(line: RawLine, format: Format, time: &str) -> SourceEvent {
             source: "file",
             key: None,
             time: time.to_owned(),
+            received_at: time.to_owned(),
             data,
             meta,
         },

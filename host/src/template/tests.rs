@@ -1,0 +1,71 @@
+use super::*;
+use crate::event::{Envelope, Payload};
+
+fn event(data: &str) -> Envelope {
+    Envelope {
+        id: "orders/3/1187".into(),
+        source: "kafka",
+        key: Some("C42".into()),
+        time: "2026-11-22T10:00:00.000Z".into(),
+        received_at: "2026-11-22T10:00:01.000Z".into(),
+        data: Payload::decode(data.as_bytes()).payload,
+        meta: serde_json::Map::new(),
+    }
+}
+
+fn render(t: &str, data: &str) -> String {
+    Template::parse(t).unwrap().render(&event(data), "billing")
+}
+
+const ORDER: &str = r#"{"detail":{"customerId":"C42","amount":12.5,"tags":["a","b"],"addr":{"city":"Köln \"Mitte\""}}}"#;
+
+#[test]
+fn plain_text_inserts_strings_raw_and_values_as_json() {
+    assert_eq!(render("<$.data.detail.customerId>", ORDER), "C42");
+    assert_eq!(render("cust-<$.data.detail.customerId>/<$.data.detail.amount>", ORDER), "cust-C42/12.5");
+    assert_eq!(render("<$.data.detail.tags>", ORDER), r#"["a","b"]"#);
+    assert_eq!(render("x<$.data.missing>y", ORDER), "xy");
+    assert_eq!(render("<weir.pipeline>:<$.key>:<$.id>", ORDER), "billing:C42:orders/3/1187");
+    assert_eq!(render("a <b> c", ORDER), "a <b> c", "other angle brackets stay text");
+}
+
+#[test]
+fn json_templates_stay_valid_json() {
+    let t = r#"{"customer": <$.data.detail.customerId>, "addr": <$.data.detail.addr>, "label": "<$.data.detail.addr> / <$.data.detail.customerId>", "none": <$.data.nope>}"#;
+    let out = render(t, ORDER);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{out}: {e}"));
+    assert_eq!(v["customer"], "C42");
+    assert_eq!(v["addr"]["city"], "Köln \"Mitte\"");
+    assert_eq!(v["label"], r#"{"city":"Köln \"Mitte\""} / C42"#, "an object inside a string is escaped");
+    assert_eq!(v["none"], serde_json::Value::Null);
+}
+
+#[test]
+fn reserved_variables() {
+    let v: serde_json::Value =
+        serde_json::from_str(&render(r#"{"e": <weir.event>, "d": <weir.event.json>, "t": "<weir.event.ingestion-time>"}"#, ORDER)).unwrap();
+    assert_eq!(v["e"]["id"], "orders/3/1187");
+    assert_eq!(v["e"]["data"]["detail"]["amount"], 12.5);
+    assert_eq!(v["d"]["detail"]["customerId"], "C42");
+    assert_eq!(v["t"], "2026-11-22T10:00:01.000Z");
+    // A string payload that holds JSON is decoded for <weir.event.json>.
+    let encoded = serde_json::to_string(r#"{"a":1}"#).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&render(r#"{"d": <weir.event.json>}"#, &encoded)).unwrap();
+    assert_eq!(v["d"]["a"], 1);
+}
+
+#[test]
+fn multi_value_paths_give_arrays() {
+    assert_eq!(render("<$.data.detail.tags[*]>", ORDER), r#"["a","b"]"#);
+    assert_eq!(render("<$.data.detail.tags[0]>", ORDER), "a");
+}
+
+#[test]
+fn invalid_templates_are_rejected_with_the_reason() {
+    let e = Template::parse(r#"{"a": <$.data.x>"#).unwrap_err();
+    assert!(e.message.contains("must be JSON"), "{e}");
+    let e = Template::parse("<weir.nope>").unwrap_err();
+    assert!(e.message.contains("unknown variable <weir.nope>"), "{e}");
+    let e = Template::parse("<$.data[>").unwrap_err();
+    assert!(e.message.contains("invalid JSONPath"), "{e}");
+}
