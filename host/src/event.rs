@@ -2,6 +2,7 @@
 //! source (DESIGN.md, "The envelope").
 
 use serde_json::value::RawValue;
+use std::fmt::Write as _;
 
 /// Where an event sits in its source, so that the source can commit it once it is finished.
 ///
@@ -114,10 +115,17 @@ impl Envelope {
         push_json_string(out, &self.time);
         out.push_str(",\"data\":");
         self.data.write_json(out);
-        out.push_str(",\"meta\":");
-        // Serializing a map of JSON values cannot fail.
-        out.push_str(&serde_json::to_string(&self.meta).unwrap_or_else(|_| "{}".into()));
-        out.push('}');
+        out.push_str(",\"meta\":{");
+        for (i, (k, v)) in self.meta.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            push_json_string(out, k);
+            out.push(':');
+            // `Display` of a JSON value writes compact JSON without an intermediate String.
+            let _ = write!(out, "{v}");
+        }
+        out.push_str("}}");
     }
 
     fn data_len_hint(&self) -> usize {
@@ -128,10 +136,35 @@ impl Envelope {
     }
 }
 
-/// Appends `s` as a JSON string literal.
+/// Appends `s` as a JSON string literal (escaped as serde_json does), without allocating: this
+/// runs for several fields of every event.
 pub fn push_json_string(out: &mut String, s: &str) {
-    // serde_json's escaping is the reference; serializing a str cannot fail.
-    out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into()));
+    out.push('"');
+    let mut start = 0;
+    for (i, &b) in s.as_bytes().iter().enumerate() {
+        let escaped = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..=0x1f => {
+                out.push_str(&s[start..i]);
+                let _ = write!(out, "\\u{b:04x}");
+                start = i + 1;
+                continue;
+            }
+            _ => continue,
+        };
+        // Escaped bytes are ASCII, so `i` is a character boundary.
+        out.push_str(&s[start..i]);
+        out.push_str(escaped);
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
 }
 
 /// Now, in RFC 3339 with millisecond precision and a `Z`.
@@ -175,6 +208,15 @@ mod tests {
         let d = Payload::decode(b"caf\xe9");
         assert!(d.problem.unwrap().starts_with("not valid UTF-8"));
         assert!(matches!(d.payload, Payload::Text(ref t) if t == "caf\u{fffd}"));
+    }
+
+    #[test]
+    fn strings_are_escaped_like_serde_json() {
+        for s in ["plain", "quo\"te", "back\\slash", "nl\n cr\r tab\t", "ctl\u{1}\u{8}\u{c}\u{1f}", "ünïcødé ✓", ""] {
+            let mut out = String::new();
+            push_json_string(&mut out, s);
+            assert_eq!(out, serde_json::to_string(s).unwrap());
+        }
     }
 
     #[test]

@@ -37,12 +37,32 @@ enum Command {
         #[arg(required = true, value_name = "PIPELINE")]
         paths: Vec<PathBuf>,
     },
+    /// EventBridge event patterns
+    #[command(subcommand)]
+    Pattern(PatternCommand),
+}
+
+#[derive(Subcommand)]
+enum PatternCommand {
+    /// Read {"pattern": P, "event": E} JSON lines on stdin; write {"match": true|false} or {"error": "..."} per line
+    Check,
+    /// Test one pattern against one event: exit 0 match, 1 no match (and why), 2 invalid
+    Test {
+        /// The pattern: JSON text, or a file holding it
+        #[arg(long, value_name = "FILE|JSON")]
+        pattern: String,
+        /// The event: JSON text, or a file holding it
+        #[arg(long, value_name = "FILE|JSON")]
+        event: String,
+    },
 }
 
 fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Check { ref paths } => commands::check::check(paths),
+        Command::Pattern(PatternCommand::Check) => commands::pattern::check(),
+        Command::Pattern(PatternCommand::Test { ref pattern, ref event }) => commands::pattern::test(pattern, event),
         Command::Run { ref paths, ref state_dir } => match settings(&cli, state_dir.clone()) {
             Some(s) => commands::run::run(paths, &s),
             None => exit::USAGE,

@@ -74,3 +74,31 @@ fn finishes_a_file_rotated_while_stopped() {
     assert_eq!(wait_exit(child).0, Some(0));
     assert_eq!(seqs(&s), (0..7).collect::<Vec<_>>());
 }
+
+#[test]
+fn start_at_end_skips_what_was_there_and_checkpoints_while_idle() {
+    let s = Scratch::new();
+    s.write("app.log", order_lines(0..100));
+    let p = s.write(
+        "p.toml",
+        "[pipeline]\nname = \"fromend\"\ncheckpoint_interval_ms = 20\n[source]\ntype = \"file\"\npath = \"app.log\"\nfollow = true\n\
+         start = \"end\"\npoll_interval_ms = 10\n[sink]\ntype = \"file\"\npath = \"out.jsonl\"\n",
+    );
+    let mut child = s.spawn(&p);
+    // Lines appended after the start are read; the first one is numbered after the old ones.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    s.append("app.log", order_lines(100..103));
+    wait_for("new lines", || seqs(&s).len() == 3);
+    assert_eq!(seqs(&s), vec![100, 101, 102]);
+    let cp = s.state_dir().join("fromend/file-source.json");
+    // The checkpoint follows while the file is idle: a SIGKILL now re-delivers nothing.
+    wait_for("the idle checkpoint", || std::fs::read_to_string(&cp).is_ok_and(|c| c.contains("\"line\":103")));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let child = s.spawn(&p);
+    s.append("app.log", order_lines(103..104));
+    wait_for("the line after the restart", || seqs(&s).len() >= 4);
+    signal(&child, libc::SIGTERM);
+    assert_eq!(wait_exit(child).0, Some(0));
+    assert_eq!(seqs(&s), vec![100, 101, 102, 103]);
+}

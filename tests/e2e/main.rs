@@ -4,4 +4,5 @@ mod cli;
 mod file_pipeline;
 mod follow;
 mod kill_restart;
+mod pattern_cli;
 mod support;

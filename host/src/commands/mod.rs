@@ -2,6 +2,7 @@
 //! returns the process exit code.
 
 pub mod check;
+pub mod pattern;
 pub mod run;
 
 /// Exit codes shared by the commands.

@@ -103,6 +103,7 @@ impl Pipeline {
             acker,
             checkpoint_interval: self.cfg.checkpoint_interval,
             last_checkpoint: Instant::now(),
+            finished_since_checkpoint: false,
         };
         let processed = run.process(rx, &stop).await;
         let read = reader.await.map_err(|e| fail(format!("source task failed: {e}")))?;
@@ -128,6 +129,7 @@ struct Run {
     acker: Box<dyn Acker>,
     checkpoint_interval: std::time::Duration,
     last_checkpoint: Instant,
+    finished_since_checkpoint: bool,
 }
 
 impl Run {
@@ -136,7 +138,19 @@ impl Run {
         mut rx: mpsc::Receiver<Vec<crate::source::SourceEvent>>,
         stop: &CancellationToken,
     ) -> Result<(), PipelineError> {
-        while let Some(batch) = rx.recv().await {
+        loop {
+            // Checkpoint on time even while the source is idle, so a crash then re-reads little.
+            let deadline = tokio::time::Instant::from_std(self.last_checkpoint + self.checkpoint_interval);
+            let batch = tokio::select! {
+                batch = rx.recv() => match batch {
+                    Some(b) => b,
+                    None => return Ok(()),
+                },
+                _ = tokio::time::sleep_until(deadline) => {
+                    self.checkpoint_now().await;
+                    continue;
+                }
+            };
             Counters::add(&self.counters.received, batch.len());
             let mut slots: Vec<Slot> = Vec::with_capacity(batch.len());
             for ev in batch {
@@ -154,14 +168,17 @@ impl Run {
             self.delivery.dead_letter(&mut slots, stop).await;
             self.finish(&slots);
             if self.last_checkpoint.elapsed() >= self.checkpoint_interval {
-                if let Err(e) = self.checkpoint().await {
-                    // Not fatal: the finished events stay finished, and the next checkpoint
-                    // covers them; a crash before then re-reads them.
-                    tracing::error!(pipeline = %self.name, error = %e, "checkpoint failed; will retry");
-                }
+                self.checkpoint_now().await;
             }
         }
-        Ok(())
+    }
+
+    /// A periodic checkpoint. Its failure is not fatal: finished events stay finished and the
+    /// next checkpoint covers them; a crash before then re-reads them.
+    async fn checkpoint_now(&mut self) {
+        if let Err(e) = self.checkpoint().await {
+            tracing::error!(pipeline = %self.name, error = %e, "checkpoint failed; will retry");
+        }
     }
 
     /// Acknowledges the events that ended, and counts them. A slot still `Pending` or `Failed`
@@ -176,16 +193,23 @@ impl Run {
                 Fate::Pending | Fate::Failed(_) => continue,
             }
             self.acker.finish(slot.position);
+            self.finished_since_checkpoint = true;
         }
         Counters::add(&self.counters.filtered, filtered);
         Counters::add(&self.counters.delivered, delivered);
         Counters::add(&self.counters.dead_lettered, dead);
     }
 
-    /// Syncs the sink and DLQ, then saves the source's finished prefix.
+    /// Syncs the sink and DLQ, then saves the source's finished prefix (if anything finished
+    /// since the last time).
     async fn checkpoint(&mut self) -> Result<(), PipelineError> {
         self.last_checkpoint = Instant::now();
+        if !self.finished_since_checkpoint {
+            return Ok(());
+        }
         self.delivery.sync().await.map_err(|(what, source)| PipelineError::Sink { pipeline: self.name.clone(), what, source })?;
-        self.acker.checkpoint().await.map_err(|source| PipelineError::Source { pipeline: self.name.clone(), source })
+        self.acker.checkpoint().await.map_err(|source| PipelineError::Source { pipeline: self.name.clone(), source })?;
+        self.finished_since_checkpoint = false;
+        Ok(())
     }
 }

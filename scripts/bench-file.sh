@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Throughput of a file -> filter -> file pipeline, side by side with baselines in the same run:
+#   cat   copying the file (the I/O ceiling)
+#   jq    `jq -c 'select(...)'`, the filter people write by hand in shell glue
+#   weir  the same filter as an EventBridge pattern, with checkpoints, accounting and the DLQ
+# Usage: scripts/bench-file.sh [EVENTS]   (default 1000000 events of ~400 bytes)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n=${1:-1000000}
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+
+cargo build --release --locked -q -p weir
+python3 - "$n" > "$dir/in.jsonl" <<'PY'
+import json, sys, random
+random.seed(1)
+depts = ["billing", "shipping", "support", "returns"]
+for i in range(int(sys.argv[1])):
+    print(json.dumps({"version": "0", "id": f"ev-{i:012d}", "detail-type": "OrderCreated", "source": "shop.orders",
+        "account": "123456789012", "time": "2026-11-22T10:00:00Z", "region": "eu-west-1", "resources": [],
+        "detail": {"orderId": f"O{i}", "customerId": f"C{i % 5000:05d}", "department": depts[i % 4],
+                   "amount": round(random.uniform(1, 500), 2), "currency": "EUR",
+                   "items": [{"sku": f"SKU-{random.randint(1, 999):03d}", "qty": random.randint(1, 5)} for _ in range(2)]}},
+        separators=(",", ":")))
+PY
+bytes=$(stat -c %s "$dir/in.jsonl")
+cat > "$dir/p.toml" <<TOML
+[pipeline]
+name = "bench"
+[source]
+type = "file"
+path = "$dir/in.jsonl"
+batch_size = 1024
+[[filter]]
+pattern = '{"data": {"detail": {"department": ["billing"]}}}'
+[sink]
+type = "file"
+path = "$dir/out-weir.jsonl"
+TOML
+
+timed() { # label command...: prints events/s
+  local label=$1; shift
+  local start end
+  start=$(date +%s.%N)
+  "$@" > /dev/null 2>&1
+  end=$(date +%s.%N)
+  python3 -c "import sys; s=float(sys.argv[2])-float(sys.argv[1]); print(f'{sys.argv[3]:<34} {s:7.2f} s  {int(sys.argv[4])/s:>12,.0f} events/s')" "$start" "$end" "$label" "$n"
+}
+echo "$n events, $((bytes / n)) bytes each on average, $(nproc) cores"
+timed "cat (copy, no parsing)" sh -c "cat '$dir/in.jsonl' > '$dir/out-cat.jsonl'"
+timed "jq -c select(department=billing)" sh -c "jq -c 'select(.detail.department == \"billing\")' '$dir/in.jsonl' > '$dir/out-jq.jsonl'"
+timed "weir run (pattern filter)" ./target/release/weir run --state-dir "$dir/state" "$dir/p.toml"
+weir_out=$(wc -l < "$dir/out-weir.jsonl"); jq_out=$(wc -l < "$dir/out-jq.jsonl")
+echo "delivered: weir $weir_out, jq $jq_out"
+[ "$weir_out" = "$jq_out" ] || { echo "error: weir and jq disagree" >&2; exit 1; }
