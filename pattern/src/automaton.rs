@@ -1,0 +1,631 @@
+//! The matcher for a set of compiled patterns: path trie + per-path value index + rules.
+//!
+//! How one event is matched (cost grows with what the event touches, not with the number of
+//! patterns):
+//!
+//! 1. **Scan** ([`crate::scan`]): one pass over the event text, following the trie of
+//!    referenced paths; unreferenced subtrees are skipped. The result is a short list of leaf
+//!    values.
+//! 2. **Anchor lookup**: each rule has one *anchor* condition, chosen when the set is built as
+//!    its most selective one (an exact value shared by the fewest rules; failing that, "any
+//!    value at this path"). Every leaf is looked up in its path's hash tables of exact
+//!    strings/numbers/literals, which yields the rules whose anchor it satisfies. Only those
+//!    rules are candidates. This is event-ruler's and quamina's idea of walking a value
+//!    automaton per field instead of looping over patterns, specialised to hashing because
+//!    exact values are what large rule sets are mostly made of.
+//! 3. **Verify** each candidate: every other condition is checked against the leaves at its
+//!    path, with each shared matcher evaluated at most once per event (memoised). If the
+//!    event has arrays, a candidate is then checked array-consistently: a bounded
+//!    backtracking search for one leaf per condition such that no two come from different
+//!    elements of the same array, and no `exists: false` path has a leaf compatible with them.
+//!
+//! Per-event state lives in a thread-local scratch whose buffers are reused and whose
+//! "seen" marks are generation-stamped, so matching allocates nothing in the steady state.
+
+use crate::compile::{Rule, Test};
+use crate::error::Mismatch;
+use crate::operators::{Matcher, Scalar, Shown};
+use crate::paths::{FxMap, NONE, PathTrie};
+use crate::scan::{KIND_FALSE, KIND_NULL, KIND_NUM, KIND_STR, KIND_TRUE, Leaf, Scan};
+use std::cell::RefCell;
+
+/// Most leaf/condition pairings the array-consistent search may try for one rule and one
+/// event before it gives up (and reports no match); bounds time on adversarial events.
+pub const MAX_ARRAY_SEARCH_STEPS: u32 = 200_000;
+
+#[derive(Debug)]
+struct PathIdx {
+    name: String,
+    by_str: FxMap<Box<[u8]>, Vec<u32>>,
+    by_num: FxMap<u64, Vec<u32>>,
+    /// true, false, null
+    by_lit: [Vec<u32>; 3],
+    /// Prefix and suffix anchors, with the distinct lengths present so that a lookup costs
+    /// one hash probe per distinct length, not one per byte of the value.
+    by_prefix: FxMap<Box<[u8]>, Vec<u32>>,
+    prefix_lens: Vec<usize>,
+    by_suffix: FxMap<Box<[u8]>, Vec<u32>>,
+    suffix_lens: Vec<usize>,
+    /// Rules anchored on "some value here" (their anchor has no exact value).
+    on_any: Vec<u32>,
+}
+
+#[derive(Debug)]
+struct CondC {
+    path: u32,
+    /// Shared matcher ids; the condition holds if one of them accepts a leaf.
+    preds: Vec<u32>,
+    absent: bool,
+}
+
+#[derive(Debug)]
+struct RuleC {
+    pattern: u32,
+    /// Checked in this order: rarest first (fail fast), `exists: false` last.
+    conds: Vec<CondC>,
+    /// Index in `conds` of the anchor if a hit on it already proves the condition (an exact,
+    /// prefix or suffix value looked up in the anchor tables), else NONE.
+    proven: u32,
+}
+
+#[derive(Debug)]
+pub(crate) struct Index {
+    trie: PathTrie,
+    paths: Vec<PathIdx>,
+    preds: Vec<(u32, Matcher)>,
+    rules: Vec<RuleC>,
+    /// Rules with no positive condition (only `exists: false`): always verified.
+    always: Vec<u32>,
+    /// Caller's ids, by internal pattern number.
+    ids: Vec<usize>,
+}
+
+#[derive(Hash, PartialEq, Eq, Clone)]
+enum ExactKey {
+    Str(Box<[u8]>),
+    Num(u64),
+    Lit(u8),
+    Prefix(Box<[u8]>),
+    Suffix(Box<[u8]>),
+}
+
+fn exact_key(m: &Matcher) -> Option<ExactKey> {
+    match m {
+        Matcher::Str(s) => Some(ExactKey::Str(s.clone())),
+        Matcher::Num(k) => Some(ExactKey::Num(*k)),
+        Matcher::Bool(true) => Some(ExactKey::Lit(0)),
+        Matcher::Bool(false) => Some(ExactKey::Lit(1)),
+        Matcher::Null => Some(ExactKey::Lit(2)),
+        Matcher::Prefix(p) => Some(ExactKey::Prefix(p.clone())),
+        Matcher::Suffix(p) => Some(ExactKey::Suffix(p.clone())),
+        _ => None,
+    }
+}
+
+impl Index {
+    pub(crate) fn build(patterns: &[(usize, Vec<Rule>)]) -> Index {
+        let mut trie = PathTrie::default();
+        let mut paths: Vec<PathIdx> = Vec::new();
+        let mut preds: Vec<(u32, Matcher)> = Vec::new();
+        let mut pred_ids: FxMap<(u32, Matcher), u32> = FxMap::default();
+        let mut rules = Vec::new();
+        let mut ids = Vec::with_capacity(patterns.len());
+
+        let path_id = |trie: &mut PathTrie, paths: &mut Vec<PathIdx>, name: &str| -> u32 {
+            let next = paths.len() as u32;
+            let id = trie.insert(name, next);
+            if id == next {
+                paths.push(PathIdx {
+                    name: name.to_string(),
+                    by_str: FxMap::default(),
+                    by_num: FxMap::default(),
+                    by_lit: Default::default(),
+                    by_prefix: FxMap::default(),
+                    prefix_lens: Vec::new(),
+                    by_suffix: FxMap::default(),
+                    suffix_lens: Vec::new(),
+                    on_any: Vec::new(),
+                });
+            }
+            id
+        };
+
+        for (pn, (id, prules)) in patterns.iter().enumerate() {
+            ids.push(*id);
+            for r in prules {
+                let mut conds = Vec::with_capacity(r.conds.len());
+                for c in &r.conds {
+                    let path = path_id(&mut trie, &mut paths, &c.path);
+                    match &c.test {
+                        Test::Absent => conds.push(CondC { path, preds: Vec::new(), absent: true }),
+                        Test::AnyOf(ms) => {
+                            let mut ps = Vec::with_capacity(ms.len());
+                            for m in ms {
+                                let key = (path, m.clone());
+                                let p = *pred_ids.entry(key).or_insert_with(|| {
+                                    preds.push((path, m.clone()));
+                                    (preds.len() - 1) as u32
+                                });
+                                ps.push(p);
+                            }
+                            conds.push(CondC { path, preds: ps, absent: false });
+                        }
+                    }
+                }
+                rules.push(RuleC { pattern: pn as u32, conds, proven: NONE });
+            }
+        }
+
+        // Selectivity: how many rules name each exact (path, value), and how many rules have a
+        // non-exact condition on each path.
+        let mut refs: FxMap<(u32, ExactKey), u32> = FxMap::default();
+        let mut loose = vec![0u32; paths.len()];
+        for r in &rules {
+            for c in r.conds.iter().filter(|c| !c.absent) {
+                let keys: Option<Vec<ExactKey>> =
+                    c.preds.iter().map(|&p| exact_key(&preds[p as usize].1)).collect();
+                match keys {
+                    Some(keys) => {
+                        for k in keys {
+                            *refs.entry((c.path, k)).or_default() += 1;
+                        }
+                    }
+                    None => loose[c.path as usize] += 1,
+                }
+            }
+        }
+        // Order each rule's conditions for verification: a condition whose values few rules
+        // share is the likeliest to fail, so it goes first; shared ones (`source`) and
+        // `exists: false` go last.
+        let mut pred_refs = vec![0u32; preds.len()];
+        for r in &rules {
+            for c in &r.conds {
+                for &p in &c.preds {
+                    pred_refs[p as usize] += 1;
+                }
+            }
+        }
+        for r in &mut rules {
+            r.conds.sort_by_key(|c| {
+                if c.absent {
+                    u64::MAX
+                } else {
+                    c.preds.iter().map(|&p| pred_refs[p as usize] as u64).sum::<u64>()
+                }
+            });
+        }
+        let mut always = Vec::new();
+        for (ri, r) in rules.iter_mut().enumerate() {
+            let ri = ri as u32;
+            let mut best: Option<(u64, usize)> = None;
+            for (ci, c) in r.conds.iter().enumerate().filter(|(_, c)| !c.absent) {
+                let cost = match c
+                    .preds
+                    .iter()
+                    .map(|&p| exact_key(&preds[p as usize].1))
+                    .collect::<Option<Vec<_>>>()
+                {
+                    Some(keys) => keys
+                        .into_iter()
+                        .map(|k| refs.get(&(c.path, k)).copied().unwrap_or(0) as u64)
+                        .sum::<u64>(),
+                    None => (1u64 << 32) + loose[c.path as usize] as u64,
+                };
+                if best.is_none_or(|(b, _)| cost < b) {
+                    best = Some((cost, ci));
+                }
+            }
+            let Some((_, ci)) = best else {
+                always.push(ri);
+                continue;
+            };
+            let c = &r.conds[ci];
+            let pi = &mut paths[c.path as usize];
+            // A hit in an exact/prefix/suffix table proves the anchor condition (a hit on any
+            // of its values proves the OR), so verification skips it.
+            let keys: Option<Vec<ExactKey>> =
+                c.preds.iter().map(|&p| exact_key(&preds[p as usize].1)).collect();
+            let keys_are_exact = keys.is_some();
+            match keys {
+                Some(keys) => {
+                    for k in keys {
+                        let list = match k {
+                            ExactKey::Str(s) => pi.by_str.entry(s).or_default(),
+                            ExactKey::Num(n) => pi.by_num.entry(n).or_default(),
+                            ExactKey::Lit(l) => &mut pi.by_lit[l as usize],
+                            ExactKey::Prefix(p) => {
+                                if !pi.prefix_lens.contains(&p.len()) {
+                                    pi.prefix_lens.push(p.len());
+                                }
+                                pi.by_prefix.entry(p).or_default()
+                            }
+                            ExactKey::Suffix(p) => {
+                                if !pi.suffix_lens.contains(&p.len()) {
+                                    pi.suffix_lens.push(p.len());
+                                }
+                                pi.by_suffix.entry(p).or_default()
+                            }
+                        };
+                        if list.last() != Some(&ri) {
+                            list.push(ri);
+                        }
+                    }
+                }
+                None => pi.on_any.push(ri),
+            }
+            if keys_are_exact {
+                r.proven = ci as u32;
+            }
+        }
+        Index { trie, paths, preds, rules, always, ids }
+    }
+
+    pub(crate) fn matches_any(&self, event: &[u8]) -> bool {
+        with_scratch(|s| self.run(s, event, None))
+    }
+
+    pub(crate) fn matching(&self, event: &[u8]) -> Vec<usize> {
+        let mut out = Vec::new();
+        with_scratch(|s| self.run(s, event, Some(&mut out)));
+        out.sort_unstable();
+        out
+    }
+
+    /// Scans and collects candidates; verifies them. With `all`, collects every matching
+    /// pattern's id; without, stops at the first match.
+    fn run(&self, s: &mut Scratch, event: &[u8], mut all: Option<&mut Vec<usize>>) -> bool {
+        if !s.prepare(self, event) {
+            return false;
+        }
+        let mut found = false;
+        let mut k = 0;
+        while k < s.cands.len() {
+            let r = s.cands[k];
+            k += 1;
+            let rule = &self.rules[r as usize];
+            if let Some(out) = all.as_deref_mut() {
+                if s.pat_gen[rule.pattern as usize] == s.epoch {
+                    continue; // this pattern already matched through another rule
+                }
+                if self.verify(s, event, rule) {
+                    s.pat_gen[rule.pattern as usize] = s.epoch;
+                    out.push(self.ids[rule.pattern as usize]);
+                    found = true;
+                }
+            } else if self.verify(s, event, rule) {
+                return true;
+            }
+        }
+        found
+    }
+
+    fn verify(&self, s: &mut Scratch, event: &[u8], rule: &RuleC) -> bool {
+        for (ci, c) in rule.conds.iter().enumerate() {
+            if ci as u32 == rule.proven {
+                continue;
+            }
+            if c.absent {
+                // Without arrays, "absent" means no leaf at all; with arrays it may still hold
+                // relative to the chosen array elements, decided below.
+                if !s.scan.has_arrays() && s.path_gen[c.path as usize] == s.epoch {
+                    return false;
+                }
+            } else if !c.preds.iter().any(|&p| self.pred(s, event, p)) {
+                return false;
+            }
+        }
+        if s.scan.has_arrays() { self.verify_arrays(s, event, rule) } else { true }
+    }
+
+    /// Whether shared matcher `p` accepts some leaf at its path (memoised per event).
+    fn pred(&self, s: &mut Scratch, event: &[u8], p: u32) -> bool {
+        let pu = p as usize;
+        if s.pred_gen[pu] == s.epoch {
+            return s.pred_val[pu];
+        }
+        let (path, m) = &self.preds[pu];
+        let mut l = s.head(*path);
+        let mut v = false;
+        while l != NONE {
+            let leaf = &s.scan.leaves[l as usize];
+            if m.matches(s.scan.scalar(leaf, event)) {
+                v = true;
+                break;
+            }
+            l = leaf.next;
+        }
+        s.pred_gen[pu] = s.epoch;
+        s.pred_val[pu] = v;
+        v
+    }
+
+    fn leaf_ok(&self, s: &Scratch, event: &[u8], c: &CondC, leaf: &Leaf) -> bool {
+        let v = s.scan.scalar(leaf, event);
+        c.preds.iter().any(|&p| self.preds[p as usize].1.matches(v))
+    }
+
+    /// Array-consistent check: an iterative backtracking search choosing one leaf for each
+    /// positive condition, all pairwise compatible, such that no `exists: false` path has a
+    /// leaf compatible with all of them. Bounded by `MAX_ARRAY_SEARCH_STEPS`.
+    fn verify_arrays(&self, s: &mut Scratch, event: &[u8], rule: &RuleC) -> bool {
+        let pos: Vec<&CondC> = rule.conds.iter().filter(|c| !c.absent).collect();
+        let absent: Vec<&CondC> = rule.conds.iter().filter(|c| c.absent).collect();
+        let mut chosen: Vec<u32> = Vec::with_capacity(pos.len()); // trails
+        let mut next_try: Vec<u32> = Vec::with_capacity(pos.len() + 1);
+        let mut steps = 0u32;
+        next_try.push(pos.first().map_or(NONE, |c| s.head(c.path)));
+        loop {
+            let level = chosen.len();
+            if level == pos.len() {
+                let ok = absent.iter().all(|a| {
+                    let mut l = s.head(a.path);
+                    while l != NONE {
+                        let leaf = &s.scan.leaves[l as usize];
+                        if chosen.iter().all(|&t| s.scan.compatible(t, leaf.trail)) {
+                            return false;
+                        }
+                        l = leaf.next;
+                    }
+                    true
+                });
+                if ok {
+                    return true;
+                }
+                if level == 0 {
+                    return false;
+                }
+                chosen.pop();
+                next_try.pop();
+                continue;
+            }
+            let mut l = next_try[level];
+            let mut picked = None;
+            while l != NONE {
+                steps += 1;
+                if steps > MAX_ARRAY_SEARCH_STEPS {
+                    return false;
+                }
+                let leaf = &s.scan.leaves[l as usize];
+                let nl = leaf.next;
+                if chosen.iter().all(|&t| s.scan.compatible(t, leaf.trail))
+                    && self.leaf_ok(s, event, pos[level], leaf)
+                {
+                    picked = Some((l, nl));
+                    break;
+                }
+                l = nl;
+            }
+            match picked {
+                Some((l, nl)) => {
+                    next_try[level] = nl;
+                    chosen.push(s.scan.leaves[l as usize].trail);
+                    next_try.push(pos.get(level + 1).map_or(NONE, |c| s.head(c.path)));
+                }
+                None => {
+                    if level == 0 {
+                        return false;
+                    }
+                    chosen.pop();
+                    next_try.pop();
+                }
+            }
+        }
+    }
+
+    /// Why the event does not match (None if it does). Reports, of the rule that got
+    /// furthest, the first condition that failed.
+    pub(crate) fn explain(&self, event: &[u8]) -> Option<Mismatch> {
+        with_scratch(|s| {
+            if !s.prepare(self, event) {
+                return Some(Mismatch {
+                    path: String::new(),
+                    reason: "the event is not a valid JSON object".into(),
+                });
+            }
+            let cands = std::mem::take(&mut s.cands);
+            let matched = cands.iter().any(|&r| self.verify(s, event, &self.rules[r as usize]));
+            s.cands = cands;
+            if matched {
+                return None;
+            }
+            let mut best: Option<(usize, Mismatch)> = None;
+            for rule in &self.rules {
+                let mut failed = None;
+                for (ci, c) in rule.conds.iter().enumerate() {
+                    let pi = &self.paths[c.path as usize];
+                    let values = self.values_at(s, event, c.path);
+                    let ok = if c.absent {
+                        values.is_empty()
+                    } else {
+                        c.preds.iter().any(|&p| self.pred(s, event, p))
+                    };
+                    if ok {
+                        continue;
+                    }
+                    let reason = if c.absent {
+                        format!("must not exist, but the event has {}", values.join(", "))
+                    } else {
+                        let wanted: Vec<String> =
+                            c.preds.iter().map(|&p| self.preds[p as usize].1.to_string()).collect();
+                        let wanted = format!("[{}]", wanted.join(", "));
+                        if values.is_empty() {
+                            format!("missing (or not a single value); the pattern expects {wanted}")
+                        } else {
+                            format!("{} does not match {wanted}", values.join(", "))
+                        }
+                    };
+                    failed = Some((ci, Mismatch { path: pi.name.clone(), reason }));
+                    break;
+                }
+                let (ci, m) = failed.unwrap_or_else(|| {
+                    (
+                        rule.conds.len(),
+                        Mismatch {
+                            path: rule
+                                .conds
+                                .iter()
+                                .map(|c| self.paths[c.path as usize].name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            reason: "each field matches on its own, but not within the same array element".into(),
+                        },
+                    )
+                });
+                if best.as_ref().is_none_or(|(b, _)| ci > *b) {
+                    best = Some((ci, m));
+                }
+            }
+            best.map(|(_, m)| m)
+        })
+    }
+
+    fn values_at(&self, s: &Scratch, event: &[u8], path: u32) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut l = s.head(path);
+        while l != NONE && out.len() < 5 {
+            let leaf = &s.scan.leaves[l as usize];
+            out.push(match s.scan.scalar(leaf, event) {
+                Scalar::Str(b) => Shown(b).to_string(),
+                Scalar::Num(t, _) => String::from_utf8_lossy(t).into_owned(),
+                Scalar::Bool(b) => b.to_string(),
+                Scalar::Null => "null".into(),
+            });
+            l = leaf.next;
+        }
+        out
+    }
+}
+
+/// Per-thread, per-event working memory (see the module comment).
+#[derive(Default)]
+struct Scratch {
+    epoch: u32,
+    scan: Scan,
+    path_gen: Vec<u32>,
+    path_head: Vec<u32>,
+    pred_gen: Vec<u32>,
+    pred_val: Vec<bool>,
+    rule_gen: Vec<u32>,
+    pat_gen: Vec<u32>,
+    cands: Vec<u32>,
+}
+
+impl Scratch {
+    #[inline]
+    fn head(&self, path: u32) -> u32 {
+        if self.path_gen[path as usize] == self.epoch { self.path_head[path as usize] } else { NONE }
+    }
+
+    fn next_gen(&mut self, idx: &Index) {
+        if self.path_gen.len() < idx.paths.len() {
+            self.path_gen.resize(idx.paths.len(), 0);
+            self.path_head.resize(idx.paths.len(), NONE);
+        }
+        if self.pred_gen.len() < idx.preds.len() {
+            self.pred_gen.resize(idx.preds.len(), 0);
+            self.pred_val.resize(idx.preds.len(), false);
+        }
+        if self.rule_gen.len() < idx.rules.len() {
+            self.rule_gen.resize(idx.rules.len(), 0);
+        }
+        if self.pat_gen.len() < idx.ids.len() {
+            self.pat_gen.resize(idx.ids.len(), 0);
+        }
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.epoch == 0 {
+            // Wrapped: forget every stamp so that no stale one can equal a new generation.
+            for v in [&mut self.path_gen, &mut self.pred_gen, &mut self.rule_gen, &mut self.pat_gen] {
+                v.iter_mut().for_each(|x| *x = 0);
+            }
+            self.epoch = 1;
+        }
+    }
+
+    /// Scans the event, links leaves by path and collects candidate rules. False if the
+    /// event is not a valid JSON object.
+    fn prepare(&mut self, idx: &Index, event: &[u8]) -> bool {
+        self.next_gen(idx);
+        self.cands.clear();
+        if !self.scan.run(event, &idx.trie) {
+            return false;
+        }
+        let epoch = self.epoch;
+        // Link in reverse so that each path's list is in document order.
+        for i in (0..self.scan.leaves.len()).rev() {
+            let p = self.scan.leaves[i].path as usize;
+            let prev = if self.path_gen[p] == epoch { self.path_head[p] } else { NONE };
+            self.scan.leaves[i].next = prev;
+            self.path_head[p] = i as u32;
+            self.path_gen[p] = epoch;
+        }
+        for i in 0..self.scan.leaves.len() {
+            let leaf = self.scan.leaves[i];
+            let pi = &idx.paths[leaf.path as usize];
+            let hits: Option<&Vec<u32>> = match leaf.kind {
+                KIND_STR if !pi.by_str.is_empty() => {
+                    let src: &[u8] = if leaf.in_arena { &self.scan.arena } else { event };
+                    src.get(leaf.start as usize..leaf.end as usize).and_then(|b| pi.by_str.get(b))
+                }
+                KIND_NUM if !pi.by_num.is_empty() && !leaf.num.is_nan() => {
+                    pi.by_num.get(&crate::number::key(leaf.num))
+                }
+                KIND_TRUE => Some(&pi.by_lit[0]),
+                KIND_FALSE => Some(&pi.by_lit[1]),
+                KIND_NULL => Some(&pi.by_lit[2]),
+                _ => None,
+            };
+            if let Some(rs) = hits {
+                push_cands(&mut self.rule_gen, &mut self.cands, epoch, rs);
+            }
+            if leaf.kind == KIND_STR && !(pi.prefix_lens.is_empty() && pi.suffix_lens.is_empty()) {
+                let src: &[u8] = if leaf.in_arena { &self.scan.arena } else { event };
+                let s = src.get(leaf.start as usize..leaf.end as usize).unwrap_or(&[]);
+                for &n in &pi.prefix_lens {
+                    if let Some(rs) = s.get(..n).and_then(|p| pi.by_prefix.get(p)) {
+                        push_cands(&mut self.rule_gen, &mut self.cands, epoch, rs);
+                    }
+                }
+                for &n in &pi.suffix_lens {
+                    if let Some(rs) = s.len().checked_sub(n).and_then(|st| pi.by_suffix.get(&s[st..])) {
+                        push_cands(&mut self.rule_gen, &mut self.cands, epoch, rs);
+                    }
+                }
+            }
+            if !pi.on_any.is_empty() && self.path_head[leaf.path as usize] == i as u32 {
+                for &r in &pi.on_any {
+                    if self.rule_gen[r as usize] != epoch {
+                        self.rule_gen[r as usize] = epoch;
+                        self.cands.push(r);
+                    }
+                }
+            }
+        }
+        self.cands.extend_from_slice(&idx.always);
+        true
+    }
+}
+
+#[inline]
+fn push_cands(rule_gen: &mut [u32], cands: &mut Vec<u32>, epoch: u32, rules: &[u32]) {
+    for &r in rules {
+        if rule_gen[r as usize] != epoch {
+            rule_gen[r as usize] = epoch;
+            cands.push(r);
+        }
+    }
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+fn with_scratch<T>(f: impl FnOnce(&mut Scratch) -> T) -> T {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut s) => f(&mut s),
+        // Only reachable if matching re-entered itself on this thread; stay correct.
+        Err(_) => f(&mut Scratch::default()),
+    })
+}
+
+#[allow(dead_code)]
+const _KINDS_USED: [u8; 5] = [KIND_STR, KIND_NUM, KIND_TRUE, KIND_FALSE, KIND_NULL];

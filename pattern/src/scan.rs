@@ -1,0 +1,623 @@
+//! The event scanner: one pass over the event's JSON text that collects only the leaf values
+//! at paths some pattern references, and skips everything else.
+//!
+//! This is the hot path. It never builds a tree: a value under a key the path trie does not
+//! know is skipped by a tight iterative loop (strings are jumped over with `memchr`), and a
+//! referenced value becomes a [`Leaf`] that points back into the event text. Strings with
+//! escapes are decoded into a side arena, so matching always sees decoded bytes.
+//!
+//! Arrays get an "array trail": every element of an array under a referenced path gets a
+//! [`Trail`] node (array id, index, parent). Two leaves can be used together by one pattern
+//! only if they do not sit in different elements of the same array (event-ruler's
+//! array-consistent matching); see [`Scan::compatible`].
+//!
+//! Validation: the structure of the whole event is checked (brackets, commas, colons, string
+//! termination and escapes, number grammar, literals, nesting depth, nothing after the top
+//! object). For speed, characters inside strings are not checked: raw control characters and
+//! invalid UTF-8 inside strings are accepted.
+
+use crate::operators::Scalar;
+use crate::paths::{NONE, PathTrie};
+
+/// Deepest nesting accepted in an event (serde_json's default limit is 128).
+pub const MAX_EVENT_DEPTH: usize = 512;
+
+pub const KIND_STR: u8 = 0;
+pub const KIND_NUM: u8 = 1;
+pub const KIND_TRUE: u8 = 2;
+pub const KIND_FALSE: u8 = 3;
+pub const KIND_NULL: u8 = 4;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Leaf {
+    pub path: u32,
+    pub kind: u8,
+    /// The bytes are in `Scan::arena` (a decoded string), not in the event.
+    pub in_arena: bool,
+    pub start: u32,
+    pub end: u32,
+    pub trail: u32,
+    /// For numbers, the comparable value (NaN if none), parsed once here.
+    pub num: f64,
+    /// Next leaf with the same path (NONE at the end); set by the matcher.
+    pub next: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Trail {
+    pub parent: u32,
+    pub array: u32,
+    pub depth: u32,
+}
+
+/// Reusable scan state; buffers keep their capacity between events.
+#[derive(Default)]
+pub struct Scan {
+    pub leaves: Vec<Leaf>,
+    /// trails[0] is the root (not inside any array).
+    pub trails: Vec<Trail>,
+    pub arena: Vec<u8>,
+    keybuf: Vec<u8>,
+    next_array: u32,
+    scratch_num: f64,
+}
+
+#[derive(Debug)]
+pub struct Invalid;
+
+type R = Result<(), Invalid>;
+
+impl Scan {
+    /// Scans `event`; returns false if it is not a valid JSON object.
+    pub fn run(&mut self, event: &[u8], trie: &PathTrie) -> bool {
+        self.leaves.clear();
+        self.trails.clear();
+        self.trails.push(Trail { parent: 0, array: NONE, depth: 0 });
+        self.arena.clear();
+        self.next_array = 0;
+        if event.len() >= u32::MAX as usize {
+            return false;
+        }
+        let mut s = Cursor { b: event, i: 0 };
+        s.ws();
+        if s.peek() != Some(b'{') {
+            return false;
+        }
+        if self.object(&mut s, trie, PathTrie::ROOT, 0, 1).is_err() {
+            return false;
+        }
+        s.ws();
+        s.i == event.len()
+    }
+
+    #[inline]
+    pub fn has_arrays(&self) -> bool {
+        self.trails.len() > 1
+    }
+
+    pub fn scalar<'a>(&'a self, leaf: &Leaf, event: &'a [u8]) -> Scalar<'a> {
+        let src = if leaf.in_arena { &self.arena[..] } else { event };
+        let bytes = src.get(leaf.start as usize..leaf.end as usize).unwrap_or(&[]);
+        match leaf.kind {
+            KIND_STR => Scalar::Str(bytes),
+            KIND_NUM => Scalar::Num(bytes, if leaf.num.is_nan() { None } else { Some(leaf.num) }),
+            KIND_TRUE => Scalar::Bool(true),
+            KIND_FALSE => Scalar::Bool(false),
+            _ => Scalar::Null,
+        }
+    }
+
+    /// Whether two leaves may be used together: they are not in different elements of one
+    /// array. Trails form a tree; climb to the point where the two branches split and
+    /// compare the arrays the two branches are elements of.
+    pub fn compatible(&self, a: u32, b: u32) -> bool {
+        let t = &self.trails;
+        let (mut x, mut y) = (a as usize, b as usize);
+        if x == y {
+            return true;
+        }
+        while t[x].depth > t[y].depth {
+            x = t[x].parent as usize;
+        }
+        while t[y].depth > t[x].depth {
+            y = t[y].parent as usize;
+        }
+        if x == y {
+            return true; // one contains the other
+        }
+        while t[x].parent != t[y].parent {
+            x = t[x].parent as usize;
+            y = t[y].parent as usize;
+        }
+        t[x].array != t[y].array
+    }
+
+    fn object(&mut self, s: &mut Cursor<'_>, trie: &PathTrie, node: u32, trail: u32, depth: usize) -> R {
+        if depth > MAX_EVENT_DEPTH {
+            return Err(Invalid);
+        }
+        s.i += 1; // '{'
+        s.ws();
+        if s.eat(b'}') {
+            return Ok(());
+        }
+        loop {
+            s.ws();
+            if s.peek() != Some(b'"') {
+                return Err(Invalid);
+            }
+            let (ks, ke, escaped) = s.string()?;
+            let child = if escaped {
+                self.keybuf.clear();
+                if !unescape(&s.b[ks..ke], &mut self.keybuf) {
+                    return Err(Invalid);
+                }
+                trie.step(node, &self.keybuf)
+            } else {
+                trie.step(node, &s.b[ks..ke])
+            };
+            s.ws();
+            if !s.eat(b':') {
+                return Err(Invalid);
+            }
+            s.ws();
+            match child {
+                Some(c) => self.value(s, trie, c, trail, depth + 1)?,
+                None => s.skip_value(depth + 1)?,
+            }
+            s.ws();
+            match s.next() {
+                Some(b',') => continue,
+                Some(b'}') => return Ok(()),
+                _ => return Err(Invalid),
+            }
+        }
+    }
+
+    fn value(&mut self, s: &mut Cursor<'_>, trie: &PathTrie, node: u32, trail: u32, depth: usize) -> R {
+        let n = &trie.nodes[node as usize];
+        let leaf = n.leaf;
+        match s.peek() {
+            Some(b'{') => {
+                if n.has_children() {
+                    self.object(s, trie, node, trail, depth)
+                } else {
+                    s.skip_value(depth)
+                }
+            }
+            Some(b'[') => {
+                if depth > MAX_EVENT_DEPTH {
+                    return Err(Invalid);
+                }
+                if leaf == NONE && !n.has_children() {
+                    return s.skip_value(depth);
+                }
+                s.i += 1;
+                let array = self.next_array;
+                self.next_array += 1;
+                s.ws();
+                if s.eat(b']') {
+                    return Ok(());
+                }
+                let parent_depth = self.trails[trail as usize].depth;
+                loop {
+                    s.ws();
+                    let t = self.trails.len() as u32;
+                    self.trails.push(Trail { parent: trail, array, depth: parent_depth + 1 });
+                    self.value(s, trie, node, t, depth + 1)?;
+                    s.ws();
+                    match s.next() {
+                        Some(b',') => continue,
+                        Some(b']') => return Ok(()),
+                        _ => return Err(Invalid),
+                    }
+                }
+            }
+            Some(b'"') => {
+                let (st, en, escaped) = s.string()?;
+                if leaf != NONE {
+                    let (in_arena, st, en) = if escaped {
+                        let a = self.arena.len();
+                        if !unescape(&s.b[st..en], &mut self.arena) {
+                            return Err(Invalid);
+                        }
+                        (true, a, self.arena.len())
+                    } else {
+                        (false, st, en)
+                    };
+                    self.push(leaf, KIND_STR, in_arena, st, en, trail);
+                }
+                Ok(())
+            }
+            Some(c) => {
+                let st = s.i;
+                let kind = s.scalar(c)?;
+                if leaf != NONE {
+                    if kind == KIND_NUM {
+                        self.scratch_num = crate::number::comparable(&s.b[st..s.i]).unwrap_or(f64::NAN);
+                    }
+                    self.push(leaf, kind, false, st, s.i, trail);
+                }
+                Ok(())
+            }
+            None => Err(Invalid),
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, path: u32, kind: u8, in_arena: bool, start: usize, end: usize, trail: u32) {
+        self.leaves.push(Leaf {
+            path,
+            kind,
+            in_arena,
+            start: start as u32,
+            end: end as u32,
+            trail,
+            num: if kind == KIND_NUM {
+                self.scratch_num
+            } else {
+                f64::NAN
+            },
+            next: NONE,
+        });
+    }
+}
+
+struct Cursor<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl Cursor<'_> {
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    #[inline]
+    fn next(&mut self) -> Option<u8> {
+        let c = self.b.get(self.i).copied();
+        self.i += 1;
+        c
+    }
+
+    #[inline]
+    fn eat(&mut self, c: u8) -> bool {
+        if self.b.get(self.i) == Some(&c) {
+            self.i += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    #[inline]
+    fn ws(&mut self) {
+        while let Some(&c) = self.b.get(self.i) {
+            if c == b' ' || c == b'\n' || c == b'\r' || c == b'\t' {
+                self.i += 1;
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// At an opening quote: skips the string, returns (content start, content end, has escapes).
+    #[inline]
+    fn string(&mut self) -> Result<(usize, usize, bool), Invalid> {
+        self.i += 1;
+        let start = self.i;
+        let mut escaped = false;
+        loop {
+            let Some(at) = find_quote_or_backslash(self.b, self.i) else {
+                return Err(Invalid);
+            };
+            self.i = at;
+            if self.b[self.i] == b'"' {
+                let end = self.i;
+                self.i += 1;
+                return Ok((start, end, escaped));
+            }
+            escaped = true;
+            match self.b.get(self.i + 1) {
+                Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.i += 2,
+                Some(b'u') => {
+                    let h = self.b.get(self.i + 2..self.i + 6).ok_or(Invalid)?;
+                    if !h.iter().all(|c| c.is_ascii_hexdigit()) {
+                        return Err(Invalid);
+                    }
+                    self.i += 6;
+                }
+                _ => return Err(Invalid),
+            }
+        }
+    }
+
+    /// A number or literal starting with `c`; returns its kind.
+    #[inline]
+    fn scalar(&mut self, c: u8) -> Result<u8, Invalid> {
+        let rest = &self.b[self.i..];
+        let (kind, len) = match c {
+            b't' if rest.starts_with(b"true") => (KIND_TRUE, 4),
+            b'f' if rest.starts_with(b"false") => (KIND_FALSE, 5),
+            b'n' if rest.starts_with(b"null") => (KIND_NULL, 4),
+            b'-' | b'0'..=b'9' => (KIND_NUM, crate::number::json_number_len(rest)),
+            _ => return Err(Invalid),
+        };
+        if len == 0 {
+            return Err(Invalid);
+        }
+        self.i += len;
+        Ok(kind)
+    }
+
+    /// Skips one value without recording anything. Iterative, with the open containers kept
+    /// in a bit stack, so hostile nesting cannot overflow the call stack.
+    fn skip_value(&mut self, depth: usize) -> R {
+        // Most skipped values are scalars: no container bookkeeping for them.
+        match self.peek() {
+            Some(b'"') => return self.string().map(|_| ()),
+            Some(c @ (b'-' | b'0'..=b'9' | b't' | b'f' | b'n')) => return self.scalar(c).map(|_| ()),
+            _ => {}
+        }
+        // bit set = object, clear = array
+        let mut stack = [0u64; MAX_EVENT_DEPTH / 64 + 1];
+        let mut sp = 0usize;
+        let base = depth;
+        loop {
+            // Expect a value.
+            self.ws();
+            match self.peek() {
+                Some(b'{') => {
+                    self.i += 1;
+                    self.ws();
+                    if !self.eat(b'}') {
+                        if base + sp >= MAX_EVENT_DEPTH {
+                            return Err(Invalid);
+                        }
+                        stack[sp / 64] |= 1 << (sp % 64);
+                        sp += 1;
+                        self.key_colon()?;
+                        continue;
+                    }
+                }
+                Some(b'[') => {
+                    self.i += 1;
+                    self.ws();
+                    if !self.eat(b']') {
+                        if base + sp >= MAX_EVENT_DEPTH {
+                            return Err(Invalid);
+                        }
+                        stack[sp / 64] &= !(1 << (sp % 64));
+                        sp += 1;
+                        continue;
+                    }
+                }
+                Some(b'"') => {
+                    self.string()?;
+                }
+                Some(c) => {
+                    self.scalar(c)?;
+                }
+                None => return Err(Invalid),
+            }
+            // After a value: close containers or move to the next element.
+            loop {
+                if sp == 0 {
+                    return Ok(());
+                }
+                let top_is_obj = stack[(sp - 1) / 64] & (1 << ((sp - 1) % 64)) != 0;
+                self.ws();
+                match self.next() {
+                    Some(b',') => {
+                        if top_is_obj {
+                            self.ws();
+                            self.key_colon()?;
+                        }
+                        break;
+                    }
+                    Some(b'}') if top_is_obj => sp -= 1,
+                    Some(b']') if !top_is_obj => sp -= 1,
+                    _ => return Err(Invalid),
+                }
+            }
+        }
+    }
+
+    fn key_colon(&mut self) -> R {
+        if self.peek() != Some(b'"') {
+            return Err(Invalid);
+        }
+        self.string()?;
+        self.ws();
+        if !self.eat(b':') {
+            return Err(Invalid);
+        }
+        Ok(())
+    }
+}
+
+/// Position of the first `"` or `\\` at or after `i`. Event strings are mostly short
+/// (ids, enum values), where a call into a SIMD search costs more than it saves, so this
+/// tests 8 bytes at a time in a register (SWAR). The lowest flagged byte is exact; borrows
+/// can only produce false flags above a true one.
+#[inline]
+fn find_quote_or_backslash(b: &[u8], mut i: usize) -> Option<usize> {
+    // x86_64 always has SSE2: test 16 bytes per step, so that the typical short string ends
+    // in the first step (a predictable branch).
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{
+            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128,
+            _mm_set1_epi8,
+        };
+        while i + 16 <= b.len() {
+            // SAFETY: `i + 16 <= b.len()`, so the unaligned 16-byte load stays inside `b`;
+            // SSE2 is part of the x86_64 baseline.
+            let mask = unsafe {
+                let v = _mm_loadu_si128(b.as_ptr().add(i) as *const __m128i);
+                let q = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+                let s = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+                _mm_movemask_epi8(_mm_or_si128(q, s)) as u32
+            };
+            if mask != 0 {
+                return Some(i + mask.trailing_zeros() as usize);
+            }
+            i += 16;
+        }
+    }
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    const QUOTE: u64 = LO * b'"' as u64;
+    const BACKSLASH: u64 = LO * b'\\' as u64;
+    while i + 8 <= b.len() {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&b[i..i + 8]);
+        let w = u64::from_le_bytes(a);
+        let q = w ^ QUOTE;
+        let s = w ^ BACKSLASH;
+        let t = (q.wrapping_sub(LO) & !q | s.wrapping_sub(LO) & !s) & HI;
+        if t != 0 {
+            return Some(i + (t.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    while i < b.len() {
+        if b[i] == b'"' || b[i] == b'\\' {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Decodes the 4 hex digits at `*i` (just after `\u`), and a following low surrogate if the
+/// first is a high one. Lone surrogates are rejected.
+pub(crate) fn decode_u_escape(b: &[u8], i: &mut usize) -> Option<char> {
+    let hex4 = |at: usize| -> Option<u32> {
+        let h = b.get(at..at + 4)?;
+        let s = std::str::from_utf8(h).ok()?;
+        if !h.iter().all(|c| c.is_ascii_hexdigit()) {
+            return None;
+        }
+        u32::from_str_radix(s, 16).ok()
+    };
+    let hi = hex4(*i)?;
+    *i += 4;
+    if (0xD800..0xDC00).contains(&hi) {
+        if b.get(*i..*i + 2) != Some(b"\\u") {
+            return None;
+        }
+        let lo = hex4(*i + 2)?;
+        if !(0xDC00..0xE000).contains(&lo) {
+            return None;
+        }
+        *i += 6;
+        char::from_u32(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00))
+    } else {
+        char::from_u32(hi)
+    }
+}
+
+/// Decodes JSON string content (between the quotes) into `out`.
+pub(crate) fn unescape(src: &[u8], out: &mut Vec<u8>) -> bool {
+    let mut i = 0;
+    while i < src.len() {
+        let Some(off) = memchr::memchr(b'\\', &src[i..]) else {
+            out.extend_from_slice(&src[i..]);
+            return true;
+        };
+        out.extend_from_slice(&src[i..i + off]);
+        i += off + 1;
+        let Some(&e) = src.get(i) else { return false };
+        i += 1;
+        match e {
+            b'"' => out.push(b'"'),
+            b'\\' => out.push(b'\\'),
+            b'/' => out.push(b'/'),
+            b'b' => out.push(8),
+            b'f' => out.push(12),
+            b'n' => out.push(b'\n'),
+            b'r' => out.push(b'\r'),
+            b't' => out.push(b'\t'),
+            b'u' => {
+                let Some(c) = decode_u_escape(src, &mut i) else { return false };
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            }
+            _ => return false,
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trie(paths: &[&str]) -> PathTrie {
+        let mut t = PathTrie::default();
+        for (i, p) in paths.iter().enumerate() {
+            t.insert(p, i as u32);
+        }
+        t
+    }
+
+    #[test]
+    fn collects_referenced_leaves_only() {
+        let t = trie(&["a.b", "c"]);
+        let mut s = Scan::default();
+        let ev = br#"{"x": {"deep": [1, {"a": "no"}]}, "a": {"b": "v\u00e9", "z": 1}, "c": [1, [true, null]]}"#;
+        assert!(s.run(ev, &t));
+        assert_eq!(s.leaves.len(), 4);
+        assert!(matches!(s.scalar(&s.leaves[0], ev), Scalar::Str(b) if b == "vé".as_bytes()));
+        assert!(matches!(s.scalar(&s.leaves[1], ev), Scalar::Num(b"1", Some(1.0))));
+        assert!(matches!(s.scalar(&s.leaves[2], ev), Scalar::Bool(true)));
+        assert!(s.has_arrays());
+    }
+
+    #[test]
+    fn rejects_invalid() {
+        let t = trie(&["a"]);
+        let mut s = Scan::default();
+        for ev in [&b""[..], b"[]", b"{", b"{\"a\":}", b"{\"x\": [1,]}", b"{\"x\": {\"y\" 1}}",
+                   b"{\"x\": \"\\q\"}", b"{\"x\": 01}", b"{} x", b"{\"x\": tru}", b"{\"x\": [}",
+                   b"{\"x\": {]}", b"{\"a\": \"\\ud800\"}"] {
+            assert!(!s.run(ev, &t), "{}", String::from_utf8_lossy(ev));
+        }
+        assert!(s.run(b" {\"x\": [{}, [], \"\\\"\", -1.5e3, {\"y\": null}]} ", &t));
+    }
+
+    #[test]
+    fn deep_nesting_is_bounded() {
+        let t = trie(&["a"]);
+        let mut s = Scan::default();
+        let deep = format!("{{\"x\": {}{}}}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(!s.run(deep.as_bytes(), &t));
+        let deep = format!("{{\"a\": {}{}}}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(!s.run(deep.as_bytes(), &t));
+        let ok = format!("{{\"a\": {}1{}}}", "[".repeat(100), "]".repeat(100));
+        assert!(s.run(ok.as_bytes(), &t));
+    }
+
+    #[test]
+    fn quote_finder() {
+        let s = b"abcdefghijklmnop\"q";
+        for start in 0..s.len() {
+            assert_eq!(find_quote_or_backslash(s, start), if start <= 16 { Some(16) } else { None });
+        }
+        assert_eq!(find_quote_or_backslash(b"\x01\x01\x01\\aaaaaaaa", 0), Some(3));
+        assert_eq!(find_quote_or_backslash(b"\xff\x22", 0), Some(1));
+        assert_eq!(find_quote_or_backslash(b"abc", 0), None);
+    }
+
+    #[test]
+    fn array_consistency() {
+        let t = trie(&["a.b", "a.c"]);
+        let mut s = Scan::default();
+        assert!(s.run(br#"{"a": [{"b": 1, "c": 2}, {"b": 3, "c": 4}]}"#, &t));
+        let l = &s.leaves;
+        assert!(s.compatible(l[0].trail, l[1].trail));
+        assert!(!s.compatible(l[0].trail, l[3].trail));
+    }
+}
