@@ -163,6 +163,8 @@ fn main() {
         set.build();
         if only.is_some() {
             // For profilers: weir only.
+            let cands: usize = events.iter().map(|e| set.candidate_count(e)).sum();
+            println!("candidate rules per event: {:.1}", cands as f64 / events.len() as f64);
             let (all_rate, _) = rate(&events, |e| set.matching(e).len());
             println!("weir matching, {count} patterns: {:.2} M/s", all_rate / 1e6);
             continue;

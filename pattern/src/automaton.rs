@@ -68,9 +68,35 @@ struct RuleC {
     proven: u32,
 }
 
+/// The hot-path copy of a rule: conditions and matcher ids in flat arrays, so verifying a
+/// candidate touches a few contiguous words instead of chasing per-rule allocations (with
+/// 10,000 rules those misses dominated verification).
+#[derive(Debug, Clone, Copy)]
+struct FlatRule {
+    pattern: u32,
+    /// Index in `Index::rules` (the build-time form, used by the cold paths).
+    orig: u32,
+    start: u32,
+    len: u32,
+    proven: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct FlatCond {
+    path: u32,
+    absent: bool,
+    start: u32,
+    len: u32,
+}
+
 #[derive(Debug)]
 pub(crate) struct Index {
     trie: PathTrie,
+    flat_rules: Vec<FlatRule>,
+    flat_conds: Vec<FlatCond>,
+    flat_preds: Vec<u32>,
+    /// Whether a matcher is used by more than one condition; only those are memoised.
+    pred_shared: Vec<bool>,
     paths: Vec<PathIdx>,
     preds: Vec<(u32, Matcher)>,
     rules: Vec<RuleC>,
@@ -257,11 +283,110 @@ impl Index {
                 r.proven = ci as u32;
             }
         }
-        Index { trie, paths, preds, rules, always, ids }
+        // Memory layout: number rules in the order the anchor tables list them, and matchers
+        // in the order those rules use them, so that the candidates one anchor value yields,
+        // and their matchers, sit next to each other (with 10,000 rules, cache misses on
+        // scattered rules were most of the verification cost).
+        let mut order: Vec<u32> = Vec::with_capacity(rules.len());
+        let mut placed = vec![false; rules.len()];
+        {
+            let mut place = |list: &[u32]| {
+                for &r in list {
+                    if !std::mem::replace(&mut placed[r as usize], true) {
+                        order.push(r);
+                    }
+                }
+            };
+            for pi in &paths {
+                pi.by_str.values().for_each(|v| place(v));
+                pi.by_num.values().for_each(|v| place(v));
+                pi.by_lit.iter().for_each(|v| place(v));
+                pi.by_prefix.values().for_each(|v| place(v));
+                pi.by_suffix.values().for_each(|v| place(v));
+                place(&pi.on_any);
+            }
+            place(&always);
+        }
+        let mut new_id = vec![0u32; rules.len()];
+        for (n, &o) in order.iter().enumerate() {
+            new_id[o as usize] = n as u32;
+        }
+        let renumber = |v: &mut Vec<u32>| v.iter_mut().for_each(|r| *r = new_id[*r as usize]);
+        for pi in &mut paths {
+            pi.by_str.values_mut().for_each(renumber);
+            pi.by_num.values_mut().for_each(renumber);
+            pi.by_lit.iter_mut().for_each(renumber);
+            pi.by_prefix.values_mut().for_each(renumber);
+            pi.by_suffix.values_mut().for_each(renumber);
+            renumber(&mut pi.on_any);
+        }
+        renumber(&mut always);
+        let mut pred_new = vec![NONE; preds.len()];
+        let mut new_preds = Vec::with_capacity(preds.len());
+        let mut new_refs = Vec::with_capacity(preds.len());
+        for &o in &order {
+            for c in &rules[o as usize].conds {
+                for &p in &c.preds {
+                    if pred_new[p as usize] == NONE {
+                        pred_new[p as usize] = new_preds.len() as u32;
+                        new_preds.push(preds[p as usize].clone());
+                        new_refs.push(pred_refs[p as usize]);
+                    }
+                }
+            }
+        }
+        for r in &mut rules {
+            for c in &mut r.conds {
+                c.preds.iter_mut().for_each(|p| *p = pred_new[*p as usize]);
+            }
+        }
+        let preds = new_preds;
+        let pred_refs = new_refs;
+
+        let mut flat_rules = Vec::with_capacity(rules.len());
+        let mut flat_conds = Vec::new();
+        let mut flat_preds = Vec::new();
+        for &o in &order {
+            let r = &rules[o as usize];
+            flat_rules.push(FlatRule {
+                pattern: r.pattern,
+                orig: o,
+                start: flat_conds.len() as u32,
+                len: r.conds.len() as u32,
+                proven: r.proven,
+            });
+            for c in &r.conds {
+                flat_conds.push(FlatCond {
+                    path: c.path,
+                    absent: c.absent,
+                    start: flat_preds.len() as u32,
+                    len: c.preds.len() as u32,
+                });
+                flat_preds.extend_from_slice(&c.preds);
+            }
+        }
+        let pred_shared = pred_refs.iter().map(|&n| n > 1).collect();
+        Index {
+            trie,
+            flat_rules,
+            flat_conds,
+            flat_preds,
+            pred_shared,
+            paths,
+            preds,
+            rules,
+            always,
+            ids,
+        }
     }
 
     pub(crate) fn matches_any(&self, event: &[u8]) -> bool {
         with_scratch(|s| self.run(s, event, None))
+    }
+
+    /// Number of candidate rules the anchors select for an event (diagnostics for benches).
+    pub(crate) fn candidates(&self, event: &[u8]) -> usize {
+        with_scratch(|s| if s.prepare(self, event) { s.cands.len() } else { 0 })
     }
 
     pub(crate) fn matching(&self, event: &[u8]) -> Vec<usize> {
@@ -282,45 +407,53 @@ impl Index {
         while k < s.cands.len() {
             let r = s.cands[k];
             k += 1;
-            let rule = &self.rules[r as usize];
+            let rule = self.flat_rules[r as usize];
             if let Some(out) = all.as_deref_mut() {
                 if s.pat_gen[rule.pattern as usize] == s.epoch {
                     continue; // this pattern already matched through another rule
                 }
-                if self.verify(s, event, rule) {
+                if self.verify(s, event, r) {
                     s.pat_gen[rule.pattern as usize] = s.epoch;
                     out.push(self.ids[rule.pattern as usize]);
                     found = true;
                 }
-            } else if self.verify(s, event, rule) {
+            } else if self.verify(s, event, r) {
                 return true;
             }
         }
         found
     }
 
-    fn verify(&self, s: &mut Scratch, event: &[u8], rule: &RuleC) -> bool {
-        for (ci, c) in rule.conds.iter().enumerate() {
+    fn verify(&self, s: &mut Scratch, event: &[u8], r: u32) -> bool {
+        let rule = self.flat_rules[r as usize];
+        let conds = &self.flat_conds[rule.start as usize..(rule.start + rule.len) as usize];
+        let arrays = s.scan.has_arrays();
+        for (ci, c) in conds.iter().enumerate() {
             if ci as u32 == rule.proven {
                 continue;
             }
             if c.absent {
                 // Without arrays, "absent" means no leaf at all; with arrays it may still hold
                 // relative to the chosen array elements, decided below.
-                if !s.scan.has_arrays() && s.path_gen[c.path as usize] == s.epoch {
+                if !arrays && s.path_gen[c.path as usize] == s.epoch {
                     return false;
                 }
-            } else if !c.preds.iter().any(|&p| self.pred(s, event, p)) {
-                return false;
+            } else {
+                let preds = &self.flat_preds[c.start as usize..(c.start + c.len) as usize];
+                if !preds.iter().any(|&p| self.pred(s, event, p)) {
+                    return false;
+                }
             }
         }
-        if s.scan.has_arrays() { self.verify_arrays(s, event, rule) } else { true }
+        if arrays { self.verify_arrays(s, event, &self.rules[rule.orig as usize]) } else { true }
     }
 
     /// Whether shared matcher `p` accepts some leaf at its path (memoised per event).
+    #[inline]
     fn pred(&self, s: &mut Scratch, event: &[u8], p: u32) -> bool {
         let pu = p as usize;
-        if s.pred_gen[pu] == s.epoch {
+        let shared = self.pred_shared[pu];
+        if shared && s.pred_gen[pu] == s.epoch {
             return s.pred_val[pu];
         }
         let (path, m) = &self.preds[pu];
@@ -334,8 +467,10 @@ impl Index {
             }
             l = leaf.next;
         }
-        s.pred_gen[pu] = s.epoch;
-        s.pred_val[pu] = v;
+        if shared {
+            s.pred_gen[pu] = s.epoch;
+            s.pred_val[pu] = v;
+        }
         v
     }
 
@@ -423,7 +558,7 @@ impl Index {
                 });
             }
             let cands = std::mem::take(&mut s.cands);
-            let matched = cands.iter().any(|&r| self.verify(s, event, &self.rules[r as usize]));
+            let matched = cands.iter().any(|&r| self.verify(s, event, r));
             s.cands = cands;
             if matched {
                 return None;

@@ -117,6 +117,13 @@ impl PatternSet {
         self.index.get_or_init(|| Index::build(&self.patterns))
     }
 
+    /// How many rules the index selects for full verification on this event: a measure of
+    /// the index's selectivity, for benchmarks and tuning.
+    #[doc(hidden)]
+    pub fn candidate_count(&self, event_json: &[u8]) -> usize {
+        if self.patterns.is_empty() { 0 } else { self.index().candidates(event_json) }
+    }
+
     /// Whether any pattern matches. False if the event is not a valid JSON object.
     pub fn matches_any(&self, event_json: &[u8]) -> bool {
         !self.patterns.is_empty() && self.index().matches_any(event_json)
