@@ -137,3 +137,18 @@ fn a_sink_template_reshapes_the_output() {
     assert_eq!(got[1]["detail"]["orderId"], "O1");
     assert_eq!(got[2]["customer"], serde_json::Value::Null, "a path that matches nothing gives null");
 }
+
+#[test]
+fn one_failing_pipeline_does_not_stop_the_others() {
+    let s = Scratch::new();
+    s.write("in.jsonl", order_lines(0..20));
+    s.write("pipes/good.toml", pipeline("good", "", "", "type = \"file\"\npath = \"good.jsonl\""));
+    s.write(
+        "pipes/broken.toml",
+        "[pipeline]\nname = \"broken\"\n[source]\ntype = \"file\"\npath = \"missing.jsonl\"\n[sink]\ntype = \"stdout\"\n",
+    );
+    let out = s.run(&s.path("pipes"));
+    assert_eq!(out.status.code(), Some(1), "a failed pipeline makes the exit status 1");
+    assert!(stderr(&out).contains("pipeline broken") && stderr(&out).contains("missing.jsonl"), "{}", stderr(&out));
+    assert_eq!(json_lines(&s.path("good.jsonl")).len(), 20, "the good pipeline ran to the end");
+}
