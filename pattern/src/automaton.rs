@@ -9,10 +9,11 @@
 //! 2. **Anchor lookup**: each rule has one *anchor* condition, chosen when the set is built as
 //!    its most selective one (an exact value shared by the fewest rules; failing that, "any
 //!    value at this path"). Every leaf is looked up in its path's hash tables of exact
-//!    strings/numbers/literals, which yields the rules whose anchor it satisfies. Only those
-//!    rules are candidates. This is event-ruler's and quamina's idea of walking a value
-//!    automaton per field instead of looping over patterns, specialised to hashing because
-//!    exact values are what large rule sets are mostly made of.
+//!    strings/numbers/literals, prefixes and suffixes, which yields the rules whose anchor it
+//!    satisfies; a long list of rules sharing one anchor value is split once more by a second
+//!    field's value ([`Posting`]). Only those rules are candidates. This is event-ruler's and
+//!    quamina's idea of walking a value automaton per field instead of looping over patterns,
+//!    specialised to hashing because exact values are what large rule sets are mostly made of.
 //! 3. **Verify** each candidate: every other condition is checked against the leaves at its
 //!    path, with each shared matcher evaluated at most once per event (memoised). If the
 //!    event has arrays, a candidate is then checked array-consistently: a bounded
@@ -20,7 +21,8 @@
 //!    elements of the same array, and no `exists: false` path has a leaf compatible with them.
 //!
 //! Per-event state lives in a thread-local scratch whose buffers are reused and whose
-//! "seen" marks are generation-stamped, so matching allocates nothing in the steady state.
+//! "seen" marks are generation-stamped, so `matches_any` on events without arrays allocates
+//! nothing in the steady state.
 
 use crate::compile::{Rule, Test};
 use crate::error::Mismatch;
@@ -36,19 +38,40 @@ pub const MAX_ARRAY_SEARCH_STEPS: u32 = 200_000;
 #[derive(Debug)]
 struct PathIdx {
     name: String,
-    by_str: FxMap<Box<[u8]>, Vec<u32>>,
-    by_num: FxMap<u64, Vec<u32>>,
+    by_str: FxMap<Box<[u8]>, Posting>,
+    by_num: FxMap<u64, Posting>,
     /// true, false, null
-    by_lit: [Vec<u32>; 3],
+    by_lit: [Posting; 3],
     /// Prefix and suffix anchors, with the distinct lengths present so that a lookup costs
     /// one hash probe per distinct length, not one per byte of the value.
-    by_prefix: FxMap<Box<[u8]>, Vec<u32>>,
+    by_prefix: FxMap<Box<[u8]>, Posting>,
     prefix_lens: Vec<usize>,
-    by_suffix: FxMap<Box<[u8]>, Vec<u32>>,
+    by_suffix: FxMap<Box<[u8]>, Posting>,
     suffix_lens: Vec<usize>,
     /// Rules anchored on "some value here" (their anchor has no exact value).
     on_any: Vec<u32>,
 }
+
+/// The rules one anchor value selects. When many rules share an anchor value (say 25
+/// patterns on one account, each for another department), they are split once more by the
+/// exact value of a second field, so that an event only selects the rules whose second value
+/// it also has: a two-level decision tree where it pays, plain lists elsewhere.
+#[derive(Debug, Default)]
+struct Posting {
+    rules: Vec<u32>,
+    second: Option<Box<Second>>,
+}
+
+#[derive(Debug, Default)]
+struct Second {
+    path: u32,
+    by_str: FxMap<Box<[u8]>, Vec<u32>>,
+    by_num: FxMap<u64, Vec<u32>>,
+    by_lit: [Vec<u32>; 3],
+}
+
+/// Split a posting list longer than this by a second field.
+const SPLIT_AT: usize = 8;
 
 #[derive(Debug)]
 struct CondC {
@@ -163,7 +186,11 @@ impl Index {
                 for c in &r.conds {
                     let path = path_id(&mut trie, &mut paths, &c.path);
                     match &c.test {
-                        Test::Absent => conds.push(CondC { path, preds: Vec::new(), absent: true }),
+                        Test::Absent => conds.push(CondC {
+                            path,
+                            preds: Vec::new(),
+                            absent: true,
+                        }),
                         Test::AnyOf(ms) => {
                             let mut ps = Vec::with_capacity(ms.len());
                             for m in ms {
@@ -174,11 +201,19 @@ impl Index {
                                 });
                                 ps.push(p);
                             }
-                            conds.push(CondC { path, preds: ps, absent: false });
+                            conds.push(CondC {
+                                path,
+                                preds: ps,
+                                absent: false,
+                            });
                         }
                     }
                 }
-                rules.push(RuleC { pattern: pn as u32, conds, proven: NONE });
+                rules.push(RuleC {
+                    pattern: pn as u32,
+                    conds,
+                    proven: NONE,
+                });
             }
         }
 
@@ -188,8 +223,11 @@ impl Index {
         let mut loose = vec![0u32; paths.len()];
         for r in &rules {
             for c in r.conds.iter().filter(|c| !c.absent) {
-                let keys: Option<Vec<ExactKey>> =
-                    c.preds.iter().map(|&p| exact_key(&preds[p as usize].1)).collect();
+                let keys: Option<Vec<ExactKey>> = c
+                    .preds
+                    .iter()
+                    .map(|&p| exact_key(&preds[p as usize].1))
+                    .collect();
                 match keys {
                     Some(keys) => {
                         for k in keys {
@@ -216,7 +254,10 @@ impl Index {
                 if c.absent {
                     u64::MAX
                 } else {
-                    c.preds.iter().map(|&p| pred_refs[p as usize] as u64).sum::<u64>()
+                    c.preds
+                        .iter()
+                        .map(|&p| pred_refs[p as usize] as u64)
+                        .sum::<u64>()
                 }
             });
         }
@@ -249,27 +290,30 @@ impl Index {
             let pi = &mut paths[c.path as usize];
             // A hit in an exact/prefix/suffix table proves the anchor condition (a hit on any
             // of its values proves the OR), so verification skips it.
-            let keys: Option<Vec<ExactKey>> =
-                c.preds.iter().map(|&p| exact_key(&preds[p as usize].1)).collect();
+            let keys: Option<Vec<ExactKey>> = c
+                .preds
+                .iter()
+                .map(|&p| exact_key(&preds[p as usize].1))
+                .collect();
             let keys_are_exact = keys.is_some();
             match keys {
                 Some(keys) => {
                     for k in keys {
                         let list = match k {
-                            ExactKey::Str(s) => pi.by_str.entry(s).or_default(),
-                            ExactKey::Num(n) => pi.by_num.entry(n).or_default(),
-                            ExactKey::Lit(l) => &mut pi.by_lit[l as usize],
+                            ExactKey::Str(s) => &mut pi.by_str.entry(s).or_default().rules,
+                            ExactKey::Num(n) => &mut pi.by_num.entry(n).or_default().rules,
+                            ExactKey::Lit(l) => &mut pi.by_lit[l as usize].rules,
                             ExactKey::Prefix(p) => {
                                 if !pi.prefix_lens.contains(&p.len()) {
                                     pi.prefix_lens.push(p.len());
                                 }
-                                pi.by_prefix.entry(p).or_default()
+                                &mut pi.by_prefix.entry(p).or_default().rules
                             }
                             ExactKey::Suffix(p) => {
                                 if !pi.suffix_lens.contains(&p.len()) {
                                     pi.suffix_lens.push(p.len());
                                 }
-                                pi.by_suffix.entry(p).or_default()
+                                &mut pi.by_suffix.entry(p).or_default().rules
                             }
                         };
                         if list.last() != Some(&ri) {
@@ -287,6 +331,16 @@ impl Index {
         // in the order those rules use them, so that the candidates one anchor value yields,
         // and their matchers, sit next to each other (with 10,000 rules, cache misses on
         // scattered rules were most of the verification cost).
+        for (pn, pi) in paths.iter_mut().enumerate() {
+            let pn = pn as u32;
+            let split = |p: &mut Posting| split_posting(p, pn, &rules, &preds);
+            pi.by_str.values_mut().for_each(split);
+            pi.by_num.values_mut().for_each(split);
+            pi.by_lit.iter_mut().for_each(split);
+            pi.by_prefix.values_mut().for_each(split);
+            pi.by_suffix.values_mut().for_each(split);
+        }
+
         let mut order: Vec<u32> = Vec::with_capacity(rules.len());
         let mut placed = vec![false; rules.len()];
         {
@@ -297,27 +351,51 @@ impl Index {
                     }
                 }
             };
+            let mut place_posting = |p: &Posting| {
+                place(&p.rules);
+                if let Some(sec) = &p.second {
+                    sec.by_str.values().for_each(|v| place(v));
+                    sec.by_num.values().for_each(|v| place(v));
+                    sec.by_lit.iter().for_each(|v| place(v));
+                }
+            };
             for pi in &paths {
-                pi.by_str.values().for_each(|v| place(v));
-                pi.by_num.values().for_each(|v| place(v));
-                pi.by_lit.iter().for_each(|v| place(v));
-                pi.by_prefix.values().for_each(|v| place(v));
-                pi.by_suffix.values().for_each(|v| place(v));
-                place(&pi.on_any);
+                pi.by_str.values().for_each(&mut place_posting);
+                pi.by_num.values().for_each(&mut place_posting);
+                pi.by_lit.iter().for_each(&mut place_posting);
+                pi.by_prefix.values().for_each(&mut place_posting);
+                pi.by_suffix.values().for_each(&mut place_posting);
             }
-            place(&always);
+            for pi in &paths {
+                place_posting(&Posting {
+                    rules: pi.on_any.clone(),
+                    second: None,
+                });
+            }
+            place_posting(&Posting {
+                rules: always.clone(),
+                second: None,
+            });
         }
         let mut new_id = vec![0u32; rules.len()];
         for (n, &o) in order.iter().enumerate() {
             new_id[o as usize] = n as u32;
         }
         let renumber = |v: &mut Vec<u32>| v.iter_mut().for_each(|r| *r = new_id[*r as usize]);
+        let renumber_posting = |p: &mut Posting| {
+            renumber(&mut p.rules);
+            if let Some(sec) = &mut p.second {
+                sec.by_str.values_mut().for_each(renumber);
+                sec.by_num.values_mut().for_each(renumber);
+                sec.by_lit.iter_mut().for_each(renumber);
+            }
+        };
         for pi in &mut paths {
-            pi.by_str.values_mut().for_each(renumber);
-            pi.by_num.values_mut().for_each(renumber);
-            pi.by_lit.iter_mut().for_each(renumber);
-            pi.by_prefix.values_mut().for_each(renumber);
-            pi.by_suffix.values_mut().for_each(renumber);
+            pi.by_str.values_mut().for_each(renumber_posting);
+            pi.by_num.values_mut().for_each(renumber_posting);
+            pi.by_lit.iter_mut().for_each(renumber_posting);
+            pi.by_prefix.values_mut().for_each(renumber_posting);
+            pi.by_suffix.values_mut().for_each(renumber_posting);
             renumber(&mut pi.on_any);
         }
         renumber(&mut always);
@@ -386,7 +464,13 @@ impl Index {
 
     /// Number of candidate rules the anchors select for an event (diagnostics for benches).
     pub(crate) fn candidates(&self, event: &[u8]) -> usize {
-        with_scratch(|s| if s.prepare(self, event) { s.cands.len() } else { 0 })
+        with_scratch(|s| {
+            if s.prepare(self, event) {
+                s.cands.len()
+            } else {
+                0
+            }
+        })
     }
 
     pub(crate) fn matching(&self, event: &[u8]) -> Vec<usize> {
@@ -445,7 +529,11 @@ impl Index {
                 }
             }
         }
-        if arrays { self.verify_arrays(s, event, &self.rules[rule.orig as usize]) } else { true }
+        if arrays {
+            self.verify_arrays(s, event, &self.rules[rule.orig as usize])
+        } else {
+            true
+        }
     }
 
     /// Whether shared matcher `p` accepts some leaf at its path (memoised per event).
@@ -580,8 +668,11 @@ impl Index {
                     let reason = if c.absent {
                         format!("must not exist, but the event has {}", values.join(", "))
                     } else {
-                        let wanted: Vec<String> =
-                            c.preds.iter().map(|&p| self.preds[p as usize].1.to_string()).collect();
+                        let wanted: Vec<String> = c
+                            .preds
+                            .iter()
+                            .map(|&p| self.preds[p as usize].1.to_string())
+                            .collect();
                         let wanted = format!("[{}]", wanted.join(", "));
                         if values.is_empty() {
                             format!("missing (or not a single value); the pattern expects {wanted}")
@@ -589,7 +680,13 @@ impl Index {
                             format!("{} does not match {wanted}", values.join(", "))
                         }
                     };
-                    failed = Some((ci, Mismatch { path: pi.name.clone(), reason }));
+                    failed = Some((
+                        ci,
+                        Mismatch {
+                            path: pi.name.clone(),
+                            reason,
+                        },
+                    ));
                     break;
                 }
                 let (ci, m) = failed.unwrap_or_else(|| {
@@ -648,7 +745,11 @@ struct Scratch {
 impl Scratch {
     #[inline]
     fn head(&self, path: u32) -> u32 {
-        if self.path_gen[path as usize] == self.epoch { self.path_head[path as usize] } else { NONE }
+        if self.path_gen[path as usize] == self.epoch {
+            self.path_head[path as usize]
+        } else {
+            NONE
+        }
     }
 
     fn next_gen(&mut self, idx: &Index) {
@@ -669,7 +770,12 @@ impl Scratch {
         self.epoch = self.epoch.wrapping_add(1);
         if self.epoch == 0 {
             // Wrapped: forget every stamp so that no stale one can equal a new generation.
-            for v in [&mut self.path_gen, &mut self.pred_gen, &mut self.rule_gen, &mut self.pat_gen] {
+            for v in [
+                &mut self.path_gen,
+                &mut self.pred_gen,
+                &mut self.rule_gen,
+                &mut self.pat_gen,
+            ] {
                 v.iter_mut().for_each(|x| *x = 0);
             }
             self.epoch = 1;
@@ -688,7 +794,11 @@ impl Scratch {
         // Link in reverse so that each path's list is in document order.
         for i in (0..self.scan.leaves.len()).rev() {
             let p = self.scan.leaves[i].path as usize;
-            let prev = if self.path_gen[p] == epoch { self.path_head[p] } else { NONE };
+            let prev = if self.path_gen[p] == epoch {
+                self.path_head[p]
+            } else {
+                NONE
+            };
             self.scan.leaves[i].next = prev;
             self.path_head[p] = i as u32;
             self.path_gen[p] = epoch;
@@ -696,10 +806,15 @@ impl Scratch {
         for i in 0..self.scan.leaves.len() {
             let leaf = self.scan.leaves[i];
             let pi = &idx.paths[leaf.path as usize];
-            let hits: Option<&Vec<u32>> = match leaf.kind {
+            let hits: Option<&Posting> = match leaf.kind {
                 KIND_STR if !pi.by_str.is_empty() => {
-                    let src: &[u8] = if leaf.in_arena { &self.scan.arena } else { event };
-                    src.get(leaf.start as usize..leaf.end as usize).and_then(|b| pi.by_str.get(b))
+                    let src: &[u8] = if leaf.in_arena {
+                        &self.scan.arena
+                    } else {
+                        event
+                    };
+                    src.get(leaf.start as usize..leaf.end as usize)
+                        .and_then(|b| pi.by_str.get(b))
                 }
                 KIND_NUM if !pi.by_num.is_empty() && !leaf.num.is_nan() => {
                     pi.by_num.get(&crate::number::key(leaf.num))
@@ -709,20 +824,39 @@ impl Scratch {
                 KIND_NULL => Some(&pi.by_lit[2]),
                 _ => None,
             };
-            if let Some(rs) = hits {
-                push_cands(&mut self.rule_gen, &mut self.cands, epoch, rs);
+            if let Some(p) = hits {
+                self.collect(event, p);
             }
             if leaf.kind == KIND_STR && !(pi.prefix_lens.is_empty() && pi.suffix_lens.is_empty()) {
-                let src: &[u8] = if leaf.in_arena { &self.scan.arena } else { event };
-                let s = src.get(leaf.start as usize..leaf.end as usize).unwrap_or(&[]);
+                let (st, en) = (leaf.start as usize, leaf.end as usize);
                 for &n in &pi.prefix_lens {
-                    if let Some(rs) = s.get(..n).and_then(|p| pi.by_prefix.get(p)) {
-                        push_cands(&mut self.rule_gen, &mut self.cands, epoch, rs);
+                    let hit = {
+                        let src: &[u8] = if leaf.in_arena {
+                            &self.scan.arena
+                        } else {
+                            event
+                        };
+                        let s = src.get(st..en).unwrap_or(&[]);
+                        s.get(..n).and_then(|p| pi.by_prefix.get(p))
+                    };
+                    if let Some(p) = hit {
+                        self.collect(event, p);
                     }
                 }
                 for &n in &pi.suffix_lens {
-                    if let Some(rs) = s.len().checked_sub(n).and_then(|st| pi.by_suffix.get(&s[st..])) {
-                        push_cands(&mut self.rule_gen, &mut self.cands, epoch, rs);
+                    let hit = {
+                        let src: &[u8] = if leaf.in_arena {
+                            &self.scan.arena
+                        } else {
+                            event
+                        };
+                        let s = src.get(st..en).unwrap_or(&[]);
+                        s.len()
+                            .checked_sub(n)
+                            .and_then(|at| pi.by_suffix.get(&s[at..]))
+                    };
+                    if let Some(p) = hit {
+                        self.collect(event, p);
                     }
                 }
             }
@@ -738,6 +872,111 @@ impl Scratch {
         self.cands.extend_from_slice(&idx.always);
         true
     }
+}
+
+impl Scratch {
+    /// Adds the rules of an anchor hit; for a split posting, only those whose second field
+    /// has a value the event has.
+    #[inline]
+    fn collect(&mut self, event: &[u8], p: &Posting) {
+        let epoch = self.epoch;
+        push_cands(&mut self.rule_gen, &mut self.cands, epoch, &p.rules);
+        let Some(sec) = &p.second else { return };
+        let mut l = self.head(sec.path);
+        while l != NONE {
+            let leaf = self.scan.leaves[l as usize];
+            let rs = match leaf.kind {
+                KIND_STR => {
+                    let src: &[u8] = if leaf.in_arena {
+                        &self.scan.arena
+                    } else {
+                        event
+                    };
+                    src.get(leaf.start as usize..leaf.end as usize)
+                        .and_then(|b| sec.by_str.get(b))
+                }
+                KIND_NUM if !leaf.num.is_nan() => sec.by_num.get(&crate::number::key(leaf.num)),
+                KIND_TRUE => Some(&sec.by_lit[0]),
+                KIND_FALSE => Some(&sec.by_lit[1]),
+                KIND_NULL => Some(&sec.by_lit[2]),
+                _ => None,
+            };
+            if let Some(rs) = rs {
+                push_cands(&mut self.rule_gen, &mut self.cands, epoch, rs);
+            }
+            l = leaf.next;
+        }
+    }
+}
+
+/// The exact values (strings, numbers, literals) a condition accepts, if that is all it
+/// accepts.
+fn value_keys(c: &CondC, preds: &[(u32, Matcher)]) -> Option<Vec<ExactKey>> {
+    if c.absent {
+        return None;
+    }
+    c.preds
+        .iter()
+        .map(|&p| match exact_key(&preds[p as usize].1) {
+            Some(k @ (ExactKey::Str(_) | ExactKey::Num(_) | ExactKey::Lit(_))) => Some(k),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Splits a long posting list by the field (other than the anchor's) on which most of its
+/// rules have an exact-value condition, if at least half of them have one.
+fn split_posting(p: &mut Posting, anchor_path: u32, rules: &[RuleC], preds: &[(u32, Matcher)]) {
+    if p.rules.len() <= SPLIT_AT {
+        return;
+    }
+    let mut count: FxMap<u32, usize> = FxMap::default();
+    for &r in &p.rules {
+        for c in &rules[r as usize].conds {
+            if c.path != anchor_path && value_keys(c, preds).is_some() {
+                *count.entry(c.path).or_default() += 1;
+            }
+        }
+    }
+    let Some((path, n)) = count
+        .into_iter()
+        .max_by_key(|&(path, n)| (n, std::cmp::Reverse(path)))
+    else {
+        return;
+    };
+    if n * 2 < p.rules.len() {
+        return;
+    }
+    let mut sec = Second {
+        path,
+        ..Second::default()
+    };
+    let mut keep = Vec::new();
+    for &r in &p.rules {
+        let keys = rules[r as usize]
+            .conds
+            .iter()
+            .find(|c| c.path == path)
+            .and_then(|c| value_keys(c, preds));
+        match keys {
+            Some(keys) => {
+                for k in keys {
+                    let list = match k {
+                        ExactKey::Str(s) => sec.by_str.entry(s).or_default(),
+                        ExactKey::Num(n) => sec.by_num.entry(n).or_default(),
+                        ExactKey::Lit(l) => &mut sec.by_lit[l as usize],
+                        ExactKey::Prefix(_) | ExactKey::Suffix(_) => continue,
+                    };
+                    if list.last() != Some(&r) {
+                        list.push(r);
+                    }
+                }
+            }
+            None => keep.push(r),
+        }
+    }
+    p.rules = keep;
+    p.second = Some(Box::new(sec));
 }
 
 #[inline]
@@ -761,6 +1000,3 @@ fn with_scratch<T>(f: impl FnOnce(&mut Scratch) -> T) -> T {
         Err(_) => f(&mut Scratch::default()),
     })
 }
-
-#[allow(dead_code)]
-const _KINDS_USED: [u8; 5] = [KIND_STR, KIND_NUM, KIND_TRUE, KIND_FALSE, KIND_NULL];

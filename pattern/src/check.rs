@@ -53,10 +53,13 @@ mod tests {
     #[test]
     fn lines() {
         let input = concat!(
-            r#"{"pattern": {"a": [1]}, "event": {"a": 1.0}}"#, "\n",
-            r#"{"pattern": "{\"a\": [2]}", "event": {"a": 1}}"#, "\n",
+            r#"{"pattern": {"a": [1]}, "event": {"a": 1.0}}"#,
             "\n",
-            r#"{"pattern": "{\"a\": [", "event": {"a": 1}}"#, "\n",
+            r#"{"pattern": "{\"a\": [2]}", "event": {"a": 1}}"#,
+            "\n",
+            "\n",
+            r#"{"pattern": "{\"a\": [", "event": {"a": 1}}"#,
+            "\n",
             "nope\n",
         );
         let mut out = Vec::new();
@@ -65,8 +68,16 @@ mod tests {
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines[0], r#"{"match": true}"#);
         assert_eq!(lines[1], r#"{"match": false}"#);
-        assert!(lines[2].starts_with(r#"{"error": "line 4: invalid pattern at : invalid JSON"#), "{}", lines[2]);
-        assert!(lines[3].starts_with(r#"{"error": "line 5: not a JSON object"#), "{}", lines[3]);
+        assert!(
+            lines[2].starts_with(r#"{"error": "line 4: invalid pattern at : invalid JSON"#),
+            "{}",
+            lines[2]
+        );
+        assert!(
+            lines[3].starts_with(r#"{"error": "line 5: not a JSON object"#),
+            "{}",
+            lines[3]
+        );
         assert_eq!(lines.len(), 4);
     }
 }

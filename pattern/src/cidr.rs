@@ -21,7 +21,10 @@ pub fn parse_ip(s: &[u8]) -> Option<(bool, u128)> {
     if s.is_empty() || s.len() > 45 {
         return None;
     }
-    if !s.iter().all(|c| c.is_ascii_hexdigit() || matches!(c, b'.' | b':')) {
+    if !s
+        .iter()
+        .all(|c| c.is_ascii_hexdigit() || matches!(c, b'.' | b':'))
+    {
         return None;
     }
     let s = std::str::from_utf8(s).ok()?;
@@ -46,7 +49,9 @@ impl IpRange {
         } else if let Ok(a) = addr.parse::<Ipv6Addr>() {
             (true, u128::from(a))
         } else {
-            return Err(format!("malformed CIDR {text:?}: {addr:?} is not an IP address"));
+            return Err(format!(
+                "malformed CIDR {text:?}: {addr:?} is not an IP address"
+            ));
         };
         let width: i64 = if v6 { 128 } else { 32 };
         if !(0..=width).contains(&bits) {
@@ -55,8 +60,16 @@ impl IpRange {
             ));
         }
         let host_bits = (width - bits) as u32;
-        let host_mask: u128 = if host_bits == 0 { 0 } else { u128::MAX >> (128 - host_bits) };
-        Ok(IpRange { v6, lo: value & !host_mask, hi: value | host_mask })
+        let host_mask: u128 = if host_bits == 0 {
+            0
+        } else {
+            u128::MAX >> (128 - host_bits)
+        };
+        Ok(IpRange {
+            v6,
+            lo: value & !host_mask,
+            hi: value | host_mask,
+        })
     }
 
     pub fn contains(&self, s: &[u8]) -> bool {
@@ -80,9 +93,21 @@ mod tests {
         let r = IpRange::parse_cidr("2400:6500:FF00::36FB:1F80/122").unwrap();
         assert!(r.contains(b"2400:6500:ff00::36fb:1fbf"));
         assert!(!r.contains(b"2400:6500:ff00::36fb:1fc0"));
-        assert!(IpRange::parse_cidr("0.0.0.0/0").unwrap().contains(b"255.255.255.255"));
-        for bad in ["foo", "1.2.3.4/33", "1.2.3.4/-1", "1.2.3.4/x", "a/b/c", "2.1.0.-1/3",
-                    "::1/129", "10.10.10.10.10/3"] {
+        assert!(
+            IpRange::parse_cidr("0.0.0.0/0")
+                .unwrap()
+                .contains(b"255.255.255.255")
+        );
+        for bad in [
+            "foo",
+            "1.2.3.4/33",
+            "1.2.3.4/-1",
+            "1.2.3.4/x",
+            "a/b/c",
+            "2.1.0.-1/3",
+            "::1/129",
+            "10.10.10.10.10/3",
+        ] {
             assert!(IpRange::parse_cidr(bad).is_err(), "{bad}");
         }
     }

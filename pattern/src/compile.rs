@@ -22,7 +22,13 @@ pub const MAX_RULES_PER_PATTERN: usize = 1024;
 /// event-ruler rejects them there, because `{"$or": [{"numeric": [...]}, ...]}` is almost
 /// certainly an operator put at the wrong level.
 const RESERVED: &[&str] = &[
-    "prefix", "suffix", "equals-ignore-case", "wildcard", "anything-but", "numeric", "exists",
+    "prefix",
+    "suffix",
+    "equals-ignore-case",
+    "wildcard",
+    "anything-but",
+    "numeric",
+    "exists",
     "cidr",
 ];
 
@@ -89,14 +95,20 @@ pub(crate) fn compile_value(v: &PValue) -> Result<Vec<Rule>, PatternError> {
             if tests.len() == 1 {
                 let t = tests.pop().unwrap_or(Test::Absent);
                 for p in &mut partial {
-                    p.push(Cond { path: path.clone(), test: t.clone() });
+                    p.push(Cond {
+                        path: path.clone(),
+                        test: t.clone(),
+                    });
                 }
             } else {
                 let mut next = Vec::with_capacity(partial.len() * 2);
                 for p in &partial {
                     for t in &tests {
                         let mut q = p.clone();
-                        q.push(Cond { path: path.clone(), test: t.clone() });
+                        q.push(Cond {
+                            path: path.clone(),
+                            test: t.clone(),
+                        });
                         next.push(q);
                     }
                 }
@@ -154,7 +166,10 @@ fn object(
     or_branch: bool,
 ) -> Result<Vec<Fields>, PatternError> {
     if members.is_empty() {
-        return Err(PatternError::new(ptr, "empty object: a pattern object needs at least one field"));
+        return Err(PatternError::new(
+            ptr,
+            "empty object: a pattern object needs at least one field",
+        ));
     }
     let mut alts: Vec<Fields> = vec![Vec::new()];
     for (i, (k, v)) in members.iter().enumerate() {
@@ -167,7 +182,10 @@ fn object(
             let PValue::Arr(branches) = v else {
                 return Err(PatternError::new(
                     &p,
-                    format!("$or expects an array of at least 2 pattern objects, found {}", v.kind()),
+                    format!(
+                        "$or expects an array of at least 2 pattern objects, found {}",
+                        v.kind()
+                    ),
                 ));
             };
             if branches.len() < 2 {
@@ -182,7 +200,10 @@ fn object(
                 let PValue::Obj(bm) = b else {
                     return Err(PatternError::new(
                         &bp,
-                        format!("each $or element must be a pattern object, found {}", b.kind()),
+                        format!(
+                            "each $or element must be a pattern object, found {}",
+                            b.kind()
+                        ),
                     ));
                 };
                 branch_alts.extend(object(bm, prefix, &bp, true)?);
@@ -196,10 +217,16 @@ fn object(
         if or_branch && RESERVED.contains(&k.as_str()) {
             return Err(PatternError::new(
                 &p,
-                format!("\"{k}\" is an operator name and cannot be a field directly inside $or (put it in a value list: \"field\": [{{\"{k}\": ...}}])"),
+                format!(
+                    "\"{k}\" is an operator name and cannot be a field directly inside $or (put it in a value list: \"field\": [{{\"{k}\": ...}}])"
+                ),
             ));
         }
-        let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        let path = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
         match v {
             PValue::Obj(m) => {
                 let sub = object(m, &path, &p, false)?;
@@ -227,9 +254,15 @@ fn object(
 
 fn leaf(items: &[PValue], ptr: &Pointer<'_>) -> Result<Spec, PatternError> {
     if items.is_empty() {
-        return Err(PatternError::new(ptr, "empty array: list at least one value to match"));
+        return Err(PatternError::new(
+            ptr,
+            "empty array: list at least one value to match",
+        ));
     }
-    let mut spec = Spec { matchers: Vec::with_capacity(items.len()), absent: false };
+    let mut spec = Spec {
+        matchers: Vec::with_capacity(items.len()),
+        absent: false,
+    };
     for (i, item) in items.iter().enumerate() {
         let p = ptr.index(i);
         let m = match item {
@@ -238,7 +271,10 @@ fn leaf(items: &[PValue], ptr: &Pointer<'_>) -> Result<Spec, PatternError> {
             PValue::Bool(b) => Matcher::Bool(*b),
             PValue::Null => Matcher::Null,
             PValue::Arr(_) => {
-                return Err(PatternError::new(&p, "a value list cannot contain an array"));
+                return Err(PatternError::new(
+                    &p,
+                    "a value list cannot contain an array",
+                ));
             }
             PValue::Obj(m) => match operator(m, &p)? {
                 Some(m) => m,
@@ -271,7 +307,11 @@ fn operator(m: &[(String, PValue)], p: &Pointer<'_>) -> Result<Option<Matcher>, 
             let ic = match v {
                 PValue::Str(s) => {
                     let s: Box<[u8]> = s.as_bytes().into();
-                    return Ok(Some(if name == "prefix" { Matcher::Prefix(s) } else { Matcher::Suffix(s) }));
+                    return Ok(Some(if name == "prefix" {
+                        Matcher::Prefix(s)
+                    } else {
+                        Matcher::Suffix(s)
+                    }));
                 }
                 PValue::Obj(inner) => match inner.as_slice() {
                     [(k, PValue::Str(s))] if k == "equals-ignore-case" => CaseFold::new(s),
@@ -288,14 +328,25 @@ fn operator(m: &[(String, PValue)], p: &Pointer<'_>) -> Result<Option<Matcher>, 
                     ));
                 }
             };
-            if name == "prefix" { Matcher::PrefixIgnoreCase(ic) } else { Matcher::SuffixIgnoreCase(ic) }
+            if name == "prefix" {
+                Matcher::PrefixIgnoreCase(ic)
+            } else {
+                Matcher::SuffixIgnoreCase(ic)
+            }
         }
         "equals-ignore-case" => match v {
             PValue::Str(s) => Matcher::EqualsIgnoreCase(CaseFold::new(s)),
-            other => return err(format!("equals-ignore-case expects a string, found {}", other.kind())),
+            other => {
+                return err(format!(
+                    "equals-ignore-case expects a string, found {}",
+                    other.kind()
+                ));
+            }
         },
         "wildcard" => match v {
-            PValue::Str(s) => Matcher::Wildcard(Wildcard::parse(s).map_err(|e| PatternError::new(p, e))?),
+            PValue::Str(s) => {
+                Matcher::Wildcard(Wildcard::parse(s).map_err(|e| PatternError::new(p, e))?)
+            }
             other => return err(format!("wildcard expects a string, found {}", other.kind())),
         },
         // quamina's `shellstyle`: a wildcard without escapes.
@@ -303,16 +354,33 @@ fn operator(m: &[(String, PValue)], p: &Pointer<'_>) -> Result<Option<Matcher>, 
             PValue::Str(s) => Matcher::Wildcard(
                 Wildcard::parse(&s.replace('\\', "\\\\")).map_err(|e| PatternError::new(p, e))?,
             ),
-            other => return err(format!("shellstyle expects a string, found {}", other.kind())),
+            other => {
+                return err(format!(
+                    "shellstyle expects a string, found {}",
+                    other.kind()
+                ));
+            }
         },
         "cidr" => match v {
-            PValue::Str(s) => Matcher::Cidr(IpRange::parse_cidr(s).map_err(|e| PatternError::new(p, format!("cidr: {e}")))?),
-            other => return err(format!("cidr expects a string like \"10.0.0.0/24\", found {}", other.kind())),
+            PValue::Str(s) => Matcher::Cidr(
+                IpRange::parse_cidr(s).map_err(|e| PatternError::new(p, format!("cidr: {e}")))?,
+            ),
+            other => {
+                return err(format!(
+                    "cidr expects a string like \"10.0.0.0/24\", found {}",
+                    other.kind()
+                ));
+            }
         },
         "exists" => match v {
             PValue::Bool(true) => Matcher::Exists,
             PValue::Bool(false) => return Ok(None),
-            other => return err(format!("exists expects true or false, found {}", other.kind())),
+            other => {
+                return err(format!(
+                    "exists expects true or false, found {}",
+                    other.kind()
+                ));
+            }
         },
         "numeric" => Matcher::Numeric(numeric(v, p)?),
         "anything-but" => Matcher::AnythingBut(anything_but(v, p)?),
@@ -322,8 +390,7 @@ fn operator(m: &[(String, PValue)], p: &Pointer<'_>) -> Result<Option<Matcher>, 
 }
 
 fn numeric(v: &PValue, p: &Pointer<'_>) -> Result<NumRange, PatternError> {
-    const SHAPE: &str =
-        "numeric expects [\"=\", n], one bound like [\">\", n], or a lower then an upper bound like [\">\", 0, \"<=\", 5]";
+    const SHAPE: &str = "numeric expects [\"=\", n], one bound like [\">\", n], or a lower then an upper bound like [\">\", 0, \"<=\", 5]";
     let err = |msg: String| Err(PatternError::new(p, msg));
     let PValue::Arr(items) = v else {
         return err(format!("{SHAPE}, found {}", v.kind()));
@@ -334,33 +401,63 @@ fn numeric(v: &PValue, p: &Pointer<'_>) -> Result<NumRange, PatternError> {
     let mut bounds = Vec::new();
     for pair in items.chunks(2) {
         let PValue::Str(op) = &pair[0] else {
-            return err(format!("{SHAPE}: an operator string must come before each number, found {}", pair[0].kind()));
+            return err(format!(
+                "{SHAPE}: an operator string must come before each number, found {}",
+                pair[0].kind()
+            ));
         };
         let PValue::Num(t) = &pair[1] else {
-            return err(format!("numeric: the value after \"{op}\" must be a number, found {}", pair[1].kind()));
+            return err(format!(
+                "numeric: the value after \"{op}\" must be a number, found {}",
+                pair[1].kind()
+            ));
         };
         let Some(x) = number::comparable(t.as_bytes()) else {
-            return err(format!("numeric: {t} cannot be compared (outside the range of a double, or rounds to zero)"));
+            return err(format!(
+                "numeric: {t} cannot be compared (outside the range of a double, or rounds to zero)"
+            ));
         };
         if !matches!(op.as_str(), "=" | ">" | ">=" | "<" | "<=") {
-            return err(format!("numeric: unknown comparison \"{op}\" (use =, >, >=, < or <=)"));
+            return err(format!(
+                "numeric: unknown comparison \"{op}\" (use =, >, >=, < or <=)"
+            ));
         }
         bounds.push((op.as_str(), x));
     }
-    let bits = |x: f64| if x == 0.0 { 0f64.to_bits() } else { x.to_bits() };
+    let bits = |x: f64| {
+        if x == 0.0 {
+            0f64.to_bits()
+        } else {
+            x.to_bits()
+        }
+    };
     let lower = |op: &str| op == ">" || op == ">=";
     let upper = |op: &str| op == "<" || op == "<=";
     match bounds.as_slice() {
-        [("=", x)] => Ok(NumRange { lo: Some((bits(*x), true)), hi: Some((bits(*x), true)) }),
-        [(op, x)] if lower(op) => Ok(NumRange { lo: Some((bits(*x), *op == ">=")), hi: None }),
-        [(op, x)] => Ok(NumRange { lo: None, hi: Some((bits(*x), *op == "<=")) }),
+        [("=", x)] => Ok(NumRange {
+            lo: Some((bits(*x), true)),
+            hi: Some((bits(*x), true)),
+        }),
+        [(op, x)] if lower(op) => Ok(NumRange {
+            lo: Some((bits(*x), *op == ">=")),
+            hi: None,
+        }),
+        [(op, x)] => Ok(NumRange {
+            lo: None,
+            hi: Some((bits(*x), *op == "<=")),
+        }),
         [(a, x), (b, y)] if lower(a) && upper(b) => {
             if x >= y {
-                return err(format!("numeric: the lower bound {x} must be less than the upper bound {y}"));
+                return err(format!(
+                    "numeric: the lower bound {x} must be less than the upper bound {y}"
+                ));
             }
-            Ok(NumRange { lo: Some((bits(*x), *a == ">=")), hi: Some((bits(*y), *b == "<=")) })
+            Ok(NumRange {
+                lo: Some((bits(*x), *a == ">=")),
+                hi: Some((bits(*y), *b == "<=")),
+            })
         }
-        _ => err(format!("{SHAPE}")),
+        _ => err(SHAPE.to_string()),
     }
 }
 
@@ -368,7 +465,10 @@ fn anything_but(v: &PValue, p: &Pointer<'_>) -> Result<AnythingBut, PatternError
     let err = |msg: String| Err(PatternError::new(p, msg));
     let num_key = |t: &str| match number::comparable(t.as_bytes()) {
         Some(x) => Ok(number::key(x)),
-        None => Err(PatternError::new(p, format!("anything-but: {t} cannot be compared (outside the range of a double)"))),
+        None => Err(PatternError::new(
+            p,
+            format!("anything-but: {t} cannot be compared (outside the range of a double)"),
+        )),
     };
     match v {
         PValue::Str(s) => Ok(AnythingBut::Strings(vec![s.as_bytes().into()])),
@@ -379,7 +479,13 @@ fn anything_but(v: &PValue, p: &Pointer<'_>) -> Result<AnythingBut, PatternError
             }
             if items.iter().all(|i| matches!(i, PValue::Str(_))) {
                 Ok(AnythingBut::Strings(
-                    items.iter().filter_map(|i| match i { PValue::Str(s) => Some(s.as_bytes().into()), _ => None }).collect(),
+                    items
+                        .iter()
+                        .filter_map(|i| match i {
+                            PValue::Str(s) => Some(s.as_bytes().into()),
+                            _ => None,
+                        })
+                        .collect(),
                 ))
             } else if items.iter().all(|i| matches!(i, PValue::Num(_))) {
                 let mut keys = Vec::new();
@@ -395,39 +501,79 @@ fn anything_but(v: &PValue, p: &Pointer<'_>) -> Result<AnythingBut, PatternError
         }
         PValue::Obj(m) => {
             let [(name, inner)] = m.as_slice() else {
-                return err(format!("anything-but: an operator object must have exactly one key, found {}", m.len()));
+                return err(format!(
+                    "anything-but: an operator object must have exactly one key, found {}",
+                    m.len()
+                ));
             };
             let strings = |allow_empty: bool| -> Result<Vec<String>, PatternError> {
                 let list: Vec<&PValue> = match inner {
                     PValue::Arr(items) if !items.is_empty() => items.iter().collect(),
-                    PValue::Arr(_) => return Err(PatternError::new(p, format!("anything-but {name}: empty list"))),
+                    PValue::Arr(_) => {
+                        return Err(PatternError::new(
+                            p,
+                            format!("anything-but {name}: empty list"),
+                        ));
+                    }
                     one => vec![one],
                 };
                 let mut out = Vec::new();
                 for x in list {
                     match x {
                         PValue::Str(s) if allow_empty || !s.is_empty() => out.push(s.clone()),
-                        PValue::Str(_) => return Err(PatternError::new(p, format!("anything-but {name}: the value must not be empty"))),
-                        other => return Err(PatternError::new(p, format!("anything-but {name} expects a string or a list of strings, found {}", other.kind()))),
+                        PValue::Str(_) => {
+                            return Err(PatternError::new(
+                                p,
+                                format!("anything-but {name}: the value must not be empty"),
+                            ));
+                        }
+                        other => {
+                            return Err(PatternError::new(
+                                p,
+                                format!(
+                                    "anything-but {name} expects a string or a list of strings, found {}",
+                                    other.kind()
+                                ),
+                            ));
+                        }
                     }
                 }
                 Ok(out)
             };
             match name.as_str() {
-                "prefix" => Ok(AnythingBut::Prefixes(strings(false)?.into_iter().map(|s| s.into_bytes().into()).collect())),
-                "suffix" => Ok(AnythingBut::Suffixes(strings(false)?.into_iter().map(|s| s.into_bytes().into()).collect())),
-                "equals-ignore-case" => Ok(AnythingBut::IgnoreCase(strings(true)?.iter().map(|s| CaseFold::new(s)).collect())),
+                "prefix" => Ok(AnythingBut::Prefixes(
+                    strings(false)?
+                        .into_iter()
+                        .map(|s| s.into_bytes().into())
+                        .collect(),
+                )),
+                "suffix" => Ok(AnythingBut::Suffixes(
+                    strings(false)?
+                        .into_iter()
+                        .map(|s| s.into_bytes().into())
+                        .collect(),
+                )),
+                "equals-ignore-case" => Ok(AnythingBut::IgnoreCase(
+                    strings(true)?.iter().map(|s| CaseFold::new(s)).collect(),
+                )),
                 "wildcard" => {
                     let mut ws = Vec::new();
                     for s in strings(true)? {
-                        ws.push(Wildcard::parse(&s).map_err(|e| PatternError::new(p, format!("anything-but wildcard: {e}")))?);
+                        ws.push(Wildcard::parse(&s).map_err(|e| {
+                            PatternError::new(p, format!("anything-but wildcard: {e}"))
+                        })?);
                     }
                     Ok(AnythingBut::Wildcards(ws))
                 }
-                other => err(format!("anything-but: unknown operator \"{other}\" (use prefix, suffix, equals-ignore-case or wildcard)")),
+                other => err(format!(
+                    "anything-but: unknown operator \"{other}\" (use prefix, suffix, equals-ignore-case or wildcard)"
+                )),
             }
         }
-        other => err(format!("anything-but expects a string, a number, a list of them, or an operator object, found {}", other.kind())),
+        other => err(format!(
+            "anything-but expects a string, a number, a list of them, or an operator object, found {}",
+            other.kind()
+        )),
     }
 }
 
@@ -461,7 +607,9 @@ mod tests {
     #[test]
     fn or_blowup_is_bounded() {
         let branch = r#"{"$or": [{"a": [1]}, {"b": [2]}, {"c": [3]}, {"d": [4]}]}"#;
-        let t = format!("{{\"x\": {branch}, \"y\": {branch}, \"z\": {branch}, \"w\": {branch}, \"v\": {branch}, \"u\": {branch}}}");
+        let t = format!(
+            "{{\"x\": {branch}, \"y\": {branch}, \"z\": {branch}, \"w\": {branch}, \"v\": {branch}, \"u\": {branch}}}"
+        );
         assert!(compile(&t).is_err());
     }
 }

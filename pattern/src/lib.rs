@@ -21,6 +21,26 @@
 //!
 //! Events are matched from their JSON text (`&[u8]`) without building a tree; see
 //! `automaton.rs` for how, and `BENCH.md` for how fast.
+//!
+//! Semantics where EventBridge's documentation is silent follow event-ruler (the corpus in
+//! `shared/conformance` is the reference):
+//! - numbers compare as doubles: `300` = `3.0e2`; a `numeric` bound must be a finite double
+//!   that does not round to zero unless it is zero (`2.0e422` and `1E-325` are rejected);
+//! - a pattern key containing dots names the same field as the nested form (`"a.b"` =
+//!   `{"a": {"b": ...}}`), and so does an event key containing dots;
+//! - duplicate keys in a pattern, and a `$or` branch repeating an outer field: the later
+//!   definition wins;
+//! - an exact string that is an IP address also matches other spellings of that address;
+//! - `equals-ignore-case` accepts, per pattern character, the character, its lower-case and
+//!   its upper-case form (full Unicode mappings);
+//! - `exists` and `anything-but` look at leaf values: `{"a": {"b": 1}}` has no value at `a`,
+//!   `anything-but` matches `null` but never a missing field;
+//! - arrays: a field matches if any element does, and all fields of one pattern object must
+//!   be satisfied within one array element (array-consistent matching), `exists: false`
+//!   included.
+//!
+//! An event that is not valid JSON, not an object, or nested deeper than
+//! [`limits::MAX_EVENT_DEPTH`] matches nothing (UTF-8 inside strings is not checked).
 
 mod automaton;
 mod check;
@@ -59,7 +79,9 @@ impl Pattern {
     /// Compiles pattern text; the error names the place in the pattern and the problem.
     pub fn compile(text: &str) -> Result<Pattern, PatternError> {
         let rules = compile::compile(text)?;
-        Ok(Pattern { index: Index::build(&[(0, rules)]) })
+        Ok(Pattern {
+            index: Index::build(&[(0, rules)]),
+        })
     }
 
     /// Whether the event (JSON text) matches. False if the event is not a valid JSON object.
@@ -121,7 +143,11 @@ impl PatternSet {
     /// the index's selectivity, for benchmarks and tuning.
     #[doc(hidden)]
     pub fn candidate_count(&self, event_json: &[u8]) -> usize {
-        if self.patterns.is_empty() { 0 } else { self.index().candidates(event_json) }
+        if self.patterns.is_empty() {
+            0
+        } else {
+            self.index().candidates(event_json)
+        }
     }
 
     /// Whether any pattern matches. False if the event is not a valid JSON object.

@@ -42,7 +42,10 @@ impl PValue {
 
 /// Parses one JSON value that must make up the whole text (surrounding whitespace allowed).
 pub fn parse(text: &str) -> Result<PValue, PatternError> {
-    let mut p = Parser { b: text.as_bytes(), i: 0 };
+    let mut p = Parser {
+        b: text.as_bytes(),
+        i: 0,
+    };
     p.ws();
     if p.i >= p.b.len() {
         return Err(PatternError::whole("pattern is empty"));
@@ -67,7 +70,10 @@ impl Parser<'_> {
             Some(c) if c.is_ascii_graphic() => format!("'{}'", *c as char),
             Some(c) => format!("byte 0x{c:02x}"),
         };
-        PatternError::whole(format!("invalid JSON at byte {}: {what} (found {found})", self.i))
+        PatternError::whole(format!(
+            "invalid JSON at byte {}: {what} (found {found})",
+            self.i
+        ))
     }
 
     fn ws(&mut self) {
@@ -158,7 +164,9 @@ impl Parser<'_> {
                 }
                 self.i += len;
                 // Only ASCII was consumed, so this slice is valid UTF-8.
-                Ok(PValue::Num(String::from_utf8_lossy(&self.b[start..self.i]).into_owned()))
+                Ok(PValue::Num(
+                    String::from_utf8_lossy(&self.b[start..self.i]).into_owned(),
+                ))
             }
             _ => Err(self.err("expected a JSON value")),
         }
@@ -248,8 +256,21 @@ mod tests {
 
     #[test]
     fn rejects_bad_text() {
-        for t in ["", "{", "{\"a\":}", "[1,]", "01", "1.", "-", "{\"a\" 1}", "\"\\x\"", "[1] 2",
-                  "\"\\ud800\"", "tru", "{\"a\":[1 2]}"] {
+        for t in [
+            "",
+            "{",
+            "{\"a\":}",
+            "[1,]",
+            "01",
+            "1.",
+            "-",
+            "{\"a\" 1}",
+            "\"\\x\"",
+            "[1] 2",
+            "\"\\ud800\"",
+            "tru",
+            "{\"a\":[1 2]}",
+        ] {
             assert!(parse(t).is_err(), "{t}");
         }
     }

@@ -109,7 +109,12 @@ pub struct PathTrie {
 
 impl Default for PathTrie {
     fn default() -> Self {
-        PathTrie { nodes: vec![Node { leaf: NONE, ..Node::default() }] }
+        PathTrie {
+            nodes: vec![Node {
+                leaf: NONE,
+                ..Node::default()
+            }],
+        }
     }
 }
 
@@ -124,7 +129,10 @@ impl PathTrie {
                 Some(c) => c,
                 None => {
                     let c = self.nodes.len() as u32;
-                    self.nodes.push(Node { leaf: NONE, ..Node::default() });
+                    self.nodes.push(Node {
+                        leaf: NONE,
+                        ..Node::default()
+                    });
                     let node = &mut self.nodes[n as usize];
                     if let Some(m) = &mut node.many {
                         m.insert(seg.into(), c);
@@ -145,15 +153,16 @@ impl PathTrie {
         node.leaf
     }
 
-    /// Follows an event key (already unescaped) from `node`, splitting it at dots.
+    /// Follows an event key (already unescaped) from `node`, splitting it at dots;
+    /// `dotted` says whether the key contains a '.' (the scanner finds out for free).
     #[inline]
-    pub fn step(&self, node: u32, key: &[u8]) -> Option<u32> {
+    pub fn step(&self, node: u32, key: &[u8], dotted: bool) -> Option<u32> {
         // Segments never contain dots, so a direct hit is final; only a miss on a key that
         // contains a dot needs splitting.
         if let Some(c) = self.nodes[node as usize].child(key) {
             return Some(c);
         }
-        if !key.contains(&b'.') {
+        if !dotted {
             return None;
         }
         let mut n = node;
@@ -172,16 +181,16 @@ mod tests {
     fn dotted_paths_meet() {
         let mut t = PathTrie::default();
         assert_eq!(t.insert("detail.amount", 0), 0);
-        let a = t.step(PathTrie::ROOT, b"detail.amount").unwrap();
-        let d = t.step(PathTrie::ROOT, b"detail").unwrap();
-        assert_eq!(t.step(d, b"amount"), Some(a));
-        assert_eq!(t.step(PathTrie::ROOT, b"detail.amount"), Some(a));
+        let a = t.step(PathTrie::ROOT, b"detail.amount", true).unwrap();
+        let d = t.step(PathTrie::ROOT, b"detail", false).unwrap();
+        assert_eq!(t.step(d, b"amount", false), Some(a));
+        assert_eq!(t.step(PathTrie::ROOT, b"detail.amount", true), Some(a));
         assert_eq!(t.nodes[a as usize].leaf, 0);
-        assert_eq!(t.step(PathTrie::ROOT, b"nope"), None);
+        assert_eq!(t.step(PathTrie::ROOT, b"nope", false), None);
         for i in 0..20 {
             t.insert(&format!("k{i}"), i + 1);
         }
-        assert!(t.step(PathTrie::ROOT, b"k19").is_some());
-        assert_eq!(t.step(PathTrie::ROOT, b"detail.amount"), Some(a));
+        assert!(t.step(PathTrie::ROOT, b"k19", false).is_some());
+        assert_eq!(t.step(PathTrie::ROOT, b"detail.amount", true), Some(a));
     }
 }

@@ -12,15 +12,17 @@
 //! array-consistent matching); see [`Scan::compatible`].
 //!
 //! Validation: the structure of the whole event is checked (brackets, commas, colons, string
-//! termination and escapes, number grammar, literals, nesting depth, nothing after the top
-//! object). For speed, characters inside strings are not checked: raw control characters and
-//! invalid UTF-8 inside strings are accepted.
+//! termination and escapes, raw control characters in strings, number grammar, literals,
+//! nesting depth, nothing after the top object). For speed, UTF-8 inside strings is not
+//! validated: string values are compared as bytes.
 
 use crate::operators::Scalar;
 use crate::paths::{NONE, PathTrie};
 
-/// Deepest nesting accepted in an event (serde_json's default limit is 128).
-pub const MAX_EVENT_DEPTH: usize = 512;
+/// Deepest nesting accepted in an event: serde_json's default recursion limit, so weir and
+/// the host's serde_json agree on which events are too deep. Referenced parts of the event
+/// are scanned recursively (one frame per level), so this also bounds stack use.
+pub const MAX_EVENT_DEPTH: usize = 128;
 
 pub const KIND_STR: u8 = 0;
 pub const KIND_NUM: u8 = 1;
@@ -72,7 +74,11 @@ impl Scan {
     pub fn run(&mut self, event: &[u8], trie: &PathTrie) -> bool {
         self.leaves.clear();
         self.trails.clear();
-        self.trails.push(Trail { parent: 0, array: NONE, depth: 0 });
+        self.trails.push(Trail {
+            parent: 0,
+            array: NONE,
+            depth: 0,
+        });
         self.arena.clear();
         self.next_array = 0;
         if event.len() >= u32::MAX as usize {
@@ -96,11 +102,24 @@ impl Scan {
     }
 
     pub fn scalar<'a>(&'a self, leaf: &Leaf, event: &'a [u8]) -> Scalar<'a> {
-        let src = if leaf.in_arena { &self.arena[..] } else { event };
-        let bytes = src.get(leaf.start as usize..leaf.end as usize).unwrap_or(&[]);
+        let src = if leaf.in_arena {
+            &self.arena[..]
+        } else {
+            event
+        };
+        let bytes = src
+            .get(leaf.start as usize..leaf.end as usize)
+            .unwrap_or(&[]);
         match leaf.kind {
             KIND_STR => Scalar::Str(bytes),
-            KIND_NUM => Scalar::Num(bytes, if leaf.num.is_nan() { None } else { Some(leaf.num) }),
+            KIND_NUM => Scalar::Num(
+                bytes,
+                if leaf.num.is_nan() {
+                    None
+                } else {
+                    Some(leaf.num)
+                },
+            ),
             KIND_TRUE => Scalar::Bool(true),
             KIND_FALSE => Scalar::Bool(false),
             _ => Scalar::Null,
@@ -132,7 +151,14 @@ impl Scan {
         t[x].array != t[y].array
     }
 
-    fn object(&mut self, s: &mut Cursor<'_>, trie: &PathTrie, node: u32, trail: u32, depth: usize) -> R {
+    fn object(
+        &mut self,
+        s: &mut Cursor<'_>,
+        trie: &PathTrie,
+        node: u32,
+        trail: u32,
+        depth: usize,
+    ) -> R {
         if depth > MAX_EVENT_DEPTH {
             return Err(Invalid);
         }
@@ -146,15 +172,15 @@ impl Scan {
             if s.peek() != Some(b'"') {
                 return Err(Invalid);
             }
-            let (ks, ke, escaped) = s.string()?;
+            let (ks, ke, escaped, dotted) = s.key()?;
             let child = if escaped {
                 self.keybuf.clear();
                 if !unescape(&s.b[ks..ke], &mut self.keybuf) {
                     return Err(Invalid);
                 }
-                trie.step(node, &self.keybuf)
+                trie.step(node, &self.keybuf, self.keybuf.contains(&b'.'))
             } else {
-                trie.step(node, &s.b[ks..ke])
+                trie.step(node, &s.b[ks..ke], dotted)
             };
             s.ws();
             if !s.eat(b':') {
@@ -174,7 +200,14 @@ impl Scan {
         }
     }
 
-    fn value(&mut self, s: &mut Cursor<'_>, trie: &PathTrie, node: u32, trail: u32, depth: usize) -> R {
+    fn value(
+        &mut self,
+        s: &mut Cursor<'_>,
+        trie: &PathTrie,
+        node: u32,
+        trail: u32,
+        depth: usize,
+    ) -> R {
         let n = &trie.nodes[node as usize];
         let leaf = n.leaf;
         match s.peek() {
@@ -203,7 +236,11 @@ impl Scan {
                 loop {
                     s.ws();
                     let t = self.trails.len() as u32;
-                    self.trails.push(Trail { parent: trail, array, depth: parent_depth + 1 });
+                    self.trails.push(Trail {
+                        parent: trail,
+                        array,
+                        depth: parent_depth + 1,
+                    });
                     self.value(s, trie, node, t, depth + 1)?;
                     s.ws();
                     match s.next() {
@@ -234,7 +271,8 @@ impl Scan {
                 let kind = s.scalar(c)?;
                 if leaf != NONE {
                     if kind == KIND_NUM {
-                        self.scratch_num = crate::number::comparable(&s.b[st..s.i]).unwrap_or(f64::NAN);
+                        self.scratch_num =
+                            crate::number::comparable(&s.b[st..s.i]).unwrap_or(f64::NAN);
                     }
                     self.push(leaf, kind, false, st, s.i, trail);
                 }
@@ -303,7 +341,9 @@ impl Cursor<'_> {
     }
 
     /// At an opening quote: skips the string, returns (content start, content end, has escapes).
-    #[inline]
+    /// Always inlined: it runs for every key and string value, and a call costs as much as
+    /// scanning a short string.
+    #[inline(always)]
     fn string(&mut self) -> Result<(usize, usize, bool), Invalid> {
         self.i += 1;
         let start = self.i;
@@ -313,10 +353,14 @@ impl Cursor<'_> {
                 return Err(Invalid);
             };
             self.i = at;
-            if self.b[self.i] == b'"' {
-                let end = self.i;
-                self.i += 1;
-                return Ok((start, end, escaped));
+            match self.b[self.i] {
+                b'"' => {
+                    let end = self.i;
+                    self.i += 1;
+                    return Ok((start, end, escaped));
+                }
+                b'\\' => {}
+                _ => return Err(Invalid), // raw control character
             }
             escaped = true;
             match self.b.get(self.i + 1) {
@@ -330,6 +374,28 @@ impl Cursor<'_> {
                 }
                 _ => return Err(Invalid),
             }
+        }
+    }
+
+    /// Like `string`, for object keys: also tells whether the key contains a '.', so that the
+    /// path trie only splits dotted keys without scanning every key a second time.
+    #[inline(always)]
+    fn key(&mut self) -> Result<(usize, usize, bool, bool), Invalid> {
+        self.i += 1;
+        let start = self.i;
+        match find_key_end(self.b, self.i) {
+            Some((at, dotted)) if self.b[at] == b'"' => {
+                self.i = at + 1;
+                Ok((start, at, false, dotted))
+            }
+            Some(_) => {
+                // An escape or a control character: take the general path (which rejects the
+                // latter); dots are then looked for in the decoded key.
+                self.i = start - 1;
+                let (s, e, esc) = self.string()?;
+                Ok((s, e, esc, false))
+            }
+            None => Err(Invalid),
         }
     }
 
@@ -353,13 +419,17 @@ impl Cursor<'_> {
 
     /// Skips one value without recording anything. Iterative, with the open containers kept
     /// in a bit stack, so hostile nesting cannot overflow the call stack.
+    #[inline(always)]
     fn skip_value(&mut self, depth: usize) -> R {
         // Most skipped values are scalars: no container bookkeeping for them.
         match self.peek() {
-            Some(b'"') => return self.string().map(|_| ()),
-            Some(c @ (b'-' | b'0'..=b'9' | b't' | b'f' | b'n')) => return self.scalar(c).map(|_| ()),
-            _ => {}
+            Some(b'"') => self.string().map(|_| ()),
+            Some(c @ (b'-' | b'0'..=b'9' | b't' | b'f' | b'n')) => self.scalar(c).map(|_| ()),
+            _ => self.skip_container(depth),
         }
+    }
+
+    fn skip_container(&mut self, depth: usize) -> R {
         // bit set = object, clear = array
         let mut stack = [0u64; MAX_EVENT_DEPTH / 64 + 1];
         let mut sp = 0usize;
@@ -437,19 +507,20 @@ impl Cursor<'_> {
     }
 }
 
-/// Position of the first `"` or `\\` at or after `i`. Event strings are mostly short
+/// Position of the first `"`, `\\` or control character (< 0x20, invalid in JSON strings)
+/// at or after `i`. Event strings are mostly short
 /// (ids, enum values), where a call into a SIMD search costs more than it saves, so this
 /// tests 8 bytes at a time in a register (SWAR). The lowest flagged byte is exact; borrows
 /// can only produce false flags above a true one.
-#[inline]
+#[inline(always)]
 fn find_quote_or_backslash(b: &[u8], mut i: usize) -> Option<usize> {
     // x86_64 always has SSE2: test 16 bytes per step, so that the typical short string ends
     // in the first step (a predictable branch).
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{
-            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128,
-            _mm_set1_epi8,
+            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8,
+            _mm_or_si128, _mm_set1_epi8,
         };
         while i + 16 <= b.len() {
             // SAFETY: `i + 16 <= b.len()`, so the unaligned 16-byte load stays inside `b`;
@@ -458,7 +529,9 @@ fn find_quote_or_backslash(b: &[u8], mut i: usize) -> Option<usize> {
                 let v = _mm_loadu_si128(b.as_ptr().add(i) as *const __m128i);
                 let q = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
                 let s = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
-                _mm_movemask_epi8(_mm_or_si128(q, s)) as u32
+                // bytes <= 0x1f: max(v, 0x1f) == 0x1f
+                let ctl = _mm_cmpeq_epi8(_mm_max_epu8(v, _mm_set1_epi8(0x1f)), _mm_set1_epi8(0x1f));
+                _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(q, s), ctl)) as u32
             };
             if mask != 0 {
                 return Some(i + mask.trailing_zeros() as usize);
@@ -476,15 +549,60 @@ fn find_quote_or_backslash(b: &[u8], mut i: usize) -> Option<usize> {
         let w = u64::from_le_bytes(a);
         let q = w ^ QUOTE;
         let s = w ^ BACKSLASH;
-        let t = (q.wrapping_sub(LO) & !q | s.wrapping_sub(LO) & !s) & HI;
+        // bytes < 0x20 (the "hasless" trick; exact for the lowest flagged byte)
+        let ctl = w.wrapping_sub(LO * 0x20) & !w;
+        let t = (q.wrapping_sub(LO) & !q | s.wrapping_sub(LO) & !s | ctl) & HI;
         if t != 0 {
             return Some(i + (t.trailing_zeros() / 8) as usize);
         }
         i += 8;
     }
     while i < b.len() {
-        if b[i] == b'"' || b[i] == b'\\' {
+        if b[i] == b'"' || b[i] == b'\\' || b[i] < 0x20 {
             return Some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Position of the first `"` or `\\` at or after `i`, and whether a `.` comes before it.
+#[inline(always)]
+fn find_key_end(b: &[u8], mut i: usize) -> Option<(usize, bool)> {
+    let mut dotted = false;
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{
+            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8,
+            _mm_or_si128, _mm_set1_epi8,
+        };
+        while i + 16 <= b.len() {
+            // SAFETY: as in `find_quote_or_backslash`.
+            let (stop, dots) = unsafe {
+                let v = _mm_loadu_si128(b.as_ptr().add(i) as *const __m128i);
+                let q = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+                let s = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+                let ctl = _mm_cmpeq_epi8(_mm_max_epu8(v, _mm_set1_epi8(0x1f)), _mm_set1_epi8(0x1f));
+                let d = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'.' as i8));
+                (
+                    _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(q, s), ctl)) as u32,
+                    _mm_movemask_epi8(d) as u32,
+                )
+            };
+            if stop != 0 {
+                let at = stop.trailing_zeros();
+                dotted |= dots & ((1u32 << at) - 1) != 0;
+                return Some((i + at as usize, dotted));
+            }
+            dotted |= dots != 0;
+            i += 16;
+        }
+    }
+    while i < b.len() {
+        match b[i] {
+            b'"' | b'\\' | 0..=0x1f => return Some((i, dotted)),
+            b'.' => dotted = true,
+            _ => {}
         }
         i += 1;
     }
@@ -541,7 +659,9 @@ pub(crate) fn unescape(src: &[u8], out: &mut Vec<u8>) -> bool {
             b'r' => out.push(b'\r'),
             b't' => out.push(b'\t'),
             b'u' => {
-                let Some(c) = decode_u_escape(src, &mut i) else { return false };
+                let Some(c) = decode_u_escape(src, &mut i) else {
+                    return false;
+                };
                 let mut buf = [0u8; 4];
                 out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
             }
@@ -571,7 +691,10 @@ mod tests {
         assert!(s.run(ev, &t));
         assert_eq!(s.leaves.len(), 4);
         assert!(matches!(s.scalar(&s.leaves[0], ev), Scalar::Str(b) if b == "vé".as_bytes()));
-        assert!(matches!(s.scalar(&s.leaves[1], ev), Scalar::Num(b"1", Some(1.0))));
+        assert!(matches!(
+            s.scalar(&s.leaves[1], ev),
+            Scalar::Num(b"1", Some(1.0))
+        ));
         assert!(matches!(s.scalar(&s.leaves[2], ev), Scalar::Bool(true)));
         assert!(s.has_arrays());
     }
@@ -580,9 +703,25 @@ mod tests {
     fn rejects_invalid() {
         let t = trie(&["a"]);
         let mut s = Scan::default();
-        for ev in [&b""[..], b"[]", b"{", b"{\"a\":}", b"{\"x\": [1,]}", b"{\"x\": {\"y\" 1}}",
-                   b"{\"x\": \"\\q\"}", b"{\"x\": 01}", b"{} x", b"{\"x\": tru}", b"{\"x\": [}",
-                   b"{\"x\": {]}", b"{\"a\": \"\\ud800\"}"] {
+        for ev in [
+            &b""[..],
+            b"[]",
+            b"{",
+            b"{\"a\":}",
+            b"{\"x\": [1,]}",
+            b"{\"x\": {\"y\" 1}}",
+            b"{\"x\": \"\\q\"}",
+            b"{\"x\": 01}",
+            b"{} x",
+            b"{\"x\": tru}",
+            b"{\"x\": [}",
+            b"{\"x\": {]}",
+            b"{\"a\": \"\\ud800\"}",
+            b"{\"x\": \"a\nb\"}",
+            b"{\"a\": \"a\tb\"}",
+            b"{\"a\nb\": 1}",
+            b"{\"a\": \"0123456789abcdef\x01\"}",
+        ] {
             assert!(!s.run(ev, &t), "{}", String::from_utf8_lossy(ev));
         }
         assert!(s.run(b" {\"x\": [{}, [], \"\\\"\", -1.5e3, {\"y\": null}]} ", &t));
@@ -598,16 +737,51 @@ mod tests {
         assert!(!s.run(deep.as_bytes(), &t));
         let ok = format!("{{\"a\": {}1{}}}", "[".repeat(100), "]".repeat(100));
         assert!(s.run(ok.as_bytes(), &t));
+        let ok = format!("{{\"x\": {}1{}}}", "[".repeat(100), "]".repeat(100));
+        assert!(s.run(ok.as_bytes(), &t));
+    }
+
+    #[test]
+    fn dotted_event_keys() {
+        let long = "aaaaaaaaaaaaaaaaaaaaaaaa";
+        let t = trie(&["a.b", &format!("{long}.{long}.c")]);
+        let mut s = Scan::default();
+        for ev in [
+            r#"{"a.b": 1}"#.to_string(),
+            r#"{"a": {"b": 1}}"#.to_string(),
+            r#"{"a.b": 1}"#.to_string(),
+            format!(r#"{{"{long}.{long}.c": 1}}"#),
+            format!(r#"{{"{long}": {{"{long}.c": 1}}}}"#),
+        ] {
+            assert!(s.run(ev.as_bytes(), &t), "{ev}");
+            assert_eq!(s.leaves.len(), 1, "{ev}");
+        }
     }
 
     #[test]
     fn quote_finder() {
         let s = b"abcdefghijklmnop\"q";
         for start in 0..s.len() {
-            assert_eq!(find_quote_or_backslash(s, start), if start <= 16 { Some(16) } else { None });
+            assert_eq!(
+                find_quote_or_backslash(s, start),
+                if start <= 16 { Some(16) } else { None }
+            );
         }
-        assert_eq!(find_quote_or_backslash(b"\x01\x01\x01\\aaaaaaaa", 0), Some(3));
+        assert_eq!(
+            find_quote_or_backslash(b"\x01\x01\x01\\aaaaaaaa", 0),
+            Some(0)
+        );
+        assert_eq!(find_quote_or_backslash(b"  \x7f\\aaaaaaaa", 0), Some(3));
         assert_eq!(find_quote_or_backslash(b"\xff\x22", 0), Some(1));
+        assert_eq!(
+            find_quote_or_backslash(b"abcdefghij\x1fabcdefgh\"", 0),
+            Some(10)
+        );
+        assert_eq!(
+            find_quote_or_backslash(b"abcdefghijklmnopqrstu\x00vwxyz\"", 0),
+            Some(21)
+        );
+        assert_eq!(find_quote_or_backslash(b"abc\x7f\xe9\x80\"", 0), Some(6));
         assert_eq!(find_quote_or_backslash(b"abc", 0), None);
     }
 

@@ -24,11 +24,15 @@ fn lines(file: &str) -> Vec<Line> {
 }
 
 fn str_field(l: &Line, k: &str) -> String {
-    l.get(k).map(|v| serde_json::from_str::<String>(v.get()).unwrap_or_default()).unwrap_or_default()
+    l.get(k)
+        .map(|v| serde_json::from_str::<String>(v.get()).unwrap_or_default())
+        .unwrap_or_default()
 }
 
 fn notes(l: &Line) -> String {
-    l.get("notes").map(|v| v.get().to_string()).unwrap_or_default()
+    l.get("notes")
+        .map(|v| v.get().to_string())
+        .unwrap_or_default()
 }
 
 #[derive(Default)]
@@ -42,7 +46,8 @@ struct Tally {
 /// the same patterns to compile with "the later definition of a field wins". weir follows
 /// the default.
 fn contradicts_match_corpus(l: &Line) -> bool {
-    notes(l).contains("rule overriding disabled") || notes(l).contains("rule overriding is disabled")
+    notes(l).contains("rule overriding disabled")
+        || notes(l).contains("rule overriding is disabled")
         || notes(l).contains("withOverridesForDuplicateRules(false)")
 }
 
@@ -66,8 +71,16 @@ fn conformance() {
                 let mut set = PatternSet::new();
                 set.add(id.len(), pattern).expect("compiles in a set too");
                 assert_eq!(set.matches_any(event), single, "{id}: set vs single");
-                assert_eq!(set.matching(event).is_empty(), !single, "{id}: matching vs single");
-                assert_eq!(p.explain(event).is_none(), single, "{id}: explain vs matches");
+                assert_eq!(
+                    set.matching(event).is_empty(),
+                    !single,
+                    "{id}: matching vs single"
+                );
+                assert_eq!(
+                    p.explain(event).is_none(),
+                    single,
+                    "{id}: explain vs matches"
+                );
                 Ok(single)
             }
             Err(e) => Err(e.to_string()),
@@ -79,7 +92,11 @@ fn conformance() {
         } else {
             t.fail += 1;
             let line = format!("{id} (expected {expected}, got {got:?})");
-            if dialect == "quamina" { quamina_failures.push(line) } else { failures.push(line) }
+            if dialect == "quamina" {
+                quamina_failures.push(line)
+            } else {
+                failures.push(line)
+            }
         }
     }
 
@@ -88,13 +105,19 @@ fn conformance() {
         let id = str_field(&l, "id");
         let dialect = str_field(&l, "dialect");
         let raw: bool = l.get("raw").is_some_and(|v| v.get() == "true");
-        let text = if raw { str_field(&l, "pattern") } else { l["pattern"].get().to_string() };
+        let text = if raw {
+            str_field(&l, "pattern")
+        } else {
+            l["pattern"].get().to_string()
+        };
         if contradicts_match_corpus(&l) {
             skipped.push(id);
             continue;
         }
         let result = Pattern::compile(&text);
-        let t = by_op.entry((dialect.clone(), "(invalid)".into())).or_default();
+        let t = by_op
+            .entry((dialect.clone(), "(invalid)".into()))
+            .or_default();
         match result {
             Err(e) => {
                 t.pass += 1;
@@ -103,12 +126,19 @@ fn conformance() {
             Ok(_) => {
                 t.fail += 1;
                 let line = format!("{id} (invalid pattern compiled: {text})");
-                if dialect == "quamina" { quamina_failures.push(line) } else { failures.push(line) }
+                if dialect == "quamina" {
+                    quamina_failures.push(line)
+                } else {
+                    failures.push(line)
+                }
             }
         }
     }
 
-    println!("\n{:<17} {:<40} {:>6} {:>6}", "dialect", "operator", "pass", "fail");
+    println!(
+        "\n{:<17} {:<40} {:>6} {:>6}",
+        "dialect", "operator", "pass", "fail"
+    );
     let mut per_dialect: BTreeMap<String, Tally> = BTreeMap::new();
     for ((d, op), t) in &by_op {
         println!("{d:<17} {op:<40} {:>6} {:>6}", t.pass, t.fail);
@@ -130,7 +160,11 @@ fn conformance() {
     for f in &failures {
         println!("FAIL {f}");
     }
-    assert!(failures.is_empty(), "{} required conformance lines failed (listed above)", failures.len());
+    assert!(
+        failures.is_empty(),
+        "{} required conformance lines failed (listed above)",
+        failures.len()
+    );
 }
 
 /// Many patterns in one set must give, for every event, exactly the patterns that match it
@@ -149,8 +183,11 @@ fn set_agrees_with_single_patterns() {
     // Every 20th event keeps the test fast in debug builds while covering every operator.
     for l in corpus.iter().step_by(20) {
         let event = l["event"].get().as_bytes();
-        let want: Vec<usize> =
-            singles.iter().filter(|(_, p)| p.matches(event)).map(|(i, _)| *i).collect();
+        let want: Vec<usize> = singles
+            .iter()
+            .filter(|(_, p)| p.matches(event))
+            .map(|(i, _)| *i)
+            .collect();
         assert_eq!(set.matching(event), want, "event {}", l["event"].get());
         assert_eq!(set.matches_any(event), !want.is_empty());
     }

@@ -27,10 +27,7 @@ impl AnythingBut {
                 _ => true,
             },
             AnythingBut::Numbers(set) => match v {
-                Scalar::Num(_, v) => match v {
-                    Some(x) => !set.contains(&number::key(x)),
-                    None => true,
-                },
+                Scalar::Num(_, Some(x)) => !set.contains(&number::key(x)),
                 _ => true,
             },
             AnythingBut::Prefixes(set) => match v {
@@ -55,12 +52,14 @@ impl AnythingBut {
 
 impl fmt::Display for AnythingBut {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let list = |f: &mut fmt::Formatter<'_>, items: Vec<String>| write!(f, "[{}]", items.join(", "));
+        let list =
+            |f: &mut fmt::Formatter<'_>, items: Vec<String>| write!(f, "[{}]", items.join(", "));
         match self {
             AnythingBut::Strings(s) => list(f, s.iter().map(|x| Shown(x).to_string()).collect()),
-            AnythingBut::Numbers(n) => {
-                list(f, n.iter().map(|x| f64::from_bits(*x).to_string()).collect())
-            }
+            AnythingBut::Numbers(n) => list(
+                f,
+                n.iter().map(|x| f64::from_bits(*x).to_string()).collect(),
+            ),
             AnythingBut::Prefixes(s) => {
                 f.write_str("{\"prefix\": ")?;
                 list(f, s.iter().map(|x| Shown(x).to_string()).collect())?;
@@ -73,7 +72,12 @@ impl fmt::Display for AnythingBut {
             }
             AnythingBut::IgnoreCase(s) => {
                 f.write_str("{\"equals-ignore-case\": ")?;
-                list(f, s.iter().map(|x| Shown(x.text().as_bytes()).to_string()).collect())?;
+                list(
+                    f,
+                    s.iter()
+                        .map(|x| Shown(x.text().as_bytes()).to_string())
+                        .collect(),
+                )?;
                 f.write_str("}")
             }
             AnythingBut::Wildcards(_) => f.write_str("{\"wildcard\": …}"),

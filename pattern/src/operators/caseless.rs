@@ -28,8 +28,11 @@ impl CaseFold {
             text.chars()
                 .map(|c| {
                     let mut v: Vec<Box<[u8]>> = Vec::with_capacity(3);
-                    for s in [c.to_string(), c.to_lowercase().collect(), c.to_uppercase().collect()]
-                    {
+                    for s in [
+                        c.to_string(),
+                        c.to_lowercase().collect(),
+                        c.to_uppercase().collect(),
+                    ] {
                         let s: Box<[u8]> = s.into_bytes().into_boxed_slice();
                         if !v.contains(&s) {
                             v.push(s);
@@ -39,7 +42,10 @@ impl CaseFold {
                 })
                 .collect()
         };
-        CaseFold { text: text.into(), alts }
+        CaseFold {
+            text: text.into(),
+            alts,
+        }
     }
 
     pub fn text(&self) -> &str {
@@ -70,7 +76,11 @@ impl CaseFold {
         }
         // A small NFA: the set of byte positions reachable after each pattern character.
         // Alternatives have different lengths, so more than one position can be live.
-        let mut cur: Vec<usize> = vec![if matches!(anchor, Anchor::Suffix) { s.len() } else { 0 }];
+        let mut cur: Vec<usize> = vec![if matches!(anchor, Anchor::Suffix) {
+            s.len()
+        } else {
+            0
+        }];
         let mut next: Vec<usize> = Vec::new();
         let chars: Box<dyn Iterator<Item = &Vec<Box<[u8]>>>> = match anchor {
             Anchor::Suffix => Box::new(self.alts.iter().rev()),

@@ -35,7 +35,11 @@ pub enum Matcher {
     Str(Box<[u8]>),
     /// Exact string that is an IP address: event-ruler also accepts other spellings of the
     /// same address (`2001:db8::1` = `2001:0db8:0:0:0:0:0:1`).
-    StrIp { text: Box<[u8]>, v6: bool, addr: u128 },
+    StrIp {
+        text: Box<[u8]>,
+        v6: bool,
+        addr: u128,
+    },
     /// Exact number, by value (the key of its double).
     Num(u64),
     /// Exact number too large or small for a double: compared by its literal text.
@@ -59,7 +63,11 @@ impl Matcher {
     /// An exact-value matcher for a pattern string, recognising IP addresses.
     pub fn exact_str(s: &str) -> Matcher {
         match crate::cidr::parse_ip(s.as_bytes()) {
-            Some((v6, addr)) => Matcher::StrIp { text: s.as_bytes().into(), v6, addr },
+            Some((v6, addr)) => Matcher::StrIp {
+                text: s.as_bytes().into(),
+                v6,
+                addr,
+            },
             None => Matcher::Str(s.as_bytes().into()),
         }
     }
@@ -124,7 +132,11 @@ impl fmt::Display for Matcher {
             Matcher::Prefix(p) => write!(f, "{{\"prefix\": {}}}", Shown(p)),
             Matcher::Suffix(p) => write!(f, "{{\"suffix\": {}}}", Shown(p)),
             Matcher::EqualsIgnoreCase(c) => {
-                write!(f, "{{\"equals-ignore-case\": {}}}", Shown(c.text().as_bytes()))
+                write!(
+                    f,
+                    "{{\"equals-ignore-case\": {}}}",
+                    Shown(c.text().as_bytes())
+                )
             }
             Matcher::PrefixIgnoreCase(c) => write!(
                 f,

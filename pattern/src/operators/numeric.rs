@@ -31,17 +31,25 @@ impl NumRange {
 
 impl fmt::Display for NumRange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let (Some((a, true)), Some((b, true))) = (self.lo, self.hi) {
-            if a == b {
-                return write!(f, "[\"=\", {}]", f64::from_bits(a));
-            }
+        if let (Some((a, true)), Some((b, true))) = (self.lo, self.hi)
+            && a == b
+        {
+            return write!(f, "[\"=\", {}]", f64::from_bits(a));
         }
         let mut parts = Vec::new();
         if let Some((b, inc)) = self.lo {
-            parts.push(format!("\"{}\", {}", if inc { ">=" } else { ">" }, f64::from_bits(b)));
+            parts.push(format!(
+                "\"{}\", {}",
+                if inc { ">=" } else { ">" },
+                f64::from_bits(b)
+            ));
         }
         if let Some((b, inc)) = self.hi {
-            parts.push(format!("\"{}\", {}", if inc { "<=" } else { "<" }, f64::from_bits(b)));
+            parts.push(format!(
+                "\"{}\", {}",
+                if inc { "<=" } else { "<" },
+                f64::from_bits(b)
+            ));
         }
         write!(f, "[{}]", parts.join(", "))
     }
@@ -53,7 +61,10 @@ mod tests {
 
     #[test]
     fn bounds() {
-        let r = NumRange { lo: Some((0f64.to_bits(), false)), hi: Some((5f64.to_bits(), true)) };
+        let r = NumRange {
+            lo: Some((0f64.to_bits(), false)),
+            hi: Some((5f64.to_bits(), true)),
+        };
         assert!(!r.contains(0.0));
         assert!(r.contains(0.1));
         assert!(r.contains(5.0));
