@@ -199,29 +199,13 @@ impl Parser<'_> {
                 }
                 b'\\' => {
                     self.i += 1;
-                    let Some(&e) = self.b.get(self.i) else {
+                    if self.i >= self.b.len() {
                         return Err(self.err("unterminated string"));
-                    };
-                    self.i += 1;
-                    match e {
-                        b'"' => out.push(b'"'),
-                        b'\\' => out.push(b'\\'),
-                        b'/' => out.push(b'/'),
-                        b'b' => out.push(8),
-                        b'f' => out.push(12),
-                        b'n' => out.push(b'\n'),
-                        b'r' => out.push(b'\r'),
-                        b't' => out.push(b'\t'),
-                        b'u' => {
-                            let ch = crate::scan::decode_u_escape(self.b, &mut self.i)
-                                .ok_or_else(|| self.err("invalid \\u escape"))?;
-                            let mut buf = [0u8; 4];
-                            out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
-                        }
-                        _ => {
-                            self.i -= 1;
-                            return Err(self.err("invalid escape in string"));
-                        }
+                    }
+                    let at = self.i;
+                    if !crate::scan::push_escape(self.b, &mut self.i, &mut out) {
+                        self.i = at;
+                        return Err(self.err("invalid escape in string"));
                     }
                 }
                 0..=0x1f => return Err(self.err("control character in string")),

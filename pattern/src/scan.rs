@@ -637,6 +637,35 @@ pub(crate) fn decode_u_escape(b: &[u8], i: &mut usize) -> Option<char> {
     }
 }
 
+/// Decodes the escape sequence at `src[*i]` (just after its backslash) into `out`, advancing
+/// `*i` past it. False if it is not a valid JSON escape. Shared by the pattern parser and the
+/// event scanner, so both read strings the same way.
+pub(crate) fn push_escape(src: &[u8], i: &mut usize, out: &mut Vec<u8>) -> bool {
+    let Some(&e) = src.get(*i) else { return false };
+    *i += 1;
+    let byte = match e {
+        b'"' => b'"',
+        b'\\' => b'\\',
+        b'/' => b'/',
+        b'b' => 8,
+        b'f' => 12,
+        b'n' => b'\n',
+        b'r' => b'\r',
+        b't' => b'\t',
+        b'u' => {
+            let Some(c) = decode_u_escape(src, i) else {
+                return false;
+            };
+            let mut buf = [0u8; 4];
+            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            return true;
+        }
+        _ => return false,
+    };
+    out.push(byte);
+    true
+}
+
 /// Decodes JSON string content (between the quotes) into `out`.
 pub(crate) fn unescape(src: &[u8], out: &mut Vec<u8>) -> bool {
     let mut i = 0;
@@ -647,25 +676,8 @@ pub(crate) fn unescape(src: &[u8], out: &mut Vec<u8>) -> bool {
         };
         out.extend_from_slice(&src[i..i + off]);
         i += off + 1;
-        let Some(&e) = src.get(i) else { return false };
-        i += 1;
-        match e {
-            b'"' => out.push(b'"'),
-            b'\\' => out.push(b'\\'),
-            b'/' => out.push(b'/'),
-            b'b' => out.push(8),
-            b'f' => out.push(12),
-            b'n' => out.push(b'\n'),
-            b'r' => out.push(b'\r'),
-            b't' => out.push(b'\t'),
-            b'u' => {
-                let Some(c) = decode_u_escape(src, &mut i) else {
-                    return false;
-                };
-                let mut buf = [0u8; 4];
-                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-            }
-            _ => return false,
+        if !push_escape(src, &mut i, out) {
+            return false;
         }
     }
     true
