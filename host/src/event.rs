@@ -37,7 +37,10 @@ impl Payload {
     pub fn decode(bytes: &[u8]) -> Decoded {
         match std::str::from_utf8(bytes) {
             Ok(text) => match serde_json::from_str::<Box<RawValue>>(text) {
-                Ok(raw) => Decoded { payload: Payload::Json(raw), problem: None },
+                Ok(raw) => Decoded {
+                    payload: Payload::Json(raw),
+                    problem: None,
+                },
                 Err(e) => Decoded {
                     payload: Payload::Text(text.to_owned()),
                     problem: Some(format!("not valid JSON: {e}")),
@@ -61,7 +64,9 @@ impl Payload {
     /// The payload as a JSON tree, for the few places that need one (templates, ordering keys).
     pub fn to_value(&self) -> serde_json::Value {
         match self {
-            Payload::Json(raw) => serde_json::from_str(raw.get()).unwrap_or(serde_json::Value::Null),
+            Payload::Json(raw) => {
+                serde_json::from_str(raw.get()).unwrap_or(serde_json::Value::Null)
+            }
             Payload::Text(text) => serde_json::Value::String(text.clone()),
         }
     }
@@ -218,7 +223,15 @@ mod tests {
 
     #[test]
     fn strings_are_escaped_like_serde_json() {
-        for s in ["plain", "quo\"te", "back\\slash", "nl\n cr\r tab\t", "ctl\u{1}\u{8}\u{c}\u{1f}", "ünïcødé ✓", ""] {
+        for s in [
+            "plain",
+            "quo\"te",
+            "back\\slash",
+            "nl\n cr\r tab\t",
+            "ctl\u{1}\u{8}\u{c}\u{1f}",
+            "ünïcødé ✓",
+            "",
+        ] {
             let mut out = String::new();
             push_json_string(&mut out, s);
             assert_eq!(out, serde_json::to_string(s).unwrap());

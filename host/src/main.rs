@@ -3,11 +3,15 @@
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use weir::commands::{self, exit};
-use weir::config::host::LogFormat;
 use weir::config::HostSettings;
+use weir::config::host::LogFormat;
 
 #[derive(Parser)]
-#[command(name = "weir", version, about = "Self-hosted event pipelines: sources, EventBridge pattern filters, Wasm plugins, sinks")]
+#[command(
+    name = "weir",
+    version,
+    about = "Self-hosted event pipelines: sources, EventBridge pattern filters, Wasm plugins, sinks"
+)]
 struct Cli {
     /// Host settings file [default: weir.toml if present]
     #[arg(long, global = true, value_name = "FILE")]
@@ -62,8 +66,14 @@ fn main() {
     let code = match cli.command {
         Command::Check { ref paths } => commands::check::check(paths),
         Command::Pattern(PatternCommand::Check) => commands::pattern::check(),
-        Command::Pattern(PatternCommand::Test { ref pattern, ref event }) => commands::pattern::test(pattern, event),
-        Command::Run { ref paths, ref state_dir } => match settings(&cli, state_dir.clone()) {
+        Command::Pattern(PatternCommand::Test {
+            ref pattern,
+            ref event,
+        }) => commands::pattern::test(pattern, event),
+        Command::Run {
+            ref paths,
+            ref state_dir,
+        } => match settings(&cli, state_dir.clone()) {
             Some(s) => commands::run::run(paths, &s),
             None => exit::USAGE,
         },

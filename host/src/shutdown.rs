@@ -6,7 +6,7 @@ use tokio_util::sync::CancellationToken;
 
 /// Starts listening for signals; the token is cancelled on the first one.
 pub fn on_signals() -> std::io::Result<CancellationToken> {
-    use tokio::signal::unix::{signal, SignalKind};
+    use tokio::signal::unix::{SignalKind, signal};
     let token = CancellationToken::new();
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -18,10 +18,16 @@ pub fn on_signals() -> std::io::Result<CancellationToken> {
                 _ = int.recv() => "SIGINT",
             };
             if n == 0 {
-                tracing::info!(signal = name, "stopping: finishing in-flight events and saving checkpoints");
+                tracing::info!(
+                    signal = name,
+                    "stopping: finishing in-flight events and saving checkpoints"
+                );
                 t.cancel();
             } else {
-                tracing::warn!(signal = name, "second signal: exiting now; unfinished events will be read again");
+                tracing::warn!(
+                    signal = name,
+                    "second signal: exiting now; unfinished events will be read again"
+                );
                 std::process::exit(130);
             }
         }

@@ -14,7 +14,11 @@ fn config_errors_match_golden_files() {
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
         .collect();
     cases.sort();
-    assert!(cases.len() >= 10, "golden cases are missing from {}", dir.display());
+    assert!(
+        cases.len() >= 10,
+        "golden cases are missing from {}",
+        dir.display()
+    );
     let mut failures = Vec::new();
     for case in &cases {
         let name = Path::new(case.file_name().unwrap());
@@ -30,7 +34,11 @@ fn config_errors_match_golden_files() {
         }
         let expected = std::fs::read_to_string(&golden).unwrap_or_default();
         if expected.trim_end() != actual {
-            failures.push(format!("{}:\n--- expected\n{}\n--- actual\n{actual}\n", case.display(), expected.trim_end()));
+            failures.push(format!(
+                "{}:\n--- expected\n{}\n--- actual\n{actual}\n",
+                case.display(),
+                expected.trim_end()
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -12,18 +12,34 @@ fn pipeline(name: &str, source_extra: &str, filters: &str, sink: &str) -> String
 fn filters_and_delivers_every_line_in_order() {
     let s = Scratch::new();
     s.write("in.jsonl", order_lines(0..1000));
-    let filter = "[[filter]]\npattern = '{\"data\": {\"detail\": {\"department\": [\"billing\"]}}}'\n";
-    let p = s.write("p.toml", pipeline("orders", "", filter, "type = \"file\"\npath = \"out/billing.jsonl\""));
+    let filter =
+        "[[filter]]\npattern = '{\"data\": {\"detail\": {\"department\": [\"billing\"]}}}'\n";
+    let p = s.write(
+        "p.toml",
+        pipeline(
+            "orders",
+            "",
+            filter,
+            "type = \"file\"\npath = \"out/billing.jsonl\"",
+        ),
+    );
     let out = s.run(&p);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 
-    let got: Vec<u64> = json_lines(&s.path("out/billing.jsonl")).iter().map(|v| v["seq"].as_u64().unwrap()).collect();
+    let got: Vec<u64> = json_lines(&s.path("out/billing.jsonl"))
+        .iter()
+        .map(|v| v["seq"].as_u64().unwrap())
+        .collect();
     let want: Vec<u64> = (0..1000).filter(|n| n % 3 == 0).collect();
     assert_eq!(got, want, "billing orders, each once, in file order");
     // The data is delivered as it came, byte for byte.
     let first = lines(&s.path("out/billing.jsonl")).remove(0);
     assert_eq!(format!("{first}\n"), order_lines(0..1));
-    assert!(stderr(&out).contains("delivered=334") && stderr(&out).contains("filtered=666"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("delivered=334") && stderr(&out).contains("filtered=666"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -34,7 +50,15 @@ fn bad_lines_become_strings_and_never_crash() {
     input.extend_from_slice(order_lines(2..3).as_bytes());
     input.extend_from_slice(b"{\"last\": \"line without newline\"}");
     s.write("in.jsonl", &input);
-    let p = s.write("p.toml", pipeline("mixed", "", "", "type = \"file\"\npath = \"out.jsonl\"\nencoding = \"envelope\""));
+    let p = s.write(
+        "p.toml",
+        pipeline(
+            "mixed",
+            "",
+            "",
+            "type = \"file\"\npath = \"out.jsonl\"\nencoding = \"envelope\"",
+        ),
+    );
     let out = s.run(&p);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 
@@ -42,8 +66,14 @@ fn bad_lines_become_strings_and_never_crash() {
     let data: Vec<&serde_json::Value> = got.iter().map(|e| &e["data"]).collect();
     assert_eq!(data.len(), 7, "{got:#?}");
     assert_eq!(data[2], "not json at all");
-    assert_eq!(data[3], "caf\u{fffd} \u{fffd} bytes", "invalid UTF-8 is decoded lossily");
-    assert_eq!(got[3]["meta"]["raw_base64"], "Y2Fm6SD/IGJ5dGVz", "and its exact bytes kept");
+    assert_eq!(
+        data[3], "caf\u{fffd} \u{fffd} bytes",
+        "invalid UTF-8 is decoded lossily"
+    );
+    assert_eq!(
+        got[3]["meta"]["raw_base64"], "Y2Fm6SD/IGJ5dGVz",
+        "and its exact bytes kept"
+    );
     assert_eq!(data[4], "{\"unterminated\": ");
     assert_eq!(data[5]["seq"], 2);
     assert_eq!(data[6]["last"], "line without newline");
@@ -57,19 +87,40 @@ fn bad_lines_become_strings_and_never_crash() {
 #[test]
 fn json_format_dead_letters_what_is_not_json() {
     let s = Scratch::new();
-    s.write("in.jsonl", format!("{}oops\n{}", order_lines(0..1), order_lines(1..2)));
-    let p = s.write("p.toml", pipeline("strict", "format = \"json\"", "", "type = \"file\"\npath = \"out.jsonl\""));
+    s.write(
+        "in.jsonl",
+        format!("{}oops\n{}", order_lines(0..1), order_lines(1..2)),
+    );
+    let p = s.write(
+        "p.toml",
+        pipeline(
+            "strict",
+            "format = \"json\"",
+            "",
+            "type = \"file\"\npath = \"out.jsonl\"",
+        ),
+    );
     let out = s.run(&p);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 
     assert_eq!(json_lines(&s.path("out.jsonl")).len(), 2);
     let dlq = json_lines(&s.state_dir().join("strict/dlq.jsonl"));
     assert_eq!(dlq.len(), 1, "{dlq:#?}");
-    assert_eq!(dlq[0]["event"]["data"], "oops", "the original event, untouched");
+    assert_eq!(
+        dlq[0]["event"]["data"], "oops",
+        "the original event, untouched"
+    );
     assert_eq!(dlq[0]["event"]["id"], "in.jsonl:2");
     assert_eq!(dlq[0]["error"]["stage"], "source");
     assert_eq!(dlq[0]["error"]["kind"], "malformed");
-    assert!(dlq[0]["error"]["message"].as_str().unwrap().starts_with("not valid JSON"), "{}", dlq[0]);
+    assert!(
+        dlq[0]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("not valid JSON"),
+        "{}",
+        dlq[0]
+    );
     assert_eq!(dlq[0]["pipeline"], "strict");
     assert!(stderr(&out).contains("dead_lettered=1"), "{}", stderr(&out));
 }
@@ -78,7 +129,10 @@ fn json_format_dead_letters_what_is_not_json() {
 fn stdout_sink_writes_only_events_to_stdout() {
     let s = Scratch::new();
     s.write("in.jsonl", order_lines(0..5));
-    let p = s.write("p.toml", pipeline("to-stdout", "batch_size = 2", "", "type = \"stdout\""));
+    let p = s.write(
+        "p.toml",
+        pipeline("to-stdout", "batch_size = 2", "", "type = \"stdout\""),
+    );
     let out = s.run(&p);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(String::from_utf8(out.stdout).unwrap(), order_lines(0..5));
@@ -88,28 +142,48 @@ fn stdout_sink_writes_only_events_to_stdout() {
 fn a_second_run_resumes_after_the_checkpoint() {
     let s = Scratch::new();
     s.write("in.jsonl", order_lines(0..10));
-    let p = s.write("p.toml", pipeline("resume", "", "", "type = \"file\"\npath = \"out.jsonl\""));
+    let p = s.write(
+        "p.toml",
+        pipeline("resume", "", "", "type = \"file\"\npath = \"out.jsonl\""),
+    );
     assert_eq!(s.run(&p).status.code(), Some(0));
     s.append("in.jsonl", order_lines(10..15));
     let out = s.run(&p);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let got: Vec<u64> = json_lines(&s.path("out.jsonl")).iter().map(|v| v["seq"].as_u64().unwrap()).collect();
-    assert_eq!(got, (0..15).collect::<Vec<_>>(), "each line exactly once over both runs");
+    let got: Vec<u64> = json_lines(&s.path("out.jsonl"))
+        .iter()
+        .map(|v| v["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        got,
+        (0..15).collect::<Vec<_>>(),
+        "each line exactly once over both runs"
+    );
 }
 
 #[test]
 fn runs_every_pipeline_of_a_directory() {
     let s = Scratch::new();
     s.write("in.jsonl", order_lines(0..30));
-    let one = "[[filter]]\npattern = '{\"data\": {\"detail\": {\"department\": [\"shipping\"]}}}'\n";
+    let one =
+        "[[filter]]\npattern = '{\"data\": {\"detail\": {\"department\": [\"shipping\"]}}}'\n";
     let two = "[[filter]]\npattern = '{\"data\": {\"detail\": {\"department\": [\"support\"]}}}'\n";
-    s.write("pipes/one.toml", pipeline("one", "", one, "type = \"file\"\npath = \"one.jsonl\""));
-    s.write("pipes/two.toml", pipeline("two", "", two, "type = \"file\"\npath = \"two.jsonl\""));
+    s.write(
+        "pipes/one.toml",
+        pipeline("one", "", one, "type = \"file\"\npath = \"one.jsonl\""),
+    );
+    s.write(
+        "pipes/two.toml",
+        pipeline("two", "", two, "type = \"file\"\npath = \"two.jsonl\""),
+    );
     let out = s.run(&s.path("pipes"));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(json_lines(&s.path("one.jsonl")).len(), 10);
     assert_eq!(json_lines(&s.path("two.jsonl")).len(), 10);
-    assert!(s.state_dir().join("one/file-source.json").exists() && s.state_dir().join("two/file-source.json").exists());
+    assert!(
+        s.state_dir().join("one/file-source.json").exists()
+            && s.state_dir().join("two/file-source.json").exists()
+    );
 }
 
 #[test]
@@ -119,7 +193,10 @@ fn a_missing_input_file_is_a_clear_error() {
     let out = s.run(&p);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains("pipeline nofile") && err.contains("in.jsonl") && err.contains("No such file"), "{err}");
+    assert!(
+        err.contains("pipeline nofile") && err.contains("in.jsonl") && err.contains("No such file"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -135,20 +212,39 @@ fn a_sink_template_reshapes_the_output() {
     assert_eq!(got[1]["customer"], "C001");
     assert_eq!(got[1]["label"], "shaped/2");
     assert_eq!(got[1]["detail"]["orderId"], "O1");
-    assert_eq!(got[2]["customer"], serde_json::Value::Null, "a path that matches nothing gives null");
+    assert_eq!(
+        got[2]["customer"],
+        serde_json::Value::Null,
+        "a path that matches nothing gives null"
+    );
 }
 
 #[test]
 fn one_failing_pipeline_does_not_stop_the_others() {
     let s = Scratch::new();
     s.write("in.jsonl", order_lines(0..20));
-    s.write("pipes/good.toml", pipeline("good", "", "", "type = \"file\"\npath = \"good.jsonl\""));
+    s.write(
+        "pipes/good.toml",
+        pipeline("good", "", "", "type = \"file\"\npath = \"good.jsonl\""),
+    );
     s.write(
         "pipes/broken.toml",
         "[pipeline]\nname = \"broken\"\n[source]\ntype = \"file\"\npath = \"missing.jsonl\"\n[sink]\ntype = \"stdout\"\n",
     );
     let out = s.run(&s.path("pipes"));
-    assert_eq!(out.status.code(), Some(1), "a failed pipeline makes the exit status 1");
-    assert!(stderr(&out).contains("pipeline broken") && stderr(&out).contains("missing.jsonl"), "{}", stderr(&out));
-    assert_eq!(json_lines(&s.path("good.jsonl")).len(), 20, "the good pipeline ran to the end");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a failed pipeline makes the exit status 1"
+    );
+    assert!(
+        stderr(&out).contains("pipeline broken") && stderr(&out).contains("missing.jsonl"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        json_lines(&s.path("good.jsonl")).len(),
+        20,
+        "the good pipeline ran to the end"
+    );
 }

@@ -3,7 +3,10 @@
 use crate::support::*;
 
 fn seqs(s: &Scratch) -> Vec<u64> {
-    json_lines(&s.path("out.jsonl")).iter().map(|v| v["seq"].as_u64().unwrap()).collect()
+    json_lines(&s.path("out.jsonl"))
+        .iter()
+        .map(|v| v["seq"].as_u64().unwrap())
+        .collect()
 }
 
 #[test]
@@ -69,7 +72,9 @@ fn finishes_a_file_rotated_while_stopped() {
     s.write("app.log", order_lines(5..7));
 
     let child = s.spawn(&p);
-    wait_for("the rest of the rotated file and the new one", || seqs(&s).len() >= 7);
+    wait_for("the rest of the rotated file and the new one", || {
+        seqs(&s).len() >= 7
+    });
     signal(&child, libc::SIGTERM);
     assert_eq!(wait_exit(child).0, Some(0));
     assert_eq!(seqs(&s), (0..7).collect::<Vec<_>>());
@@ -92,7 +97,9 @@ fn start_at_end_skips_what_was_there_and_checkpoints_while_idle() {
     assert_eq!(seqs(&s), vec![100, 101, 102]);
     let cp = s.state_dir().join("fromend/file-source.json");
     // The checkpoint follows while the file is idle: a SIGKILL now re-delivers nothing.
-    wait_for("the idle checkpoint", || std::fs::read_to_string(&cp).is_ok_and(|c| c.contains("\"line\":103")));
+    wait_for("the idle checkpoint", || {
+        std::fs::read_to_string(&cp).is_ok_and(|c| c.contains("\"line\":103"))
+    });
     child.kill().unwrap();
     child.wait().unwrap();
     let child = s.spawn(&p);

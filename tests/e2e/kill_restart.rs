@@ -22,7 +22,9 @@ fn sigkill_and_restart_lose_no_line() {
         let mut child = s.spawn(&p);
         let before = size(&out);
         // Let it make some progress (a little more each round), then kill it mid-stream.
-        wait_for("progress", || size(&out) > before + round * 20_000 || child.try_wait().unwrap().is_some());
+        wait_for("progress", || {
+            size(&out) > before + round * 20_000 || child.try_wait().unwrap().is_some()
+        });
         if child.try_wait().unwrap().is_some() {
             break;
         }
@@ -32,7 +34,10 @@ fn sigkill_and_restart_lose_no_line() {
     }
     let done = s.run(&p);
     assert_eq!(done.status.code(), Some(0), "{}", stderr(&done));
-    assert!(kills >= 3, "the run finished before it could be killed often enough ({kills} kills)");
+    assert!(
+        kills >= 3,
+        "the run finished before it could be killed often enough ({kills} kills)"
+    );
 
     // Every line, in order: the sequence never skips ahead, it only steps back after a restart.
     // A write torn by SIGKILL leaves a fragment of a line that is written again in full later.
@@ -41,7 +46,10 @@ fn sigkill_and_restart_lose_no_line() {
     let (mut prev, mut fragments) = (None::<u64>, 0);
     for line in lines(&out) {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
-            assert!(expected.contains(&line), "not a fragment of an input line: {line:?}");
+            assert!(
+                expected.contains(&line),
+                "not a fragment of an input line: {line:?}"
+            );
             fragments += 1;
             continue;
         };
@@ -53,7 +61,10 @@ fn sigkill_and_restart_lose_no_line() {
         seen[seq as usize] = true;
         prev = Some(seq);
     }
-    assert!(fragments <= kills, "{fragments} torn lines for {kills} kills");
+    assert!(
+        fragments <= kills,
+        "{fragments} torn lines for {kills} kills"
+    );
     let missing: Vec<usize> = (0..LINES as usize).filter(|&i| !seen[i]).take(10).collect();
     assert!(missing.is_empty(), "lines lost: {missing:?}");
     assert_eq!(prev, Some(LINES - 1));

@@ -27,7 +27,9 @@ pub struct Scratch {
 
 impl Scratch {
     pub fn new() -> Self {
-        Scratch { dir: tempfile::tempdir().expect("temp dir") }
+        Scratch {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -44,7 +46,11 @@ impl Scratch {
     }
 
     pub fn append(&self, name: &str, content: impl AsRef<[u8]>) {
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(self.path(name)).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path(name))
+            .unwrap();
         f.write_all(content.as_ref()).unwrap();
     }
 
@@ -82,12 +88,19 @@ impl Scratch {
 
 /// The lines of a file (empty if it does not exist).
 pub fn lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path).unwrap_or_default().lines().map(str::to_owned).collect()
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The lines of a file as JSON.
 pub fn json_lines(path: &Path) -> Vec<serde_json::Value> {
-    lines(path).iter().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?} is not JSON: {e}"))).collect()
+    lines(path)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?} is not JSON: {e}")))
+        .collect()
 }
 
 /// Waits until `cond` holds, panicking with `what` if it does not within [`PATIENCE`].

@@ -23,7 +23,10 @@ pub fn check() -> i32 {
 
 /// Tests one pattern against one event: exit 0 match, 1 no match, 2 invalid.
 pub fn test(pattern: &str, event: &str) -> i32 {
-    let (pattern, event) = match (text_or_file(pattern, "--pattern"), text_or_file(event, "--event")) {
+    let (pattern, event) = match (
+        text_or_file(pattern, "--pattern"),
+        text_or_file(event, "--event"),
+    ) {
         (Ok(p), Ok(e)) => (p, e),
         (Err(e), _) | (_, Err(e)) => {
             eprintln!("error: {e}");
@@ -59,5 +62,6 @@ fn text_or_file(arg: &str, flag: &str) -> Result<String, String> {
     if trimmed.starts_with('{') || trimmed.starts_with('[') || trimmed.starts_with('"') {
         return Ok(arg.to_owned());
     }
-    std::fs::read_to_string(Path::new(arg)).map_err(|e| format!("{flag} {arg}: not JSON text, and cannot read it as a file: {e}"))
+    std::fs::read_to_string(Path::new(arg))
+        .map_err(|e| format!("{flag} {arg}: not JSON text, and cannot read it as a file: {e}"))
 }

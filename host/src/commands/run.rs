@@ -1,7 +1,7 @@
 //! `weir run FILE|DIR...`: run pipelines until their sources end or a signal stops them.
 
 use super::exit;
-use crate::config::{load_pipelines, HostSettings};
+use crate::config::{HostSettings, load_pipelines};
 use crate::pipeline::Pipeline;
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
@@ -14,7 +14,10 @@ pub fn run(paths: &[PathBuf], settings: &HostSettings) -> i32 {
             return exit::FAILED;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -29,7 +32,14 @@ pub fn run(paths: &[PathBuf], settings: &HostSettings) -> i32 {
                 return exit::FAILED;
             }
         };
-        run_all(pipelines.into_iter().map(|c| Pipeline::new(c, &settings.state_dir)).collect(), stop).await
+        run_all(
+            pipelines
+                .into_iter()
+                .map(|c| Pipeline::new(c, &settings.state_dir))
+                .collect(),
+            stop,
+        )
+        .await
     })
 }
 

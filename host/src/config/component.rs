@@ -5,11 +5,15 @@
 //! `type` key: the kind is read first and the rest of the table is deserialized into that kind's
 //! own struct, so errors name the exact key inside `[source]` rather than the whole table.
 
-use super::diagnostic::{backticked, did_you_mean, ConfigError, KeyPath, Segment, SourceText};
+use super::diagnostic::{ConfigError, KeyPath, Segment, SourceText, backticked, did_you_mean};
 use serde::de::DeserializeOwned;
 
 /// Deserializes `T` from `de`, which sits at `at` in the file.
-pub fn deserialize_at<'de, T, D>(src: &SourceText<'_>, at: &KeyPath, de: D) -> Result<T, ConfigError>
+pub fn deserialize_at<'de, T, D>(
+    src: &SourceText<'_>,
+    at: &KeyPath,
+    de: D,
+) -> Result<T, ConfigError>
 where
     T: DeserializeOwned,
     D: serde::Deserializer<'de, Error = toml::de::Error>,
@@ -42,10 +46,18 @@ fn explain(src: &SourceText<'_>, key: KeyPath, message: &str, extra_keys: &[&str
         let names = backticked(rest);
         if let Some((field, expected)) = names.split_first() {
             // serde_path_to_error already ends the path with the unknown key.
-            let key = if key.0.last() == Some(&Segment::Key(field.to_string())) { key } else { key.key(field) };
+            let key = if key.0.last() == Some(&Segment::Key(field.to_string())) {
+                key
+            } else {
+                key.key(field)
+            };
             let mut err = src.error(&key, format!("unknown key `{field}`"));
             let candidates: Vec<&str> = expected.iter().chain(extra_keys).copied().collect();
-            let listed = candidates.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ");
+            let listed = candidates
+                .iter()
+                .map(|c| format!("`{c}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
             err.message = format!("unknown key `{field}`; expected one of {listed}");
             err.help = did_you_mean(field, candidates.iter().copied());
             return err;
@@ -53,14 +65,24 @@ fn explain(src: &SourceText<'_>, key: KeyPath, message: &str, extra_keys: &[&str
     }
     if let Some(rest) = message.strip_prefix("missing field ") {
         if let Some(field) = backticked(rest).first() {
-            let what = if key.0.is_empty() { format!("section `[{field}]`") } else { format!("key `{field}`") };
+            let what = if key.0.is_empty() {
+                format!("section `[{field}]`")
+            } else {
+                format!("key `{field}`")
+            };
             return src.error(&key, format!("missing required {what}"));
         }
     }
     if let Some(rest) = message.strip_prefix("unknown variant ") {
         let names = backticked(rest);
         if let Some((value, expected)) = names.split_first() {
-            let mut err = src.error(&key, format!("unknown value `{value}`; expected one of {}", quote_all(expected)));
+            let mut err = src.error(
+                &key,
+                format!(
+                    "unknown value `{value}`; expected one of {}",
+                    quote_all(expected)
+                ),
+            );
             err.help = did_you_mean(value, expected.iter().copied());
             return err;
         }
@@ -88,7 +110,11 @@ fn plain_types(message: &str) -> String {
 }
 
 fn quote_all(names: &[&str]) -> String {
-    names.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+    names
+        .iter()
+        .map(|c| format!("`{c}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Removes and returns the `type` of a component table, checking it against `kinds`.
@@ -100,15 +126,29 @@ pub fn take_kind(
     kinds: &[&str],
 ) -> Result<String, ConfigError> {
     match table.remove("type") {
-        None => Err(src.error(at, format!("missing required key `type`: the kind of {what}, one of {}", quote_all(kinds)))),
+        None => Err(src.error(
+            at,
+            format!(
+                "missing required key `type`: the kind of {what}, one of {}",
+                quote_all(kinds)
+            ),
+        )),
         Some(toml::Value::String(kind)) if kinds.contains(&kind.as_str()) => Ok(kind),
         Some(toml::Value::String(kind)) => {
-            let mut err =
-                src.error(&at.key("type"), format!("unknown {what} type `{kind}`; expected one of {}", quote_all(kinds)));
+            let mut err = src.error(
+                &at.key("type"),
+                format!(
+                    "unknown {what} type `{kind}`; expected one of {}",
+                    quote_all(kinds)
+                ),
+            );
             err.help = did_you_mean(&kind, kinds.iter().copied());
             Err(err)
         }
-        Some(other) => Err(src.error(&at.key("type"), format!("expected a string, found {}", other.type_str()))),
+        Some(other) => Err(src.error(
+            &at.key("type"),
+            format!("expected a string, found {}", other.type_str()),
+        )),
     }
 }
 

@@ -91,7 +91,8 @@ impl KeyPath {
             match seg {
                 serde_path_to_error::Segment::Map { key } => p.0.push(Segment::Key(key.clone())),
                 serde_path_to_error::Segment::Seq { index } => p.0.push(Segment::Index(*index)),
-                serde_path_to_error::Segment::Enum { .. } | serde_path_to_error::Segment::Unknown => {}
+                serde_path_to_error::Segment::Enum { .. }
+                | serde_path_to_error::Segment::Unknown => {}
             }
         }
         p
@@ -122,11 +123,23 @@ impl<'a> SourceText<'a> {
     /// Parses `text` for its spans. A syntax error is returned as a located [`ConfigError`].
     pub fn parse(file: &'a Path, text: &'a str) -> Result<Self, ConfigError> {
         match DeTable::parse(text) {
-            Ok(doc) => Ok(SourceText { file, text, doc: Some(doc.into_inner()) }),
+            Ok(doc) => Ok(SourceText {
+                file,
+                text,
+                doc: Some(doc.into_inner()),
+            }),
             Err(e) => {
-                let this = SourceText { file, text, doc: None };
+                let this = SourceText {
+                    file,
+                    text,
+                    doc: None,
+                };
                 let message = e.message().trim_end().to_owned();
-                Err(this.error_at(e.span(), KeyPath::default(), format!("invalid TOML: {message}")))
+                Err(this.error_at(
+                    e.span(),
+                    KeyPath::default(),
+                    format!("invalid TOML: {message}"),
+                ))
             }
         }
     }
@@ -136,7 +149,12 @@ impl<'a> SourceText<'a> {
         self.error_at(self.span_of(key), key.clone(), message.into())
     }
 
-    pub fn error_at(&self, span: Option<Range<usize>>, key: KeyPath, message: String) -> ConfigError {
+    pub fn error_at(
+        &self,
+        span: Option<Range<usize>>,
+        key: KeyPath,
+        message: String,
+    ) -> ConfigError {
         let (line, column) = match span {
             Some(s) => {
                 let (l, c) = line_col(self.text, s.start);
@@ -144,7 +162,14 @@ impl<'a> SourceText<'a> {
             }
             None => (None, None),
         };
-        ConfigError { file: self.file.to_owned(), line, column, key: key.to_string(), message, help: None }
+        ConfigError {
+            file: self.file.to_owned(),
+            line,
+            column,
+            key: key.to_string(),
+            message,
+            help: None,
+        }
     }
 
     /// The span of the deepest part of `key` that exists in the file: the key itself when it is
@@ -161,7 +186,10 @@ impl<'a> SourceText<'a> {
                     None => return best,
                 },
                 (Segment::Key(k), None) => {
-                    let Some((kspan, v)) = table.iter().find(|(name, _)| name.get_ref().as_ref() == k.as_str()) else {
+                    let Some((kspan, v)) = table
+                        .iter()
+                        .find(|(name, _)| name.get_ref().as_ref() == k.as_str())
+                    else {
                         return best;
                     };
                     best = Some(kspan.span());
@@ -188,13 +216,22 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = &text.as_bytes()[..offset];
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
-    let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
+    let column = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
     (line, column)
 }
 
 /// "did you mean `batch_size`?" for a name close to one of `candidates`.
-pub fn did_you_mean<'c>(name: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<String> {
+pub fn did_you_mean<'c>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'c str>,
+) -> Option<String> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(name, c), c))
@@ -217,7 +254,10 @@ mod tests {
     fn locates_nested_keys_and_array_tables() {
         let text = "[pipeline]\nname = \"a\"\n\n[[filter]]\npattern = \"1\"\n[[filter]]\n  pattern = \"2\"\n";
         let src = SourceText::parse(Path::new("p.toml"), text).unwrap();
-        let e = src.error(&KeyPath::default().key("filter").index(1).key("pattern"), "bad");
+        let e = src.error(
+            &KeyPath::default().key("filter").index(1).key("pattern"),
+            "bad",
+        );
         assert_eq!((e.line, e.column), (Some(7), Some(3)));
         assert_eq!(e.key, "filter[1].pattern");
         // A missing key is placed at its parent table.
@@ -227,14 +267,19 @@ mod tests {
 
     #[test]
     fn syntax_errors_are_located() {
-        let e = SourceText::parse(Path::new("p.toml"), "[a]\nb = \n").err().unwrap();
+        let e = SourceText::parse(Path::new("p.toml"), "[a]\nb = \n")
+            .err()
+            .unwrap();
         assert_eq!(e.line, Some(2));
         assert!(e.message.starts_with("invalid TOML"), "{}", e.message);
     }
 
     #[test]
     fn suggests_near_misses_only() {
-        assert_eq!(did_you_mean("batch_sise", ["path", "batch_size"]).unwrap(), "did you mean `batch_size`?");
+        assert_eq!(
+            did_you_mean("batch_sise", ["path", "batch_size"]).unwrap(),
+            "did you mean `batch_size`?"
+        );
         assert_eq!(did_you_mean("zzz", ["path", "batch_size"]), None);
     }
 }

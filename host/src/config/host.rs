@@ -36,7 +36,11 @@ fn default_state_dir() -> PathBuf {
 
 impl Default for HostSettings {
     fn default() -> Self {
-        HostSettings { log_level: default_log_level(), log_format: LogFormat::default(), state_dir: default_state_dir() }
+        HostSettings {
+            log_level: default_log_level(),
+            log_format: LogFormat::default(),
+            state_dir: default_state_dir(),
+        }
     }
 }
 
@@ -49,10 +53,18 @@ impl HostSettings {
             None => (PathBuf::from("weir.toml"), false),
         };
         let built = config::Config::builder()
-            .add_source(config::File::from(path.clone()).format(config::FileFormat::Toml).required(required))
+            .add_source(
+                config::File::from(path.clone())
+                    .format(config::FileFormat::Toml)
+                    .required(required),
+            )
             // WEIR_LOG_LEVEL -> log_level; nested settings use a double underscore
             // (WEIR_ADMIN__ADDRESS -> admin.address).
-            .add_source(config::Environment::with_prefix("WEIR").prefix_separator("_").separator("__"))
+            .add_source(
+                config::Environment::with_prefix("WEIR")
+                    .prefix_separator("_")
+                    .separator("__"),
+            )
             .build()
             .and_then(|c| c.try_deserialize::<HostSettings>());
         built.map_err(|e| {

@@ -10,4 +10,4 @@ pub mod pipeline;
 
 pub use diagnostic::{ConfigError, ConfigErrors, KeyPath, SourceText};
 pub use host::HostSettings;
-pub use pipeline::{load_pipeline, load_pipelines, parse_pipeline, PipelineConfig};
+pub use pipeline::{PipelineConfig, load_pipeline, load_pipelines, parse_pipeline};

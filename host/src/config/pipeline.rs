@@ -74,7 +74,8 @@ pub fn load_pipeline(file: &Path) -> Result<PipelineConfig, ConfigErrors> {
 pub fn parse_pipeline(file: &Path, text: &str) -> Result<PipelineConfig, ConfigErrors> {
     let src = SourceText::parse(file, text)?;
     let root = KeyPath::default();
-    let de = toml::Deserializer::parse(text).map_err(|e| src.error_at(e.span(), root.clone(), e.message().to_owned()))?;
+    let de = toml::Deserializer::parse(text)
+        .map_err(|e| src.error_at(e.span(), root.clone(), e.message().to_owned()))?;
     let raw: RawPipelineFile = deserialize_at(&src, &root, de)?;
 
     let mut errors = Vec::new();
@@ -83,12 +84,18 @@ pub fn parse_pipeline(file: &Path, text: &str) -> Result<PipelineConfig, ConfigE
         errors.push(src.error(&name_key, msg));
     }
     if raw.pipeline.checkpoint_interval_ms == 0 {
-        errors.push(src.error(&root.key("pipeline").key("checkpoint_interval_ms"), "must be at least 1"));
+        errors.push(src.error(
+            &root.key("pipeline").key("checkpoint_interval_ms"),
+            "must be at least 1",
+        ));
     }
 
     let source = SourceConfig::parse(&src, &root.key("source"), raw.source);
     let sink = SinkConfig::parse(&src, &root.key("sink"), raw.sink);
-    let dlq = raw.dlq.map(|t| SinkConfig::parse(&src, &root.key("dlq"), t)).transpose();
+    let dlq = raw
+        .dlq
+        .map(|t| SinkConfig::parse(&src, &root.key("dlq"), t))
+        .transpose();
 
     let mut filters = Vec::new();
     for (i, f) in raw.filter.into_iter().enumerate() {
@@ -123,7 +130,9 @@ pub fn parse_pipeline(file: &Path, text: &str) -> Result<PipelineConfig, ConfigE
 fn check_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 100
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         && !name.starts_with('.');
     if ok {
         Ok(())
@@ -142,7 +151,10 @@ pub fn load_pipelines(paths: &[PathBuf]) -> Result<Vec<PipelineConfig>, ConfigEr
     for path in paths {
         if path.is_dir() {
             match pipeline_files_in(path) {
-                Ok(found) if found.is_empty() => errors.push(plain_error(path, "no *.toml pipeline files in this directory")),
+                Ok(found) if found.is_empty() => errors.push(plain_error(
+                    path,
+                    "no *.toml pipeline files in this directory",
+                )),
                 Ok(found) => files.extend(found),
                 Err(e) => errors.push(plain_error(path, &format!("cannot list directory: {e}"))),
             }
@@ -155,7 +167,11 @@ pub fn load_pipelines(paths: &[PathBuf]) -> Result<Vec<PipelineConfig>, ConfigEr
         match load_pipeline(&file) {
             Ok(p) => {
                 if let Some(other) = pipelines.iter().find(|o| o.name == p.name) {
-                    let msg = format!("pipeline name `{}` is already used by {}", p.name, other.file.display());
+                    let msg = format!(
+                        "pipeline name `{}` is already used by {}",
+                        p.name,
+                        other.file.display()
+                    );
                     errors.push(plain_error(&file, &msg));
                 } else {
                     pipelines.push(p);
@@ -164,7 +180,11 @@ pub fn load_pipelines(paths: &[PathBuf]) -> Result<Vec<PipelineConfig>, ConfigEr
             Err(e) => errors.extend(e.0),
         }
     }
-    if errors.is_empty() { Ok(pipelines) } else { Err(ConfigErrors(errors)) }
+    if errors.is_empty() {
+        Ok(pipelines)
+    } else {
+        Err(ConfigErrors(errors))
+    }
 }
 
 /// The `*.toml` files directly in `dir`, sorted by name.
@@ -181,6 +201,12 @@ pub fn pipeline_files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 }
 
 fn plain_error(file: &Path, message: &str) -> ConfigError {
-    ConfigError { file: file.to_owned(), line: None, column: None, key: String::new(), message: message.to_owned(), help: None }
+    ConfigError {
+        file: file.to_owned(),
+        line: None,
+        column: None,
+        key: String::new(),
+        message: message.to_owned(),
+        help: None,
+    }
 }
-

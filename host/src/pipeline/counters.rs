@@ -24,7 +24,8 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn in_flight(&self) -> u64 {
-        self.received.saturating_sub(self.filtered + self.delivered + self.dead_lettered)
+        self.received
+            .saturating_sub(self.filtered + self.delivered + self.dead_lettered)
     }
 }
 

@@ -6,7 +6,7 @@
 //! somewhere.
 
 use super::counters::Counters;
-use super::slot::{Fate, Failure, Slot};
+use super::slot::{Failure, Fate, Slot};
 use crate::event::push_json_string;
 use crate::sink::{Body, Outgoing, Sink, SinkError, SinkFailure};
 use std::sync::Arc;
@@ -31,8 +31,20 @@ enum Attempt {
 }
 
 impl Delivery {
-    pub fn new(pipeline: String, sink: Box<dyn Sink>, body: Body, dlq: Box<dyn Sink>, counters: Arc<Counters>) -> Self {
-        Delivery { pipeline, sink, body, dlq, counters }
+    pub fn new(
+        pipeline: String,
+        sink: Box<dyn Sink>,
+        body: Body,
+        dlq: Box<dyn Sink>,
+        counters: Arc<Counters>,
+    ) -> Self {
+        Delivery {
+            pipeline,
+            sink,
+            body,
+            dlq,
+            counters,
+        }
     }
 
     /// Delivers the pending slots: `Delivered`, or `Failed` on a permanent rejection. Slots left
@@ -42,13 +54,20 @@ impl Delivery {
         let mut attempts = 0u32;
         let mut first_failed_at: Option<String> = None;
         loop {
-            let pending: Vec<usize> = (0..slots.len()).filter(|&i| matches!(slots[i].fate, Fate::Pending)).collect();
+            let pending: Vec<usize> = (0..slots.len())
+                .filter(|&i| matches!(slots[i].fate, Fate::Pending))
+                .collect();
             if pending.is_empty() {
                 return;
             }
             attempts += 1;
-            let batch: Vec<Outgoing<'_>> =
-                pending.iter().map(|&i| Outgoing { body: self.body.render(&slots[i].event, &self.pipeline), event: &slots[i].event }).collect();
+            let batch: Vec<Outgoing<'_>> = pending
+                .iter()
+                .map(|&i| Outgoing {
+                    body: self.body.render(&slots[i].event, &self.pipeline),
+                    event: &slots[i].event,
+                })
+                .collect();
             let results = write_and_flush(self.sink.as_mut(), &batch).await;
             drop(batch);
             let mut retrying = 0;
@@ -62,7 +81,9 @@ impl Delivery {
                     }
                     Attempt::Failed(e) => {
                         let first = first_failed_at.clone();
-                        slots[i].fate = Fate::Failed(Failure::now("sink", "rejected", e.message, attempts, first));
+                        slots[i].fate = Fate::Failed(Failure::now(
+                            "sink", "rejected", e.message, attempts, first,
+                        ));
                     }
                 }
             }
@@ -83,14 +104,19 @@ impl Delivery {
     pub async fn dead_letter(&mut self, slots: &mut [Slot], stop: &CancellationToken) {
         let mut delay = BACKOFF_MIN;
         loop {
-            let failed: Vec<usize> = (0..slots.len()).filter(|&i| matches!(slots[i].fate, Fate::Failed(_))).collect();
+            let failed: Vec<usize> = (0..slots.len())
+                .filter(|&i| matches!(slots[i].fate, Fate::Failed(_)))
+                .collect();
             if failed.is_empty() {
                 return;
             }
             let batch: Vec<Outgoing<'_>> = failed
                 .iter()
                 .filter_map(|&i| match &slots[i].fate {
-                    Fate::Failed(f) => Some(Outgoing { body: dlq_record(&self.pipeline, &slots[i], f), event: &slots[i].event }),
+                    Fate::Failed(f) => Some(Outgoing {
+                        body: dlq_record(&self.pipeline, &slots[i], f),
+                        event: &slots[i].event,
+                    }),
                     _ => None,
                 })
                 .collect();
@@ -135,7 +161,9 @@ impl Delivery {
 async fn write_and_flush(sink: &mut dyn Sink, batch: &[Outgoing<'_>]) -> Vec<Attempt> {
     let mut results: Vec<Attempt> = match sink.write(batch).await {
         Ok(()) => batch.iter().map(|_| Attempt::Written).collect(),
-        Err(SinkFailure::All(e)) => return batch.iter().map(|_| Attempt::Failed(e.clone())).collect(),
+        Err(SinkFailure::All(e)) => {
+            return batch.iter().map(|_| Attempt::Failed(e.clone())).collect();
+        }
         Err(SinkFailure::Some(failures)) => {
             let mut r: Vec<Attempt> = batch.iter().map(|_| Attempt::Written).collect();
             for (i, e) in failures {
@@ -147,8 +175,13 @@ async fn write_and_flush(sink: &mut dyn Sink, batch: &[Outgoing<'_>]) -> Vec<Att
         }
     };
     if let Err(e) = sink.flush().await {
-        let e = SinkError { retryable: true, ..e };
-        results.iter_mut().for_each(|r| *r = Attempt::Failed(e.clone()));
+        let e = SinkError {
+            retryable: true,
+            ..e
+        };
+        results
+            .iter_mut()
+            .for_each(|r| *r = Attempt::Failed(e.clone()));
     }
     results
 }

@@ -23,7 +23,11 @@ impl FilterStage {
             set.add(i, p)?;
         }
         let data_only = patterns.iter().all(|p| addresses_only_data(p));
-        Ok(Some(FilterStage { patterns: set, data_only, scratch: String::new() }))
+        Ok(Some(FilterStage {
+            patterns: set,
+            data_only,
+            scratch: String::new(),
+        }))
     }
 
     /// Marks the pending events that match no pattern as filtered.
@@ -60,7 +64,11 @@ mod tests {
 
     fn slot(data: &str, source: &'static str) -> Slot {
         Slot {
-            position: Position { partition: 0, offset: 1, ordinal: 1 },
+            position: Position {
+                partition: 0,
+                offset: 1,
+                ordinal: 1,
+            },
             event: Envelope {
                 id: "f:1".into(),
                 source,
@@ -77,22 +85,38 @@ mod tests {
     fn kept(patterns: &[&str], slots: &mut [Slot]) -> Vec<bool> {
         let patterns: Vec<String> = patterns.iter().map(|p| p.to_string()).collect();
         FilterStage::new(&patterns).unwrap().unwrap().apply(slots);
-        slots.iter().map(|s| matches!(s.fate, Fate::Pending)).collect()
+        slots
+            .iter()
+            .map(|s| matches!(s.fate, Fate::Pending))
+            .collect()
     }
 
     #[test]
     fn filters_are_ored_over_the_envelope() {
-        let mut slots = [slot(r#"{"k": "a"}"#, "file"), slot(r#"{"k": "b"}"#, "kafka"), slot(r#"{"k": "c"}"#, "file")];
-        let got = kept(&[r#"{"data": {"k": ["a"]}}"#, r#"{"source": ["kafka"]}"#], &mut slots);
+        let mut slots = [
+            slot(r#"{"k": "a"}"#, "file"),
+            slot(r#"{"k": "b"}"#, "kafka"),
+            slot(r#"{"k": "c"}"#, "file"),
+        ];
+        let got = kept(
+            &[r#"{"data": {"k": ["a"]}}"#, r#"{"source": ["kafka"]}"#],
+            &mut slots,
+        );
         assert_eq!(got, [true, true, false]);
     }
 
     #[test]
     fn data_only_patterns_see_the_same_result() {
         assert!(addresses_only_data(r#"{"data": {"k": ["a"]}}"#));
-        assert!(!addresses_only_data(r#"{"data": {"k": ["a"]}, "source": ["file"]}"#));
+        assert!(!addresses_only_data(
+            r#"{"data": {"k": ["a"]}, "source": ["file"]}"#
+        ));
         assert!(!addresses_only_data(r#"{"$or": [{"data": {"k": ["a"]}}]}"#));
-        let mut slots = [slot(r#"{"k": "a"}"#, "file"), slot("not json", "file"), slot(r#"{"k": "b"}"#, "file")];
+        let mut slots = [
+            slot(r#"{"k": "a"}"#, "file"),
+            slot("not json", "file"),
+            slot(r#"{"k": "b"}"#, "file"),
+        ];
         let got = kept(&[r#"{"data": {"k": ["a"]}}"#], &mut slots);
         assert_eq!(got, [true, false, false]);
     }

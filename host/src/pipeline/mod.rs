@@ -20,7 +20,7 @@ use crate::sink::{SinkConfig, SinkContext, SinkError};
 use crate::source::{Acker, SourceContext, SourceError};
 use counters::{Counters, Snapshot};
 use filter::FilterStage;
-use slot::{Fate, Failure, Slot};
+use slot::{Failure, Fate, Slot};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -33,9 +33,16 @@ const READ_AHEAD_BATCHES: usize = 4;
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     #[error("pipeline {pipeline}: source: {source}")]
-    Source { pipeline: String, source: SourceError },
+    Source {
+        pipeline: String,
+        source: SourceError,
+    },
     #[error("pipeline {pipeline}: {what}: {source}")]
-    Sink { pipeline: String, what: &'static str, source: SinkError },
+    Sink {
+        pipeline: String,
+        what: &'static str,
+        source: SinkError,
+    },
     #[error("pipeline {pipeline}: {message}")]
     Other { pipeline: String, message: String },
 }
@@ -52,7 +59,11 @@ impl Pipeline {
     /// `<state_root>/<name>`.
     pub fn new(cfg: PipelineConfig, state_root: &Path) -> Self {
         let state_dir = state_root.join(&cfg.name);
-        Pipeline { cfg, state_dir, counters: Arc::default() }
+        Pipeline {
+            cfg,
+            state_dir,
+            counters: Arc::default(),
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -67,19 +78,50 @@ impl Pipeline {
     /// final counts.
     pub async fn run(self, stop: CancellationToken) -> Result<Snapshot, PipelineError> {
         let name = self.cfg.name.clone();
-        let fail = |message: String| PipelineError::Other { pipeline: name.clone(), message };
-        let source_err = |source| PipelineError::Source { pipeline: name.clone(), source };
-        let sink_err = |what, source| PipelineError::Sink { pipeline: name.clone(), what, source };
+        let fail = |message: String| PipelineError::Other {
+            pipeline: name.clone(),
+            message,
+        };
+        let source_err = |source| PipelineError::Source {
+            pipeline: name.clone(),
+            source,
+        };
+        let sink_err = |what, source| PipelineError::Sink {
+            pipeline: name.clone(),
+            what,
+            source,
+        };
 
         tokio::fs::create_dir_all(&self.state_dir)
             .await
-            .map_err(|e| fail(format!("cannot create state directory {}: {e}", self.state_dir.display())))?;
-        let filter = FilterStage::new(&self.cfg.filters).map_err(|e| fail(format!("invalid filter pattern: {e}")))?;
-        let sctx = SourceContext { pipeline: name.clone(), state_dir: self.state_dir.clone() };
-        let kctx = SinkContext { pipeline: name.clone(), state_dir: self.state_dir.clone() };
+            .map_err(|e| {
+                fail(format!(
+                    "cannot create state directory {}: {e}",
+                    self.state_dir.display()
+                ))
+            })?;
+        let filter = FilterStage::new(&self.cfg.filters)
+            .map_err(|e| fail(format!("invalid filter pattern: {e}")))?;
+        let sctx = SourceContext {
+            pipeline: name.clone(),
+            state_dir: self.state_dir.clone(),
+        };
+        let kctx = SinkContext {
+            pipeline: name.clone(),
+            state_dir: self.state_dir.clone(),
+        };
         let (mut source, acker) = self.cfg.source.open(&sctx).await.map_err(source_err)?;
-        let sink = self.cfg.sink.open(&kctx).await.map_err(|e| sink_err("sink", e))?;
-        let dlq_cfg = self.cfg.dlq.clone().unwrap_or_else(|| SinkConfig::default_dlq(&self.state_dir));
+        let sink = self
+            .cfg
+            .sink
+            .open(&kctx)
+            .await
+            .map_err(|e| sink_err("sink", e))?;
+        let dlq_cfg = self
+            .cfg
+            .dlq
+            .clone()
+            .unwrap_or_else(|| SinkConfig::default_dlq(&self.state_dir));
         let dlq = dlq_cfg.open(&kctx).await.map_err(|e| sink_err("dlq", e))?;
         tracing::info!(pipeline = %name, source = self.cfg.source.kind(), sink = self.cfg.sink.kind(),
             filters = self.cfg.filters.len(), "pipeline started");
@@ -99,14 +141,22 @@ impl Pipeline {
             name: name.clone(),
             counters: self.counters.clone(),
             filter,
-            delivery: deliver::Delivery::new(name.clone(), sink, self.cfg.sink.body.clone(), dlq, self.counters.clone()),
+            delivery: deliver::Delivery::new(
+                name.clone(),
+                sink,
+                self.cfg.sink.body.clone(),
+                dlq,
+                self.counters.clone(),
+            ),
             acker,
             checkpoint_interval: self.cfg.checkpoint_interval,
             last_checkpoint: Instant::now(),
             finished_since_checkpoint: false,
         };
         let processed = run.process(rx, &stop).await;
-        let read = reader.await.map_err(|e| fail(format!("source task failed: {e}")))?;
+        let read = reader
+            .await
+            .map_err(|e| fail(format!("source task failed: {e}")))?;
         // Whatever happened, make what did finish durable.
         let saved = run.checkpoint().await;
         let snapshot = self.counters.snapshot();
@@ -140,7 +190,8 @@ impl Run {
     ) -> Result<(), PipelineError> {
         loop {
             // Checkpoint on time even while the source is idle, so a crash then re-reads little.
-            let deadline = tokio::time::Instant::from_std(self.last_checkpoint + self.checkpoint_interval);
+            let deadline =
+                tokio::time::Instant::from_std(self.last_checkpoint + self.checkpoint_interval);
             let batch = tokio::select! {
                 batch = rx.recv() => match batch {
                     Some(b) => b,
@@ -159,7 +210,11 @@ impl Run {
                     None => Fate::Pending,
                     Some(why) => Fate::Failed(Failure::now("source", "malformed", why, 1, None)),
                 };
-                slots.push(Slot { position: ev.position, event: ev.envelope, fate });
+                slots.push(Slot {
+                    position: ev.position,
+                    event: ev.envelope,
+                    fate,
+                });
             }
             if let Some(filter) = &mut self.filter {
                 filter.apply(&mut slots);
@@ -207,8 +262,21 @@ impl Run {
         if !self.finished_since_checkpoint {
             return Ok(());
         }
-        self.delivery.sync().await.map_err(|(what, source)| PipelineError::Sink { pipeline: self.name.clone(), what, source })?;
-        self.acker.checkpoint().await.map_err(|source| PipelineError::Source { pipeline: self.name.clone(), source })?;
+        self.delivery
+            .sync()
+            .await
+            .map_err(|(what, source)| PipelineError::Sink {
+                pipeline: self.name.clone(),
+                what,
+                source,
+            })?;
+        self.acker
+            .checkpoint()
+            .await
+            .map_err(|source| PipelineError::Source {
+                pipeline: self.name.clone(),
+                source,
+            })?;
         self.finished_since_checkpoint = false;
         Ok(())
     }

@@ -36,7 +36,13 @@ pub struct Failure {
 }
 
 impl Failure {
-    pub fn now(stage: &str, kind: &str, message: impl Into<String>, attempts: u32, first_failed_at: Option<String>) -> Self {
+    pub fn now(
+        stage: &str,
+        kind: &str,
+        message: impl Into<String>,
+        attempts: u32,
+        first_failed_at: Option<String>,
+    ) -> Self {
         let now = crate::event::now_rfc3339();
         Failure {
             stage: stage.to_owned(),

@@ -24,20 +24,35 @@ impl FileSinkConfig {
     }
 }
 
-pub(super) async fn open(cfg: &FileSinkConfig, _ctx: &SinkContext) -> Result<Box<dyn Sink>, SinkError> {
+pub(super) async fn open(
+    cfg: &FileSinkConfig,
+    _ctx: &SinkContext,
+) -> Result<Box<dyn Sink>, SinkError> {
     let path = cfg.path.clone();
     let file = tokio::task::spawn_blocking(move || {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        let mut file = std::fs::OpenOptions::new().create(true).read(true).append(true).open(&path)?;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&path)?;
         end_with_newline(&mut file, &path)?;
         Ok::<_, std::io::Error>(file)
     })
     .await
     .map_err(|e| SinkError::permanent(format!("file sink failed to start: {e}")))?
-    .map_err(|e| SinkError::permanent(format!("cannot open {} for appending: {e}", cfg.path.display())))?;
-    Ok(Box::new(FileSink { path: cfg.path.clone(), out: BufWriter::with_capacity(256 * 1024, file) }))
+    .map_err(|e| {
+        SinkError::permanent(format!(
+            "cannot open {} for appending: {e}",
+            cfg.path.display()
+        ))
+    })?;
+    Ok(Box::new(FileSink {
+        path: cfg.path.clone(),
+        out: BufWriter::with_capacity(256 * 1024, file),
+    }))
 }
 
 /// A crash (SIGKILL, power loss) in the middle of a write can leave a torn last line. Its events

@@ -30,10 +30,16 @@ pub struct SinkError {
 
 impl SinkError {
     pub fn retryable(message: impl Into<String>) -> Self {
-        SinkError { message: message.into(), retryable: true }
+        SinkError {
+            message: message.into(),
+            retryable: true,
+        }
     }
     pub fn permanent(message: impl Into<String>) -> Self {
-        SinkError { message: message.into(), retryable: false }
+        SinkError {
+            message: message.into(),
+            retryable: false,
+        }
     }
 }
 
@@ -118,27 +124,37 @@ const KINDS: &[&str] = &["stdout", "file"];
 const COMMON_KEYS: &[&str] = &["type", "encoding", "template"];
 
 impl SinkConfig {
-    pub fn parse(src: &SourceText<'_>, at: &KeyPath, mut table: toml::Table) -> Result<Self, ConfigError> {
+    pub fn parse(
+        src: &SourceText<'_>,
+        at: &KeyPath,
+        mut table: toml::Table,
+    ) -> Result<Self, ConfigError> {
         let kind = take_kind(src, at, &mut table, "sink", KINDS)?;
         let has_encoding = table.contains_key("encoding");
         let encoding: Encoding = take_key(src, at, &mut table, "encoding")?;
         let template: Option<String> = take_key(src, at, &mut table, "template")?;
-        let body = match template {
-            None => Body::Encoded(encoding),
-            Some(_) if has_encoding => {
-                return Err(src.error(&at.key("template"), "set either `encoding` or `template`, not both"));
-            }
-            Some(text) => Body::Template(
-                Template::parse(&text).map_err(|e| src.error(&at.key("template"), format!("invalid template: {e}")))?,
-            ),
-        };
+        let body =
+            match template {
+                None => Body::Encoded(encoding),
+                Some(_) if has_encoding => {
+                    return Err(src.error(
+                        &at.key("template"),
+                        "set either `encoding` or `template`, not both",
+                    ));
+                }
+                Some(text) => Body::Template(Template::parse(&text).map_err(|e| {
+                    src.error(&at.key("template"), format!("invalid template: {e}"))
+                })?),
+            };
         let kind = match kind.as_str() {
             "stdout" => SinkKind::Stdout(deserialize_table(src, at, table, COMMON_KEYS)?),
             "file" => SinkKind::File(deserialize_table(src, at, table, COMMON_KEYS)?),
             _ => unreachable!("take_kind only returns registered kinds"),
         };
         let config = SinkConfig { kind, body };
-        config.validate().map_err(|(key, msg)| src.error(&at.key(key), msg))?;
+        config
+            .validate()
+            .map_err(|(key, msg)| src.error(&at.key(key), msg))?;
         Ok(config)
     }
 
@@ -152,7 +168,9 @@ impl SinkConfig {
     /// The default dead-letter queue: `<state dir>/dlq.jsonl`.
     pub fn default_dlq(state_dir: &std::path::Path) -> Self {
         SinkConfig {
-            kind: SinkKind::File(file::FileSinkConfig { path: state_dir.join("dlq.jsonl") }),
+            kind: SinkKind::File(file::FileSinkConfig {
+                path: state_dir.join("dlq.jsonl"),
+            }),
             body: Body::default(),
         }
     }

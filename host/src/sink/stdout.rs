@@ -9,8 +9,13 @@ use tokio::io::{AsyncWriteExt, BufWriter, Stdout};
 #[serde(deny_unknown_fields)]
 pub struct StdoutSinkConfig {}
 
-pub(super) async fn open(_cfg: &StdoutSinkConfig, _ctx: &SinkContext) -> Result<Box<dyn Sink>, SinkError> {
-    Ok(Box::new(StdoutSink { out: BufWriter::with_capacity(64 * 1024, tokio::io::stdout()) }))
+pub(super) async fn open(
+    _cfg: &StdoutSinkConfig,
+    _ctx: &SinkContext,
+) -> Result<Box<dyn Sink>, SinkError> {
+    Ok(Box::new(StdoutSink {
+        out: BufWriter::with_capacity(64 * 1024, tokio::io::stdout()),
+    }))
 }
 
 struct StdoutSink {
@@ -30,8 +35,14 @@ fn broken(e: std::io::Error) -> SinkError {
 impl Sink for StdoutSink {
     async fn write(&mut self, batch: &[Outgoing<'_>]) -> Result<(), SinkFailure> {
         for o in batch {
-            self.out.write_all(o.body.as_bytes()).await.map_err(|e| SinkFailure::All(broken(e)))?;
-            self.out.write_all(b"\n").await.map_err(|e| SinkFailure::All(broken(e)))?;
+            self.out
+                .write_all(o.body.as_bytes())
+                .await
+                .map_err(|e| SinkFailure::All(broken(e)))?;
+            self.out
+                .write_all(b"\n")
+                .await
+                .map_err(|e| SinkFailure::All(broken(e)))?;
         }
         Ok(())
     }

@@ -30,14 +30,20 @@ pub enum SourceError {
     #[error("{0}")]
     Config(String),
     #[error("{what}: {source}")]
-    Io { what: String, source: std::io::Error },
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Other(String),
 }
 
 impl SourceError {
     pub fn io(what: impl Into<String>, source: std::io::Error) -> Self {
-        SourceError::Io { what: what.into(), source }
+        SourceError::Io {
+            what: what.into(),
+            source,
+        }
     }
 }
 
@@ -45,7 +51,10 @@ impl SourceError {
 pub trait Source: Send {
     /// Reads the next batch. `Ok(None)` means the source is finished: it reached the end of its
     /// input, or `stop` was cancelled. A batch is never empty.
-    async fn next_batch(&mut self, stop: &CancellationToken) -> Result<Option<Vec<SourceEvent>>, SourceError>;
+    async fn next_batch(
+        &mut self,
+        stop: &CancellationToken,
+    ) -> Result<Option<Vec<SourceEvent>>, SourceError>;
 }
 
 #[async_trait]
@@ -76,13 +85,19 @@ pub enum SourceConfig {
 const KINDS: &[&str] = &["file"];
 
 impl SourceConfig {
-    pub fn parse(src: &SourceText<'_>, at: &KeyPath, mut table: toml::Table) -> Result<Self, ConfigError> {
+    pub fn parse(
+        src: &SourceText<'_>,
+        at: &KeyPath,
+        mut table: toml::Table,
+    ) -> Result<Self, ConfigError> {
         let kind = take_kind(src, at, &mut table, "source", KINDS)?;
         let config = match kind.as_str() {
             "file" => SourceConfig::File(deserialize_table(src, at, table, &[])?),
             _ => unreachable!("take_kind only returns registered kinds"),
         };
-        config.validate().map_err(|(key, msg)| src.error(&at.key(key), msg))?;
+        config
+            .validate()
+            .map_err(|(key, msg)| src.error(&at.key(key), msg))?;
         Ok(config)
     }
 
@@ -100,7 +115,10 @@ impl SourceConfig {
     }
 
     /// Opens the source: its reader and its acker.
-    pub async fn open(&self, ctx: &SourceContext) -> Result<(Box<dyn Source>, Box<dyn Acker>), SourceError> {
+    pub async fn open(
+        &self,
+        ctx: &SourceContext,
+    ) -> Result<(Box<dyn Source>, Box<dyn Acker>), SourceError> {
         match self {
             SourceConfig::File(c) => file::open(c, ctx).await,
         }

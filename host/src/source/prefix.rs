@@ -15,7 +15,10 @@ pub struct PrefixTracker {
 
 impl PrefixTracker {
     pub fn track(&mut self, position: Position) {
-        debug_assert!(self.pending.back().is_none_or(|(last, _)| *last < position), "positions must increase");
+        debug_assert!(
+            self.pending.back().is_none_or(|(last, _)| *last < position),
+            "positions must increase"
+        );
         self.pending.push_back((position, false));
     }
 
@@ -46,7 +49,11 @@ mod tests {
     use super::*;
 
     fn pos(partition: u32, offset: u64) -> Position {
-        Position { partition, offset, ordinal: offset }
+        Position {
+            partition,
+            offset,
+            ordinal: offset,
+        }
     }
 
     #[test]

@@ -77,7 +77,10 @@ impl Template {
                         if !literal.is_empty() {
                             parts.push(Part::Text(std::mem::take(&mut literal)));
                         }
-                        parts.push(Part::Var { var, in_string: json && in_string });
+                        parts.push(Part::Var {
+                            var,
+                            in_string: json && in_string,
+                        });
                         offset += end + 1;
                         rest = &rest[end + 1..];
                         continue;
@@ -103,8 +106,20 @@ impl Template {
         if !literal.is_empty() {
             parts.push(Part::Text(literal));
         }
-        let needs_tree = parts.iter().any(|p| matches!(p, Part::Var { var: Var::Path { .. } | Var::EventJson, .. }));
-        let template = Template { parts, json, needs_tree };
+        let needs_tree = parts.iter().any(|p| {
+            matches!(
+                p,
+                Part::Var {
+                    var: Var::Path { .. } | Var::EventJson,
+                    ..
+                }
+            )
+        });
+        let template = Template {
+            parts,
+            json,
+            needs_tree,
+        };
         if json {
             template.check_json()?;
         }
@@ -118,14 +133,20 @@ impl Template {
         for part in &self.parts {
             match part {
                 Part::Text(t) => probe.push_str(t),
-                Part::Var { in_string: false, .. } => probe.push_str("null"),
-                Part::Var { in_string: true, .. } => {}
+                Part::Var {
+                    in_string: false, ..
+                } => probe.push_str("null"),
+                Part::Var {
+                    in_string: true, ..
+                } => {}
             }
         }
-        serde_json::from_str::<serde::de::IgnoredAny>(&probe).map(|_| ()).map_err(|e| TemplateError {
-            offset: None,
-            message: format!("a template that starts with `{{` or `[` must be JSON: {e}"),
-        })
+        serde_json::from_str::<serde::de::IgnoredAny>(&probe)
+            .map(|_| ())
+            .map_err(|e| TemplateError {
+                offset: None,
+                message: format!("a template that starts with `{{` or `[` must be JSON: {e}"),
+            })
     }
 }
 
@@ -146,11 +167,20 @@ fn variable(name: &str, offset: usize) -> Result<Option<Var>, TemplateError> {
             });
         }
         n if n.starts_with('$') => {
-            let query = jsonpath_rust::parser::parse_json_path(n)
-                .map_err(|e| TemplateError { offset: Some(offset), message: format!("invalid JSONPath <{n}>: {e}") })?;
+            let query = jsonpath_rust::parser::parse_json_path(n).map_err(|e| TemplateError {
+                offset: Some(offset),
+                message: format!("invalid JSONPath <{n}>: {e}"),
+            })?;
             // A path with wildcards, descent, filters, slices or unions can match several values.
-            let many = n.contains('*') || n.contains("..") || n.contains('?') || n.contains(':') || n.contains(',');
-            Var::Path { query: Box::new(query), many }
+            let many = n.contains('*')
+                || n.contains("..")
+                || n.contains('?')
+                || n.contains(':')
+                || n.contains(',');
+            Var::Path {
+                query: Box::new(query),
+                many,
+            }
         }
         _ => return Ok(None),
     }))

@@ -1,7 +1,7 @@
 //! Rendering a [`Template`] for one event.
 
 use super::{Part, Template, Var};
-use crate::event::{push_json_string, Envelope, Payload};
+use crate::event::{Envelope, Payload, push_json_string};
 use serde_json::Value;
 
 impl Template {
@@ -74,15 +74,19 @@ fn resolve(var: &Var, event: &Envelope, pipeline: &str, tree: Option<&Value>) ->
         Var::Event => Resolved::Json(event.to_json()),
         Var::EventJson => match &event.data {
             // A JSON string that holds JSON (an encoded body) is decoded, as Pipes does.
-            Payload::Json(raw) if raw.get().starts_with('"') => match serde_json::from_str::<String>(raw.get()) {
-                Ok(s) => decode_embedded(s),
-                Err(_) => Resolved::Json(raw.get().to_owned()),
-            },
+            Payload::Json(raw) if raw.get().starts_with('"') => {
+                match serde_json::from_str::<String>(raw.get()) {
+                    Ok(s) => decode_embedded(s),
+                    Err(_) => Resolved::Json(raw.get().to_owned()),
+                }
+            }
             Payload::Json(raw) => Resolved::Json(raw.get().to_owned()),
             Payload::Text(t) => decode_embedded(t.clone()),
         },
         Var::Path { query, many, .. } => {
-            let Some(tree) = tree else { return Resolved::Value(Value::Null) };
+            let Some(tree) = tree else {
+                return Resolved::Value(Value::Null);
+            };
             let found: Vec<&Value> = jsonpath_rust::query::js_path_process(query, tree)
                 .map(|refs| refs.into_iter().map(|r| r.val()).collect())
                 .unwrap_or_default();

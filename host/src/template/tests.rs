@@ -22,11 +22,24 @@ const ORDER: &str = r#"{"detail":{"customerId":"C42","amount":12.5,"tags":["a","
 #[test]
 fn plain_text_inserts_strings_raw_and_values_as_json() {
     assert_eq!(render("<$.data.detail.customerId>", ORDER), "C42");
-    assert_eq!(render("cust-<$.data.detail.customerId>/<$.data.detail.amount>", ORDER), "cust-C42/12.5");
+    assert_eq!(
+        render(
+            "cust-<$.data.detail.customerId>/<$.data.detail.amount>",
+            ORDER
+        ),
+        "cust-C42/12.5"
+    );
     assert_eq!(render("<$.data.detail.tags>", ORDER), r#"["a","b"]"#);
     assert_eq!(render("x<$.data.missing>y", ORDER), "xy");
-    assert_eq!(render("<weir.pipeline>:<$.key>:<$.id>", ORDER), "billing:C42:orders/3/1187");
-    assert_eq!(render("a <b> c", ORDER), "a <b> c", "other angle brackets stay text");
+    assert_eq!(
+        render("<weir.pipeline>:<$.key>:<$.id>", ORDER),
+        "billing:C42:orders/3/1187"
+    );
+    assert_eq!(
+        render("a <b> c", ORDER),
+        "a <b> c",
+        "other angle brackets stay text"
+    );
 }
 
 #[test]
@@ -36,21 +49,28 @@ fn json_templates_stay_valid_json() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{out}: {e}"));
     assert_eq!(v["customer"], "C42");
     assert_eq!(v["addr"]["city"], "Köln \"Mitte\"");
-    assert_eq!(v["label"], r#"{"city":"Köln \"Mitte\""} / C42"#, "an object inside a string is escaped");
+    assert_eq!(
+        v["label"], r#"{"city":"Köln \"Mitte\""} / C42"#,
+        "an object inside a string is escaped"
+    );
     assert_eq!(v["none"], serde_json::Value::Null);
 }
 
 #[test]
 fn reserved_variables() {
-    let v: serde_json::Value =
-        serde_json::from_str(&render(r#"{"e": <weir.event>, "d": <weir.event.json>, "t": "<weir.event.ingestion-time>"}"#, ORDER)).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&render(
+        r#"{"e": <weir.event>, "d": <weir.event.json>, "t": "<weir.event.ingestion-time>"}"#,
+        ORDER,
+    ))
+    .unwrap();
     assert_eq!(v["e"]["id"], "orders/3/1187");
     assert_eq!(v["e"]["data"]["detail"]["amount"], 12.5);
     assert_eq!(v["d"]["detail"]["customerId"], "C42");
     assert_eq!(v["t"], "2026-11-22T10:00:01.000Z");
     // A string payload that holds JSON is decoded for <weir.event.json>.
     let encoded = serde_json::to_string(r#"{"a":1}"#).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&render(r#"{"d": <weir.event.json>}"#, &encoded)).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&render(r#"{"d": <weir.event.json>}"#, &encoded)).unwrap();
     assert_eq!(v["d"]["a"], 1);
 }
 

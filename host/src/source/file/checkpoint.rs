@@ -14,7 +14,10 @@ pub struct FileId {
 impl FileId {
     pub fn of(meta: &std::fs::Metadata) -> FileId {
         use std::os::unix::fs::MetadataExt;
-        FileId { dev: meta.dev(), ino: meta.ino() }
+        FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        }
     }
 }
 
@@ -36,7 +39,9 @@ pub struct CheckpointStore {
 
 impl CheckpointStore {
     pub fn new(state_dir: &Path) -> Self {
-        CheckpointStore { path: state_dir.join("file-source.json") }
+        CheckpointStore {
+            path: state_dir.join("file-source.json"),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -46,11 +51,17 @@ impl CheckpointStore {
     /// The saved checkpoint; `Ok(None)` when there is none yet.
     pub fn load(&self) -> Result<Option<Checkpoint>, String> {
         match std::fs::read(&self.path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| format!("checkpoint {} is corrupt ({e}); remove it to start over", self.path.display())),
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                format!(
+                    "checkpoint {} is corrupt ({e}); remove it to start over",
+                    self.path.display()
+                )
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(format!("cannot read checkpoint {}: {e}", self.path.display())),
+            Err(e) => Err(format!(
+                "cannot read checkpoint {}: {e}",
+                self.path.display()
+            )),
         }
     }
 
@@ -64,7 +75,10 @@ impl CheckpointStore {
 /// Writes `bytes` to `path` via a temporary file, fsync and rename, then syncs the directory so
 /// the rename itself survives a power loss.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let tmp = path.with_extension("tmp");
     {
@@ -85,7 +99,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = CheckpointStore::new(dir.path());
         assert_eq!(store.load().unwrap(), None);
-        let cp = Checkpoint { path: "in.jsonl".into(), file: FileId { dev: 1, ino: 2 }, offset: 10, line: 3 };
+        let cp = Checkpoint {
+            path: "in.jsonl".into(),
+            file: FileId { dev: 1, ino: 2 },
+            offset: 10,
+            line: 3,
+        };
         store.save(&cp).unwrap();
         assert_eq!(store.load().unwrap(), Some(cp));
         std::fs::write(store.path(), b"{oops").unwrap();

@@ -9,7 +9,7 @@ pub use checkpoint::{Checkpoint, CheckpointStore, FileId};
 
 use super::prefix::PrefixTracker;
 use super::{Acker, Source, SourceContext, SourceError, SourceEvent};
-use crate::event::{now_rfc3339, Envelope, Payload, Position};
+use crate::event::{Envelope, Payload, Position, now_rfc3339};
 use async_trait::async_trait;
 use reader::{Generations, LineReader, RawLine, ReadState};
 use serde::Deserialize;
@@ -78,7 +78,10 @@ impl FileSourceConfig {
             return Err(("path", "must not be empty".into()));
         }
         if !(1..=100_000).contains(&self.batch_size) {
-            return Err(("batch_size", format!("must be between 1 and 100000, got {}", self.batch_size)));
+            return Err((
+                "batch_size",
+                format!("must be between 1 and 100000, got {}", self.batch_size),
+            ));
         }
         if self.poll_interval_ms == 0 {
             return Err(("poll_interval_ms", "must be at least 1".into()));
@@ -90,36 +93,68 @@ impl FileSourceConfig {
     }
 }
 
-pub(super) async fn open(cfg: &FileSourceConfig, ctx: &SourceContext) -> Result<(Box<dyn Source>, Box<dyn Acker>), SourceError> {
+pub(super) async fn open(
+    cfg: &FileSourceConfig,
+    ctx: &SourceContext,
+) -> Result<(Box<dyn Source>, Box<dyn Acker>), SourceError> {
     let cfg = cfg.clone();
     let store = CheckpointStore::new(&ctx.state_dir);
     let generations = Generations::default();
     let g = generations.clone();
     let pipeline = ctx.pipeline.clone();
-    let reader = tokio::task::spawn_blocking(move || resume(&cfg, &store, g, &pipeline).map(|r| (r, cfg, store)))
-        .await
-        .map_err(|e| SourceError::Other(format!("file source failed to start: {e}")))?;
+    let reader = tokio::task::spawn_blocking(move || {
+        resume(&cfg, &store, g, &pipeline).map(|r| (r, cfg, store))
+    })
+    .await
+    .map_err(|e| SourceError::Other(format!("file source failed to start: {e}")))?;
     let (reader, cfg, store) = reader?;
-    let source = FileSource { poll: Duration::from_millis(cfg.poll_interval_ms), cfg, reader: Some(reader) };
-    let acker = FileAcker { tracker: PrefixTracker::default(), generations, store, saved: None };
+    let source = FileSource {
+        poll: Duration::from_millis(cfg.poll_interval_ms),
+        cfg,
+        reader: Some(reader),
+    };
+    let acker = FileAcker {
+        tracker: PrefixTracker::default(),
+        generations,
+        store,
+        saved: None,
+    };
     Ok((Box::new(source), Box::new(acker)))
 }
 
 /// Opens the file where the checkpoint says, finding it beside the configured path if it was
 /// rotated while weir was not running.
-fn resume(cfg: &FileSourceConfig, store: &CheckpointStore, generations: Generations, pipeline: &str) -> Result<LineReader, SourceError> {
+fn resume(
+    cfg: &FileSourceConfig,
+    store: &CheckpointStore,
+    generations: Generations,
+    pipeline: &str,
+) -> Result<LineReader, SourceError> {
     let path = &cfg.path;
     let meta = std::fs::metadata(path).map_err(|e| {
-        SourceError::Config(format!("source.path: cannot open input file {}: {e}", path.display()))
+        SourceError::Config(format!(
+            "source.path: cannot open input file {}: {e}",
+            path.display()
+        ))
     })?;
     if !meta.is_file() {
-        return Err(SourceError::Config(format!("source.path: {} is not a file", path.display())));
+        return Err(SourceError::Config(format!(
+            "source.path: {} is not a file",
+            path.display()
+        )));
     }
     let current = FileId::of(&meta);
     let checkpoint = store.load().map_err(SourceError::Other)?;
     let open = |file: &std::path::Path, offset, line| {
-        LineReader::open(path, file, offset, line, cfg.max_line_bytes, generations.clone())
-            .map_err(|e| SourceError::io(format!("cannot open {}", file.display()), e))
+        LineReader::open(
+            path,
+            file,
+            offset,
+            line,
+            cfg.max_line_bytes,
+            generations.clone(),
+        )
+        .map_err(|e| SourceError::io(format!("cannot open {}", file.display()), e))
     };
     match checkpoint {
         Some(cp) if cp.file == current && cp.offset <= meta.len() => {
@@ -143,7 +178,8 @@ fn resume(cfg: &FileSourceConfig, store: &CheckpointStore, generations: Generati
             }
         },
         None if cfg.start == Start::End => {
-            let lines = reader::count_lines(path, meta.len()).map_err(|e| SourceError::io(format!("cannot read {}", path.display()), e))?;
+            let lines = reader::count_lines(path, meta.len())
+                .map_err(|e| SourceError::io(format!("cannot read {}", path.display()), e))?;
             open(path, meta.len(), lines)
         }
         None => open(path, 0, 0),
@@ -159,12 +195,17 @@ struct FileSource {
 
 #[async_trait]
 impl Source for FileSource {
-    async fn next_batch(&mut self, stop: &CancellationToken) -> Result<Option<Vec<SourceEvent>>, SourceError> {
+    async fn next_batch(
+        &mut self,
+        stop: &CancellationToken,
+    ) -> Result<Option<Vec<SourceEvent>>, SourceError> {
         loop {
             if stop.is_cancelled() {
                 return Ok(None);
             }
-            let Some(mut reader) = self.reader.take() else { return Ok(None) };
+            let Some(mut reader) = self.reader.take() else {
+                return Ok(None);
+            };
             let (max, ended) = (self.cfg.batch_size, !self.cfg.follow);
             let (reader, result) = tokio::task::spawn_blocking(move || {
                 let mut lines = Vec::with_capacity(max);
@@ -174,10 +215,17 @@ impl Source for FileSource {
             .await
             .map_err(|e| SourceError::Other(format!("file reader failed: {e}")))?;
             self.reader = Some(reader);
-            let (state, lines) = result.map_err(|e| SourceError::io(format!("cannot read {}", self.cfg.path.display()), e))?;
+            let (state, lines) = result.map_err(|e| {
+                SourceError::io(format!("cannot read {}", self.cfg.path.display()), e)
+            })?;
             if !lines.is_empty() {
                 let time = now_rfc3339();
-                return Ok(Some(lines.into_iter().map(|l| to_event(l, self.cfg.format, &time)).collect()));
+                return Ok(Some(
+                    lines
+                        .into_iter()
+                        .map(|l| to_event(l, self.cfg.format, &time))
+                        .collect(),
+                ));
             }
             match state {
                 ReadState::More => continue,
@@ -204,7 +252,10 @@ fn to_event(line: RawLine, format: Format, time: &str) -> SourceEvent {
             Err(e) => {
                 let bytes = e.into_bytes();
                 meta.insert("raw_base64".into(), base64(&bytes).into());
-                (Payload::Text(String::from_utf8_lossy(&bytes).into_owned()), None)
+                (
+                    Payload::Text(String::from_utf8_lossy(&bytes).into_owned()),
+                    None,
+                )
             }
         },
         Format::Auto | Format::Json => {
@@ -212,11 +263,16 @@ fn to_event(line: RawLine, format: Format, time: &str) -> SourceEvent {
             if std::str::from_utf8(&line.bytes).is_err() {
                 meta.insert("raw_base64".into(), base64(&line.bytes).into());
             }
-            (decoded.payload, decoded.problem.filter(|_| format == Format::Json))
+            (
+                decoded.payload,
+                decoded.problem.filter(|_| format == Format::Json),
+            )
         }
     };
     if let Some(full) = line.truncated_from {
-        problem = Some(format!("line is {full} bytes, longer than source.max_line_bytes; data holds its start"));
+        problem = Some(format!(
+            "line is {full} bytes, longer than source.max_line_bytes; data holds its start"
+        ));
     }
     SourceEvent {
         envelope: Envelope {
@@ -256,7 +312,9 @@ impl Acker for FileAcker {
     }
 
     async fn checkpoint(&mut self) -> Result<(), SourceError> {
-        let Some(done) = self.tracker.committed() else { return Ok(()) };
+        let Some(done) = self.tracker.committed() else {
+            return Ok(());
+        };
         if self.saved == Some(done) {
             return Ok(());
         }
@@ -264,13 +322,27 @@ impl Acker for FileAcker {
             let g = self.generations.lock().unwrap_or_else(|p| p.into_inner());
             match g.get(done.partition as usize) {
                 Some(entry) => entry.clone(),
-                None => return Err(SourceError::Other(format!("unknown file generation {}", done.partition))),
+                None => {
+                    return Err(SourceError::Other(format!(
+                        "unknown file generation {}",
+                        done.partition
+                    )));
+                }
             }
         };
-        let cp = Checkpoint { path, file, offset: done.offset, line: done.ordinal };
+        let cp = Checkpoint {
+            path,
+            file,
+            offset: done.offset,
+            line: done.ordinal,
+        };
         let store = &self.store;
-        tokio::task::block_in_place(|| store.save(&cp))
-            .map_err(|e| SourceError::io(format!("cannot save checkpoint {}", store.path().display()), e))?;
+        tokio::task::block_in_place(|| store.save(&cp)).map_err(|e| {
+            SourceError::io(
+                format!("cannot save checkpoint {}", store.path().display()),
+                e,
+            )
+        })?;
         self.saved = Some(done);
         Ok(())
     }

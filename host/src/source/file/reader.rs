@@ -60,7 +60,14 @@ pub struct LineReader {
 impl LineReader {
     /// Opens `file_path` (the configured path, or a rotated file found beside it) at `offset`,
     /// which begins line `line + 1`.
-    pub fn open(path: &Path, file_path: &Path, offset: u64, line: u64, max_line: usize, generations: Generations) -> std::io::Result<Self> {
+    pub fn open(
+        path: &Path,
+        file_path: &Path,
+        offset: u64,
+        line: u64,
+        max_line: usize,
+        generations: Generations,
+    ) -> std::io::Result<Self> {
         let (file, file_id) = open_at(file_path, offset)?;
         let generation = register(&generations, file_id, file_path);
         Ok(LineReader {
@@ -82,7 +89,12 @@ impl LineReader {
     /// Reads up to `max` complete lines into `out`. At the end of the file it checks for rotation
     /// or truncation and moves on to the new file. When `ended` is true (the input is complete,
     /// not followed), a last line without a newline counts as a line.
-    pub fn read_lines(&mut self, max: usize, ended: bool, out: &mut Vec<RawLine>) -> std::io::Result<ReadState> {
+    pub fn read_lines(
+        &mut self,
+        max: usize,
+        ended: bool,
+        out: &mut Vec<RawLine>,
+    ) -> std::io::Result<ReadState> {
         while out.len() < max {
             let buf = self.file.fill_buf()?;
             if buf.is_empty() {
@@ -131,7 +143,11 @@ impl LineReader {
         }
         out.push(RawLine {
             bytes,
-            position: Position { partition: self.generation, offset: self.offset, ordinal: self.line },
+            position: Position {
+                partition: self.generation,
+                offset: self.offset,
+                ordinal: self.line,
+            },
             start,
             truncated_from,
             path: self.file_name.clone(),
@@ -215,8 +231,16 @@ pub fn count_lines(path: &Path, len: u64) -> std::io::Result<u64> {
 
 /// Finds a file beside `path` with identity `id`: where a rotated file went.
 pub fn find_rotated(path: &Path, id: FileId) -> Option<PathBuf> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::read_dir(dir).ok()?.filter_map(Result::ok).map(|e| e.path()).find(|p| {
-        p.as_path() != path && std::fs::metadata(p).is_ok_and(|m| m.is_file() && FileId::of(&m) == id)
-    })
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            p.as_path() != path
+                && std::fs::metadata(p).is_ok_and(|m| m.is_file() && FileId::of(&m) == id)
+        })
 }
