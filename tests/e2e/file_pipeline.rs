@@ -248,3 +248,73 @@ fn one_failing_pipeline_does_not_stop_the_others() {
         "the good pipeline ran to the end"
     );
 }
+
+#[test]
+fn a_failing_sink_is_retried_and_nothing_is_acknowledged_until_it_takes_the_events() {
+    let s = Scratch::new();
+    s.write("in.jsonl", order_lines(0..10));
+    // /dev/full accepts the open and fails every write with "no space left on device".
+    let p = s.write(
+        "p.toml",
+        pipeline("full", "", "", "type = \"file\"\npath = \"/dev/full\""),
+    );
+    let child = s.spawn(&p);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    signal(&child, libc::SIGTERM);
+    let (code, err) = wait_exit(child);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("sink write failed; retrying"), "{err}");
+    assert!(err.contains("unfinished=10"), "{err}");
+    assert!(
+        !s.state_dir().join("full/file-source.json").exists(),
+        "a checkpoint was saved for undelivered events"
+    );
+
+    // With a working sink, every event arrives.
+    let p = s.write(
+        "p.toml",
+        pipeline("full", "", "", "type = \"file\"\npath = \"out.jsonl\""),
+    );
+    let out = s.run(&p);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(json_lines(&s.path("out.jsonl")).len(), 10);
+}
+
+#[test]
+fn a_failing_dead_letter_queue_keeps_its_events_unacknowledged() {
+    let s = Scratch::new();
+    s.write(
+        "in.jsonl",
+        format!("{}oops\n{}", order_lines(0..1), order_lines(1..2)),
+    );
+    let strict = |dlq: &str| {
+        format!(
+            "[pipeline]\nname = \"strict\"\n[source]\ntype = \"file\"\npath = \"in.jsonl\"\nformat = \"json\"\n\
+             [sink]\ntype = \"file\"\npath = \"out.jsonl\"\n[dlq]\ntype = \"file\"\npath = \"{dlq}\"\n"
+        )
+    };
+    let p = s.write("p.toml", strict("/dev/full"));
+    let child = s.spawn(&p);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    signal(&child, libc::SIGTERM);
+    let (code, err) = wait_exit(child);
+    assert!(err.contains("dead-letter queue write failed"), "{err}");
+    // The final checkpoint could not sync the DLQ: that is a failure to report.
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("dlq: cannot write /dev/full"), "{err}");
+    assert!(
+        !s.state_dir().join("strict/file-source.json").exists(),
+        "a checkpoint covered an event the DLQ did not take"
+    );
+
+    let p = s.write("p.toml", strict("dlq.jsonl"));
+    let out = s.run(&p);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // The good lines were delivered in the first run and again now (at-least-once).
+    let seqs: Vec<u64> = json_lines(&s.path("out.jsonl"))
+        .iter()
+        .map(|v| v["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, vec![0, 1, 0, 1]);
+    assert_eq!(json_lines(&s.path("dlq.jsonl"))[0]["event"]["data"], "oops");
+}

@@ -4,6 +4,11 @@
 //! until it succeeds or the pipeline stops; a permanent one sends the event to the DLQ. A DLQ
 //! write is retried until it succeeds: an event is never acknowledged without having ended
 //! somewhere.
+//!
+//! Order: the file and stdout sinks fail whole batches, so a retry resends a contiguous run and
+//! order holds. A sink that fails only some entries of a batch (Kafka, SQS) would deliver later
+//! events of a key before the retried ones; per-key lanes (issue #5) must serialise a key's
+//! retries before such sinks exist.
 
 use super::counters::Counters;
 use super::slot::{Failure, Fate, Slot};

@@ -24,6 +24,8 @@ impl FileSinkConfig {
     }
 }
 
+const BUFFER: usize = 256 * 1024;
+
 pub(super) async fn open(
     cfg: &FileSinkConfig,
     _ctx: &SinkContext,
@@ -49,9 +51,12 @@ pub(super) async fn open(
             cfg.path.display()
         ))
     })?;
+    let good_len = file.metadata().map(|m| m.len()).unwrap_or(0);
     Ok(Box::new(FileSink {
         path: cfg.path.clone(),
-        out: BufWriter::with_capacity(256 * 1024, file),
+        out: Some(BufWriter::with_capacity(BUFFER, file)),
+        good_len,
+        buffered: 0,
     }))
 }
 
@@ -78,12 +83,36 @@ fn end_with_newline(file: &mut File, path: &std::path::Path) -> std::io::Result<
 
 struct FileSink {
     path: PathBuf,
-    out: BufWriter<File>,
+    /// `None` only for a moment while a failed write is being undone.
+    out: Option<BufWriter<File>>,
+    /// File length after the last successful flush, and bytes buffered since.
+    good_len: u64,
+    buffered: u64,
 }
 
 impl FileSink {
     fn failed(&self, e: std::io::Error) -> SinkError {
         SinkError::retryable(format!("cannot write {}: {e}", self.path.display()))
+    }
+
+    fn out(&mut self) -> std::io::Result<&mut BufWriter<File>> {
+        self.out
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("file sink is closed"))
+    }
+
+    /// After a failed write or flush: drop what is buffered and cut off whatever part of it
+    /// reached the file, so a retry writes whole lines once instead of appending to a torn
+    /// one. The bytes past `good_len` are ours and unacknowledged: they will be written again.
+    fn undo(&mut self) {
+        self.buffered = 0;
+        if let Some(out) = self.out.take() {
+            let (file, _unwritten) = out.into_parts();
+            if let Err(e) = file.set_len(self.good_len) {
+                tracing::warn!(path = %self.path.display(), error = %e, "cannot cut off a failed write");
+            }
+            self.out = Some(BufWriter::with_capacity(BUFFER, file));
+        }
     }
 }
 
@@ -92,25 +121,44 @@ impl Sink for FileSink {
     async fn write(&mut self, batch: &[Outgoing<'_>]) -> Result<(), SinkFailure> {
         // Buffered writes to a local file are brief; block_in_place keeps them off the other
         // tasks of this worker without a copy to the blocking pool.
-        tokio::task::block_in_place(|| {
+        let result = tokio::task::block_in_place(|| {
+            let out = self.out()?;
+            let mut n = 0u64;
             for o in batch {
-                self.out.write_all(o.body.as_bytes())?;
-                self.out.write_all(b"\n")?;
+                out.write_all(o.body.as_bytes())?;
+                out.write_all(b"\n")?;
+                n += o.body.len() as u64 + 1;
             }
-            Ok(())
-        })
-        .map_err(|e| SinkFailure::All(self.failed(e)))
+            Ok(n)
+        });
+        match result {
+            Ok(n) => {
+                self.buffered += n;
+                Ok(())
+            }
+            Err(e) => {
+                self.undo();
+                Err(SinkFailure::All(self.failed(e)))
+            }
+        }
     }
 
     async fn flush(&mut self) -> Result<(), SinkError> {
-        tokio::task::block_in_place(|| self.out.flush()).map_err(|e| self.failed(e))
+        match tokio::task::block_in_place(|| self.out()?.flush()) {
+            Ok(()) => {
+                self.good_len += std::mem::take(&mut self.buffered);
+                Ok(())
+            }
+            Err(e) => {
+                self.undo();
+                Err(self.failed(e))
+            }
+        }
     }
 
     async fn sync(&mut self) -> Result<(), SinkError> {
-        tokio::task::block_in_place(|| {
-            self.out.flush()?;
-            self.out.get_ref().sync_data()
-        })
-        .map_err(|e| self.failed(e))
+        self.flush().await?;
+        tokio::task::block_in_place(|| self.out()?.get_ref().sync_data())
+            .map_err(|e| self.failed(e))
     }
 }
