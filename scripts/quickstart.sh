@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Builds weir and runs the quickstart pipeline (file -> filter -> file, no broker needed).
+# Builds weir and the example plugins, and runs the quickstart pipeline
+# (file -> filter -> Wasm plugin (redact) -> file, no broker needed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+scripts/build-plugins.sh
 cargo build --release --locked -p weir
 # Start the demo afresh each time: forget the previous run's checkpoint and output.
 rm -rf var/state/quickstart var/out/quickstart.jsonl

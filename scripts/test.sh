@@ -10,5 +10,8 @@ if [ ! -d ../shared/conformance ]; then
   exit 1
 fi
 
+# The plugins the tests run (Rust, JavaScript, Python), with their toolchains on first use.
+scripts/build-plugins.sh
+
 # -j 2: the machine has two cores; more parallel rustc processes only add memory pressure.
 cargo test --workspace --locked -j 2

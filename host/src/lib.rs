@@ -10,6 +10,7 @@ pub mod config;
 pub mod event;
 pub mod logging;
 pub mod pipeline;
+pub mod plugin;
 pub mod shutdown;
 pub mod sink;
 pub mod source;

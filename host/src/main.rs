@@ -13,7 +13,8 @@ use weir::config::host::LogFormat;
     about = "Self-hosted event pipelines: sources, EventBridge pattern filters, Wasm plugins, sinks"
 )]
 struct Cli {
-    /// Host settings file [default: weir.toml if present]
+    /// Host settings file [default: weir.toml if present]; for `plugin test`: the plugin's
+    /// config, JSON text or a file holding it
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Log filter, e.g. `info` or `weir=debug,warn` (overrides settings and WEIR_LOG_LEVEL)
@@ -44,6 +45,35 @@ enum Command {
     /// EventBridge event patterns
     #[command(subcommand)]
     Pattern(PatternCommand),
+    /// Wasm plugins
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Run a plugin on JSON-lines events and print what it emits, drops and fails (exit 0 all
+    /// processed, 1 some failed, 2 the plugin did not load)
+    Test {
+        /// The plugin component (.wasm)
+        #[arg(value_name = "PLUGIN.wasm")]
+        plugin: PathBuf,
+        /// Events, one payload per line (as the file source reads them)
+        #[arg(long, value_name = "FILE")]
+        input: PathBuf,
+        /// Deadline per batch call [default: 1000]
+        #[arg(long, value_name = "MS")]
+        timeout_ms: Option<u64>,
+        /// Memory limit per instance [default: 64]
+        #[arg(long, value_name = "MIB")]
+        memory_mb: Option<u64>,
+        /// Events per call
+        #[arg(long, default_value_t = 256)]
+        batch_size: usize,
+        /// Cache compiled plugins in DIR/.plugin-cache [default: none, compile every time]
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -70,10 +100,38 @@ fn main() {
             ref pattern,
             ref event,
         }) => commands::pattern::test(pattern, event),
+        Command::Plugin(PluginCommand::Test {
+            ref plugin,
+            ref input,
+            timeout_ms,
+            memory_mb,
+            batch_size,
+            ref state_dir,
+        }) => {
+            // `--config` is the plugin's config here (`weir plugin test X.wasm --config '{...}'`),
+            // so host settings come from weir.toml and the environment only.
+            let plugin_config = cli
+                .config
+                .as_ref()
+                .map(|c| c.to_string_lossy().into_owned());
+            // Plugin `log` calls and load messages go to stderr like the other commands' logs.
+            if settings(&cli, None, None).is_none() {
+                std::process::exit(exit::USAGE);
+            }
+            commands::plugin::test(&commands::plugin::TestArgs {
+                plugin: plugin.clone(),
+                input: input.clone(),
+                config: plugin_config,
+                timeout_ms,
+                memory_mb,
+                batch_size,
+                state_dir: state_dir.clone(),
+            })
+        }
         Command::Run {
             ref paths,
             ref state_dir,
-        } => match settings(&cli, state_dir.clone()) {
+        } => match settings(&cli, cli.config.as_deref(), state_dir.clone()) {
             Some(s) => commands::run::run(paths, &s),
             None => exit::USAGE,
         },
@@ -82,8 +140,12 @@ fn main() {
 }
 
 /// Loads host settings, applies the flags over them and starts logging.
-fn settings(cli: &Cli, state_dir: Option<PathBuf>) -> Option<HostSettings> {
-    let mut s = match HostSettings::load(cli.config.as_deref()) {
+fn settings(
+    cli: &Cli,
+    host_file: Option<&std::path::Path>,
+    state_dir: Option<PathBuf>,
+) -> Option<HostSettings> {
+    let mut s = match HostSettings::load(host_file) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{e}");

@@ -5,4 +5,5 @@ mod file_pipeline;
 mod follow;
 mod kill_restart;
 mod pattern_cli;
+mod plugins;
 mod support;

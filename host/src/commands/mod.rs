@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod pattern;
+pub mod plugin;
 pub mod run;
 
 /// Exit codes shared by the commands.

@@ -2,6 +2,7 @@
 
 use super::component::deserialize_at;
 use super::diagnostic::{ConfigError, ConfigErrors, KeyPath, SourceText};
+use crate::plugin::PluginConfig;
 use crate::sink::SinkConfig;
 use crate::source::SourceConfig;
 use serde::Deserialize;
@@ -19,6 +20,8 @@ pub struct PipelineConfig {
     pub source: SourceConfig,
     /// Event patterns, OR-ed; empty keeps every event.
     pub filters: Vec<String>,
+    /// Wasm plugins, run in order after the filters.
+    pub plugins: Vec<PluginConfig>,
     pub sink: SinkConfig,
     /// Where failed events go; `None` means the default file `<state dir>/dlq.jsonl`.
     pub dlq: Option<SinkConfig>,
@@ -31,6 +34,8 @@ struct RawPipelineFile {
     source: toml::Table,
     #[serde(default)]
     filter: Vec<FilterSection>,
+    #[serde(default)]
+    plugin: Vec<toml::Table>,
     sink: toml::Table,
     #[serde(default)]
     dlq: Option<toml::Table>,
@@ -106,6 +111,26 @@ pub fn parse_pipeline(file: &Path, text: &str) -> Result<PipelineConfig, ConfigE
         }
     }
 
+    let mut plugins: Vec<PluginConfig> = Vec::new();
+    for (i, table) in raw.plugin.into_iter().enumerate() {
+        let at = root.key("plugin").index(i);
+        match PluginConfig::parse(&src, &at, table) {
+            Ok(p) => {
+                if plugins.iter().any(|o| o.name == p.name) {
+                    errors.push(src.error(
+                        &at.key("name"),
+                        format!(
+                            "plugin name `{}` is used twice in this pipeline; set `name` to tell them apart",
+                            p.name
+                        ),
+                    ));
+                }
+                plugins.push(p);
+            }
+            Err(e) => errors.extend(e),
+        }
+    }
+
     let (source, sink, dlq) = match (source, sink, dlq) {
         (Ok(s), Ok(k), Ok(d)) if errors.is_empty() => (s, k, d),
         (s, k, d) => {
@@ -121,6 +146,7 @@ pub fn parse_pipeline(file: &Path, text: &str) -> Result<PipelineConfig, ConfigE
         checkpoint_interval: Duration::from_millis(raw.pipeline.checkpoint_interval_ms),
         source,
         filters,
+        plugins,
         sink,
         dlq,
     })

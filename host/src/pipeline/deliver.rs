@@ -52,15 +52,32 @@ impl Delivery {
         }
     }
 
-    /// Delivers the pending slots: `Delivered`, or `Failed` on a permanent rejection. Slots left
-    /// `Pending` could not be delivered before `stop`.
+    /// Delivers the pending slots: `Delivered` once every event the slot carries (itself, or
+    /// what plugins made of it) is written, or `Failed` on a permanent rejection of any of them.
+    /// Slots left `Pending` could not be delivered before `stop`.
     pub async fn deliver(&mut self, slots: &mut [Slot], stop: &CancellationToken) {
         let mut delay = BACKOFF_MIN;
         let mut attempts = 0u32;
         let mut first_failed_at: Option<String> = None;
+        // written[i][k]: the k-th event of slot i is in the sink; a retry resends only the rest.
+        let mut written: Vec<Vec<bool>> = slots
+            .iter()
+            .map(|s| vec![false; s.deliverables().len()])
+            .collect();
         loop {
-            let pending: Vec<usize> = (0..slots.len())
+            for (slot, done) in slots.iter_mut().zip(&written) {
+                if matches!(slot.fate, Fate::Pending) && done.iter().all(|&w| w) {
+                    slot.fate = Fate::Delivered;
+                }
+            }
+            let pending: Vec<(usize, usize)> = (0..slots.len())
                 .filter(|&i| matches!(slots[i].fate, Fate::Pending))
+                .flat_map(|i| {
+                    let done = &written[i];
+                    (0..done.len())
+                        .filter(move |&k| !done[k])
+                        .map(move |k| (i, k))
+                })
                 .collect();
             if pending.is_empty() {
                 return;
@@ -68,37 +85,49 @@ impl Delivery {
             attempts += 1;
             let batch: Vec<Outgoing<'_>> = pending
                 .iter()
-                .map(|&i| Outgoing {
-                    body: self.body.render(&slots[i].event, &self.pipeline),
-                    event: &slots[i].event,
+                .map(|&(i, k)| {
+                    let event = &slots[i].deliverables()[k];
+                    Outgoing {
+                        body: self.body.render(event, &self.pipeline),
+                        event,
+                    }
                 })
                 .collect();
             let results = write_and_flush(self.sink.as_mut(), &batch).await;
             drop(batch);
             let mut retrying = 0;
-            for (&i, result) in pending.iter().zip(results) {
+            for (&(i, k), result) in pending.iter().zip(results) {
                 match result {
-                    Attempt::Written => slots[i].fate = Fate::Delivered,
+                    Attempt::Written => written[i][k] = true,
                     Attempt::Failed(e) if e.retryable => {
                         retrying += 1;
                         tracing::debug!(pipeline = %self.pipeline, event = %slots[i].event.id, error = %e, attempts, "sink write failed; will retry");
                         first_failed_at.get_or_insert_with(crate::event::now_rfc3339);
                     }
                     Attempt::Failed(e) => {
-                        let first = first_failed_at.clone();
-                        slots[i].fate = Fate::Failed(Failure::now(
-                            "sink", "rejected", e.message, attempts, first,
-                        ));
+                        // Other events of a split may already be written: the DLQ record keeps
+                        // the original event, and says which stage rejected it.
+                        if matches!(slots[i].fate, Fate::Pending) {
+                            let first = first_failed_at.clone();
+                            slots[i].fate = Fate::Failed(Failure::now(
+                                "sink", "rejected", e.message, attempts, first,
+                            ));
+                        }
                     }
                 }
             }
             if retrying == 0 {
-                return;
+                continue; // marks what is now fully written, then returns
             }
             Counters::add(&self.counters.retried, retrying);
             tracing::warn!(pipeline = %self.pipeline, events = retrying, attempts, retry_in_ms = delay.as_millis() as u64,
                 "sink write failed; retrying");
             if !pause(&mut delay, stop).await {
+                for (slot, done) in slots.iter_mut().zip(&written) {
+                    if matches!(slot.fate, Fate::Pending) && done.iter().all(|&w| w) {
+                        slot.fate = Fate::Delivered;
+                    }
+                }
                 return;
             }
         }

@@ -78,6 +78,7 @@ mod tests {
                 data: Payload::decode(data.as_bytes()).payload,
                 meta: serde_json::Map::new(),
             },
+            outputs: None,
             fate: Fate::Pending,
         }
     }

@@ -16,6 +16,7 @@ mod filter;
 pub mod slot;
 
 use crate::config::PipelineConfig;
+use crate::plugin::PluginStage;
 use crate::sink::{SinkConfig, SinkContext, SinkError};
 use crate::source::{Acker, SourceContext, SourceError};
 use counters::{Counters, Snapshot};
@@ -50,6 +51,8 @@ pub enum PipelineError {
 /// One configured pipeline, ready to run.
 pub struct Pipeline {
     cfg: PipelineConfig,
+    /// The host's state directory (the plugin cache lives in it).
+    state_root: PathBuf,
     state_dir: PathBuf,
     counters: Arc<Counters>,
 }
@@ -61,6 +64,7 @@ impl Pipeline {
         let state_dir = state_root.join(&cfg.name);
         Pipeline {
             cfg,
+            state_root: state_root.to_owned(),
             state_dir,
             counters: Arc::default(),
         }
@@ -102,6 +106,17 @@ impl Pipeline {
             })?;
         let filter = FilterStage::new(&self.cfg.filters)
             .map_err(|e| fail(format!("invalid filter pattern: {e}")))?;
+        // Compiling a plugin is CPU-bound (seconds for JS and Python without a cache): off the
+        // async workers. Plugins are watched for hot reload while the pipeline runs.
+        let plugin_cfgs = self.cfg.plugins.clone();
+        let state_root = self.state_root.clone();
+        let pname = name.clone();
+        let plugins = tokio::task::spawn_blocking(move || {
+            PluginStage::load(&pname, &plugin_cfgs, Some(&state_root), true)
+        })
+        .await
+        .map_err(|e| fail(format!("plugin loading failed: {e}")))?
+        .map_err(|e| fail(e.to_string()))?;
         let sctx = SourceContext {
             pipeline: name.clone(),
             state_dir: self.state_dir.clone(),
@@ -124,7 +139,7 @@ impl Pipeline {
             .unwrap_or_else(|| SinkConfig::default_dlq(&self.state_dir));
         let dlq = dlq_cfg.open(&kctx).await.map_err(|e| sink_err("dlq", e))?;
         tracing::info!(pipeline = %name, source = self.cfg.source.kind(), sink = self.cfg.sink.kind(),
-            filters = self.cfg.filters.len(), "pipeline started");
+            filters = self.cfg.filters.len(), plugins = self.cfg.plugins.len(), "pipeline started");
 
         let (tx, rx) = mpsc::channel(READ_AHEAD_BATCHES);
         let read_stop = stop.clone();
@@ -141,6 +156,7 @@ impl Pipeline {
             name: name.clone(),
             counters: self.counters.clone(),
             filter,
+            plugins,
             delivery: deliver::Delivery::new(
                 name.clone(),
                 sink,
@@ -175,6 +191,7 @@ struct Run {
     name: String,
     counters: Arc<Counters>,
     filter: Option<FilterStage>,
+    plugins: Option<PluginStage>,
     delivery: deliver::Delivery,
     acker: Box<dyn Acker>,
     checkpoint_interval: std::time::Duration,
@@ -213,11 +230,27 @@ impl Run {
                 slots.push(Slot {
                     position: ev.position,
                     event: ev.envelope,
+                    outputs: None,
                     fate,
                 });
             }
             if let Some(filter) = &mut self.filter {
                 filter.apply(&mut slots);
+            }
+            if let Some(stage) = self.plugins.take() {
+                // Plugin calls are synchronous and CPU-bound: the blocking pool, not this worker.
+                let (stage, done) = tokio::task::spawn_blocking(move || {
+                    let mut stage = stage;
+                    stage.apply(&mut slots);
+                    (stage, slots)
+                })
+                .await
+                .map_err(|e| PipelineError::Other {
+                    pipeline: self.name.clone(),
+                    message: format!("plugin stage failed: {e}"),
+                })?;
+                self.plugins = Some(stage);
+                slots = done;
             }
             self.delivery.deliver(&mut slots, stop).await;
             self.delivery.dead_letter(&mut slots, stop).await;

@@ -7,7 +7,20 @@ pub struct Slot {
     pub position: Position,
     /// The event as the source produced it: the DLQ record keeps it untouched.
     pub event: Envelope,
+    /// What plugins made of the event: `None` delivers `event` itself; `Some(list)` delivers the
+    /// list, in order (a plugin may map, split or drop; an empty list is `Filtered`).
+    pub outputs: Option<Vec<Envelope>>,
     pub fate: Fate,
+}
+
+impl Slot {
+    /// The events to deliver for this slot.
+    pub fn deliverables(&self) -> &[Envelope] {
+        match &self.outputs {
+            Some(list) => list,
+            None => std::slice::from_ref(&self.event),
+        }
+    }
 }
 
 /// Every event ends in exactly one of three ways; until then it is pending.

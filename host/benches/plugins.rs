@@ -1,0 +1,257 @@
+//! Plugin throughput, side by side with native code in the same run.
+//!
+//! `redact` (plugins/redact) runs through the real host (the same Runner a pipeline uses: batch
+//! of 256, Store limits, epoch deadline) and, natively, as the very same source file compiled
+//! into this benchmark (`plugins/redact/src/redact.rs`), so the ratio is the cost of the sandbox
+//! and the boundary, not of different code. Every other built example plugin (JavaScript,
+//! Python) is measured through the host too, and each plugin's compile, cached-load and
+//! instantiate times are reported.
+//!
+//! Run: `scripts/build-plugins.sh && cargo bench -p weir --bench plugins` (`-- EVENTS` to change
+//! the number of events, default 200000).
+
+#[path = "../../plugins/redact/src/redact.rs"]
+mod redact_native;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use weir::plugin::instance::{Event, Loaded, Settings};
+use weir::plugin::runner::{Outcome, Runner};
+
+const BATCH: usize = 256;
+
+fn main() {
+    let n: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(200_000);
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let payloads = orders(n);
+    let avg = payloads.iter().map(Vec::len).sum::<usize>() / n;
+    println!("{n} order events, ~{avg} bytes each, batches of {BATCH}, one thread\n");
+
+    let fields = vec!["email".to_owned(), "phone".to_owned()];
+    let redact = root.join("plugins/redact/redact.wasm");
+    assert!(
+        redact.is_file(),
+        "{} missing: run scripts/build-plugins.sh",
+        redact.display()
+    );
+
+    // Native first: the baseline, and the expected output for the Wasm run.
+    let start = Instant::now();
+    let mut native_bytes = 0usize;
+    let mut expected = Vec::with_capacity(n);
+    for p in &payloads {
+        let out = redact_native::redact(p.clone(), &fields);
+        native_bytes += out.len();
+        expected.push(out);
+    }
+    let native = rate(n, start.elapsed());
+
+    let config = r#"{"fields":["email","phone"]}"#;
+    let (mut runner, times) = load(&redact, config);
+    let (wasm, outputs) = run(&mut runner, &payloads);
+    assert_eq!(outputs.len(), n, "one output per event");
+    assert!(
+        outputs == expected,
+        "the Wasm plugin's output differs from the native function's"
+    );
+    assert_eq!(outputs.iter().map(Vec::len).sum::<usize>(), native_bytes);
+
+    println!("| transform | events/s | vs native |");
+    println!("|---|---:|---:|");
+    println!(
+        "| redact, native Rust (same source) | {} | 1.00x |",
+        thousands(native)
+    );
+    println!(
+        "| redact, Rust plugin (Wasm) | {} | {:.2}x |",
+        thousands(wasm),
+        wasm / native
+    );
+    let mut load_rows = vec![("redact (Rust)".to_owned(), times)];
+
+    for (label, path, config) in others(&root) {
+        let (mut runner, times) = load(&path, &config);
+        // The interpreted runtimes are slower: a tenth of the events gives a stable figure.
+        let sample = &payloads[..(n / 10).max(BATCH)];
+        let (rate, outputs) = run(&mut runner, sample);
+        assert!(!outputs.is_empty(), "{label} emitted nothing");
+        println!(
+            "| {label} (Wasm) | {} | {:.2}x |",
+            thousands(rate),
+            rate / native
+        );
+        load_rows.push((label, times));
+    }
+
+    println!("\n| plugin | compile | load from cache | instantiate + init |");
+    println!("|---|---:|---:|---:|");
+    for (label, t) in load_rows {
+        println!(
+            "| {label} | {} | {} | {} |",
+            ms(t.compile),
+            ms(t.cached),
+            ms(t.instantiate)
+        );
+    }
+}
+
+struct LoadTimes {
+    compile: Duration,
+    cached: Duration,
+    instantiate: Duration,
+}
+
+/// Loads a plugin twice through a fresh cache directory (compile, then cached load) and times
+/// instantiation; returns a runner on the loaded plugin.
+fn load(path: &Path, config: &str) -> (Runner, LoadTimes) {
+    let cache = std::env::temp_dir().join(format!("weir-bench-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cache);
+    let settings = Settings {
+        pipeline: "bench".into(),
+        name: path.file_stem().unwrap().to_string_lossy().as_ref().into(),
+        path: path.to_owned(),
+        timeout: Duration::from_secs(10),
+        memory_mb: 256,
+        config_json: config.to_owned(),
+        cache_dir: Some(cache.clone()),
+    };
+    let start = Instant::now();
+    let (loaded, first) = Loaded::load(&settings).unwrap_or_else(|e| panic!("{e}"));
+    let compile = start.elapsed();
+    drop((loaded, first));
+    let start = Instant::now();
+    let (loaded, instance) = Loaded::load(&settings).unwrap_or_else(|e| panic!("{e}"));
+    let cached = start.elapsed();
+    let _ = std::fs::remove_dir_all(&cache);
+
+    let rounds = 50;
+    let start = Instant::now();
+    for _ in 0..rounds {
+        loaded.instantiate().unwrap_or_else(|e| panic!("{e}"));
+    }
+    let instantiate = start.elapsed() / rounds;
+    (
+        Runner::new(Arc::clone(&loaded), instance),
+        LoadTimes {
+            compile,
+            cached,
+            instantiate,
+        },
+    )
+}
+
+/// Runs every payload through the plugin in batches, building the boundary's events as the
+/// pipeline does (id, key, payload copy, metadata); returns events/s and the emitted payloads.
+fn run(runner: &mut Runner, payloads: &[Vec<u8>]) -> (f64, Vec<Vec<u8>>) {
+    let mut outputs = Vec::with_capacity(payloads.len());
+    let start = Instant::now();
+    for (b, chunk) in payloads.chunks(BATCH).enumerate() {
+        let events: Vec<Event> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Event {
+                id: format!("bench:{}", b * BATCH + i),
+                key: None,
+                payload: p.clone(),
+                metadata: vec![
+                    ("source".into(), "file".into()),
+                    ("time".into(), "2026-11-22T10:00:00Z".into()),
+                ],
+            })
+            .collect();
+        for outcome in runner.run(&events) {
+            match outcome {
+                Outcome::Emitted(list) => outputs.extend(list.into_iter().map(|o| o.payload)),
+                Outcome::Failed { message, .. } => panic!("event failed: {message}"),
+            }
+        }
+    }
+    (rate(payloads.len(), start.elapsed()), outputs)
+}
+
+/// The other example plugins that are built: `(label, path, config)`.
+fn others(root: &Path) -> Vec<(String, PathBuf, String)> {
+    let mut found = Vec::new();
+    let Ok(dirs) = std::fs::read_dir(root.join("plugins")) else {
+        return found;
+    };
+    let mut dirs: Vec<PathBuf> = dirs.filter_map(|d| Some(d.ok()?.path())).collect();
+    dirs.sort();
+    for dir in dirs {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let language = if name.ends_with("-js") {
+            "JavaScript"
+        } else if name.ends_with("-py") {
+            "Python"
+        } else {
+            continue; // Rust plugins other than redact are examples, not benchmarks
+        };
+        let Ok(files) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for f in files.filter_map(|f| Some(f.ok()?.path())) {
+            if f.extension().is_some_and(|e| e == "wasm") {
+                let stem = f.file_stem().unwrap().to_string_lossy().into_owned();
+                found.push((format!("{stem} ({language})"), f, "{}".to_owned()));
+            }
+        }
+    }
+    found
+}
+
+/// ~400-byte order events like the pipeline benchmark's, with fields to redact.
+fn orders(n: usize) -> Vec<Vec<u8>> {
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let depts = ["billing", "shipping", "support", "returns"];
+    (0..n)
+        .map(|i| {
+            let amount = (next() % 50_000) as f64 / 100.0;
+            format!(
+                concat!(
+                    r#"{{"version":"0","id":"ev-{i:012}","detail-type":"OrderCreated","source":"shop.orders","#,
+                    r#""time":"2026-11-22T10:00:00Z","region":"eu-west-1","detail":{{"orderId":"O{i}","#,
+                    r#""customer":{{"id":"C{c:05}","email":"c{c}@example.org","phone":"+33 6 12 34 {p:02} {q:02}"}},"#,
+                    r#""department":"{d}","amount":{amount},"currency":"EUR","items":[{{"sku":"SKU-{s1:03}","qty":{q1}}},"#,
+                    r#"{{"sku":"SKU-{s2:03}","qty":{q2}}}]}}}}"#
+                ),
+                i = i,
+                c = i % 5000,
+                p = next() % 100,
+                q = next() % 100,
+                d = depts[i % 4],
+                amount = amount,
+                s1 = next() % 1000,
+                q1 = next() % 5 + 1,
+                s2 = next() % 1000,
+                q2 = next() % 5 + 1,
+            )
+            .into_bytes()
+        })
+        .collect()
+}
+
+fn rate(n: usize, took: Duration) -> f64 {
+    n as f64 / took.as_secs_f64()
+}
+
+fn thousands(rate: f64) -> String {
+    format!("{:.0}k", rate / 1000.0)
+}
+
+fn ms(d: Duration) -> String {
+    if d < Duration::from_millis(1) {
+        format!("{:.0} µs", d.as_secs_f64() * 1e6)
+    } else {
+        format!("{:.1} ms", d.as_secs_f64() * 1e3)
+    }
+}

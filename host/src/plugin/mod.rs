@@ -1,0 +1,46 @@
+//! Wasm plugins: transforms and enrichments written in any language that builds a WIT component
+//! for the `weir:plugin` contract (`wit/plugin.wit`).
+//!
+//! ```text
+//! config.rs   the `[[plugin]]` table
+//! engine.rs   one shared wasmtime Engine, its epoch ticker and the Linker (WASI with nothing granted)
+//! cache.rs    compiled components on disk, keyed by content hash and engine settings
+//! limits.rs   per-Store state: the memory limit, the WASI context, the `log` import
+//! instance.rs the bindings; a loaded plugin (InstancePre + config) and its instances
+//! runner.rs   one plugin's batch call, with bisection to isolate an event that traps
+//! reload.rs   watching the `.wasm` file and preparing the new version off the hot path
+//! stage.rs    the pipeline stage: plugins in order over a batch of slots
+//! ```
+
+pub mod cache;
+pub mod config;
+pub mod engine;
+pub mod instance;
+pub mod limits;
+pub mod reload;
+pub mod runner;
+pub mod stage;
+
+pub use config::PluginConfig;
+pub use stage::PluginStage;
+
+/// Why a plugin could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    #[error("plugin {name}: cannot read {path}: {message}")]
+    Read {
+        name: String,
+        path: String,
+        message: String,
+    },
+    #[error("plugin {name}: {path} is not a valid weir plugin component: {message}")]
+    Compile {
+        name: String,
+        path: String,
+        message: String,
+    },
+    #[error("plugin {name}: init failed: {message}")]
+    Init { name: String, message: String },
+    #[error("plugin engine: {0}")]
+    Engine(String),
+}

@@ -1,0 +1,128 @@
+//! One plugin's batch call, and failure isolation.
+//!
+//! A trap, a deadline or the memory limit leaves the instance unusable, and says nothing about
+//! which event caused it. So the instance is dropped, a fresh one made from the InstancePre, and
+//! the batch retried in halves until the one event that fails alone is found. Every other event
+//! of the batch is processed normally; a poisoned batch of n events costs about 2·log2(n) extra
+//! calls. Plugins are meant to be deterministic; a failure that does not recur on a half simply
+//! lets that half through.
+
+use super::instance::{BatchResult, CallError, Event, Instance, Loaded, Output};
+use std::sync::Arc;
+
+/// What became of one input event.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Its outputs, in order (none: dropped).
+    Emitted(Vec<Output>),
+    /// The plugin reported a failure for it, or it alone trapped, timed out or ran out of memory.
+    Failed { kind: &'static str, message: String },
+}
+
+pub struct Runner {
+    pub loaded: Arc<Loaded>,
+    /// None after a failure, until the next call needs one.
+    instance: Option<Instance>,
+}
+
+impl Runner {
+    pub fn new(loaded: Arc<Loaded>, instance: Instance) -> Self {
+        Runner {
+            loaded,
+            instance: Some(instance),
+        }
+    }
+
+    /// Runs the plugin over `events`; one outcome per event, in order.
+    pub fn run(&mut self, events: &[Event]) -> Vec<Outcome> {
+        let mut out: Vec<Outcome> = events
+            .iter()
+            .map(|_| Outcome::Emitted(Vec::new()))
+            .collect();
+        if !events.is_empty() {
+            self.run_range(events, 0, &mut out);
+        }
+        out
+    }
+
+    fn run_range(&mut self, events: &[Event], base: usize, out: &mut [Outcome]) {
+        let result = match self.instance() {
+            Ok(instance) => instance.process(events),
+            Err(message) => {
+                // The same code initialised before; if it cannot now, these events cannot be
+                // processed by it.
+                let message = format!("plugin {}: cannot instantiate: {message}", self.loaded.name);
+                for o in &mut out[base..base + events.len()] {
+                    *o = Outcome::Failed {
+                        kind: "trap",
+                        message: message.clone(),
+                    };
+                }
+                return;
+            }
+        };
+        match result {
+            Ok(result) => self.distribute(result, events.len(), base, out),
+            Err(e) => {
+                self.instance = None;
+                if events.len() == 1 {
+                    self.isolated(&events[0], &e);
+                    out[base] = Outcome::Failed {
+                        kind: e.kind(),
+                        message: e.message(&self.loaded.name),
+                    };
+                } else {
+                    tracing::debug!(pipeline = %self.loaded.pipeline, plugin = %self.loaded.name,
+                        events = events.len(), error = %e.message(&self.loaded.name), "batch failed; bisecting");
+                    let mid = events.len() / 2;
+                    self.run_range(&events[..mid], base, out);
+                    self.run_range(&events[mid..], base + mid, out);
+                }
+            }
+        }
+    }
+
+    fn isolated(&self, event: &Event, e: &CallError) {
+        tracing::debug!(pipeline = %self.loaded.pipeline, plugin = %self.loaded.name, event = %event.id,
+            error = %e.message(&self.loaded.name), "isolated the event that makes the plugin fail");
+    }
+
+    fn instance(&mut self) -> Result<&mut Instance, String> {
+        if self.instance.is_none() {
+            self.instance = Some(self.loaded.instantiate()?);
+        }
+        // Just set above if it was missing.
+        self.instance
+            .as_mut()
+            .ok_or_else(|| "no instance".to_owned())
+    }
+
+    /// Files each output and failure under its input (indices are relative to the call's slice).
+    fn distribute(&self, result: BatchResult, len: usize, base: usize, out: &mut [Outcome]) {
+        for output in result.outputs {
+            let i = output.input as usize;
+            if i >= len {
+                tracing::warn!(pipeline = %self.loaded.pipeline, plugin = %self.loaded.name, input = i,
+                    "plugin emitted an output for an input index outside the batch; ignored");
+                continue;
+            }
+            if let Outcome::Emitted(list) = &mut out[base + i] {
+                list.push(output);
+            }
+        }
+        for failure in result.failures {
+            let i = failure.input as usize;
+            if i >= len {
+                tracing::warn!(pipeline = %self.loaded.pipeline, plugin = %self.loaded.name, input = i,
+                    "plugin reported a failure for an input index outside the batch; ignored");
+                continue;
+            }
+            if !matches!(out[base + i], Outcome::Failed { .. }) {
+                out[base + i] = Outcome::Failed {
+                    kind: "error",
+                    message: failure.message,
+                };
+            }
+        }
+    }
+}

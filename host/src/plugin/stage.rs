@@ -1,0 +1,202 @@
+//! The plugin stage: every `[[plugin]]` in order, over the pending slots of a batch.
+//!
+//! A slot enters with its source event; each plugin turns every event the slot carries into zero
+//! or more events (`Slot::outputs`). A slot whose events a plugin fails (an error it reported, or
+//! a trap, deadline or memory hit isolated to it) becomes `Failed` with stage `plugin:NAME`, and
+//! its other outputs are discarded: the DLQ record keeps the original event, untouched. A slot
+//! left with no events is `Filtered`.
+//!
+//! Calls are synchronous and CPU-bound: the pipeline runs [`PluginStage::apply`] on the blocking
+//! pool, never on an async worker.
+
+use super::PluginError;
+use super::config::PluginConfig;
+use super::instance::{Event, Loaded, Settings};
+use super::reload::Watch;
+use super::runner::{Outcome, Runner};
+use crate::event::{Envelope, Payload};
+use crate::pipeline::slot::{Failure, Fate, Slot};
+use std::path::Path;
+use std::sync::Arc;
+
+pub struct PluginStage {
+    plugins: Vec<Plugin>,
+}
+
+struct Plugin {
+    stage: String,
+    runner: Runner,
+    watch: Option<Watch>,
+}
+
+impl PluginStage {
+    /// Loads every plugin (compiling or reading the cache under `state_root/.plugin-cache`) and
+    /// initialises one instance of each. `None` when there are no plugins. With `watch`, each
+    /// plugin's file is watched for hot reload.
+    pub fn load(
+        pipeline: &str,
+        configs: &[PluginConfig],
+        state_root: Option<&Path>,
+        watch: bool,
+    ) -> Result<Option<Self>, PluginError> {
+        if configs.is_empty() {
+            return Ok(None);
+        }
+        let pipeline: Arc<str> = pipeline.into();
+        let mut plugins = Vec::with_capacity(configs.len());
+        for c in configs {
+            let settings = Settings {
+                pipeline: pipeline.clone(),
+                name: c.name.as_str().into(),
+                path: c.path.clone(),
+                timeout: c.timeout,
+                memory_mb: c.memory_mb,
+                config_json: c.config_json.clone(),
+                cache_dir: state_root.map(|r| r.join(".plugin-cache")),
+            };
+            let (loaded, instance) = Loaded::load(&settings)?;
+            tracing::info!(pipeline = %pipeline, plugin = %c.name, path = %c.path.display(),
+                hash = %&loaded.hash[..12], origin = ?loaded.origin, "plugin loaded");
+            let watch = if watch {
+                match Watch::start(settings, loaded.hash.clone()) {
+                    Ok(w) => Some(w),
+                    Err(e) => {
+                        tracing::warn!(pipeline = %pipeline, plugin = %c.name, error = %e,
+                            "cannot watch the plugin file; hot reload is off for it");
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            plugins.push(Plugin {
+                stage: format!("plugin:{}", c.name),
+                runner: Runner::new(loaded, instance),
+                watch,
+            });
+        }
+        Ok(Some(PluginStage { plugins }))
+    }
+
+    /// The loaded versions, in order (for `weir plugin test` and tests).
+    pub fn loaded(&self) -> Vec<Arc<Loaded>> {
+        self.plugins
+            .iter()
+            .map(|p| p.runner.loaded.clone())
+            .collect()
+    }
+
+    /// Runs the pending slots through every plugin, in order.
+    pub fn apply(&mut self, slots: &mut [Slot]) {
+        for plugin in &mut self.plugins {
+            // A batch boundary: the only place a new version may take over.
+            if let Some((loaded, instance)) = plugin.watch.as_ref().and_then(Watch::take) {
+                tracing::info!(pipeline = %loaded.pipeline, plugin = %loaded.name,
+                    hash = %&loaded.hash[..12], "plugin reloaded");
+                plugin.runner = Runner::new(loaded, instance);
+            }
+            plugin.apply(slots);
+        }
+    }
+}
+
+impl Plugin {
+    fn apply(&mut self, slots: &mut [Slot]) {
+        // Flatten: the events every pending slot carries, each remembering its slot.
+        let mut owners: Vec<usize> = Vec::new();
+        let mut inputs: Vec<Envelope> = Vec::new();
+        for (i, slot) in slots.iter_mut().enumerate() {
+            if !matches!(slot.fate, Fate::Pending) {
+                continue;
+            }
+            match slot.outputs.take() {
+                Some(outs) => {
+                    owners.extend(std::iter::repeat_n(i, outs.len()));
+                    inputs.extend(outs);
+                }
+                None => {
+                    owners.push(i);
+                    inputs.push(slot.event.clone());
+                }
+            }
+        }
+        if inputs.is_empty() {
+            return;
+        }
+        let events: Vec<Event> = inputs.iter().map(to_wit).collect();
+        let outcomes = self.runner.run(&events);
+        drop(events);
+
+        // Rebuild each slot's list of events from the outcomes of the events it carried.
+        let mut fresh: Vec<Option<Vec<Envelope>>> = (0..slots.len()).map(|_| None).collect();
+        for ((owner, input), outcome) in owners.into_iter().zip(inputs).zip(outcomes) {
+            let slot = &mut slots[owner];
+            if !matches!(slot.fate, Fate::Pending) {
+                continue; // an earlier event of this slot already failed
+            }
+            match outcome {
+                Outcome::Failed { kind, message } => {
+                    slot.fate = Fate::Failed(Failure::now(&self.stage, kind, message, 1, None));
+                    fresh[owner] = None;
+                }
+                Outcome::Emitted(outputs) => {
+                    let list = fresh[owner].get_or_insert_with(Vec::new);
+                    let n = outputs.len();
+                    for (k, out) in outputs.into_iter().enumerate() {
+                        list.push(from_wit(&input, out, n, k));
+                    }
+                }
+            }
+        }
+        for (slot, list) in slots.iter_mut().zip(fresh) {
+            if !matches!(slot.fate, Fate::Pending) {
+                continue;
+            }
+            let list = list.unwrap_or_default();
+            if list.is_empty() {
+                tracing::trace!(pipeline = %self.runner.loaded.pipeline, event = %slot.event.id,
+                    stage = %self.stage, "dropped by the plugin");
+                slot.fate = Fate::Filtered;
+            }
+            slot.outputs = Some(list);
+        }
+    }
+}
+
+/// The envelope as the contract passes it (wit/plugin.wit, `event`).
+pub fn to_wit(e: &Envelope) -> Event {
+    let payload = match &e.data {
+        Payload::Json(raw) => raw.get().as_bytes().to_vec(),
+        Payload::Text(text) => text.as_bytes().to_vec(),
+    };
+    let mut metadata = Vec::with_capacity(2 + e.meta.len());
+    metadata.push(("source".to_owned(), e.source.to_owned()));
+    metadata.push(("time".to_owned(), e.time.clone()));
+    for (k, v) in &e.meta {
+        let v = match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        metadata.push((format!("meta.{k}"), v));
+    }
+    Event {
+        id: e.id.clone(),
+        key: e.key.clone(),
+        payload,
+        metadata,
+    }
+}
+
+/// An output as an envelope: the input's envelope with the new payload (and key). Outputs of a
+/// split get `ID#0`, `ID#1`, ... so they can be told apart downstream.
+pub fn from_wit(input: &Envelope, out: super::instance::Output, of: usize, k: usize) -> Envelope {
+    let mut e = input.clone();
+    e.data = Payload::decode(&out.payload).payload;
+    if let Some(key) = out.key {
+        e.key = Some(key);
+    }
+    if of > 1 {
+        e.id = format!("{}#{k}", input.id);
+    }
+    e
+}

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Builds every plugin the examples and tests use, installing the toolchains on first use.
+# Idempotent and quick when nothing changed: scripts/test.sh runs it before every test run, so each
+# step below first checks whether its inputs changed since it last succeeded.
+# Outputs: plugins/<name>/<name>.wasm for the Rust examples (and plugins/fixtures/faults/faults.wasm
+# for the tests), plugins/enrich-js/enrich.wasm (JavaScript), plugins/classify-py/classify.wasm
+# (Python).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Rust guests: the wasm32-wasip2 target emits components directly (no wasm-tools step).
+if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+  rustup target add wasm32-wasip2
+fi
+# Their own workspace and target dir: they never share a build lock or a feature set with the host.
+# cargo does its own change detection, so this is a no-op (under a second) when nothing changed.
+(cd plugins && cargo build --release --locked --target wasm32-wasip2 -j 2 --target-dir ../var/plugin-target -q)
+out=var/plugin-target/wasm32-wasip2/release
+install_if_changed() { cmp -s "$1" "$2" 2>/dev/null || cp "$1" "$2"; }
+install_if_changed "$out/redact.wasm" plugins/redact/redact.wasm
+install_if_changed "$out/split_order.wasm" plugins/split-order/split-order.wasm
+install_if_changed "$out/faults.wasm" plugins/fixtures/faults/faults.wasm
+
+# JavaScript and Python guests take seconds to componentize (they embed a whole interpreter), and
+# npm/pip would hit the network, so each step is guarded by a stamp under var/stamps holding the
+# digest of its inputs' contents (not mtimes: a git checkout or a fresh clone touches every file).
+# The stamp is written only after the step succeeded, so a failed or interrupted step reruns.
+stamps=var/stamps
+mkdir -p "$stamps"
+# The digest of the named files' names and contents, plus any extra words (tool versions).
+digest() {
+  local files=() extra=()
+  for a in "$@"; do if [ -f "$a" ]; then files+=("$a"); else extra+=("$a"); fi; done
+  { sha256sum "${files[@]}"; printf '%s\n' "${extra[@]}"; } | sha256sum | cut -d' ' -f1
+}
+# True if stamp $1 records digest $2 and every remaining argument (the outputs) exists.
+fresh() {
+  local stamp=$stamps/$1 want=$2; shift 2
+  [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] || return 1
+  for f in "$@"; do [ -f "$f" ] || return 1; done
+}
+need() { command -v "$1" >/dev/null || { echo "error: $1 is required to build $2" >&2; exit 1; }; }
+
+# JavaScript: componentize-js (npm, pinned by package-lock.json), called as a library from
+# build.mjs because the `jco componentize` CLI is broken for it.
+js=plugins/enrich-js
+need node "$js"
+need npm "$js"
+# `npm ci` wipes and reinstalls node_modules (about 20 s), so only when it is missing or was
+# installed from another lockfile. npm ci also checks that the lockfile matches package.json.
+deps=$(digest "$js/package.json" "$js/package-lock.json" "node $(node --version)")
+if [ ! -d "$js/node_modules" ] || ! fresh enrich-js.npm "$deps"; then
+  (cd "$js" && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$deps" > "$stamps/enrich-js.npm"
+fi
+src=$(digest "$js/enrich.js" "$js/build.mjs" wit/*.wit "$deps")
+if ! fresh enrich-js.build "$src" "$js/enrich.wasm"; then
+  echo "building $js/enrich.wasm (componentize-js, ~5 s)" >&2
+  (cd "$js" && node build.mjs)
+  echo "$src" > "$stamps/enrich-js.build"
+fi
+
+# Python: componentize-py from PyPI, in a venv of its own under var/ so that the machine's Python
+# is left alone; pip runs only when that venv lacks the pinned version.
+py=plugins/classify-py
+componentize_py_version=0.25.1
+venv=var/py-venv
+need python3 "$py"
+if [ "$("$venv/bin/componentize-py" --version 2>/dev/null)" != "componentize-py $componentize_py_version" ]; then
+  [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "componentize-py==$componentize_py_version"
+fi
+src=$(digest "$py"/*.py wit/*.wit "componentize-py $componentize_py_version")
+if ! fresh classify-py.build "$src" "$py/classify.wasm"; then
+  echo "building $py/classify.wasm (componentize-py, ~6 s)" >&2
+  # It generates the bindings (module wit_world) itself, in memory: nothing to keep in the tree.
+  # (Its embedded CPython leaves a __pycache__ beside app.py; .gitignore ignores it.) Write to a
+  # temporary file so that an interrupted build never leaves a truncated classify.wasm behind.
+  (cd "$py" && "../../$venv/bin/componentize-py" -d ../../wit -w transform \
+    componentize app -o classify.wasm.tmp >/dev/null)
+  mv "$py/classify.wasm.tmp" "$py/classify.wasm"
+  echo "$src" > "$stamps/classify-py.build"
+fi
