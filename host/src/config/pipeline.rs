@@ -1,7 +1,9 @@
-//! The pipeline file: `[pipeline]`, `[source]`, `[[filter]]`, `[sink]`, `[dlq]`.
+//! The pipeline file: `[pipeline]`, `[source]`, `[[filter]]`, `[[plugin]]`, `[ordering]`,
+//! `[retry]`, `[sink]`, `[dlq]`.
 
 use super::component::deserialize_at;
 use super::diagnostic::{ConfigError, ConfigErrors, KeyPath, SourceText};
+use crate::pipeline::policy::{Ordering, Retry};
 use crate::plugin::PluginConfig;
 use crate::sink::SinkConfig;
 use crate::source::SourceConfig;
@@ -22,6 +24,10 @@ pub struct PipelineConfig {
     pub filters: Vec<String>,
     /// Wasm plugins, run in order after the filters.
     pub plugins: Vec<PluginConfig>,
+    /// Lanes and ordering keys.
+    pub ordering: Ordering,
+    /// What to do when an event fails.
+    pub retry: Retry,
     pub sink: SinkConfig,
     /// Where failed events go; `None` means the default file `<state dir>/dlq.jsonl`.
     pub dlq: Option<SinkConfig>,
@@ -36,6 +42,10 @@ struct RawPipelineFile {
     filter: Vec<FilterSection>,
     #[serde(default)]
     plugin: Vec<toml::Table>,
+    #[serde(default)]
+    ordering: Option<toml::Table>,
+    #[serde(default)]
+    retry: Option<toml::Table>,
     sink: toml::Table,
     #[serde(default)]
     dlq: Option<toml::Table>,
@@ -111,6 +121,25 @@ pub fn parse_pipeline(file: &Path, text: &str) -> Result<PipelineConfig, ConfigE
         }
     }
 
+    let ordering = raw
+        .ordering
+        .map(|t| Ordering::parse(&src, &root.key("ordering"), t))
+        .transpose()
+        .unwrap_or_else(|e| {
+            errors.push(e);
+            None
+        })
+        .unwrap_or_default();
+    let retry = raw
+        .retry
+        .map(|t| Retry::parse(&src, &root.key("retry"), t))
+        .transpose()
+        .unwrap_or_else(|e| {
+            errors.push(e);
+            None
+        })
+        .unwrap_or_default();
+
     let mut plugins: Vec<PluginConfig> = Vec::new();
     for (i, table) in raw.plugin.into_iter().enumerate() {
         let at = root.key("plugin").index(i);
@@ -147,6 +176,8 @@ pub fn parse_pipeline(file: &Path, text: &str) -> Result<PipelineConfig, ConfigE
         source,
         filters,
         plugins,
+        ordering,
+        retry,
         sink,
         dlq,
     })

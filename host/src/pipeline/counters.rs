@@ -1,4 +1,5 @@
-//! Exact accounting: at any time `received = delivered + filtered + dead_lettered + in_flight`.
+//! Exact accounting: at any time
+//! `received = delivered + filtered + dead_lettered + dropped + in_flight`.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -8,6 +9,8 @@ pub struct Counters {
     pub filtered: AtomicU64,
     pub delivered: AtomicU64,
     pub dead_lettered: AtomicU64,
+    /// Failed events dropped by `[retry] on_failure = "drop"`.
+    pub dropped: AtomicU64,
     /// Sink or DLQ writes that failed and were tried again.
     pub retried: AtomicU64,
 }
@@ -19,13 +22,14 @@ pub struct Snapshot {
     pub filtered: u64,
     pub delivered: u64,
     pub dead_lettered: u64,
+    pub dropped: u64,
     pub retried: u64,
 }
 
 impl Snapshot {
     pub fn in_flight(&self) -> u64 {
         self.received
-            .saturating_sub(self.filtered + self.delivered + self.dead_lettered)
+            .saturating_sub(self.filtered + self.delivered + self.dead_lettered + self.dropped)
     }
 }
 
@@ -36,11 +40,24 @@ impl Counters {
             filtered: self.filtered.load(Relaxed),
             delivered: self.delivered.load(Relaxed),
             dead_lettered: self.dead_lettered.load(Relaxed),
+            dropped: self.dropped.load(Relaxed),
             retried: self.retried.load(Relaxed),
         }
     }
 
     pub fn add(counter: &AtomicU64, n: usize) {
         counter.fetch_add(n as u64, Relaxed);
+    }
+
+    /// Counts one ended event.
+    pub fn ended(&self, how: super::slot::Ended) {
+        use super::slot::Ended;
+        let counter = match how {
+            Ended::Filtered => &self.filtered,
+            Ended::Delivered => &self.delivered,
+            Ended::DeadLettered => &self.dead_lettered,
+            Ended::Dropped => &self.dropped,
+        };
+        counter.fetch_add(1, Relaxed);
     }
 }

@@ -1,32 +1,40 @@
-//! Delivery to the sink and the dead-letter queue.
+//! Delivery to the sink and the dead-letter queue, shared by every lane of a pipeline.
 //!
-//! A retryable sink error is retried (only the entries that failed) with exponential backoff
-//! until it succeeds or the pipeline stops; a permanent one sends the event to the DLQ. A DLQ
-//! write is retried until it succeeds: an event is never acknowledged without having ended
-//! somewhere.
+//! The sink and the DLQ are each behind a lock: a lane holds it for one write and flush, so the
+//! writes of different lanes never interleave within a batch, and a checkpoint's `sync` waits
+//! for the write in progress. Bodies are rendered before taking the lock.
 //!
-//! Order: the file and stdout sinks fail whole batches, so a retry resends a contiguous run and
-//! order holds. A sink that fails only some entries of a batch (Kafka, SQS) would deliver later
-//! events of a key before the retried ones; per-key lanes (issue #5) must serialise a key's
-//! retries before such sinks exist.
+//! A failed write is retried, only the entries that failed, as `[retry]` says (exponential
+//! backoff with jitter, `max_attempts`, `max_record_age_s`); then, or at once for a permanent
+//! rejection, the event fails with stage `sink` and goes where `on_failure` says. A DLQ write is
+//! retried until it succeeds or the pipeline stops: an event is never acknowledged without
+//! having ended somewhere.
+//!
+//! Order: a lane is sequential, and waits for a batch's retries before its next batch, so a
+//! key's events reach the sink in order. Within one write call, a sink that can fail only some
+//! entries must not write an entry after a failed entry with the same key (Kafka's partitions
+//! and SQS FIFO groups keep that); the file and stdout sinks fail whole batches.
 
 use super::counters::Counters;
+use super::policy::{OnFailure, Retry};
 use super::slot::{Failure, Fate, Slot};
 use crate::event::push_json_string;
 use crate::sink::{Body, Outgoing, Sink, SinkError, SinkFailure};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-const BACKOFF_MIN: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// A DLQ that fails is retried at this pace, whatever `[retry]` says: it is the last resort.
+const DLQ_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
-pub struct Delivery {
-    pipeline: String,
-    sink: Box<dyn Sink>,
+pub struct Outlets {
+    pipeline: Arc<str>,
+    sink: Mutex<Box<dyn Sink>>,
     body: Body,
-    dlq: Box<dyn Sink>,
+    dlq: Mutex<Box<dyn Sink>>,
     counters: Arc<Counters>,
+    retry: Retry,
 }
 
 /// The outcome of one write attempt, per entry of the attempted batch.
@@ -35,28 +43,34 @@ enum Attempt {
     Failed(SinkError),
 }
 
-impl Delivery {
+impl Outlets {
     pub fn new(
-        pipeline: String,
+        pipeline: Arc<str>,
         sink: Box<dyn Sink>,
         body: Body,
         dlq: Box<dyn Sink>,
         counters: Arc<Counters>,
+        retry: Retry,
     ) -> Self {
-        Delivery {
+        Outlets {
             pipeline,
-            sink,
+            sink: Mutex::new(sink),
             body,
-            dlq,
+            dlq: Mutex::new(dlq),
             counters,
+            retry,
         }
     }
 
+    pub fn retry(&self) -> &Retry {
+        &self.retry
+    }
+
     /// Delivers the pending slots: `Delivered` once every event the slot carries (itself, or
-    /// what plugins made of it) is written, or `Failed` on a permanent rejection of any of them.
-    /// Slots left `Pending` could not be delivered before `stop`.
-    pub async fn deliver(&mut self, slots: &mut [Slot], stop: &CancellationToken) {
-        let mut delay = BACKOFF_MIN;
+    /// what plugins made of it) is written, or `Failed` when a write is rejected for good or its
+    /// retries run out. Slots left `Pending` could not be delivered before `stop`.
+    pub async fn deliver(&self, slots: &mut [Slot], stop: &CancellationToken) {
+        let block = self.retry.on_failure == OnFailure::Block;
         let mut attempts = 0u32;
         let mut first_failed_at: Option<String> = None;
         // written[i][k]: the k-th event of slot i is in the sink; a retry resends only the rest.
@@ -65,18 +79,12 @@ impl Delivery {
             .map(|s| vec![false; s.deliverables().len()])
             .collect();
         loop {
-            for (slot, done) in slots.iter_mut().zip(&written) {
-                if matches!(slot.fate, Fate::Pending) && done.iter().all(|&w| w) {
-                    slot.fate = Fate::Delivered;
-                }
-            }
+            mark_delivered(slots, &written);
             let pending: Vec<(usize, usize)> = (0..slots.len())
                 .filter(|&i| matches!(slots[i].fate, Fate::Pending))
                 .flat_map(|i| {
                     let done = &written[i];
-                    (0..done.len())
-                        .filter(move |&k| !done[k])
-                        .map(move |k| (i, k))
+                    (0..done.len()).filter(move |&k| !done[k]).map(move |k| (i, k))
                 })
                 .collect();
             if pending.is_empty() {
@@ -93,50 +101,74 @@ impl Delivery {
                     }
                 })
                 .collect();
-            let results = write_and_flush(self.sink.as_mut(), &batch).await;
+            let results = {
+                let mut sink = self.sink.lock().await;
+                write_and_flush(sink.as_mut(), &batch).await
+            };
             drop(batch);
             let mut retrying = 0;
+            let mut last_error = None;
             for (&(i, k), result) in pending.iter().zip(results) {
-                match result {
-                    Attempt::Written => written[i][k] = true,
-                    Attempt::Failed(e) if e.retryable => {
-                        retrying += 1;
-                        tracing::debug!(pipeline = %self.pipeline, event = %slots[i].event.id, error = %e, attempts, "sink write failed; will retry");
-                        first_failed_at.get_or_insert_with(crate::event::now_rfc3339);
+                let e = match result {
+                    Attempt::Written => {
+                        written[i][k] = true;
+                        continue;
                     }
-                    Attempt::Failed(e) => {
-                        // Other events of a split may already be written: the DLQ record keeps
-                        // the original event, and says which stage rejected it.
-                        if matches!(slots[i].fate, Fate::Pending) {
-                            let first = first_failed_at.clone();
-                            slots[i].fate = Fate::Failed(Failure::now(
-                                "sink", "rejected", e.message, attempts, first,
-                            ));
-                        }
-                    }
+                    Attempt::Failed(e) => e,
+                };
+                if !matches!(slots[i].fate, Fate::Pending) {
+                    continue; // another event of this split already failed it
+                }
+                first_failed_at.get_or_insert_with(crate::event::now_rfc3339);
+                let first = first_failed_at.clone();
+                if !e.retryable && !block {
+                    // Other events of a split may already be written: the DLQ record keeps the
+                    // original event, and says which stage rejected it.
+                    slots[i].fate =
+                        Fate::Failed(Failure::now("sink", "rejected", e.message, attempts, first));
+                } else if self.retry.may_retry(attempts, slots[i].received.elapsed()) {
+                    retrying += 1;
+                    last_error = Some(e);
+                } else {
+                    let message = format!("gave up after {attempts} attempts: {}", e.message);
+                    slots[i].fate =
+                        Fate::Failed(Failure::now("sink", "exhausted", message, attempts, first));
                 }
             }
             if retrying == 0 {
                 continue; // marks what is now fully written, then returns
             }
             Counters::add(&self.counters.retried, retrying);
-            tracing::warn!(pipeline = %self.pipeline, events = retrying, attempts, retry_in_ms = delay.as_millis() as u64,
-                "sink write failed; retrying");
-            if !pause(&mut delay, stop).await {
-                for (slot, done) in slots.iter_mut().zip(&written) {
-                    if matches!(slot.fate, Fate::Pending) && done.iter().all(|&w| w) {
-                        slot.fate = Fate::Delivered;
-                    }
-                }
+            let delay = self.retry.backoff(attempts);
+            let error = last_error.map(|e| e.message).unwrap_or_default();
+            if block {
+                tracing::error!(pipeline = %self.pipeline, events = retrying, attempts, retry_in_ms = delay.as_millis() as u64,
+                    error = %error, "sink write failed; blocking these events' lane until it succeeds (on_failure = \"block\")");
+            } else {
+                tracing::warn!(pipeline = %self.pipeline, events = retrying, attempts, retry_in_ms = delay.as_millis() as u64,
+                    error = %error, "sink write failed; retrying");
+            }
+            if !pause(delay, stop).await {
+                mark_delivered(slots, &written);
                 return;
             }
         }
     }
 
-    /// Writes the `Failed` slots to the DLQ, marking them `DeadLettered`. Retries until written
-    /// or `stop`; slots left `Failed` stay unacknowledged.
-    pub async fn dead_letter(&mut self, slots: &mut [Slot], stop: &CancellationToken) {
-        let mut delay = BACKOFF_MIN;
+    /// Ends the `Failed` slots as `on_failure` says: written to the DLQ (`DeadLettered`; retried
+    /// until written or `stop`, slots left `Failed` stay unacknowledged), or `Dropped`.
+    pub async fn dead_letter(&self, slots: &mut [Slot], stop: &CancellationToken) {
+        if self.retry.on_failure == OnFailure::Drop {
+            for slot in slots.iter_mut() {
+                if let Fate::Failed(f) = &slot.fate {
+                    tracing::warn!(pipeline = %self.pipeline, event = %slot.event.id, stage = %f.stage,
+                        kind = %f.kind, reason = %f.message, "event dropped (on_failure = \"drop\")");
+                    slot.fate = Fate::Dropped;
+                }
+            }
+            return;
+        }
+        let mut delay = self.retry.backoff_min;
         loop {
             let failed: Vec<usize> = (0..slots.len())
                 .filter(|&i| matches!(slots[i].fate, Fate::Failed(_)))
@@ -154,7 +186,10 @@ impl Delivery {
                     _ => None,
                 })
                 .collect();
-            let results = write_and_flush(self.dlq.as_mut(), &batch).await;
+            let results = {
+                let mut dlq = self.dlq.lock().await;
+                write_and_flush(dlq.as_mut(), &batch).await
+            };
             drop(batch);
             let mut retrying = 0;
             for (&i, result) in failed.iter().zip(results) {
@@ -177,16 +212,31 @@ impl Delivery {
                 return;
             }
             Counters::add(&self.counters.retried, retrying);
-            if !pause(&mut delay, stop).await {
+            if !pause(delay, stop).await {
                 return;
             }
+            delay = (delay * 2).min(DLQ_BACKOFF_MAX);
         }
     }
 
     /// Makes the sink's and the DLQ's writes durable. On error, says which.
-    pub async fn sync(&mut self) -> Result<(), (&'static str, SinkError)> {
-        self.sink.sync().await.map_err(|e| ("sink", e))?;
-        self.dlq.sync().await.map_err(|e| ("dlq", e))
+    pub async fn sync(&self) -> Result<(), (&'static str, SinkError)> {
+        self.sink
+            .lock()
+            .await
+            .sync()
+            .await
+            .map_err(|e| ("sink", e))?;
+        self.dlq.lock().await.sync().await.map_err(|e| ("dlq", e))
+    }
+}
+
+/// Marks the pending slots whose every event is written as delivered.
+fn mark_delivered(slots: &mut [Slot], written: &[Vec<bool>]) {
+    for (slot, done) in slots.iter_mut().zip(written) {
+        if matches!(slot.fate, Fate::Pending) && done.iter().all(|&w| w) {
+            slot.fate = Fate::Delivered;
+        }
     }
 }
 
@@ -220,13 +270,11 @@ async fn write_and_flush(sink: &mut dyn Sink, batch: &[Outgoing<'_>]) -> Vec<Att
     results
 }
 
-/// Sleeps for `delay` (then doubles it, up to the maximum), or returns false if stopped first.
-async fn pause(delay: &mut Duration, stop: &CancellationToken) -> bool {
-    let d = *delay;
-    *delay = (*delay * 2).min(BACKOFF_MAX);
+/// Sleeps for `delay`, or returns false if stopped first.
+pub async fn pause(delay: Duration, stop: &CancellationToken) -> bool {
     tokio::select! {
         _ = stop.cancelled() => false,
-        _ = tokio::time::sleep(d) => true,
+        _ = tokio::time::sleep(delay) => true,
     }
 }
 

@@ -63,13 +63,13 @@ mod tests {
     use crate::event::{Envelope, Payload, Position};
 
     fn slot(data: &str, source: &'static str) -> Slot {
-        Slot {
-            position: Position {
+        Slot::new(
+            Position {
                 partition: 0,
                 offset: 1,
                 ordinal: 1,
             },
-            event: Envelope {
+            Envelope {
                 id: "f:1".into(),
                 source,
                 key: None,
@@ -78,9 +78,8 @@ mod tests {
                 data: Payload::decode(data.as_bytes()).payload,
                 meta: serde_json::Map::new(),
             },
-            outputs: None,
-            fate: Fate::Pending,
-        }
+            Fate::Pending,
+        )
     }
 
     fn kept(patterns: &[&str], slots: &mut [Slot]) -> Vec<bool> {

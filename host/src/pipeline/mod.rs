@@ -1,27 +1,39 @@
-//! The pipeline runtime: read a batch, run it through the stages, deliver it, dead-letter what
-//! failed, and acknowledge every finished event so the source can commit.
+//! The pipeline runtime: read batches, filter them, route each event to the lane of its key,
+//! and acknowledge every event that ended so the source can commit.
 //!
 //! ```text
-//! reader task ──bounded channel──▶ slots ─▶ filter ─▶ sink ─▶ DLQ ─▶ acker.finish
-//!                                                 (checkpoint: sink.sync, dlq.sync, acker.checkpoint)
+//! reader task ──bounded channel──▶ router: filter, key ──▶ lane 0 ─┐ plugins ─▶ sink ─▶ DLQ
+//!                                    ▲                  ──▶ lane 1 ─┤  (each lane its own
+//!                                    │                  ──▶ ...    ─┘   plugin instances)
+//!                                    └──── ended events ◀──────────────┘
+//!                 (checkpoint: sink.sync, dlq.sync, acker.checkpoint of the finished prefix)
 //! ```
-//! The bounded channel is the backpressure: a slow sink stops the reader after a few batches.
-//! An event is acknowledged only once it is delivered, filtered or written to the DLQ; an event
+//! A key's events all go to one lane, which is sequential: a key is never reordered. Lanes end
+//! events out of order, so the source commits only the longest finished prefix of positions.
+//! The router stops taking batches while `max_in_flight` events are under way; the bounded
+//! channel then stops the reader: a slow sink slows the source, and memory stays bounded.
+//! An event is acknowledged only once it is delivered, filtered, dead-lettered or dropped; one
 //! that could be none of these (stopping while its sink is down) stays unacknowledged, so the
 //! source reads it again after a restart.
 
 pub mod counters;
 mod deliver;
 mod filter;
+mod lane;
+pub mod policy;
 pub mod slot;
 
 use crate::config::PipelineConfig;
-use crate::plugin::PluginStage;
+use crate::plugin::PluginSet;
 use crate::sink::{SinkConfig, SinkContext, SinkError};
-use crate::source::{Acker, SourceContext, SourceError};
+use crate::source::{Acker, SourceContext, SourceError, SourceEvent};
+use crate::template::Template;
 use counters::{Counters, Snapshot};
+use deliver::Outlets;
 use filter::FilterStage;
-use slot::{Failure, Fate, Slot};
+use lane::{Finished, Lane};
+use slot::{Ended, Failure, Fate, Slot};
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -112,7 +124,7 @@ impl Pipeline {
         let state_root = self.state_root.clone();
         let pname = name.clone();
         let plugins = tokio::task::spawn_blocking(move || {
-            PluginStage::load(&pname, &plugin_cfgs, Some(&state_root), true)
+            PluginSet::load(&pname, &plugin_cfgs, Some(&state_root), true)
         })
         .await
         .map_err(|e| fail(format!("plugin loading failed: {e}")))?
@@ -138,8 +150,10 @@ impl Pipeline {
             .clone()
             .unwrap_or_else(|| SinkConfig::default_dlq(&self.state_dir));
         let dlq = dlq_cfg.open(&kctx).await.map_err(|e| sink_err("dlq", e))?;
+        let ordering = self.cfg.ordering.clone();
         tracing::info!(pipeline = %name, source = self.cfg.source.kind(), sink = self.cfg.sink.kind(),
-            filters = self.cfg.filters.len(), plugins = self.cfg.plugins.len(), "pipeline started");
+            filters = self.cfg.filters.len(), plugins = self.cfg.plugins.len(), lanes = ordering.lanes,
+            "pipeline started");
 
         let (tx, rx) = mpsc::channel(READ_AHEAD_BATCHES);
         let read_stop = stop.clone();
@@ -152,24 +166,54 @@ impl Pipeline {
             Ok::<(), SourceError>(())
         });
 
+        let outlets = Arc::new(Outlets::new(
+            name.as_str().into(),
+            sink,
+            self.cfg.sink.body.clone(),
+            dlq,
+            self.counters.clone(),
+            self.cfg.retry.clone(),
+        ));
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let mut lanes = Vec::with_capacity(ordering.lanes);
+        let mut lane_tasks = tokio::task::JoinSet::new();
+        for index in 0..ordering.lanes {
+            let (lane_tx, lane_rx) = mpsc::unbounded_channel();
+            lanes.push(lane_tx);
+            let lane = Lane {
+                index,
+                pipeline: name.as_str().into(),
+                rx: lane_rx,
+                plugin_set: plugins.clone(),
+                outlets: outlets.clone(),
+                done: done_tx.clone(),
+                batch_size: LANE_BATCH,
+            };
+            lane_tasks.spawn(lane.run(stop.clone()));
+        }
+        // Only the lanes hold senders now: the channel closes when the last lane ends.
+        drop(done_tx);
+
         let mut run = Run {
             name: name.clone(),
             counters: self.counters.clone(),
             filter,
-            plugins,
-            delivery: deliver::Delivery::new(
-                name.clone(),
-                sink,
-                self.cfg.sink.body.clone(),
-                dlq,
-                self.counters.clone(),
-            ),
+            key: ordering.key,
+            lanes,
+            max_in_flight: ordering.max_in_flight,
+            in_flight: 0,
+            outlets,
             acker,
             checkpoint_interval: self.cfg.checkpoint_interval,
             last_checkpoint: Instant::now(),
             finished_since_checkpoint: false,
         };
-        let processed = run.process(rx, &stop).await;
+        run.process(rx, done_rx).await;
+        while let Some(joined) = lane_tasks.join_next().await {
+            if let Err(e) = joined {
+                tracing::error!(pipeline = %name, error = %e, "lane task failed");
+            }
+        }
         let read = reader
             .await
             .map_err(|e| fail(format!("source task failed: {e}")))?;
@@ -177,22 +221,30 @@ impl Pipeline {
         let saved = run.checkpoint().await;
         let snapshot = self.counters.snapshot();
         tracing::info!(pipeline = %name, received = snapshot.received, delivered = snapshot.delivered,
-            filtered = snapshot.filtered, dead_lettered = snapshot.dead_lettered,
-            unfinished = snapshot.in_flight(), "pipeline stopped");
-        processed?;
+            filtered = snapshot.filtered, dead_lettered = snapshot.dead_lettered, dropped = snapshot.dropped,
+            retried = snapshot.retried, unfinished = snapshot.in_flight(), "pipeline stopped");
         read.map_err(source_err)?;
         saved?;
         Ok(snapshot)
     }
 }
 
-/// The state of a running pipeline's processing loop.
+/// Most events a lane takes at once: one plugin call, one sink write.
+const LANE_BATCH: usize = 256;
+
+/// The router: the state of a running pipeline between its source and its lanes.
 struct Run {
     name: String,
     counters: Arc<Counters>,
     filter: Option<FilterStage>,
-    plugins: Option<PluginStage>,
-    delivery: deliver::Delivery,
+    /// `[ordering] key`: overrides the source's key.
+    key: Option<Template>,
+    /// Closed (emptied) once the source is finished, so that lanes drain and end.
+    lanes: Vec<mpsc::UnboundedSender<Slot>>,
+    max_in_flight: usize,
+    /// Events sent to lanes and not yet reported ended.
+    in_flight: usize,
+    outlets: Arc<Outlets>,
     acker: Box<dyn Acker>,
     checkpoint_interval: std::time::Duration,
     last_checkpoint: Instant,
@@ -200,75 +252,87 @@ struct Run {
 }
 
 impl Run {
+    /// Routes batches until the source is finished and every lane has ended.
     async fn process(
         &mut self,
-        mut rx: mpsc::Receiver<Vec<crate::source::SourceEvent>>,
-        stop: &CancellationToken,
-    ) -> Result<(), PipelineError> {
+        mut rx: mpsc::Receiver<Vec<SourceEvent>>,
+        mut done: mpsc::UnboundedReceiver<Finished>,
+    ) {
+        let mut reading = true;
         loop {
             // Checkpoint on time even while the source is idle, so a crash then re-reads little.
             let deadline =
                 tokio::time::Instant::from_std(self.last_checkpoint + self.checkpoint_interval);
-            let batch = tokio::select! {
-                batch = rx.recv() => match batch {
-                    Some(b) => b,
-                    None => return Ok(()),
+            let room = self.in_flight < self.max_in_flight;
+            tokio::select! {
+                // Ended events first: they make room and move the checkpoint on.
+                biased;
+                finished = done.recv() => match finished {
+                    Some(list) => self.finish(list),
+                    None => return, // every lane has ended
+                },
+                batch = rx.recv(), if reading && room => match batch {
+                    Some(batch) => self.dispatch(batch),
+                    None => {
+                        // The source is finished (or stopped): lanes drain what they have.
+                        reading = false;
+                        self.lanes.clear();
+                    }
                 },
                 _ = tokio::time::sleep_until(deadline) => {
                     self.checkpoint_now().await;
-                    continue;
                 }
-            };
-            Counters::add(&self.counters.received, batch.len());
-            let mut slots: Vec<Slot> = Vec::with_capacity(batch.len());
-            for ev in batch {
-                self.acker.track(ev.position);
-                let fate = match ev.problem {
-                    None => Fate::Pending,
-                    Some(why) => Fate::Failed(Failure::now("source", "malformed", why, 1, None)),
-                };
-                slots.push(Slot {
-                    position: ev.position,
-                    event: ev.envelope,
-                    outputs: None,
-                    fate,
-                });
-            }
-            if let Some(filter) = &mut self.filter {
-                filter.apply(&mut slots);
-            }
-            if let Some(stage) = self.plugins.take() {
-                // Plugin calls are synchronous and CPU-bound: the blocking pool, not this worker.
-                let (stage, done) = tokio::task::spawn_blocking(move || {
-                    let mut stage = stage;
-                    stage.apply(&mut slots);
-                    (stage, slots)
-                })
-                .await
-                .map_err(|e| PipelineError::Other {
-                    pipeline: self.name.clone(),
-                    message: format!("plugin stage failed: {e}"),
-                })?;
-                self.plugins = Some(stage);
-                slots = done;
-            }
-            self.delivery.deliver(&mut slots, stop).await;
-            self.delivery.dead_letter(&mut slots, stop).await;
-            self.finish(&slots);
-            if slots
-                .iter()
-                .any(|s| matches!(s.fate, Fate::Pending | Fate::Failed(_)))
-            {
-                // Stopped while the sink or DLQ was failing: these events stay unacknowledged
-                // and are read again after a restart. Delivering later batches now would put
-                // their events ahead of these, so nothing more is processed.
-                tracing::warn!(pipeline = %self.name, "stopping with undelivered events; they will be read again on restart");
-                return Ok(());
             }
             if self.last_checkpoint.elapsed() >= self.checkpoint_interval {
                 self.checkpoint_now().await;
             }
         }
+    }
+
+    /// Filters a batch and sends each remaining event to the lane of its key.
+    fn dispatch(&mut self, batch: Vec<SourceEvent>) {
+        Counters::add(&self.counters.received, batch.len());
+        let mut slots: Vec<Slot> = Vec::with_capacity(batch.len());
+        for ev in batch {
+            self.acker.track(ev.position);
+            let fate = match ev.problem {
+                None => Fate::Pending,
+                Some(why) => Fate::Failed(Failure::now("source", "malformed", why, 1, None)),
+            };
+            slots.push(Slot::new(ev.position, ev.envelope, fate));
+        }
+        if let Some(filter) = &mut self.filter {
+            filter.apply(&mut slots);
+        }
+        for mut slot in slots {
+            if let Some(how) = slot.fate.ended() {
+                self.end(slot.position, how);
+                continue;
+            }
+            if let Some(key) = &self.key {
+                slot.event.key = Some(key.render(&slot.event, &self.name));
+            }
+            let lane = lane_of(slot.event.key.as_deref(), self.lanes.len());
+            if self.lanes[lane].send(slot).is_ok() {
+                self.in_flight += 1;
+            }
+            // else: that lane stopped with an undelivered event; this one stays unacknowledged
+            // behind it and is read again after the restart.
+        }
+    }
+
+    fn finish(&mut self, list: Finished) {
+        self.in_flight = self.in_flight.saturating_sub(list.len());
+        for (position, how) in list {
+            self.end(position, how);
+        }
+    }
+
+    /// Acknowledges an ended event, and counts it.
+    fn end(&mut self, position: crate::event::Position, how: Ended) {
+        self.counters.ended(how);
+        self.acker.finish(position);
+        self.finished_since_checkpoint = true;
     }
 
     /// A periodic checkpoint. Its failure is not fatal: finished events stay finished and the
@@ -279,25 +343,6 @@ impl Run {
         }
     }
 
-    /// Acknowledges the events that ended, and counts them. A slot still `Pending` or `Failed`
-    /// (its sink or DLQ was down when we stopped) stays unacknowledged, to be read again.
-    fn finish(&mut self, slots: &[Slot]) {
-        let (mut filtered, mut delivered, mut dead) = (0, 0, 0);
-        for slot in slots {
-            match slot.fate {
-                Fate::Filtered => filtered += 1,
-                Fate::Delivered => delivered += 1,
-                Fate::DeadLettered => dead += 1,
-                Fate::Pending | Fate::Failed(_) => continue,
-            }
-            self.acker.finish(slot.position);
-            self.finished_since_checkpoint = true;
-        }
-        Counters::add(&self.counters.filtered, filtered);
-        Counters::add(&self.counters.delivered, delivered);
-        Counters::add(&self.counters.dead_lettered, dead);
-    }
-
     /// Syncs the sink and DLQ, then saves the source's finished prefix (if anything finished
     /// since the last time).
     async fn checkpoint(&mut self) -> Result<(), PipelineError> {
@@ -305,7 +350,7 @@ impl Run {
         if !self.finished_since_checkpoint {
             return Ok(());
         }
-        self.delivery
+        self.outlets
             .sync()
             .await
             .map_err(|(what, source)| PipelineError::Sink {
@@ -322,5 +367,18 @@ impl Run {
             })?;
         self.finished_since_checkpoint = false;
         Ok(())
+    }
+}
+
+/// The lane of a key. Events without a key share lane 0, so a keyless stream keeps its order
+/// (set `[ordering] key` to spread it).
+fn lane_of(key: Option<&str>, lanes: usize) -> usize {
+    match key {
+        None => 0,
+        Some(k) => {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            k.hash(&mut h);
+            (h.finish() % lanes as u64) as usize
+        }
     }
 }

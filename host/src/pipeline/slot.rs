@@ -1,10 +1,13 @@
 //! A slot is one source event on its way through the stages, and how it ended.
 
 use crate::event::{Envelope, Position};
+use std::time::Instant;
 
 #[derive(Debug)]
 pub struct Slot {
     pub position: Position,
+    /// When weir read it (`[retry] max_record_age_s` counts from here).
+    pub received: Instant,
     /// The event as the source produced it: the DLQ record keeps it untouched.
     pub event: Envelope,
     /// What plugins made of the event: `None` delivers `event` itself; `Some(list)` delivers the
@@ -14,6 +17,16 @@ pub struct Slot {
 }
 
 impl Slot {
+    pub fn new(position: Position, event: Envelope, fate: Fate) -> Self {
+        Slot {
+            position,
+            received: Instant::now(),
+            event,
+            outputs: None,
+            fate,
+        }
+    }
+
     /// The events to deliver for this slot.
     pub fn deliverables(&self) -> &[Envelope] {
         match &self.outputs {
@@ -33,6 +46,30 @@ pub enum Fate {
     Failed(Failure),
     /// Failed, and written to the dead-letter queue.
     DeadLettered,
+    /// Failed, and dropped as `[retry] on_failure = "drop"` asks.
+    Dropped,
+}
+
+impl Fate {
+    /// How the event ended, if it did.
+    pub fn ended(&self) -> Option<Ended> {
+        match self {
+            Fate::Pending | Fate::Failed(_) => None,
+            Fate::Filtered => Some(Ended::Filtered),
+            Fate::Delivered => Some(Ended::Delivered),
+            Fate::DeadLettered => Some(Ended::DeadLettered),
+            Fate::Dropped => Some(Ended::Dropped),
+        }
+    }
+}
+
+/// The ways an event ends: only then is its source position acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    Filtered,
+    Delivered,
+    DeadLettered,
+    Dropped,
 }
 
 /// Why an event is dead-lettered (the `error` object of the DLQ record).

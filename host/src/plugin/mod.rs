@@ -8,8 +8,8 @@
 //! limits.rs   per-Store state: the memory limit, the WASI context, the `log` import
 //! instance.rs the bindings; a loaded plugin (InstancePre + config) and its instances
 //! runner.rs   one plugin's batch call, with bisection to isolate an event that traps
-//! reload.rs   watching the `.wasm` file and preparing the new version off the hot path
-//! stage.rs    the pipeline stage: plugins in order over a batch of slots
+//! reload.rs   the version to run now; watching the `.wasm` and preparing a new one off the hot path
+//! stage.rs    the pipeline's plugin set, and each lane's stage: plugins in order over a batch
 //! ```
 
 pub mod cache;
@@ -22,7 +22,7 @@ pub mod runner;
 pub mod stage;
 
 pub use config::PluginConfig;
-pub use stage::PluginStage;
+pub use stage::{PluginSet, PluginStage};
 
 /// Why a plugin could not be loaded.
 #[derive(Debug, thiserror::Error)]

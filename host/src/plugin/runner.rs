@@ -33,6 +33,14 @@ impl Runner {
         }
     }
 
+    /// A runner that instantiates on its first call.
+    pub fn lazy(loaded: Arc<Loaded>) -> Self {
+        Runner {
+            loaded,
+            instance: None,
+        }
+    }
+
     /// Runs the plugin over `events`; one outcome per event, in order.
     pub fn run(&mut self, events: &[Event]) -> Vec<Outcome> {
         let mut out: Vec<Outcome> = events

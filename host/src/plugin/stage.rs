@@ -6,33 +6,31 @@
 //! its other outputs are discarded: the DLQ record keeps the original event, untouched. A slot
 //! left with no events is `Filtered`.
 //!
-//! Calls are synchronous and CPU-bound: the pipeline runs [`PluginStage::apply`] on the blocking
-//! pool, never on an async worker.
+//! [`PluginSet`] is loaded once per pipeline (compiled, initialised, watched for hot reload);
+//! each lane makes its own [`PluginStage`] from it, with instances of its own, so lanes run
+//! plugins in parallel. Calls are synchronous and CPU-bound: lanes run [`PluginStage::apply`] on
+//! the blocking pool, never on an async worker.
 
 use super::PluginError;
 use super::config::PluginConfig;
-use super::instance::{Event, Loaded, Settings};
-use super::reload::Watch;
+use super::instance::{Event, Settings};
+use super::reload::{self, Current};
 use super::runner::{Outcome, Runner};
 use crate::event::{Envelope, Payload};
 use crate::pipeline::slot::{Failure, Fate, Slot};
 use std::path::Path;
 use std::sync::Arc;
 
-pub struct PluginStage {
-    plugins: Vec<Plugin>,
+/// The pipeline's plugins, in order: the version each should run now.
+#[derive(Clone)]
+pub struct PluginSet {
+    plugins: Vec<(String, Arc<Current>)>,
 }
 
-struct Plugin {
-    stage: String,
-    runner: Runner,
-    watch: Option<Watch>,
-}
-
-impl PluginStage {
+impl PluginSet {
     /// Loads every plugin (compiling or reading the cache under `state_root/.plugin-cache`) and
-    /// initialises one instance of each. `None` when there are no plugins. With `watch`, each
-    /// plugin's file is watched for hot reload.
+    /// checks that an instance of each initialises. `None` when there are no plugins. With
+    /// `watch`, each plugin's file is watched for hot reload while the set lives.
     pub fn load(
         pipeline: &str,
         configs: &[PluginConfig],
@@ -54,46 +52,64 @@ impl PluginStage {
                 config_json: c.config_json.clone(),
                 cache_dir: state_root.map(|r| r.join(".plugin-cache")),
             };
-            let (loaded, instance) = Loaded::load(&settings)?;
+            let (loaded, _checked) = super::instance::Loaded::load(&settings)?;
             tracing::info!(pipeline = %pipeline, plugin = %c.name, path = %c.path.display(),
                 hash = %&loaded.hash[..12], origin = ?loaded.origin, "plugin loaded");
-            let watch = if watch {
-                match Watch::start(settings, loaded.hash.clone()) {
-                    Ok(w) => Some(w),
-                    Err(e) => {
-                        tracing::warn!(pipeline = %pipeline, plugin = %c.name, error = %e,
-                            "cannot watch the plugin file; hot reload is off for it");
-                        None
-                    }
+            let current = Current::new(loaded);
+            if watch {
+                if let Err(e) = reload::watch(settings, &current) {
+                    tracing::warn!(pipeline = %pipeline, plugin = %c.name, error = %e,
+                        "cannot watch the plugin file; hot reload is off for it");
                 }
-            } else {
-                None
-            };
-            plugins.push(Plugin {
-                stage: format!("plugin:{}", c.name),
-                runner: Runner::new(loaded, instance),
-                watch,
-            });
+            }
+            plugins.push((format!("plugin:{}", c.name), current));
         }
-        Ok(Some(PluginStage { plugins }))
+        Ok(Some(PluginSet { plugins }))
     }
 
-    /// The loaded versions, in order (for `weir plugin test` and tests).
-    pub fn loaded(&self) -> Vec<Arc<Loaded>> {
-        self.plugins
+    /// A stage for one lane: its own instances, made on first use.
+    pub fn stage(&self) -> PluginStage {
+        let plugins = self
+            .plugins
             .iter()
-            .map(|p| p.runner.loaded.clone())
-            .collect()
+            .map(|(stage, current)| {
+                let (generation, loaded) = current.get();
+                Plugin {
+                    stage: stage.clone(),
+                    current: current.clone(),
+                    generation,
+                    runner: Runner::lazy(loaded),
+                }
+            })
+            .collect();
+        PluginStage { plugins }
     }
+}
 
+/// One lane's plugins.
+pub struct PluginStage {
+    plugins: Vec<Plugin>,
+}
+
+struct Plugin {
+    stage: String,
+    current: Arc<Current>,
+    /// The generation of `current` that `runner` runs.
+    generation: u64,
+    runner: Runner,
+}
+
+impl PluginStage {
     /// Runs the pending slots through every plugin, in order.
     pub fn apply(&mut self, slots: &mut [Slot]) {
         for plugin in &mut self.plugins {
             // A batch boundary: the only place a new version may take over.
-            if let Some((loaded, instance)) = plugin.watch.as_ref().and_then(Watch::take) {
+            if plugin.current.generation() != plugin.generation {
+                let (generation, loaded) = plugin.current.get();
                 tracing::info!(pipeline = %loaded.pipeline, plugin = %loaded.name,
                     hash = %&loaded.hash[..12], "plugin reloaded");
-                plugin.runner = Runner::new(loaded, instance);
+                plugin.generation = generation;
+                plugin.runner = Runner::lazy(loaded);
             }
             plugin.apply(slots);
         }

@@ -1,0 +1,234 @@
+//! `[ordering]` and `[retry]`: how events are spread over lanes, and what happens when one fails.
+
+use crate::config::component::deserialize_table;
+use crate::config::{ConfigError, KeyPath, SourceText};
+use crate::template::Template;
+use serde::Deserialize;
+use std::time::Duration;
+
+/// Lanes are tokio tasks with their own plugin instances: cheap, but not free (a JavaScript or
+/// Python plugin instance holds megabytes). More than this is a typo.
+const MAX_LANES: usize = 1024;
+
+/// `[ordering]`.
+#[derive(Debug, Clone)]
+pub struct Ordering {
+    /// Where an event's ordering key comes from when the source gives none (`None`: the events
+    /// without a source key share one lane, so a keyless stream keeps its order).
+    pub key: Option<Template>,
+    /// How many lanes run side by side (default: 2 × cores).
+    pub lanes: usize,
+    /// At most this many events are between the source and their end (delivered, filtered,
+    /// dead-lettered): the bound on memory, and the backpressure on the source.
+    pub max_in_flight: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOrdering {
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    lanes: Option<usize>,
+    #[serde(default = "default_max_in_flight")]
+    max_in_flight: usize,
+}
+
+fn default_max_in_flight() -> usize {
+    10_000
+}
+
+impl Default for Ordering {
+    fn default() -> Self {
+        Ordering {
+            key: None,
+            lanes: default_lanes(),
+            max_in_flight: default_max_in_flight(),
+        }
+    }
+}
+
+fn default_lanes() -> usize {
+    2 * std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+impl Ordering {
+    pub fn parse(
+        src: &SourceText<'_>,
+        at: &KeyPath,
+        table: toml::Table,
+    ) -> Result<Self, ConfigError> {
+        let raw: RawOrdering = deserialize_table(src, at, table, &[])?;
+        let key = match raw.key {
+            None => None,
+            Some(text) => Some(Template::parse(&text).map_err(|e| {
+                src.error(&at.key("key"), format!("invalid key template: {e}"))
+            })?),
+        };
+        let lanes = raw.lanes.unwrap_or_else(default_lanes);
+        if !(1..=MAX_LANES).contains(&lanes) {
+            return Err(src.error(
+                &at.key("lanes"),
+                format!("must be between 1 and {MAX_LANES}"),
+            ));
+        }
+        if raw.max_in_flight == 0 {
+            return Err(src.error(&at.key("max_in_flight"), "must be at least 1"));
+        }
+        Ok(Ordering {
+            key,
+            lanes,
+            max_in_flight: raw.max_in_flight,
+        })
+    }
+}
+
+/// What becomes of an event whose retries are exhausted, or that failed for good at once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    /// Written to the dead-letter queue with the reason; the key's next events go on.
+    #[default]
+    Dlq,
+    /// Retried without end (at the longest backoff), halting its lane and so its key, until the
+    /// cause goes away: a sink that comes back, a fixed plugin hot-reloaded.
+    Block,
+    /// Counted as dropped and logged; the key's next events go on.
+    Drop,
+}
+
+/// `[retry]`.
+#[derive(Debug, Clone)]
+pub struct Retry {
+    /// Attempts in all (the first one included); `None`: no limit.
+    pub max_attempts: Option<u32>,
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    /// Give up on an event this long after weir received it; `None`: no limit.
+    pub max_record_age: Option<Duration>,
+    pub on_failure: OnFailure,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetry {
+    #[serde(default)]
+    max_attempts: Option<u32>,
+    #[serde(default = "default_backoff_ms")]
+    backoff_ms: [u64; 2],
+    #[serde(default)]
+    max_record_age_s: Option<u64>,
+    #[serde(default)]
+    on_failure: OnFailure,
+}
+
+fn default_backoff_ms() -> [u64; 2] {
+    [100, 10_000]
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        let [min, max] = default_backoff_ms();
+        Retry {
+            max_attempts: None,
+            backoff_min: Duration::from_millis(min),
+            backoff_max: Duration::from_millis(max),
+            max_record_age: None,
+            on_failure: OnFailure::Dlq,
+        }
+    }
+}
+
+impl Retry {
+    pub fn parse(
+        src: &SourceText<'_>,
+        at: &KeyPath,
+        table: toml::Table,
+    ) -> Result<Self, ConfigError> {
+        let raw: RawRetry = deserialize_table(src, at, table, &[])?;
+        if raw.max_attempts == Some(0) {
+            return Err(src.error(
+                &at.key("max_attempts"),
+                "must be at least 1 (leave it out for no limit)",
+            ));
+        }
+        let [min, max] = raw.backoff_ms;
+        if min == 0 || min > max {
+            return Err(src.error(
+                &at.key("backoff_ms"),
+                "must be [min, max] with 1 <= min <= max (milliseconds)",
+            ));
+        }
+        if raw.max_record_age_s == Some(0) {
+            return Err(src.error(
+                &at.key("max_record_age_s"),
+                "must be at least 1 (leave it out for no limit)",
+            ));
+        }
+        Ok(Retry {
+            max_attempts: raw.max_attempts,
+            backoff_min: Duration::from_millis(min),
+            backoff_max: Duration::from_millis(max),
+            max_record_age: raw.max_record_age_s.map(Duration::from_secs),
+            on_failure: raw.on_failure,
+        })
+    }
+
+    /// The pause before attempt `attempt + 1` (after `attempt` failed ones): exponential from
+    /// `backoff_min`, capped at `backoff_max`, with jitter in its upper half so that lanes that
+    /// failed together do not retry together.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .backoff_min
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
+        let cap = exp.min(self.backoff_max);
+        let half = cap / 2;
+        half + half.mul_f64(fastrand::f64())
+    }
+
+    /// Whether an event that failed `attempts` times, received `age` ago, may be tried again.
+    /// `block` never gives up.
+    pub fn may_retry(&self, attempts: u32, age: Duration) -> bool {
+        if self.on_failure == OnFailure::Block {
+            return true;
+        }
+        self.max_attempts.is_none_or(|max| attempts < max)
+            && self.max_record_age.is_none_or(|max| age < max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_capped_and_jittered_within_its_upper_half() {
+        let r = Retry {
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_millis(1000),
+            ..Retry::default()
+        };
+        for _ in 0..100 {
+            let b1 = r.backoff(1);
+            assert!(b1 >= Duration::from_millis(50) && b1 <= Duration::from_millis(100), "{b1:?}");
+            let b3 = r.backoff(3);
+            assert!(b3 >= Duration::from_millis(200) && b3 <= Duration::from_millis(400), "{b3:?}");
+            let b30 = r.backoff(30);
+            assert!(b30 >= Duration::from_millis(500) && b30 <= Duration::from_millis(1000), "{b30:?}");
+        }
+    }
+
+    #[test]
+    fn limits_end_retries_unless_blocking() {
+        let mut r = Retry {
+            max_attempts: Some(3),
+            max_record_age: Some(Duration::from_secs(10)),
+            ..Retry::default()
+        };
+        assert!(r.may_retry(2, Duration::from_secs(1)));
+        assert!(!r.may_retry(3, Duration::from_secs(1)));
+        assert!(!r.may_retry(1, Duration::from_secs(10)));
+        r.on_failure = OnFailure::Block;
+        assert!(r.may_retry(100, Duration::from_secs(100)));
+    }
+}
