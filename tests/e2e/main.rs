@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `weir` binary on real files (and, in later suites, real brokers).
 
 mod cli;
+mod delivery;
 mod file_pipeline;
 mod follow;
 mod kill_restart;
