@@ -97,6 +97,43 @@ pub struct Envelope {
 }
 
 impl Envelope {
+    /// Reads back an envelope written by [`Envelope::to_json`] (a DLQ record's `event`), for
+    /// `weir dlq redrive`.
+    pub fn from_json(v: &serde_json::Value) -> Result<Envelope, String> {
+        let text = |key: &str| -> Result<String, String> {
+            match v.get(key) {
+                Some(serde_json::Value::String(s)) => Ok(s.clone()),
+                _ => Err(format!("`{key}` is missing or not a string")),
+            }
+        };
+        let data = match v.get("data") {
+            None => return Err("`data` is missing".into()),
+            // A text record was written as a JSON string; sinks write it back the same way.
+            Some(serde_json::Value::String(s)) => Payload::Text(s.clone()),
+            Some(other) => {
+                Payload::Json(RawValue::from_string(other.to_string()).map_err(|e| e.to_string())?)
+            }
+        };
+        let source: &'static str = match v.get("source").and_then(|s| s.as_str()) {
+            Some("file") => "file",
+            Some("kafka") => "kafka",
+            Some("sqs") => "sqs",
+            _ => "redrive",
+        };
+        Ok(Envelope {
+            id: text("id")?,
+            source,
+            key: v.get("key").and_then(|k| k.as_str()).map(str::to_owned),
+            time: text("time")?,
+            received_at: now_rfc3339(),
+            data,
+            meta: match v.get("meta") {
+                Some(serde_json::Value::Object(m)) => m.clone(),
+                _ => serde_json::Map::new(),
+            },
+        })
+    }
+
     /// The envelope as JSON text, the form that patterns and templates address
     /// (`{"id", "source", "key", "time", "data", "meta"}`). Built by hand so that a JSON payload is
     /// copied as text rather than parsed and re-serialized.

@@ -48,6 +48,39 @@ enum Command {
     /// Wasm plugins
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// A pipeline's dead-letter queue
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// Count the dead-lettered events by stage, kind and reason
+    Inspect {
+        #[arg(value_name = "PIPELINE.toml")]
+        pipeline: PathBuf,
+        /// Root of per-pipeline state [default: var/state]
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
+    /// Run dead-lettered events through the pipeline again; remove those that then end
+    /// (delivered, filtered, or dead-lettered anew with the new reason). The pipeline must not
+    /// be running.
+    Redrive {
+        #[arg(value_name = "PIPELINE.toml")]
+        pipeline: PathBuf,
+        /// Only events that failed at this stage: `plugin:NAME`, `plugin` (any plugin), `sink`,
+        /// `source`
+        #[arg(long)]
+        stage: Option<String>,
+        /// Only records matching this event pattern, over the record
+        /// (`{"event": {...}, "error": {"kind": ...}}`)
+        #[arg(long, value_name = "PATTERN")]
+        filter: Option<String>,
+        /// Root of per-pipeline state [default: var/state]
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -128,6 +161,29 @@ fn main() {
                 state_dir: state_dir.clone(),
             })
         }
+        Command::Dlq(DlqCommand::Inspect {
+            ref pipeline,
+            ref state_dir,
+        }) => match settings(&cli, cli.config.as_deref(), state_dir.clone()) {
+            Some(s) => commands::dlq::inspect(pipeline, &s),
+            None => exit::USAGE,
+        },
+        Command::Dlq(DlqCommand::Redrive {
+            ref pipeline,
+            ref stage,
+            ref filter,
+            ref state_dir,
+        }) => match settings(&cli, cli.config.as_deref(), state_dir.clone()) {
+            Some(s) => commands::dlq::redrive(
+                &commands::dlq::RedriveArgs {
+                    pipeline: pipeline.clone(),
+                    stage: stage.clone(),
+                    filter: filter.clone(),
+                },
+                &s,
+            ),
+            None => exit::USAGE,
+        },
         Command::Run {
             ref paths,
             ref state_dir,

@@ -82,7 +82,9 @@ impl Filler {
 /// Writes `path` until the disk is full, to the last byte.
 fn fill(path: &Path) {
     use std::io::Write;
-    let Ok(mut f) = std::fs::File::create(path) else { return };
+    let Ok(mut f) = std::fs::File::create(path) else {
+        return;
+    };
     let chunk = vec![0u8; 4096];
     while f.write_all(&chunk).is_ok() {}
     while f.write_all(&[0]).is_ok() {}
@@ -102,7 +104,9 @@ impl Stream {
     fn new(events: u64, keys: u64, seed: u64) -> Self {
         let mut rng = seed;
         let mut next = || {
-            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            rng = rng
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             rng >> 33
         };
         let mut seqs: BTreeMap<String, u64> = BTreeMap::new();
@@ -116,10 +120,15 @@ impl Stream {
             let seq = seqs.entry(key.clone()).or_default();
             let fail = next() % 100 < 5;
             if fail {
-                s.lines.push(format!("{{\"k\":\"{key}\",\"seq\":{seq},\"fault\":\"error\"}}\n"));
+                s.lines.push(format!(
+                    "{{\"k\":\"{key}\",\"seq\":{seq},\"fault\":\"error\"}}\n"
+                ));
                 s.faulty.insert((key.clone(), *seq));
             } else {
-                s.lines.push(format!("{{\"k\":\"{key}\",\"seq\":{seq},\"pad\":\"{}\"}}\n", "x".repeat(40)));
+                s.lines.push(format!(
+                    "{{\"k\":\"{key}\",\"seq\":{seq},\"pad\":\"{}\"}}\n",
+                    "x".repeat(40)
+                ));
                 s.expected.entry(key.clone()).or_default().push(*seq);
             }
             *seq += 1;
@@ -133,7 +142,12 @@ impl Stream {
 }
 
 /// Appends the stream's lines to `path` a few at a time, so that weir sees a continuous load.
-fn writer(lines: Vec<String>, path: PathBuf, per_tick: usize, tick: Duration) -> std::thread::JoinHandle<()> {
+fn writer(
+    lines: Vec<String>,
+    path: PathBuf,
+    per_tick: usize,
+    tick: Duration,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         use std::io::Write;
         let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
@@ -173,7 +187,10 @@ fn check_output(out: &Path, stream: &Stream, repeats: bool) -> (usize, usize) {
         assert_eq!(v["seen_by"], "faults", "went through the plugin: {line}");
         let key = v["k"].as_str().unwrap().to_owned();
         let seq = v["seq"].as_u64().unwrap();
-        assert!(!stream.faulty.contains(&(key.clone(), seq)), "a failed event was delivered: {line}");
+        assert!(
+            !stream.faulty.contains(&(key.clone(), seq)),
+            "a failed event was delivered: {line}"
+        );
         if !seen.insert((key.clone(), seq)) {
             assert!(repeats, "delivered twice without a crash: {line}");
             dups += 1;
@@ -190,7 +207,11 @@ fn check_output(out: &Path, stream: &Stream, repeats: bool) -> (usize, usize) {
         *i += 1;
     }
     for (key, want) in &stream.expected {
-        assert_eq!(next.get(key.as_str()).copied().unwrap_or(0), want.len(), "key {key}: events lost");
+        assert_eq!(
+            next.get(key.as_str()).copied().unwrap_or(0),
+            want.len(),
+            "key {key}: events lost"
+        );
     }
     (dups, torn)
 }
@@ -205,10 +226,19 @@ fn check_dlq(dlq: &Path, stream: &Stream) {
         };
         assert_eq!(r["error"]["stage"], "plugin:faults", "{r}");
         assert_eq!(r["error"]["kind"], "error", "{r}");
-        assert_eq!(r["event"]["data"]["fault"], "error", "the original event: {r}");
-        got.insert((r["event"]["data"]["k"].as_str().unwrap().to_owned(), r["event"]["data"]["seq"].as_u64().unwrap()));
+        assert_eq!(
+            r["event"]["data"]["fault"], "error",
+            "the original event: {r}"
+        );
+        got.insert((
+            r["event"]["data"]["k"].as_str().unwrap().to_owned(),
+            r["event"]["data"]["seq"].as_u64().unwrap(),
+        ));
     }
-    assert_eq!(got, stream.faulty, "dead-lettered = the events the plugin failed");
+    assert_eq!(
+        got, stream.faulty,
+        "dead-lettered = the events the plugin failed"
+    );
 }
 
 /// `key=value` of the last "pipeline stopped" line, checked to add up.
@@ -233,7 +263,11 @@ fn final_counts(log: &str) -> BTreeMap<String, u64> {
 
 /// `weir run` in the background with its log in `weir.log`.
 fn spawn_logged(s: &Scratch, p: &Path) -> std::process::Child {
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(s.path("weir.log")).unwrap();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(s.path("weir.log"))
+        .unwrap();
     weir()
         .arg("run")
         .arg(p)
@@ -253,7 +287,10 @@ fn wait_logged(s: &Scratch, what: &str, mut cond: impl FnMut() -> bool) {
         if start.elapsed() > PATIENCE {
             let log = std::fs::read_to_string(s.path("weir.log")).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(30).collect();
-            panic!("timed out waiting for {what}; log ends:\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+            panic!(
+                "timed out waiting for {what}; log ends:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -279,11 +316,18 @@ fn continuous_load_with_failing_plugin_and_sink_loses_nothing_and_keeps_key_orde
     let p = s.write("p.toml", engine_pipeline(&out));
     let filler = Filler::start(&disk.dir);
     let child = spawn_logged(&s, &p);
-    let w = writer(stream.lines.clone(), s.path("in.jsonl"), 200, Duration::from_millis(10));
+    let w = writer(
+        stream.lines.clone(),
+        s.path("in.jsonl"),
+        200,
+        Duration::from_millis(10),
+    );
     w.join().unwrap();
     wait_logged(&s, "every event delivered", || out_complete(&out, &stream));
     let fills = filler.stop();
-    wait_logged(&s, "every failed event dead-lettered", || lines(&s.path("dlq.jsonl")).len() >= stream.faulty.len());
+    wait_logged(&s, "every failed event dead-lettered", || {
+        lines(&s.path("dlq.jsonl")).len() >= stream.faulty.len()
+    });
     signal(&child, libc::SIGTERM);
     let (code, _) = wait_exit(child);
     let log = std::fs::read_to_string(s.path("weir.log")).unwrap();
@@ -295,8 +339,14 @@ fn continuous_load_with_failing_plugin_and_sink_loses_nothing_and_keeps_key_orde
     assert_eq!(counts["received"], stream.lines.len() as u64);
     assert_eq!(counts["delivered"], stream.delivered_count() as u64);
     assert_eq!(counts["dead_lettered"], stream.faulty.len() as u64);
-    assert!(fills > 0 && counts["retried"] > 0, "the sink failed and was retried ({fills} fills): {log}");
-    assert!(log.contains("No space left on device"), "the failures were the full disk");
+    assert!(
+        fills > 0 && counts["retried"] > 0,
+        "the sink failed and was retried ({fills} fills): {log}"
+    );
+    assert!(
+        log.contains("No space left on device"),
+        "the failures were the full disk"
+    );
 }
 
 #[test]
@@ -308,20 +358,30 @@ fn sigkill_twenty_times_under_load_loses_nothing_and_keeps_key_order() {
     s.write("in.jsonl", "");
     let p = s.write("p.toml", engine_pipeline(&out));
     let filler = Filler::start(&disk.dir);
-    let w = writer(stream.lines.clone(), s.path("in.jsonl"), 100, Duration::from_millis(10));
+    let w = writer(
+        stream.lines.clone(),
+        s.path("in.jsonl"),
+        100,
+        Duration::from_millis(10),
+    );
 
     let mut rng = 3u64;
     for _ in 0..20 {
         let mut child = spawn_logged(&s, &p);
         rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1);
         std::thread::sleep(Duration::from_millis(80 + (rng >> 33) % 250));
-        assert!(child.try_wait().unwrap().is_none(), "weir exited on its own");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "weir exited on its own"
+        );
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
     }
     w.join().unwrap();
     let child = spawn_logged(&s, &p);
-    wait_logged(&s, "every event delivered after the restarts", || out_complete(&out, &stream));
+    wait_logged(&s, "every event delivered after the restarts", || {
+        out_complete(&out, &stream)
+    });
     filler.stop();
     wait_logged(&s, "every failed event dead-lettered", || {
         let got: BTreeSet<String> = lines(&s.path("dlq.jsonl")).into_iter().collect();
@@ -386,9 +446,19 @@ fn a_poison_event_holds_up_only_its_own_lane() {
     let got = json_lines(&s.path("out.jsonl"));
     let keys: Vec<&str> = got.iter().map(|v| v["k"].as_str().unwrap()).collect();
     // Every other key's 50 events were written while the poisoned lane was still bisecting.
-    let first_p = keys.iter().position(|k| *k == poisoned).expect("P's later events delivered");
-    assert_eq!(first_p, others.len() * 50, "other keys went first: {keys:?}");
-    let p_seqs: Vec<u64> = got[first_p..].iter().map(|v| v["seq"].as_u64().unwrap()).collect();
+    let first_p = keys
+        .iter()
+        .position(|k| *k == poisoned)
+        .expect("P's later events delivered");
+    assert_eq!(
+        first_p,
+        others.len() * 50,
+        "other keys went first: {keys:?}"
+    );
+    let p_seqs: Vec<u64> = got[first_p..]
+        .iter()
+        .map(|v| v["seq"].as_u64().unwrap())
+        .collect();
     assert_eq!(p_seqs, [1, 2, 3, 4, 5], "the poison's successors, in order");
     let dlq = json_lines(&s.path("dlq.jsonl"));
     assert_eq!(dlq.len(), 1);
@@ -429,18 +499,28 @@ fn retries_end_after_max_attempts_in_the_dead_letter_queue() {
         assert_eq!(r["error"]["kind"], "exhausted");
         assert_eq!(r["error"]["attempts"], 3);
         let message = r["error"]["message"].as_str().unwrap();
-        assert!(message.starts_with("gave up after 3 attempts: ") && message.contains("No space left"), "{message}");
+        assert!(
+            message.starts_with("gave up after 3 attempts: ") && message.contains("No space left"),
+            "{message}"
+        );
     }
     let c = final_counts(&log);
-    assert_eq!((c["dead_lettered"], c["retried"]), (30, 60), "two retries of 30 events");
+    assert_eq!(
+        (c["dead_lettered"], c["retried"]),
+        (30, 60),
+        "two retries of 30 events"
+    );
 }
 
 #[test]
 fn on_failure_drop_counts_and_drops() {
     let s = Scratch::new();
     s.write("in.jsonl", order_lines(0..10));
-    let (_disk, p) =
-        failing_sink_pipeline(&s, "dropper", "max_attempts = 2\nbackoff_ms = [1, 1]\non_failure = \"drop\"");
+    let (_disk, p) = failing_sink_pipeline(
+        &s,
+        "dropper",
+        "max_attempts = 2\nbackoff_ms = [1, 1]\non_failure = \"drop\"",
+    );
     let run = s.run(&p);
     let log = stderr(&run);
     assert_eq!(run.status.code(), Some(0), "{log}");
@@ -457,7 +537,9 @@ fn on_failure_block_holds_the_key_until_a_fixed_plugin_is_reloaded() {
     let mut input = String::new();
     for seq in 0..5 {
         let fault = if seq == 2 { ",\"fault\":\"error\"" } else { "" };
-        input.push_str(&format!("{{\"k\":\"B\",\"seq\":{seq},\"email\":\"b@x.org\"{fault}}}\n"));
+        input.push_str(&format!(
+            "{{\"k\":\"B\",\"seq\":{seq},\"email\":\"b@x.org\"{fault}}}\n"
+        ));
     }
     s.write("in.jsonl", input);
     let p = s.write(
@@ -479,15 +561,22 @@ fn on_failure_block_holds_the_key_until_a_fixed_plugin_is_reloaded() {
         .spawn()
         .unwrap();
     let log_text = || std::fs::read_to_string(s.path("weir.log")).unwrap_or_default();
-    wait_for("the key to block", || log_text().matches("blocking its lane").count() >= 3);
-    let before: Vec<u64> = json_lines(&s.path("out.jsonl")).iter().map(|v| v["seq"].as_u64().unwrap()).collect();
+    wait_for("the key to block", || {
+        log_text().matches("blocking its lane").count() >= 3
+    });
+    let before: Vec<u64> = json_lines(&s.path("out.jsonl"))
+        .iter()
+        .map(|v| v["seq"].as_u64().unwrap())
+        .collect();
     assert_eq!(before, [0, 1], "nothing after the blocked event");
 
     // The fix: a plugin that does not fail the event (redact). The blocked event and its
     // successors go through it.
     std::fs::copy(plugin("redact/redact.wasm"), s.path("plugin.wasm.tmp")).unwrap();
     std::fs::rename(s.path("plugin.wasm.tmp"), s.path("plugin.wasm")).unwrap();
-    wait_for("the rest delivered", || lines(&s.path("out.jsonl")).len() == 5);
+    wait_for("the rest delivered", || {
+        lines(&s.path("out.jsonl")).len() == 5
+    });
     signal(&child, libc::SIGTERM);
     let (code, _) = wait_exit(child);
     let log = log_text();
@@ -495,7 +584,10 @@ fn on_failure_block_holds_the_key_until_a_fixed_plugin_is_reloaded() {
     let got = json_lines(&s.path("out.jsonl"));
     let seqs: Vec<u64> = got.iter().map(|v| v["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, [0, 1, 2, 3, 4]);
-    assert_eq!(got[2]["email"], "***", "the blocked event went through the new version");
+    assert_eq!(
+        got[2]["email"], "***",
+        "the blocked event went through the new version"
+    );
     assert!(lines(&s.path("dlq.jsonl")).is_empty());
     let c = final_counts(&log);
     assert_eq!((c["delivered"], c["dead_lettered"]), (5, 0));

@@ -2,6 +2,7 @@
 
 mod cli;
 mod delivery;
+mod dlq;
 mod file_pipeline;
 mod follow;
 mod kill_restart;

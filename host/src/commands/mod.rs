@@ -2,6 +2,7 @@
 //! returns the process exit code.
 
 pub mod check;
+pub mod dlq;
 pub mod pattern;
 pub mod plugin;
 pub mod run;

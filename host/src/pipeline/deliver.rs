@@ -84,7 +84,9 @@ impl Outlets {
                 .filter(|&i| matches!(slots[i].fate, Fate::Pending))
                 .flat_map(|i| {
                     let done = &written[i];
-                    (0..done.len()).filter(move |&k| !done[k]).map(move |k| (i, k))
+                    (0..done.len())
+                        .filter(move |&k| !done[k])
+                        .map(move |k| (i, k))
                 })
                 .collect();
             if pending.is_empty() {

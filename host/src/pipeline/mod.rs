@@ -26,7 +26,7 @@ pub mod slot;
 use crate::config::PipelineConfig;
 use crate::plugin::PluginSet;
 use crate::sink::{SinkConfig, SinkContext, SinkError};
-use crate::source::{Acker, SourceContext, SourceError, SourceEvent};
+use crate::source::{Acker, Source, SourceContext, SourceError, SourceEvent};
 use crate::template::Template;
 use counters::{Counters, Snapshot};
 use deliver::Outlets;
@@ -90,9 +90,80 @@ impl Pipeline {
         self.counters.clone()
     }
 
+    /// The DLQ file, if the DLQ is a file (the default is `<state dir>/<name>/dlq.jsonl`).
+    pub fn dlq_file(&self) -> Option<PathBuf> {
+        match &self.cfg.dlq {
+            None => Some(self.state_dir.join("dlq.jsonl")),
+            Some(SinkConfig {
+                kind: crate::sink::SinkKind::File(f),
+                ..
+            }) => Some(f.path.clone()),
+            Some(_) => None,
+        }
+    }
+
+    /// Takes the pipeline's state directory for this process: a second weir running the same
+    /// pipeline on the same state (or `weir dlq redrive` while it runs) would interleave
+    /// checkpoints and DLQ writes. The lock is held while the returned file is open; the kernel
+    /// drops it when the process dies, even by SIGKILL.
+    pub fn lock_state(&self) -> Result<std::fs::File, PipelineError> {
+        let fail = |message: String| PipelineError::Other {
+            pipeline: self.cfg.name.clone(),
+            message,
+        };
+        std::fs::create_dir_all(&self.state_dir).map_err(|e| {
+            fail(format!(
+                "cannot create state directory {}: {e}",
+                self.state_dir.display()
+            ))
+        })?;
+        let path = self.state_dir.join("lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| fail(format!("cannot open {}: {e}", path.display())))?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => Err(fail(format!(
+                "already running: another weir process holds {} (one process per pipeline and state directory)",
+                path.display()
+            ))),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(fail(format!("cannot lock {}: {e}", path.display())))
+            }
+        }
+    }
+
     /// Runs until the source ends or `stop` is cancelled, then saves the checkpoint. Returns the
     /// final counts.
     pub async fn run(self, stop: CancellationToken) -> Result<Snapshot, PipelineError> {
+        let _lock = self.lock_state()?;
+        let sctx = SourceContext {
+            pipeline: self.cfg.name.clone(),
+            state_dir: self.state_dir.clone(),
+        };
+        let (source, acker) =
+            self.cfg
+                .source
+                .open(&sctx)
+                .await
+                .map_err(|source| PipelineError::Source {
+                    pipeline: self.cfg.name.clone(),
+                    source,
+                })?;
+        self.run_with(source, acker, stop).await
+    }
+
+    /// Runs the pipeline's stages, sink and DLQ on events from `source` instead of its own
+    /// (`weir dlq redrive`). The caller holds [`Pipeline::lock_state`].
+    pub async fn run_with(
+        self,
+        mut source: Box<dyn Source>,
+        acker: Box<dyn Acker>,
+        stop: CancellationToken,
+    ) -> Result<Snapshot, PipelineError> {
         let name = self.cfg.name.clone();
         let fail = |message: String| PipelineError::Other {
             pipeline: name.clone(),
@@ -108,14 +179,6 @@ impl Pipeline {
             source,
         };
 
-        tokio::fs::create_dir_all(&self.state_dir)
-            .await
-            .map_err(|e| {
-                fail(format!(
-                    "cannot create state directory {}: {e}",
-                    self.state_dir.display()
-                ))
-            })?;
         let filter = FilterStage::new(&self.cfg.filters)
             .map_err(|e| fail(format!("invalid filter pattern: {e}")))?;
         // Compiling a plugin is CPU-bound (seconds for JS and Python without a cache): off the
@@ -129,15 +192,10 @@ impl Pipeline {
         .await
         .map_err(|e| fail(format!("plugin loading failed: {e}")))?
         .map_err(|e| fail(e.to_string()))?;
-        let sctx = SourceContext {
-            pipeline: name.clone(),
-            state_dir: self.state_dir.clone(),
-        };
         let kctx = SinkContext {
             pipeline: name.clone(),
             state_dir: self.state_dir.clone(),
         };
-        let (mut source, acker) = self.cfg.source.open(&sctx).await.map_err(source_err)?;
         let sink = self
             .cfg
             .sink

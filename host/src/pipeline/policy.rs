@@ -61,9 +61,10 @@ impl Ordering {
         let raw: RawOrdering = deserialize_table(src, at, table, &[])?;
         let key = match raw.key {
             None => None,
-            Some(text) => Some(Template::parse(&text).map_err(|e| {
-                src.error(&at.key("key"), format!("invalid key template: {e}"))
-            })?),
+            Some(text) => Some(
+                Template::parse(&text)
+                    .map_err(|e| src.error(&at.key("key"), format!("invalid key template: {e}")))?,
+            ),
         };
         let lanes = raw.lanes.unwrap_or_else(default_lanes);
         if !(1..=MAX_LANES).contains(&lanes) {
@@ -210,11 +211,20 @@ mod tests {
         };
         for _ in 0..100 {
             let b1 = r.backoff(1);
-            assert!(b1 >= Duration::from_millis(50) && b1 <= Duration::from_millis(100), "{b1:?}");
+            assert!(
+                b1 >= Duration::from_millis(50) && b1 <= Duration::from_millis(100),
+                "{b1:?}"
+            );
             let b3 = r.backoff(3);
-            assert!(b3 >= Duration::from_millis(200) && b3 <= Duration::from_millis(400), "{b3:?}");
+            assert!(
+                b3 >= Duration::from_millis(200) && b3 <= Duration::from_millis(400),
+                "{b3:?}"
+            );
             let b30 = r.backoff(30);
-            assert!(b30 >= Duration::from_millis(500) && b30 <= Duration::from_millis(1000), "{b30:?}");
+            assert!(
+                b30 >= Duration::from_millis(500) && b30 <= Duration::from_millis(1000),
+                "{b30:?}"
+            );
         }
     }
 

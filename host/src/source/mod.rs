@@ -7,6 +7,7 @@
 
 pub mod file;
 pub mod prefix;
+pub mod replay;
 
 use crate::config::component::{deserialize_table, take_kind};
 use crate::config::{ConfigError, KeyPath, SourceText};
