@@ -126,7 +126,7 @@ pub fn parse_pipeline(file: &Path, text: &str) -> Result<PipelineConfig, ConfigE
         .map(|t| Ordering::parse(&src, &root.key("ordering"), t))
         .transpose()
         .unwrap_or_else(|e| {
-            errors.push(e);
+            errors.extend(e);
             None
         })
         .unwrap_or_default();
@@ -135,7 +135,7 @@ pub fn parse_pipeline(file: &Path, text: &str) -> Result<PipelineConfig, ConfigE
         .map(|t| Retry::parse(&src, &root.key("retry"), t))
         .transpose()
         .unwrap_or_else(|e| {
-            errors.push(e);
+            errors.extend(e);
             None
         })
         .unwrap_or_default();

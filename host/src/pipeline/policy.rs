@@ -57,24 +57,36 @@ impl Ordering {
         src: &SourceText<'_>,
         at: &KeyPath,
         table: toml::Table,
-    ) -> Result<Self, ConfigError> {
-        let raw: RawOrdering = deserialize_table(src, at, table, &[])?;
-        let key = match raw.key {
+    ) -> Result<Self, Vec<ConfigError>> {
+        let raw: RawOrdering = deserialize_table(src, at, table, &[]).map_err(|e| vec![e])?;
+        let mut errors = Vec::new();
+        let key = match raw.key.as_deref().map(Template::parse) {
             None => None,
-            Some(text) => Some(
-                Template::parse(&text)
-                    .map_err(|e| src.error(&at.key("key"), format!("invalid key template: {e}")))?,
-            ),
+            Some(Ok(t)) if t.references_event() => Some(t),
+            Some(Ok(_)) => {
+                errors.push(src.error(
+                    &at.key("key"),
+                    "the key template refers to nothing of the event (write `<$.data.field>`): every event would get the same key",
+                ));
+                None
+            }
+            Some(Err(e)) => {
+                errors.push(src.error(&at.key("key"), format!("invalid key template: {e}")));
+                None
+            }
         };
         let lanes = raw.lanes.unwrap_or_else(default_lanes);
         if !(1..=MAX_LANES).contains(&lanes) {
-            return Err(src.error(
+            errors.push(src.error(
                 &at.key("lanes"),
                 format!("must be between 1 and {MAX_LANES}"),
             ));
         }
         if raw.max_in_flight == 0 {
-            return Err(src.error(&at.key("max_in_flight"), "must be at least 1"));
+            errors.push(src.error(&at.key("max_in_flight"), "must be at least 1"));
+        }
+        if !errors.is_empty() {
+            return Err(errors);
         }
         Ok(Ordering {
             key,
@@ -145,26 +157,30 @@ impl Retry {
         src: &SourceText<'_>,
         at: &KeyPath,
         table: toml::Table,
-    ) -> Result<Self, ConfigError> {
-        let raw: RawRetry = deserialize_table(src, at, table, &[])?;
+    ) -> Result<Self, Vec<ConfigError>> {
+        let raw: RawRetry = deserialize_table(src, at, table, &[]).map_err(|e| vec![e])?;
+        let mut errors = Vec::new();
         if raw.max_attempts == Some(0) {
-            return Err(src.error(
+            errors.push(src.error(
                 &at.key("max_attempts"),
                 "must be at least 1 (leave it out for no limit)",
             ));
         }
         let [min, max] = raw.backoff_ms;
         if min == 0 || min > max {
-            return Err(src.error(
+            errors.push(src.error(
                 &at.key("backoff_ms"),
                 "must be [min, max] with 1 <= min <= max (milliseconds)",
             ));
         }
         if raw.max_record_age_s == Some(0) {
-            return Err(src.error(
+            errors.push(src.error(
                 &at.key("max_record_age_s"),
                 "must be at least 1 (leave it out for no limit)",
             ));
+        }
+        if !errors.is_empty() {
+            return Err(errors);
         }
         Ok(Retry {
             max_attempts: raw.max_attempts,

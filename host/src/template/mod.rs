@@ -61,6 +61,14 @@ impl std::fmt::Display for TemplateError {
 impl std::error::Error for TemplateError {}
 
 impl Template {
+    /// Whether the template refers to the event at all (a template without references renders
+    /// the same text for every event).
+    pub fn references_event(&self) -> bool {
+        self.parts
+            .iter()
+            .any(|p| matches!(p, Part::Var { var, .. } if !matches!(var, Var::Pipeline)))
+    }
+
     pub fn parse(text: &str) -> Result<Template, TemplateError> {
         let json = matches!(text.trim_start().as_bytes().first(), Some(b'{' | b'['));
         let mut parts = Vec::new();
