@@ -6,6 +6,11 @@ use weir::commands::{self, exit};
 use weir::config::HostSettings;
 use weir::config::host::LogFormat;
 
+/// mimalloc rather than glibc's malloc: measured faster on weir's per-event allocations, and it
+/// does not return memory to the kernel batch after batch (README, Performance).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "weir",

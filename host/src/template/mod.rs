@@ -35,7 +35,13 @@ enum Part {
 
 #[derive(Debug, Clone)]
 enum Var {
-    Path { query: Box<JpQuery>, many: bool },
+    Path {
+        query: Box<JpQuery>,
+        many: bool,
+        /// `$.a.b.c` with plain names only: resolved by scanning the event's text for those
+        /// keys, without building a tree (ordering keys and group ids are rendered per event).
+        simple: Option<Vec<String>>,
+    },
     Pipeline,
     Event,
     EventJson,
@@ -118,7 +124,7 @@ impl Template {
             matches!(
                 p,
                 Part::Var {
-                    var: Var::Path { .. } | Var::EventJson,
+                    var: Var::Path { simple: None, .. } | Var::EventJson,
                     ..
                 }
             )
@@ -188,10 +194,26 @@ fn variable(name: &str, offset: usize) -> Result<Option<Var>, TemplateError> {
             Var::Path {
                 query: Box::new(query),
                 many,
+                simple: simple_path(n),
             }
         }
         _ => return Ok(None),
     }))
+}
+
+/// The names of a path made only of `.name` steps (`$.data.detail.customerId`).
+fn simple_path(path: &str) -> Option<Vec<String>> {
+    let names: Vec<String> = path
+        .strip_prefix("$.")?
+        .split('.')
+        .map(str::to_owned)
+        .collect();
+    let plain = |n: &String| {
+        !n.is_empty()
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    };
+    names.iter().all(plain).then_some(names)
 }
 
 #[cfg(test)]

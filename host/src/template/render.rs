@@ -83,6 +83,11 @@ fn resolve(var: &Var, event: &Envelope, pipeline: &str, tree: Option<&Value>) ->
             Payload::Json(raw) => Resolved::Json(raw.get().to_owned()),
             Payload::Text(t) => decode_embedded(t.clone()),
         },
+        Var::Path {
+            simple: Some(names),
+            many: false,
+            ..
+        } => resolve_simple(event, names),
         Var::Path { query, many, .. } => {
             let Some(tree) = tree else {
                 return Resolved::Value(Value::Null);
@@ -97,6 +102,95 @@ fn resolve(var: &Var, event: &Envelope, pipeline: &str, tree: Option<&Value>) ->
             })
         }
     }
+}
+
+/// `$.a.b.c` without a tree: the envelope's own fields directly, `data` and `meta` by scanning
+/// their JSON for one key per level. Same results as JSONPath on the tree.
+fn resolve_simple(event: &Envelope, names: &[String]) -> Resolved {
+    let (first, rest) = match names.split_first() {
+        Some(x) => x,
+        None => return Resolved::Value(Value::Null),
+    };
+    let leaf = |s: &str| Resolved::Str(s.to_owned());
+    match (first.as_str(), rest) {
+        ("id", []) => leaf(&event.id),
+        ("source", []) => leaf(event.source),
+        ("time", []) => leaf(&event.time),
+        ("key", []) => event
+            .key
+            .as_deref()
+            .map_or(Resolved::Value(Value::Null), leaf),
+        ("data", _) => match &event.data {
+            Payload::Json(raw) => descend(raw.get(), rest),
+            Payload::Text(t) if rest.is_empty() => leaf(t),
+            Payload::Text(_) => Resolved::Value(Value::Null),
+        },
+        ("meta", _) => {
+            let mut at = match rest.split_first() {
+                None => return Resolved::Value(Value::Object(event.meta.clone())),
+                Some((name, _)) => event.meta.get(name.as_str()),
+            };
+            for name in rest.iter().skip(1) {
+                at = at.and_then(|v| v.get(name.as_str()));
+            }
+            Resolved::Value(at.cloned().unwrap_or(Value::Null))
+        }
+        _ => Resolved::Value(Value::Null),
+    }
+}
+
+/// Follows `names` through the JSON text `json`, one object level each.
+fn descend(json: &str, names: &[String]) -> Resolved {
+    let mut at: &str = json;
+    for name in names {
+        match find_key(at, name) {
+            Some(inner) => at = inner,
+            None => return Resolved::Value(Value::Null),
+        }
+    }
+    if at.starts_with('"') {
+        match serde_json::from_str::<String>(at) {
+            Ok(s) => Resolved::Str(s),
+            Err(_) => Resolved::Value(Value::Null),
+        }
+    } else if at.starts_with(['{', '[']) {
+        // Kept as written (a tree would sort object keys).
+        Resolved::Json(at.trim().to_owned())
+    } else {
+        // Scalars as JSONPath gives them: `null` renders as nothing in text, numbers canonical.
+        Resolved::Value(serde_json::from_str(at).unwrap_or(Value::Null))
+    }
+}
+
+/// The raw JSON text of member `key` of the object `json`, if it is an object holding it.
+fn find_key<'a>(json: &'a str, key: &str) -> Option<&'a str> {
+    use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+    use std::borrow::Cow;
+    struct Find<'k>(&'k str);
+    impl<'de> Visitor<'de> for Find<'_> {
+        type Value = Option<&'de serde_json::value::RawValue>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut found = None;
+            while let Some(k) = map.next_key::<Cow<'de, str>>()? {
+                if k == self.0 {
+                    // The last of duplicate keys wins, as in a parsed tree.
+                    found = Some(map.next_value::<&'de serde_json::value::RawValue>()?);
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(found)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(json);
+    // Not an object (or not JSON): the path matches nothing, as JSONPath says.
+    de.deserialize_any(Find(key))
+        .ok()
+        .flatten()
+        .map(|raw| raw.get())
 }
 
 /// A string that may hold a JSON document.

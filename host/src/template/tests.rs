@@ -89,3 +89,71 @@ fn invalid_templates_are_rejected_with_the_reason() {
     let e = Template::parse("<$.data[>").unwrap_err();
     assert!(e.message.contains("invalid JSONPath"), "{e}");
 }
+
+#[test]
+fn simple_paths_resolve_without_a_tree_exactly_as_jsonpath_does() {
+    // `$['a']['b']` is the same path in a form the fast path does not take.
+    let events = [
+        ORDER,
+        r#"{"detail":{"customerId":{"nested":[1,{"x":"y"}]},"k":"v"}}"#,
+        r#"{"detail":"not an object"}"#,
+        r#"{"detail":{"customerId":"first","customerId":"last"}}"#,
+        r#"{"detail":{"customerId":"\u0041\n\"q\""}}"#,
+        r#"[1,2,3]"#,
+        "plain text",
+        r#"{"detail":{"customerId":null}}"#,
+        r#"{"detail":{"customerId":true}}"#,
+    ];
+    let pairs = [
+        (
+            "<$.data.detail.customerId>",
+            "<$['data']['detail']['customerId']>",
+        ),
+        (
+            "{\"c\": <$.data.detail.customerId>}",
+            "{\"c\": <$['data']['detail']['customerId']>}",
+        ),
+        (
+            "\"<$.data.detail.customerId>\"",
+            "\"<$['data']['detail']['customerId']>\"",
+        ),
+        ("<$.data>", "<$['data']>"),
+        (
+            "<$.id>/<$.key>/<$.source>/<$.time>",
+            "<$['id']>/<$['key']>/<$['source']>/<$['time']>",
+        ),
+        (
+            "<$.data.detail.missing.deeper>",
+            "<$['data']['detail']['missing']['deeper']>",
+        ),
+    ];
+    for data in events {
+        for (fast, tree) in pairs {
+            assert!(
+                Template::parse(fast)
+                    .unwrap()
+                    .parts
+                    .iter()
+                    .any(|p| matches!(
+                        p,
+                        Part::Var {
+                            var: Var::Path {
+                                simple: Some(_),
+                                ..
+                            },
+                            ..
+                        }
+                    ))
+            );
+            // Objects may differ in key order only (the tree sorts them; the fast path keeps them).
+            let (a, b) = (render(fast, data), render(tree, data));
+            match (
+                serde_json::from_str::<serde_json::Value>(&a),
+                serde_json::from_str::<serde_json::Value>(&b),
+            ) {
+                (Ok(x), Ok(y)) => assert_eq!(x, y, "{fast} on {data}"),
+                _ => assert_eq!(a, b, "{fast} on {data}"),
+            }
+        }
+    }
+}
