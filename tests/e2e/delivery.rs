@@ -23,9 +23,13 @@ struct SmallDisk {
 
 impl SmallDisk {
     fn mount(dir: PathBuf, size_kib: u64) -> Self {
+        Self::mount_with(dir, &format!("size={size_kib}k"))
+    }
+
+    fn mount_with(dir: PathBuf, options: &str) -> Self {
         std::fs::create_dir_all(&dir).unwrap();
         let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size_kib}k"), "tmpfs"])
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
             .arg(&dir)
             .output()
             .expect("run mount");
@@ -370,10 +374,14 @@ fn sigkill_twenty_times_under_load_loses_nothing_and_keeps_key_order() {
         let mut child = spawn_logged(&s, &p);
         rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1);
         std::thread::sleep(Duration::from_millis(80 + (rng >> 33) % 250));
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "weir exited on its own"
-        );
+        if let Some(status) = child.try_wait().unwrap() {
+            let log = std::fs::read_to_string(s.path("weir.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(15).collect();
+            panic!(
+                "weir exited on its own ({status}); log ends:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
     }
@@ -591,4 +599,40 @@ fn on_failure_block_holds_the_key_until_a_fixed_plugin_is_reloaded() {
     assert!(lines(&s.path("dlq.jsonl")).is_empty());
     let c = final_counts(&log);
     assert_eq!((c["delivered"], c["dead_lettered"]), (5, 0));
+}
+
+#[test]
+fn a_sink_that_cannot_be_opened_for_a_while_is_waited_for() {
+    let s = Scratch::new();
+    // A file system out of inodes: the sink's file cannot be created until one is freed.
+    let disk = SmallDisk::mount_with(s.path("disk"), "size=64k,nr_inodes=16");
+    let mut fillers = Vec::new();
+    for i in 0.. {
+        let f = disk.dir.join(format!("filler{i}"));
+        if std::fs::write(&f, "").is_err() {
+            break;
+        }
+        fillers.push(f);
+    }
+    let out = disk.dir.join("out.jsonl");
+    s.write("in.jsonl", order_lines(0..50));
+    let p = s.write(
+        "p.toml",
+        format!(
+            "[pipeline]\nname = \"late\"\n[source]\ntype = \"file\"\npath = \"in.jsonl\"\n\
+             [retry]\nbackoff_ms = [10, 50]\n[sink]\ntype = \"file\"\npath = {out:?}\n"
+        ),
+    );
+    let child = spawn_logged(&s, &p);
+    wait_logged(&s, "the open to be retried", || {
+        std::fs::read_to_string(s.path("weir.log"))
+            .unwrap_or_default()
+            .contains("cannot open; retrying")
+    });
+    std::fs::remove_file(fillers.pop().unwrap()).unwrap();
+    let (code, _) = wait_exit(child);
+    let log = std::fs::read_to_string(s.path("weir.log")).unwrap();
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(lines(&out).len(), 50);
+    final_counts(&log);
 }

@@ -196,10 +196,7 @@ impl Pipeline {
             pipeline: name.clone(),
             state_dir: self.state_dir.clone(),
         };
-        let sink = self
-            .cfg
-            .sink
-            .open(&kctx)
+        let sink = open_sink(&self.cfg.sink, &kctx, "sink", &self.cfg.retry, &stop)
             .await
             .map_err(|e| sink_err("sink", e))?;
         let dlq_cfg = self
@@ -207,7 +204,9 @@ impl Pipeline {
             .dlq
             .clone()
             .unwrap_or_else(|| SinkConfig::default_dlq(&self.state_dir));
-        let dlq = dlq_cfg.open(&kctx).await.map_err(|e| sink_err("dlq", e))?;
+        let dlq = open_sink(&dlq_cfg, &kctx, "dlq", &self.cfg.retry, &stop)
+            .await
+            .map_err(|e| sink_err("dlq", e))?;
         let ordering = self.cfg.ordering.clone();
         tracing::info!(pipeline = %name, source = self.cfg.source.kind(), sink = self.cfg.sink.kind(),
             filters = self.cfg.filters.len(), plugins = self.cfg.plugins.len(), lanes = ordering.lanes,
@@ -284,6 +283,33 @@ impl Pipeline {
         read.map_err(source_err)?;
         saved?;
         Ok(snapshot)
+    }
+}
+
+/// Opens a sink, waiting out errors that go away by themselves (a full disk, a broker not up
+/// yet) as `[retry]` paces it, until `stop`. A permanent error (a bad path) fails at once.
+async fn open_sink(
+    cfg: &SinkConfig,
+    ctx: &SinkContext,
+    what: &str,
+    retry: &policy::Retry,
+    stop: &CancellationToken,
+) -> Result<Box<dyn crate::sink::Sink>, SinkError> {
+    let mut attempts = 0;
+    loop {
+        match cfg.open(ctx).await {
+            Ok(sink) => return Ok(sink),
+            Err(e) if e.retryable => {
+                attempts += 1;
+                let delay = retry.backoff(attempts);
+                tracing::warn!(pipeline = %ctx.pipeline, what, error = %e, attempts,
+                    retry_in_ms = delay.as_millis() as u64, "cannot open; retrying");
+                if !deliver::pause(delay, stop).await {
+                    return Err(e);
+                }
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 

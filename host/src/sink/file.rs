@@ -46,10 +46,10 @@ pub(super) async fn open(
     .await
     .map_err(|e| SinkError::permanent(format!("file sink failed to start: {e}")))?
     .map_err(|e| {
-        SinkError::permanent(format!(
-            "cannot open {} for appending: {e}",
-            cfg.path.display()
-        ))
+        SinkError::io(
+            format!("cannot open {} for appending: {e}", cfg.path.display()),
+            &e,
+        )
     })?;
     let good_len = file.metadata().map(|m| m.len()).unwrap_or(0);
     Ok(Box::new(FileSink {

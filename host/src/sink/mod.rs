@@ -41,6 +41,20 @@ impl SinkError {
             retryable: false,
         }
     }
+
+    /// An I/O error: retryable if it is the kind that goes away by itself (a full disk, a
+    /// timeout, an interrupted call), permanent otherwise (no such directory, no permission).
+    pub fn io(message: impl Into<String>, e: &std::io::Error) -> Self {
+        use std::io::ErrorKind::*;
+        let retryable = matches!(
+            e.kind(),
+            StorageFull | QuotaExceeded | Interrupted | TimedOut | WouldBlock | ResourceBusy
+        ) || e.raw_os_error() == Some(5); // EIO
+        SinkError {
+            message: message.into(),
+            retryable,
+        }
+    }
 }
 
 /// Why a write did not fully succeed.
