@@ -265,41 +265,6 @@ fn final_counts(log: &str) -> BTreeMap<String, u64> {
     counts
 }
 
-/// `weir run` in the background with its log in `weir.log`.
-fn spawn_logged(s: &Scratch, p: &Path) -> std::process::Child {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(s.path("weir.log"))
-        .unwrap();
-    weir()
-        .arg("run")
-        .arg(p)
-        .arg("--state-dir")
-        .arg(s.state_dir())
-        .current_dir(s.dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap()
-}
-
-/// Like [`wait_for`], with the end of weir's log in the message if it times out.
-fn wait_logged(s: &Scratch, what: &str, mut cond: impl FnMut() -> bool) {
-    let start = std::time::Instant::now();
-    while !cond() {
-        if start.elapsed() > PATIENCE {
-            let log = std::fs::read_to_string(s.path("weir.log")).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(30).collect();
-            panic!(
-                "timed out waiting for {what}; log ends:\n{}",
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn out_complete(out: &Path, stream: &Stream) -> bool {
     let want = stream.delivered_count();
     let have = lines(out);
@@ -319,7 +284,7 @@ fn continuous_load_with_failing_plugin_and_sink_loses_nothing_and_keeps_key_orde
     s.write("in.jsonl", "");
     let p = s.write("p.toml", engine_pipeline(&out));
     let filler = Filler::start(&disk.dir);
-    let child = spawn_logged(&s, &p);
+    let child = s.spawn_logged(&p);
     let w = writer(
         stream.lines.clone(),
         s.path("in.jsonl"),
@@ -334,7 +299,7 @@ fn continuous_load_with_failing_plugin_and_sink_loses_nothing_and_keeps_key_orde
     });
     signal(&child, libc::SIGTERM);
     let (code, _) = wait_exit(child);
-    let log = std::fs::read_to_string(s.path("weir.log")).unwrap();
+    let log = s.log();
     assert_eq!(code, Some(0), "{log}");
 
     check_output(&out, &stream, false);
@@ -371,11 +336,11 @@ fn sigkill_twenty_times_under_load_loses_nothing_and_keeps_key_order() {
 
     let mut rng = 3u64;
     for _ in 0..20 {
-        let mut child = spawn_logged(&s, &p);
+        let mut child = s.spawn_logged(&p);
         rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1);
         std::thread::sleep(Duration::from_millis(80 + (rng >> 33) % 250));
         if let Some(status) = child.try_wait().unwrap() {
-            let log = std::fs::read_to_string(s.path("weir.log")).unwrap_or_default();
+            let log = s.log();
             let tail: Vec<&str> = log.lines().rev().take(15).collect();
             panic!(
                 "weir exited on its own ({status}); log ends:\n{}",
@@ -386,7 +351,7 @@ fn sigkill_twenty_times_under_load_loses_nothing_and_keeps_key_order() {
         child.wait().unwrap();
     }
     w.join().unwrap();
-    let child = spawn_logged(&s, &p);
+    let child = s.spawn_logged(&p);
     wait_logged(&s, "every event delivered after the restarts", || {
         out_complete(&out, &stream)
     });
@@ -397,7 +362,7 @@ fn sigkill_twenty_times_under_load_loses_nothing_and_keeps_key_order() {
     });
     signal(&child, libc::SIGTERM);
     let (code, _) = wait_exit(child);
-    let log = std::fs::read_to_string(s.path("weir.log")).unwrap();
+    let log = s.log();
     assert_eq!(code, Some(0), "{log}");
 
     let (repeats, torn) = check_output(&out, &stream, true);
@@ -557,20 +522,9 @@ fn on_failure_block_holds_the_key_until_a_fixed_plugin_is_reloaded() {
          [ordering]\nkey = \"<$.data.k>\"\n[retry]\nbackoff_ms = [10, 100]\non_failure = \"block\"\n\
          [sink]\ntype = \"file\"\npath = \"out.jsonl\"\n[dlq]\ntype = \"file\"\npath = \"dlq.jsonl\"\n",
     );
-    let log = std::fs::File::create(s.path("weir.log")).unwrap();
-    let child = weir()
-        .arg("run")
-        .arg(&p)
-        .arg("--state-dir")
-        .arg(s.state_dir())
-        .current_dir(s.dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let log_text = || std::fs::read_to_string(s.path("weir.log")).unwrap_or_default();
+    let child = s.spawn_logged(&p);
     wait_for("the key to block", || {
-        log_text().matches("blocking its lane").count() >= 3
+        s.log().matches("blocking its lane").count() >= 3
     });
     let before: Vec<u64> = json_lines(&s.path("out.jsonl"))
         .iter()
@@ -587,7 +541,7 @@ fn on_failure_block_holds_the_key_until_a_fixed_plugin_is_reloaded() {
     });
     signal(&child, libc::SIGTERM);
     let (code, _) = wait_exit(child);
-    let log = log_text();
+    let log = s.log();
     assert_eq!(code, Some(0), "{log}");
     let got = json_lines(&s.path("out.jsonl"));
     let seqs: Vec<u64> = got.iter().map(|v| v["seq"].as_u64().unwrap()).collect();
@@ -623,15 +577,13 @@ fn a_sink_that_cannot_be_opened_for_a_while_is_waited_for() {
              [retry]\nbackoff_ms = [10, 50]\n[sink]\ntype = \"file\"\npath = {out:?}\n"
         ),
     );
-    let child = spawn_logged(&s, &p);
+    let child = s.spawn_logged(&p);
     wait_logged(&s, "the open to be retried", || {
-        std::fs::read_to_string(s.path("weir.log"))
-            .unwrap_or_default()
-            .contains("cannot open; retrying")
+        s.log().contains("cannot open; retrying")
     });
     std::fs::remove_file(fillers.pop().unwrap()).unwrap();
     let (code, _) = wait_exit(child);
-    let log = std::fs::read_to_string(s.path("weir.log")).unwrap();
+    let log = s.log();
     assert_eq!(code, Some(0), "{log}");
     assert_eq!(lines(&out).len(), 50);
     final_counts(&log);

@@ -5,7 +5,6 @@
 use crate::support::*;
 use serde_json::Value;
 use std::path::PathBuf;
-use std::process::Stdio;
 
 /// A built plugin, by its path under plugins/.
 pub fn plugin(rel: &str) -> PathBuf {
@@ -366,22 +365,8 @@ fn hot_reload_under_a_continuous_stream_runs_each_event_through_exactly_one_vers
          [[plugin]]\npath = \"plugin.wasm\"\nname = \"live\"\nconfig = { fields = [\"email\"] }\n\
          [sink]\ntype = \"file\"\npath = \"out.jsonl\"\n",
     );
-    let log = std::fs::File::create(s.path("weir.log")).unwrap();
-    let child = weir()
-        .arg("run")
-        .arg(&p)
-        .arg("--state-dir")
-        .arg(s.state_dir())
-        .current_dir(s.dir.path())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let log_has = |what: &str| {
-        std::fs::read_to_string(s.path("weir.log"))
-            .unwrap_or_default()
-            .contains(what)
-    };
+    let child = s.spawn_logged(&p);
+    let log_has = |what: &str| s.log().contains(what);
     let out_len = || lines(&s.path("out.jsonl")).len();
 
     // A writer appends events the whole time; the main thread swaps the plugin under it.
@@ -427,7 +412,7 @@ fn hot_reload_under_a_continuous_stream_runs_each_event_through_exactly_one_vers
     wait_for("every event out", || out_len() as u64 == total);
     signal(&child, libc::SIGTERM);
     let (code, _) = wait_exit(child);
-    let log = std::fs::read_to_string(s.path("weir.log")).unwrap();
+    let log = s.log();
     assert_eq!(code, Some(0), "{log}");
 
     let got = json_lines(&s.path("out.jsonl"));

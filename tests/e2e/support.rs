@@ -86,6 +86,50 @@ impl Scratch {
     }
 }
 
+impl Scratch {
+    /// `weir run` in the background with its log appended to `weir.log` (a pipe nobody reads
+    /// would fill up and block weir's logging on a long run).
+    pub fn spawn_logged(&self, pipeline: &Path) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path("weir.log"))
+            .expect("weir.log");
+        weir()
+            .arg("run")
+            .arg(pipeline)
+            .arg("--state-dir")
+            .arg(self.state_dir())
+            .current_dir(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn weir")
+    }
+
+    /// What [`Scratch::spawn_logged`] processes logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.path("weir.log")).unwrap_or_default()
+    }
+}
+
+/// Like [`wait_for`], with the end of `weir.log` in the message if it times out.
+pub fn wait_logged(s: &Scratch, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        if start.elapsed() > PATIENCE {
+            let log = s.log();
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            panic!(
+                "timed out waiting for {what}; log ends:\n{}",
+                tail.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The lines of a file (empty if it does not exist).
 pub fn lines(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
