@@ -309,6 +309,13 @@ fn continuous_load_with_failing_plugin_and_sink_loses_nothing_and_keeps_key_orde
     assert_eq!(counts["delivered"], stream.delivered_count() as u64);
     assert_eq!(counts["dead_lettered"], stream.faulty.len() as u64);
     assert!(
+        log.contains(&format!(
+            "failed_by_stage=plugin:faults:{}",
+            stream.faulty.len()
+        )),
+        "dead letters counted by stage: {log}"
+    );
+    assert!(
         fills > 0 && counts["retried"] > 0,
         "the sink failed and was retried ({fills} fills): {log}"
     );
@@ -478,6 +485,7 @@ fn retries_end_after_max_attempts_in_the_dead_letter_queue() {
         );
     }
     let c = final_counts(&log);
+    assert!(log.contains("failed_by_stage=sink:30"), "{log}");
     assert_eq!(
         (c["dead_lettered"], c["retried"]),
         (30, 60),

@@ -1,6 +1,8 @@
 //! Exact accounting: at any time
 //! `received = delivered + filtered + dead_lettered + dropped + in_flight`.
 
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 #[derive(Debug, Default)]
@@ -13,6 +15,9 @@ pub struct Counters {
     pub dropped: AtomicU64,
     /// Sink or DLQ writes that failed and were tried again.
     pub retried: AtomicU64,
+    /// Dead-lettered and dropped events by the stage they failed at (`source`, `plugin:NAME`,
+    /// `sink`): where to look first. Counted once per event, off the per-event hot path.
+    failed_at: Mutex<BTreeMap<String, u64>>,
 }
 
 /// A copy of the counters at one moment.
@@ -47,6 +52,21 @@ impl Counters {
 
     pub fn add(counter: &AtomicU64, n: usize) {
         counter.fetch_add(n as u64, Relaxed);
+    }
+
+    /// Counts an event that failed at `stage` (and was dead-lettered or dropped).
+    pub fn failed_at(&self, stage: &str) {
+        let mut m = self.failed_at.lock().unwrap_or_else(|e| e.into_inner());
+        *m.entry(stage.to_owned()).or_default() += 1;
+    }
+
+    /// `stage:count,stage:count`, for the log (empty when nothing failed).
+    pub fn failed_by_stage(&self) -> String {
+        let m = self.failed_at.lock().unwrap_or_else(|e| e.into_inner());
+        m.iter()
+            .map(|(stage, n)| format!("{stage}:{n}"))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// Counts one ended event.

@@ -165,6 +165,7 @@ impl Outlets {
                 if let Fate::Failed(f) = &slot.fate {
                     tracing::warn!(pipeline = %self.pipeline, event = %slot.event.id, stage = %f.stage,
                         kind = %f.kind, reason = %f.message, "event dropped (on_failure = \"drop\")");
+                    self.counters.failed_at(&f.stage);
                     slot.fate = Fate::Dropped;
                 }
             }
@@ -200,6 +201,7 @@ impl Outlets {
                         if let Fate::Failed(f) = &slots[i].fate {
                             tracing::warn!(pipeline = %self.pipeline, event = %slots[i].event.id, stage = %f.stage,
                                 kind = %f.kind, reason = %f.message, "event dead-lettered");
+                            self.counters.failed_at(&f.stage);
                         }
                         slots[i].fate = Fate::DeadLettered;
                     }

@@ -279,7 +279,8 @@ impl Pipeline {
         let snapshot = self.counters.snapshot();
         tracing::info!(pipeline = %name, received = snapshot.received, delivered = snapshot.delivered,
             filtered = snapshot.filtered, dead_lettered = snapshot.dead_lettered, dropped = snapshot.dropped,
-            retried = snapshot.retried, unfinished = snapshot.in_flight(), "pipeline stopped");
+            retried = snapshot.retried, unfinished = snapshot.in_flight(),
+            failed_by_stage = %self.counters.failed_by_stage(), "pipeline stopped");
         read.map_err(source_err)?;
         saved?;
         Ok(snapshot)
