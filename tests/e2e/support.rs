@@ -58,27 +58,25 @@ impl Scratch {
         self.path("state")
     }
 
-    /// `weir run` on `pipeline` with this scratch's state dir, to completion.
-    pub fn run(&self, pipeline: &Path) -> Output {
-        let out = weir()
-            .arg("run")
+    /// `weir run PIPELINE --state-dir STATE` in this scratch directory.
+    pub fn weir_run(&self, pipeline: &Path) -> Command {
+        let mut cmd = weir();
+        cmd.arg("run")
             .arg(pipeline)
             .arg("--state-dir")
             .arg(self.state_dir())
-            .current_dir(self.dir.path())
-            .output()
-            .expect("run weir");
-        out
+            .current_dir(self.dir.path());
+        cmd
+    }
+
+    /// `weir run` on `pipeline` with this scratch's state dir, to completion.
+    pub fn run(&self, pipeline: &Path) -> Output {
+        self.weir_run(pipeline).output().expect("run weir")
     }
 
     /// `weir run` in the background.
     pub fn spawn(&self, pipeline: &Path) -> Child {
-        weir()
-            .arg("run")
-            .arg(pipeline)
-            .arg("--state-dir")
-            .arg(self.state_dir())
-            .current_dir(self.dir.path())
+        self.weir_run(pipeline)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -95,12 +93,7 @@ impl Scratch {
             .append(true)
             .open(self.path("weir.log"))
             .expect("weir.log");
-        weir()
-            .arg("run")
-            .arg(pipeline)
-            .arg("--state-dir")
-            .arg(self.state_dir())
-            .current_dir(self.dir.path())
+        self.weir_run(pipeline)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
