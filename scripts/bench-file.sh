@@ -38,14 +38,7 @@ type = "file"
 path = "$dir/out-weir.jsonl"
 TOML
 
-timed() { # label command...: prints events/s
-  local label=$1; shift
-  local start end
-  start=$(date +%s.%N)
-  "$@" > /dev/null 2>&1
-  end=$(date +%s.%N)
-  python3 -c "import sys; s=float(sys.argv[2])-float(sys.argv[1]); print(f'{sys.argv[3]:<34} {s:7.2f} s  {int(sys.argv[4])/s:>12,.0f} events/s')" "$start" "$end" "$label" "$n"
-}
+. scripts/timed.sh
 echo "$n events, $((bytes / n)) bytes each on average, $(nproc) cores"
 timed "cat (copy, no parsing)" sh -c "cat '$dir/in.jsonl' > '$dir/out-cat.jsonl'"
 timed "jq -c select(department=billing)" sh -c "jq -c 'select(.detail.department == \"billing\")' '$dir/in.jsonl' > '$dir/out-jq.jsonl'"

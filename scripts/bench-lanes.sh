@@ -55,14 +55,7 @@ lanes = $lanes"
 ./target/release/weir plugin test plugins/redact/redact.wasm --input /dev/null --state-dir "$dir/state" \
   --config '{"fields":["email"]}' > /dev/null 2>&1 || true
 
-timed() { # label command...
-  local label=$1; shift
-  local start end
-  start=$(date +%s.%N)
-  "$@" > /dev/null 2>&1
-  end=$(date +%s.%N)
-  python3 -c "import sys; s=float(sys.argv[2])-float(sys.argv[1]); print(f'{sys.argv[3]:<44} {s:7.2f} s  {int(sys.argv[4])/s:>12,.0f} events/s')" "$start" "$end" "$label" "$n"
-}
+. scripts/timed.sh
 echo "$n events, $((bytes / n)) bytes each on average, $(nproc) cores"
 timed "weir, 1 lane (no key)" ./target/release/weir run --state-dir "$dir/state" "$dir/one.toml"
 timed "weir, $lanes lanes (key = customerId)" ./target/release/weir run --state-dir "$dir/state" "$dir/many.toml"

@@ -258,7 +258,6 @@ impl Pipeline {
             key: ordering.key,
             lanes,
             max_in_flight: ordering.max_in_flight,
-            in_flight: 0,
             outlets,
             acker,
             checkpoint_interval: self.cfg.checkpoint_interval,
@@ -327,8 +326,6 @@ struct Run {
     /// Closed (emptied) once the source is finished, so that lanes drain and end.
     lanes: Vec<mpsc::UnboundedSender<Slot>>,
     max_in_flight: usize,
-    /// Events sent to lanes and not yet reported ended.
-    in_flight: usize,
     outlets: Arc<Outlets>,
     acker: Box<dyn Acker>,
     checkpoint_interval: std::time::Duration,
@@ -348,7 +345,8 @@ impl Run {
             // Checkpoint on time even while the source is idle, so a crash then re-reads little.
             let deadline =
                 tokio::time::Instant::from_std(self.last_checkpoint + self.checkpoint_interval);
-            let room = self.in_flight < self.max_in_flight;
+            // Events read and not yet ended (the counters keep `received` and the endings).
+            let room = self.counters.snapshot().in_flight() < self.max_in_flight as u64;
             tokio::select! {
                 // Ended events first: they make room and move the checkpoint on.
                 biased;
@@ -398,16 +396,13 @@ impl Run {
                 slot.event.key = Some(key.render(&slot.event, &self.name));
             }
             let lane = lane_of(slot.event.key.as_deref(), self.lanes.len());
-            if self.lanes[lane].send(slot).is_ok() {
-                self.in_flight += 1;
-            }
-            // else: that lane stopped with an undelivered event; this one stays unacknowledged
-            // behind it and is read again after the restart.
+            // A send fails only if that lane stopped with an undelivered event: this one then
+            // stays unacknowledged behind it and is read again after the restart.
+            let _ = self.lanes[lane].send(slot);
         }
     }
 
     fn finish(&mut self, list: Finished) {
-        self.in_flight = self.in_flight.saturating_sub(list.len());
         for (position, how) in list {
             self.end(position, how);
         }

@@ -4,7 +4,7 @@ use super::PluginError;
 use super::cache::{self, Origin};
 use super::engine::{self, PluginEngine};
 use super::limits::StoreData;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::{Store, Trap};
@@ -20,15 +20,11 @@ const MIN_INIT_TIMEOUT: Duration = Duration::from_secs(5);
 /// One version of a plugin, ready to instantiate (cheaply: 8 µs for Rust, ~0.5 ms for JS or
 /// Python, measured) as often as a trap requires.
 pub struct Loaded {
-    pub name: Arc<str>,
-    pub pipeline: Arc<str>,
-    pub path: PathBuf,
+    /// Name, pipeline, path, limits and config: what it was loaded with.
+    pub settings: Settings,
     /// SHA-256 of the `.wasm`: which version this is.
     pub hash: String,
     pub origin: Origin,
-    pub timeout: Duration,
-    pub memory_mb: u64,
-    config_json: String,
     pre: TransformPre<StoreData>,
     engine: Arc<PluginEngine>,
 }
@@ -101,14 +97,9 @@ impl Loaded {
             .map_err(|e| compile_err(format!("{e:#}")))?;
         let pre = TransformPre::new(pre).map_err(|e| compile_err(format!("{e:#}")))?;
         let loaded = Arc::new(Loaded {
-            name: s.name.clone(),
-            pipeline: s.pipeline.clone(),
-            path: s.path.clone(),
+            settings: s.clone(),
             hash,
             origin,
-            timeout: s.timeout,
-            memory_mb: s.memory_mb,
-            config_json: s.config_json.clone(),
             pre,
             engine,
         });
@@ -122,20 +113,24 @@ impl Loaded {
     /// A fresh instance, initialised. The error is the plugin's own `init` message, or why the
     /// instance could not be created.
     pub fn instantiate(&self) -> Result<Instance, String> {
-        let data = StoreData::new(self.pipeline.clone(), self.name.clone(), self.memory_mb);
+        let data = StoreData::new(
+            self.settings.pipeline.clone(),
+            self.settings.name.clone(),
+            self.settings.memory_mb,
+        );
         let mut store = Store::new(&self.engine.engine, data);
         store.limiter(|d| &mut d.limits);
-        store.set_epoch_deadline(engine::ticks(self.timeout.max(MIN_INIT_TIMEOUT)));
+        store.set_epoch_deadline(engine::ticks(self.settings.timeout.max(MIN_INIT_TIMEOUT)));
         let bindings = self
             .pre
             .instantiate(&mut store)
             .map_err(|e| self.describe(&store, e, MIN_INIT_TIMEOUT))?;
-        match bindings.call_init(&mut store, &self.config_json) {
+        match bindings.call_init(&mut store, &self.settings.config_json) {
             Ok(Ok(())) => Ok(Instance {
                 store,
                 bindings,
-                timeout: self.timeout,
-                memory_mb: self.memory_mb,
+                timeout: self.settings.timeout,
+                memory_mb: self.settings.memory_mb,
             }),
             Ok(Err(message)) => Err(message),
             Err(e) => Err(self.describe(&store, e, MIN_INIT_TIMEOUT)),
@@ -143,11 +138,13 @@ impl Loaded {
     }
 
     fn describe(&self, store: &Store<StoreData>, e: wasmtime::Error, timeout: Duration) -> String {
-        classify(store, e, timeout.max(self.timeout), self.memory_mb).message(&self.name)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
+        classify(
+            store,
+            e,
+            timeout.max(self.settings.timeout),
+            self.settings.memory_mb,
+        )
+        .message(&self.settings.name)
     }
 }
 

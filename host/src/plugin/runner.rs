@@ -59,7 +59,10 @@ impl Runner {
             Err(message) => {
                 // The same code initialised before; if it cannot now, these events cannot be
                 // processed by it.
-                let message = format!("plugin {}: cannot instantiate: {message}", self.loaded.name);
+                let message = format!(
+                    "plugin {}: cannot instantiate: {message}",
+                    self.loaded.settings.name
+                );
                 for o in &mut out[base..base + events.len()] {
                     *o = Outcome::Failed {
                         kind: "trap",
@@ -77,11 +80,11 @@ impl Runner {
                     self.isolated(&events[0], &e);
                     out[base] = Outcome::Failed {
                         kind: e.kind(),
-                        message: e.message(&self.loaded.name),
+                        message: e.message(&self.loaded.settings.name),
                     };
                 } else {
-                    tracing::debug!(pipeline = %self.loaded.pipeline, plugin = %self.loaded.name,
-                        events = events.len(), error = %e.message(&self.loaded.name), "batch failed; bisecting");
+                    tracing::debug!(pipeline = %self.loaded.settings.pipeline, plugin = %self.loaded.settings.name,
+                        events = events.len(), error = %e.message(&self.loaded.settings.name), "batch failed; bisecting");
                     let mid = events.len() / 2;
                     self.run_range(&events[..mid], base, out);
                     self.run_range(&events[mid..], base + mid, out);
@@ -91,8 +94,8 @@ impl Runner {
     }
 
     fn isolated(&self, event: &Event, e: &CallError) {
-        tracing::debug!(pipeline = %self.loaded.pipeline, plugin = %self.loaded.name, event = %event.id,
-            error = %e.message(&self.loaded.name), "isolated the event that makes the plugin fail");
+        tracing::debug!(pipeline = %self.loaded.settings.pipeline, plugin = %self.loaded.settings.name, event = %event.id,
+            error = %e.message(&self.loaded.settings.name), "isolated the event that makes the plugin fail");
     }
 
     fn instance(&mut self) -> Result<&mut Instance, String> {
@@ -110,7 +113,7 @@ impl Runner {
         for output in result.outputs {
             let i = output.input as usize;
             if i >= len {
-                tracing::warn!(pipeline = %self.loaded.pipeline, plugin = %self.loaded.name, input = i,
+                tracing::warn!(pipeline = %self.loaded.settings.pipeline, plugin = %self.loaded.settings.name, input = i,
                     "plugin emitted an output for an input index outside the batch; ignored");
                 continue;
             }
@@ -121,7 +124,7 @@ impl Runner {
         for failure in result.failures {
             let i = failure.input as usize;
             if i >= len {
-                tracing::warn!(pipeline = %self.loaded.pipeline, plugin = %self.loaded.name, input = i,
+                tracing::warn!(pipeline = %self.loaded.settings.pipeline, plugin = %self.loaded.settings.name, input = i,
                     "plugin reported a failure for an input index outside the batch; ignored");
                 continue;
             }

@@ -106,7 +106,7 @@ impl PluginStage {
             // A batch boundary: the only place a new version may take over.
             if plugin.current.generation() != plugin.generation {
                 let (generation, loaded) = plugin.current.get();
-                tracing::info!(pipeline = %loaded.pipeline, plugin = %loaded.name,
+                tracing::info!(pipeline = %loaded.settings.pipeline, plugin = %loaded.settings.name,
                     hash = %&loaded.hash[..12], "plugin reloaded");
                 plugin.generation = generation;
                 plugin.runner = Runner::lazy(loaded);
@@ -118,9 +118,10 @@ impl PluginStage {
 
 impl Plugin {
     fn apply(&mut self, slots: &mut [Slot]) {
-        // Flatten: the events every pending slot carries, each remembering its slot.
+        // Flatten: the events every pending slot carries, each remembering its slot. `None`
+        // stands for the slot's own source event, read in place rather than copied.
         let mut owners: Vec<usize> = Vec::new();
-        let mut inputs: Vec<Envelope> = Vec::new();
+        let mut inputs: Vec<Option<Envelope>> = Vec::new();
         for (i, slot) in slots.iter_mut().enumerate() {
             if !matches!(slot.fate, Fate::Pending) {
                 continue;
@@ -128,49 +129,54 @@ impl Plugin {
             match slot.outputs.take() {
                 Some(outs) => {
                     owners.extend(std::iter::repeat_n(i, outs.len()));
-                    inputs.extend(outs);
+                    inputs.extend(outs.into_iter().map(Some));
                 }
                 None => {
                     owners.push(i);
-                    inputs.push(slot.event.clone());
+                    inputs.push(None);
                 }
             }
         }
         if inputs.is_empty() {
             return;
         }
-        let events: Vec<Event> = inputs.iter().map(to_wit).collect();
+        let input = |j: usize| inputs[j].as_ref().unwrap_or(&slots[owners[j]].event);
+        let events: Vec<Event> = (0..inputs.len()).map(|j| to_wit(input(j))).collect();
         let outcomes = self.runner.run(&events);
         drop(events);
 
-        // Rebuild each slot's list of events from the outcomes of the events it carried.
-        let mut fresh: Vec<Option<Vec<Envelope>>> = (0..slots.len()).map(|_| None).collect();
-        for ((owner, input), outcome) in owners.into_iter().zip(inputs).zip(outcomes) {
-            let slot = &mut slots[owner];
-            if !matches!(slot.fate, Fate::Pending) {
-                continue; // an earlier event of this slot already failed
+        // Rebuild each slot's list of events from the outcomes of the events it carried; a
+        // failure of any of them fails the slot.
+        let mut fresh: Vec<Vec<Envelope>> = (0..slots.len()).map(|_| Vec::new()).collect();
+        let mut failed: Vec<Option<Failure>> = (0..slots.len()).map(|_| None).collect();
+        for (j, outcome) in outcomes.into_iter().enumerate() {
+            let owner = owners[j];
+            if failed[owner].is_some() {
+                continue;
             }
             match outcome {
                 Outcome::Failed { kind, message } => {
-                    slot.fate = Fate::Failed(Failure::now(&self.stage, kind, message, 1, None));
-                    fresh[owner] = None;
+                    failed[owner] = Some(Failure::now(&self.stage, kind, message, 1, None));
                 }
                 Outcome::Emitted(outputs) => {
-                    let list = fresh[owner].get_or_insert_with(Vec::new);
                     let n = outputs.len();
                     for (k, out) in outputs.into_iter().enumerate() {
-                        list.push(from_wit(&input, out, n, k));
+                        fresh[owner].push(from_wit(input(j), out, n, k));
                     }
                 }
             }
         }
-        for (slot, list) in slots.iter_mut().zip(fresh) {
+        for ((slot, list), failure) in slots.iter_mut().zip(fresh).zip(failed) {
             if !matches!(slot.fate, Fate::Pending) {
                 continue;
             }
-            let list = list.unwrap_or_default();
+            if let Some(f) = failure {
+                slot.fate = Fate::Failed(f);
+                slot.outputs = None;
+                continue;
+            }
             if list.is_empty() {
-                tracing::trace!(pipeline = %self.runner.loaded.pipeline, event = %slot.event.id,
+                tracing::trace!(pipeline = %self.runner.loaded.settings.pipeline, event = %slot.event.id,
                     stage = %self.stage, "dropped by the plugin");
                 slot.fate = Fate::Filtered;
             }
