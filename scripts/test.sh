@@ -10,6 +10,14 @@ if [ ! -d ../shared/conformance ]; then
   exit 1
 fi
 
+# The Kafka-protocol broker the Kafka tests start (one per test, on a port of its own): tansu,
+# built once and reused (8-25 minutes on two cores). It needs no other service.
+tansu_bin="${CARGO_HOME:-$HOME/.cargo}/bin/tansu"
+if [ ! -x "$tansu_bin" ]; then
+  cargo install tansu --version 0.6.0 --features dynostore,libsql --locked -j 2
+fi
+export TANSU="$tansu_bin"
+
 # The plugins the tests run (Rust, JavaScript, Python), with their toolchains on first use.
 scripts/build-plugins.sh
 

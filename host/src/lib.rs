@@ -8,6 +8,7 @@
 pub mod commands;
 pub mod config;
 pub mod event;
+pub mod kafka;
 pub mod logging;
 pub mod pipeline;
 pub mod plugin;

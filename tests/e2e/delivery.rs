@@ -96,16 +96,16 @@ fn fill(path: &Path) {
 
 /// The test stream: `keys` keys, each with its own sequence numbers; about 5% of the events
 /// (chosen by a seeded generator) ask the faults plugin to fail them.
-struct Stream {
-    lines: Vec<String>,
+pub(crate) struct Stream {
+    pub lines: Vec<String>,
     /// Per key, the sequence numbers that must be delivered, in order.
-    expected: BTreeMap<String, Vec<u64>>,
+    pub expected: BTreeMap<String, Vec<u64>>,
     /// (key, seq) of the events the plugin fails.
-    faulty: BTreeSet<(String, u64)>,
+    pub faulty: BTreeSet<(String, u64)>,
 }
 
 impl Stream {
-    fn new(events: u64, keys: u64, seed: u64) -> Self {
+    pub fn new(events: u64, keys: u64, seed: u64) -> Self {
         let mut rng = seed;
         let mut next = || {
             rng = rng
@@ -140,7 +140,7 @@ impl Stream {
         s
     }
 
-    fn delivered_count(&self) -> usize {
+    pub fn delivered_count(&self) -> usize {
         self.expected.values().map(Vec::len).sum()
     }
 }
@@ -179,7 +179,7 @@ fn engine_pipeline(out: &Path) -> String {
 /// one never appears before an earlier one of its key; a repeat is allowed only if `repeats`
 /// (re-delivery after a crash). Lines torn by SIGKILL are skipped and counted. Returns
 /// (repeats, torn lines).
-fn check_output(out: &Path, stream: &Stream, repeats: bool) -> (usize, usize) {
+pub(crate) fn check_output(out: &Path, stream: &Stream, repeats: bool) -> (usize, usize) {
     let mut next: BTreeMap<String, usize> = BTreeMap::new();
     let mut seen: BTreeSet<(String, u64)> = BTreeSet::new();
     let (mut dups, mut torn) = (0, 0);
@@ -222,7 +222,7 @@ fn check_output(out: &Path, stream: &Stream, repeats: bool) -> (usize, usize) {
 
 /// The dead-letter queue holds exactly the failed events (each possibly more than once after a
 /// crash), each with the plugin's reason and the original event.
-fn check_dlq(dlq: &Path, stream: &Stream) {
+pub(crate) fn check_dlq(dlq: &Path, stream: &Stream) {
     let mut got = BTreeSet::new();
     for line in lines(dlq) {
         let Ok(r) = serde_json::from_str::<Value>(&line) else {

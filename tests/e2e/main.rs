@@ -5,6 +5,8 @@ mod delivery;
 mod dlq;
 mod file_pipeline;
 mod follow;
+mod kafka;
+mod kafka_broker;
 mod kill_restart;
 mod pattern_cli;
 mod plugins;

@@ -1,8 +1,8 @@
 //! Delivery to the sink and the dead-letter queue, shared by every lane of a pipeline.
 //!
-//! The sink and the DLQ are each behind a lock: a lane holds it for one write and flush, so the
-//! writes of different lanes never interleave within a batch, and a checkpoint's `sync` waits
-//! for the write in progress. Bodies are rendered before taking the lock.
+//! The sink and the DLQ are shared by the lanes, which write to them concurrently; each sink
+//! keeps one call's entries together (a file holds a lock for a batch, Kafka lets batches
+//! overlap).
 //!
 //! A failed write is retried, only the entries that failed, as `[retry]` says (exponential
 //! backoff with jitter, `max_attempts`, `max_record_age_s`); then, or at once for a permanent
@@ -22,7 +22,6 @@ use crate::event::push_json_string;
 use crate::sink::{Body, Outgoing, Sink, SinkError, SinkFailure};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 /// A DLQ that fails is retried at this pace, whatever `[retry]` says: it is the last resort.
@@ -30,9 +29,9 @@ const DLQ_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 pub struct Outlets {
     pipeline: Arc<str>,
-    sink: Mutex<Box<dyn Sink>>,
+    sink: Box<dyn Sink>,
     body: Body,
-    dlq: Mutex<Box<dyn Sink>>,
+    dlq: Box<dyn Sink>,
     counters: Arc<Counters>,
     retry: Retry,
 }
@@ -54,9 +53,9 @@ impl Outlets {
     ) -> Self {
         Outlets {
             pipeline,
-            sink: Mutex::new(sink),
+            sink,
             body,
-            dlq: Mutex::new(dlq),
+            dlq,
             counters,
             retry,
         }
@@ -103,10 +102,7 @@ impl Outlets {
                     }
                 })
                 .collect();
-            let results = {
-                let mut sink = self.sink.lock().await;
-                write_and_flush(sink.as_mut(), &batch).await
-            };
+            let results = write(self.sink.as_ref(), &batch).await;
             drop(batch);
             let mut retrying = 0;
             let mut last_error = None;
@@ -189,10 +185,7 @@ impl Outlets {
                     _ => None,
                 })
                 .collect();
-            let results = {
-                let mut dlq = self.dlq.lock().await;
-                write_and_flush(dlq.as_mut(), &batch).await
-            };
+            let results = write(self.dlq.as_ref(), &batch).await;
             drop(batch);
             let mut retrying = 0;
             for (&i, result) in failed.iter().zip(results) {
@@ -225,13 +218,8 @@ impl Outlets {
 
     /// Makes the sink's and the DLQ's writes durable. On error, says which.
     pub async fn sync(&self) -> Result<(), (&'static str, SinkError)> {
-        self.sink
-            .lock()
-            .await
-            .sync()
-            .await
-            .map_err(|e| ("sink", e))?;
-        self.dlq.lock().await.sync().await.map_err(|e| ("dlq", e))
+        self.sink.sync().await.map_err(|e| ("sink", e))?;
+        self.dlq.sync().await.map_err(|e| ("dlq", e))
     }
 }
 
@@ -244,14 +232,11 @@ fn mark_delivered(slots: &mut [Slot], written: &[Vec<bool>]) {
     }
 }
 
-/// Writes and flushes `batch`, returning one result per entry. A failed flush leaves the fate
-/// of every entry unknown, so all of them are retried (at-least-once: possibly twice).
-async fn write_and_flush(sink: &mut dyn Sink, batch: &[Outgoing<'_>]) -> Vec<Attempt> {
-    let mut results: Vec<Attempt> = match sink.write(batch).await {
+/// Writes `batch`, returning one result per entry.
+async fn write(sink: &dyn Sink, batch: &[Outgoing<'_>]) -> Vec<Attempt> {
+    match sink.write(batch).await {
         Ok(()) => batch.iter().map(|_| Attempt::Written).collect(),
-        Err(SinkFailure::All(e)) => {
-            return batch.iter().map(|_| Attempt::Failed(e.clone())).collect();
-        }
+        Err(SinkFailure::All(e)) => batch.iter().map(|_| Attempt::Failed(e.clone())).collect(),
         Err(SinkFailure::Some(failures)) => {
             let mut r: Vec<Attempt> = batch.iter().map(|_| Attempt::Written).collect();
             for (i, e) in failures {
@@ -261,17 +246,7 @@ async fn write_and_flush(sink: &mut dyn Sink, batch: &[Outgoing<'_>]) -> Vec<Att
             }
             r
         }
-    };
-    if let Err(e) = sink.flush().await {
-        let e = SinkError {
-            retryable: true,
-            ..e
-        };
-        results
-            .iter_mut()
-            .for_each(|r| *r = Attempt::Failed(e.clone()));
     }
-    results
 }
 
 /// Sleeps for `delay`, or returns false if stopped first.

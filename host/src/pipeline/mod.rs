@@ -341,6 +341,7 @@ impl Run {
         mut done: mpsc::UnboundedReceiver<Finished>,
     ) {
         let mut reading = true;
+        let wanted = self.acker.checkpoint_requests().unwrap_or_default();
         loop {
             // Checkpoint on time even while the source is idle, so a crash then re-reads little.
             let deadline =
@@ -348,8 +349,12 @@ impl Run {
             // Events read and not yet ended (the counters keep `received` and the endings).
             let room = self.counters.snapshot().in_flight() < self.max_in_flight as u64;
             tokio::select! {
-                // Ended events first: they make room and move the checkpoint on.
                 biased;
+                // A source giving positions away (a Kafka rebalance) is waiting on this one.
+                _ = wanted.notified() => {
+                    self.checkpoint_now().await;
+                }
+                // Then ended events: they make room and move the checkpoint on.
                 finished = done.recv() => match finished {
                     Some(list) => self.finish(list),
                     None => return, // every lane has ended

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -52,12 +53,11 @@ pub(super) async fn open(
         )
     })?;
     let good_len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    Ok(Box::new(FileSink {
+    Ok(Box::new(FileSink(Mutex::new(FileState {
         path: cfg.path.clone(),
         out: Some(BufWriter::with_capacity(BUFFER, file)),
         good_len,
-        buffered: 0,
-    }))
+    }))))
 }
 
 /// A crash (SIGKILL, power loss) in the middle of a write can leave a torn last line. Its events
@@ -81,16 +81,19 @@ fn end_with_newline(file: &mut File, path: &std::path::Path) -> std::io::Result<
     Ok(())
 }
 
-struct FileSink {
+/// Lanes write one batch at a time: the lock is held for a batch's write and flush, so batches
+/// never interleave and a failed one is cut off without touching another's lines.
+struct FileSink(Mutex<FileState>);
+
+struct FileState {
     path: PathBuf,
     /// `None` only for a moment while a failed write is being undone.
     out: Option<BufWriter<File>>,
-    /// File length after the last successful flush, and bytes buffered since.
+    /// File length after the last successful flush.
     good_len: u64,
-    buffered: u64,
 }
 
-impl FileSink {
+impl FileState {
     fn failed(&self, e: std::io::Error) -> SinkError {
         SinkError::retryable(format!("cannot write {}: {e}", self.path.display()))
     }
@@ -105,7 +108,6 @@ impl FileSink {
     /// reached the file, so a retry writes whole lines once instead of appending to a torn
     /// one. The bytes past `good_len` are ours and unacknowledged: they will be written again.
     fn undo(&mut self) {
-        self.buffered = 0;
         if let Some(out) = self.out.take() {
             let (file, _unwritten) = out.into_parts();
             if let Err(e) = file.set_len(self.good_len) {
@@ -114,51 +116,53 @@ impl FileSink {
             self.out = Some(BufWriter::with_capacity(BUFFER, file));
         }
     }
+
+    /// Appends the batch and flushes it: all of it reaches the file, or none of it stays.
+    fn append(&mut self, batch: &[Outgoing<'_>]) -> std::io::Result<()> {
+        let out = self.out()?;
+        let mut n = 0u64;
+        for o in batch {
+            out.write_all(o.body.as_bytes())?;
+            out.write_all(b"\n")?;
+            n += o.body.len() as u64 + 1;
+        }
+        out.flush()?;
+        self.good_len += n;
+        Ok(())
+    }
 }
 
 #[async_trait]
 impl Sink for FileSink {
-    async fn write(&mut self, batch: &[Outgoing<'_>]) -> Result<(), SinkFailure> {
+    async fn write(&self, batch: &[Outgoing<'_>]) -> Result<(), SinkFailure> {
         // Buffered writes to a local file are brief; block_in_place keeps them off the other
         // tasks of this worker without a copy to the blocking pool.
-        let result = tokio::task::block_in_place(|| {
-            let out = self.out()?;
-            let mut n = 0u64;
-            for o in batch {
-                out.write_all(o.body.as_bytes())?;
-                out.write_all(b"\n")?;
-                n += o.body.len() as u64 + 1;
-            }
-            Ok(n)
-        });
-        match result {
-            Ok(n) => {
-                self.buffered += n;
-                Ok(())
-            }
-            Err(e) => {
-                self.undo();
-                Err(SinkFailure::All(self.failed(e)))
-            }
-        }
+        tokio::task::block_in_place(|| {
+            let mut state = self.lock();
+            state.append(batch).map_err(|e| {
+                state.undo();
+                SinkFailure::All(state.failed(e))
+            })
+        })
     }
 
-    async fn flush(&mut self) -> Result<(), SinkError> {
-        match tokio::task::block_in_place(|| self.out()?.flush()) {
-            Ok(()) => {
-                self.good_len += std::mem::take(&mut self.buffered);
-                Ok(())
-            }
-            Err(e) => {
-                self.undo();
-                Err(self.failed(e))
-            }
-        }
+    async fn sync(&self) -> Result<(), SinkError> {
+        tokio::task::block_in_place(|| {
+            let mut state = self.lock();
+            let synced = state.out().and_then(|out| out.get_ref().sync_data());
+            synced.map_err(|e| state.failed(e))
+        })
     }
+}
 
-    async fn sync(&mut self) -> Result<(), SinkError> {
-        self.flush().await?;
-        tokio::task::block_in_place(|| self.out()?.get_ref().sync_data())
-            .map_err(|e| self.failed(e))
+impl FileSink {
+    fn lock(&self) -> std::sync::MutexGuard<'_, FileState> {
+        self.0.lock().unwrap_or_else(|poisoned| {
+            // A panic in the middle of a write: undo it as a failed one.
+            let mut state = poisoned.into_inner();
+            state.undo();
+            self.0.clear_poison();
+            state
+        })
     }
 }

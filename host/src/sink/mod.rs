@@ -1,8 +1,9 @@
-//! Sinks: where events go. A sink writes batches of encoded events, flushes at batch boundaries
-//! and makes its writes durable before the source checkpoints ([`Sink::sync`]). The dead-letter
+//! Sinks: where events go. A sink writes batches of encoded events and makes its writes durable
+//! before the source checkpoints ([`Sink::sync`]). The dead-letter
 //! queue is a sink too. Adding a kind is one module here plus one line in [`SinkKind`].
 
 pub mod file;
+pub mod kafka;
 pub mod stdout;
 
 use crate::config::component::{deserialize_table, take_key, take_kind};
@@ -66,13 +67,17 @@ pub enum SinkFailure {
     Some(Vec<(usize, SinkError)>),
 }
 
+/// A sink is shared by the lanes of its pipeline, which write concurrently: a sink that needs
+/// writes one at a time (a file) serializes them itself, one that can have several in flight
+/// (Kafka, SQS) lets their round trips overlap.
 #[async_trait]
-pub trait Sink: Send {
-    async fn write(&mut self, batch: &[Outgoing<'_>]) -> Result<(), SinkFailure>;
-    /// A batch is complete: pass buffered writes on to the destination.
-    async fn flush(&mut self) -> Result<(), SinkError>;
+pub trait Sink: Send + Sync {
+    /// Writes a batch and passes it on to the destination (no buffering across calls). Returns
+    /// once the fate of every entry is known. One call's entries are never interleaved with
+    /// another call's.
+    async fn write(&self, batch: &[Outgoing<'_>]) -> Result<(), SinkFailure>;
     /// Make every write so far durable; the source's checkpoint follows.
-    async fn sync(&mut self) -> Result<(), SinkError>;
+    async fn sync(&self) -> Result<(), SinkError>;
 }
 
 /// What a sink needs from the pipeline it runs in.
@@ -131,9 +136,10 @@ pub struct SinkConfig {
 pub enum SinkKind {
     Stdout(stdout::StdoutSinkConfig),
     File(file::FileSinkConfig),
+    Kafka(kafka::KafkaSinkConfig),
 }
 
-const KINDS: &[&str] = &["stdout", "file"];
+const KINDS: &[&str] = &["stdout", "file", "kafka"];
 /// Keys every sink kind accepts.
 const COMMON_KEYS: &[&str] = &["type", "encoding", "template"];
 
@@ -163,6 +169,7 @@ impl SinkConfig {
         let kind = match kind.as_str() {
             "stdout" => SinkKind::Stdout(deserialize_table(src, at, table, COMMON_KEYS)?),
             "file" => SinkKind::File(deserialize_table(src, at, table, COMMON_KEYS)?),
+            "kafka" => SinkKind::Kafka(deserialize_table(src, at, table, COMMON_KEYS)?),
             _ => unreachable!("take_kind only returns registered kinds"),
         };
         let config = SinkConfig { kind, body };
@@ -176,6 +183,7 @@ impl SinkConfig {
         match &self.kind {
             SinkKind::Stdout(_) => Ok(()),
             SinkKind::File(c) => c.validate(),
+            SinkKind::Kafka(c) => c.validate(),
         }
     }
 
@@ -193,6 +201,7 @@ impl SinkConfig {
         match self.kind {
             SinkKind::Stdout(_) => "stdout",
             SinkKind::File(_) => "file",
+            SinkKind::Kafka(_) => "kafka",
         }
     }
 
@@ -200,6 +209,7 @@ impl SinkConfig {
         match &self.kind {
             SinkKind::Stdout(c) => stdout::open(c, ctx).await,
             SinkKind::File(c) => file::open(c, ctx).await,
+            SinkKind::Kafka(c) => kafka::open(c, ctx).await,
         }
     }
 }

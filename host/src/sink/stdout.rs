@@ -4,6 +4,7 @@ use super::{Outgoing, Sink, SinkContext, SinkError, SinkFailure};
 use async_trait::async_trait;
 use serde::Deserialize;
 use tokio::io::{AsyncWriteExt, BufWriter, Stdout};
+use tokio::sync::Mutex;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -14,12 +15,13 @@ pub(super) async fn open(
     _ctx: &SinkContext,
 ) -> Result<Box<dyn Sink>, SinkError> {
     Ok(Box::new(StdoutSink {
-        out: BufWriter::with_capacity(64 * 1024, tokio::io::stdout()),
+        out: Mutex::new(BufWriter::with_capacity(64 * 1024, tokio::io::stdout())),
     }))
 }
 
 struct StdoutSink {
-    out: BufWriter<Stdout>,
+    /// Held for a whole batch, so lanes' lines never interleave.
+    out: Mutex<BufWriter<Stdout>>,
 }
 
 fn broken(e: std::io::Error) -> SinkError {
@@ -33,25 +35,20 @@ fn broken(e: std::io::Error) -> SinkError {
 
 #[async_trait]
 impl Sink for StdoutSink {
-    async fn write(&mut self, batch: &[Outgoing<'_>]) -> Result<(), SinkFailure> {
+    async fn write(&self, batch: &[Outgoing<'_>]) -> Result<(), SinkFailure> {
+        let mut out = self.out.lock().await;
         for o in batch {
-            self.out
-                .write_all(o.body.as_bytes())
+            out.write_all(o.body.as_bytes())
                 .await
                 .map_err(|e| SinkFailure::All(broken(e)))?;
-            self.out
-                .write_all(b"\n")
+            out.write_all(b"\n")
                 .await
                 .map_err(|e| SinkFailure::All(broken(e)))?;
         }
-        Ok(())
+        out.flush().await.map_err(|e| SinkFailure::All(broken(e)))
     }
 
-    async fn flush(&mut self) -> Result<(), SinkError> {
-        self.out.flush().await.map_err(broken)
-    }
-
-    async fn sync(&mut self) -> Result<(), SinkError> {
-        self.flush().await
+    async fn sync(&self) -> Result<(), SinkError> {
+        self.out.lock().await.flush().await.map_err(broken)
     }
 }

@@ -6,12 +6,14 @@
 //! kind is one module here plus one line in [`SourceConfig`].
 
 pub mod file;
+pub mod kafka;
 pub mod prefix;
 pub mod replay;
 
 use crate::config::component::{deserialize_table, take_kind};
 use crate::config::{ConfigError, KeyPath, SourceText};
-use crate::event::{Envelope, Position};
+use crate::event::{Envelope, Payload, Position};
+use serde::Deserialize;
 use async_trait::async_trait;
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
@@ -67,6 +69,52 @@ pub trait Acker: Send {
     /// Makes the finished prefix durable (checkpoint file, Kafka commit, SQS delete). Called after
     /// the sink has made the delivered events durable.
     async fn checkpoint(&mut self) -> Result<(), SourceError>;
+    /// Notified when the source needs a checkpoint now rather than at the next interval (Kafka,
+    /// before giving partitions away in a rebalance). `None` for sources that never do.
+    fn checkpoint_requests(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        None
+    }
+}
+
+/// `format`: how a record's bytes become the event's data, for every source.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// JSON records become JSON data; others become string data.
+    #[default]
+    Auto,
+    /// Every record must be JSON; one that is not is dead-lettered.
+    Json,
+    /// Every record is string data, never parsed.
+    Text,
+}
+
+impl Format {
+    /// Decodes a record into the event's data, and the problem that sends it straight to the
+    /// DLQ, if any. Invalid UTF-8 is decoded lossily, its exact bytes kept in `meta.raw_base64`.
+    pub fn decode(
+        self,
+        bytes: &[u8],
+        meta: &mut serde_json::Map<String, serde_json::Value>,
+    ) -> (Payload, Option<String>) {
+        let valid_utf8 = std::str::from_utf8(bytes).is_ok();
+        if !valid_utf8 {
+            use base64::Engine;
+            let raw = base64::engine::general_purpose::STANDARD.encode(bytes);
+            meta.insert("raw_base64".into(), raw.into());
+        }
+        match self {
+            Format::Text => (
+                Payload::Text(String::from_utf8_lossy(bytes).into_owned()),
+                None,
+            ),
+            Format::Auto | Format::Json => {
+                let decoded = Payload::decode(bytes);
+                let problem = decoded.problem.filter(|_| self == Format::Json);
+                (decoded.payload, problem)
+            }
+        }
+    }
 }
 
 /// What a source needs from the pipeline it runs in.
@@ -81,9 +129,10 @@ pub struct SourceContext {
 #[derive(Debug, Clone)]
 pub enum SourceConfig {
     File(file::FileSourceConfig),
+    Kafka(kafka::KafkaSourceConfig),
 }
 
-const KINDS: &[&str] = &["file"];
+const KINDS: &[&str] = &["file", "kafka"];
 
 impl SourceConfig {
     pub fn parse(
@@ -94,6 +143,7 @@ impl SourceConfig {
         let kind = take_kind(src, at, &mut table, "source", KINDS)?;
         let config = match kind.as_str() {
             "file" => SourceConfig::File(deserialize_table(src, at, table, &[])?),
+            "kafka" => SourceConfig::Kafka(deserialize_table(src, at, table, &[])?),
             _ => unreachable!("take_kind only returns registered kinds"),
         };
         config
@@ -106,12 +156,14 @@ impl SourceConfig {
     fn validate(&self) -> Result<(), (&'static str, String)> {
         match self {
             SourceConfig::File(c) => c.validate(),
+            SourceConfig::Kafka(c) => c.validate(),
         }
     }
 
     pub fn kind(&self) -> &'static str {
         match self {
             SourceConfig::File(_) => "file",
+            SourceConfig::Kafka(_) => "kafka",
         }
     }
 
@@ -122,6 +174,7 @@ impl SourceConfig {
     ) -> Result<(Box<dyn Source>, Box<dyn Acker>), SourceError> {
         match self {
             SourceConfig::File(c) => file::open(c, ctx).await,
+            SourceConfig::Kafka(c) => kafka::open(c, ctx).await,
         }
     }
 }

@@ -8,8 +8,8 @@ mod reader;
 pub use checkpoint::{Checkpoint, CheckpointStore, FileId};
 
 use super::prefix::PrefixTracker;
-use super::{Acker, Source, SourceContext, SourceError, SourceEvent};
-use crate::event::{Envelope, Payload, Position, now_rfc3339};
+use super::{Acker, Format, Source, SourceContext, SourceError, SourceEvent};
+use crate::event::{Envelope, Position, now_rfc3339};
 use async_trait::async_trait;
 use reader::{Generations, LineReader, RawLine, ReadState};
 use serde::Deserialize;
@@ -48,18 +48,6 @@ pub enum Start {
     #[default]
     Beginning,
     End,
-}
-
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Format {
-    /// JSON lines become JSON data; other lines become string data.
-    #[default]
-    Auto,
-    /// Every line must be JSON; one that is not is dead-lettered.
-    Json,
-    /// Every line is string data, never parsed.
-    Text,
 }
 
 fn default_batch_size() -> usize {
@@ -246,29 +234,7 @@ fn to_event(line: RawLine, format: Format, time: &str) -> SourceEvent {
     meta.insert("path".into(), line.path.as_ref().into());
     meta.insert("line".into(), line.position.ordinal.into());
     meta.insert("offset".into(), line.start.into());
-    let (data, mut problem) = match format {
-        Format::Text => match String::from_utf8(line.bytes) {
-            Ok(text) => (Payload::Text(text), None),
-            Err(e) => {
-                let bytes = e.into_bytes();
-                meta.insert("raw_base64".into(), base64(&bytes).into());
-                (
-                    Payload::Text(String::from_utf8_lossy(&bytes).into_owned()),
-                    None,
-                )
-            }
-        },
-        Format::Auto | Format::Json => {
-            let decoded = Payload::decode(&line.bytes);
-            if std::str::from_utf8(&line.bytes).is_err() {
-                meta.insert("raw_base64".into(), base64(&line.bytes).into());
-            }
-            (
-                decoded.payload,
-                decoded.problem.filter(|_| format == Format::Json),
-            )
-        }
-    };
+    let (data, mut problem) = format.decode(&line.bytes, &mut meta);
     if let Some(full) = line.truncated_from {
         problem = Some(format!(
             "line is {full} bytes, longer than source.max_line_bytes; data holds its start"
@@ -287,11 +253,6 @@ fn to_event(line: RawLine, format: Format, time: &str) -> SourceEvent {
         position: line.position,
         problem,
     }
-}
-
-fn base64(bytes: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 struct FileAcker {

@@ -1,0 +1,145 @@
+//! What the Kafka source and sink share: how to reach the cluster, and librdkafka's logs.
+//!
+//! Both take `brokers` and a `[*.properties]` table passed through to librdkafka as it is (TLS,
+//! SASL, timeouts, compression: every librdkafka property), except the few that weir sets itself
+//! because its guarantees depend on them.
+
+use rdkafka::ClientConfig;
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::error::KafkaError;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// `brokers = "host:9092"` or `brokers = ["a:9092", "b:9092"]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Brokers {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Brokers {
+    pub fn list(&self) -> String {
+        match self {
+            Brokers::One(s) => s.clone(),
+            Brokers::Many(v) => v.join(","),
+        }
+    }
+}
+
+/// A librdkafka property value: TOML strings, integers, floats and booleans are all accepted and
+/// passed on as text.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Property {
+    Text(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl Property {
+    fn text(&self) -> String {
+        match self {
+            Property::Text(s) => s.clone(),
+            Property::Int(i) => i.to_string(),
+            Property::Float(f) => f.to_string(),
+            Property::Bool(b) => b.to_string(),
+        }
+    }
+}
+
+pub type Properties = BTreeMap<String, Property>;
+
+/// Builds a client configuration: weir's defaults, then the user's properties, then the
+/// properties weir must own (`reserved`: name, value, and the setting to use instead).
+pub fn client_config(
+    brokers: &Brokers,
+    defaults: &[(&str, &str)],
+    properties: &Properties,
+    reserved: &[(&str, String)],
+) -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", brokers.list());
+    for (k, v) in defaults {
+        cfg.set(*k, *v);
+    }
+    for (k, v) in properties {
+        cfg.set(k, v.text());
+    }
+    for (k, v) in reserved {
+        cfg.set(*k, v);
+    }
+    cfg.set_log_level(RDKafkaLogLevel::Warning);
+    cfg
+}
+
+/// Checks the user's properties: none of weir's own (`owned`: property and what to set
+/// instead), and each one known to librdkafka with a valid value. `(key, message)` on error.
+pub fn check_properties(
+    properties: &Properties,
+    owned: &[(&str, &str)],
+) -> Result<(), (&'static str, String)> {
+    for (name, instead) in owned {
+        if properties.contains_key(*name) {
+            return Err((
+                "properties",
+                format!("`{name}` is set by weir; {instead}"),
+            ));
+        }
+    }
+    for (k, v) in properties {
+        let mut one = ClientConfig::new();
+        one.set(k, v.text());
+        if let Err(e) = one.create_native_config() {
+            return Err(("properties", format!("`{k}`: {}", librdkafka_message(&e))));
+        }
+    }
+    Ok(())
+}
+
+/// The message of a librdkafka error without rdkafka's wrapping.
+pub fn librdkafka_message(e: &KafkaError) -> String {
+    match e {
+        KafkaError::ClientConfig(_, message, _, _) => message.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A client context that sends librdkafka's logs and errors to weir's log, tagged with the
+/// pipeline, instead of the `log` crate.
+pub struct Logged {
+    pub pipeline: String,
+    pub role: &'static str,
+}
+
+impl ClientContext for Logged {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        log_line(&self.pipeline, self.role, level, fac, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        log_error(&self.pipeline, self.role, &error, reason);
+    }
+}
+
+pub fn log_line(pipeline: &str, role: &str, level: RDKafkaLogLevel, fac: &str, message: &str) {
+    use RDKafkaLogLevel::*;
+    match level {
+        Emerg | Alert | Critical | Error => {
+            tracing::error!(pipeline, kafka = role, facility = fac, "librdkafka: {message}")
+        }
+        Warning => tracing::warn!(pipeline, kafka = role, facility = fac, "librdkafka: {message}"),
+        Notice | Info => {
+            tracing::info!(pipeline, kafka = role, facility = fac, "librdkafka: {message}")
+        }
+        Debug => tracing::debug!(pipeline, kafka = role, facility = fac, "librdkafka: {message}"),
+    }
+}
+
+/// Errors librdkafka reports outside any call: mostly a broker going away, which it retries by
+/// itself. A warning, not an error: nothing is lost, events wait.
+pub fn log_error(pipeline: &str, role: &str, error: &KafkaError, reason: &str) {
+    tracing::warn!(pipeline, kafka = role, error = %error, "kafka: {reason}");
+}

@@ -1,0 +1,334 @@
+//! The Kafka sink: an idempotent producer with `acks=all`. A write returns when the broker has
+//! acknowledged every record of the batch (or refused it), so a written event is durable and
+//! `sync` has nothing left to do. Lanes write concurrently: their batches' round trips overlap.
+//!
+//! Order: records are enqueued in batch order, and the idempotent producer keeps a partition's
+//! records in that order through its own retries. A retryable failure (a timeout, the broker
+//! gone) fails a partition's later records too, so a key's later event is never written ahead
+//! of a failed earlier one; a permanent rejection (a record too large) fails one record, which
+//! goes to the DLQ rather than later into the topic.
+
+use super::{Outgoing, Sink, SinkContext, SinkError, SinkFailure};
+use crate::event::Envelope;
+use crate::kafka::{Brokers, Logged, Properties, check_properties, client_config};
+use crate::template::Template;
+use async_trait::async_trait;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSinkConfig {
+    pub brokers: Brokers,
+    /// The topic, or a template (`"orders-<$.data.region>"`).
+    pub topic: String,
+    /// The record key as a template; by default the event's key (the source's key, or
+    /// `[ordering] key`).
+    #[serde(default)]
+    pub key: Option<String>,
+    /// The partition as a template that renders an integer; by default the producer's
+    /// partitioner (by key).
+    #[serde(default)]
+    pub partition: Option<String>,
+    /// Headers to set: name = template.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Copy the headers of events read from Kafka (`meta.headers`) to the records written.
+    #[serde(default = "yes")]
+    pub carry_headers: bool,
+    /// librdkafka producer properties, passed through (TLS, SASL, compression, linger, ...).
+    #[serde(default)]
+    pub properties: Properties,
+}
+
+fn yes() -> bool {
+    true
+}
+
+const OWNED: &[(&str, &str)] = &[
+    ("bootstrap.servers", "use `brokers`"),
+    (
+        "enable.idempotence",
+        "weir's producer is always idempotent (no duplicates or reordering from retries)",
+    ),
+    (
+        "acks",
+        "weir waits for all in-sync replicas before it counts an event delivered",
+    ),
+];
+
+impl KafkaSinkConfig {
+    pub(super) fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.topic.is_empty() {
+            return Err(("topic", "must not be empty".into()));
+        }
+        let template = |key: &'static str, text: &str| {
+            Template::parse(text)
+                .map(|_| ())
+                .map_err(|e| (key, format!("invalid template: {e}")))
+        };
+        template("topic", &self.topic)?;
+        if let Some(k) = &self.key {
+            template("key", k)?;
+        }
+        if let Some(p) = &self.partition {
+            template("partition", p)?;
+        }
+        for text in self.headers.values() {
+            template("headers", text)?;
+        }
+        check_properties(&self.properties, OWNED)
+    }
+}
+
+/// How long opening waits for the cluster's metadata before it counts the broker as down.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(super) async fn open(
+    cfg: &KafkaSinkConfig,
+    ctx: &SinkContext,
+) -> Result<Box<dyn Sink>, SinkError> {
+    let client = client_config(
+        &cfg.brokers,
+        &[
+            // Fill batches a little; a write waits for its batch's acknowledgements anyway.
+            ("linger.ms", "5"),
+            // A record not acknowledged by then fails and goes through weir's `[retry]`, so an
+            // outage shows in the log instead of waiting silently in librdkafka.
+            ("message.timeout.ms", "30000"),
+        ],
+        &cfg.properties,
+        &[
+            ("enable.idempotence", "true".into()),
+            ("acks", "all".into()),
+        ],
+    );
+    let logged = Logged {
+        pipeline: ctx.pipeline.clone(),
+        role: "sink",
+    };
+    let producer: FutureProducer<Logged> = client
+        .create_with_context(logged)
+        .map_err(|e| SinkError::permanent(format!("cannot create kafka producer: {e}")))?;
+    let topic = Template::parse(&cfg.topic)
+        .map_err(|e| SinkError::permanent(format!("topic: invalid template: {e}")))?;
+    let template = |t: &Option<String>| -> Result<Option<Template>, SinkError> {
+        t.as_deref()
+            .map(Template::parse)
+            .transpose()
+            .map_err(|e| SinkError::permanent(format!("invalid template: {e}")))
+    };
+    let headers = cfg
+        .headers
+        .iter()
+        .map(|(name, text)| Template::parse(text).map(|t| (name.clone(), t)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| SinkError::permanent(format!("headers: invalid template: {e}")))?;
+    if !topic.references_event() {
+        check_topic(&producer, &cfg.topic).await?;
+    }
+    Ok(Box::new(KafkaSink {
+        pipeline: ctx.pipeline.clone(),
+        producer,
+        topic,
+        key: template(&cfg.key)?,
+        partition: template(&cfg.partition)?,
+        headers,
+        carry_headers: cfg.carry_headers,
+    }))
+}
+
+/// Fails early for a topic that does not exist (weir does not create topics); waits (a
+/// retryable error) while the cluster cannot be reached.
+async fn check_topic(producer: &FutureProducer<Logged>, topic: &str) -> Result<(), SinkError> {
+    let client = producer.clone();
+    let name = topic.to_owned();
+    let metadata = tokio::task::spawn_blocking(move || {
+        client.client().fetch_metadata(Some(&name), METADATA_TIMEOUT)
+    })
+    .await
+    .map_err(|e| SinkError::retryable(format!("kafka metadata lookup failed: {e}")))?
+    .map_err(|e| SinkError::retryable(format!("cannot reach kafka: {e}")))?;
+    match metadata.topics().iter().find(|t| t.name() == topic) {
+        Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(()),
+        Some(t)
+            if t.error().map(RDKafkaErrorCode::from)
+                == Some(RDKafkaErrorCode::UnknownTopicOrPartition) =>
+        {
+            Err(SinkError::permanent(format!(
+                "kafka topic `{topic}` does not exist (weir does not create topics)"
+            )))
+        }
+        Some(t) => Err(SinkError::retryable(format!(
+            "kafka topic `{topic}` is not available: {:?}",
+            t.error().map(RDKafkaErrorCode::from)
+        ))),
+        None => Err(SinkError::permanent(format!(
+            "kafka topic `{topic}` does not exist (weir does not create topics)"
+        ))),
+    }
+}
+
+struct KafkaSink {
+    pipeline: String,
+    producer: FutureProducer<Logged>,
+    topic: Template,
+    key: Option<Template>,
+    partition: Option<Template>,
+    headers: Vec<(String, Template)>,
+    carry_headers: bool,
+}
+
+/// One record's addressing, rendered from its event.
+struct Address {
+    topic: String,
+    key: Option<String>,
+    partition: Option<i32>,
+    headers: OwnedHeaders,
+}
+
+impl KafkaSink {
+    fn address(&self, event: &Envelope) -> Result<Address, SinkError> {
+        let topic = self.topic.render(event, &self.pipeline);
+        if topic.is_empty() {
+            return Err(SinkError::permanent("the topic template rendered empty"));
+        }
+        let key = match &self.key {
+            Some(t) => Some(t.render(event, &self.pipeline)).filter(|k| !k.is_empty()),
+            None => event.key.clone(),
+        };
+        let partition = match &self.partition {
+            None => None,
+            Some(t) => {
+                let text = t.render(event, &self.pipeline);
+                Some(text.trim().parse::<i32>().map_err(|_| {
+                    SinkError::permanent(format!(
+                        "the partition template rendered `{text}`, not a partition number"
+                    ))
+                })?)
+            }
+        };
+        let mut headers = OwnedHeaders::new();
+        if self.carry_headers {
+            if let Some(serde_json::Value::Object(carried)) = event.meta.get("headers") {
+                for (name, value) in carried {
+                    let value = match value {
+                        serde_json::Value::String(s) => Some(s.as_str()),
+                        _ => None,
+                    };
+                    headers = headers.insert(Header { key: name, value });
+                }
+            }
+        }
+        for (name, t) in &self.headers {
+            let value = t.render(event, &self.pipeline);
+            headers = headers.insert(Header {
+                key: name,
+                value: Some(&value),
+            });
+        }
+        Ok(Address {
+            topic,
+            key,
+            partition,
+            headers,
+        })
+    }
+}
+
+#[async_trait]
+impl Sink for KafkaSink {
+    async fn write(&self, batch: &[Outgoing<'_>]) -> Result<(), SinkFailure> {
+        let mut failures: Vec<(usize, SinkError)> = Vec::new();
+        let mut pending: Vec<(usize, DeliveryFuture)> = Vec::with_capacity(batch.len());
+        // Enqueued one by one in batch order; a full local queue is waited out on the spot, so
+        // a later record never overtakes an earlier one.
+        for (i, o) in batch.iter().enumerate() {
+            let address = match self.address(o.event) {
+                Ok(a) => a,
+                Err(e) => {
+                    failures.push((i, e));
+                    continue;
+                }
+            };
+            let mut record = FutureRecord::to(&address.topic)
+                .payload(o.body.as_bytes())
+                .headers(address.headers);
+            if let Some(k) = &address.key {
+                record = record.key(k.as_bytes());
+            }
+            if let Some(p) = address.partition {
+                record = record.partition(p);
+            }
+            loop {
+                match self.producer.send_result(record) {
+                    Ok(delivery) => {
+                        pending.push((i, delivery));
+                        break;
+                    }
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        record = back;
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    Err((e, _)) => {
+                        failures.push((i, classify(&e)));
+                        break;
+                    }
+                }
+            }
+        }
+        for (i, delivery) in pending {
+            match delivery.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _))) => failures.push((i, classify(&e))),
+                Err(_) => failures.push((
+                    i,
+                    SinkError::retryable("the kafka producer dropped the record"),
+                )),
+            }
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else if failures.len() == batch.len() && failures.iter().all(|(_, e)| e.retryable) {
+            let e = failures.swap_remove(0).1;
+            Err(SinkFailure::All(e))
+        } else {
+            Err(SinkFailure::Some(failures))
+        }
+    }
+
+    async fn sync(&self) -> Result<(), SinkError> {
+        // Every write already waited for `acks=all`.
+        Ok(())
+    }
+}
+
+/// Whether a produce error can go away by itself (the broker down or busy, a leader moving) or
+/// is a rejection of the record that retrying will not change.
+fn classify(e: &KafkaError) -> SinkError {
+    use RDKafkaErrorCode::*;
+    let permanent = matches!(
+        e.rdkafka_error_code(),
+        Some(
+            MessageSizeTooLarge
+                | InvalidMessage
+                | InvalidMessageSize
+                | InvalidRecord
+                | TopicAuthorizationFailed
+                | ClusterAuthorizationFailed
+                | InvalidRequiredAcks
+                | UnknownPartition
+                | InvalidPartitions
+        )
+    );
+    let message = format!("kafka: {e}");
+    if permanent {
+        SinkError::permanent(message)
+    } else {
+        SinkError::retryable(message)
+    }
+}

@@ -1,0 +1,302 @@
+//! The consumer thread: polls librdkafka, gathers records into batches, hands them to the
+//! pipeline, and answers rebalances.
+//!
+//! It is a thread of its own, not a task, because librdkafka runs rebalance callbacks inside
+//! `poll`, and a revocation must block there until the revoked partitions' events are finished
+//! and committed: a blocked thread costs nothing, a blocked async worker stalls the pipeline
+//! that has to finish them.
+//!
+//! Back-pressure: when the pipeline does not take the next batch, the thread pauses its
+//! partitions and keeps polling (without records), so it stays in the group and answers
+//! rebalances however long the pipeline is held up (a sink down, `on_failure = "block"`).
+
+use super::offsets::{Partition, Shared};
+use super::record;
+use super::{KafkaSourceConfig, Start};
+use crate::kafka::{Logged, log_error, log_line};
+use crate::source::{Format, SourceEvent};
+use rdkafka::Message;
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::error::KafkaError;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// How long librdkafka calls made during a rebalance (committed offsets, offsets by time) wait.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct Context {
+    pub logged: Logged,
+    pub shared: Arc<Shared>,
+    pub start: Start,
+    pub revoke_timeout: Duration,
+    /// Records read but not handed over yet. Here rather than in the thread's loop so that a
+    /// revocation (which runs inside `poll`) can drop those of the revoked partitions.
+    pending: Mutex<Vec<SourceEvent>>,
+}
+
+impl Context {
+    pub fn new(logged: Logged, shared: Arc<Shared>, cfg: &KafkaSourceConfig) -> Self {
+        Context {
+            logged,
+            shared,
+            start: cfg.start.clone(),
+            revoke_timeout: Duration::from_millis(cfg.revoke_timeout_ms),
+            pending: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, Vec<SourceEvent>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn pipeline(&self) -> &str {
+        &self.logged.pipeline
+    }
+
+    fn assigned(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) {
+        if let Start::Timestamp(at, millis) = &self.start {
+            self.start_at_time(consumer, tpl, at, *millis);
+        }
+        let parts = partitions(tpl);
+        for p in &parts {
+            self.shared.assign(p.clone());
+        }
+        let result = match consumer.rebalance_protocol() {
+            RebalanceProtocol::Cooperative => consumer.incremental_assign(tpl),
+            _ => consumer.assign(tpl),
+        };
+        match result {
+            Ok(()) => tracing::info!(pipeline = self.pipeline(), partitions = %list(&parts), "kafka partitions assigned"),
+            Err(e) => tracing::error!(pipeline = self.pipeline(), partitions = %list(&parts), error = %e, "kafka assignment failed"),
+        }
+    }
+
+    /// `start = "timestamp:..."`: partitions without a committed offset start at the first record
+    /// at or after that time (those with one resume there, as always).
+    fn start_at_time(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        tpl: &mut TopicPartitionList,
+        at: &str,
+        millis: i64,
+    ) {
+        let committed = match consumer.committed_offsets(tpl.clone(), LOOKUP_TIMEOUT) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(pipeline = self.pipeline(), error = %e, start = at,
+                    "cannot read committed offsets; partitions start as auto.offset.reset says");
+                return;
+            }
+        };
+        let mut lookup = TopicPartitionList::new();
+        for e in committed.elements() {
+            if !matches!(e.offset(), Offset::Offset(_)) {
+                let _ = lookup.add_partition_offset(e.topic(), e.partition(), Offset::Offset(millis));
+            }
+        }
+        if lookup.count() == 0 {
+            return;
+        }
+        match consumer.offsets_for_times(lookup, LOOKUP_TIMEOUT) {
+            Ok(found) => {
+                for e in found.elements() {
+                    let _ = tpl.set_partition_offset(e.topic(), e.partition(), e.offset());
+                }
+            }
+            Err(e) => tracing::error!(pipeline = self.pipeline(), error = %e, start = at,
+                "cannot look up offsets by time; partitions start as auto.offset.reset says"),
+        }
+    }
+
+    /// Partitions taken away: drop what was read from them and not handed over, wait for what
+    /// was handed over to finish (up to `revoke_timeout_ms`), have the pipeline checkpoint, then
+    /// let them go. What did not finish in time is read again by the next owner.
+    fn revoked(&self, consumer: &BaseConsumer<Self>, parts: &[Partition]) {
+        let streams = self.shared.streams_of(parts);
+        self.pending()
+            .retain(|e| !streams.contains(&e.position.partition));
+        let closing = self.shared.closing.load(Ordering::Acquire);
+        // Partitions lost (the session expired) already belong to another member: committing
+        // for them would fail, and waiting only delays the new owner.
+        if !closing && !consumer.assignment_lost() {
+            let deadline = Instant::now() + self.revoke_timeout;
+            self.shared.wait_finished(&streams, deadline);
+            self.shared.checkpoint.notify_one();
+            self.shared.wait_committed(&streams, deadline);
+        }
+        let abandoned = self.shared.revoke(parts);
+        if abandoned > 0 && !closing {
+            tracing::warn!(pipeline = self.pipeline(), partitions = %list(parts), abandoned,
+                "kafka partitions revoked before all their events finished; the next owner reads the unfinished ones again");
+        } else {
+            tracing::info!(pipeline = self.pipeline(), partitions = %list(parts), "kafka partitions revoked");
+        }
+    }
+}
+
+impl ClientContext for Context {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        log_line(self.pipeline(), self.logged.role, level, fac, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        log_error(self.pipeline(), self.logged.role, &error, reason);
+    }
+}
+
+impl ConsumerContext for Context {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => self.assigned(consumer, tpl),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                let parts = partitions(tpl);
+                self.revoked(consumer, &parts);
+                let result = if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                };
+                if let Err(e) = result {
+                    tracing::error!(pipeline = self.pipeline(), error = %e, "kafka unassignment failed");
+                }
+            }
+            other => {
+                // librdkafka asks to drop the assignment on a rebalance error.
+                tracing::error!(pipeline = self.pipeline(), error = ?other, "kafka rebalance failed; dropping the assignment");
+                let owned = self.shared.owned();
+                self.revoked(consumer, &owned);
+                let _ = if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                };
+            }
+        }
+    }
+}
+
+fn partitions(tpl: &TopicPartitionList) -> Vec<Partition> {
+    tpl.elements()
+        .iter()
+        .map(|e| (e.topic().to_owned(), e.partition()))
+        .collect()
+}
+
+fn list(parts: &[Partition]) -> String {
+    parts
+        .iter()
+        .map(|(t, p)| format!("{t}/{p}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The poll loop. Returns when the pipeline stops taking batches (the receiver is closed).
+pub fn run(
+    consumer: Arc<BaseConsumer<Context>>,
+    tx: mpsc::Sender<Vec<SourceEvent>>,
+    format: Format,
+    batch_size: usize,
+    window: Duration,
+) {
+    let ctx = consumer.context().clone();
+    let pipeline = ctx.pipeline().to_owned();
+    let mut opened: Option<Instant> = None; // when the pending batch got its first record
+    let mut paused = false;
+    let mut last_error: Option<(String, Instant)> = None;
+    let mut now = crate::event::now_rfc3339();
+    let mut now_at = Instant::now();
+    while !tx.is_closed() {
+        let due = {
+            let pending = ctx.pending();
+            !pending.is_empty()
+                && (pending.len() >= batch_size || opened.is_some_and(|t| t.elapsed() >= window))
+        };
+        if due {
+            match tx.try_reserve() {
+                Ok(permit) => {
+                    let batch = std::mem::take(&mut *ctx.pending());
+                    // Tracked before the pipeline can see them, so that a revocation waits for
+                    // them and a finish is never reported for an untracked event.
+                    ctx.shared.track(batch.iter().map(|e| e.position));
+                    permit.send(batch);
+                    opened = None;
+                    if paused {
+                        paused = !set_paused(&consumer, false, &pipeline);
+                    }
+                }
+                Err(mpsc::error::TrySendError::Full(())) => {
+                    // Again each time round: a rebalance may have assigned new partitions.
+                    paused = set_paused(&consumer, true, &pipeline) || paused;
+                }
+                Err(mpsc::error::TrySendError::Closed(())) => break,
+            }
+        }
+        let timeout = match opened {
+            _ if paused => Duration::from_millis(50),
+            None => Duration::from_millis(100),
+            Some(t) => window.saturating_sub(t.elapsed()).max(Duration::from_millis(1)),
+        };
+        match consumer.poll(timeout) {
+            None => {}
+            Some(Ok(msg)) => {
+                // The reception time, refreshed at most every millisecond: formatting a
+                // timestamp per record would cost more than the rest of the record.
+                if now_at.elapsed() >= Duration::from_millis(1) {
+                    now = crate::event::now_rfc3339();
+                    now_at = Instant::now();
+                }
+                let Some(stream) = ctx.shared.stream_of(msg.topic(), msg.partition()) else {
+                    continue; // a straggler of a partition just revoked
+                };
+                ctx.pending()
+                    .push(record::to_event(&msg, stream, format, &now));
+                opened.get_or_insert_with(Instant::now);
+            }
+            Some(Err(e)) => {
+                // Broker or topic trouble: librdkafka retries by itself; say so now and then.
+                let text = e.to_string();
+                let repeat = last_error
+                    .as_ref()
+                    .is_some_and(|(t, at)| *t == text && at.elapsed() < Duration::from_secs(30));
+                if !repeat {
+                    tracing::warn!(pipeline = %pipeline, error = %text, "kafka consumer error; retrying");
+                    last_error = Some((text, Instant::now()));
+                }
+            }
+        }
+    }
+    ctx.shared.closing.store(true, Ordering::Release);
+}
+
+/// Pauses or resumes every assigned partition. True if it worked.
+fn set_paused(consumer: &BaseConsumer<Context>, pause: bool, pipeline: &str) -> bool {
+    let result = consumer.assignment().and_then(|a| {
+        if pause {
+            consumer.pause(&a)
+        } else {
+            consumer.resume(&a)
+        }
+    });
+    match result {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(pipeline, error = %e, pause, "cannot pause or resume kafka partitions");
+            false
+        }
+    }
+}

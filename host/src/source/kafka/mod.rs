@@ -1,0 +1,279 @@
+//! The Kafka source: a consumer in a consumer group, so that several weir processes share a
+//! topic's partitions. Offsets are committed by hand, only for the contiguous prefix of finished
+//! events of each partition; a rebalance finishes (or, after `revoke_timeout_ms`, abandons) the
+//! events of revoked partitions and commits them before letting the partitions go. At least
+//! once: after a crash, events after the last commit are read again.
+//!
+//! Keys: the record key is the event's ordering key, so a key's events stay in order while
+//! other keys of the same partition run in parallel lanes.
+
+mod consumer;
+mod offsets;
+mod record;
+
+use super::{Acker, Format, Source, SourceContext, SourceError, SourceEvent};
+use crate::event::Position;
+use crate::kafka::{Brokers, Logged, Properties, check_properties, client_config};
+use async_trait::async_trait;
+use consumer::Context;
+use offsets::Shared;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSourceConfig {
+    /// Bootstrap brokers: `"host:9092"` or a list.
+    pub brokers: Brokers,
+    /// The topics to consume.
+    pub topics: Topics,
+    /// The consumer group: processes in one group share the partitions.
+    pub group: String,
+    /// Where a partition without a committed offset starts: `earliest`, `latest`, or
+    /// `timestamp:<RFC 3339>`.
+    #[serde(default)]
+    pub start: Start,
+    #[serde(default)]
+    pub format: Format,
+    /// Records per batch at most.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// How long a batch waits to fill before it goes as it is.
+    #[serde(default = "default_batch_window_ms")]
+    pub batch_window_ms: u64,
+    /// How long a rebalance waits for the revoked partitions' events to finish before it lets
+    /// them go (the rest is read again by the next owner).
+    #[serde(default = "default_revoke_timeout_ms")]
+    pub revoke_timeout_ms: u64,
+    /// librdkafka consumer properties, passed through (TLS, SASL, timeouts, ...).
+    #[serde(default)]
+    pub properties: Properties,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Topics {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Topics {
+    fn list(&self) -> Vec<&str> {
+        match self {
+            Topics::One(t) => vec![t.as_str()],
+            Topics::Many(v) => v.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Start {
+    #[default]
+    Earliest,
+    Latest,
+    /// The text as written, and the time in milliseconds since the epoch.
+    Timestamp(String, i64),
+}
+
+impl<'de> Deserialize<'de> for Start {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        match text.as_str() {
+            "earliest" => Ok(Start::Earliest),
+            "latest" => Ok(Start::Latest),
+            other => match other.strip_prefix("timestamp:") {
+                Some(at) => chrono::DateTime::parse_from_rfc3339(at.trim())
+                    .map(|t| Start::Timestamp(other.to_owned(), t.timestamp_millis()))
+                    .map_err(|e| {
+                        serde::de::Error::custom(format!(
+                            "`{at}` is not an RFC 3339 time ({e}); for example timestamp:2026-11-01T00:00:00Z"
+                        ))
+                    }),
+                None => Err(serde::de::Error::custom(format!(
+                    "unknown value `{other}`; expected `earliest`, `latest` or `timestamp:<RFC 3339 time>`"
+                ))),
+            },
+        }
+    }
+}
+
+fn default_batch_size() -> usize {
+    500
+}
+fn default_batch_window_ms() -> u64 {
+    20
+}
+fn default_revoke_timeout_ms() -> u64 {
+    10_000
+}
+
+/// Properties weir sets itself, and what to use instead.
+const OWNED: &[(&str, &str)] = &[
+    ("bootstrap.servers", "use `brokers`"),
+    ("group.id", "use `group`"),
+    (
+        "enable.auto.commit",
+        "weir commits only finished events' offsets",
+    ),
+    (
+        "enable.auto.offset.store",
+        "weir commits only finished events' offsets",
+    ),
+    ("auto.offset.reset", "use `start`"),
+];
+
+impl KafkaSourceConfig {
+    pub(super) fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.topics.list().is_empty() || self.topics.list().iter().any(|t| t.is_empty()) {
+            return Err(("topics", "name at least one topic; names must not be empty".into()));
+        }
+        if self.group.is_empty() {
+            return Err(("group", "must not be empty".into()));
+        }
+        if self.brokers.list().is_empty() {
+            return Err(("brokers", "must not be empty".into()));
+        }
+        if !(1..=100_000).contains(&self.batch_size) {
+            return Err((
+                "batch_size",
+                format!("must be between 1 and 100000, got {}", self.batch_size),
+            ));
+        }
+        if self.revoke_timeout_ms == 0 {
+            return Err(("revoke_timeout_ms", "must be at least 1".into()));
+        }
+        check_properties(&self.properties, OWNED)
+    }
+}
+
+pub(super) async fn open(
+    cfg: &KafkaSourceConfig,
+    ctx: &SourceContext,
+) -> Result<(Box<dyn Source>, Box<dyn Acker>), SourceError> {
+    let reset = match cfg.start {
+        Start::Latest => "latest",
+        // A timestamp start looks partitions up by time in the rebalance; this is the fallback.
+        Start::Earliest | Start::Timestamp(..) => "earliest",
+    };
+    let client = client_config(
+        &cfg.brokers,
+        &[
+            // Rebalances move only the partitions that change owner; the others keep flowing.
+            ("partition.assignment.strategy", "cooperative-sticky"),
+        ],
+        &cfg.properties,
+        &[
+            ("group.id", cfg.group.clone()),
+            ("enable.auto.commit", "false".into()),
+            ("enable.auto.offset.store", "false".into()),
+            ("auto.offset.reset", reset.into()),
+        ],
+    );
+    let shared = Arc::new(Shared::default());
+    let logged = Logged {
+        pipeline: ctx.pipeline.clone(),
+        role: "source",
+    };
+    let context = Context::new(logged, shared.clone(), cfg);
+    let consumer: BaseConsumer<Context> = client
+        .create_with_context(context)
+        .map_err(|e| SourceError::Config(format!("source: cannot create kafka consumer: {e}")))?;
+    consumer
+        .subscribe(&cfg.topics.list())
+        .map_err(|e| SourceError::Config(format!("source.topics: cannot subscribe: {e}")))?;
+    let consumer = Arc::new(consumer);
+    // Two batches ahead: enough to keep the pipeline fed, little to re-read after a crash.
+    let (tx, rx) = mpsc::channel(2);
+    let (c, format, size) = (consumer.clone(), cfg.format, cfg.batch_size);
+    let window = Duration::from_millis(cfg.batch_window_ms);
+    let thread = std::thread::Builder::new()
+        .name(format!("kafka-{}", ctx.pipeline))
+        .spawn(move || consumer::run(c, tx, format, size, window))
+        .map_err(|e| SourceError::Other(format!("cannot start the kafka consumer thread: {e}")))?;
+    tracing::info!(pipeline = %ctx.pipeline, brokers = %cfg.brokers.list(), topics = ?cfg.topics.list(),
+        group = %cfg.group, "kafka consumer started");
+    Ok((
+        Box::new(KafkaSource {
+            rx,
+            thread: Some(thread),
+        }),
+        Box::new(KafkaAcker { shared, consumer }),
+    ))
+}
+
+struct KafkaSource {
+    rx: mpsc::Receiver<Vec<SourceEvent>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[async_trait]
+impl Source for KafkaSource {
+    async fn next_batch(
+        &mut self,
+        stop: &CancellationToken,
+    ) -> Result<Option<Vec<SourceEvent>>, SourceError> {
+        tokio::select! {
+            _ = stop.cancelled() => {
+                // The consumer thread sees the closed channel and ends.
+                self.rx.close();
+                Ok(None)
+            }
+            batch = self.rx.recv() => match batch {
+                Some(batch) => Ok(Some(batch)),
+                None => {
+                    let ended = self.thread.take().map(|t| t.join());
+                    match ended {
+                        Some(Err(_)) => Err(SourceError::Other("the kafka consumer thread panicked".into())),
+                        _ => Ok(None),
+                    }
+                }
+            },
+        }
+    }
+}
+
+struct KafkaAcker {
+    shared: Arc<Shared>,
+    consumer: Arc<BaseConsumer<Context>>,
+}
+
+#[async_trait]
+impl Acker for KafkaAcker {
+    fn track(&mut self, _position: Position) {
+        // Tracked by the consumer thread when it hands the batch over, so that a rebalance
+        // knows about events still on their way to the router.
+    }
+
+    fn finish(&mut self, position: Position) {
+        self.shared.finish(position);
+    }
+
+    async fn checkpoint(&mut self) -> Result<(), SourceError> {
+        let commits = self.shared.to_commit();
+        if commits.is_empty() {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (_, (topic, partition), offset) in &commits {
+            tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset as i64))
+                .map_err(|e| SourceError::Other(format!("kafka commit: {e}")))?;
+        }
+        // A synchronous commit waits for the broker: off the async workers.
+        let consumer = self.consumer.clone();
+        tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync))
+            .await
+            .map_err(|e| SourceError::Other(format!("kafka commit failed: {e}")))?
+            .map_err(|e| SourceError::Other(format!("kafka commit failed: {e}")))?;
+        self.shared.committed(&commits);
+        Ok(())
+    }
+
+    fn checkpoint_requests(&self) -> Option<Arc<tokio::sync::Notify>> {
+        Some(self.shared.checkpoint.clone())
+    }
+}

@@ -1,0 +1,188 @@
+//! Which partitions this process owns, what it handed to the pipeline from each, what finished,
+//! and what is committed. Shared by the consumer thread (assignments, revocations, tracking)
+//! and the pipeline's acker (finishing, committing).
+//!
+//! Each assignment of a partition gets a new stream id (the `partition` of a [`Position`]):
+//! events of a partition that was revoked and later assigned again finish into the stream they
+//! were read in, which no longer exists, instead of marking the new reads finished.
+
+use crate::event::Position;
+use crate::source::prefix::PrefixTracker;
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Instant;
+use tokio::sync::Notify;
+
+pub type Partition = (String, i32);
+
+#[derive(Default)]
+pub struct Shared {
+    state: Mutex<Offsets>,
+    /// Signalled whenever an event finishes or a commit lands.
+    changed: Condvar,
+    /// Wakes the pipeline for an immediate checkpoint (before partitions are given away).
+    pub checkpoint: Arc<Notify>,
+    /// Set when the consumer is shutting down: a revocation then waits for nothing.
+    pub closing: AtomicBool,
+}
+
+#[derive(Default)]
+struct Offsets {
+    streams: HashMap<u32, Stream>,
+    owned: HashMap<Partition, u32>,
+    next_stream: u32,
+}
+
+struct Stream {
+    partition: Partition,
+    tracker: PrefixTracker,
+    /// The offset last committed for this assignment (the next one to read).
+    committed: Option<u64>,
+}
+
+impl Stream {
+    /// The finished prefix not committed yet, as the offset to commit.
+    fn uncommitted(&self) -> Option<u64> {
+        let done = self.tracker.committed()?.offset;
+        (self.committed < Some(done)).then_some(done)
+    }
+}
+
+/// One partition's offset to commit: `(stream, partition, offset)`.
+pub type Commit = (u32, Partition, u64);
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Offsets> {
+        // The state is a set of counters updated in place: consistent after any panic.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A partition assigned to this process: its stream id.
+    pub fn assign(&self, partition: Partition) -> u32 {
+        let mut s = self.lock();
+        let id = s.next_stream;
+        s.next_stream = s.next_stream.wrapping_add(1);
+        s.streams.insert(
+            id,
+            Stream {
+                partition: partition.clone(),
+                tracker: PrefixTracker::default(),
+                committed: None,
+            },
+        );
+        s.owned.insert(partition, id);
+        id
+    }
+
+    /// The stream a partition's records belong to, if this process owns it.
+    pub fn stream_of(&self, topic: &str, partition: i32) -> Option<u32> {
+        self.lock().owned.get(&(topic.to_owned(), partition)).copied()
+    }
+
+    /// The streams of these partitions (those owned).
+    pub fn streams_of(&self, partitions: &[Partition]) -> Vec<u32> {
+        let s = self.lock();
+        partitions
+            .iter()
+            .filter_map(|p| s.owned.get(p).copied())
+            .collect()
+    }
+
+    /// Events about to be handed to the pipeline, in the order they were read.
+    pub fn track(&self, positions: impl Iterator<Item = Position>) {
+        let mut s = self.lock();
+        for p in positions {
+            if let Some(stream) = s.streams.get_mut(&p.partition) {
+                stream.tracker.track(p);
+            }
+        }
+    }
+
+    pub fn finish(&self, position: Position) {
+        let mut s = self.lock();
+        if let Some(stream) = s.streams.get_mut(&position.partition) {
+            stream.tracker.finish(position);
+        }
+        drop(s);
+        self.changed.notify_all();
+    }
+
+    /// Owned partitions whose finished prefix moved past their last commit.
+    pub fn to_commit(&self) -> Vec<Commit> {
+        let s = self.lock();
+        s.owned
+            .values()
+            .filter_map(|id| {
+                let stream = &s.streams[id];
+                let offset = stream.uncommitted()?;
+                Some((*id, stream.partition.clone(), offset))
+            })
+            .collect()
+    }
+
+    /// These offsets are committed.
+    pub fn committed(&self, commits: &[Commit]) {
+        let mut s = self.lock();
+        for (id, _, offset) in commits {
+            if let Some(stream) = s.streams.get_mut(id) {
+                stream.committed = stream.committed.max(Some(*offset));
+            }
+        }
+        drop(s);
+        self.changed.notify_all();
+    }
+
+    /// Waits until `done` holds for every one of `streams`, or `deadline`. True if it held.
+    fn wait(&self, streams: &[u32], deadline: Instant, done: impl Fn(&Stream) -> bool) -> bool {
+        let mut s = self.lock();
+        loop {
+            if streams
+                .iter()
+                .all(|id| s.streams.get(id).is_none_or(&done))
+            {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            s = self
+                .changed
+                .wait_timeout(s, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    /// Waits until every event handed over from `streams` finished, or `deadline`.
+    pub fn wait_finished(&self, streams: &[u32], deadline: Instant) -> bool {
+        self.wait(streams, deadline, |s| s.tracker.in_flight() == 0)
+    }
+
+    /// Waits until the finished prefix of `streams` is committed, or `deadline`.
+    pub fn wait_committed(&self, streams: &[u32], deadline: Instant) -> bool {
+        self.wait(streams, deadline, |s| s.uncommitted().is_none())
+    }
+
+    /// The partitions are no longer ours: forget them. Events of theirs still in the pipeline
+    /// finish into nothing. Returns how many were handed over and not finished (abandoned: the
+    /// next owner reads them again).
+    pub fn revoke(&self, partitions: &[Partition]) -> usize {
+        let mut s = self.lock();
+        let mut abandoned = 0;
+        for p in partitions {
+            if let Some(id) = s.owned.remove(p) {
+                if let Some(stream) = s.streams.remove(&id) {
+                    abandoned += stream.tracker.in_flight();
+                }
+            }
+        }
+        abandoned
+    }
+
+    /// Every owned partition (for a revocation of all of them).
+    pub fn owned(&self) -> Vec<Partition> {
+        self.lock().owned.keys().cloned().collect()
+    }
+}

@@ -1,0 +1,67 @@
+//! A Kafka record as a weir event: the value is the data (parsed if JSON), the record key is the
+//! ordering key, and topic, partition, offset, timestamp and headers are in `meta`.
+
+use crate::event::{Envelope, Payload, Position};
+use crate::source::{Format, SourceEvent};
+use rdkafka::Message;
+use rdkafka::message::{BorrowedMessage, Headers};
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+pub fn to_event(msg: &BorrowedMessage<'_>, stream: u32, format: Format, now: &str) -> SourceEvent {
+    let (topic, partition, offset) = (msg.topic(), msg.partition(), msg.offset());
+    let millis = msg.timestamp().to_millis();
+    let mut meta = serde_json::Map::with_capacity(6);
+    meta.insert("topic".into(), topic.into());
+    meta.insert("partition".into(), partition.into());
+    meta.insert("offset".into(), offset.into());
+    meta.insert("timestamp".into(), millis.map_or(Value::Null, Value::from));
+    if let Some(headers) = msg.headers() {
+        // An object, so that templates and patterns can address `meta.headers.<name>`; a name
+        // that repeats keeps its last value.
+        let mut map = serde_json::Map::with_capacity(headers.count());
+        for h in headers.iter() {
+            let value = h
+                .value
+                .map_or(Value::Null, |v| String::from_utf8_lossy(v).into_owned().into());
+            map.insert(h.key.to_owned(), value);
+        }
+        meta.insert("headers".into(), Value::Object(map));
+    }
+    let (data, problem) = match msg.payload() {
+        Some(bytes) => format.decode(bytes, &mut meta),
+        // A tombstone (no value): `null` data, so a filter can tell it apart.
+        None => (Payload::Json(null()), None),
+    };
+    let time = millis
+        .and_then(chrono::DateTime::from_timestamp_millis)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_else(|| now.to_owned());
+    SourceEvent {
+        envelope: Envelope {
+            id: format!("{topic}/{partition}/{offset}"),
+            source: "kafka",
+            key: msg.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+            time,
+            received_at: now.to_owned(),
+            data,
+            meta,
+        },
+        position: position(stream, offset),
+        problem,
+    }
+}
+
+/// The position of the record at `offset`: committing it means "resume at the next offset".
+pub fn position(stream: u32, offset: i64) -> Position {
+    let offset = offset.max(0) as u64;
+    Position {
+        partition: stream,
+        offset: offset + 1,
+        ordinal: offset,
+    }
+}
+
+fn null() -> Box<RawValue> {
+    RawValue::from_string("null".into()).unwrap_or_else(|_| unreachable!("`null` is JSON"))
+}

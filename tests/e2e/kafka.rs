@@ -1,0 +1,238 @@
+//! Kafka in and out, on the real binary against a real broker (tansu): content, per-key order
+//! and completeness; SIGKILL mid-stream; two processes sharing a group; the broker going away.
+//!
+//! Each test gets a broker of its own (kafka_broker.rs). The stream is delivery.rs's: keyed
+//! events with per-key sequence numbers, 5% of which the faults plugin fails into the DLQ.
+
+use crate::delivery::{Stream, check_dlq, check_output};
+use crate::kafka_broker::{Broker, Record};
+use crate::plugins::plugin;
+use crate::support::*;
+use std::time::Duration;
+
+const PARTITIONS: u32 = 4;
+
+/// Kafka `in` -> filter (drops `"skip"` events) -> faults plugin -> Kafka `out`, DLQ topic `dlq`.
+fn pipeline(broker: &Broker, name: &str) -> String {
+    format!(
+        "[pipeline]\nname = {name:?}\ncheckpoint_interval_ms = 50\n\
+         [source]\ntype = \"kafka\"\nbrokers = {addr:?}\ntopics = \"in\"\ngroup = \"weir-test\"\nbatch_window_ms = 5\n\
+         [source.properties]\n\"session.timeout.ms\" = 6000\n\"heartbeat.interval.ms\" = 500\n\
+         [[filter]]\npattern = '{{\"data\": {{\"skip\": [{{\"exists\": false}}]}}}}'\n\
+         [[plugin]]\npath = {plugin:?}\n\
+         [ordering]\nlanes = 4\n\
+         [retry]\nbackoff_ms = [5, 200]\n\
+         [sink]\ntype = \"kafka\"\nbrokers = {addr:?}\ntopic = \"out\"\n\
+         [dlq]\ntype = \"kafka\"\nbrokers = {addr:?}\ntopic = \"dlq\"\n",
+        addr = broker.addr(),
+        plugin = plugin("fixtures/faults/faults.wasm"),
+    )
+}
+
+fn setup(broker: &Broker) {
+    for topic in ["in", "out", "dlq"] {
+        broker.create_topic(topic, PARTITIONS);
+    }
+}
+
+/// The stream as Kafka records keyed by the event's key, with `skip` events (to be filtered)
+/// mixed in every 10th record.
+fn records(stream: &Stream) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (i, line) in stream.lines.iter().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let key = v["k"].as_str().unwrap().to_owned();
+        if i % 10 == 0 {
+            out.push((key.clone(), format!("{{\"k\":\"{key}\",\"skip\":true}}")));
+        }
+        out.push((key, line.trim_end().to_owned()));
+    }
+    out
+}
+
+/// Writes record values as lines, for delivery.rs's checks.
+fn as_lines(s: &Scratch, name: &str, records: &[Record]) -> std::path::PathBuf {
+    let text: String = records.iter().map(|r| format!("{}\n", r.value)).collect();
+    s.write(name, text)
+}
+
+/// Checks what reached `out` and `dlq` against the stream.
+fn check(s: &Scratch, broker: &Broker, stream: &Stream, repeats: bool) -> usize {
+    let out = broker.read_all("out", PARTITIONS, stream.delivered_count());
+    for r in &out {
+        let v: serde_json::Value = serde_json::from_str(&r.value).unwrap();
+        assert_eq!(r.key.as_deref(), v["k"].as_str(), "record key is the event key: {r:?}");
+        assert!(
+            r.headers.contains(&("origin".into(), "test".into())),
+            "headers carried over: {r:?}"
+        );
+    }
+    let (dups, torn) = check_output(&as_lines(s, "out.jsonl", &out), stream, repeats);
+    assert_eq!(torn, 0, "kafka records are whole");
+    let dlq = broker.read_all("dlq", PARTITIONS, stream.faulty.len());
+    check_dlq(&as_lines(s, "dlq.jsonl", &dlq), stream);
+    dups
+}
+
+fn final_counts(log: &str) -> String {
+    log.lines()
+        .rev()
+        .find(|l| l.contains("pipeline stopped"))
+        .unwrap_or_else(|| panic!("no final line in:\n{log}"))
+        .to_owned()
+}
+
+#[test]
+fn kafka_to_kafka_through_filter_and_plugin() {
+    let broker = Broker::start();
+    setup(&broker);
+    let stream = Stream::new(2000, 20, 11);
+    let recs = records(&stream);
+    broker.produce("in", &recs);
+
+    let s = Scratch::new();
+    let p = s.write("k.toml", pipeline(&broker, "k2k"));
+    let child = s.spawn_logged(&p);
+    let total = stream.delivered_count();
+    wait_logged(&s, "every event delivered", || {
+        s.log().contains("kafka partitions assigned")
+            && broker.read_all("out", PARTITIONS, 0).len() >= total
+    });
+    check(&s, &broker, &stream, false);
+    signal(&child, libc::SIGTERM);
+    let (code, _) = wait_exit(child);
+    assert_eq!(code, Some(0), "{}", s.log());
+    let last = final_counts(&s.log());
+    let filtered = recs.len() - stream.lines.len();
+    for want in [
+        format!("received={}", recs.len()),
+        format!("delivered={total}"),
+        format!("filtered={filtered}"),
+        format!("dead_lettered={}", stream.faulty.len()),
+        "unfinished=0".to_owned(),
+    ] {
+        assert!(last.contains(&want), "{want} in {last}");
+    }
+
+    // The offsets were committed: a restart in the same group reads nothing again.
+    let child = s.spawn_logged(&p);
+    wait_logged(&s, "the restarted consumer to join", || {
+        s.log().matches("kafka partitions assigned").count() >= 2
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    signal(&child, libc::SIGTERM);
+    assert_eq!(wait_exit(child).0, Some(0));
+    assert!(
+        final_counts(&s.log()).contains("received=0"),
+        "{}",
+        final_counts(&s.log())
+    );
+    assert_eq!(broker.read_all("out", PARTITIONS, total).len(), total);
+}
+
+/// Produces the records a few at a time in the background, as a live stream.
+fn trickle(broker: &Broker, records: Vec<(String, String)>) -> std::thread::JoinHandle<()> {
+    let addr = broker.addr();
+    std::thread::spawn(move || {
+        let b = crate::kafka_broker::Producer::new(&addr);
+        for chunk in records.chunks(50) {
+            b.produce("in", chunk);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+}
+
+#[test]
+fn kafka_sigkill_mid_stream_loses_nothing() {
+    let broker = Broker::start();
+    setup(&broker);
+    let stream = Stream::new(3000, 20, 12);
+    let writer = trickle(&broker, records(&stream));
+    let s = Scratch::new();
+    let p = s.write("k.toml", pipeline(&broker, "crash"));
+    for round in 0..4 {
+        let child = s.spawn_logged(&p);
+        std::thread::sleep(Duration::from_millis(1200 + 300 * round));
+        signal(&child, libc::SIGKILL);
+        let _ = wait_exit(child);
+    }
+    writer.join().unwrap();
+    let child = s.spawn_logged(&p);
+    let total = stream.delivered_count();
+    wait_logged(&s, "the rest delivered after the kills", || {
+        broker.read_all("out", PARTITIONS, 0).len() >= total
+    });
+    let dups = check(&s, &broker, &stream, true);
+    eprintln!("re-delivered after SIGKILLs: {dups}");
+    signal(&child, libc::SIGTERM);
+    assert_eq!(wait_exit(child).0, Some(0), "{}", s.log());
+}
+
+#[test]
+fn two_processes_share_the_partitions_and_take_over() {
+    let broker = Broker::start();
+    setup(&broker);
+    let stream = Stream::new(3000, 20, 13);
+    let (a, b) = (Scratch::new(), Scratch::new());
+    let pa = a.write("k.toml", pipeline(&broker, "shared"));
+    let pb = b.write("k.toml", pipeline(&broker, "shared"));
+    let first = a.spawn_logged(&pa);
+    let second = b.spawn_logged(&pb);
+    // Each of the two gets a share of the four partitions.
+    let owned = |s: &Scratch| s.log().contains("kafka partitions assigned");
+    wait_logged(&a, "both processes to get partitions", || {
+        owned(&a) && owned(&b)
+    });
+    let writer = trickle(&broker, records(&stream));
+    wait_logged(&b, "the second process to deliver", || {
+        broker.read_all("out", PARTITIONS, 0).len() > 300
+    });
+    // The first dies; after its session times out the second takes its partitions over.
+    signal(&first, libc::SIGKILL);
+    let _ = wait_exit(first);
+    writer.join().unwrap();
+    let total = stream.delivered_count();
+    wait_logged(&b, "the survivor to deliver everything", || {
+        broker.read_all("out", PARTITIONS, 0).len() >= total
+    });
+    check(&b, &broker, &stream, true);
+    assert!(
+        b.log().matches("kafka partitions assigned").count() >= 2,
+        "the survivor was assigned the dead one's partitions:\n{}",
+        b.log()
+    );
+    signal(&second, libc::SIGTERM);
+    assert_eq!(wait_exit(second).0, Some(0), "{}", b.log());
+}
+
+#[test]
+fn broker_down_for_a_while_then_back() {
+    let mut broker = Broker::start();
+    setup(&broker);
+    let stream = Stream::new(2000, 20, 14);
+    let recs = records(&stream);
+    let (early, late) = recs.split_at(recs.len() / 2);
+    broker.produce("in", early);
+    let s = Scratch::new();
+    let p = s.write("k.toml", pipeline(&broker, "outage"));
+    let mut child = s.spawn_logged(&p);
+    wait_logged(&s, "the first half delivered", || {
+        broker.read_all("out", PARTITIONS, 0).len() > 300
+    });
+    broker.stop();
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "weir keeps running while the broker is down:\n{}",
+        s.log()
+    );
+    broker.restart();
+    broker.produce("in", late);
+    let total = stream.delivered_count();
+    wait_logged(&s, "everything delivered after the outage", || {
+        broker.read_all("out", PARTITIONS, 0).len() >= total
+    });
+    check(&s, &broker, &stream, true);
+    signal(&child, libc::SIGTERM);
+    assert_eq!(wait_exit(child).0, Some(0), "{}", s.log());
+}

@@ -1,0 +1,251 @@
+//! A real Kafka-protocol broker for one test: `tansu` (installed by scripts/test.sh), on a port
+//! of its own with its own SQLite storage, so that tests run in parallel and one can stop and
+//! restart its broker without disturbing the others. Plus a producer and a reader of topics.
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Broker {
+    child: Option<Child>,
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+/// The tansu binary: `$TANSU`, else `tansu` from cargo's bin directory or the PATH.
+fn tansu() -> PathBuf {
+    if let Ok(p) = std::env::var("TANSU") {
+        return p.into();
+    }
+    let home = std::env::var("CARGO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo"));
+    let installed = home.join("bin/tansu");
+    if installed.exists() {
+        installed
+    } else {
+        "tansu".into()
+    }
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    l.local_addr().unwrap().port()
+}
+
+impl Broker {
+    pub fn start() -> Broker {
+        let mut b = Broker {
+            child: None,
+            port: free_port(),
+            dir: tempfile::tempdir().expect("broker dir"),
+        };
+        b.restart();
+        b
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn url(&self) -> String {
+        format!("tcp://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts (again) on the same port and storage, and waits until it accepts connections.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "broker already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("tansu.log"))
+            .unwrap();
+        let child = Command::new(tansu())
+            .arg("broker")
+            .arg("--listener-url")
+            .arg(self.url())
+            .arg("--advertised-listener-url")
+            .arg(self.url())
+            .arg("--storage-engine")
+            .arg(format!("sqlite://{}/tansu.db", self.dir.path().display()))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start the tansu broker ({}): {e}; scripts/test.sh installs it",
+                    tansu().display()
+                )
+            });
+        self.child = Some(child);
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "tansu did not start listening; its log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills the broker (its storage stays).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("tansu.log")).unwrap_or_default()
+    }
+
+    pub fn create_topic(&self, name: &str, partitions: u32) {
+        let out = Command::new(tansu())
+            .args(["topic", "create", "--broker"])
+            .arg(self.url())
+            .arg("--partitions")
+            .arg(partitions.to_string())
+            .arg(name)
+            .output()
+            .expect("tansu topic create");
+        assert!(
+            out.status.success(),
+            "cannot create topic {name}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn client(&self) -> ClientConfig {
+        client(&self.addr())
+    }
+
+    /// Produces `(key, value)` records in order (keys decide partitions) and waits for them.
+    pub fn produce(&self, topic: &str, records: &[(String, String)]) {
+        Producer::new(&self.addr()).produce(topic, records);
+    }
+
+    /// Every record of `topic` (all partitions, from the start), partition by partition,
+    /// waiting until there are at least `at_least` (or the patience runs out).
+    pub fn read_all(&self, topic: &str, partitions: u32, at_least: usize) -> Vec<Record> {
+        let consumer: BaseConsumer = self
+            .client()
+            .set("group.id", "weir-test-reader")
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("test consumer");
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions as i32 {
+            tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+        }
+        consumer.assign(&tpl).unwrap();
+        let mut out: Vec<Record> = Vec::new();
+        let start = Instant::now();
+        let mut quiet_since = Instant::now();
+        // Until enough arrived and nothing more came for a while (to see duplicates too).
+        while out.len() < at_least || quiet_since.elapsed() < Duration::from_millis(1500) {
+            if start.elapsed() > super::support::PATIENCE {
+                panic!("read {} of at least {at_least} records from {topic}", out.len());
+            }
+            match consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(m)) => {
+                    quiet_since = Instant::now();
+                    let headers = m
+                        .headers()
+                        .map(|h| {
+                            h.iter()
+                                .map(|h| {
+                                    (
+                                        h.key.to_owned(),
+                                        String::from_utf8_lossy(h.value.unwrap_or_default())
+                                            .into_owned(),
+                                    )
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    out.push(Record {
+                        partition: m.partition(),
+                        offset: m.offset(),
+                        key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                        value: String::from_utf8_lossy(m.payload().unwrap_or_default())
+                            .into_owned(),
+                        headers,
+                    });
+                }
+                Some(Err(e)) => panic!("reading {topic}: {e}"),
+                None => {}
+            }
+        }
+        out.sort_by_key(|r| (r.partition, r.offset));
+        out
+    }
+}
+
+fn client(addr: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", addr);
+    c
+}
+
+/// Test records into a topic, each with an `origin: test` header (to see headers carried).
+pub struct Producer(BaseProducer);
+
+impl Producer {
+    pub fn new(addr: &str) -> Producer {
+        Producer(
+            client(addr)
+                .set("enable.idempotence", "true")
+                .set("linger.ms", "5")
+                .create()
+                .expect("test producer"),
+        )
+    }
+
+    /// Produces `(key, value)` records in order (keys decide partitions) and waits for them.
+    pub fn produce(&self, topic: &str, records: &[(String, String)]) {
+        for (key, value) in records {
+            let mut record = BaseRecord::to(topic).key(key).payload(value).headers(
+                OwnedHeaders::new().insert(Header {
+                    key: "origin",
+                    value: Some("test"),
+                }),
+            );
+            loop {
+                match self.0.send(record) {
+                    Ok(()) => break,
+                    Err((_, back)) => {
+                        record = back;
+                        self.0.poll(Duration::from_millis(10));
+                    }
+                }
+            }
+        }
+        self.0
+            .flush(Duration::from_secs(60))
+            .expect("test records acknowledged");
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<String>,
+    pub value: String,
+    pub headers: Vec<(String, String)>,
+}
