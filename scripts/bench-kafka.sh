@@ -25,8 +25,9 @@ weir=./target/release/weir
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 brokers=127.0.0.1:$port
-"$tansu" broker --listener-url "tcp://$brokers" --advertised-listener-url "tcp://$brokers" \
-  --storage-engine "sqlite://$dir/tansu.db" > "$dir/tansu.log" 2>&1 &
+# tansu reads the storage URL's path as relative: run it in its directory.
+(cd "$dir" && exec "$tansu" broker --listener-url "tcp://$brokers" --advertised-listener-url "tcp://$brokers" \
+  --storage-engine "sqlite://tansu.db" > tansu.log 2>&1) &
 pids+=($!)
 until python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $port), 1)" 2>/dev/null; do sleep 0.1; done
 for t in in copy out dlq; do

@@ -71,8 +71,10 @@ impl Broker {
             .arg(self.url())
             .arg("--advertised-listener-url")
             .arg(self.url())
+            // tansu reads the URL's path as relative: run it in its directory.
             .arg("--storage-engine")
-            .arg(format!("sqlite://{}/tansu.db", self.dir.path().display()))
+            .arg("sqlite://tansu.db")
+            .current_dir(self.dir.path())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(log)
@@ -86,9 +88,10 @@ impl Broker {
         self.child = Some(child);
         let start = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            let exited = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
             assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "tansu did not start listening; its log:\n{}",
+                exited.is_none() && start.elapsed() < Duration::from_secs(60),
+                "tansu did not start listening ({exited:?}); its log:\n{}",
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(20));
