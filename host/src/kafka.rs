@@ -71,7 +71,14 @@ pub fn client_config(
     for (k, v) in reserved {
         cfg.set(*k, v);
     }
-    cfg.set_log_level(RDKafkaLogLevel::Warning);
+    // librdkafka's own chatter only when asked for with its `debug` property (then at weir's
+    // debug level: `--log-level weir=debug`).
+    let level = if properties.contains_key("debug") {
+        RDKafkaLogLevel::Debug
+    } else {
+        RDKafkaLogLevel::Warning
+    };
+    cfg.set_log_level(level);
     cfg
 }
 
@@ -83,10 +90,7 @@ pub fn check_properties(
 ) -> Result<(), (&'static str, String)> {
     for (name, instead) in owned {
         if properties.contains_key(*name) {
-            return Err((
-                "properties",
-                format!("`{name}` is set by weir; {instead}"),
-            ));
+            return Err(("properties", format!("`{name}` is set by weir; {instead}")));
         }
     }
     for (k, v) in properties {
@@ -128,13 +132,33 @@ pub fn log_line(pipeline: &str, role: &str, level: RDKafkaLogLevel, fac: &str, m
     use RDKafkaLogLevel::*;
     match level {
         Emerg | Alert | Critical | Error => {
-            tracing::error!(pipeline, kafka = role, facility = fac, "librdkafka: {message}")
+            tracing::error!(
+                pipeline,
+                kafka = role,
+                facility = fac,
+                "librdkafka: {message}"
+            )
         }
-        Warning => tracing::warn!(pipeline, kafka = role, facility = fac, "librdkafka: {message}"),
+        Warning => tracing::warn!(
+            pipeline,
+            kafka = role,
+            facility = fac,
+            "librdkafka: {message}"
+        ),
         Notice | Info => {
-            tracing::info!(pipeline, kafka = role, facility = fac, "librdkafka: {message}")
+            tracing::info!(
+                pipeline,
+                kafka = role,
+                facility = fac,
+                "librdkafka: {message}"
+            )
         }
-        Debug => tracing::debug!(pipeline, kafka = role, facility = fac, "librdkafka: {message}"),
+        Debug => tracing::debug!(
+            pipeline,
+            kafka = role,
+            facility = fac,
+            "librdkafka: {message}"
+        ),
     }
 }
 

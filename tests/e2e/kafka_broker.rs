@@ -24,7 +24,9 @@ fn tansu() -> PathBuf {
     }
     let home = std::env::var("CARGO_HOME")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo"));
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo")
+        });
     let installed = home.join("bin/tansu");
     if installed.exists() {
         installed
@@ -88,7 +90,10 @@ impl Broker {
         self.child = Some(child);
         let start = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            let exited = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+            let exited = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
             assert!(
                 exited.is_none() && start.elapsed() < Duration::from_secs(60),
                 "tansu did not start listening ({exited:?}); its log:\n{}",
@@ -136,6 +141,20 @@ impl Broker {
         Producer::new(&self.addr()).produce(topic, records);
     }
 
+    /// How many records `topic` holds (0 while the broker cannot say).
+    pub fn count(&self, topic: &str, partitions: u32) -> i64 {
+        let Ok(consumer) = self.client().create::<BaseConsumer>() else {
+            return 0;
+        };
+        (0..partitions as i32)
+            .map(|p| {
+                consumer
+                    .fetch_watermarks(topic, p, Duration::from_secs(5))
+                    .map_or(0, |(lo, hi)| hi - lo)
+            })
+            .sum()
+    }
+
     /// Every record of `topic` (all partitions, from the start), partition by partition,
     /// waiting until there are at least `at_least` (or the patience runs out).
     pub fn read_all(&self, topic: &str, partitions: u32, at_least: usize) -> Vec<Record> {
@@ -147,7 +166,8 @@ impl Broker {
             .expect("test consumer");
         let mut tpl = TopicPartitionList::new();
         for p in 0..partitions as i32 {
-            tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+            tpl.add_partition_offset(topic, p, Offset::Beginning)
+                .unwrap();
         }
         consumer.assign(&tpl).unwrap();
         let mut out: Vec<Record> = Vec::new();
@@ -156,7 +176,10 @@ impl Broker {
         // Until enough arrived and nothing more came for a while (to see duplicates too).
         while out.len() < at_least || quiet_since.elapsed() < Duration::from_millis(1500) {
             if start.elapsed() > super::support::PATIENCE {
-                panic!("read {} of at least {at_least} records from {topic}", out.len());
+                panic!(
+                    "read {} of at least {at_least} records from {topic}",
+                    out.len()
+                );
             }
             match consumer.poll(Duration::from_millis(100)) {
                 Some(Ok(m)) => {
@@ -216,12 +239,14 @@ impl Producer {
     /// Produces `(key, value)` records in order (keys decide partitions) and waits for them.
     pub fn produce(&self, topic: &str, records: &[(String, String)]) {
         for (key, value) in records {
-            let mut record = BaseRecord::to(topic).key(key).payload(value).headers(
-                OwnedHeaders::new().insert(Header {
-                    key: "origin",
-                    value: Some("test"),
-                }),
-            );
+            let mut record =
+                BaseRecord::to(topic)
+                    .key(key)
+                    .payload(value)
+                    .headers(OwnedHeaders::new().insert(Header {
+                        key: "origin",
+                        value: Some("test"),
+                    }));
             loop {
                 match self.0.send(record) {
                     Ok(()) => break,

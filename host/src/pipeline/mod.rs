@@ -352,6 +352,9 @@ impl Run {
                 biased;
                 // A source giving positions away (a Kafka rebalance) is waiting on this one.
                 _ = wanted.notified() => {
+                    // Even if nothing finished since the last one: the source waits for a
+                    // checkpoint that completes after its request.
+                    self.finished_since_checkpoint = true;
                     self.checkpoint_now().await;
                 }
                 // Then ended events: they make room and move the checkpoint on.

@@ -148,7 +148,9 @@ async fn check_topic(producer: &FutureProducer<Logged>, topic: &str) -> Result<(
     let client = producer.clone();
     let name = topic.to_owned();
     let metadata = tokio::task::spawn_blocking(move || {
-        client.client().fetch_metadata(Some(&name), METADATA_TIMEOUT)
+        client
+            .client()
+            .fetch_metadata(Some(&name), METADATA_TIMEOUT)
     })
     .await
     .map_err(|e| SinkError::retryable(format!("kafka metadata lookup failed: {e}")))?

@@ -13,8 +13,8 @@ pub mod replay;
 use crate::config::component::{deserialize_table, take_kind};
 use crate::config::{ConfigError, KeyPath, SourceText};
 use crate::event::{Envelope, Payload, Position};
-use serde::Deserialize;
 use async_trait::async_trait;
+use serde::Deserialize;
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 

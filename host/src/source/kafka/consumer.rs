@@ -10,7 +10,7 @@
 //! partitions and keeps polling (without records), so it stays in the group and answers
 //! rebalances however long the pipeline is held up (a sink down, `on_failure = "block"`).
 
-use super::offsets::{Partition, Shared};
+use super::offsets::{Commit, Partition, Shared};
 use super::record;
 use super::{KafkaSourceConfig, Start};
 use crate::kafka::{Logged, log_error, log_line};
@@ -18,8 +18,8 @@ use crate::source::{Format, SourceEvent};
 use rdkafka::Message;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
-use rdkafka::error::KafkaError;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 use std::sync::atomic::Ordering;
@@ -72,8 +72,12 @@ impl Context {
             _ => consumer.assign(tpl),
         };
         match result {
-            Ok(()) => tracing::info!(pipeline = self.pipeline(), partitions = %list(&parts), "kafka partitions assigned"),
-            Err(e) => tracing::error!(pipeline = self.pipeline(), partitions = %list(&parts), error = %e, "kafka assignment failed"),
+            Ok(()) => {
+                tracing::info!(pipeline = self.pipeline(), partitions = %list(&parts), "kafka partitions assigned")
+            }
+            Err(e) => {
+                tracing::error!(pipeline = self.pipeline(), partitions = %list(&parts), error = %e, "kafka assignment failed")
+            }
         }
     }
 
@@ -97,7 +101,8 @@ impl Context {
         let mut lookup = TopicPartitionList::new();
         for e in committed.elements() {
             if !matches!(e.offset(), Offset::Offset(_)) {
-                let _ = lookup.add_partition_offset(e.topic(), e.partition(), Offset::Offset(millis));
+                let _ =
+                    lookup.add_partition_offset(e.topic(), e.partition(), Offset::Offset(millis));
             }
         }
         if lookup.count() == 0 {
@@ -127,8 +132,12 @@ impl Context {
         if !closing && !consumer.assignment_lost() {
             let deadline = Instant::now() + self.revoke_timeout;
             self.shared.wait_finished(&streams, deadline);
-            self.shared.checkpoint.notify_one();
-            self.shared.wait_committed(&streams, deadline);
+            // The pipeline syncs its sink and DLQ; then what finished is committed here, with
+            // a synchronous commit: librdkafka holds other commits back until this callback
+            // returns, so the pipeline's own (asynchronous) commits could not land in time.
+            if self.shared.wait_synced(deadline) {
+                self.commit(consumer, &self.shared.uncommitted(&streams));
+            }
         }
         let abandoned = self.shared.revoke(parts);
         if abandoned > 0 && !closing {
@@ -138,6 +147,44 @@ impl Context {
             tracing::info!(pipeline = self.pipeline(), partitions = %list(parts), "kafka partitions revoked");
         }
     }
+}
+
+impl Context {
+    fn commit(&self, consumer: &BaseConsumer<Self>, commits: &[Commit]) {
+        if commits.is_empty() {
+            return;
+        }
+        let result = commit_list(commits)
+            .and_then(|tpl| consumer.commit(&tpl, CommitMode::Sync).map(|()| tpl));
+        match result {
+            Ok(tpl) => self.shared.committed(&confirmed(&tpl)),
+            Err(e) => {
+                tracing::warn!(pipeline = self.pipeline(), error = %e, "kafka commit of revoked partitions failed; the next owner reads their finished events again")
+            }
+        }
+    }
+}
+
+/// The offsets to commit as librdkafka's list.
+pub fn commit_list(commits: &[Commit]) -> KafkaResult<TopicPartitionList> {
+    let mut tpl = TopicPartitionList::new();
+    for (_, (topic, partition), offset) in commits {
+        tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset as i64))?;
+    }
+    Ok(tpl)
+}
+
+/// The offsets of a confirmed commit.
+fn confirmed(tpl: &TopicPartitionList) -> Vec<(Partition, u64)> {
+    tpl.elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) if o >= 0 && e.error().is_ok() => {
+                Some(((e.topic().to_owned(), e.partition()), o as u64))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 impl ClientContext for Context {
@@ -151,6 +198,15 @@ impl ClientContext for Context {
 }
 
 impl ConsumerContext for Context {
+    /// The outcome of the pipeline's asynchronous commits (served by `poll`).
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) => self.shared.committed(&confirmed(offsets)),
+            Err(e) => tracing::warn!(pipeline = self.pipeline(), error = %e,
+                "kafka offset commit failed; the next checkpoint commits again"),
+        }
+    }
+
     fn rebalance(
         &self,
         consumer: &BaseConsumer<Self>,
@@ -249,7 +305,9 @@ pub fn run(
         let timeout = match opened {
             _ if paused => Duration::from_millis(50),
             None => Duration::from_millis(100),
-            Some(t) => window.saturating_sub(t.elapsed()).max(Duration::from_millis(1)),
+            Some(t) => window
+                .saturating_sub(t.elapsed())
+                .max(Duration::from_millis(1)),
         };
         match consumer.poll(timeout) {
             None => {}

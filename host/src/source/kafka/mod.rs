@@ -18,9 +18,9 @@ use async_trait::async_trait;
 use consumer::Context;
 use offsets::Shared;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use serde::Deserialize;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -130,7 +130,10 @@ const OWNED: &[(&str, &str)] = &[
 impl KafkaSourceConfig {
     pub(super) fn validate(&self) -> Result<(), (&'static str, String)> {
         if self.topics.list().is_empty() || self.topics.list().iter().any(|t| t.is_empty()) {
-            return Err(("topics", "name at least one topic; names must not be empty".into()));
+            return Err((
+                "topics",
+                "name at least one topic; names must not be empty".into(),
+            ));
         }
         if self.group.is_empty() {
             return Err(("group", "must not be empty".into()));
@@ -254,22 +257,32 @@ impl Acker for KafkaAcker {
     }
 
     async fn checkpoint(&mut self) -> Result<(), SourceError> {
+        // Called after the sink and DLQ were synced: a revocation waiting for that may commit.
+        self.shared.synced();
         let commits = self.shared.to_commit();
         if commits.is_empty() {
             return Ok(());
         }
-        let mut tpl = TopicPartitionList::new();
-        for (_, (topic, partition), offset) in &commits {
-            tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset as i64))
-                .map_err(|e| SourceError::Other(format!("kafka commit: {e}")))?;
+        let tpl = consumer::commit_list(&commits)
+            .map_err(|e| SourceError::Other(format!("kafka commit: {e}")))?;
+        if self.shared.closing.load(Ordering::Acquire) {
+            // The last checkpoint: the consumer thread has ended (no rebalance can hold the
+            // commit back), and this one must land before the consumer closes.
+            let consumer = self.consumer.clone();
+            tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync))
+                .await
+                .map_err(|e| SourceError::Other(format!("kafka commit failed: {e}")))?
+                .map_err(|e| SourceError::Other(format!("kafka commit failed: {e}")))?;
+            let done: Vec<_> = commits.into_iter().map(|(_, p, o)| (p, o)).collect();
+            self.shared.committed(&done);
+        } else {
+            // Asynchronous: a synchronous commit waits while a rebalance is in progress, and
+            // would stall the pipeline that the rebalance is waiting for. The outcome arrives
+            // in the consumer's commit callback.
+            self.consumer
+                .commit(&tpl, CommitMode::Async)
+                .map_err(|e| SourceError::Other(format!("kafka commit failed: {e}")))?;
         }
-        // A synchronous commit waits for the broker: off the async workers.
-        let consumer = self.consumer.clone();
-        tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync))
-            .await
-            .map_err(|e| SourceError::Other(format!("kafka commit failed: {e}")))?
-            .map_err(|e| SourceError::Other(format!("kafka commit failed: {e}")))?;
-        self.shared.committed(&commits);
         Ok(())
     }
 

@@ -32,6 +32,9 @@ struct Offsets {
     streams: HashMap<u32, Stream>,
     owned: HashMap<Partition, u32>,
     next_stream: u32,
+    /// Counts the pipeline's checkpoints: each one means "every event finished before it is
+    /// durable in the sink and the DLQ".
+    synced: u64,
 }
 
 struct Stream {
@@ -77,7 +80,10 @@ impl Shared {
 
     /// The stream a partition's records belong to, if this process owns it.
     pub fn stream_of(&self, topic: &str, partition: i32) -> Option<u32> {
-        self.lock().owned.get(&(topic.to_owned(), partition)).copied()
+        self.lock()
+            .owned
+            .get(&(topic.to_owned(), partition))
+            .copied()
     }
 
     /// The streams of these partitions (those owned).
@@ -121,11 +127,14 @@ impl Shared {
             .collect()
     }
 
-    /// These offsets are committed.
-    pub fn committed(&self, commits: &[Commit]) {
+    /// The broker confirmed these offsets (of partitions this process may no longer own).
+    pub fn committed(&self, confirmed: &[(Partition, u64)]) {
         let mut s = self.lock();
-        for (id, _, offset) in commits {
-            if let Some(stream) = s.streams.get_mut(id) {
+        for (partition, offset) in confirmed {
+            let Some(id) = s.owned.get(partition).copied() else {
+                continue;
+            };
+            if let Some(stream) = s.streams.get_mut(&id) {
                 stream.committed = stream.committed.max(Some(*offset));
             }
         }
@@ -133,14 +142,49 @@ impl Shared {
         self.changed.notify_all();
     }
 
+    /// The pipeline made everything finished so far durable.
+    pub fn synced(&self) {
+        self.lock().synced += 1;
+        self.changed.notify_all();
+    }
+
+    /// Asks the pipeline for a checkpoint and waits until one completed after this call, or
+    /// `deadline`. True if it did.
+    pub fn wait_synced(&self, deadline: Instant) -> bool {
+        let mut s = self.lock();
+        let target = s.synced + 1;
+        self.checkpoint.notify_one();
+        while s.synced < target {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            s = self
+                .changed
+                .wait_timeout(s, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        true
+    }
+
+    /// The finished, uncommitted prefix of `streams`, to commit before they are let go.
+    pub fn uncommitted(&self, streams: &[u32]) -> Vec<Commit> {
+        let s = self.lock();
+        streams
+            .iter()
+            .filter_map(|id| {
+                let stream = s.streams.get(id)?;
+                Some((*id, stream.partition.clone(), stream.uncommitted()?))
+            })
+            .collect()
+    }
+
     /// Waits until `done` holds for every one of `streams`, or `deadline`. True if it held.
     fn wait(&self, streams: &[u32], deadline: Instant, done: impl Fn(&Stream) -> bool) -> bool {
         let mut s = self.lock();
         loop {
-            if streams
-                .iter()
-                .all(|id| s.streams.get(id).is_none_or(&done))
-            {
+            if streams.iter().all(|id| s.streams.get(id).is_none_or(&done)) {
                 return true;
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -158,11 +202,6 @@ impl Shared {
     /// Waits until every event handed over from `streams` finished, or `deadline`.
     pub fn wait_finished(&self, streams: &[u32], deadline: Instant) -> bool {
         self.wait(streams, deadline, |s| s.tracker.in_flight() == 0)
-    }
-
-    /// Waits until the finished prefix of `streams` is committed, or `deadline`.
-    pub fn wait_committed(&self, streams: &[u32], deadline: Instant) -> bool {
-        self.wait(streams, deadline, |s| s.uncommitted().is_none())
     }
 
     /// The partitions are no longer ours: forget them. Events of theirs still in the pipeline

@@ -21,9 +21,9 @@ pub fn to_event(msg: &BorrowedMessage<'_>, stream: u32, format: Format, now: &st
         // that repeats keeps its last value.
         let mut map = serde_json::Map::with_capacity(headers.count());
         for h in headers.iter() {
-            let value = h
-                .value
-                .map_or(Value::Null, |v| String::from_utf8_lossy(v).into_owned().into());
+            let value = h.value.map_or(Value::Null, |v| {
+                String::from_utf8_lossy(v).into_owned().into()
+            });
             map.insert(h.key.to_owned(), value);
         }
         meta.insert("headers".into(), Value::Object(map));
