@@ -10,6 +10,8 @@ use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError;
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// `brokers = "host:9092"` or `brokers = ["a:9092", "b:9092"]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -40,7 +42,7 @@ pub enum Property {
 }
 
 impl Property {
-    fn text(&self) -> String {
+    pub fn text(&self) -> String {
         match self {
             Property::Text(s) => s.clone(),
             Property::Int(i) => i.to_string(),
@@ -116,54 +118,75 @@ pub fn librdkafka_message(e: &KafkaError) -> String {
 pub struct Logged {
     pub pipeline: String,
     pub role: &'static str,
+    /// The last error reported, and when: librdkafka reports a broker that is down several
+    /// times a second, which says nothing new after the first.
+    last_error: Mutex<Option<(String, Instant)>>,
+}
+
+/// How often the same librdkafka error is repeated in the log.
+const REPEAT_ERROR_AFTER: Duration = Duration::from_secs(30);
+
+impl Logged {
+    pub fn new(pipeline: &str, role: &'static str) -> Self {
+        Logged {
+            pipeline: pipeline.to_owned(),
+            role,
+            last_error: Mutex::new(None),
+        }
+    }
 }
 
 impl ClientContext for Logged {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
-        log_line(&self.pipeline, self.role, level, fac, message);
+        use RDKafkaLogLevel::*;
+        let (pipeline, role) = (self.pipeline.as_str(), self.role);
+        match level {
+            Emerg | Alert | Critical | Error => {
+                tracing::error!(
+                    pipeline,
+                    kafka = role,
+                    facility = fac,
+                    "librdkafka: {message}"
+                )
+            }
+            Warning => {
+                tracing::warn!(
+                    pipeline,
+                    kafka = role,
+                    facility = fac,
+                    "librdkafka: {message}"
+                )
+            }
+            Notice | Info => {
+                tracing::info!(
+                    pipeline,
+                    kafka = role,
+                    facility = fac,
+                    "librdkafka: {message}"
+                )
+            }
+            Debug => {
+                tracing::debug!(
+                    pipeline,
+                    kafka = role,
+                    facility = fac,
+                    "librdkafka: {message}"
+                )
+            }
+        }
     }
 
+    /// Errors outside any call: mostly a broker going away, which librdkafka retries by itself.
+    /// A warning, not an error: nothing is lost, events wait.
     fn error(&self, error: KafkaError, reason: &str) {
-        log_error(&self.pipeline, self.role, &error, reason);
-    }
-}
-
-pub fn log_line(pipeline: &str, role: &str, level: RDKafkaLogLevel, fac: &str, message: &str) {
-    use RDKafkaLogLevel::*;
-    match level {
-        Emerg | Alert | Critical | Error => {
-            tracing::error!(
-                pipeline,
-                kafka = role,
-                facility = fac,
-                "librdkafka: {message}"
-            )
+        let text = format!("{error}: {reason}");
+        let mut last = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
+        let repeat = last
+            .as_ref()
+            .is_some_and(|(t, at)| *t == text && at.elapsed() < REPEAT_ERROR_AFTER);
+        if !repeat {
+            tracing::warn!(pipeline = %self.pipeline, kafka = self.role, "kafka: {reason}");
+            *last = Some((text, Instant::now()));
         }
-        Warning => tracing::warn!(
-            pipeline,
-            kafka = role,
-            facility = fac,
-            "librdkafka: {message}"
-        ),
-        Notice | Info => {
-            tracing::info!(
-                pipeline,
-                kafka = role,
-                facility = fac,
-                "librdkafka: {message}"
-            )
-        }
-        Debug => tracing::debug!(
-            pipeline,
-            kafka = role,
-            facility = fac,
-            "librdkafka: {message}"
-        ),
     }
-}
-
-/// Errors librdkafka reports outside any call: mostly a broker going away, which it retries by
-/// itself. A warning, not an error: nothing is lost, events wait.
-pub fn log_error(pipeline: &str, role: &str, error: &KafkaError, reason: &str) {
-    tracing::warn!(pipeline, kafka = role, error = %error, "kafka: {reason}");
 }

@@ -107,10 +107,7 @@ pub(super) async fn open(
             ("acks", "all".into()),
         ],
     );
-    let logged = Logged {
-        pipeline: ctx.pipeline.clone(),
-        role: "sink",
-    };
+    let logged = Logged::new(&ctx.pipeline, "sink");
     let producer: FutureProducer<Logged> = client
         .create_with_context(logged)
         .map_err(|e| SinkError::permanent(format!("cannot create kafka producer: {e}")))?;

@@ -13,7 +13,7 @@
 use super::offsets::{Commit, Partition, Shared};
 use super::record;
 use super::{KafkaSourceConfig, Start};
-use crate::kafka::{Logged, log_error, log_line};
+use crate::kafka::Logged;
 use crate::source::{Format, SourceEvent};
 use rdkafka::Message;
 use rdkafka::client::ClientContext;
@@ -189,11 +189,11 @@ fn confirmed(tpl: &TopicPartitionList) -> Vec<(Partition, u64)> {
 
 impl ClientContext for Context {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
-        log_line(self.pipeline(), self.logged.role, level, fac, message);
+        self.logged.log(level, fac, message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        log_error(self.pipeline(), self.logged.role, &error, reason);
+        self.logged.error(error, reason);
     }
 }
 
@@ -283,7 +283,7 @@ pub fn run(
                 && (pending.len() >= batch_size || opened.is_some_and(|t| t.elapsed() >= window))
         };
         if due {
-            match tx.try_reserve() {
+            match reserve(&tx, paused) {
                 Ok(permit) => {
                     let batch = std::mem::take(&mut *ctx.pending());
                     // Tracked before the pipeline can see them, so that a revocation waits for
@@ -339,6 +339,29 @@ pub fn run(
         }
     }
     ctx.shared.closing.store(true, Ordering::Release);
+}
+
+/// How long the thread waits for the pipeline to take a batch before it pauses its partitions.
+/// Pausing is for long stalls only: librdkafka drops what it fetched ahead for paused
+/// partitions and fetches it again on resume, so pausing at every brief hold-up (the pipeline
+/// is a little slower than the broker, which is normal) would fetch everything several times.
+const PAUSE_AFTER: Duration = Duration::from_secs(1);
+
+/// Room in the channel for one batch: waits up to [`PAUSE_AFTER`] (without polling, which
+/// would only fetch more), or not at all when already paused.
+fn reserve(
+    tx: &mpsc::Sender<Vec<SourceEvent>>,
+    paused: bool,
+) -> Result<mpsc::Permit<'_, Vec<SourceEvent>>, mpsc::error::TrySendError<()>> {
+    let deadline = Instant::now() + PAUSE_AFTER;
+    loop {
+        match tx.try_reserve() {
+            Err(mpsc::error::TrySendError::Full(())) if !paused && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_micros(500));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Pauses or resumes every assigned partition. True if it worked.

@@ -20,7 +20,6 @@ use offsets::Shared;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use serde::Deserialize;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -150,6 +149,20 @@ impl KafkaSourceConfig {
         if self.revoke_timeout_ms == 0 {
             return Err(("revoke_timeout_ms", "must be at least 1".into()));
         }
+        // A revocation blocks the consumer's poll while it waits; librdkafka leaves the group
+        // if poll is not called within max.poll.interval.ms.
+        let max_poll = match self.properties.get("max.poll.interval.ms") {
+            Some(p) => p.text().parse::<u64>().unwrap_or(u64::MAX),
+            None => 300_000,
+        };
+        if self.revoke_timeout_ms >= max_poll {
+            return Err((
+                "revoke_timeout_ms",
+                format!(
+                    "must be less than max.poll.interval.ms ({max_poll}): the consumer would leave the group while it waits"
+                ),
+            ));
+        }
         check_properties(&self.properties, OWNED)
     }
 }
@@ -178,10 +191,7 @@ pub(super) async fn open(
         ],
     );
     let shared = Arc::new(Shared::default());
-    let logged = Logged {
-        pipeline: ctx.pipeline.clone(),
-        role: "source",
-    };
+    let logged = Logged::new(&ctx.pipeline, "source");
     let context = Context::new(logged, shared.clone(), cfg);
     let consumer: BaseConsumer<Context> = client
         .create_with_context(context)
@@ -205,7 +215,11 @@ pub(super) async fn open(
             rx,
             thread: Some(thread),
         }),
-        Box::new(KafkaAcker { shared, consumer }),
+        Box::new(KafkaAcker {
+            pipeline: ctx.pipeline.clone(),
+            shared,
+            consumer: Some(consumer),
+        }),
     ))
 }
 
@@ -241,8 +255,45 @@ impl Source for KafkaSource {
 }
 
 struct KafkaAcker {
+    pipeline: String,
     shared: Arc<Shared>,
-    consumer: Arc<BaseConsumer<Context>>,
+    /// `None` only once dropped.
+    consumer: Option<Arc<BaseConsumer<Context>>>,
+}
+
+/// How long stopping waits for the consumer to leave its group.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Drop for KafkaAcker {
+    /// Closing the consumer leaves the group, so that its partitions move at once rather than
+    /// after the session times out; librdkafka waits for the broker to answer, forever if it is
+    /// gone. So the close runs on a thread of its own, waited for a bounded time (the process
+    /// exits without it).
+    fn drop(&mut self) {
+        let Some(consumer) = self.consumer.take() else {
+            return;
+        };
+        let (done, closed) = std::sync::mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name("kafka-close".into())
+            .spawn(move || {
+                drop(consumer);
+                let _ = done.send(());
+            });
+        if spawned.is_err() {
+            return;
+        }
+        let wait = || closed.recv_timeout(CLOSE_TIMEOUT).is_ok();
+        let in_time = match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(wait)
+            }
+            _ => wait(),
+        };
+        if !in_time {
+            tracing::warn!(pipeline = %self.pipeline, "kafka consumer did not leave its group within {} s (broker unreachable?); its partitions move when its session times out", CLOSE_TIMEOUT.as_secs());
+        }
+    }
 }
 
 #[async_trait]
@@ -265,24 +316,15 @@ impl Acker for KafkaAcker {
         }
         let tpl = consumer::commit_list(&commits)
             .map_err(|e| SourceError::Other(format!("kafka commit: {e}")))?;
-        if self.shared.closing.load(Ordering::Acquire) {
-            // The last checkpoint: the consumer thread has ended (no rebalance can hold the
-            // commit back), and this one must land before the consumer closes.
-            let consumer = self.consumer.clone();
-            tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync))
-                .await
-                .map_err(|e| SourceError::Other(format!("kafka commit failed: {e}")))?
-                .map_err(|e| SourceError::Other(format!("kafka commit failed: {e}")))?;
-            let done: Vec<_> = commits.into_iter().map(|(_, p, o)| (p, o)).collect();
-            self.shared.committed(&done);
-        } else {
-            // Asynchronous: a synchronous commit waits while a rebalance is in progress, and
-            // would stall the pipeline that the rebalance is waiting for. The outcome arrives
-            // in the consumer's commit callback.
-            self.consumer
-                .commit(&tpl, CommitMode::Async)
-                .map_err(|e| SourceError::Other(format!("kafka commit failed: {e}")))?;
-        }
+        let Some(consumer) = self.consumer.clone() else {
+            return Ok(());
+        };
+        // Asynchronous: a synchronous commit waits while a rebalance is in progress, and would
+        // stall the pipeline that the rebalance is waiting for. The outcome arrives in the
+        // consumer's commit callback; closing the consumer waits for commits still under way.
+        consumer
+            .commit(&tpl, CommitMode::Async)
+            .map_err(|e| SourceError::Other(format!("kafka commit failed: {e}")))?;
         Ok(())
     }
 
