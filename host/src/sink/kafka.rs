@@ -125,13 +125,18 @@ pub(super) async fn open(
         .map(|(name, text)| Template::parse(text).map(|t| (name.clone(), t)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| SinkError::permanent(format!("headers: invalid template: {e}")))?;
-    if !topic.references_event() {
-        check_topic(&producer, &cfg.topic).await?;
-    }
+    let fixed_topic = if topic.references_event() {
+        None
+    } else {
+        let name = cfg.topic.replace("<weir.pipeline>", &ctx.pipeline);
+        check_topic(&producer, &name).await?;
+        Some(name)
+    };
     Ok(Box::new(KafkaSink {
         pipeline: ctx.pipeline.clone(),
         producer,
         topic,
+        fixed_topic,
         key: template(&cfg.key)?,
         partition: template(&cfg.partition)?,
         headers,
@@ -176,6 +181,8 @@ struct KafkaSink {
     pipeline: String,
     producer: FutureProducer<Logged>,
     topic: Template,
+    /// The topic when the template does not depend on the event (the usual case).
+    fixed_topic: Option<String>,
     key: Option<Template>,
     partition: Option<Template>,
     headers: Vec<(String, Template)>,
@@ -192,7 +199,10 @@ struct Address {
 
 impl KafkaSink {
     fn address(&self, event: &Envelope) -> Result<Address, SinkError> {
-        let topic = self.topic.render(event, &self.pipeline);
+        let topic = match &self.fixed_topic {
+            Some(t) => t.clone(),
+            None => self.topic.render(event, &self.pipeline),
+        };
         if topic.is_empty() {
             return Err(SinkError::permanent("the topic template rendered empty"));
         }

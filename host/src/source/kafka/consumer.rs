@@ -276,6 +276,7 @@ pub fn run(
     let mut last_error: Option<(String, Instant)> = None;
     let mut now = crate::event::now_rfc3339();
     let mut now_at = Instant::now();
+    let mut times = record::Times::default();
     while !tx.is_closed() {
         let due = {
             let pending = ctx.pending();
@@ -322,7 +323,7 @@ pub fn run(
                     continue; // a straggler of a partition just revoked
                 };
                 ctx.pending()
-                    .push(record::to_event(&msg, stream, format, &now));
+                    .push(record::to_event(&msg, stream, format, &now, &mut times));
                 opened.get_or_insert_with(Instant::now);
             }
             Some(Err(e)) => {
