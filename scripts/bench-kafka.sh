@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
 # Kafka -> pattern filter -> Rust Wasm plugin (redact) -> Kafka, against a plain
 # consume-and-produce copy of the same topic with the same client library (rdkafka), on the same
-# broker (tansu, SQLite storage), in one run. Each rate runs from the first record appearing in
+# broker (tansu, SQLite storage), in one run. Each contender gets a broker of its own, started
+# afresh and loaded with the same events: tansu's SQLite store slows down as it grows, which
+# would otherwise penalise whoever runs last. Each rate runs from the first record appearing in
 # the output topic to the last, so joining the consumer group does not count.
 # Usage: scripts/bench-kafka.sh [EVENTS] (default 200000 events of ~400 bytes, 4 partitions)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-200000}
-dir=$(mktemp -d)
+root=$(mktemp -d)
 pids=()
 cleanup() { # the clients first, the broker last
   for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
     kill "${pids[i]}" 2>/dev/null || true
     wait "${pids[i]}" 2>/dev/null || true
   done
-  [ -n "${KEEP:-}" ] || rm -rf "$dir"
+  [ -n "${KEEP:-}" ] || rm -rf "$root"
 }
 trap cleanup EXIT
 
@@ -22,35 +24,57 @@ tansu="${TANSU:-${CARGO_HOME:-$HOME/.cargo}/bin/tansu}"
 [ -x "$tansu" ] || cargo install tansu --version 0.6.0 --features dynostore,libsql --locked -j 2
 scripts/build-plugins.sh
 cargo build --release --locked -q -p weir --bin weir --example kafka-bench
-bench=./target/release/examples/kafka-bench
-weir=./target/release/weir
+bench=$PWD/target/release/examples/kafka-bench
+weir=$PWD/target/release/weir
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-brokers=127.0.0.1:$port
-# tansu reads the storage URL's path as relative: run it in its directory.
-(cd "$dir" && exec "$tansu" broker --listener-url "tcp://$brokers" --advertised-listener-url "tcp://$brokers" \
-  --storage-engine "sqlite://tansu.db" > tansu.log 2>&1) &
-pids+=($!)
-until python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $port), 1)" 2>/dev/null; do sleep 0.1; done
-for t in in copy out dlq; do
-  "$tansu" topic create --broker "tcp://$brokers" --partitions 4 "$t" > /dev/null
-done
-echo "loading $n events into topic in ($(nproc) cores)"
-"$bench" load "$brokers" in "$n"
+# Compile the plugin into the cache first, so that no run pays for it.
+"$weir" plugin test plugins/redact/redact.wasm --input /dev/null --state-dir "$root/state" \
+  --config '{"fields":["email"]}' > /dev/null 2>&1 || true
 
-cat > "$dir/bench.toml" <<TOML
+# fresh NAME: a new broker in $root/NAME with topics in, out, dlq and $n events in `in`;
+# sets $dir and $brokers.
+fresh() {
+  dir=$root/$1
+  mkdir -p "$dir"
+  local port
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  brokers=127.0.0.1:$port
+  # tansu reads the storage URL's path as relative: run it in its directory.
+  (cd "$dir" && exec "$tansu" broker --listener-url "tcp://$brokers" --advertised-listener-url "tcp://$brokers" \
+    --storage-engine "sqlite://tansu.db" > tansu.log 2>&1) &
+  broker_pid=$!
+  pids+=("$broker_pid")
+  until python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 1)" 2>/dev/null; do sleep 0.1; done
+  for t in in out dlq; do
+    "$tansu" topic create --broker "tcp://$brokers" --partitions 4 "$t" > /dev/null
+  done
+  "$bench" load "$brokers" in "$n"
+}
+
+# run LABEL COMMAND...: runs the command against the fresh broker until `out` holds $n records.
+run() {
+  local label=$1; shift
+  "$@" > "$dir/run.log" 2>&1 &
+  local pid=$!
+  pids+=("$pid")
+  printf '%-44s ' "$label"
+  "$bench" wait "$brokers" out "$n"
+  kill "$pid"; wait "$pid" || true
+  kill "$broker_pid"; wait "$broker_pid" || true
+}
+
+pipeline() { # NAME [plugin table]
+  cat > "$dir/$1.toml" <<TOML
 [pipeline]
-name = "bench"
+name = "$1"
 [source]
 type = "kafka"
 brokers = "$brokers"
 topics = "in"
-group = "bench-weir"
+group = "bench-$1"
 [[filter]]
 pattern = '{"data": {"detail-type": ["OrderCreated"], "detail": {"amount": [{"numeric": [">=", 0]}]}}}'
-[[plugin]]
-path = "plugins/redact/redact.wasm"
-config = { fields = ["email", "card"] }
+$2
 [sink]
 type = "kafka"
 brokers = "$brokers"
@@ -60,18 +84,16 @@ type = "kafka"
 brokers = "$brokers"
 topic = "dlq"
 TOML
-# Compile the plugin into the cache first, so that the run does not pay for it.
-"$weir" plugin test plugins/redact/redact.wasm --input /dev/null --state-dir "$dir/state" \
-  --config '{"fields":["email"]}' > /dev/null 2>&1 || true
-
-run() { # label topic command...
-  local label=$1 topic=$2; shift 2
-  "$@" > "$dir/$topic.log" 2>&1 &
-  local pid=$!
-  pids+=($pid)
-  printf '%-46s ' "$label"
-  "$bench" wait "$brokers" "$topic" "$n"
-  kill "$pid"
 }
-run "plain copy (rdkafka consume -> produce)" copy "$bench" copy "$brokers" in copy
-run "weir (filter -> redact.wasm -> kafka)" out "$weir" run --state-dir "$dir/state" "$dir/bench.toml"
+
+echo "$n events of ~400 bytes, 4 partitions, $(nproc) cores; a fresh broker for each row"
+fresh copy
+run "plain copy (rdkafka consume -> produce)" "$bench" copy "$brokers" in out
+fresh weir
+pipeline weir '[[plugin]]
+path = "plugins/redact/redact.wasm"
+config = { fields = ["email", "card"] }'
+run "weir: filter -> redact.wasm -> kafka" "$weir" run --state-dir "$root/state" "$dir/weir.toml"
+fresh bare
+pipeline bare ''
+run "weir: filter -> kafka (no plugin)" "$weir" run --state-dir "$root/state" "$dir/bare.toml"
