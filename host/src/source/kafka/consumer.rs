@@ -132,11 +132,13 @@ impl Context {
         if !closing && !consumer.assignment_lost() {
             let deadline = Instant::now() + self.revoke_timeout;
             self.shared.wait_finished(&streams, deadline);
-            // The pipeline syncs its sink and DLQ; then what finished is committed here, with
-            // a synchronous commit: librdkafka holds other commits back until this callback
+            // What finished by now; the pipeline then syncs its sink and DLQ (a checkpoint that
+            // starts after this point covers all of it), and it is committed here, with a
+            // synchronous commit: librdkafka holds other commits back until this callback
             // returns, so the pipeline's own (asynchronous) commits could not land in time.
-            if self.shared.wait_synced(deadline) {
-                self.commit(consumer, &self.shared.uncommitted(&streams));
+            let finished = self.shared.uncommitted(&streams);
+            if !finished.is_empty() && self.shared.wait_synced(deadline) {
+                self.commit(consumer, &finished);
             }
         }
         let abandoned = self.shared.revoke(parts);
