@@ -170,20 +170,38 @@ impl Broker {
                 .unwrap();
         }
         consumer.assign(&tpl).unwrap();
-        let mut out: Vec<Record> = Vec::new();
         let start = Instant::now();
-        let mut quiet_since = Instant::now();
-        // Until enough arrived and nothing more came for a while (to see duplicates too).
-        while out.len() < at_least || quiet_since.elapsed() < Duration::from_millis(1500) {
+        // Until the topic holds enough; then everything up to each partition's end as it is
+        // now (duplicates included), however unevenly the partitions are fetched.
+        while self.count(topic, partitions) < at_least as i64 {
+            assert!(
+                start.elapsed() < super::support::PATIENCE,
+                "{topic} holds fewer than {at_least} records"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let end: Vec<i64> = (0..partitions as i32)
+            .map(|p| {
+                consumer
+                    .fetch_watermarks(topic, p, Duration::from_secs(10))
+                    .expect("watermarks")
+                    .1
+            })
+            .collect();
+        let mut next: Vec<i64> = vec![0; partitions as usize];
+        let mut out: Vec<Record> = Vec::new();
+        while next.iter().zip(&end).any(|(n, e)| n < e) {
             if start.elapsed() > super::support::PATIENCE {
                 panic!(
-                    "read {} of at least {at_least} records from {topic}",
+                    "read {} records of {topic}, up to {next:?} of {end:?}",
                     out.len()
                 );
             }
             match consumer.poll(Duration::from_millis(100)) {
                 Some(Ok(m)) => {
-                    quiet_since = Instant::now();
+                    if let Some(n) = next.get_mut(m.partition() as usize) {
+                        *n = m.offset() + 1;
+                    }
                     let headers = m
                         .headers()
                         .map(|h| {
