@@ -13,20 +13,25 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// `brokers = "host:9092"` or `brokers = ["a:9092", "b:9092"]`.
+/// A string or a list of them: `brokers = "host:9092"` or `["a:9092", "b:9092"]`, `topics`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
-pub enum Brokers {
+pub enum Names {
     One(String),
     Many(Vec<String>),
 }
 
-impl Brokers {
-    pub fn list(&self) -> String {
+impl Names {
+    pub fn list(&self) -> Vec<&str> {
         match self {
-            Brokers::One(s) => s.clone(),
-            Brokers::Many(v) => v.join(","),
+            Names::One(s) => vec![s.as_str()],
+            Names::Many(v) => v.iter().map(String::as_str).collect(),
         }
+    }
+
+    /// Comma-separated, as librdkafka takes `bootstrap.servers`.
+    pub fn joined(&self) -> String {
+        self.list().join(",")
     }
 }
 
@@ -57,13 +62,13 @@ pub type Properties = BTreeMap<String, Property>;
 /// Builds a client configuration: weir's defaults, then the user's properties, then the
 /// properties weir must own (`reserved`: name, value, and the setting to use instead).
 pub fn client_config(
-    brokers: &Brokers,
+    brokers: &Names,
     defaults: &[(&str, &str)],
     properties: &Properties,
     reserved: &[(&str, String)],
 ) -> ClientConfig {
     let mut cfg = ClientConfig::new();
-    cfg.set("bootstrap.servers", brokers.list());
+    cfg.set("bootstrap.servers", brokers.joined());
     for (k, v) in defaults {
         cfg.set(*k, *v);
     }

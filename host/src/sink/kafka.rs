@@ -10,7 +10,7 @@
 
 use super::{Outgoing, Sink, SinkContext, SinkError, SinkFailure};
 use crate::event::Envelope;
-use crate::kafka::{Brokers, Logged, Properties, check_properties, client_config};
+use crate::kafka::{Logged, Names, Properties, check_properties, client_config};
 use crate::template::Template;
 use async_trait::async_trait;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -23,7 +23,7 @@ use std::time::Duration;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaSinkConfig {
-    pub brokers: Brokers,
+    pub brokers: Names,
     /// The topic, or a template (`"orders-<$.data.region>"`).
     pub topic: String,
     /// The record key as a template; by default the event's key (the source's key, or
@@ -125,13 +125,10 @@ pub(super) async fn open(
         .map(|(name, text)| Template::parse(text).map(|t| (name.clone(), t)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| SinkError::permanent(format!("headers: invalid template: {e}")))?;
-    let fixed_topic = if topic.references_event() {
-        None
-    } else {
-        let name = cfg.topic.replace("<weir.pipeline>", &ctx.pipeline);
-        check_topic(&producer, &name).await?;
-        Some(name)
-    };
+    let fixed_topic = topic.constant(&ctx.pipeline);
+    if let Some(name) = &fixed_topic {
+        check_topic(&producer, name).await?;
+    }
     Ok(Box::new(KafkaSink {
         pipeline: ctx.pipeline.clone(),
         producer,
@@ -204,7 +201,9 @@ impl KafkaSink {
             None => self.topic.render(event, &self.pipeline),
         };
         if topic.is_empty() {
-            return Err(SinkError::permanent("the topic template rendered empty"));
+            return Err(SinkError::permanent(
+                "sink.topic: the template rendered an empty topic",
+            ));
         }
         let key = match &self.key {
             Some(t) => Some(t.render(event, &self.pipeline)).filter(|k| !k.is_empty()),
@@ -216,7 +215,7 @@ impl KafkaSink {
                 let text = t.render(event, &self.pipeline);
                 Some(text.trim().parse::<i32>().map_err(|_| {
                     SinkError::permanent(format!(
-                        "the partition template rendered `{text}`, not a partition number"
+                        "sink.partition: the template rendered `{text}`, not a partition number"
                     ))
                 })?)
             }

@@ -76,6 +76,18 @@ pub trait Acker: Send {
     }
 }
 
+/// Checks a source's `batch_size` (the same bounds for every source).
+pub(crate) fn check_batch_size(batch_size: usize) -> Result<(), (&'static str, String)> {
+    if (1..=100_000).contains(&batch_size) {
+        Ok(())
+    } else {
+        Err((
+            "batch_size",
+            format!("must be between 1 and 100000, got {batch_size}"),
+        ))
+    }
+}
+
 /// `format`: how a record's bytes become the event's data, for every source.
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]

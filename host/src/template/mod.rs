@@ -75,6 +75,24 @@ impl Template {
             .any(|p| matches!(p, Part::Var { var, .. } if !matches!(var, Var::Pipeline)))
     }
 
+    /// What a text template renders for every event, when it does not refer to the event
+    /// (settings rendered once, like a Kafka sink's fixed topic). `None` otherwise, and for
+    /// JSON templates.
+    pub fn constant(&self, pipeline: &str) -> Option<String> {
+        if self.json || self.references_event() {
+            return None;
+        }
+        let mut out = String::new();
+        for part in &self.parts {
+            match part {
+                Part::Text(t) => out.push_str(t),
+                // The only variable left once the event is not referred to.
+                Part::Var { .. } => out.push_str(pipeline),
+            }
+        }
+        Some(out)
+    }
+
     pub fn parse(text: &str) -> Result<Template, TemplateError> {
         let json = matches!(text.trim_start().as_bytes().first(), Some(b'{' | b'['));
         let mut parts = Vec::new();

@@ -157,3 +157,18 @@ fn simple_paths_resolve_without_a_tree_exactly_as_jsonpath_does() {
         }
     }
 }
+
+#[test]
+fn constant_text_is_rendered_once() {
+    let t = Template::parse("orders-<weir.pipeline>").unwrap();
+    assert_eq!(t.constant("p1").as_deref(), Some("orders-p1"));
+    assert_eq!(
+        Template::parse("orders").unwrap().constant("p1").as_deref(),
+        Some("orders")
+    );
+    assert_eq!(
+        Template::parse("o-<$.data.region>").unwrap().constant("p1"),
+        None
+    );
+    assert_eq!(Template::parse("{\"a\": 1}").unwrap().constant("p1"), None);
+}

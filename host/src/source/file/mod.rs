@@ -65,12 +65,7 @@ impl FileSourceConfig {
         if self.path.as_os_str().is_empty() {
             return Err(("path", "must not be empty".into()));
         }
-        if !(1..=100_000).contains(&self.batch_size) {
-            return Err((
-                "batch_size",
-                format!("must be between 1 and 100000, got {}", self.batch_size),
-            ));
-        }
+        super::check_batch_size(self.batch_size)?;
         if self.poll_interval_ms == 0 {
             return Err(("poll_interval_ms", "must be at least 1".into()));
         }

@@ -13,7 +13,7 @@ mod record;
 
 use super::{Acker, Format, Source, SourceContext, SourceError, SourceEvent};
 use crate::event::Position;
-use crate::kafka::{Brokers, Logged, Properties, check_properties, client_config};
+use crate::kafka::{Logged, Names, Properties, check_properties, client_config};
 use async_trait::async_trait;
 use consumer::Context;
 use offsets::Shared;
@@ -28,9 +28,9 @@ use tokio_util::sync::CancellationToken;
 #[serde(deny_unknown_fields)]
 pub struct KafkaSourceConfig {
     /// Bootstrap brokers: `"host:9092"` or a list.
-    pub brokers: Brokers,
+    pub brokers: Names,
     /// The topics to consume.
-    pub topics: Topics,
+    pub topics: Names,
     /// The consumer group: processes in one group share the partitions.
     pub group: String,
     /// Where a partition without a committed offset starts: `earliest`, `latest`, or
@@ -52,22 +52,6 @@ pub struct KafkaSourceConfig {
     /// librdkafka consumer properties, passed through (TLS, SASL, timeouts, ...).
     #[serde(default)]
     pub properties: Properties,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum Topics {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl Topics {
-    fn list(&self) -> Vec<&str> {
-        match self {
-            Topics::One(t) => vec![t.as_str()],
-            Topics::Many(v) => v.iter().map(String::as_str).collect(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -137,15 +121,10 @@ impl KafkaSourceConfig {
         if self.group.is_empty() {
             return Err(("group", "must not be empty".into()));
         }
-        if self.brokers.list().is_empty() {
+        if self.brokers.joined().is_empty() {
             return Err(("brokers", "must not be empty".into()));
         }
-        if !(1..=100_000).contains(&self.batch_size) {
-            return Err((
-                "batch_size",
-                format!("must be between 1 and 100000, got {}", self.batch_size),
-            ));
-        }
+        super::check_batch_size(self.batch_size)?;
         if self.revoke_timeout_ms == 0 {
             return Err(("revoke_timeout_ms", "must be at least 1".into()));
         }
@@ -208,7 +187,7 @@ pub(super) async fn open(
         .name(format!("kafka-{}", ctx.pipeline))
         .spawn(move || consumer::run(c, tx, format, size, window))
         .map_err(|e| SourceError::Other(format!("cannot start the kafka consumer thread: {e}")))?;
-    tracing::info!(pipeline = %ctx.pipeline, brokers = %cfg.brokers.list(), topics = ?cfg.topics.list(),
+    tracing::info!(pipeline = %ctx.pipeline, brokers = %cfg.brokers.joined(), topics = ?cfg.topics.list(),
         group = %cfg.group, "kafka consumer started");
     Ok((
         Box::new(KafkaSource {

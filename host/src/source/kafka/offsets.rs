@@ -30,7 +30,9 @@ pub struct Shared {
 #[derive(Default)]
 struct Offsets {
     streams: HashMap<u32, Stream>,
-    owned: HashMap<Partition, u32>,
+    /// Owned partitions' streams, by topic then partition: looked up for every record read,
+    /// by the record's `&str` topic, without building a key.
+    owned: HashMap<String, HashMap<i32, u32>>,
     next_stream: u32,
     /// Counts the pipeline's checkpoints: each one means "every event finished before it is
     /// durable in the sink and the DLQ".
@@ -42,6 +44,45 @@ struct Stream {
     tracker: PrefixTracker,
     /// The offset last committed for this assignment (the next one to read).
     committed: Option<u64>,
+}
+
+impl Offsets {
+    fn owned_stream(&self, topic: &str, partition: i32) -> Option<u32> {
+        self.owned.get(topic)?.get(&partition).copied()
+    }
+
+    fn owned_streams(&self) -> impl Iterator<Item = u32> + '_ {
+        self.owned.values().flat_map(|p| p.values().copied())
+    }
+
+    fn disown(&mut self, (topic, partition): &Partition) -> Option<u32> {
+        let parts = self.owned.get_mut(topic)?;
+        let id = parts.remove(partition);
+        if parts.is_empty() {
+            self.owned.remove(topic);
+        }
+        id
+    }
+
+    /// Waits on `changed` until `done` holds, or `deadline`. True if it held.
+    fn wait_until<'a>(
+        mut s: MutexGuard<'a, Offsets>,
+        changed: &Condvar,
+        deadline: Instant,
+        done: impl Fn(&Offsets) -> bool,
+    ) -> bool {
+        while !done(&s) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            s = changed
+                .wait_timeout(s, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        true
+    }
 }
 
 impl Stream {
@@ -74,16 +115,14 @@ impl Shared {
                 committed: None,
             },
         );
-        s.owned.insert(partition, id);
+        let (topic, p) = partition;
+        s.owned.entry(topic).or_default().insert(p, id);
         id
     }
 
     /// The stream a partition's records belong to, if this process owns it.
     pub fn stream_of(&self, topic: &str, partition: i32) -> Option<u32> {
-        self.lock()
-            .owned
-            .get(&(topic.to_owned(), partition))
-            .copied()
+        self.lock().owned_stream(topic, partition)
     }
 
     /// The streams of these partitions (those owned).
@@ -91,7 +130,7 @@ impl Shared {
         let s = self.lock();
         partitions
             .iter()
-            .filter_map(|p| s.owned.get(p).copied())
+            .filter_map(|(topic, p)| s.owned_stream(topic, *p))
             .collect()
     }
 
@@ -117,12 +156,11 @@ impl Shared {
     /// Owned partitions whose finished prefix moved past their last commit.
     pub fn to_commit(&self) -> Vec<Commit> {
         let s = self.lock();
-        s.owned
-            .values()
+        s.owned_streams()
             .filter_map(|id| {
-                let stream = &s.streams[id];
+                let stream = s.streams.get(&id)?;
                 let offset = stream.uncommitted()?;
-                Some((*id, stream.partition.clone(), offset))
+                Some((id, stream.partition.clone(), offset))
             })
             .collect()
     }
@@ -130,8 +168,8 @@ impl Shared {
     /// The broker confirmed these offsets (of partitions this process may no longer own).
     pub fn committed(&self, confirmed: &[(Partition, u64)]) {
         let mut s = self.lock();
-        for (partition, offset) in confirmed {
-            let Some(id) = s.owned.get(partition).copied() else {
+        for ((topic, partition), offset) in confirmed {
+            let Some(id) = s.owned_stream(topic, *partition) else {
                 continue;
             };
             if let Some(stream) = s.streams.get_mut(&id) {
@@ -151,21 +189,10 @@ impl Shared {
     /// Asks the pipeline for a checkpoint and waits until one completed after this call, or
     /// `deadline`. True if it did.
     pub fn wait_synced(&self, deadline: Instant) -> bool {
-        let mut s = self.lock();
+        let s = self.lock();
         let target = s.synced + 1;
         self.checkpoint.notify_one();
-        while s.synced < target {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            s = self
-                .changed
-                .wait_timeout(s, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
-        true
+        Offsets::wait_until(s, &self.changed, deadline, |s| s.synced >= target)
     }
 
     /// The finished, uncommitted prefix of `streams`, to commit before they are let go.
@@ -180,28 +207,15 @@ impl Shared {
             .collect()
     }
 
-    /// Waits until `done` holds for every one of `streams`, or `deadline`. True if it held.
-    fn wait(&self, streams: &[u32], deadline: Instant, done: impl Fn(&Stream) -> bool) -> bool {
-        let mut s = self.lock();
-        loop {
-            if streams.iter().all(|id| s.streams.get(id).is_none_or(&done)) {
-                return true;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            s = self
-                .changed
-                .wait_timeout(s, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
-    }
-
     /// Waits until every event handed over from `streams` finished, or `deadline`.
     pub fn wait_finished(&self, streams: &[u32], deadline: Instant) -> bool {
-        self.wait(streams, deadline, |s| s.tracker.in_flight() == 0)
+        Offsets::wait_until(self.lock(), &self.changed, deadline, |s| {
+            streams.iter().all(|id| {
+                s.streams
+                    .get(id)
+                    .is_none_or(|st| st.tracker.in_flight() == 0)
+            })
+        })
     }
 
     /// The partitions are no longer ours: forget them. Events of theirs still in the pipeline
@@ -211,10 +225,8 @@ impl Shared {
         let mut s = self.lock();
         let mut abandoned = 0;
         for p in partitions {
-            if let Some(id) = s.owned.remove(p) {
-                if let Some(stream) = s.streams.remove(&id) {
-                    abandoned += stream.tracker.in_flight();
-                }
+            if let Some(stream) = s.disown(p).and_then(|id| s.streams.remove(&id)) {
+                abandoned += stream.tracker.in_flight();
             }
         }
         abandoned
@@ -222,6 +234,10 @@ impl Shared {
 
     /// Every owned partition (for a revocation of all of them).
     pub fn owned(&self) -> Vec<Partition> {
-        self.lock().owned.keys().cloned().collect()
+        let s = self.lock();
+        s.owned
+            .iter()
+            .flat_map(|(topic, parts)| parts.keys().map(|p| (topic.clone(), *p)))
+            .collect()
     }
 }
