@@ -18,6 +18,16 @@ if [ ! -x "$tansu_bin" ]; then
 fi
 export TANSU="$tansu_bin"
 
+# The SQS-protocol server the SQS tests start (one per test, on a port of its own): moto, in a
+# venv of its own outside the checkout, made once and reused.
+moto_venv="${XDG_CACHE_HOME:-$HOME/.cache}/weir/moto"
+moto_version=5.2.5
+if [ ! -x "$moto_venv/bin/moto_server" ] || ! "$moto_venv/bin/pip" show moto 2>/dev/null | grep -qx "Version: $moto_version"; then
+  python3 -m venv "$moto_venv"
+  "$moto_venv/bin/pip" install --quiet "moto[server]==$moto_version"
+fi
+export MOTO_SERVER="$moto_venv/bin/moto_server"
+
 # The plugins the tests run (Rust, JavaScript, Python), with their toolchains on first use.
 scripts/build-plugins.sh
 

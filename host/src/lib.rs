@@ -15,6 +15,7 @@ pub mod plugin;
 pub mod shutdown;
 pub mod sink;
 pub mod source;
+pub mod sqs;
 pub mod template;
 
 pub use weir_pattern as pattern;

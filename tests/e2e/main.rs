@@ -10,4 +10,6 @@ mod kafka_broker;
 mod kill_restart;
 mod pattern_cli;
 mod plugins;
+mod sqs;
+mod sqs_server;
 mod support;

@@ -12,6 +12,8 @@ pub const PATIENCE: Duration = Duration::from_secs(120);
 pub fn weir() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
     cmd.env_remove("RUST_LOG");
+    // Tests never reach AWS: the SQS tests' local server takes these dummy credentials.
+    cmd.envs(crate::sqs_server::AWS_ENV.iter().copied());
     for (k, _) in std::env::vars() {
         if k.starts_with("WEIR_") {
             cmd.env_remove(k);

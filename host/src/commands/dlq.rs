@@ -248,7 +248,7 @@ fn redrive_locked(
         let run = tokio::spawn(pipeline.run_with(source, acker, stop));
         while !run.is_finished() {
             let c = counters.snapshot();
-            bar.set_position(c.delivered + c.filtered + c.dead_lettered + c.dropped);
+            bar.set_position(c.ended());
             bar.set_message(format!(
                 "delivered {} dead-lettered again {}",
                 c.delivered, c.dead_lettered

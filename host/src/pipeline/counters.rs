@@ -1,5 +1,5 @@
 //! Exact accounting: at any time
-//! `received = delivered + filtered + dead_lettered + dropped + in_flight`.
+//! `received = delivered + filtered + dead_lettered + dropped + released + in_flight`.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -13,6 +13,8 @@ pub struct Counters {
     pub dead_lettered: AtomicU64,
     /// Failed events dropped by `[retry] on_failure = "drop"`.
     pub dropped: AtomicU64,
+    /// Failed events handed back to their source to come again later (SQS).
+    pub released: AtomicU64,
     /// Sink or DLQ writes that failed and were tried again.
     pub retried: AtomicU64,
     /// Dead-lettered and dropped events by the stage they failed at (`source`, `plugin:NAME`,
@@ -28,13 +30,18 @@ pub struct Snapshot {
     pub delivered: u64,
     pub dead_lettered: u64,
     pub dropped: u64,
+    pub released: u64,
     pub retried: u64,
 }
 
 impl Snapshot {
     pub fn in_flight(&self) -> u64 {
-        self.received
-            .saturating_sub(self.filtered + self.delivered + self.dead_lettered + self.dropped)
+        self.received.saturating_sub(self.ended())
+    }
+
+    /// Events that ended, however.
+    pub fn ended(&self) -> u64 {
+        self.filtered + self.delivered + self.dead_lettered + self.dropped + self.released
     }
 }
 
@@ -46,6 +53,7 @@ impl Counters {
             delivered: self.delivered.load(Relaxed),
             dead_lettered: self.dead_lettered.load(Relaxed),
             dropped: self.dropped.load(Relaxed),
+            released: self.released.load(Relaxed),
             retried: self.retried.load(Relaxed),
         }
     }
@@ -54,7 +62,7 @@ impl Counters {
         counter.fetch_add(n as u64, Relaxed);
     }
 
-    /// Counts an event that failed at `stage` (and was dead-lettered or dropped).
+    /// Counts an event that failed at `stage` (and was dead-lettered, dropped or released).
     pub fn failed_at(&self, stage: &str) {
         let mut m = self.failed_at.lock().unwrap_or_else(|e| e.into_inner());
         *m.entry(stage.to_owned()).or_default() += 1;
@@ -77,6 +85,7 @@ impl Counters {
             Ended::Delivered => &self.delivered,
             Ended::DeadLettered => &self.dead_lettered,
             Ended::Dropped => &self.dropped,
+            Ended::Released => &self.released,
         };
         counter.fetch_add(1, Relaxed);
     }

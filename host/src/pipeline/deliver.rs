@@ -16,6 +16,7 @@
 //! and SQS FIFO groups keep that); the file and stdout sinks fail whole batches.
 
 use super::counters::Counters;
+use super::hold::Held;
 use super::policy::{OnFailure, Retry};
 use super::slot::{Failure, Fate, Slot};
 use crate::event::push_json_string;
@@ -72,6 +73,8 @@ impl Outlets {
         let block = self.retry.on_failure == OnFailure::Block;
         let mut attempts = 0u32;
         let mut first_failed_at: Option<String> = None;
+        // A failed event that goes back to its source takes its key's later events with it.
+        let mut held = Held::default();
         // written[i][k]: the k-th event of slot i is in the sink; a retry resends only the rest.
         let mut written: Vec<Vec<bool>> = slots
             .iter()
@@ -133,8 +136,10 @@ impl Outlets {
                         Fate::Failed(Failure::now("sink", "exhausted", message, attempts, first));
                 }
             }
+            mark_delivered(slots, &written);
+            held.apply(slots);
             if retrying == 0 {
-                continue; // marks what is now fully written, then returns
+                continue; // returns: nothing is pending any more
             }
             Counters::add(&self.counters.retried, retrying);
             let delay = self.retry.backoff(attempts);
@@ -153,9 +158,11 @@ impl Outlets {
         }
     }
 
-    /// Ends the `Failed` slots as `on_failure` says: written to the DLQ (`DeadLettered`; retried
-    /// until written or `stop`, slots left `Failed` stay unacknowledged), or `Dropped`.
+    /// Ends the `Failed` slots: handed back to their source if they were read so
+    /// (`Released`), else as `on_failure` says: written to the DLQ (`DeadLettered`; retried until
+    /// written or `stop`, slots left `Failed` stay unacknowledged), or `Dropped`.
     pub async fn dead_letter(&self, slots: &mut [Slot], stop: &CancellationToken) {
+        self.release(slots);
         if self.retry.on_failure == OnFailure::Drop {
             for slot in slots.iter_mut() {
                 if let Fate::Failed(f) = &slot.fate {
@@ -213,6 +220,18 @@ impl Outlets {
                 return;
             }
             delay = (delay * 2).min(DLQ_BACKOFF_MAX);
+        }
+    }
+
+    /// Hands the failed events read with `release_on_failure` back to their source.
+    fn release(&self, slots: &mut [Slot]) {
+        for slot in slots.iter_mut() {
+            if let (Fate::Failed(f), true) = (&slot.fate, slot.release_on_failure) {
+                tracing::warn!(pipeline = %self.pipeline, event = %slot.event.id, stage = %f.stage,
+                    kind = %f.kind, reason = %f.message, "event failed; handed back to its source to come again");
+                self.counters.failed_at(&f.stage);
+                slot.fate = Fate::Released;
+            }
         }
     }
 

@@ -10,6 +10,7 @@
 //! is delivered meanwhile; sink failures block inside [`Outlets::deliver`].
 
 use super::deliver::{Outlets, pause};
+use super::hold::Held;
 use super::policy::OnFailure;
 use super::slot::{Ended, Failure, Fate, Slot};
 use crate::event::Position;
@@ -39,12 +40,15 @@ impl Lane {
     pub async fn run(mut self, stop: CancellationToken) {
         let mut plugins = self.plugin_set.as_ref().map(PluginSet::stage);
         let mut buf: Vec<Slot> = Vec::with_capacity(self.batch_size);
+        let mut held = Held::default();
         loop {
             if self.rx.recv_many(&mut buf, self.batch_size).await == 0 {
                 return; // closed and drained
             }
             let mut slots = std::mem::replace(&mut buf, Vec::with_capacity(self.batch_size));
-            let complete = self.handle(&mut slots, &mut plugins, &stop).await;
+            let complete = self
+                .handle(&mut slots, &mut plugins, &mut held, &stop)
+                .await;
             let finished: Finished = slots
                 .iter()
                 .filter_map(|s| s.fate.ended().map(|how| (s.position, how)))
@@ -66,9 +70,11 @@ impl Lane {
         &self,
         slots: &mut Vec<Slot>,
         plugins: &mut Option<PluginStage>,
+        held: &mut Held,
         stop: &CancellationToken,
     ) -> bool {
         self.apply_plugins(plugins, slots, 0..slots.len()).await;
+        held.apply(slots);
         let block = self.outlets.retry().on_failure == OnFailure::Block;
         let mut start = 0;
         loop {
@@ -80,6 +86,7 @@ impl Lane {
                 false => slots.len(),
             };
             self.outlets.deliver(&mut slots[start..end], stop).await;
+            held.apply(&mut slots[start..end]); // learns the keys that failed at the sink
             self.outlets.dead_letter(&mut slots[start..end], stop).await;
             if slots[start..end].iter().any(|s| s.fate.ended().is_none()) {
                 return false;

@@ -12,13 +12,15 @@
 //! events out of order, so the source commits only the longest finished prefix of positions.
 //! The router stops taking batches while `max_in_flight` events are under way; the bounded
 //! channel then stops the reader: a slow sink slows the source, and memory stays bounded.
-//! An event is acknowledged only once it is delivered, filtered, dead-lettered or dropped; one
+//! An event is acknowledged only once it is delivered, filtered, dead-lettered, dropped or
+//! released (handed back to a source that can take it, an SQS queue); one
 //! that could be none of these (stopping while its sink is down) stays unacknowledged, so the
 //! source reads it again after a restart.
 
 pub mod counters;
 mod deliver;
 mod filter;
+mod hold;
 mod lane;
 pub mod policy;
 pub mod slot;
@@ -278,7 +280,7 @@ impl Pipeline {
         let snapshot = self.counters.snapshot();
         tracing::info!(pipeline = %name, received = snapshot.received, delivered = snapshot.delivered,
             filtered = snapshot.filtered, dead_lettered = snapshot.dead_lettered, dropped = snapshot.dropped,
-            retried = snapshot.retried, unfinished = snapshot.in_flight(),
+            released = snapshot.released, retried = snapshot.retried, unfinished = snapshot.in_flight(),
             failed_by_stage = %self.counters.failed_by_stage(), "pipeline stopped");
         read.map_err(source_err)?;
         saved?;
@@ -390,7 +392,9 @@ impl Run {
                 None => Fate::Pending,
                 Some(why) => Fate::Failed(Failure::now("source", "malformed", why, 1, None)),
             };
-            slots.push(Slot::new(ev.position, ev.envelope, fate));
+            let mut slot = Slot::new(ev.position, ev.envelope, fate);
+            slot.release_on_failure = ev.release_on_failure;
+            slots.push(slot);
         }
         if let Some(filter) = &mut self.filter {
             filter.apply(&mut slots);
@@ -419,7 +423,10 @@ impl Run {
     /// Acknowledges an ended event, and counts it.
     fn end(&mut self, position: crate::event::Position, how: Ended) {
         self.counters.ended(how);
-        self.acker.finish(position);
+        match how {
+            Ended::Released => self.acker.release(position),
+            _ => self.acker.finish(position),
+        }
         self.finished_since_checkpoint = true;
     }
 

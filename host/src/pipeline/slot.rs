@@ -14,6 +14,9 @@ pub struct Slot {
     /// list, in order (a plugin may map, split or drop; an empty list is `Filtered`).
     pub outputs: Option<Vec<Envelope>>,
     pub fate: Fate,
+    /// A failure hands the event back to its source rather than to the DLQ (see
+    /// [`crate::source::SourceEvent::release_on_failure`]).
+    pub release_on_failure: bool,
 }
 
 impl Slot {
@@ -24,6 +27,7 @@ impl Slot {
             event,
             outputs: None,
             fate,
+            release_on_failure: false,
         }
     }
 
@@ -36,7 +40,7 @@ impl Slot {
     }
 }
 
-/// Every event ends in exactly one of three ways; until then it is pending.
+/// Every event ends in exactly one way; until then it is pending.
 #[derive(Debug)]
 pub enum Fate {
     Pending,
@@ -48,6 +52,8 @@ pub enum Fate {
     DeadLettered,
     /// Failed, and dropped as `[retry] on_failure = "drop"` asks.
     Dropped,
+    /// Failed, and handed back to its source, which makes it available again later.
+    Released,
 }
 
 impl Fate {
@@ -59,6 +65,7 @@ impl Fate {
             Fate::Delivered => Some(Ended::Delivered),
             Fate::DeadLettered => Some(Ended::DeadLettered),
             Fate::Dropped => Some(Ended::Dropped),
+            Fate::Released => Some(Ended::Released),
         }
     }
 }
@@ -70,6 +77,7 @@ pub enum Ended {
     Delivered,
     DeadLettered,
     Dropped,
+    Released,
 }
 
 /// Why an event is dead-lettered (the `error` object of the DLQ record).

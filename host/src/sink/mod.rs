@@ -4,6 +4,7 @@
 
 pub mod file;
 pub mod kafka;
+pub mod sqs;
 pub mod stdout;
 
 use crate::config::component::{deserialize_table, take_key, take_kind};
@@ -137,9 +138,10 @@ pub enum SinkKind {
     Stdout(stdout::StdoutSinkConfig),
     File(file::FileSinkConfig),
     Kafka(kafka::KafkaSinkConfig),
+    Sqs(sqs::SqsSinkConfig),
 }
 
-const KINDS: &[&str] = &["stdout", "file", "kafka"];
+const KINDS: &[&str] = &["stdout", "file", "kafka", "sqs"];
 /// Keys every sink kind accepts.
 const COMMON_KEYS: &[&str] = &["type", "encoding", "template"];
 
@@ -170,6 +172,7 @@ impl SinkConfig {
             "stdout" => SinkKind::Stdout(deserialize_table(src, at, table, COMMON_KEYS)?),
             "file" => SinkKind::File(deserialize_table(src, at, table, COMMON_KEYS)?),
             "kafka" => SinkKind::Kafka(deserialize_table(src, at, table, COMMON_KEYS)?),
+            "sqs" => SinkKind::Sqs(deserialize_table(src, at, table, COMMON_KEYS)?),
             _ => unreachable!("take_kind only returns registered kinds"),
         };
         let config = SinkConfig { kind, body };
@@ -184,6 +187,7 @@ impl SinkConfig {
             SinkKind::Stdout(_) => Ok(()),
             SinkKind::File(c) => c.validate(),
             SinkKind::Kafka(c) => c.validate(),
+            SinkKind::Sqs(c) => c.validate(),
         }
     }
 
@@ -202,6 +206,7 @@ impl SinkConfig {
             SinkKind::Stdout(_) => "stdout",
             SinkKind::File(_) => "file",
             SinkKind::Kafka(_) => "kafka",
+            SinkKind::Sqs(_) => "sqs",
         }
     }
 
@@ -210,6 +215,7 @@ impl SinkConfig {
             SinkKind::Stdout(c) => stdout::open(c, ctx).await,
             SinkKind::File(c) => file::open(c, ctx).await,
             SinkKind::Kafka(c) => kafka::open(c, ctx).await,
+            SinkKind::Sqs(c) => sqs::open(c, ctx).await,
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod file;
 pub mod kafka;
 pub mod prefix;
 pub mod replay;
+pub mod sqs;
 
 use crate::config::component::{deserialize_table, take_kind};
 use crate::config::{ConfigError, KeyPath, SourceText};
@@ -26,6 +27,11 @@ pub struct SourceEvent {
     /// Set when the record cannot be processed as it is (not JSON where JSON is required, too
     /// long, ...): the event goes straight to the dead-letter queue with this reason.
     pub problem: Option<String>,
+    /// If the event fails, hand it back to the source ([`Acker::release`]) instead of the
+    /// dead-letter queue: the source makes it available again later (an SQS message left to
+    /// reappear until the queue's own redrive policy moves it). The key's later events of the
+    /// same delivery are handed back with it, so that the key keeps its order.
+    pub release_on_failure: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +72,12 @@ pub trait Acker: Send {
     fn track(&mut self, position: Position);
     /// The event at `position` is finished.
     fn finish(&mut self, position: Position);
+    /// The event at `position` failed and is handed back (it was read with
+    /// `release_on_failure`): the source makes it available again later instead of treating it
+    /// as finished. Sources that never ask for this treat it as finished.
+    fn release(&mut self, position: Position) {
+        self.finish(position);
+    }
     /// Makes the finished prefix durable (checkpoint file, Kafka commit, SQS delete). Called after
     /// the sink has made the delivered events durable.
     async fn checkpoint(&mut self) -> Result<(), SourceError>;
@@ -142,9 +154,10 @@ pub struct SourceContext {
 pub enum SourceConfig {
     File(file::FileSourceConfig),
     Kafka(kafka::KafkaSourceConfig),
+    Sqs(sqs::SqsSourceConfig),
 }
 
-const KINDS: &[&str] = &["file", "kafka"];
+const KINDS: &[&str] = &["file", "kafka", "sqs"];
 
 impl SourceConfig {
     pub fn parse(
@@ -156,6 +169,7 @@ impl SourceConfig {
         let config = match kind.as_str() {
             "file" => SourceConfig::File(deserialize_table(src, at, table, &[])?),
             "kafka" => SourceConfig::Kafka(deserialize_table(src, at, table, &[])?),
+            "sqs" => SourceConfig::Sqs(deserialize_table(src, at, table, &[])?),
             _ => unreachable!("take_kind only returns registered kinds"),
         };
         config
@@ -169,6 +183,7 @@ impl SourceConfig {
         match self {
             SourceConfig::File(c) => c.validate(),
             SourceConfig::Kafka(c) => c.validate(),
+            SourceConfig::Sqs(c) => c.validate(),
         }
     }
 
@@ -176,6 +191,7 @@ impl SourceConfig {
         match self {
             SourceConfig::File(_) => "file",
             SourceConfig::Kafka(_) => "kafka",
+            SourceConfig::Sqs(_) => "sqs",
         }
     }
 
@@ -187,6 +203,7 @@ impl SourceConfig {
         match self {
             SourceConfig::File(c) => file::open(c, ctx).await,
             SourceConfig::Kafka(c) => kafka::open(c, ctx).await,
+            SourceConfig::Sqs(c) => sqs::open(c, ctx).await,
         }
     }
 }

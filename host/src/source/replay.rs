@@ -68,6 +68,7 @@ impl Source for Replay {
                     envelope,
                     position: position(self.next),
                     problem: None,
+                    release_on_failure: false,
                 };
                 self.next += 1;
                 ev

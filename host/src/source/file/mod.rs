@@ -247,6 +247,7 @@ fn to_event(line: RawLine, format: Format, time: &str) -> SourceEvent {
         },
         position: line.position,
         problem,
+        release_on_failure: false,
     }
 }
 

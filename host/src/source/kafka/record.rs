@@ -75,6 +75,7 @@ pub fn to_event(
         },
         position: position(stream, offset),
         problem,
+        release_on_failure: false,
     }
 }
 

@@ -1,0 +1,329 @@
+//! The messages this process holds: received and not yet deleted or handed back. Their
+//! visibility is extended before it runs out, so that a slow plugin or sink does not let another
+//! consumer receive them again; at the next checkpoint, finished ones are deleted and released
+//! ones made visible again.
+//!
+//! Each message gets a sequence number when it arrives (its position's offset): the pipeline
+//! reports finished and released events by it.
+
+use crate::sqs::AwsError;
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
+};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// Entries per batch call (an SQS limit).
+const BATCH: usize = 10;
+/// Batch calls under way at once when deleting or extending many messages.
+const CONCURRENT_CALLS: usize = 8;
+
+pub struct InFlight {
+    client: Client,
+    queue_url: String,
+    pipeline: String,
+    /// The visibility timeout that receives ask for and extensions renew.
+    visibility: Duration,
+    messages: Mutex<HashMap<u64, Entry>>,
+    next_seq: AtomicU64,
+    next_receive: AtomicU32,
+}
+
+struct Entry {
+    receipt: String,
+    message_id: String,
+    /// When the message becomes visible again unless extended (counted from before the call
+    /// that set it, so never later than SQS's own clock).
+    visible_until: Instant,
+    /// Finished: to delete at the next checkpoint (and kept invisible until then).
+    finished: bool,
+    /// Failed and handed back: to make visible again at the next checkpoint.
+    released: bool,
+    /// Its visibility could not be extended (it ran out first): it may be received again.
+    lost: bool,
+}
+
+impl InFlight {
+    pub fn new(client: Client, queue_url: &str, pipeline: &str, visibility: Duration) -> Self {
+        InFlight {
+            client,
+            queue_url: queue_url.to_owned(),
+            pipeline: pipeline.to_owned(),
+            visibility,
+            messages: Mutex::new(HashMap::new()),
+            next_seq: AtomicU64::new(1),
+            next_receive: AtomicU32::new(1),
+        }
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Entry>> {
+        self.messages.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A number for one receive call: its messages' positions' partition (see
+    /// `pipeline::hold`).
+    pub fn receive_id(&self) -> u32 {
+        self.next_receive.fetch_add(1, Relaxed)
+    }
+
+    /// Registers a received message; `asked_at` is when its receive call was sent. Returns its
+    /// sequence number.
+    pub fn add(&self, receipt: String, message_id: String, asked_at: Instant) -> u64 {
+        let seq = self.next_seq.fetch_add(1, Relaxed);
+        let entry = Entry {
+            receipt,
+            message_id,
+            visible_until: asked_at + self.visibility,
+            finished: false,
+            released: false,
+            lost: false,
+        };
+        self.table().insert(seq, entry);
+        seq
+    }
+
+    pub fn finish(&self, seq: u64) {
+        if let Some(e) = self.table().get_mut(&seq) {
+            e.finished = true;
+        }
+    }
+
+    pub fn release(&self, seq: u64) {
+        if let Some(e) = self.table().get_mut(&seq) {
+            e.released = true;
+        }
+    }
+
+    /// Makes the released messages visible again, for the queue to hand out anew (or to move to
+    /// its dead-letter queue once they reach its maxReceiveCount). At once rather than when
+    /// their visibility runs out: weir already retried what `[retry]` allows, and a FIFO group
+    /// stays blocked until all of its held messages are back, then comes again in order.
+    pub async fn return_released(&self) {
+        let released: Vec<u64> = self
+            .table()
+            .iter()
+            .filter(|(_, e)| e.released)
+            .map(|(&seq, _)| seq)
+            .collect();
+        self.return_to_queue(&released).await;
+    }
+
+    /// Deletes the finished messages (at a checkpoint: the sink has made them durable).
+    pub async fn delete_finished(&self) -> Result<(), String> {
+        let finished: Vec<(u64, String)> = self
+            .table()
+            .iter()
+            .filter(|(_, e)| e.finished)
+            .map(|(&seq, e)| (seq, e.receipt.clone()))
+            .collect();
+        let mut calls = JoinSet::new();
+        let mut failures = Vec::new();
+        for chunk in finished.chunks(BATCH) {
+            if calls.len() >= CONCURRENT_CALLS {
+                self.deleted(calls.join_next().await, &mut failures);
+            }
+            let entries: Vec<DeleteMessageBatchRequestEntry> = chunk
+                .iter()
+                .filter_map(|(seq, receipt)| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(seq.to_string())
+                        .receipt_handle(receipt)
+                        .build()
+                        .ok()
+                })
+                .collect();
+            let call = self
+                .client
+                .delete_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries));
+            calls.spawn(async move {
+                call.send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("DeleteMessageBatch", &e))
+            });
+        }
+        while let Some(joined) = calls.join_next().await {
+            self.deleted(Some(joined), &mut failures);
+        }
+        match failures.len() {
+            0 => Ok(()),
+            n => Err(format!(
+                "{n} of {} finished messages not deleted (tried again at the next checkpoint): {}",
+                finished.len(),
+                failures.join("; ")
+            )),
+        }
+    }
+
+    /// Takes in one DeleteMessageBatch's result: deleted messages leave the table.
+    fn deleted(
+        &self,
+        joined: Option<
+            Result<
+                Result<
+                    aws_sdk_sqs::operation::delete_message_batch::DeleteMessageBatchOutput,
+                    AwsError,
+                >,
+                tokio::task::JoinError,
+            >,
+        >,
+        failures: &mut Vec<String>,
+    ) {
+        let out = match joined {
+            None => return,
+            Some(Err(e)) => return failures.push(format!("delete task failed: {e}")),
+            Some(Ok(Err(e))) => return failures.push(e.message),
+            Some(Ok(Ok(out))) => out,
+        };
+        let mut table = self.table();
+        for ok in &out.successful {
+            if let Ok(seq) = ok.id.parse::<u64>() {
+                table.remove(&seq);
+            }
+        }
+        for failed in &out.failed {
+            let Ok(seq) = failed.id.parse::<u64>() else {
+                continue;
+            };
+            if failed.code == "ReceiptHandleIsInvalid" {
+                // It was received again elsewhere after its visibility ran out: that copy will
+                // be delivered again.
+                if let Some(e) = table.remove(&seq) {
+                    tracing::warn!(pipeline = %self.pipeline, message = %e.message_id,
+                        "finished message could not be deleted (its visibility had run out and it was received again): it will be delivered again");
+                }
+                continue;
+            }
+            failures.push(format!(
+                "{}: {}",
+                failed.code,
+                failed.message.as_deref().unwrap_or("no message")
+            ));
+        }
+    }
+
+    /// Until `stop`: renews the visibility of every message held once half of it is used up.
+    pub async fn extend_visibility(self: std::sync::Arc<Self>, stop: CancellationToken) {
+        let tick = (self.visibility / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+        let margin = self.visibility / 2;
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(tick) => {}
+            }
+            let now = Instant::now();
+            let due: Vec<(u64, String)> = self
+                .table()
+                .iter()
+                .filter(|(_, e)| !e.lost && e.visible_until <= now + margin)
+                .map(|(&seq, e)| (seq, e.receipt.clone()))
+                .collect();
+            if !due.is_empty() {
+                self.change_visibility(&due, self.visibility).await;
+            }
+        }
+    }
+
+    /// Makes messages visible again at once: released ones, and ones read but never handed to
+    /// the pipeline (another consumer, or this one after a restart, has them without waiting).
+    pub async fn return_to_queue(&self, seqs: &[u64]) {
+        let list: Vec<(u64, String)> = {
+            let mut table = self.table();
+            seqs.iter()
+                .filter_map(|seq| table.remove(seq).map(|e| (*seq, e.receipt)))
+                .collect()
+        };
+        if !list.is_empty() {
+            self.change_visibility(&list, Duration::ZERO).await;
+        }
+    }
+
+    /// Sets the visibility of `list` to `timeout` from now, updating the table.
+    async fn change_visibility(&self, list: &[(u64, String)], timeout: Duration) {
+        let asked_at = Instant::now();
+        let mut calls = JoinSet::new();
+        for chunk in list.chunks(BATCH) {
+            while calls.len() >= CONCURRENT_CALLS {
+                let _ = calls
+                    .join_next()
+                    .await
+                    .map(|r| self.changed(r, asked_at, timeout));
+            }
+            let entries: Vec<ChangeMessageVisibilityBatchRequestEntry> = chunk
+                .iter()
+                .filter_map(|(seq, receipt)| {
+                    ChangeMessageVisibilityBatchRequestEntry::builder()
+                        .id(seq.to_string())
+                        .receipt_handle(receipt)
+                        .visibility_timeout(timeout.as_secs() as i32)
+                        .build()
+                        .ok()
+                })
+                .collect();
+            let call = self
+                .client
+                .change_message_visibility_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries));
+            calls.spawn(async move {
+                call.send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("ChangeMessageVisibilityBatch", &e))
+            });
+        }
+        while let Some(r) = calls.join_next().await {
+            self.changed(r, asked_at, timeout);
+        }
+    }
+
+    fn changed(
+        &self,
+        joined: Result<
+            Result<
+                aws_sdk_sqs::operation::change_message_visibility_batch::ChangeMessageVisibilityBatchOutput,
+                AwsError,
+            >,
+            tokio::task::JoinError,
+        >,
+        asked_at: Instant,
+        timeout: Duration,
+    ) {
+        let out = match joined {
+            Ok(Ok(out)) => out,
+            Ok(Err(e)) => {
+                // Tried again at the next tick, while there is time left.
+                tracing::warn!(pipeline = %self.pipeline, error = %e.message, "could not extend the visibility of received messages; retrying");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(pipeline = %self.pipeline, error = %e, "visibility task failed");
+                return;
+            }
+        };
+        let mut table = self.table();
+        for ok in &out.successful {
+            if let Some(e) = ok.id.parse().ok().and_then(|seq: u64| table.get_mut(&seq)) {
+                e.visible_until = asked_at + timeout;
+            }
+        }
+        for failed in &out.failed {
+            if let Some(e) = failed
+                .id
+                .parse()
+                .ok()
+                .and_then(|seq: u64| table.get_mut(&seq))
+            {
+                e.lost = true;
+                tracing::warn!(pipeline = %self.pipeline, message = %e.message_id, code = %failed.code,
+                    reason = failed.message.as_deref().unwrap_or(""),
+                    "could not extend a message's visibility (it ran out first?): it may be delivered twice");
+            }
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! What the SQS source and sink share: the client, and how AWS errors become weir's.
+//!
+//! Credentials come from the standard AWS chain (environment, shared profiles, SSO, web
+//! identity, container and instance metadata); the region from `region`, else the queue URL
+//! (`https://sqs.<region>.amazonaws.com/...`), else that chain. `endpoint_url` points the
+//! client at a local server.
+
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::config::Region;
+use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use std::time::{Duration, Instant};
+
+/// Where a queue is and how to reach it.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueRef<'a> {
+    pub url: &'a str,
+    pub region: Option<&'a str>,
+    pub endpoint_url: Option<&'a str>,
+}
+
+/// Checks a queue URL and the connection settings; `(key, message)`.
+pub fn validate(q: QueueRef<'_>) -> Result<(), (&'static str, String)> {
+    if !(q.url.starts_with("https://") || q.url.starts_with("http://")) {
+        return Err((
+            "queue_url",
+            format!(
+                "`{}` is not a queue URL (https://sqs.<region>.amazonaws.com/<account>/<queue>)",
+                q.url
+            ),
+        ));
+    }
+    if q.region.is_some_and(str::is_empty) {
+        return Err(("region", "must not be empty".into()));
+    }
+    if let Some(u) = q.endpoint_url {
+        if !(u.starts_with("https://") || u.starts_with("http://")) {
+            return Err((
+                "endpoint_url",
+                format!("`{u}` is not a URL (http://host:port)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The region named in an AWS queue URL, if it is one.
+fn region_of_url(url: &str) -> Option<String> {
+    let host = url.split("://").nth(1)?.split('/').next()?;
+    let mut parts = host.split('.');
+    match (parts.next()?, parts.next()?) {
+        ("sqs", region) => Some(region.to_owned()),
+        (region, "queue") => Some(region.to_owned()), // the legacy form
+        _ => None,
+    }
+}
+
+/// A client for `q`. `attempt_timeout` bounds one HTTP attempt (a long poll needs more than its
+/// wait). `what` names the table (`source`, `sink`, `dlq`) for errors.
+pub async fn client(
+    q: QueueRef<'_>,
+    attempt_timeout: Duration,
+    what: &str,
+) -> Result<Client, String> {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(region) = q.region.map(str::to_owned).or_else(|| region_of_url(q.url)) {
+        loader = loader.region(Region::new(region));
+    }
+    if let Some(url) = q.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    let shared = loader.load().await;
+    if shared.region().is_none() {
+        return Err(format!(
+            "{what}.region: no AWS region for {}: set `region`, or AWS_REGION, or a profile's region",
+            q.url
+        ));
+    }
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .operation_attempt_timeout(attempt_timeout)
+        .build();
+    let conf = aws_sdk_sqs::config::Builder::from(&shared)
+        .timeout_config(timeouts)
+        .build();
+    Ok(Client::from_conf(conf))
+}
+
+/// An AWS error as weir sees it.
+#[derive(Debug, Clone)]
+pub struct AwsError {
+    pub message: String,
+    /// The service's error code, if it answered (`AWS.SimpleQueueService.NonExistentQueue`).
+    pub code: Option<String>,
+    /// Worth trying again: the network, a timeout, throttling, the service's own trouble. A
+    /// service's refusal (no such queue, no permission, an invalid request) is not.
+    pub retryable: bool,
+}
+
+/// Service error codes that go away by themselves.
+const RETRYABLE_CODES: &[&str] = &[
+    "ThrottlingException",
+    "Throttling",
+    "RequestThrottled",
+    "ServiceUnavailable",
+    "InternalError",
+    "InternalFailure",
+    "KmsThrottled",
+    "RequestTimeout",
+    "RequestExpired",
+];
+
+impl AwsError {
+    pub fn from_sdk<E, R>(op: &str, e: &SdkError<E, R>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        match e.as_service_error() {
+            Some(service) => {
+                let code = service.code().map(str::to_owned);
+                let retryable = code
+                    .as_deref()
+                    .is_some_and(|c| RETRYABLE_CODES.iter().any(|r| c.ends_with(r)));
+                let message = format!(
+                    "{op}: {} ({})",
+                    service.message().unwrap_or("no message"),
+                    code.as_deref().unwrap_or("no code")
+                );
+                AwsError {
+                    message,
+                    code,
+                    retryable,
+                }
+            }
+            None => AwsError {
+                message: format!("{op}: {}", DisplayErrorContext(e)),
+                code: None,
+                retryable: true,
+            },
+        }
+    }
+
+    /// The queue does not exist (or is not visible with these credentials).
+    pub fn no_such_queue(&self) -> bool {
+        self.code
+            .as_deref()
+            .is_some_and(|c| c.contains("NonExistentQueue") || c.contains("QueueDoesNotExist"))
+    }
+}
+
+/// Logs a failing call once, then at most every 30 s while it keeps failing, and once when it
+/// works again: an unreachable endpoint must not flood the log.
+pub struct Outage {
+    pipeline: String,
+    what: &'static str,
+    since: Option<Instant>,
+    last_logged: Option<Instant>,
+    failures: u64,
+}
+
+const OUTAGE_LOG_EVERY: Duration = Duration::from_secs(30);
+
+impl Outage {
+    pub fn new(pipeline: &str, what: &'static str) -> Self {
+        Outage {
+            pipeline: pipeline.to_owned(),
+            what,
+            since: None,
+            last_logged: None,
+            failures: 0,
+        }
+    }
+
+    pub fn failed(&mut self, e: &AwsError) {
+        self.failures += 1;
+        self.since.get_or_insert_with(Instant::now);
+        if self
+            .last_logged
+            .is_none_or(|t| t.elapsed() >= OUTAGE_LOG_EVERY)
+        {
+            self.last_logged = Some(Instant::now());
+            tracing::error!(pipeline = %self.pipeline, failures = self.failures, error = %e.message,
+                "{} failing; retrying", self.what);
+        }
+    }
+
+    pub fn ok(&mut self) {
+        if let Some(since) = self.since.take() {
+            tracing::info!(pipeline = %self.pipeline, failures = self.failures,
+                down_s = since.elapsed().as_secs(), "{} works again", self.what);
+            self.failures = 0;
+            self.last_logged = None;
+        }
+    }
+
+    /// The backoff before the next try: 0.2 s doubling to 10 s.
+    pub fn backoff(&self) -> Duration {
+        let exp = self.failures.saturating_sub(1).min(6) as u32;
+        (Duration::from_millis(200) * 2u32.pow(exp)).min(Duration::from_secs(10))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn region_from_queue_urls() {
+        assert_eq!(
+            region_of_url("https://sqs.eu-west-1.amazonaws.com/123456789012/orders").as_deref(),
+            Some("eu-west-1")
+        );
+        assert_eq!(
+            region_of_url("https://us-east-2.queue.amazonaws.com/123456789012/orders").as_deref(),
+            Some("us-east-2")
+        );
+        assert_eq!(
+            region_of_url("http://127.0.0.1:4566/123456789012/orders"),
+            None
+        );
+    }
+}

@@ -1,0 +1,256 @@
+//! A real SQS-protocol server for one test: moto's `moto_server` (installed in a venv by
+//! scripts/test.sh), on a port of its own, so that tests run in parallel with their own queues
+//! and never need a reset. Plus a client to create queues, send and read messages.
+
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::types::{
+    MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName,
+    SendMessageBatchRequestEntry,
+};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Dummy credentials and region: moto takes any. `weir()` gives every weir process the same.
+pub const AWS_ENV: &[(&str, &str)] = &[
+    ("AWS_ACCESS_KEY_ID", "test"),
+    ("AWS_SECRET_ACCESS_KEY", "test"),
+    ("AWS_REGION", "us-east-1"),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+];
+
+/// Numbers FIFO deduplication ids, so that no two messages sent by a test are taken as one.
+static SENT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+pub struct SqsServer {
+    child: Child,
+    pub port: u16,
+    rt: tokio::runtime::Runtime,
+    client: Client,
+}
+
+/// A message as read back from a queue.
+#[derive(Debug, Clone)]
+pub struct Msg {
+    pub body: String,
+    pub group: Option<String>,
+    pub attributes: HashMap<String, String>,
+    pub receive_count: u32,
+}
+
+/// `moto_server`: `$MOTO_SERVER`, else the venv scripts/test.sh makes, else the PATH.
+fn moto_server() -> PathBuf {
+    if let Ok(p) = std::env::var("MOTO_SERVER") {
+        return p.into();
+    }
+    let venv = PathBuf::from(std::env::var("HOME").unwrap_or_default())
+        .join(".cache/weir/moto/bin/moto_server");
+    if venv.exists() {
+        venv
+    } else {
+        "moto_server".into()
+    }
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    l.local_addr().unwrap().port()
+}
+
+impl SqsServer {
+    pub fn start() -> SqsServer {
+        let port = free_port();
+        let child = Command::new(moto_server())
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start moto_server (scripts/test.sh installs it): {e}")
+            });
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let conf = aws_sdk_sqs::Config::builder()
+            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+            .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+            .endpoint_url(format!("http://127.0.0.1:{port}"))
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                "test", "test", None, None, "tests",
+            ))
+            .build();
+        let server = SqsServer {
+            child,
+            port,
+            rt,
+            client: Client::from_conf(conf),
+        };
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "moto_server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Creates a queue (a FIFO one if the name ends in `.fifo`) and returns its URL.
+    pub fn create_queue(&self, name: &str, attributes: &[(&str, String)]) -> String {
+        let mut call = self.client.create_queue().queue_name(name);
+        if name.ends_with(".fifo") {
+            call = call.attributes(QueueAttributeName::FifoQueue, "true");
+        }
+        for (k, v) in attributes {
+            call = call.attributes(QueueAttributeName::from(*k), v.clone());
+        }
+        let out = self.rt.block_on(call.send()).expect("create queue");
+        out.queue_url.expect("queue url")
+    }
+
+    /// A queue's ARN, for redrive policies.
+    pub fn arn(&self, url: &str) -> String {
+        let out = self
+            .rt
+            .block_on(
+                self.client
+                    .get_queue_attributes()
+                    .queue_url(url)
+                    .attribute_names(QueueAttributeName::QueueArn)
+                    .send(),
+            )
+            .expect("queue attributes");
+        out.attributes.unwrap()[&QueueAttributeName::QueueArn].clone()
+    }
+
+    /// Sends `(group, body)` messages in order, 10 per call, with a `origin = test` attribute.
+    pub fn send(&self, url: &str, messages: &[(Option<String>, String)]) {
+        let fifo = url.ends_with(".fifo");
+        for chunk in messages.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, (group, body))| {
+                    let mut e = SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(body)
+                        .message_attributes(
+                            "origin",
+                            MessageAttributeValue::builder()
+                                .data_type("String")
+                                .string_value("test")
+                                .build()
+                                .unwrap(),
+                        )
+                        .set_message_group_id(group.clone());
+                    if fifo {
+                        let n = SENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        e = e.message_deduplication_id(format!("test-{n}"));
+                    }
+                    e.build().unwrap()
+                })
+                .collect();
+            let out = self
+                .rt
+                .block_on(
+                    self.client
+                        .send_message_batch()
+                        .queue_url(url)
+                        .set_entries(Some(entries))
+                        .send(),
+                )
+                .expect("send");
+            assert!(out.failed.is_empty(), "send failed: {:?}", out.failed);
+        }
+    }
+
+    /// Messages in the queue, visible or not (moto counts exactly).
+    pub fn count(&self, url: &str) -> usize {
+        let out = self
+            .rt
+            .block_on(
+                self.client
+                    .get_queue_attributes()
+                    .queue_url(url)
+                    .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+                    .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+                    .send(),
+            )
+            .expect("queue attributes");
+        let a = out.attributes.unwrap_or_default();
+        let n = |k: QueueAttributeName| -> usize {
+            a.get(&k).and_then(|v| v.parse().ok()).unwrap_or(0)
+        };
+        n(QueueAttributeName::ApproximateNumberOfMessages)
+            + n(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+    }
+
+    /// Receives and deletes everything visible in the queue, in the order the queue hands it
+    /// out.
+    pub fn drain(&self, url: &str) -> Vec<Msg> {
+        let mut all = Vec::new();
+        loop {
+            let out = self
+                .rt
+                .block_on(
+                    self.client
+                        .receive_message()
+                        .queue_url(url)
+                        .max_number_of_messages(10)
+                        .wait_time_seconds(0)
+                        .message_system_attribute_names(MessageSystemAttributeName::All)
+                        .message_attribute_names("All")
+                        .send(),
+                )
+                .expect("receive");
+            let messages = out.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return all;
+            }
+            for m in messages {
+                let system = m.attributes.clone().unwrap_or_default();
+                let receipt = m.receipt_handle.clone().unwrap();
+                all.push(Msg {
+                    body: m.body.clone().unwrap_or_default(),
+                    group: system
+                        .get(&MessageSystemAttributeName::MessageGroupId)
+                        .cloned(),
+                    receive_count: system
+                        .get(&MessageSystemAttributeName::ApproximateReceiveCount)
+                        .and_then(|c| c.parse().ok())
+                        .unwrap_or(0),
+                    attributes: m
+                        .message_attributes
+                        .clone()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter_map(|(k, v)| Some((k, v.string_value?)))
+                        .collect(),
+                });
+                self.rt
+                    .block_on(
+                        self.client
+                            .delete_message()
+                            .queue_url(url)
+                            .receipt_handle(receipt)
+                            .send(),
+                    )
+                    .expect("delete");
+            }
+        }
+    }
+}
+
+impl Drop for SqsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
