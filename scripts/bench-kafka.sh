@@ -9,16 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-200000}
-root=$(mktemp -d)
-pids=()
-cleanup() { # the clients first, the broker last
-  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-    kill "${pids[i]}" 2>/dev/null || true
-    wait "${pids[i]}" 2>/dev/null || true
-  done
-  [ -n "${KEEP:-}" ] || rm -rf "$root"
-}
-trap cleanup EXIT
+source scripts/bench-common.sh
 
 tansu="${TANSU:-${CARGO_HOME:-$HOME/.cargo}/bin/tansu}"
 [ -x "$tansu" ] || cargo install tansu --version 0.6.0 --features dynostore,libsql --locked -j 2
@@ -37,31 +28,21 @@ fresh() {
   dir=$root/$1
   mkdir -p "$dir"
   local port
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  port=$(free_port)
   brokers=127.0.0.1:$port
   # tansu reads the storage URL's path as relative: run it in its directory.
   (cd "$dir" && exec "$tansu" broker --listener-url "tcp://$brokers" --advertised-listener-url "tcp://$brokers" \
     --storage-engine "sqlite://tansu.db" > tansu.log 2>&1) &
-  broker_pid=$!
-  pids+=("$broker_pid")
-  until python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 1)" 2>/dev/null; do sleep 0.1; done
+  server_pid=$!
+  pids+=("$server_pid")
+  wait_port "$port"
   for t in in out dlq; do
     "$tansu" topic create --broker "tcp://$brokers" --partitions 4 "$t" > /dev/null
   done
   "$bench" load "$brokers" in "$n"
 }
 
-# run LABEL COMMAND...: runs the command against the fresh broker until `out` holds $n records.
-run() {
-  local label=$1; shift
-  "$@" > "$dir/run.log" 2>&1 &
-  local pid=$!
-  pids+=("$pid")
-  printf '%-44s ' "$label"
-  "$bench" wait "$brokers" out "$n"
-  kill "$pid"; wait "$pid" || true
-  kill "$broker_pid"; wait "$broker_pid" || true
-}
+until_out='"$bench" wait "$brokers" out "$n"' # how `run` knows a row is done
 
 pipeline() { # NAME [plugin table]
   cat > "$dir/$1.toml" <<TOML
@@ -88,12 +69,12 @@ TOML
 
 echo "$n events of ~400 bytes, 4 partitions, $(nproc) cores; a fresh broker for each row"
 fresh copy
-run "plain copy (rdkafka consume -> produce)" "$bench" copy "$brokers" in out
+run "plain copy (rdkafka consume -> produce)" "$until_out" -- "$bench" copy "$brokers" in out
 fresh weir
 pipeline weir '[[plugin]]
 path = "plugins/redact/redact.wasm"
 config = { fields = ["email", "card"] }'
-run "weir: filter -> redact.wasm -> kafka" "$weir" run --state-dir "$root/state" "$dir/weir.toml"
+run "weir: filter -> redact.wasm -> kafka" "$until_out" -- "$weir" run --state-dir "$root/state" "$dir/weir.toml"
 fresh bare
 pipeline bare ''
-run "weir: filter -> kafka (no plugin)" "$weir" run --state-dir "$root/state" "$dir/bare.toml"
+run "weir: filter -> kafka (no plugin)" "$until_out" -- "$weir" run --state-dir "$root/state" "$dir/bare.toml"

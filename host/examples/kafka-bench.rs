@@ -8,11 +8,16 @@
 //! - `wait BROKERS TOPIC COUNT`: waits until TOPIC holds COUNT records and prints the rate from
 //!   the first record's arrival to the last, so that group-join time does not count.
 
+#[path = "common/arrivals.rs"]
+mod arrivals;
+#[path = "common/orders.rs"]
+mod orders;
+
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -64,16 +69,7 @@ fn send(p: &BaseProducer, topic: &str, key: Option<&[u8]>, value: &[u8]) {
 fn load(brokers: &str, topic: &str, count: u64) {
     let p = producer(brokers);
     for n in 0..count {
-        let customer = format!("C{:04}", n % 5000);
-        let value = format!(
-            "{{\"version\":\"0\",\"id\":\"{n}\",\"detail-type\":\"OrderCreated\",\"source\":\"shop.orders\",\"time\":\"2026-11-22T10:00:00Z\",\"detail\":{{\"orderId\":\"O{n}\",\"customerId\":\"{customer}\",\"email\":\"c{n}@example.com\",\"card\":\"4111-1111-1111-{:04}\",\"amount\":{}.5,\"items\":[{{\"sku\":\"S{}\",\"qty\":{}}},{{\"sku\":\"S{}\",\"qty\":1}}],\"note\":\"{}\"}}}}",
-            n % 10000,
-            n % 500,
-            n % 97,
-            n % 5 + 1,
-            n % 89,
-            "x".repeat(40)
-        );
+        let (customer, value) = orders::order(n);
         send(&p, topic, Some(customer.as_bytes()), value.as_bytes());
         p.poll(Duration::ZERO);
     }
@@ -99,7 +95,7 @@ fn copy(brokers: &str, from: &str, to: &str) {
     }
 }
 
-fn wait(brokers: &str, topic: &str, count: i64) {
+fn wait(brokers: &str, topic: &str, count: u64) {
     let consumer: BaseConsumer = client(brokers)
         .set("group.id", "bench-wait")
         .create()
@@ -121,20 +117,11 @@ fn wait(brokers: &str, topic: &str, count: i64) {
             .map(|(lo, hi)| hi - lo)
             .sum()
     };
-    let start = Instant::now();
-    let mut first: Option<(Instant, i64)> = None;
+    let mut arrivals = arrivals::Arrivals::new();
     loop {
-        let n = total();
-        if n > 0 && first.is_none() {
-            first = Some((Instant::now(), n));
-        }
-        if n >= count {
-            let (t0, n0) = first.unwrap_or((start, 0));
-            let secs = t0.elapsed().as_secs_f64().max(1e-3);
-            println!(
-                "{topic}: {n} records, {:.0} records/s (from the first to the last, {secs:.2} s)",
-                (n - n0) as f64 / secs
-            );
+        let n = total().max(0) as u64;
+        if let Some(line) = arrivals.observe(n, count, "records") {
+            println!("{topic}: {line}");
             return;
         }
         std::thread::sleep(Duration::from_millis(50));

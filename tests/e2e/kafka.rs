@@ -89,7 +89,11 @@ fn wait_complete(s: &Scratch, broker: &Broker, stream: &Stream) {
             .filter_map(|r| {
                 let v: serde_json::Value = serde_json::from_str(&r.value).ok()?;
                 // An output record is the event's data; a DLQ record holds the event.
-                let data = if v["event"].is_object() { &v["event"]["data"] } else { &v };
+                let data = if v["event"].is_object() {
+                    &v["event"]["data"]
+                } else {
+                    &v
+                };
                 Some((data["k"].as_str()?.to_owned(), data["seq"].as_u64()?))
             })
             .collect()

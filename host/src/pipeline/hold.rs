@@ -26,25 +26,26 @@ pub struct Held {
 
 impl Held {
     /// Goes over `slots` in order: remembers the keys of failed events that go back to their
-    /// source, and fails the pending events of those keys read under the same partition.
+    /// source, and fails the pending events of those keys read under the same partition (they
+    /// go back too, even one that would go to the DLQ if it failed itself: it did not fail).
     pub fn apply(&mut self, slots: &mut [Slot]) {
         for slot in slots.iter_mut() {
-            if !slot.release_on_failure {
-                continue;
-            }
             let Some(key) = &slot.event.key else {
                 continue;
             };
             let partition = slot.position.partition;
             match &slot.fate {
-                Fate::Failed(_) | Fate::Released => {
+                Fate::Failed(_) | Fate::Released if slot.release_on_failure => {
                     if self.keys.len() >= MAX_KEYS {
                         self.keys.clear();
                     }
                     self.keys.insert(key.clone(), partition);
                 }
+                // Nothing held (every source but SQS): no lookup per event.
+                Fate::Pending if self.keys.is_empty() => {}
                 Fate::Pending => match self.keys.get(key) {
                     Some(&p) if p == partition => {
+                        slot.release_on_failure = true;
                         slot.fate = Fate::Failed(Failure::now(
                             "source",
                             "held",
@@ -131,5 +132,18 @@ mod tests {
         slots[0].release_on_failure = false;
         held.apply(&mut slots);
         assert_eq!(failed(&slots), ["a-1"]);
+    }
+
+    #[test]
+    fn a_held_event_goes_back_even_if_it_would_go_to_the_dlq_on_failure() {
+        let mut held = Held::default();
+        let mut slots = vec![slot("a", 1, 1, true), slot("a", 1, 2, false)];
+        slots[1].release_on_failure = false; // its last attempt, say
+        held.apply(&mut slots);
+        assert_eq!(failed(&slots), ["a-1", "a-2"]);
+        assert!(
+            slots[1].release_on_failure,
+            "handed back, not dead-lettered"
+        );
     }
 }
