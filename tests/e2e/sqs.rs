@@ -427,3 +427,75 @@ fn killed_mid_stream_loses_nothing() {
     eprintln!("re-delivered after kills: {dups}");
     check_dlq(&s.path("dlq.jsonl"), &stream);
 }
+
+/// Large messages: the sink packs each SendMessageBatch under 256 KiB per call (two ~100 KiB
+/// messages per call here, a ~200 KiB one alone), and a message over the queue's
+/// `MaximumMessageSize` goes to weir's DLQ with the reason, without holding up the others.
+#[test]
+fn large_messages_fit_the_calls_and_too_large_ones_are_dead_lettered() {
+    let server = SqsServer::start();
+    let input = server.create_queue("in", &[]);
+    let out = server.create_queue("out", &[("MaximumMessageSize", "262144".into())]);
+    let pad = "x".repeat(100 * 1024);
+    let mut msgs: Vec<(Option<String>, String)> = (0..3)
+        .map(|i| {
+            (
+                None,
+                format!(
+                    "{{\"k\":\"K{i}\",\"seq\":0,\"fault\":\"split\",\"n\":2,\"pad\":\"{pad}\"}}"
+                ),
+            )
+        })
+        .collect();
+    // Split in three, each output ~200 KiB with its `part`: fine alone, never two in one call.
+    let big = "y".repeat(200 * 1024);
+    msgs.push((
+        None,
+        format!("{{\"k\":\"BIG\",\"seq\":0,\"fault\":\"split\",\"n\":3,\"pad\":\"{big}\"}}"),
+    ));
+    // Just under SQS's limit with the test's `origin` attribute (moto takes it); over it once
+    // the plugin has added `,"seen_by":"faults"` (19 bytes).
+    let huge = "z".repeat(256 * 1024 - 46);
+    msgs.push((
+        None,
+        format!("{{\"k\":\"HUGE\",\"seq\":0,\"pad\":\"{huge}\"}}"),
+    ));
+    server.send(&input, &msgs);
+
+    let s = Scratch::new();
+    let p = s.write(
+        "l.toml",
+        format!(
+            "[pipeline]\nname = \"large\"\ncheckpoint_interval_ms = 50\n{}\
+             [[plugin]]\npath = {:?}\n\
+             {}\
+             [dlq]\ntype = \"file\"\npath = \"dlq.jsonl\"\n",
+            source(&server, &input, ""),
+            plugin("fixtures/faults/faults.wasm"),
+            sqs_table("sink", &server, &out, ""),
+        ),
+    );
+    let child = s.spawn_logged(&p);
+    wait_logged(&s, "every message delivered or dead-lettered", || {
+        server.count(&input) == 0
+    });
+    let last = stop(&s, child);
+    assert!(last.contains("delivered=4"), "{last}");
+    assert!(last.contains("dead_lettered=1"), "{last}");
+    let got = server.drain(&out);
+    assert_eq!(
+        got.len(),
+        3 * 2 + 3,
+        "every split output delivered: {}",
+        got.len()
+    );
+    let dlq = json_lines(&s.path("dlq.jsonl"));
+    assert_eq!(dlq.len(), 1);
+    assert_eq!(dlq[0]["event"]["data"]["k"], "HUGE");
+    assert_eq!(dlq[0]["error"]["stage"], "sink");
+    let reason = dlq[0]["error"]["message"].as_str().unwrap();
+    assert!(
+        reason.contains("the queue takes at most 262144"),
+        "{reason}"
+    );
+}

@@ -1,4 +1,5 @@
-//! The SQS sink: SendMessageBatch, up to 10 entries and 256 KiB per call. A write returns once
+//! The SQS sink: SendMessageBatch, up to 10 entries and 256 KiB per call (a larger message, as
+//! the queue's `MaximumMessageSize` allows, goes in a call of its own). A write returns once
 //! SQS has accepted or refused every entry (an accepted message is durable: `sync` has nothing
 //! to do); an entry SQS refuses fails alone (retried alone, or dead-lettered if the refusal is
 //! the sender's fault).
@@ -47,7 +48,8 @@ pub struct SqsSinkConfig {
     pub delay_s: Option<u32>,
 }
 
-/// SQS's limits: entries per batch call, bytes per message and per call, attributes per message.
+/// SQS's limits: entries per batch call, bytes per call (the classic limit, which every region
+/// takes; a message larger than this goes alone), attributes per message.
 const BATCH_ENTRIES: usize = 10;
 const MAX_BYTES: usize = 256 * 1024;
 const MAX_ATTRIBUTES: usize = 10;
@@ -121,6 +123,7 @@ pub(super) async fn open(
         .get_queue_attributes()
         .queue_url(&cfg.queue_url)
         .attribute_names(QueueAttributeName::FifoQueue)
+        .attribute_names(QueueAttributeName::MaximumMessageSize)
         .send()
         .await
         .map_err(|e| {
@@ -131,10 +134,14 @@ pub(super) async fn open(
                 false => SinkError::permanent(message),
             }
         })?;
+    let attributes = attributes.attributes.unwrap_or_default();
     let fifo = attributes
-        .attributes
-        .and_then(|a| a.get(&QueueAttributeName::FifoQueue).cloned())
+        .get(&QueueAttributeName::FifoQueue)
         .is_some_and(|v| v == "true");
+    let max_message_bytes = attributes
+        .get(&QueueAttributeName::MaximumMessageSize)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(MAX_BYTES);
     let parse = |t: &Option<String>| -> Result<Option<Template>, SinkError> {
         t.as_deref()
             .map(Template::parse)
@@ -152,6 +159,7 @@ pub(super) async fn open(
         client,
         queue_url: cfg.queue_url.clone(),
         fifo,
+        max_message_bytes,
         group: parse(&cfg.message_group_id)?,
         dedup: parse(&cfg.message_deduplication_id)?,
         attributes,
@@ -164,6 +172,8 @@ struct SqsSink {
     client: Client,
     queue_url: String,
     fifo: bool,
+    /// The queue's `MaximumMessageSize`: body and attributes together.
+    max_message_bytes: usize,
     group: Option<Template>,
     dedup: Option<Template>,
     attributes: Vec<(String, Template)>,
@@ -234,9 +244,10 @@ impl SqsSink {
                 .map_err(|e| SinkError::permanent(format!("sink.attributes.{name}: {e}")))?;
             request = request.message_attributes(name, attribute);
         }
-        if bytes > MAX_BYTES {
+        if bytes > self.max_message_bytes {
             return Err(SinkError::permanent(format!(
-                "sqs: the message is {bytes} bytes with its attributes; SQS takes at most {MAX_BYTES}"
+                "sqs: the message is {bytes} bytes with its attributes; the queue takes at most {} (its MaximumMessageSize)",
+                self.max_message_bytes
             )));
         }
         let request = request
