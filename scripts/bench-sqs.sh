@@ -34,13 +34,11 @@ fresh() {
   server_pid=$!
   pids+=("$server_pid")
   wait_port "$port"
-  for q in in out dlq; do
-    curl -s -o /dev/null "$endpoint/?Action=CreateQueue&QueueName=$q"
-  done
-  "$bench" load "$endpoint" "$endpoint/123456789012/in" "$n"
+  { read -r q_in; read -r q_out; read -r q_dlq; } < <("$bench" create "$endpoint" in out dlq)
+  "$bench" load "$endpoint" "$q_in" "$n"
 }
 
-until_out='"$bench" wait "$endpoint" "$endpoint/123456789012/out" "$n"' # how `run` knows a row is done
+until_out='"$bench" wait "$endpoint" "$q_out" "$n"' # how `run` knows a row is done
 
 pipeline() { # NAME [plugin table]
   cat > "$root/$1.toml" <<TOML
@@ -48,27 +46,27 @@ pipeline() { # NAME [plugin table]
 name = "$1"
 [source]
 type = "sqs"
-queue_url = "$endpoint/123456789012/in"
+queue_url = "$q_in"
 endpoint_url = "$endpoint"
 batch_size = 50
-wait_time_s = 1
+wait_time_s = 0                   # moto's long polls hang when several wait on one queue
 [[filter]]
 pattern = '{"data": {"detail-type": ["OrderCreated"], "detail": {"amount": [{"numeric": [">=", 0]}]}}}'
 $2
 [sink]
 type = "sqs"
-queue_url = "$endpoint/123456789012/out"
+queue_url = "$q_out"
 endpoint_url = "$endpoint"
 [dlq]
 type = "sqs"
-queue_url = "$endpoint/123456789012/dlq"
+queue_url = "$q_dlq"
 endpoint_url = "$endpoint"
 TOML
 }
 
 echo "$n events of ~400 bytes, $(nproc) cores, moto $("$(dirname "$moto")/pip" show moto 2>/dev/null | sed -n 's/^Version: //p'); a fresh server for each row"
 fresh copy
-run "plain copy (5 receive->send->delete loops)" "$until_out" -- "$bench" copy "$endpoint" "$endpoint/123456789012/in" "$endpoint/123456789012/out" 5
+run "plain copy (5 receive->send->delete loops)" "$until_out" -- "$bench" copy "$endpoint" "$q_in" "$q_out" 5
 fresh weir
 pipeline weir '[[plugin]]
 path = "plugins/redact/redact.wasm"

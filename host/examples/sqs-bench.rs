@@ -1,10 +1,12 @@
 //! The SQS benchmark's helpers (scripts/bench-sqs.sh), with the same client library as weir
 //! (aws-sdk-sqs):
 //!
+//! - `create ENDPOINT NAME...`: creates the queues and prints their URLs.
 //! - `load ENDPOINT QUEUE_URL COUNT`: sends COUNT ~400-byte order events.
 //! - `copy ENDPOINT FROM_URL TO_URL WORKERS`: the baseline, a plain receive -> send -> delete
 //!   loop in WORKERS tasks (10 messages per call, long polling): what weir does minus the
 //!   filter, the plugin and weir's bookkeeping (visibility extension, per-event tracking).
+//!   Short polls: moto's long polls hang when several wait on one queue.
 //! - `wait ENDPOINT QUEUE_URL COUNT`: waits until the queue holds COUNT messages and prints the
 //!   rate from the first message's arrival to the last.
 
@@ -30,6 +32,15 @@ async fn main() {
     };
     let client = client(arg(1));
     match arg(0) {
+        "create" => {
+            for name in &args[2..] {
+                let out = client.create_queue().queue_name(name).send().await;
+                println!(
+                    "{}",
+                    out.expect("create queue").queue_url.unwrap_or_default()
+                );
+            }
+        }
         "load" => load(client, arg(2), arg(3).parse().expect("COUNT")).await,
         "copy" => copy(client, arg(2), arg(3), arg(4).parse().expect("WORKERS")).await,
         "wait" => wait(client, arg(2), arg(3).parse().expect("COUNT")).await,
@@ -53,7 +64,7 @@ async fn load(client: Client, queue: &str, count: u64) {
     let mut calls = tokio::task::JoinSet::new();
     for start in (0..count).step_by(10) {
         if calls.len() >= 8 {
-            calls.join_next().await;
+            calls.join_next().await.map(|r| r.expect("load call"));
         }
         let entries: Vec<SendMessageBatchRequestEntry> = (start..(start + 10).min(count))
             .map(|n| {
@@ -70,7 +81,9 @@ async fn load(client: Client, queue: &str, count: u64) {
             .set_entries(Some(entries));
         calls.spawn(async move { call.send().await.expect("load") });
     }
-    while calls.join_next().await.is_some() {}
+    while let Some(r) = calls.join_next().await {
+        r.expect("load call");
+    }
 }
 
 async fn copy(client: Client, from: &str, to: &str, workers: usize) {
@@ -83,7 +96,8 @@ async fn copy(client: Client, from: &str, to: &str, workers: usize) {
                     .receive_message()
                     .queue_url(&from)
                     .max_number_of_messages(10)
-                    .wait_time_seconds(1)
+                    // No long polling: moto's long polls hang when several wait on one queue.
+                    .wait_time_seconds(0)
                     .send()
                     .await
                     .expect("receive");
