@@ -14,16 +14,18 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-/// One receive at a time for FIFO queues: moto's group lock races between concurrent long polls
-/// (each takes its snapshot of the groups in flight when it starts), so two receives could get
-/// one group's messages at once; real SQS never hands out a group while some of it is in flight.
+/// One receive at a time wherever a test counts deliveries exactly. moto does not lock a queue
+/// while it receives: two concurrent receives can both hand out the same message (real SQS
+/// keeps a received message invisible to every other receive), and its FIFO group lock races
+/// the same way (each long poll takes its snapshot of the groups in flight when it starts).
+/// The SIGKILL test, which allows repeats, keeps several receivers.
 const ONE_RECEIVER: &str = "receivers = 1";
 
 /// `[source]` for `queue`: short long-polls and visibility, so that the tests run quickly.
 fn source(server: &SqsServer, queue: &str, extra: &str) -> String {
     format!(
         "[source]\ntype = \"sqs\"\nqueue_url = {queue:?}\nendpoint_url = {:?}\n\
-         wait_time_s = 1\nvisibility_timeout_s = 4\nbatch_size = 50\n{extra}\n",
+         wait_time_s = 1\nvisibility_timeout_s = 10\nbatch_size = 50\n{extra}\n",
         server.endpoint()
     )
 }
@@ -133,7 +135,7 @@ fn sqs_to_sqs_through_filter_and_plugin() {
         "s.toml",
         format!(
             "[pipeline]\nname = \"s2s\"\ncheckpoint_interval_ms = 50\n{}{}{}{}",
-            source(&server, &input, ""),
+            source(&server, &input, ONE_RECEIVER),
             middle(),
             sqs_table("sink", &server, &out, "attributes = { seq = \"<$.data.seq>\", from = \"<$.meta.message_attributes.origin>\" }"),
             sqs_table("dlq", &server, &dlq, ""),
@@ -249,11 +251,11 @@ fn fifo_failure_goes_back_with_its_group_then_to_weirs_dlq() {
             source(
                 &server,
                 &input,
-                &format!("visibility_timeout_s = 1\nmax_attempts = 2\n{ONE_RECEIVER}")
+                &format!("visibility_timeout_s = 5\nmax_attempts = 2\n{ONE_RECEIVER}")
             ),
             middle(),
         )
-        .replace("visibility_timeout_s = 4\n", ""),
+        .replace("visibility_timeout_s = 10\n", ""),
     );
     let child = s.spawn_logged(&p);
     wait_logged(&s, "the failed message dead-lettered", || {
@@ -307,9 +309,9 @@ fn failing_messages_go_to_the_queues_redrive_dlq() {
             source(
                 &server,
                 &input,
-                "visibility_timeout_s = 1\non_failure = \"redrive\""
+                &format!("visibility_timeout_s = 5\non_failure = \"redrive\"\n{ONE_RECEIVER}")
             )
-            .replace("visibility_timeout_s = 4\n", ""),
+            .replace("visibility_timeout_s = 10\n", ""),
             middle(),
         ),
     );
@@ -353,8 +355,8 @@ fn check_dlq_bodies(msgs: &[Msg], stream: &Stream) {
 fn a_slow_plugin_does_not_make_messages_come_twice() {
     let server = SqsServer::start();
     let input = server.create_queue("in", &[]);
-    let slow = |i: u64| format!("{{\"k\":\"K{i}\",\"seq\":0,\"fault\":\"slow\",\"ms\":2500}}");
-    let msgs: Vec<(Option<String>, String)> = (0..6).map(|i| (None, slow(i))).collect();
+    let slow = |i: u64| format!("{{\"k\":\"K{i}\",\"seq\":0,\"fault\":\"slow\",\"ms\":7000}}");
+    let msgs: Vec<(Option<String>, String)> = (0..4).map(|i| (None, slow(i))).collect();
     server.send(&input, &msgs);
 
     let s = Scratch::new();
@@ -362,11 +364,15 @@ fn a_slow_plugin_does_not_make_messages_come_twice() {
         "v.toml",
         format!(
             "[pipeline]\nname = \"slow\"\ncheckpoint_interval_ms = 50\n{}\
-             [[plugin]]\npath = {:?}\ntimeout_ms = 10000\n\
+             [[plugin]]\npath = {:?}\ntimeout_ms = 20000\n\
              [ordering]\nlanes = 2\n\
              [sink]\ntype = \"file\"\npath = \"out.jsonl\"\n",
-            source(&server, &input, "visibility_timeout_s = 1")
-                .replace("visibility_timeout_s = 4\n", ""),
+            source(
+                &server,
+                &input,
+                &format!("visibility_timeout_s = 3\n{ONE_RECEIVER}")
+            )
+            .replace("visibility_timeout_s = 10\n", ""),
             plugin("fixtures/faults/faults.wasm"),
         ),
     );
@@ -375,7 +381,7 @@ fn a_slow_plugin_does_not_make_messages_come_twice() {
         lines(&s.path("out.jsonl")).len() >= msgs.len() && server.count(&input) == 0
     });
     // Longer than a visibility timeout more, for a message that would come back.
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(Duration::from_secs(4));
     let last = stop(&s, child);
     assert!(last.contains(&format!("received={}", msgs.len())), "{last}");
     assert_eq!(lines(&s.path("out.jsonl")).len(), msgs.len());
@@ -401,8 +407,8 @@ fn killed_mid_stream_loses_nothing() {
             "[pipeline]\nname = \"kill\"\ncheckpoint_interval_ms = 300\n{}{}\
              [sink]\ntype = \"file\"\npath = \"out.jsonl\"\n\
              [dlq]\ntype = \"file\"\npath = \"dlq.jsonl\"\n",
-            source(&server, &input, "visibility_timeout_s = 2\nbatch_size = 20")
-                .replace("visibility_timeout_s = 4\n", "")
+            source(&server, &input, "visibility_timeout_s = 3\nbatch_size = 20")
+                .replace("visibility_timeout_s = 10\n", "")
                 .replace("batch_size = 50\n", ""),
             middle(),
         ),
@@ -470,7 +476,7 @@ fn large_messages_fit_the_calls_and_too_large_ones_are_dead_lettered() {
              [[plugin]]\npath = {:?}\n\
              {}\
              [dlq]\ntype = \"file\"\npath = \"dlq.jsonl\"\n",
-            source(&server, &input, ""),
+            source(&server, &input, ONE_RECEIVER),
             plugin("fixtures/faults/faults.wasm"),
             sqs_table("sink", &server, &out, ""),
         ),

@@ -132,6 +132,7 @@ impl SqsServer {
 
     /// Sends `(group, body)` messages in order, 10 per call, with a `origin = test` attribute.
     pub fn send(&self, url: &str, messages: &[(Option<String>, String)]) {
+        let before = self.count(url);
         let fifo = url.ends_with(".fifo");
         for chunk in messages.chunks(10) {
             let entries = chunk
@@ -169,6 +170,13 @@ impl SqsServer {
                 .expect("send");
             assert!(out.failed.is_empty(), "send failed: {:?}", out.failed);
         }
+        // The client retries a call it thinks failed; one that had in fact landed would leave a
+        // duplicate that the tests would blame on weir.
+        assert_eq!(
+            self.count(url),
+            before + messages.len(),
+            "the test's own sends were duplicated (a retried call had landed)"
+        );
     }
 
     /// Messages in the queue, visible or not (moto counts exactly).
