@@ -157,7 +157,7 @@ pub(super) async fn open(
     let client = crate::sqs::client(cfg.queue(), timeout, "source")
         .await
         .map_err(SourceError::Config)?;
-    let attributes = queue_attributes(&client, cfg).await?;
+    let attributes = queue_attributes(&client, cfg, &ctx.pipeline).await?;
     let visibility_s = match cfg.visibility_timeout_s {
         Some(v) => v,
         None => attributes
@@ -219,29 +219,39 @@ pub(super) async fn open(
 }
 
 /// Reads the queue's settings, which also checks that it exists and that the credentials work.
+/// A refusal (no such queue, no permission) fails the start; SQS out of reach does not: the
+/// source starts with the defaults and its receivers keep trying (and logging) until it answers.
 async fn queue_attributes(
     client: &aws_sdk_sqs::Client,
     cfg: &SqsSourceConfig,
+    pipeline: &str,
 ) -> Result<std::collections::HashMap<QueueAttributeName, String>, SourceError> {
     let out = client
         .get_queue_attributes()
         .queue_url(&cfg.queue_url)
         .attribute_names(QueueAttributeName::All)
         .send()
-        .await
-        .map_err(|e| {
+        .await;
+    match out {
+        Ok(out) => Ok(out.attributes.unwrap_or_default()),
+        Err(e) => {
             let e = AwsError::from_sdk("GetQueueAttributes", &e);
+            if e.retryable {
+                tracing::warn!(pipeline, queue = %cfg.queue_url, error = %e.message,
+                    "cannot read the queue's settings yet; starting with the defaults and retrying receives");
+                return Ok(Default::default());
+            }
             let hint = if e.no_such_queue() {
                 " (no such queue: check source.queue_url, and that its region is the client's)"
             } else {
                 ""
             };
-            SourceError::Other(format!(
+            Err(SourceError::Other(format!(
                 "source.queue_url {}: {}{hint}",
                 cfg.queue_url, e.message
-            ))
-        })?;
-    Ok(out.attributes.unwrap_or_default())
+            )))
+        }
+    }
 }
 
 struct SqsSource {
