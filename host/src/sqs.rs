@@ -7,7 +7,7 @@
 
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::config::Region;
-use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use std::time::{Duration, Instant};
 
 /// Where a queue is and how to reach it.
@@ -133,7 +133,7 @@ impl AwsError {
                 }
             }
             None => AwsError {
-                message: format!("{op}: {}", DisplayErrorContext(e)),
+                message: format!("{op}: {}", chain(e)),
                 code: None,
                 retryable: true,
             },
@@ -146,6 +146,22 @@ impl AwsError {
             .as_deref()
             .is_some_and(|c| c.contains("NonExistentQueue") || c.contains("QueueDoesNotExist"))
     }
+}
+
+/// An error and its causes, `: `-separated (`dispatch failure: io error: ... Connection
+/// refused`): the SDK's own context display appends debug dumps of every layer.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
 }
 
 /// Logs a failing call once, then at most every 30 s while it keeps failing, and once when it
