@@ -55,12 +55,8 @@ fn region_of_url(url: &str) -> Option<String> {
 }
 
 /// A client for `q`. `attempt_timeout` bounds one HTTP attempt (a long poll needs more than its
-/// wait). `what` names the table (`source`, `sink`, `dlq`) for errors.
-pub async fn client(
-    q: QueueRef<'_>,
-    attempt_timeout: Duration,
-    what: &str,
-) -> Result<Client, String> {
+/// wait). Errors name the key; the pipeline prefixes the table (`source`, `sink`, `dlq`).
+pub async fn client(q: QueueRef<'_>, attempt_timeout: Duration) -> Result<Client, String> {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
     if let Some(region) = q.region.map(str::to_owned).or_else(|| region_of_url(q.url)) {
         loader = loader.region(Region::new(region));
@@ -71,7 +67,7 @@ pub async fn client(
     let shared = loader.load().await;
     if shared.region().is_none() {
         return Err(format!(
-            "{what}.region: no AWS region for {}: set `region`, or AWS_REGION, or a profile's region",
+            "region: no AWS region for {}: set `region`, or AWS_REGION, or a profile's region",
             q.url
         ));
     }

@@ -115,19 +115,24 @@ impl SqsServer {
         out.queue_url.expect("queue url")
     }
 
+    /// Some of a queue's attributes.
+    fn attributes(
+        &self,
+        url: &str,
+        names: &[QueueAttributeName],
+    ) -> HashMap<QueueAttributeName, String> {
+        let call = self
+            .client
+            .get_queue_attributes()
+            .queue_url(url)
+            .set_attribute_names(Some(names.to_vec()));
+        let out = self.rt.block_on(call.send()).expect("queue attributes");
+        out.attributes.unwrap_or_default()
+    }
+
     /// A queue's ARN, for redrive policies.
     pub fn arn(&self, url: &str) -> String {
-        let out = self
-            .rt
-            .block_on(
-                self.client
-                    .get_queue_attributes()
-                    .queue_url(url)
-                    .attribute_names(QueueAttributeName::QueueArn)
-                    .send(),
-            )
-            .expect("queue attributes");
-        out.attributes.unwrap()[&QueueAttributeName::QueueArn].clone()
+        self.attributes(url, &[QueueAttributeName::QueueArn])[&QueueAttributeName::QueueArn].clone()
     }
 
     /// Sends `(group, body)` messages in order, 10 per call, with a `origin = test` attribute.
@@ -181,23 +186,15 @@ impl SqsServer {
 
     /// Messages in the queue, visible or not (moto counts exactly).
     pub fn count(&self, url: &str) -> usize {
-        let out = self
-            .rt
-            .block_on(
-                self.client
-                    .get_queue_attributes()
-                    .queue_url(url)
-                    .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-                    .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-                    .send(),
-            )
-            .expect("queue attributes");
-        let a = out.attributes.unwrap_or_default();
-        let n = |k: QueueAttributeName| -> usize {
-            a.get(&k).and_then(|v| v.parse().ok()).unwrap_or(0)
-        };
-        n(QueueAttributeName::ApproximateNumberOfMessages)
-            + n(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        let names = [
+            QueueAttributeName::ApproximateNumberOfMessages,
+            QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+        ];
+        let a = self.attributes(url, &names);
+        names
+            .iter()
+            .map(|k| a.get(k).and_then(|v| v.parse::<usize>().ok()).unwrap_or(0))
+            .sum()
     }
 
     /// Receives and deletes everything visible in the queue, in the order the queue hands it

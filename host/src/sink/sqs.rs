@@ -115,7 +115,7 @@ pub(super) async fn open(
     cfg: &SqsSinkConfig,
     ctx: &SinkContext,
 ) -> Result<Box<dyn Sink>, SinkError> {
-    let client = crate::sqs::client(cfg.queue(), Duration::from_secs(30), "sink")
+    let client = crate::sqs::client(cfg.queue(), Duration::from_secs(30))
         .await
         .map_err(SinkError::permanent)?;
     // Checks that the queue exists and the credentials work; waits while SQS is unreachable.

@@ -8,6 +8,8 @@
 
 use crate::sqs::AwsError;
 use aws_sdk_sqs::Client;
+use aws_sdk_sqs::operation::change_message_visibility_batch::ChangeMessageVisibilityBatchOutput;
+use aws_sdk_sqs::operation::delete_message_batch::DeleteMessageBatchOutput;
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
 };
@@ -121,13 +123,9 @@ impl InFlight {
             .filter(|(_, e)| e.finished)
             .map(|(&seq, e)| (seq, e.receipt.clone()))
             .collect();
-        let mut calls = JoinSet::new();
         let mut failures = Vec::new();
-        for chunk in finished.chunks(BATCH) {
-            if calls.len() >= CONCURRENT_CALLS {
-                self.deleted(calls.join_next().await, &mut failures);
-            }
-            let entries: Vec<DeleteMessageBatchRequestEntry> = chunk
+        let call = |chunk: &[(u64, String)]| {
+            let entries = chunk
                 .iter()
                 .filter_map(|(seq, receipt)| {
                     DeleteMessageBatchRequestEntry::builder()
@@ -142,15 +140,16 @@ impl InFlight {
                 .delete_message_batch()
                 .queue_url(&self.queue_url)
                 .set_entries(Some(entries));
-            calls.spawn(async move {
+            async move {
                 call.send()
                     .await
-                    .map_err(|e| AwsError::from_sdk("DeleteMessageBatch", &e))
-            });
-        }
-        while let Some(joined) = calls.join_next().await {
-            self.deleted(Some(joined), &mut failures);
-        }
+                    .map_err(|e| AwsError::from_sdk("DeleteMessageBatch", &e).message)
+            }
+        };
+        in_batches(&finished, call, |result| {
+            self.deleted(result, &mut failures)
+        })
+        .await;
         match failures.len() {
             0 => Ok(()),
             n => Err(format!(
@@ -164,22 +163,12 @@ impl InFlight {
     /// Takes in one DeleteMessageBatch's result: deleted messages leave the table.
     fn deleted(
         &self,
-        joined: Option<
-            Result<
-                Result<
-                    aws_sdk_sqs::operation::delete_message_batch::DeleteMessageBatchOutput,
-                    AwsError,
-                >,
-                tokio::task::JoinError,
-            >,
-        >,
+        result: Result<DeleteMessageBatchOutput, String>,
         failures: &mut Vec<String>,
     ) {
-        let out = match joined {
-            None => return,
-            Some(Err(e)) => return failures.push(format!("delete task failed: {e}")),
-            Some(Ok(Err(e))) => return failures.push(e.message),
-            Some(Ok(Ok(out))) => out,
+        let out = match result {
+            Ok(out) => out,
+            Err(e) => return failures.push(e),
         };
         let mut table = self.table();
         for ok in &out.successful {
@@ -247,15 +236,8 @@ impl InFlight {
     /// Sets the visibility of `list` to `timeout` from now, updating the table.
     async fn change_visibility(&self, list: &[(u64, String)], timeout: Duration) {
         let asked_at = Instant::now();
-        let mut calls = JoinSet::new();
-        for chunk in list.chunks(BATCH) {
-            while calls.len() >= CONCURRENT_CALLS {
-                let _ = calls
-                    .join_next()
-                    .await
-                    .map(|r| self.changed(r, asked_at, timeout));
-            }
-            let entries: Vec<ChangeMessageVisibilityBatchRequestEntry> = chunk
+        let call = |chunk: &[(u64, String)]| {
+            let entries = chunk
                 .iter()
                 .filter_map(|(seq, receipt)| {
                     ChangeMessageVisibilityBatchRequestEntry::builder()
@@ -271,38 +253,28 @@ impl InFlight {
                 .change_message_visibility_batch()
                 .queue_url(&self.queue_url)
                 .set_entries(Some(entries));
-            calls.spawn(async move {
+            async move {
                 call.send()
                     .await
-                    .map_err(|e| AwsError::from_sdk("ChangeMessageVisibilityBatch", &e))
-            });
-        }
-        while let Some(r) = calls.join_next().await {
-            self.changed(r, asked_at, timeout);
-        }
+                    .map_err(|e| AwsError::from_sdk("ChangeMessageVisibilityBatch", &e).message)
+            }
+        };
+        in_batches(list, call, |result| self.changed(result, asked_at, timeout)).await;
     }
 
+    /// Takes in one ChangeMessageVisibilityBatch's result.
     fn changed(
         &self,
-        joined: Result<
-            Result<
-                aws_sdk_sqs::operation::change_message_visibility_batch::ChangeMessageVisibilityBatchOutput,
-                AwsError,
-            >,
-            tokio::task::JoinError,
-        >,
+        result: Result<ChangeMessageVisibilityBatchOutput, String>,
         asked_at: Instant,
         timeout: Duration,
     ) {
-        let out = match joined {
-            Ok(Ok(out)) => out,
-            Ok(Err(e)) => {
-                // Tried again at the next tick, while there is time left.
-                tracing::warn!(pipeline = %self.pipeline, error = %e.message, "could not extend the visibility of received messages; retrying");
-                return;
-            }
+        let out = match result {
+            Ok(out) => out,
             Err(e) => {
-                tracing::warn!(pipeline = %self.pipeline, error = %e, "visibility task failed");
+                // Extensions are tried again at the next tick, while there is time left; a
+                // message that could not be made visible at once reappears when it times out.
+                tracing::warn!(pipeline = %self.pipeline, error = %e, "could not change the visibility of received messages");
                 return;
             }
         };
@@ -325,5 +297,33 @@ impl InFlight {
                     "could not extend a message's visibility (it ran out first?): it may be delivered twice");
             }
         }
+    }
+}
+
+/// Runs `call` on each 10 of `items` (an SQS batch), at most `CONCURRENT_CALLS` at once, and
+/// hands each result to `done` as it arrives.
+async fn in_batches<T, F, Fut>(
+    items: &[(u64, String)],
+    call: F,
+    mut done: impl FnMut(Result<T, String>),
+) where
+    F: Fn(&[(u64, String)]) -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>> + Send + 'static,
+    T: Send + 'static,
+{
+    let mut calls = JoinSet::new();
+    let joined = |r: Result<Result<T, String>, tokio::task::JoinError>| {
+        r.unwrap_or_else(|e| Err(format!("sqs call task failed: {e}")))
+    };
+    for chunk in items.chunks(BATCH) {
+        while calls.len() >= CONCURRENT_CALLS {
+            if let Some(r) = calls.join_next().await {
+                done(joined(r));
+            }
+        }
+        calls.spawn(call(chunk));
+    }
+    while let Some(r) = calls.join_next().await {
+        done(joined(r));
     }
 }

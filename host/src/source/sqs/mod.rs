@@ -154,7 +154,7 @@ pub(super) async fn open(
 ) -> Result<(Box<dyn Source>, Box<dyn Acker>), SourceError> {
     // A long poll waits up to `wait_time_s` for its answer.
     let timeout = Duration::from_secs(u64::from(cfg.wait_time_s) + 10);
-    let client = crate::sqs::client(cfg.queue(), timeout, "source")
+    let client = crate::sqs::client(cfg.queue(), timeout)
         .await
         .map_err(SourceError::Config)?;
     let attributes = queue_attributes(&client, cfg, &ctx.pipeline).await?;
@@ -242,12 +242,12 @@ async fn queue_attributes(
                 return Ok(Default::default());
             }
             let hint = if e.no_such_queue() {
-                " (no such queue: check source.queue_url, and that its region is the client's)"
+                " (no such queue: check queue_url, and that its region is the client's)"
             } else {
                 ""
             };
             Err(SourceError::Other(format!(
-                "source.queue_url {}: {}{hint}",
+                "queue_url {}: {}{hint}",
                 cfg.queue_url, e.message
             )))
         }
