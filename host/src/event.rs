@@ -78,6 +78,9 @@ pub struct Decoded {
     pub problem: Option<String>,
 }
 
+/// The `meta` key of an event's correlation id.
+pub const CORRELATION_ID: &str = "correlation_id";
+
 /// One event on its way through a pipeline.
 #[derive(Debug, Clone)]
 pub struct Envelope {
@@ -97,6 +100,16 @@ pub struct Envelope {
 }
 
 impl Envelope {
+    /// The id that follows this event through logs, plugins and sink headers: `meta.correlation_id`
+    /// (set from the event by `[pipeline] correlation_id`), else the event's own id, which is
+    /// unique and the same every time the event is read.
+    pub fn correlation_id(&self) -> &str {
+        match self.meta.get(CORRELATION_ID) {
+            Some(serde_json::Value::String(s)) => s,
+            _ => &self.id,
+        }
+    }
+
     /// Reads back an envelope written by [`Envelope::to_json`] (a DLQ record's `event`), for
     /// `weir dlq redrive`.
     pub fn from_json(v: &serde_json::Value) -> Result<Envelope, String> {

@@ -5,12 +5,14 @@
 //! event ends delivered, filtered out or dead-lettered before its source position is committed.
 //! Pipelines are declared in TOML ([`config`]).
 
+pub mod admin;
 pub mod commands;
 pub mod config;
 pub mod event;
 pub mod kafka;
 pub mod logging;
 pub mod pipeline;
+pub mod service;
 pub mod plugin;
 pub mod shutdown;
 pub mod sink;

@@ -42,6 +42,35 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         state_dir: Option<PathBuf>,
     },
+    /// Print events passing one stage of a running pipeline, one JSON line each (via the admin
+    /// API of `weir run`)
+    Tap {
+        #[arg(value_name = "PIPELINE")]
+        pipeline: String,
+        /// `source` (as read), `filter` (kept by the filters), `plugin:NAME` (emitted by that
+        /// plugin), `sink` (delivered)
+        #[arg(long, default_value = "sink")]
+        stage: String,
+        /// Stop after N events
+        #[arg(long, value_name = "N")]
+        limit: Option<u64>,
+        /// The admin API: host:port or URL [default: admin.address of the settings]
+        #[arg(long, value_name = "ADDRESS")]
+        admin: Option<String>,
+    },
+    /// Every running pipeline's rates, errors and lag, refreshed every second (via the admin
+    /// API of `weir run`)
+    Top {
+        /// The admin API: host:port or URL [default: admin.address of the settings]
+        #[arg(long, value_name = "ADDRESS")]
+        admin: Option<String>,
+        /// Refresh interval
+        #[arg(long, value_name = "MS", default_value_t = 1000)]
+        interval_ms: u64,
+        /// Stop after N refreshes [default: run until interrupted]
+        #[arg(long, value_name = "N")]
+        iterations: Option<u64>,
+    },
     /// Validate pipeline files without running them (exit 0 valid, 1 invalid)
     Check {
         #[arg(required = true, value_name = "PIPELINE")]
@@ -184,6 +213,38 @@ fn main() {
                     pipeline: pipeline.clone(),
                     stage: stage.clone(),
                     filter: filter.clone(),
+                },
+                &s,
+            ),
+            None => exit::USAGE,
+        },
+        Command::Tap {
+            ref pipeline,
+            ref stage,
+            limit,
+            ref admin,
+        } => match settings(&cli, cli.config.as_deref(), None) {
+            Some(s) => commands::tap::tap(
+                &commands::tap::TapArgs {
+                    pipeline: pipeline.clone(),
+                    stage: stage.clone(),
+                    limit,
+                    admin: admin.clone(),
+                },
+                &s,
+            ),
+            None => exit::USAGE,
+        },
+        Command::Top {
+            ref admin,
+            interval_ms,
+            iterations,
+        } => match settings(&cli, cli.config.as_deref(), None) {
+            Some(s) => commands::top::top(
+                &commands::top::TopArgs {
+                    admin: admin.clone(),
+                    interval: std::time::Duration::from_millis(interval_ms.max(100)),
+                    iterations,
                 },
                 &s,
             ),

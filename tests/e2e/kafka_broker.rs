@@ -2,6 +2,7 @@
 //! of its own with its own SQLite storage, so that tests run in parallel and one can stop and
 //! restart its broker without disturbing the others. Plus a producer and a reader of topics.
 
+use crate::support::free_port;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
@@ -33,11 +34,6 @@ fn tansu() -> PathBuf {
     } else {
         "tansu".into()
     }
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    l.local_addr().unwrap().port()
 }
 
 impl Broker {

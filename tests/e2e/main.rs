@@ -10,6 +10,7 @@ mod kafka_broker;
 mod kill_restart;
 mod pattern_cli;
 mod plugins;
+mod service;
 mod sqs;
 mod sqs_server;
 mod support;

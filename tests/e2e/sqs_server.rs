@@ -2,6 +2,7 @@
 //! scripts/test.sh), on a port of its own, so that tests run in parallel with their own queues
 //! and never need a reset. Plus a client to create queues, send and read messages.
 
+use crate::support::free_port;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{
     MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName,
@@ -51,11 +52,6 @@ fn moto_server() -> PathBuf {
     } else {
         "moto_server".into()
     }
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    l.local_addr().unwrap().port()
 }
 
 impl SqsServer {

@@ -19,6 +19,9 @@ pub fn weir() -> Command {
             cmd.env_remove(k);
         }
     }
+    // Tests run many `weir run` at once: each admin server on a port of its own (tests of the
+    // admin API pick one they know).
+    cmd.env("WEIR_ADMIN__ADDRESS", "127.0.0.1:0");
     cmd
 }
 
@@ -174,6 +177,12 @@ pub fn wait_exit(mut child: Child) -> (Option<i32>, String) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// A port nobody listens on now (the OS picks it; a server started next binds it).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    l.local_addr().unwrap().port()
 }
 
 pub fn stderr(out: &Output) -> String {

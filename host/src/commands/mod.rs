@@ -1,11 +1,14 @@
 //! What each `weir` subcommand does; `main.rs` only parses arguments and calls these. Each
 //! returns the process exit code.
 
+pub mod admin_client;
 pub mod check;
 pub mod dlq;
 pub mod pattern;
 pub mod plugin;
 pub mod run;
+pub mod tap;
+pub mod top;
 
 /// Exit codes shared by the commands.
 pub mod exit {

@@ -1,13 +1,15 @@
-//! `weir run FILE|DIR...`: run pipelines until their sources end or a signal stops them.
+//! `weir run FILE|DIR...`: run pipelines as a service, until their sources end or a signal stops
+//! them, with the admin server (`crate::admin`) and live reload of the pipeline files
+//! (`crate::service`).
 
 use super::exit;
-use crate::config::{HostSettings, load_pipelines};
-use crate::pipeline::Pipeline;
+use crate::config::HostSettings;
+use crate::service::{self, Service};
 use std::path::PathBuf;
-use tokio_util::sync::CancellationToken;
+use std::time::Duration;
 
 pub fn run(paths: &[PathBuf], settings: &HostSettings) -> i32 {
-    let pipelines = match load_pipelines(paths) {
+    let configs = match service::load_initial(paths) {
         Ok(p) => p,
         Err(errors) => {
             eprintln!("{errors}");
@@ -24,7 +26,7 @@ pub fn run(paths: &[PathBuf], settings: &HostSettings) -> i32 {
             return exit::FAILED;
         }
     };
-    runtime.block_on(async {
+    let code = runtime.block_on(async {
         let stop = match crate::shutdown::on_signals() {
             Ok(t) => t,
             Err(e) => {
@@ -32,39 +34,50 @@ pub fn run(paths: &[PathBuf], settings: &HostSettings) -> i32 {
                 return exit::FAILED;
             }
         };
-        run_all(
-            pipelines
-                .into_iter()
-                .map(|c| Pipeline::new(c, &settings.state_dir))
-                .collect(),
-            stop,
-        )
-        .await
-    })
-}
-
-/// Runs pipelines side by side. One that fails is reported and the others keep running.
-pub async fn run_all(pipelines: Vec<Pipeline>, stop: CancellationToken) -> i32 {
-    let mut tasks = tokio::task::JoinSet::new();
-    for p in pipelines {
-        let name = p.name().to_owned();
-        let stop = stop.clone();
-        tasks.spawn(async move { (name, p.run(stop).await) });
-    }
-    let mut code = exit::OK;
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok((_, Ok(_))) => {}
-            Ok((name, Err(e))) => {
-                tracing::error!(pipeline = %name, error = %e, "pipeline failed");
+        let service = Service::new(
+            paths.to_vec(),
+            settings.state_dir.clone(),
+            stop.clone(),
+            Duration::from_secs(settings.shutdown_timeout_s),
+        );
+        if settings.admin.address != "off" {
+            let prometheus = match crate::admin::metrics::install() {
+                Ok(h) => h,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return exit::FAILED;
+                }
+            };
+            // The exporter drains histogram samples when rendering; between scrapes, upkeep
+            // keeps that buffer small.
+            let upkeep = prometheus.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    upkeep.run_upkeep();
+                }
+            });
+            // The admin server outlives the pipelines' drain (readyz says 503 meanwhile) and
+            // ends with the process.
+            let admin_stop = tokio_util::sync::CancellationToken::new();
+            let admin =
+                crate::admin::start(&settings.admin, service.clone(), prometheus, admin_stop);
+            if let Err(e) = admin.await {
                 eprintln!("error: {e}");
-                code = exit::FAILED;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "pipeline task failed");
-                code = exit::FAILED;
+                return exit::USAGE;
             }
         }
-    }
+        if let Err(e) = service::watch_sighup(&service) {
+            eprintln!("error: cannot install the SIGHUP handler: {e}");
+            return exit::FAILED;
+        }
+        if settings.watch_interval_ms > 0 {
+            service::watch_files(&service, Duration::from_millis(settings.watch_interval_ms));
+        }
+        service.start_all(configs);
+        service.run().await
+    });
+    // Pipelines that did not drain in time may leave tasks behind: do not wait for them.
+    runtime.shutdown_background();
     code
 }

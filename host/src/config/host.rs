@@ -16,6 +16,50 @@ pub struct HostSettings {
     /// Root of per-pipeline state (checkpoints, default DLQ): `<state_dir>/<pipeline>/`.
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
+    /// `weir run`: on SIGTERM/SIGINT, how long pipelines get to finish or checkpoint the events
+    /// in flight before weir exits anyway (they are then read again after the restart).
+    #[serde(default = "default_shutdown_timeout_s")]
+    pub shutdown_timeout_s: u64,
+    /// `weir run`: how often the pipeline files are checked for changes (0: never; SIGHUP and
+    /// `POST /reload` still reload).
+    #[serde(default = "default_watch_interval_ms")]
+    pub watch_interval_ms: u64,
+    #[serde(default)]
+    pub admin: AdminSettings,
+}
+
+/// The admin HTTP server of `weir run`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    /// `host:port`; `off` disables the server.
+    #[serde(default = "default_admin_address")]
+    pub address: String,
+    /// Required as `Authorization: Bearer <token>` on every route but `/healthz` when set; must
+    /// be set to listen on anything but loopback.
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        AdminSettings {
+            address: default_admin_address(),
+            token: None,
+        }
+    }
+}
+
+fn default_admin_address() -> String {
+    "127.0.0.1:9464".into()
+}
+
+fn default_shutdown_timeout_s() -> u64 {
+    30
+}
+
+fn default_watch_interval_ms() -> u64 {
+    1000
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
@@ -40,6 +84,9 @@ impl Default for HostSettings {
             log_level: default_log_level(),
             log_format: LogFormat::default(),
             state_dir: default_state_dir(),
+            shutdown_timeout_s: default_shutdown_timeout_s(),
+            watch_interval_ms: default_watch_interval_ms(),
+            admin: AdminSettings::default(),
         }
     }
 }

@@ -7,6 +7,7 @@ use crate::pipeline::policy::{Ordering, Retry};
 use crate::plugin::PluginConfig;
 use crate::sink::SinkConfig;
 use crate::source::SourceConfig;
+use crate::template::Template;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -31,6 +32,9 @@ pub struct PipelineConfig {
     pub sink: SinkConfig,
     /// Where failed events go; `None` means the default file `<state dir>/dlq.jsonl`.
     pub dlq: Option<SinkConfig>,
+    /// `[pipeline] correlation_id`: where an event's correlation id is (`<$.data.requestId>`);
+    /// events without one use their id ([`crate::event::Envelope::correlation_id`]).
+    pub correlation_id: Option<crate::template::Template>,
 }
 
 #[derive(Deserialize)]
@@ -60,6 +64,8 @@ struct PipelineSection {
     description: Option<String>,
     #[serde(default = "default_checkpoint_interval_ms")]
     checkpoint_interval_ms: u64,
+    #[serde(default)]
+    correlation_id: Option<String>,
 }
 
 fn default_checkpoint_interval_ms() -> u64 {
@@ -104,6 +110,26 @@ pub fn parse_pipeline(file: &Path, text: &str) -> Result<PipelineConfig, ConfigE
             "must be at least 1",
         ));
     }
+
+    let correlation_at = root.key("pipeline").key("correlation_id");
+    let correlation_id = match raw.pipeline.correlation_id.as_deref().map(Template::parse) {
+        None => None,
+        Some(Ok(t)) if t.references_event() => Some(t),
+        Some(Ok(_)) => {
+            errors.push(src.error(
+                &correlation_at,
+                "the correlation id template refers to nothing of the event (write `<$.data.requestId>`): every event would get the same id",
+            ));
+            None
+        }
+        Some(Err(e)) => {
+            errors.push(src.error(
+                &correlation_at,
+                format!("invalid correlation id template: {e}"),
+            ));
+            None
+        }
+    };
 
     let source = SourceConfig::parse(&src, &root.key("source"), raw.source);
     let sink = SinkConfig::parse(&src, &root.key("sink"), raw.sink);
@@ -180,6 +206,7 @@ pub fn parse_pipeline(file: &Path, text: &str) -> Result<PipelineConfig, ConfigE
         retry,
         sink,
         dlq,
+        correlation_id,
     })
 }
 

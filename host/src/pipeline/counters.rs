@@ -68,6 +68,12 @@ impl Counters {
         *m.entry(stage.to_owned()).or_default() += 1;
     }
 
+    /// Failures by stage so far.
+    pub fn failed_stages(&self) -> Vec<(String, u64)> {
+        let m = self.failed_at.lock().unwrap_or_else(|e| e.into_inner());
+        m.iter().map(|(s, n)| (s.clone(), *n)).collect()
+    }
+
     /// `stage:count,stage:count`, for the log (empty when nothing failed).
     pub fn failed_by_stage(&self) -> String {
         let m = self.failed_at.lock().unwrap_or_else(|e| e.into_inner());

@@ -19,6 +19,7 @@ use super::counters::Counters;
 use super::hold::Held;
 use super::policy::{OnFailure, Retry};
 use super::slot::{Failure, Fate, Slot};
+use super::status::Status;
 use crate::event::push_json_string;
 use crate::sink::{Body, Outgoing, Sink, SinkError, SinkFailure};
 use std::sync::Arc;
@@ -35,6 +36,26 @@ pub struct Outlets {
     dlq: Box<dyn Sink>,
     counters: Arc<Counters>,
     retry: Retry,
+    status: Arc<Status>,
+    metrics: OutletMetrics,
+}
+
+/// Per write call: time and size, for the sink and the DLQ.
+struct OutletMetrics {
+    sink_seconds: metrics::Histogram,
+    sink_batch: metrics::Histogram,
+    dlq_seconds: metrics::Histogram,
+}
+
+impl OutletMetrics {
+    fn new(pipeline: &str) -> Self {
+        let p = pipeline.to_owned();
+        OutletMetrics {
+            sink_seconds: metrics::histogram!("weir_stage_seconds", "pipeline" => p.clone(), "stage" => "sink"),
+            sink_batch: metrics::histogram!("weir_batch_size", "pipeline" => p.clone(), "stage" => "sink"),
+            dlq_seconds: metrics::histogram!("weir_stage_seconds", "pipeline" => p, "stage" => "dlq"),
+        }
+    }
 }
 
 /// The outcome of one write attempt, per entry of the attempted batch.
@@ -51,14 +72,17 @@ impl Outlets {
         dlq: Box<dyn Sink>,
         counters: Arc<Counters>,
         retry: Retry,
+        status: Arc<Status>,
     ) -> Self {
         Outlets {
+            metrics: OutletMetrics::new(&pipeline),
             pipeline,
             sink,
             body,
             dlq,
             counters,
             retry,
+            status,
         }
     }
 
@@ -105,7 +129,19 @@ impl Outlets {
                     }
                 })
                 .collect();
+            let started = std::time::Instant::now();
             let results = write(self.sink.as_ref(), &batch).await;
+            self.metrics
+                .sink_seconds
+                .record(started.elapsed().as_secs_f64());
+            self.metrics.sink_batch.record(batch.len() as f64);
+            if self.status.tap.active() {
+                let written = batch.iter().zip(&results);
+                let written = written.filter(|(_, r)| matches!(r, Attempt::Written));
+                self.status
+                    .tap
+                    .publish("sink", written.map(|(o, _)| o.event));
+            }
             drop(batch);
             let mut retrying = 0;
             let mut last_error = None;
@@ -144,6 +180,7 @@ impl Outlets {
             Counters::add(&self.counters.retried, retrying);
             let delay = self.retry.backoff(attempts);
             let error = last_error.map(|e| e.message).unwrap_or_default();
+            self.status.error("sink", &error);
             if block {
                 tracing::error!(pipeline = %self.pipeline, events = retrying, attempts, retry_in_ms = delay.as_millis() as u64,
                     error = %error, "sink write failed; blocking these events' lane until it succeeds (on_failure = \"block\")");
@@ -166,9 +203,10 @@ impl Outlets {
         if self.retry.on_failure == OnFailure::Drop {
             for slot in slots.iter_mut() {
                 if let Fate::Failed(f) = &slot.fate {
-                    tracing::warn!(pipeline = %self.pipeline, event = %slot.event.id, stage = %f.stage,
+                    tracing::warn!(pipeline = %self.pipeline, event = %slot.event.id,
+                        correlation_id = %slot.event.correlation_id(), stage = %f.stage,
                         kind = %f.kind, reason = %f.message, "event dropped (on_failure = \"drop\")");
-                    self.counters.failed_at(&f.stage);
+                    self.failed(f);
                     slot.fate = Fate::Dropped;
                 }
             }
@@ -192,21 +230,27 @@ impl Outlets {
                     _ => None,
                 })
                 .collect();
+            let started = std::time::Instant::now();
             let results = write(self.dlq.as_ref(), &batch).await;
+            self.metrics
+                .dlq_seconds
+                .record(started.elapsed().as_secs_f64());
             drop(batch);
             let mut retrying = 0;
             for (&i, result) in failed.iter().zip(results) {
                 match result {
                     Attempt::Written => {
                         if let Fate::Failed(f) = &slots[i].fate {
-                            tracing::warn!(pipeline = %self.pipeline, event = %slots[i].event.id, stage = %f.stage,
+                            tracing::warn!(pipeline = %self.pipeline, event = %slots[i].event.id,
+                                correlation_id = %slots[i].event.correlation_id(), stage = %f.stage,
                                 kind = %f.kind, reason = %f.message, "event dead-lettered");
-                            self.counters.failed_at(&f.stage);
+                            self.failed(f);
                         }
                         slots[i].fate = Fate::DeadLettered;
                     }
                     Attempt::Failed(e) => {
                         retrying += 1;
+                        self.status.error("dlq", &e.message);
                         tracing::error!(pipeline = %self.pipeline, event = %slots[i].event.id, error = %e,
                             "dead-letter queue write failed; retrying (the event stays unacknowledged)");
                     }
@@ -227,12 +271,19 @@ impl Outlets {
     fn release(&self, slots: &mut [Slot]) {
         for slot in slots.iter_mut() {
             if let (Fate::Failed(f), true) = (&slot.fate, slot.release_on_failure) {
-                tracing::warn!(pipeline = %self.pipeline, event = %slot.event.id, stage = %f.stage,
+                tracing::warn!(pipeline = %self.pipeline, event = %slot.event.id,
+                    correlation_id = %slot.event.correlation_id(), stage = %f.stage,
                     kind = %f.kind, reason = %f.message, "event failed; handed back to its source to come again");
-                self.counters.failed_at(&f.stage);
+                self.failed(f);
                 slot.fate = Fate::Released;
             }
         }
+    }
+
+    /// Counts a failed event by its stage and remembers it as the pipeline's last error.
+    fn failed(&self, f: &Failure) {
+        self.counters.failed_at(&f.stage);
+        self.status.error(&f.stage, &f.message);
     }
 
     /// Makes the sink's and the DLQ's writes durable. On error, says which.

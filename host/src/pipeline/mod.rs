@@ -19,11 +19,13 @@
 
 pub mod counters;
 mod deliver;
-mod filter;
+pub(crate) mod filter;
 mod hold;
 mod lane;
 pub mod policy;
 pub mod slot;
+pub mod status;
+pub mod tap;
 
 use crate::config::PipelineConfig;
 use crate::plugin::PluginSet;
@@ -35,6 +37,7 @@ use deliver::Outlets;
 use filter::FilterStage;
 use lane::{Finished, Lane};
 use slot::{Ended, Failure, Fate, Slot};
+use status::Status;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -69,6 +72,7 @@ pub struct Pipeline {
     state_root: PathBuf,
     state_dir: PathBuf,
     counters: Arc<Counters>,
+    status: Arc<Status>,
 }
 
 impl Pipeline {
@@ -77,11 +81,22 @@ impl Pipeline {
     pub fn new(cfg: PipelineConfig, state_root: &Path) -> Self {
         let state_dir = state_root.join(&cfg.name);
         Pipeline {
+            status: Status::new(&cfg.name),
             cfg,
             state_root: state_root.to_owned(),
             state_dir,
             counters: Arc::default(),
         }
+    }
+
+    /// Reports into `status` (the service keeps one per pipeline name across restarts).
+    pub fn with_status(mut self, status: Arc<Status>) -> Self {
+        self.status = status;
+        self
+    }
+
+    pub fn config(&self) -> &PipelineConfig {
+        &self.cfg
     }
 
     pub fn name(&self) -> &str {
@@ -141,10 +156,12 @@ impl Pipeline {
     /// Runs until the source ends or `stop` is cancelled, then saves the checkpoint. Returns the
     /// final counts.
     pub async fn run(self, stop: CancellationToken) -> Result<Snapshot, PipelineError> {
+        self.status.begin(&self.cfg, self.counters.clone());
         let _lock = self.lock_state()?;
         let sctx = SourceContext {
             pipeline: self.cfg.name.clone(),
             state_dir: self.state_dir.clone(),
+            status: Some(self.status.clone()),
         };
         let (source, acker) =
             self.cfg
@@ -193,7 +210,8 @@ impl Pipeline {
         })
         .await
         .map_err(|e| fail(format!("plugin loading failed: {e}")))?
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| fail(e.to_string()))?
+        .map(|p| p.with_tap(self.status.tap.clone()));
         let kctx = SinkContext {
             pipeline: name.clone(),
             state_dir: self.state_dir.clone(),
@@ -210,6 +228,7 @@ impl Pipeline {
             .await
             .map_err(|e| sink_err("dlq", e))?;
         let ordering = self.cfg.ordering.clone();
+        self.status.running(plugins.clone());
         tracing::info!(pipeline = %name, source = self.cfg.source.kind(), sink = self.cfg.sink.kind(),
             filters = self.cfg.filters.len(), plugins = self.cfg.plugins.len(), lanes = ordering.lanes,
             "pipeline started");
@@ -232,6 +251,7 @@ impl Pipeline {
             dlq,
             self.counters.clone(),
             self.cfg.retry.clone(),
+            self.status.clone(),
         ));
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         let mut lanes = Vec::with_capacity(ordering.lanes);
@@ -258,6 +278,10 @@ impl Pipeline {
             counters: self.counters.clone(),
             filter,
             key: ordering.key,
+            correlation_id: self.cfg.correlation_id.clone(),
+            status: self.status.clone(),
+            filter_seconds: metrics::histogram!("weir_stage_seconds", "pipeline" => name.clone(), "stage" => "filter"),
+            source_batch: metrics::histogram!("weir_batch_size", "pipeline" => name.clone(), "stage" => "source"),
             lanes,
             max_in_flight: ordering.max_in_flight,
             outlets,
@@ -325,6 +349,11 @@ struct Run {
     filter: Option<FilterStage>,
     /// `[ordering] key`: overrides the source's key.
     key: Option<Template>,
+    /// `[pipeline] correlation_id`: where the event's correlation id is.
+    correlation_id: Option<Template>,
+    status: Arc<Status>,
+    filter_seconds: metrics::Histogram,
+    source_batch: metrics::Histogram,
     /// Closed (emptied) once the source is finished, so that lanes drain and end.
     lanes: Vec<mpsc::UnboundedSender<Slot>>,
     max_in_flight: usize,
@@ -385,6 +414,10 @@ impl Run {
     /// Filters a batch and sends each remaining event to the lane of its key.
     fn dispatch(&mut self, batch: Vec<SourceEvent>) {
         Counters::add(&self.counters.received, batch.len());
+        self.source_batch.record(batch.len() as f64);
+        self.status
+            .tap
+            .publish("source", batch.iter().map(|e| &e.envelope));
         let mut slots: Vec<Slot> = Vec::with_capacity(batch.len());
         for ev in batch {
             self.acker.track(ev.position);
@@ -397,7 +430,13 @@ impl Run {
             slots.push(slot);
         }
         if let Some(filter) = &mut self.filter {
+            let started = Instant::now();
             filter.apply(&mut slots);
+            self.filter_seconds.record(started.elapsed().as_secs_f64());
+        }
+        if self.status.tap.active() {
+            let kept = slots.iter().filter(|s| s.fate.ended().is_none());
+            self.status.tap.publish("filter", kept.map(|s| &s.event));
         }
         for mut slot in slots {
             if let Some(how) = slot.fate.ended() {
@@ -406,6 +445,16 @@ impl Run {
             }
             if let Some(key) = &self.key {
                 slot.event.key = Some(key.render(&slot.event, &self.name));
+            }
+            if let Some(id) = &self.correlation_id {
+                let id = id.render(&slot.event, &self.name);
+                // An event without one keeps its id as its correlation id.
+                if !id.is_empty() {
+                    let id = serde_json::Value::String(id);
+                    slot.event
+                        .meta
+                        .insert(crate::event::CORRELATION_ID.into(), id);
+                }
             }
             let lane = lane_of(slot.event.key.as_deref(), self.lanes.len());
             // A send fails only if that lane stopped with an undelivered event: this one then
@@ -443,6 +492,8 @@ impl Run {
     async fn checkpoint(&mut self) -> Result<(), PipelineError> {
         self.last_checkpoint = Instant::now();
         if !self.finished_since_checkpoint {
+            // Nothing new to save: the saved checkpoint is current.
+            self.status.checkpointed();
             return Ok(());
         }
         self.outlets
@@ -461,6 +512,7 @@ impl Run {
                 source,
             })?;
         self.finished_since_checkpoint = false;
+        self.status.checkpointed();
         Ok(())
     }
 }

@@ -18,6 +18,8 @@ use super::reload::{self, Current};
 use super::runner::{Outcome, Runner};
 use crate::event::{Envelope, Payload};
 use crate::pipeline::slot::{Failure, Fate, Slot};
+use crate::pipeline::status::PluginVersion;
+use crate::pipeline::tap::Tap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -25,6 +27,8 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct PluginSet {
     plugins: Vec<(String, Arc<Current>)>,
+    /// Where each plugin publishes what it emitted (`weir tap --stage plugin:NAME`).
+    tap: Option<Arc<Tap>>,
 }
 
 impl PluginSet {
@@ -64,7 +68,29 @@ impl PluginSet {
             }
             plugins.push((format!("plugin:{}", c.name), current));
         }
-        Ok(Some(PluginSet { plugins }))
+        Ok(Some(PluginSet { plugins, tap: None }))
+    }
+
+    /// Publishes each plugin's outputs on `tap`.
+    pub fn with_tap(mut self, tap: Arc<Tap>) -> Self {
+        self.tap = Some(tap);
+        self
+    }
+
+    /// The version each plugin runs now.
+    pub fn versions(&self) -> Vec<PluginVersion> {
+        self.plugins
+            .iter()
+            .map(|(_, current)| {
+                let (generation, loaded) = current.get();
+                PluginVersion {
+                    name: loaded.settings.name.to_string(),
+                    path: loaded.settings.path.display().to_string(),
+                    version: loaded.hash.clone(),
+                    reloads: generation,
+                }
+            })
+            .collect()
     }
 
     /// A stage for one lane: its own instances, made on first use.
@@ -74,7 +100,20 @@ impl PluginSet {
             .iter()
             .map(|(stage, current)| {
                 let (generation, loaded) = current.get();
+                let labels = [
+                    ("pipeline", loaded.settings.pipeline.to_string()),
+                    ("plugin", loaded.settings.name.to_string()),
+                ];
                 Plugin {
+                    call_seconds: metrics::histogram!("weir_plugin_call_seconds", &labels),
+                    failures: ["error", "trap", "timeout", "memory"]
+                        .map(|kind| {
+                            let mut l = labels.to_vec();
+                            l.push(("kind", kind.to_owned()));
+                            (kind, metrics::counter!("weir_plugin_failures_total", &l))
+                        })
+                        .to_vec(),
+                    tap: self.tap.clone(),
                     stage: stage.clone(),
                     current: current.clone(),
                     generation,
@@ -93,6 +132,11 @@ pub struct PluginStage {
 
 struct Plugin {
     stage: String,
+    /// Time per batch call (with any bisection after a trap).
+    call_seconds: metrics::Histogram,
+    /// Events failed, by kind (`error` reported by the plugin, `trap`, `timeout`, `memory`).
+    failures: Vec<(&'static str, metrics::Counter)>,
+    tap: Option<Arc<Tap>>,
     current: Arc<Current>,
     /// The generation of `current` that `runner` runs.
     generation: u64,
@@ -142,7 +186,9 @@ impl Plugin {
         }
         let input = |j: usize| inputs[j].as_ref().unwrap_or(&slots[owners[j]].event);
         let events: Vec<Event> = (0..inputs.len()).map(|j| to_wit(input(j))).collect();
+        let started = std::time::Instant::now();
         let outcomes = self.runner.run(&events);
+        self.call_seconds.record(started.elapsed().as_secs_f64());
         drop(events);
 
         // Rebuild each slot's list of events from the outcomes of the events it carried; a
@@ -156,6 +202,9 @@ impl Plugin {
             }
             match outcome {
                 Outcome::Failed { kind, message } => {
+                    if let Some((_, c)) = self.failures.iter().find(|(k, _)| *k == kind) {
+                        c.increment(1);
+                    }
                     failed[owner] = Some(Failure::now(&self.stage, kind, message, 1, None));
                 }
                 Outcome::Emitted(outputs) => {
@@ -181,6 +230,12 @@ impl Plugin {
                 slot.fate = Fate::Filtered;
             }
             slot.outputs = Some(list);
+        }
+        if let Some(tap) = self.tap.as_ref().filter(|t| t.active()) {
+            tap.publish(
+                &self.stage,
+                slots.iter().flat_map(|s| s.outputs.iter().flatten()),
+            );
         }
     }
 }

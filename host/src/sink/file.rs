@@ -27,6 +27,12 @@ impl FileSinkConfig {
 
 const BUFFER: usize = 256 * 1024;
 
+/// The line the sink would append for an event with `body`, as JSON (`path`, `body`), for
+/// `weir dry-run`. Opens nothing.
+pub fn line(cfg: &FileSinkConfig, body: String) -> serde_json::Value {
+    serde_json::json!({"path": cfg.path.display().to_string(), "body": body})
+}
+
 pub(super) async fn open(
     cfg: &FileSinkConfig,
     _ctx: &SinkContext,

@@ -111,33 +111,13 @@ pub(super) async fn open(
     let producer: FutureProducer<Logged> = client
         .create_with_context(logged)
         .map_err(|e| SinkError::permanent(format!("cannot create kafka producer: {e}")))?;
-    let topic = Template::parse(&cfg.topic)
-        .map_err(|e| SinkError::permanent(format!("topic: invalid template: {e}")))?;
-    let template = |t: &Option<String>| -> Result<Option<Template>, SinkError> {
-        t.as_deref()
-            .map(Template::parse)
-            .transpose()
-            .map_err(|e| SinkError::permanent(format!("invalid template: {e}")))
-    };
-    let headers = cfg
-        .headers
-        .iter()
-        .map(|(name, text)| Template::parse(text).map(|t| (name.clone(), t)))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| SinkError::permanent(format!("headers: invalid template: {e}")))?;
-    let fixed_topic = topic.constant(&ctx.pipeline);
-    if let Some(name) = &fixed_topic {
+    let addressing = Addressing::new(cfg, &ctx.pipeline)?;
+    if let Some(name) = &addressing.fixed_topic {
         check_topic(&producer, name).await?;
     }
     Ok(Box::new(KafkaSink {
-        pipeline: ctx.pipeline.clone(),
         producer,
-        topic,
-        fixed_topic,
-        key: template(&cfg.key)?,
-        partition: template(&cfg.partition)?,
-        headers,
-        carry_headers: cfg.carry_headers,
+        addressing,
     }))
 }
 
@@ -175,8 +155,15 @@ async fn check_topic(producer: &FutureProducer<Logged>, topic: &str) -> Result<(
 }
 
 struct KafkaSink {
-    pipeline: String,
     producer: FutureProducer<Logged>,
+    addressing: Addressing,
+}
+
+/// Where the sink sends each event, and with which key, partition and headers: its templates,
+/// rendered per event. Needs no producer, so that `weir dry-run` can show a record without
+/// connecting ([`Addressing::record`]).
+pub struct Addressing {
+    pipeline: String,
     topic: Template,
     /// The topic when the template does not depend on the event (the usual case).
     fixed_topic: Option<String>,
@@ -194,7 +181,57 @@ struct Address {
     headers: OwnedHeaders,
 }
 
-impl KafkaSink {
+impl Addressing {
+    /// The sink's templates, parsed.
+    pub fn new(cfg: &KafkaSinkConfig, pipeline: &str) -> Result<Self, SinkError> {
+        let topic = Template::parse(&cfg.topic)
+            .map_err(|e| SinkError::permanent(format!("topic: invalid template: {e}")))?;
+        let template = |t: &Option<String>| -> Result<Option<Template>, SinkError> {
+            t.as_deref()
+                .map(Template::parse)
+                .transpose()
+                .map_err(|e| SinkError::permanent(format!("invalid template: {e}")))
+        };
+        let headers = cfg
+            .headers
+            .iter()
+            .map(|(name, text)| Template::parse(text).map(|t| (name.clone(), t)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| SinkError::permanent(format!("headers: invalid template: {e}")))?;
+        Ok(Addressing {
+            pipeline: pipeline.to_owned(),
+            fixed_topic: topic.constant(pipeline),
+            topic,
+            key: template(&cfg.key)?,
+            partition: template(&cfg.partition)?,
+            headers,
+            carry_headers: cfg.carry_headers,
+        })
+    }
+
+    /// The record the sink would produce for `event` with value `body`, as JSON (`topic`, `key`,
+    /// `partition`, `headers` as `[name, value]` pairs in order, and the value as `body`), or why
+    /// the sink would refuse it. Produces nothing.
+    pub fn record(&self, body: &str, event: &Envelope) -> Result<serde_json::Value, SinkError> {
+        use rdkafka::message::Headers;
+        let address = self.address(event)?;
+        let headers: Vec<serde_json::Value> = address
+            .headers
+            .iter()
+            .map(|h| {
+                let value = h.value.map(|v| String::from_utf8_lossy(v).into_owned());
+                serde_json::json!([h.key, value])
+            })
+            .collect();
+        Ok(serde_json::json!({
+            "topic": address.topic,
+            "key": address.key,
+            "partition": address.partition,
+            "headers": headers,
+            "body": body,
+        }))
+    }
+
     fn address(&self, event: &Envelope) -> Result<Address, SinkError> {
         let topic = match &self.fixed_topic {
             Some(t) => t.clone(),
@@ -256,7 +293,7 @@ impl Sink for KafkaSink {
         // Enqueued one by one in batch order; a full local queue is waited out on the spot, so
         // a later record never overtakes an earlier one.
         for (i, o) in batch.iter().enumerate() {
-            let address = match self.address(o.event) {
+            let address = match self.addressing.address(o.event) {
                 Ok(a) => a,
                 Err(e) => {
                     failures.push((i, e));

@@ -210,12 +210,56 @@ impl SinkConfig {
         }
     }
 
+    /// What the sink would send, rendered without opening it (`weir dry-run`).
+    pub fn preview(&self, pipeline: &str) -> Result<Preview, SinkError> {
+        let kind = match &self.kind {
+            SinkKind::Stdout(_) => PreviewKind::Stdout,
+            SinkKind::File(c) => PreviewKind::File(c.clone()),
+            SinkKind::Kafka(c) => PreviewKind::Kafka(kafka::Addressing::new(c, pipeline)?),
+            SinkKind::Sqs(c) => PreviewKind::Sqs(sqs::Messages::offline(c, pipeline)?),
+        };
+        Ok(Preview {
+            pipeline: pipeline.to_owned(),
+            body: self.body.clone(),
+            kind,
+        })
+    }
+
     pub async fn open(&self, ctx: &SinkContext) -> Result<Box<dyn Sink>, SinkError> {
         match &self.kind {
             SinkKind::Stdout(c) => stdout::open(c, ctx).await,
             SinkKind::File(c) => file::open(c, ctx).await,
             SinkKind::Kafka(c) => kafka::open(c, ctx).await,
             SinkKind::Sqs(c) => sqs::open(c, ctx).await,
+        }
+    }
+}
+
+/// A sink's rendering without the sink: for each event, what it would write (its body and, by
+/// kind, its key, headers, attributes, ...), or why it would refuse the event before sending it.
+/// Connects to nothing and writes nothing.
+pub struct Preview {
+    pipeline: String,
+    body: Body,
+    kind: PreviewKind,
+}
+
+enum PreviewKind {
+    Stdout,
+    File(file::FileSinkConfig),
+    Kafka(kafka::Addressing),
+    Sqs(sqs::Messages),
+}
+
+impl Preview {
+    /// What the sink would send for `event`, as JSON with the body as `body` (text, as written).
+    pub fn render(&self, event: &Envelope) -> Result<serde_json::Value, SinkError> {
+        let body = self.body.render(event, &self.pipeline);
+        match &self.kind {
+            PreviewKind::Stdout => Ok(stdout::line(body)),
+            PreviewKind::File(c) => Ok(file::line(c, body)),
+            PreviewKind::Kafka(a) => a.record(&body, event),
+            PreviewKind::Sqs(m) => m.message(body, event),
         }
     }
 }

@@ -142,35 +142,24 @@ pub(super) async fn open(
         .get(&QueueAttributeName::MaximumMessageSize)
         .and_then(|v| v.parse().ok())
         .unwrap_or(MAX_BYTES);
-    let parse = |t: &Option<String>| -> Result<Option<Template>, SinkError> {
-        t.as_deref()
-            .map(Template::parse)
-            .transpose()
-            .map_err(|e| SinkError::permanent(format!("invalid template: {e}")))
-    };
-    let attributes = cfg
-        .attributes
-        .iter()
-        .map(|(name, text)| Template::parse(text).map(|t| (name.clone(), t)))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| SinkError::permanent(format!("attributes: invalid template: {e}")))?;
     Ok(Box::new(SqsSink {
-        pipeline: ctx.pipeline.clone(),
         client,
         queue_url: cfg.queue_url.clone(),
-        fifo,
-        max_message_bytes,
-        group: parse(&cfg.message_group_id)?,
-        dedup: parse(&cfg.message_deduplication_id)?,
-        attributes,
-        delay_s: cfg.delay_s,
+        messages: Messages::new(cfg, &ctx.pipeline, fifo, max_message_bytes)?,
     }))
 }
 
 struct SqsSink {
-    pipeline: String,
     client: Client,
     queue_url: String,
+    messages: Messages,
+}
+
+/// How the sink makes an event into a message: its templates and the queue's limits. Needs no
+/// client, so that `weir dry-run` can show a message without connecting
+/// ([`Messages::message`]).
+pub struct Messages {
+    pipeline: String,
     fifo: bool,
     /// The queue's `MaximumMessageSize`: body and attributes together.
     max_message_bytes: usize,
@@ -188,7 +177,67 @@ struct Entry {
     bytes: usize,
 }
 
-impl SqsSink {
+impl Messages {
+    /// The sink's templates, parsed, for a queue that is `fifo` and takes messages of
+    /// `max_message_bytes` at most.
+    fn new(
+        cfg: &SqsSinkConfig,
+        pipeline: &str,
+        fifo: bool,
+        max_message_bytes: usize,
+    ) -> Result<Self, SinkError> {
+        let parse = |t: &Option<String>| -> Result<Option<Template>, SinkError> {
+            t.as_deref()
+                .map(Template::parse)
+                .transpose()
+                .map_err(|e| SinkError::permanent(format!("invalid template: {e}")))
+        };
+        let attributes = cfg
+            .attributes
+            .iter()
+            .map(|(name, text)| Template::parse(text).map(|t| (name.clone(), t)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| SinkError::permanent(format!("attributes: invalid template: {e}")))?;
+        Ok(Messages {
+            pipeline: pipeline.to_owned(),
+            fifo,
+            max_message_bytes,
+            group: parse(&cfg.message_group_id)?,
+            dedup: parse(&cfg.message_deduplication_id)?,
+            attributes,
+            delay_s: cfg.delay_s,
+        })
+    }
+
+    /// Without asking the queue: FIFO if its name ends in `.fifo` (SQS requires it), and a
+    /// `MaximumMessageSize` of 256 KiB, what the sink assumes when the queue does not say.
+    pub fn offline(cfg: &SqsSinkConfig, pipeline: &str) -> Result<Self, SinkError> {
+        Self::new(cfg, pipeline, cfg.fifo(), MAX_BYTES)
+    }
+
+    /// The message the sink would send for `event` with `body`, as JSON (`body`,
+    /// `message_group_id`, `message_deduplication_id`, `delay_seconds`, `attributes` (name ->
+    /// value), `bytes`: its size against the queue's limit), or why the sink would refuse it
+    /// without sending it. Sends nothing.
+    pub fn message(&self, body: String, event: &Envelope) -> Result<serde_json::Value, SinkError> {
+        let entry = self.entry(0, &Outgoing { body, event })?;
+        let r = &entry.request;
+        let attributes: serde_json::Map<String, serde_json::Value> = r
+            .message_attributes()
+            .into_iter()
+            .flatten()
+            .map(|(name, v)| (name.clone(), v.string_value().into()))
+            .collect();
+        Ok(serde_json::json!({
+            "body": r.message_body(),
+            "message_group_id": r.message_group_id(),
+            "message_deduplication_id": r.message_deduplication_id(),
+            "delay_seconds": r.delay_seconds(),
+            "attributes": attributes,
+            "bytes": entry.bytes,
+        }))
+    }
+
     fn group_of(&self, event: &Envelope) -> Option<String> {
         match (&self.group, self.fifo) {
             (Some(t), _) => Some(t.render(event, &self.pipeline)),
@@ -261,6 +310,9 @@ impl SqsSink {
         })
     }
 
+}
+
+impl SqsSink {
     /// Sends one batch call; the failed entries, by index in the write's batch.
     async fn send(
         client: Client,
@@ -348,16 +400,16 @@ impl Sink for SqsSink {
         let mut failures: Vec<(usize, SinkError)> = Vec::new();
         let mut entries = Vec::with_capacity(batch.len());
         for (i, o) in batch.iter().enumerate() {
-            match self.entry(i, o) {
+            match self.messages.entry(i, o) {
                 Ok(e) => entries.push(e),
                 Err(e) => failures.push((i, e)),
             }
         }
-        if self.fifo {
+        if self.messages.fifo {
             // One call after another; a group with a failed entry sends nothing more.
             let mut failed_groups: HashSet<String> = failures
                 .iter()
-                .filter_map(|(i, _)| self.group_of(batch[*i].event))
+                .filter_map(|(i, _)| self.messages.group_of(batch[*i].event))
                 .collect();
             for call in calls(entries) {
                 let (held, send): (Vec<Entry>, Vec<Entry>) = call

@@ -19,6 +19,12 @@ pub(super) async fn open(
     }))
 }
 
+/// The line the sink would print for an event with `body`, as JSON (`body`), for `weir
+/// dry-run`.
+pub fn line(body: String) -> serde_json::Value {
+    serde_json::json!({ "body": body })
+}
+
 struct StdoutSink {
     /// Held for a whole batch, so lanes' lines never interleave.
     out: Mutex<BufWriter<Stdout>>,

@@ -142,11 +142,13 @@ impl Format {
 }
 
 /// What a source needs from the pipeline it runs in.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SourceContext {
     pub pipeline: String,
     /// This pipeline's own state directory (checkpoints).
     pub state_dir: PathBuf,
+    /// Where a source reports what it alone knows (Kafka: lag).
+    pub status: Option<std::sync::Arc<crate::pipeline::status::Status>>,
 }
 
 /// The `[source]` table, by kind.

@@ -13,7 +13,7 @@ use crate::event::{Envelope, Position, now_rfc3339};
 use async_trait::async_trait;
 use reader::{Generations, LineReader, RawLine, ReadState};
 use serde::Deserialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -248,6 +248,58 @@ fn to_event(line: RawLine, format: Format, time: &str) -> SourceEvent {
         position: line.position,
         problem,
         release_on_failure: false,
+    }
+}
+
+/// A file read once, from its start to its end, as this source reads its file (the same lines,
+/// ids, `meta`, decoding and `max_line_bytes` cut), without a checkpoint and without following:
+/// the input of `weir dry-run`.
+pub(crate) struct ReadOnce {
+    path: PathBuf,
+    reader: LineReader,
+    format: Format,
+}
+
+impl ReadOnce {
+    pub(crate) fn open(
+        path: &Path,
+        format: Format,
+        max_line_bytes: usize,
+    ) -> Result<Self, SourceError> {
+        let cannot = |e| SourceError::io(format!("cannot open {}", path.display()), e);
+        if !std::fs::metadata(path).map_err(cannot)?.is_file() {
+            return Err(SourceError::Config(format!(
+                "{} is not a file",
+                path.display()
+            )));
+        }
+        let reader = LineReader::open(
+            path,
+            path,
+            0,
+            0,
+            max_line_bytes.max(1),
+            Generations::default(),
+        )
+        .map_err(cannot)?;
+        Ok(ReadOnce {
+            path: path.to_owned(),
+            reader,
+            format,
+        })
+    }
+
+    /// The next events, `max` at most; none at the end of the file.
+    pub(crate) fn next_batch(&mut self, max: usize) -> Result<Vec<SourceEvent>, SourceError> {
+        let mut lines = Vec::with_capacity(max.clamp(1, 4096));
+        self.reader
+            .read_lines(max.max(1), true, &mut lines)
+            .map_err(|e| SourceError::io(format!("cannot read {}", self.path.display()), e))?;
+        let time = now_rfc3339();
+        Ok(lines
+            .into_iter()
+            .map(|l| to_event(l, self.format, &time))
+            .collect())
     }
 }
 

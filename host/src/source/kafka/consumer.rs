@@ -38,6 +38,8 @@ pub struct Context {
     /// Records read but not handed over yet. Here rather than in the thread's loop so that a
     /// revocation (which runs inside `poll`) can drop those of the revoked partitions.
     pending: Mutex<Vec<SourceEvent>>,
+    /// Where the statistics callback reports each partition's lag.
+    pub status: Option<Arc<crate::pipeline::status::Status>>,
 }
 
 impl Context {
@@ -48,6 +50,7 @@ impl Context {
             start: cfg.start.clone(),
             revoke_timeout: Duration::from_millis(cfg.revoke_timeout_ms),
             pending: Mutex::new(Vec::new()),
+            status: None,
         }
     }
 
@@ -196,6 +199,19 @@ impl ClientContext for Context {
 
     fn error(&self, error: KafkaError, reason: &str) {
         self.logged.error(error, reason);
+    }
+
+    /// librdkafka's periodic statistics: the lag of each partition this consumer owns.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let Some(status) = &self.status else { return };
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                // -1: the internal "unassigned" partition; lag -1: not owned or not known yet.
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    status.set_lag(format!("{topic}/{partition}"), p.consumer_lag);
+                }
+            }
+        }
     }
 }
 

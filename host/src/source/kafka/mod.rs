@@ -160,6 +160,8 @@ pub(super) async fn open(
         &[
             // Rebalances move only the partitions that change owner; the others keep flowing.
             ("partition.assignment.strategy", "cooperative-sticky"),
+            // Statistics every 5 s give each partition's consumer lag (`weir_source_lag`).
+            ("statistics.interval.ms", "5000"),
         ],
         &cfg.properties,
         &[
@@ -171,7 +173,8 @@ pub(super) async fn open(
     );
     let shared = Arc::new(Shared::default());
     let logged = Logged::new(&ctx.pipeline, "source");
-    let context = Context::new(logged, shared.clone(), cfg);
+    let mut context = Context::new(logged, shared.clone(), cfg);
+    context.status = ctx.status.clone();
     let consumer: BaseConsumer<Context> = client
         .create_with_context(context)
         .map_err(|e| SourceError::Config(format!("source: cannot create kafka consumer: {e}")))?;

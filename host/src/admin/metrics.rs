@@ -1,0 +1,134 @@
+//! Prometheus metrics.
+//!
+//! Two kinds, one exporter:
+//! - measured on the hot path through the `metrics` facade, per batch (never per event): stage
+//!   times (`weir_stage_seconds{stage="filter"|"sink"|"dlq"}`), batch sizes, plugin call times
+//!   and failures by kind;
+//! - copied from each pipeline's [`Status`] when scraped: the event counts (kept exact by the
+//!   runtime's own counters, which its backpressure and accounting already use), in flight,
+//!   source lag, checkpoint age, state. Copying them at scrape time costs the hot path nothing
+//!   and cannot disagree with `/pipelines`.
+
+use crate::pipeline::status::{State, Status};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::sync::Arc;
+
+/// Installs the process-wide recorder. Histograms get buckets (not summaries), so that they
+/// can be aggregated across replicas.
+pub fn install() -> Result<PrometheusHandle, String> {
+    const SECONDS: &[f64] = &[
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+        5.0, 10.0,
+    ];
+    const SIZES: &[f64] = &[1.0, 4.0, 16.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0];
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS)
+        .and_then(|b| b.set_buckets_for_metric(Matcher::Full("weir_batch_size".into()), SIZES))
+        .map_err(|e| e.to_string())?
+        .install_recorder()
+        .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
+    describe();
+    Ok(handle)
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!("weir_events_received_total", "Events read from the source");
+    describe_counter!(
+        "weir_events_filtered_total",
+        "Events that matched no filter, or that a plugin dropped"
+    );
+    describe_counter!("weir_events_delivered_total", "Events written to the sink");
+    describe_counter!(
+        "weir_events_dead_lettered_total",
+        "Events written to the dead-letter queue"
+    );
+    describe_counter!(
+        "weir_events_dropped_total",
+        "Failed events dropped (on_failure = \"drop\")"
+    );
+    describe_counter!(
+        "weir_events_released_total",
+        "Failed events handed back to their source (SQS)"
+    );
+    describe_counter!(
+        "weir_events_failed_total",
+        "Failed events by the stage they failed at"
+    );
+    describe_counter!("weir_sink_retries_total", "Sink and DLQ writes tried again");
+    describe_counter!(
+        "weir_pipeline_runs_total",
+        "Starts of the pipeline (a changed file restarts it)"
+    );
+    describe_counter!("weir_plugin_reloads_total", "Hot reloads of the plugin");
+    describe_counter!(
+        "weir_plugin_failures_total",
+        "Events a plugin failed, by kind (error, trap, timeout, memory)"
+    );
+    describe_gauge!("weir_events_in_flight", "Events read and not yet ended");
+    describe_gauge!("weir_pipeline_up", "1 while the pipeline runs");
+    describe_gauge!(
+        "weir_source_lag",
+        "Events in the source not yet read (Kafka), by partition"
+    );
+    describe_gauge!(
+        "weir_checkpoint_age_seconds",
+        "Seconds since the last checkpoint"
+    );
+    describe_histogram!(
+        "weir_stage_seconds",
+        "Time per batch in a stage (filter, sink, dlq)"
+    );
+    describe_histogram!(
+        "weir_plugin_call_seconds",
+        "Time per batch call of a plugin"
+    );
+    describe_histogram!(
+        "weir_batch_size",
+        "Events per batch read from the source or written to the sink"
+    );
+}
+
+/// Brings the status-derived metrics up to date, then renders everything.
+pub fn render(handle: &PrometheusHandle, statuses: &[Arc<Status>]) -> String {
+    for s in statuses {
+        let v = s.view();
+        let p = v.name.clone();
+        let c = &v.counts;
+        for (name, value) in [
+            ("weir_events_received_total", c.received),
+            ("weir_events_filtered_total", c.filtered),
+            ("weir_events_delivered_total", c.delivered),
+            ("weir_events_dead_lettered_total", c.dead_lettered),
+            ("weir_events_dropped_total", c.dropped),
+            ("weir_events_released_total", c.released),
+            ("weir_sink_retries_total", c.retried),
+            ("weir_pipeline_runs_total", v.runs),
+        ] {
+            metrics::counter!(name, "pipeline" => p.clone()).absolute(value);
+        }
+        for (stage, n) in &v.failed_by_stage {
+            metrics::counter!("weir_events_failed_total", "pipeline" => p.clone(), "stage" => stage.clone())
+                .absolute(*n);
+        }
+        for plugin in &v.plugins {
+            metrics::counter!("weir_plugin_reloads_total", "pipeline" => p.clone(), "plugin" => plugin.name.clone())
+                .absolute(plugin.reloads);
+        }
+        metrics::gauge!("weir_events_in_flight", "pipeline" => p.clone()).set(v.in_flight as f64);
+        let up = matches!(v.state, State::Running);
+        metrics::gauge!("weir_pipeline_up", "pipeline" => p.clone()).set(if up {
+            1.0
+        } else {
+            0.0
+        });
+        for (partition, lag) in &v.lag_by_partition {
+            metrics::gauge!("weir_source_lag", "pipeline" => p.clone(), "partition" => partition.clone())
+                .set(*lag as f64);
+        }
+        if let Some(age) = v.checkpoint_age_s {
+            metrics::gauge!("weir_checkpoint_age_seconds", "pipeline" => p.clone()).set(age);
+        }
+    }
+    handle.render()
+}

@@ -1,0 +1,245 @@
+//! The admin HTTP server of `weir run` (default 127.0.0.1:9464):
+//!
+//! ```text
+//! GET  /healthz                    200 while the process serves (never needs the token)
+//! GET  /readyz                     200 when every pipeline started, else 503 and which are not
+//! GET  /metrics                    Prometheus text
+//! GET  /pipelines                  every pipeline's status (JSON), and files a reload rejected
+//! GET  /pipelines/{name}           one pipeline's status
+//! GET  /pipelines/{name}/tap       events passing a stage, one JSON line each (`weir tap`):
+//!                                  ?stage=source|filter|plugin:NAME|sink&limit=N
+//! POST /reload                     reads the pipeline files again; what it did (JSON)
+//! ```
+//! With `admin.token` set, every route but `/healthz` needs `Authorization: Bearer <token>`.
+//! Without one, the server listens only on a loopback address: anyone who can reach the port
+//! can read events (tap) and reload pipelines.
+
+pub mod metrics;
+
+use crate::config::host::AdminSettings;
+use crate::service::Service;
+use axum::Router;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use metrics_exporter_prometheus::PrometheusHandle;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Clone)]
+struct App {
+    service: Arc<Service>,
+    prometheus: PrometheusHandle,
+    token: Option<Arc<str>>,
+}
+
+/// Binds the admin address (refusing a non-loopback one without a token) and serves until
+/// `stop`. Errors name the setting at fault.
+pub async fn start(
+    settings: &AdminSettings,
+    service: Arc<Service>,
+    prometheus: PrometheusHandle,
+    stop: CancellationToken,
+) -> Result<SocketAddr, String> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(&settings.address)
+        .await
+        .map_err(|e| {
+            format!(
+                "admin.address {:?}: not a host:port that resolves: {e}",
+                settings.address
+            )
+        })?
+        .collect();
+    let token = settings.token.as_deref().filter(|t| !t.is_empty());
+    if token.is_none()
+        && let Some(open) = addrs.iter().find(|a| !a.ip().is_loopback())
+    {
+        return Err(format!(
+            "admin.address {:?} ({open}) is not a loopback address: set admin.token (WEIR_ADMIN__TOKEN) \
+             so that callers must authenticate, or listen on 127.0.0.1",
+            settings.address
+        ));
+    }
+    let addr = *addrs
+        .first()
+        .ok_or_else(|| format!("admin.address {:?}: resolves to nothing", settings.address))?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        format!(
+            "admin.address {:?}: cannot listen on {addr}: {e}",
+            settings.address
+        )
+    })?;
+    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    let app = App {
+        service,
+        prometheus,
+        token: token.map(Into::into),
+    };
+    let router = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .route("/pipelines", get(pipelines))
+        .route("/pipelines/{name}", get(pipeline))
+        .route("/pipelines/{name}/tap", get(tap))
+        .route("/reload", post(reload))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), auth))
+        .with_state(app);
+    tokio::spawn(async move {
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "admin server failed");
+        }
+    });
+    tracing::info!(address = %bound, "admin server listening");
+    Ok(bound)
+}
+
+/// Checks the bearer token on every route but `/healthz`.
+async fn auth(State(app): State<App>, req: Request, next: Next) -> Response {
+    let Some(token) = &app.token else {
+        return next.run(req).await;
+    };
+    if req.uri().path() == "/healthz" {
+        return next.run(req).await;
+    }
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(g) if constant_time_eq(g.as_bytes(), token.as_bytes()) => next.run(req).await,
+        _ => {
+            let mut r = (
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong bearer token (admin.token)\n",
+            )
+                .into_response();
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            r
+        }
+    }
+}
+
+/// Compares without stopping at the first difference, so that timing does not reveal how much
+/// of a guessed token was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn readyz(State(app): State<App>) -> Response {
+    let waiting = app.service.not_ready();
+    let body = serde_json::json!({ "ready": waiting.is_empty(), "not_ready": waiting });
+    let code = match waiting.is_empty() {
+        true => StatusCode::OK,
+        false => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    (code, axum::Json(body)).into_response()
+}
+
+async fn metrics_text(State(app): State<App>) -> Response {
+    let text = metrics::render(&app.prometheus, &app.service.statuses());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+async fn pipelines(State(app): State<App>) -> Response {
+    let views: Vec<_> = app.service.statuses().iter().map(|s| s.view()).collect();
+    axum::Json(serde_json::json!({
+        "pipelines": views,
+        "rejected": app.service.rejected(),
+    }))
+    .into_response()
+}
+
+async fn pipeline(State(app): State<App>, Path(name): Path<String>) -> Response {
+    match app.service.status(&name) {
+        Some(s) => axum::Json(s.view()).into_response(),
+        None => not_found(&name),
+    }
+}
+
+fn not_found(name: &str) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        format!("no pipeline named {name:?}\n"),
+    )
+        .into_response()
+}
+
+async fn reload(State(app): State<App>) -> Response {
+    axum::Json(app.service.reload().await).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct TapQuery {
+    #[serde(default = "default_stage")]
+    stage: String,
+    limit: Option<u64>,
+}
+
+fn default_stage() -> String {
+    "sink".into()
+}
+
+/// Streams the events passing a stage as JSON lines, until `limit` events or the client
+/// leaves. A client that reads too slowly misses events (`{"missed": N}` lines say how many).
+async fn tap(
+    State(app): State<App>,
+    Path(name): Path<String>,
+    Query(q): Query<TapQuery>,
+) -> Response {
+    let Some(status) = app.service.status(&name) else {
+        return not_found(&name);
+    };
+    let known = matches!(q.stage.as_str(), "source" | "filter" | "sink")
+        || q.stage
+            .strip_prefix("plugin:")
+            .is_some_and(|p| status.view().plugins.iter().any(|v| v.name == p));
+    if !known {
+        let plugins: Vec<String> = status
+            .view()
+            .plugins
+            .iter()
+            .map(|p| format!("plugin:{}", p.name))
+            .collect();
+        let mut stages = vec!["source".to_owned(), "filter".into()];
+        stages.extend(plugins);
+        stages.push("sink".into());
+        return (
+            StatusCode::BAD_REQUEST,
+            format!(
+                "unknown stage {:?}: one of {}\n",
+                q.stage,
+                stages.join(", ")
+            ),
+        )
+            .into_response();
+    }
+    let watch = status.tap.watch(&q.stage);
+    let limit = q.limit.unwrap_or(u64::MAX);
+    let lines = futures_util::stream::unfold((watch, 0u64), move |(mut watch, sent)| async move {
+        use tokio::sync::broadcast::error::RecvError;
+        if sent >= limit {
+            return None;
+        }
+        let line = match watch.rx.recv().await {
+            Ok(json) => format!("{json}\n"),
+            Err(RecvError::Lagged(n)) => format!("{{\"missed\":{n}}}\n"),
+            Err(RecvError::Closed) => return None,
+        };
+        let counted = sent + u64::from(!line.starts_with("{\"missed\""));
+        Some((Ok::<_, std::convert::Infallible>(line), (watch, counted)))
+    });
+    (
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        axum::body::Body::from_stream(lines),
+    )
+        .into_response()
+}

@@ -1,0 +1,264 @@
+//! What an operator can see of one pipeline while it runs: its state, counts, last error, last
+//! checkpoint, plugin versions and source lag (the admin API's `/pipelines` and `/metrics`), and
+//! its [`Tap`] (`weir tap`).
+//!
+//! A `Status` belongs to a pipeline *name* for the life of the process: when a changed file
+//! restarts the pipeline, the new run starts with fresh [`Counters`] (its in-flight accounting
+//! must not inherit the old run's unfinished events) and the finished run's counts move into
+//! `earlier`, so that the totals the metrics report never go down.
+
+use super::counters::{Counters, Snapshot};
+use super::tap::Tap;
+use crate::plugin::PluginSet;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Opening its source and sinks, loading plugins.
+    Starting,
+    Running,
+    /// Draining: no new events, finishing those in flight (a reload, a removal, a shutdown).
+    Stopping,
+    /// Ended: its source ended, or it was stopped.
+    Stopped,
+    /// Ended with an error (`last_error` says which).
+    Failed,
+}
+
+/// The newest error seen, and when.
+#[derive(Debug, Clone, Serialize)]
+pub struct LastError {
+    pub time: String,
+    /// `pipeline`, `source`, `plugin:NAME`, `sink`, `dlq`.
+    pub stage: String,
+    pub message: String,
+}
+
+pub struct Status {
+    pub name: String,
+    pub tap: Arc<Tap>,
+    inner: Mutex<Inner>,
+    /// Unix milliseconds of the last completed checkpoint (0: none yet).
+    last_checkpoint_ms: AtomicU64,
+}
+
+struct Inner {
+    state: State,
+    file: String,
+    source: &'static str,
+    sink: &'static str,
+    started_at: String,
+    /// Runs of this pipeline so far in this process (a changed file restarts it).
+    runs: u64,
+    current: Option<Arc<Counters>>,
+    plugins: Option<PluginSet>,
+    /// Counts of earlier runs, and their failures by stage.
+    earlier: Snapshot,
+    earlier_failed: BTreeMap<String, u64>,
+    last_error: Option<LastError>,
+    /// Source lag by partition (`topic/partition`), where the source knows it (Kafka).
+    lag: BTreeMap<String, i64>,
+}
+
+/// A copy of the status, for the admin API.
+#[derive(Debug, Clone, Serialize)]
+pub struct View {
+    pub name: String,
+    pub state: State,
+    pub file: String,
+    pub source: &'static str,
+    pub sink: &'static str,
+    pub started_at: String,
+    pub runs: u64,
+    /// Totals since weir started (all runs).
+    pub counts: Snapshot,
+    pub in_flight: u64,
+    /// Dead-lettered, dropped and released events by the stage they failed at.
+    pub failed_by_stage: BTreeMap<String, u64>,
+    pub last_error: Option<LastError>,
+    pub plugins: Vec<PluginVersion>,
+    /// Total source lag (events not yet read), where known.
+    pub lag: Option<i64>,
+    pub lag_by_partition: BTreeMap<String, i64>,
+    /// Seconds since the last checkpoint; none before the first.
+    pub checkpoint_age_s: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginVersion {
+    pub name: String,
+    pub path: String,
+    /// sha256 of the `.wasm` running now.
+    pub version: String,
+    /// Hot reloads since the pipeline started.
+    pub reloads: u64,
+}
+
+impl Status {
+    pub fn new(name: &str) -> Arc<Status> {
+        Arc::new(Status {
+            name: name.to_owned(),
+            tap: Arc::default(),
+            last_checkpoint_ms: AtomicU64::new(0),
+            inner: Mutex::new(Inner {
+                state: State::Starting,
+                file: String::new(),
+                source: "",
+                sink: "",
+                started_at: now(),
+                runs: 0,
+                current: None,
+                plugins: None,
+                earlier: Snapshot::default(),
+                earlier_failed: BTreeMap::new(),
+                last_error: None,
+                lag: BTreeMap::new(),
+            }),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A new run starts, counting into `counters`.
+    pub fn begin(&self, cfg: &crate::config::PipelineConfig, counters: Arc<Counters>) {
+        let mut s = self.lock();
+        s.state = State::Starting;
+        s.file = cfg.file.display().to_string();
+        s.source = cfg.source.kind();
+        s.sink = cfg.sink.kind();
+        s.started_at = now();
+        s.runs += 1;
+        s.current = Some(counters);
+        s.plugins = None;
+        s.lag.clear();
+    }
+
+    /// The run's source, sinks and plugins are open and events flow.
+    pub fn running(&self, plugins: Option<PluginSet>) {
+        let mut s = self.lock();
+        s.state = State::Running;
+        s.plugins = plugins;
+    }
+
+    pub fn set_state(&self, state: State) {
+        self.lock().state = state;
+    }
+
+    pub fn state(&self) -> State {
+        self.lock().state
+    }
+
+    /// The run ended (with `error` if it failed): its counts join the totals of earlier runs.
+    pub fn end(&self, error: Option<String>) {
+        let mut s = self.lock();
+        if let Some(c) = s.current.take() {
+            let n = c.snapshot();
+            let e = &mut s.earlier;
+            e.received += n.received;
+            e.filtered += n.filtered;
+            e.delivered += n.delivered;
+            e.dead_lettered += n.dead_lettered;
+            e.dropped += n.dropped;
+            e.released += n.released;
+            e.retried += n.retried;
+            for (stage, k) in c.failed_stages() {
+                *s.earlier_failed.entry(stage).or_default() += k;
+            }
+        }
+        s.plugins = None;
+        s.lag.clear();
+        s.state = match &error {
+            Some(_) => State::Failed,
+            None => State::Stopped,
+        };
+        if let Some(message) = error {
+            s.last_error = Some(LastError {
+                time: now(),
+                stage: "pipeline".into(),
+                message,
+            });
+        }
+    }
+
+    /// Remembers the newest failure (an event dead-lettered, a sink retrying).
+    pub fn error(&self, stage: &str, message: &str) {
+        self.lock().last_error = Some(LastError {
+            time: now(),
+            stage: stage.to_owned(),
+            message: message.to_owned(),
+        });
+    }
+
+    pub fn checkpointed(&self) {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        self.last_checkpoint_ms.store(ms, Relaxed);
+    }
+
+    /// The source's lag on one partition (events behind the end of the log).
+    pub fn set_lag(&self, partition: String, lag: i64) {
+        self.lock().lag.insert(partition, lag);
+    }
+
+    pub fn view(&self) -> View {
+        let s = self.lock();
+        let mut counts = s.earlier;
+        let mut failed_by_stage = s.earlier_failed.clone();
+        let mut in_flight = 0;
+        if let Some(c) = &s.current {
+            let n = c.snapshot();
+            in_flight = n.in_flight();
+            counts.received += n.received;
+            counts.filtered += n.filtered;
+            counts.delivered += n.delivered;
+            counts.dead_lettered += n.dead_lettered;
+            counts.dropped += n.dropped;
+            counts.released += n.released;
+            counts.retried += n.retried;
+            for (stage, k) in c.failed_stages() {
+                *failed_by_stage.entry(stage).or_default() += k;
+            }
+        }
+        let last = self.last_checkpoint_ms.load(Relaxed);
+        let checkpoint_age_s = (last > 0).then(|| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(last);
+            now.saturating_sub(last) as f64 / 1000.0
+        });
+        View {
+            name: self.name.clone(),
+            state: s.state,
+            file: s.file.clone(),
+            source: s.source,
+            sink: s.sink,
+            started_at: s.started_at.clone(),
+            runs: s.runs,
+            counts,
+            in_flight,
+            failed_by_stage,
+            last_error: s.last_error.clone(),
+            plugins: s
+                .plugins
+                .as_ref()
+                .map(PluginSet::versions)
+                .unwrap_or_default(),
+            lag: (!s.lag.is_empty()).then(|| s.lag.values().sum()),
+            lag_by_partition: s.lag.clone(),
+            checkpoint_age_s,
+        }
+    }
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
