@@ -2,7 +2,8 @@
 # Throughput of a file -> filter -> file pipeline, side by side with baselines in the same run:
 #   cat   copying the file (the I/O ceiling)
 #   jq    `jq -c 'select(...)'`, the filter people write by hand in shell glue
-#   weir  the same filter as an EventBridge pattern, with checkpoints, accounting and the DLQ
+#   weir  the same filter as an EventBridge pattern, with checkpoints, accounting and the DLQ,
+#         with and without its admin server and metrics
 # Usage: scripts/bench-file.sh [EVENTS]   (default 1000000 events of ~400 bytes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +43,10 @@ TOML
 echo "$n events, $((bytes / n)) bytes each on average, $(nproc) cores"
 timed "cat (copy, no parsing)" sh -c "cat '$dir/in.jsonl' > '$dir/out-cat.jsonl'"
 timed "jq -c select(department=billing)" sh -c "jq -c 'select(.detail.department == \"billing\")' '$dir/in.jsonl' > '$dir/out-jq.jsonl'"
+# The admin server and metrics are on by default; without them, the cost of measuring shows.
+WEIR_ADMIN__ADDRESS=off timed "weir run, metrics off (admin.address = off)" \
+  ./target/release/weir run --state-dir "$dir/state-off" "$dir/p.toml"
+rm "$dir/out-weir.jsonl"
 timed "weir run (pattern filter)" ./target/release/weir run --state-dir "$dir/state" "$dir/p.toml"
 weir_out=$(wc -l < "$dir/out-weir.jsonl"); jq_out=$(wc -l < "$dir/out-jq.jsonl")
 echo "delivered: weir $weir_out, jq $jq_out"

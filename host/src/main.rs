@@ -76,6 +76,16 @@ enum Command {
         #[arg(required = true, value_name = "PIPELINE")]
         paths: Vec<PathBuf>,
     },
+    /// Run a pipeline's filters, plugins and templates on sample events, touching neither its
+    /// source, sink, DLQ nor state; print what would be delivered, filtered or dead-lettered and
+    /// why (exit 0 nothing dead-lettered, 1 some, 2 invalid pipeline or input)
+    DryRun {
+        #[arg(value_name = "PIPELINE.toml")]
+        pipeline: PathBuf,
+        /// Sample events, one record per line (read as the file source reads its file)
+        #[arg(long, value_name = "FILE")]
+        input: PathBuf,
+    },
     /// EventBridge event patterns
     #[command(subcommand)]
     Pattern(PatternCommand),
@@ -195,6 +205,13 @@ fn main() {
                 state_dir: state_dir.clone(),
             })
         }
+        Command::DryRun {
+            ref pipeline,
+            ref input,
+        } => match settings(&cli, cli.config.as_deref(), None) {
+            Some(_) => commands::dry_run::dry_run(pipeline, input),
+            None => exit::USAGE,
+        },
         Command::Dlq(DlqCommand::Inspect {
             ref pipeline,
             ref state_dir,

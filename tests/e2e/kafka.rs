@@ -70,6 +70,12 @@ fn check(s: &Scratch, broker: &Broker, stream: &Stream, repeats: bool) -> usize 
             r.headers.contains(&("origin".into(), "test".into())),
             "headers carried over: {r:?}"
         );
+        // No `[pipeline] correlation_id`: the input record's id (`topic/partition/offset`).
+        let correlation = r.headers.iter().find(|(k, _)| k == "correlation-id");
+        assert!(
+            correlation.is_some_and(|(_, v)| v.starts_with("in/")),
+            "correlation id header: {r:?}"
+        );
     }
     let (dups, torn) = check_output(&as_lines(s, "out.jsonl", &out), stream, repeats);
     assert_eq!(torn, 0, "kafka records are whole");

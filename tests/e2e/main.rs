@@ -3,6 +3,7 @@
 mod cli;
 mod delivery;
 mod dlq;
+mod dry_run;
 mod file_pipeline;
 mod follow;
 mod kafka;

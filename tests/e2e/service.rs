@@ -226,7 +226,8 @@ fn admin_api_reports_metrics_status_and_taps_events() {
             .spawn()
             .unwrap()
     };
-    let mut taps = vec![tap("sink"), tap("source")];
+    let stages = ["source", "filter", "plugin:redact", "sink"];
+    let mut taps: Vec<Child> = stages.iter().map(|st| tap(st)).collect();
     // Taps subscribe when their request arrives: keep appending until both have three.
     let mut n = 30;
     while taps.iter_mut().any(|c| c.try_wait().unwrap().is_none()) {
@@ -239,7 +240,7 @@ fn admin_api_reports_metrics_status_and_taps_events() {
         .into_iter()
         .map(|c| c.wait_with_output().unwrap())
         .collect();
-    for (stage, out) in ["sink", "source"].iter().zip(&outs) {
+    for (stage, out) in stages.iter().zip(&outs) {
         assert!(out.status.success(), "tap {stage}: {}", stderr(out));
         let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
             .lines()
@@ -248,11 +249,12 @@ fn admin_api_reports_metrics_status_and_taps_events() {
         assert_eq!(events.len(), 3, "tap {stage}: {events:?}");
         for e in &events {
             assert!(e["id"].as_str().unwrap().starts_with("in.jsonl:"), "{e}");
-            if *stage == "sink" {
-                // Delivered events went through the filter and the plugin.
-                assert_ne!(e["data"]["detail"]["department"], "support", "{e}");
-                assert_eq!(e["data"]["detail"]["customerId"], "***", "{e}");
+            // Past the filter, no support orders; past the plugin, no customer ids.
+            if *stage != "source" {
+                assert_ne!(e["data"]["detail"]["department"], "support", "{stage}: {e}");
             }
+            let redacted = e["data"]["detail"]["customerId"] == "***";
+            assert_eq!(redacted, matches!(*stage, "plugin:redact" | "sink"), "{stage}: {e}");
         }
     }
     let bad = weir()
@@ -480,7 +482,7 @@ fn admin_api_on_a_public_address_needs_a_token() {
         call(r.call()).0
     };
     wait_for("the admin API", || get("/healthz", None) == 200);
-    for path in ["/metrics", "/pipelines", "/readyz"] {
+    for path in ["/metrics", "/pipelines", "/pipelines/p", "/pipelines/p/tap"] {
         assert_eq!(get(path, None), 401, "{path} without a token");
         assert_eq!(get(path, Some("wrong")), 401, "{path} with a wrong token");
         assert_eq!(
@@ -496,7 +498,8 @@ fn admin_api_on_a_public_address_needs_a_token() {
         .send_empty();
     assert_eq!(call(reload).0, 401, "reload without a token");
     assert_eq!(get("/pipelines", Some("s3cret")), 200);
-    wait_for("readiness", || get("/readyz", Some("s3cret")) == 200);
+    // Probes need no token.
+    wait_for("readiness", || get("/readyz", None) == 200);
     // `weir top` takes the token from the settings (the environment here).
     let top = weir()
         .args([
@@ -512,4 +515,34 @@ fn admin_api_on_a_public_address_needs_a_token() {
     assert!(top.status.success(), "{}", stderr(&top));
     signal(&child, libc::SIGTERM);
     assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+#[test]
+fn shutdown_timeout_exits_with_events_in_flight_and_they_come_again() {
+    let s = Scratch::new();
+    let dir = s.path("pipelines");
+    std::fs::create_dir(&dir).unwrap();
+    // Two events a plugin takes 2 s each over: still in flight when the 1 s timeout passes.
+    let slow: String = (0..2)
+        .map(|n| format!("{{\"seq\":{n},\"fault\":\"slow\",\"ms\":2000}}\n"))
+        .collect();
+    s.write("in.jsonl", slow);
+    let extra = format!(
+        "[[plugin]]\npath = {:?}\ntimeout_ms = 10000\n",
+        plugin("fixtures/faults/faults.wasm")
+    );
+    std::fs::write(dir.join("p.toml"), follow_pipeline("p", "in.jsonl", "out.jsonl", &extra)).unwrap();
+    let svc = Service::start(&s, &dir, &[("WEIR_SHUTDOWN_TIMEOUT_S", "1")]);
+    wait_logged(&s, "the events in the plugin", || {
+        svc.pipeline("p").is_some_and(|p| p["in_flight"] == 2)
+    });
+    assert_eq!(svc.stop(), Some(1), "{}", s.log());
+    assert!(s.log().contains("shutdown timeout"), "{}", s.log());
+    assert!(lines(&s.path("out.jsonl")).is_empty());
+
+    // Nothing was checkpointed past them: the next run delivers both.
+    let svc = Service::start(&s, &dir, &[]);
+    wait_logged(&s, "both events", || lines(&s.path("out.jsonl")).len() == 2);
+    assert_eq!(seqs(&s.path("out.jsonl")), vec![0, 1]);
+    assert_eq!(svc.stop(), Some(0));
 }

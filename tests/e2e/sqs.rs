@@ -134,7 +134,7 @@ fn sqs_to_sqs_through_filter_and_plugin() {
     let p = s.write(
         "s.toml",
         format!(
-            "[pipeline]\nname = \"s2s\"\ncheckpoint_interval_ms = 50\n{}{}{}{}",
+            "[pipeline]\nname = \"s2s\"\ncheckpoint_interval_ms = 50\ncorrelation_id = \"o-<$.data.seq>\"\n{}{}{}{}",
             source(&server, &input, ONE_RECEIVER),
             middle(),
             sqs_table("sink", &server, &out, "attributes = { seq = \"<$.data.seq>\", from = \"<$.meta.message_attributes.origin>\" }"),
@@ -170,6 +170,12 @@ fn sqs_to_sqs_through_filter_and_plugin() {
         assert_eq!(
             m.attributes.get("from").map(String::as_str),
             Some("test"),
+            "{m:?}"
+        );
+        // `[pipeline] correlation_id` finds it in the event; the sink carries it.
+        assert_eq!(
+            m.attributes.get("correlation-id"),
+            Some(&format!("o-{}", v["seq"])),
             "{m:?}"
         );
     }

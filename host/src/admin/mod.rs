@@ -1,7 +1,7 @@
 //! The admin HTTP server of `weir run` (default 127.0.0.1:9464):
 //!
 //! ```text
-//! GET  /healthz                    200 while the process serves (never needs the token)
+//! GET  /healthz                    200 while the process serves
 //! GET  /readyz                     200 when every pipeline started, else 503 and which are not
 //! GET  /metrics                    Prometheus text
 //! GET  /pipelines                  every pipeline's status (JSON), and files a reload rejected
@@ -10,7 +10,7 @@
 //!                                  ?stage=source|filter|plugin:NAME|sink&limit=N
 //! POST /reload                     reads the pipeline files again; what it did (JSON)
 //! ```
-//! With `admin.token` set, every route but `/healthz` needs `Authorization: Bearer <token>`.
+//! With `admin.token` set, every route but the two probes needs `Authorization: Bearer <token>`.
 //! Without one, the server listens only on a loopback address: anyone who can reach the port
 //! can read events (tap) and reload pipelines.
 
@@ -100,12 +100,14 @@ pub async fn start(
     Ok(bound)
 }
 
-/// Checks the bearer token on every route but `/healthz`.
+/// Checks the bearer token on every route but the probes.
 async fn auth(State(app): State<App>, req: Request, next: Next) -> Response {
     let Some(token) = &app.token else {
         return next.run(req).await;
     };
-    if req.uri().path() == "/healthz" {
+    // Probes (a kubelet, a load balancer) cannot be given a secret header; these say no more
+    // than whether weir is up and ready.
+    if matches!(req.uri().path(), "/healthz" | "/readyz") {
         return next.run(req).await;
     }
     let given = req

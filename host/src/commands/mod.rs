@@ -4,6 +4,7 @@
 pub mod admin_client;
 pub mod check;
 pub mod dlq;
+pub mod dry_run;
 pub mod pattern;
 pub mod plugin;
 pub mod run;

@@ -249,6 +249,8 @@ impl Service {
             task: task.abort_handle(),
         };
         self.lock().running.insert(file, running);
+        // The task may have ended before it was listed: let `run` look again.
+        self.ended.notify_waiters();
     }
 
     /// Drains the pipelines of `files` and forgets them; each gets the drain timeout, then is

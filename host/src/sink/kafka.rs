@@ -159,6 +159,9 @@ struct KafkaSink {
     addressing: Addressing,
 }
 
+/// The header that carries each event's correlation id ([`Envelope::correlation_id`]).
+pub const CORRELATION_HEADER: &str = "correlation-id";
+
 /// Where the sink sends each event, and with which key, partition and headers: its templates,
 /// rendered per event. Needs no producer, so that `weir dry-run` can show a record without
 /// connecting ([`Addressing::record`]).
@@ -258,8 +261,10 @@ impl Addressing {
             }
         };
         let mut headers = OwnedHeaders::new();
+        let mut carried_correlation = false;
         if self.carry_headers {
             if let Some(serde_json::Value::Object(carried)) = event.meta.get("headers") {
+                carried_correlation = carried.contains_key(CORRELATION_HEADER);
                 for (name, value) in carried {
                     let value = match value {
                         serde_json::Value::String(s) => Some(s.as_str()),
@@ -268,6 +273,13 @@ impl Addressing {
                     headers = headers.insert(Header { key: name, value });
                 }
             }
+        }
+        // The event's correlation id, unless a carried header or the user's own sets it.
+        if !carried_correlation && !self.headers.iter().any(|(n, _)| n == CORRELATION_HEADER) {
+            headers = headers.insert(Header {
+                key: CORRELATION_HEADER,
+                value: Some(event.correlation_id()),
+            });
         }
         for (name, t) in &self.headers {
             let value = t.render(event, &self.pipeline);

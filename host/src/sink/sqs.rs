@@ -53,6 +53,11 @@ pub struct SqsSinkConfig {
 const BATCH_ENTRIES: usize = 10;
 const MAX_BYTES: usize = 256 * 1024;
 const MAX_ATTRIBUTES: usize = 10;
+
+/// The message attribute that carries each event's correlation id
+/// ([`crate::event::Envelope::correlation_id`]).
+pub const CORRELATION_ATTRIBUTE: &str = "correlation-id";
+
 /// Batch calls of one write under way at once (standard queues).
 const CONCURRENT_CALLS: usize = 8;
 
@@ -280,6 +285,18 @@ impl Messages {
         if let Some(d) = self.delay_s {
             request = request.delay_seconds(d as i32);
         }
+        // The event's correlation id, unless the user sets that attribute or all ten SQS allows.
+        let user_set = self.attributes.iter().any(|(n, _)| n == CORRELATION_ATTRIBUTE);
+        if !user_set && self.attributes.len() < MAX_ATTRIBUTES {
+            let value = event.correlation_id();
+            bytes += CORRELATION_ATTRIBUTE.len() + "String".len() + value.len();
+            let attribute = MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(value)
+                .build()
+                .map_err(|e| SinkError::permanent(format!("sqs: correlation id: {e}")))?;
+            request = request.message_attributes(CORRELATION_ATTRIBUTE, attribute);
+        }
         for (name, t) in &self.attributes {
             let value = t.render(event, &self.pipeline);
             if value.is_empty() {
@@ -309,7 +326,6 @@ impl Messages {
             bytes,
         })
     }
-
 }
 
 impl SqsSink {
