@@ -144,6 +144,23 @@ fn kafka_to_kafka_through_filter_and_plugin() {
             && broker.count("out", PARTITIONS) >= total as i64
     });
     check(&s, &broker, &stream, false);
+    // The admin API knows the consumer's lag (librdkafka statistics, every 5 s): none left.
+    let admin = admin_address(&s.log()).expect("the admin address in the log");
+    wait_logged(&s, "lag 0 and the source connected", || {
+        let (_, body) = admin_get(&admin, "/pipelines/k2k");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        v["lag"] == 0
+            && v["source_connected"] == true
+            && v["lag_by_partition"]
+                .as_object()
+                .is_some_and(|m| m.len() == PARTITIONS as usize)
+    });
+    assert_eq!(admin_get(&admin, "/readyz").0, 200);
+    let metrics = admin_get(&admin, "/metrics").1;
+    assert!(
+        metrics.contains("weir_source_lag{pipeline=\"k2k\",partition=\"in/0\"} 0"),
+        "{metrics}"
+    );
     signal(&child, libc::SIGTERM);
     let (code, _) = wait_exit(child);
     assert_eq!(code, Some(0), "{}", s.log());

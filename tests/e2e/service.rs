@@ -254,7 +254,11 @@ fn admin_api_reports_metrics_status_and_taps_events() {
                 assert_ne!(e["data"]["detail"]["department"], "support", "{stage}: {e}");
             }
             let redacted = e["data"]["detail"]["customerId"] == "***";
-            assert_eq!(redacted, matches!(*stage, "plugin:redact" | "sink"), "{stage}: {e}");
+            assert_eq!(
+                redacted,
+                matches!(*stage, "plugin:redact" | "sink"),
+                "{stage}: {e}"
+            );
         }
     }
     let bad = weir()
@@ -531,7 +535,11 @@ fn shutdown_timeout_exits_with_events_in_flight_and_they_come_again() {
         "[[plugin]]\npath = {:?}\ntimeout_ms = 10000\n",
         plugin("fixtures/faults/faults.wasm")
     );
-    std::fs::write(dir.join("p.toml"), follow_pipeline("p", "in.jsonl", "out.jsonl", &extra)).unwrap();
+    std::fs::write(
+        dir.join("p.toml"),
+        follow_pipeline("p", "in.jsonl", "out.jsonl", &extra),
+    )
+    .unwrap();
     let svc = Service::start(&s, &dir, &[("WEIR_SHUTDOWN_TIMEOUT_S", "1")]);
     wait_logged(&s, "the events in the plugin", || {
         svc.pipeline("p").is_some_and(|p| p["in_flight"] == 2)

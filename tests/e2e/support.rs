@@ -179,6 +179,29 @@ pub fn wait_exit(mut child: Child) -> (Option<i32>, String) {
     }
 }
 
+/// The admin API's address, from the log of a `weir run` (tests let it pick a free port).
+pub fn admin_address(log: &str) -> Option<String> {
+    let at = log.find("admin server listening address=")?;
+    let rest = &log[at + "admin server listening address=".len()..];
+    Some(rest.split_whitespace().next()?.to_owned())
+}
+
+/// GET on the admin API: status and body (status 0 if nothing answers).
+pub fn admin_get(address: &str, path: &str) -> (u16, String) {
+    let r = ureq::get(format!("http://{address}{path}"))
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .call();
+    match r {
+        Ok(mut r) => (
+            r.status().as_u16(),
+            r.body_mut().read_to_string().unwrap_or_default(),
+        ),
+        Err(_) => (0, String::new()),
+    }
+}
+
 /// A port nobody listens on now (the OS picks it; a server started next binds it).
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");

@@ -12,7 +12,7 @@ use super::tap::Tap;
 use crate::plugin::PluginSet;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -44,6 +44,8 @@ pub struct Status {
     inner: Mutex<Inner>,
     /// Unix milliseconds of the last completed checkpoint (0: none yet).
     last_checkpoint_ms: AtomicU64,
+    /// The source reaches its broker or queue. Sources that cannot tell leave it true.
+    source_connected: AtomicBool,
 }
 
 struct Inner {
@@ -74,6 +76,8 @@ pub struct View {
     pub sink: &'static str,
     pub started_at: String,
     pub runs: u64,
+    /// The source reaches its broker or queue (as far as it can tell).
+    pub source_connected: bool,
     /// Totals since weir started (all runs).
     pub counts: Snapshot,
     pub in_flight: u64,
@@ -98,12 +102,19 @@ pub struct PluginVersion {
     pub reloads: u64,
 }
 
+impl std::fmt::Debug for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Status({})", self.name)
+    }
+}
+
 impl Status {
     pub fn new(name: &str) -> Arc<Status> {
         Arc::new(Status {
             name: name.to_owned(),
             tap: Arc::default(),
             last_checkpoint_ms: AtomicU64::new(0),
+            source_connected: AtomicBool::new(true),
             inner: Mutex::new(Inner {
                 state: State::Starting,
                 file: String::new(),
@@ -137,6 +148,7 @@ impl Status {
         s.current = Some(counters);
         s.plugins = None;
         s.lag.clear();
+        self.source_connected.store(true, Relaxed);
     }
 
     /// The run's source, sinks and plugins are open and events flow.
@@ -203,6 +215,15 @@ impl Status {
         self.last_checkpoint_ms.store(ms, Relaxed);
     }
 
+    /// Whether the source reaches its broker or queue now (readiness).
+    pub fn set_source_connected(&self, up: bool) {
+        self.source_connected.store(up, Relaxed);
+    }
+
+    pub fn source_connected(&self) -> bool {
+        self.source_connected.load(Relaxed)
+    }
+
     /// The source's lag on one partition (events behind the end of the log).
     pub fn set_lag(&self, partition: String, lag: i64) {
         self.lock().lag.insert(partition, lag);
@@ -243,6 +264,7 @@ impl Status {
             sink: s.sink,
             started_at: s.started_at.clone(),
             runs: s.runs,
+            source_connected: self.source_connected(),
             counts,
             in_flight,
             failed_by_stage,

@@ -199,15 +199,20 @@ impl Service {
             .collect()
     }
 
-    /// Ready: not shutting down, and every pipeline started (or ended by itself: a file read
-    /// to its end), none starting or failed. The names of those that are not, if any.
+    /// Ready: not shutting down, and every pipeline started with its source connected (or
+    /// ended by itself: a file read to its end), none starting or failed. The names of those
+    /// that are not, if any.
     pub fn not_ready(&self) -> Vec<String> {
         if self.shutdown.is_cancelled() {
             return vec!["(shutting down)".into()];
         }
         self.statuses()
             .iter()
-            .filter(|s| matches!(s.state(), State::Starting | State::Failed))
+            .filter(|s| match s.state() {
+                State::Starting | State::Failed => true,
+                State::Running => !s.source_connected(),
+                State::Stopping | State::Stopped => false,
+            })
             .map(|s| s.name.clone())
             .collect()
     }

@@ -286,7 +286,10 @@ impl Messages {
             request = request.delay_seconds(d as i32);
         }
         // The event's correlation id, unless the user sets that attribute or all ten SQS allows.
-        let user_set = self.attributes.iter().any(|(n, _)| n == CORRELATION_ATTRIBUTE);
+        let user_set = self
+            .attributes
+            .iter()
+            .any(|(n, _)| n == CORRELATION_ATTRIBUTE);
         if !user_set && self.attributes.len() < MAX_ATTRIBUTES {
             let value = event.correlation_id();
             bytes += CORRELATION_ATTRIBUTE.len() + "String".len() + value.len();

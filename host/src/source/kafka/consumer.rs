@@ -201,9 +201,12 @@ impl ClientContext for Context {
         self.logged.error(error, reason);
     }
 
-    /// librdkafka's periodic statistics: the lag of each partition this consumer owns.
+    /// librdkafka's periodic statistics: whether a broker is reachable, and the lag of each
+    /// partition this consumer owns.
     fn stats(&self, statistics: rdkafka::Statistics) {
         let Some(status) = &self.status else { return };
+        // Connected while some broker is up (librdkafka's own view of its connections).
+        status.set_source_connected(statistics.brokers.values().any(|b| b.state == "UP"));
         for (topic, t) in &statistics.topics {
             for (partition, p) in &t.partitions {
                 // -1: the internal "unassigned" partition; lag -1: not owned or not known yet.

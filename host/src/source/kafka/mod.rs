@@ -175,6 +175,10 @@ pub(super) async fn open(
     let logged = Logged::new(&ctx.pipeline, "source");
     let mut context = Context::new(logged, shared.clone(), cfg);
     context.status = ctx.status.clone();
+    // Not ready until librdkafka's first statistics say a broker is up (within 5 s).
+    if let Some(s) = &ctx.status {
+        s.set_source_connected(false);
+    }
     let consumer: BaseConsumer<Context> = client
         .create_with_context(context)
         .map_err(|e| SourceError::Config(format!("source: cannot create kafka consumer: {e}")))?;

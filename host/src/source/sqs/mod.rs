@@ -146,6 +146,16 @@ struct Reading {
     visibility: Duration,
     /// `Some(n)`: failed messages go to weir's DLQ from their n-th receive on; `None`: never.
     dead_letter_from: Option<u32>,
+    /// Told whether SQS answers (readiness).
+    status: Option<Arc<crate::pipeline::status::Status>>,
+}
+
+impl Reading {
+    fn connected(&self, up: bool) {
+        if let Some(s) = &self.status {
+            s.set_source_connected(up);
+        }
+    }
 }
 
 pub(super) async fn open(
@@ -181,7 +191,10 @@ pub(super) async fn open(
             SqsOnFailure::Dlq => Some(cfg.max_attempts.unwrap_or(1)),
             SqsOnFailure::Redrive => None,
         },
+        status: ctx.status.clone(),
     };
+    // No attributes: SQS was out of reach at start (the receivers keep trying).
+    reading.connected(!attributes.is_empty());
     let inflight = Arc::new(InFlight::new(
         client.clone(),
         &cfg.queue_url,

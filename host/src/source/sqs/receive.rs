@@ -60,10 +60,12 @@ impl Receiver {
             let messages = match received {
                 Ok(out) => {
                     outage.ok();
+                    self.reading.connected(true);
                     out.messages.unwrap_or_default()
                 }
                 Err(e) => {
                     outage.failed(&AwsError::from_sdk("ReceiveMessage", &e));
+                    self.reading.connected(false);
                     tokio::select! {
                         _ = stop.cancelled() => return,
                         _ = tokio::time::sleep(outage.backoff()) => continue,
