@@ -42,7 +42,7 @@
 
 use super::exit;
 use crate::config::{PipelineConfig, load_pipeline};
-use crate::event::{CORRELATION_ID, Envelope};
+use crate::event::Envelope;
 use crate::pipeline::filter::FilterStage;
 use crate::pipeline::slot::{Failure, Fate, Slot};
 use crate::plugin::{PluginSet, PluginStage};
@@ -247,17 +247,12 @@ impl Stages {
             if !matches!(slot.fate, Fate::Pending) {
                 continue;
             }
-            if let Some(key) = &self.cfg.ordering.key {
-                slot.event.key = Some(key.render(&slot.event, pipeline));
-            }
-            if let Some(id) = &self.cfg.correlation_id {
-                let id = id.render(&slot.event, pipeline);
-                if !id.is_empty() {
-                    slot.event
-                        .meta
-                        .insert(CORRELATION_ID.into(), Value::String(id));
-                }
-            }
+            crate::pipeline::identify(
+                &mut slot.event,
+                self.cfg.ordering.key.as_ref(),
+                self.cfg.correlation_id.as_ref(),
+                pipeline,
+            );
         }
         for (name, set, stage) in &mut self.plugins {
             for (chunk, notes) in slots

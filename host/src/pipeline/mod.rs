@@ -443,19 +443,12 @@ impl Run {
                 self.end(slot.position, how);
                 continue;
             }
-            if let Some(key) = &self.key {
-                slot.event.key = Some(key.render(&slot.event, &self.name));
-            }
-            if let Some(id) = &self.correlation_id {
-                let id = id.render(&slot.event, &self.name);
-                // An event without one keeps its id as its correlation id.
-                if !id.is_empty() {
-                    let id = serde_json::Value::String(id);
-                    slot.event
-                        .meta
-                        .insert(crate::event::CORRELATION_ID.into(), id);
-                }
-            }
+            identify(
+                &mut slot.event,
+                self.key.as_ref(),
+                self.correlation_id.as_ref(),
+                &self.name,
+            );
             let lane = lane_of(slot.event.key.as_deref(), self.lanes.len());
             // A send fails only if that lane stopped with an undelivered event: this one then
             // stays unacknowledged behind it and is read again after the restart.
@@ -514,6 +507,26 @@ impl Run {
         self.finished_since_checkpoint = false;
         self.status.checkpointed();
         Ok(())
+    }
+}
+
+/// Gives an event that passed the filters its `[ordering] key` and its `[pipeline]
+/// correlation_id` (an event in which that finds nothing keeps its id as correlation id).
+pub(crate) fn identify(
+    event: &mut crate::event::Envelope,
+    key: Option<&Template>,
+    correlation_id: Option<&Template>,
+    pipeline: &str,
+) {
+    if let Some(key) = key {
+        event.key = Some(key.render(event, pipeline));
+    }
+    if let Some(id) = correlation_id {
+        let id = id.render(event, pipeline);
+        if !id.is_empty() {
+            let id = serde_json::Value::String(id);
+            event.meta.insert(crate::event::CORRELATION_ID.into(), id);
+        }
     }
 }
 
