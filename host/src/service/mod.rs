@@ -16,6 +16,7 @@
 
 mod watch;
 
+use crate::commands::exit;
 use crate::config::pipeline::pipeline_files_in;
 use crate::config::{ConfigErrors, PipelineConfig, parse_pipeline};
 use crate::pipeline::Pipeline;
@@ -136,7 +137,7 @@ impl Service {
                 // All ended by themselves (sources that end, such as a file read once). With no
                 // pipelines at all (every file removed) the service waits for new files.
                 if !inner.running.is_empty() && inner.running.values().all(|r| *r.ended.borrow()) {
-                    return if inner.any_failed { 1 } else { 0 };
+                    return exit_code(inner.any_failed);
                 }
             }
             tokio::select! {
@@ -164,10 +165,10 @@ impl Service {
                 .collect();
             tracing::error!(pipelines = ?late, timeout_s = self.drain_timeout.as_secs(),
                 "shutdown timeout: exiting with events in flight; they will be read again");
-            return 1;
+            return exit::FAILED;
         }
         tracing::info!("every pipeline drained; exiting");
-        if inner.any_failed { 1 } else { 0 }
+        exit_code(inner.any_failed)
     }
 
     /// The status of every pipeline, in name order.
@@ -430,6 +431,13 @@ impl Service {
             found.entry(file.clone()).or_insert(Found::Gone);
         }
         found
+    }
+}
+
+fn exit_code(any_failed: bool) -> i32 {
+    match any_failed {
+        true => exit::FAILED,
+        false => exit::OK,
     }
 }
 
