@@ -554,3 +554,50 @@ fn shutdown_timeout_exits_with_events_in_flight_and_they_come_again() {
     assert_eq!(seqs(&s.path("out.jsonl")), vec![0, 1]);
     assert_eq!(svc.stop(), Some(0));
 }
+
+#[test]
+fn a_failed_pipeline_makes_weir_unready_and_a_reload_starts_it_again() {
+    let s = Scratch::new();
+    let dir = s.path("pipelines");
+    std::fs::create_dir(&dir).unwrap();
+    s.write("good.in", order_lines(0..3));
+    std::fs::write(
+        dir.join("good.toml"),
+        follow_pipeline("good", "good.in", "good.out", ""),
+    )
+    .unwrap();
+    // Its input does not exist yet: it fails at start, and the other one runs on.
+    std::fs::write(
+        dir.join("late.toml"),
+        follow_pipeline("late", "late.in", "late.out", ""),
+    )
+    .unwrap();
+    let svc = Service::start(&s, &dir, &[]);
+    wait_logged(&s, "late failed", || {
+        state(&svc, "late").as_deref() == Some("failed")
+    });
+    let (code, body) = svc.get("/readyz");
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("late") && !body.contains("good"), "{body}");
+    let late = svc.pipeline("late").unwrap();
+    let error = late["last_error"]["message"].as_str().unwrap();
+    assert!(error.contains("late.in"), "{late}");
+    wait_logged(&s, "good delivering", || {
+        lines(&s.path("good.out")).len() == 3
+    });
+
+    // Fixed: an unchanged file whose pipeline failed is started again by a reload.
+    s.write("late.in", order_lines(0..2));
+    let (code, report) = svc.post("/reload");
+    assert_eq!(code, 200, "{report}");
+    let report: Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(report["restarted"], serde_json::json!(["late"]), "{report}");
+    assert_eq!(report["unchanged"], serde_json::json!(["good"]), "{report}");
+    wait_logged(&s, "late delivering", || {
+        lines(&s.path("late.out")).len() == 2
+    });
+    wait_logged(&s, "ready", || svc.get("/readyz").0 == 200);
+    assert_eq!(runs(&svc, "good"), Some(1));
+    // Every pipeline ran fine in the end.
+    assert_eq!(svc.stop(), Some(0));
+}

@@ -27,7 +27,6 @@ use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
 
 #[derive(Clone)]
 struct App {
@@ -37,12 +36,12 @@ struct App {
 }
 
 /// Binds the admin address (refusing a non-loopback one without a token) and serves until
-/// `stop`. Errors name the setting at fault.
+/// the process ends (it answers during a shutdown's drain: `/readyz` then says 503). Errors name
+/// the setting at fault.
 pub async fn start(
     settings: &AdminSettings,
     service: Arc<Service>,
     prometheus: PrometheusHandle,
-    stop: CancellationToken,
 ) -> Result<SocketAddr, String> {
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host(&settings.address)
         .await
@@ -89,10 +88,7 @@ pub async fn start(
         .layer(axum::middleware::from_fn_with_state(app.clone(), auth))
         .with_state(app);
     tokio::spawn(async move {
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
-        if let Err(e) = served {
+        if let Err(e) = axum::serve(listener, router).await {
             tracing::error!(error = %e, "admin server failed");
         }
     });

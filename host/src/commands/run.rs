@@ -57,11 +57,7 @@ pub fn run(paths: &[PathBuf], settings: &HostSettings) -> i32 {
                     upkeep.run_upkeep();
                 }
             });
-            // The admin server outlives the pipelines' drain (readyz says 503 meanwhile) and
-            // ends with the process.
-            let admin_stop = tokio_util::sync::CancellationToken::new();
-            let admin =
-                crate::admin::start(&settings.admin, service.clone(), prometheus, admin_stop);
+            let admin = crate::admin::start(&settings.admin, service.clone(), prometheus);
             if let Err(e) = admin.await {
                 eprintln!("error: {e}");
                 return exit::USAGE;

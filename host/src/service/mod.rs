@@ -54,8 +54,20 @@ struct Inner {
     statuses: BTreeMap<String, Arc<Status>>,
     /// Files that did not load at the last reload, with why.
     rejected: BTreeMap<PathBuf, String>,
-    /// Some pipeline failed since the start (the exit code says so).
-    any_failed: bool,
+}
+
+impl Inner {
+    /// The exit code: 1 if a pipeline's last run failed (and was not started again).
+    fn exit_code(&self) -> i32 {
+        let failed = self.running.values().any(|r| {
+            let status = self.statuses.get(&r.name);
+            status.is_some_and(|s| s.state() == State::Failed)
+        });
+        match failed {
+            true => exit::FAILED,
+            false => exit::OK,
+        }
+    }
 }
 
 struct Running {
@@ -125,7 +137,8 @@ impl Service {
     }
 
     /// Runs until every pipeline has ended, or a shutdown has drained them (or its timeout
-    /// passed). Returns the exit code: 0, or 1 if a pipeline failed or did not drain in time.
+    /// passed). Returns the exit code: 0, or 1 if a pipeline's last run failed or one did not
+    /// drain in time.
     pub async fn run(self: &Arc<Self>) -> i32 {
         loop {
             let ended = self.ended.notified();
@@ -137,7 +150,7 @@ impl Service {
                 // All ended by themselves (sources that end, such as a file read once). With no
                 // pipelines at all (every file removed) the service waits for new files.
                 if !inner.running.is_empty() && inner.running.values().all(|r| *r.ended.borrow()) {
-                    return exit_code(inner.any_failed);
+                    return inner.exit_code();
                 }
             }
             tokio::select! {
@@ -168,7 +181,7 @@ impl Service {
             return exit::FAILED;
         }
         tracing::info!("every pipeline drained; exiting");
-        exit_code(inner.any_failed)
+        inner.exit_code()
     }
 
     /// The status of every pipeline, in name order.
@@ -241,7 +254,6 @@ impl Service {
             if let Some(e) = &error {
                 tracing::error!(pipeline = %status.name, error = %e, "pipeline failed");
                 eprintln!("error: {e}");
-                this.lock().any_failed = true;
             }
             status.end(error);
             let _ = ended_tx.send(true);
@@ -431,13 +443,6 @@ impl Service {
             found.entry(file.clone()).or_insert(Found::Gone);
         }
         found
-    }
-}
-
-fn exit_code(any_failed: bool) -> i32 {
-    match any_failed {
-        true => exit::FAILED,
-        false => exit::OK,
     }
 }
 
