@@ -1,6 +1,8 @@
 # What the service benchmarks (bench-kafka.sh, bench-sqs.sh) share; sourced, not run.
 # $root: a scratch directory removed on exit (kept with KEEP=1); `pids`: background processes,
 # stopped on exit in reverse order (clients before the servers they talk to).
+# weir's admin server on a free port: a weir service on this machine keeps its 9464.
+export WEIR_ADMIN__ADDRESS=${WEIR_ADMIN__ADDRESS:-127.0.0.1:0}
 root=$(mktemp -d)
 pids=()
 cleanup() {

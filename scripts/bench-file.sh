@@ -7,6 +7,8 @@
 # Usage: scripts/bench-file.sh [EVENTS]   (default 1000000 events of ~400 bytes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# weir's admin server on a free port: a weir service on this machine keeps its 9464.
+export WEIR_ADMIN__ADDRESS=${WEIR_ADMIN__ADDRESS:-127.0.0.1:0}
 n=${1:-1000000}
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT

@@ -6,6 +6,8 @@
 # customer's order. Usage: scripts/bench-lanes.sh [EVENTS] (default 300000 events of ~400 bytes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# weir's admin server on a free port: a weir service on this machine keeps its 9464.
+export WEIR_ADMIN__ADDRESS=${WEIR_ADMIN__ADDRESS:-127.0.0.1:0}
 n=${1:-300000}
 dir=$(mktemp -d)
 trap '[ -n "${KEEP:-}" ] || rm -rf "$dir"' EXIT

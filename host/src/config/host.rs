@@ -35,8 +35,8 @@ pub struct AdminSettings {
     /// `host:port`; `off` disables the server.
     #[serde(default = "default_admin_address")]
     pub address: String,
-    /// Required as `Authorization: Bearer <token>` on every route but `/healthz` when set; must
-    /// be set to listen on anything but loopback.
+    /// Required as `Authorization: Bearer <token>` on every route but the probes (`/healthz`,
+    /// `/readyz`) when set; must be set to listen on anything but loopback.
     #[serde(default)]
     pub token: Option<String>,
 }
@@ -91,6 +91,60 @@ impl Default for HostSettings {
     }
 }
 
+/// The `WEIR_*` environment variables that may be settings. Kubernetes gives every pod
+/// `NAME_SERVICE_HOST`, `NAME_PORT=tcp://...`, `NAME_PORT_9464_TCP_ADDR`, ... for each Service in
+/// its namespace, so a Service named `weir` (or `weir-admin`) would otherwise stop weir with
+/// "unknown field `port`"; those are left out. Any other unknown `WEIR_*` variable is still an
+/// error (a misspelt setting).
+fn weir_variables() -> config::Map<String, String> {
+    std::env::vars()
+        .filter(|(k, v)| k.starts_with("WEIR_") && !service_link(k, v))
+        .collect()
+}
+
+/// Whether a variable is one of Kubernetes' service links (none of weir's settings looks so).
+fn service_link(name: &str, value: &str) -> bool {
+    let port_number = name.split("_PORT_").nth(1).is_some_and(|rest| {
+        rest.split('_')
+            .next()
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    });
+    name.ends_with("_SERVICE_HOST")
+        || name.contains("_SERVICE_PORT")
+        || port_number
+        || ["tcp://", "udp://", "sctp://"]
+            .iter()
+            .any(|p| value.starts_with(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::service_link;
+
+    #[test]
+    fn kubernetes_service_links_are_not_settings() {
+        for (k, v) in [
+            ("WEIR_SERVICE_HOST", "10.0.0.1"),
+            ("WEIR_SERVICE_PORT", "9464"),
+            ("WEIR_SERVICE_PORT_ADMIN", "9464"),
+            ("WEIR_PORT", "tcp://10.0.0.1:9464"),
+            ("WEIR_PORT_9464_TCP", "tcp://10.0.0.1:9464"),
+            ("WEIR_PORT_9464_TCP_ADDR", "10.0.0.1"),
+            ("WEIR_ADMIN_SERVICE_HOST", "10.0.0.2"),
+        ] {
+            assert!(service_link(k, v), "{k}");
+        }
+        for (k, v) in [
+            ("WEIR_ADMIN__ADDRESS", "0.0.0.0:9464"),
+            ("WEIR_LOG_LEVEL", "debug"),
+            ("WEIR_SHUTDOWN_TIMEOUT_S", "30"),
+            ("WEIR_STATE_DIR", "/var/lib/weir"),
+        ] {
+            assert!(!service_link(k, v), "{k}");
+        }
+    }
+}
+
 impl HostSettings {
     /// Loads the settings. `file` is an explicit settings file (then it must exist); without it,
     /// `weir.toml` in the working directory is read if present.
@@ -110,7 +164,8 @@ impl HostSettings {
             .add_source(
                 config::Environment::with_prefix("WEIR")
                     .prefix_separator("_")
-                    .separator("__"),
+                    .separator("__")
+                    .source(Some(weir_variables())),
             )
             .build()
             .and_then(|c| c.try_deserialize::<HostSettings>());
