@@ -153,11 +153,16 @@ fn admin_api_reports_metrics_status_and_taps_events() {
     });
     wait_logged(&s, "readiness", || svc.get("/readyz").0 == 200);
 
-    // Checkpoints come every 100 ms: wait for the first.
-    let age = "weir_checkpoint_age_seconds{pipeline=\"orders\"}";
-    wait_logged(&s, "a checkpoint", || svc.get("/metrics").1.contains(age));
-    let metrics = svc.get("/metrics").1;
+    // The counts move when the router hears of the ends, a little after the sink wrote;
+    // checkpoints come every 100 ms.
     let p = "{pipeline=\"orders\"}";
+    let age = format!("weir_checkpoint_age_seconds{p}");
+    let delivered = format!("weir_events_delivered_total{p}");
+    wait_logged(&s, "the counts and a checkpoint", || {
+        let m = svc.get("/metrics").1;
+        m.contains(&age) && sample(&m, &delivered) == Some(20.0)
+    });
+    let metrics = svc.get("/metrics").1;
     assert_eq!(
         sample(&metrics, &format!("weir_events_received_total{p}")),
         Some(30.0),
@@ -576,15 +581,15 @@ fn a_failed_pipeline_makes_weir_unready_and_a_reload_starts_it_again() {
     wait_logged(&s, "late failed", || {
         state(&svc, "late").as_deref() == Some("failed")
     });
+    wait_logged(&s, "good delivering", || {
+        lines(&s.path("good.out")).len() == 3
+    });
     let (code, body) = svc.get("/readyz");
     assert_eq!(code, 503, "{body}");
     assert!(body.contains("late") && !body.contains("good"), "{body}");
     let late = svc.pipeline("late").unwrap();
     let error = late["last_error"]["message"].as_str().unwrap();
     assert!(error.contains("late.in"), "{late}");
-    wait_logged(&s, "good delivering", || {
-        lines(&s.path("good.out")).len() == 3
-    });
 
     // Fixed: an unchanged file whose pipeline failed is started again by a reload.
     s.write("late.in", order_lines(0..2));

@@ -5,7 +5,8 @@
 //! A `Status` belongs to a pipeline *name* for the life of the process: when a changed file
 //! restarts the pipeline, the new run starts with fresh [`Counters`] (its in-flight accounting
 //! must not inherit the old run's unfinished events) and the finished run's counts move into
-//! `earlier`, so that the totals the metrics report never go down.
+//! `earlier`, so that the totals the metrics report never go down (also when a pipeline is
+//! removed and added again: Prometheus counters must not go back).
 
 use super::counters::{Counters, Snapshot};
 use super::tap::Tap;

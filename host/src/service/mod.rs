@@ -50,7 +50,8 @@ pub struct Service {
 struct Inner {
     /// By file.
     running: BTreeMap<PathBuf, Running>,
-    /// By pipeline name, for as long as the process runs.
+    /// By pipeline name, for the life of the process (also once removed: a pipeline added again
+    /// goes on counting where it was, as Prometheus counters must).
     statuses: BTreeMap<String, Arc<Status>>,
     /// Files that did not load at the last reload, with why.
     rejected: BTreeMap<PathBuf, String>,
@@ -390,13 +391,7 @@ impl Service {
                 error: error.clone(),
             })
             .collect();
-        {
-            let mut inner = self.lock();
-            inner.rejected = rejected;
-            let live: std::collections::BTreeSet<String> =
-                inner.running.values().map(|r| r.name.clone()).collect();
-            inner.statuses.retain(|name, _| live.contains(name));
-        }
+        self.lock().rejected = rejected;
         tracing::info!(started = ?report.started, restarted = ?report.restarted, stopped = ?report.stopped,
             unchanged = report.unchanged.len(), rejected = report.rejected.len(), "pipelines reloaded");
         self.ended.notify_waiters();
