@@ -95,10 +95,6 @@ impl Pipeline {
         self
     }
 
-    pub fn config(&self) -> &PipelineConfig {
-        &self.cfg
-    }
-
     pub fn name(&self) -> &str {
         &self.cfg.name
     }
