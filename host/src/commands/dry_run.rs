@@ -305,26 +305,7 @@ impl Stages {
 /// Runs one plugin over a chunk. A panic in the host's plugin code fails the chunk's pending
 /// events, as a lane does, and the next chunk gets fresh instances.
 fn apply(stage: &mut PluginStage, set: &PluginSet, slots: &mut [Slot]) {
-    let result =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| stage.apply(&mut *slots)));
-    if let Err(panic) = result {
-        let why = panic
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| panic.downcast_ref::<&str>().copied())
-            .unwrap_or("unknown");
-        for slot in slots.iter_mut() {
-            if matches!(slot.fate, Fate::Pending) {
-                slot.fate = Fate::Failed(Failure::now(
-                    "plugin",
-                    "panic",
-                    format!("the plugin host panicked: {why}"),
-                    1,
-                    None,
-                ));
-                slot.outputs = None;
-            }
-        }
+    if !stage.apply_or_fail(slots) {
         *stage = set.stage();
     }
 }

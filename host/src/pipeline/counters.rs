@@ -39,6 +39,17 @@ impl Snapshot {
         self.received.saturating_sub(self.ended())
     }
 
+    /// Adds another count to this one (a pipeline's runs, summed).
+    pub fn add(&mut self, o: &Snapshot) {
+        self.received += o.received;
+        self.filtered += o.filtered;
+        self.delivered += o.delivered;
+        self.dead_lettered += o.dead_lettered;
+        self.dropped += o.dropped;
+        self.released += o.released;
+        self.retried += o.retried;
+    }
+
     /// Events that ended, however.
     pub fn ended(&self) -> u64 {
         self.filtered + self.delivered + self.dead_lettered + self.dropped + self.released

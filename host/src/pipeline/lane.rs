@@ -12,7 +12,7 @@
 use super::deliver::{Outlets, pause};
 use super::hold::Held;
 use super::policy::OnFailure;
-use super::slot::{Ended, Failure, Fate, Slot};
+use super::slot::{Ended, Fate, Slot};
 use crate::event::Position;
 use crate::plugin::{PluginSet, PluginStage};
 use std::sync::Arc;
@@ -141,29 +141,8 @@ impl Lane {
         };
         let mut owned = std::mem::take(slots);
         let joined = tokio::task::spawn_blocking(move || {
-            let r = range.clone();
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                stage.apply(&mut owned[r]);
-            }));
-            if let Err(panic) = &result {
-                let why = panic
-                    .downcast_ref::<String>()
-                    .map(String::as_str)
-                    .or_else(|| panic.downcast_ref::<&str>().copied())
-                    .unwrap_or("unknown");
-                for slot in &mut owned[range] {
-                    if matches!(slot.fate, Fate::Pending) {
-                        slot.fate = Fate::Failed(Failure::now(
-                            "plugin",
-                            "panic",
-                            format!("the plugin host panicked: {why}"),
-                            1,
-                            None,
-                        ));
-                    }
-                }
-            }
-            (result.ok().map(|()| stage), owned)
+            let healthy = stage.apply_or_fail(&mut owned[range]);
+            (healthy.then_some(stage), owned)
         })
         .await;
         match joined {

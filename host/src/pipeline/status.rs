@@ -171,18 +171,8 @@ impl Status {
     pub fn end(&self, error: Option<String>) {
         let mut s = self.lock();
         if let Some(c) = s.current.take() {
-            let n = c.snapshot();
-            let e = &mut s.earlier;
-            e.received += n.received;
-            e.filtered += n.filtered;
-            e.delivered += n.delivered;
-            e.dead_lettered += n.dead_lettered;
-            e.dropped += n.dropped;
-            e.released += n.released;
-            e.retried += n.retried;
-            for (stage, k) in c.failed_stages() {
-                *s.earlier_failed.entry(stage).or_default() += k;
-            }
+            let s = &mut *s;
+            add_run(&mut s.earlier, &mut s.earlier_failed, &c);
         }
         s.plugins = None;
         s.lag.clear();
@@ -209,11 +199,7 @@ impl Status {
     }
 
     pub fn checkpointed(&self) {
-        let ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        self.last_checkpoint_ms.store(ms, Relaxed);
+        self.last_checkpoint_ms.store(unix_ms(), Relaxed);
     }
 
     /// Whether the source reaches its broker or queue now (readiness).
@@ -236,27 +222,11 @@ impl Status {
         let mut failed_by_stage = s.earlier_failed.clone();
         let mut in_flight = 0;
         if let Some(c) = &s.current {
-            let n = c.snapshot();
-            in_flight = n.in_flight();
-            counts.received += n.received;
-            counts.filtered += n.filtered;
-            counts.delivered += n.delivered;
-            counts.dead_lettered += n.dead_lettered;
-            counts.dropped += n.dropped;
-            counts.released += n.released;
-            counts.retried += n.retried;
-            for (stage, k) in c.failed_stages() {
-                *failed_by_stage.entry(stage).or_default() += k;
-            }
+            in_flight = c.snapshot().in_flight();
+            add_run(&mut counts, &mut failed_by_stage, c);
         }
         let last = self.last_checkpoint_ms.load(Relaxed);
-        let checkpoint_age_s = (last > 0).then(|| {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(last);
-            now.saturating_sub(last) as f64 / 1000.0
-        });
+        let checkpoint_age_s = (last > 0).then(|| unix_ms().saturating_sub(last) as f64 / 1000.0);
         View {
             name: self.name.clone(),
             state: s.state,
@@ -280,6 +250,21 @@ impl Status {
             checkpoint_age_s,
         }
     }
+}
+
+/// Adds a run's counts and failures by stage to totals.
+fn add_run(counts: &mut Snapshot, failed: &mut BTreeMap<String, u64>, run: &Counters) {
+    counts.add(&run.snapshot());
+    for (stage, k) in run.failed_stages() {
+        *failed.entry(stage).or_default() += k;
+    }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn now() -> String {

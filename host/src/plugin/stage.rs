@@ -144,6 +144,28 @@ struct Plugin {
 }
 
 impl PluginStage {
+    /// [`PluginStage::apply`], with a panic in the host's plugin code (a bug, not a plugin's
+    /// trap) failing the pending events rather than losing them. False if it panicked: the
+    /// instances may be in any state, so the caller makes a fresh stage.
+    pub fn apply_or_fail(&mut self, slots: &mut [Slot]) -> bool {
+        let result =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.apply(&mut *slots)));
+        let Err(panic) = result else { return true };
+        let why = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("unknown");
+        for slot in slots.iter_mut() {
+            if matches!(slot.fate, Fate::Pending) {
+                let message = format!("the plugin host panicked: {why}");
+                slot.fate = Fate::Failed(Failure::now("plugin", "panic", message, 1, None));
+                slot.outputs = None;
+            }
+        }
+        false
+    }
+
     /// Runs the pending slots through every plugin, in order.
     pub fn apply(&mut self, slots: &mut [Slot]) {
         for plugin in &mut self.plugins {

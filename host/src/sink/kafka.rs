@@ -189,24 +189,13 @@ impl Addressing {
     pub fn new(cfg: &KafkaSinkConfig, pipeline: &str) -> Result<Self, SinkError> {
         let topic = Template::parse(&cfg.topic)
             .map_err(|e| SinkError::permanent(format!("topic: invalid template: {e}")))?;
-        let template = |t: &Option<String>| -> Result<Option<Template>, SinkError> {
-            t.as_deref()
-                .map(Template::parse)
-                .transpose()
-                .map_err(|e| SinkError::permanent(format!("invalid template: {e}")))
-        };
-        let headers = cfg
-            .headers
-            .iter()
-            .map(|(name, text)| Template::parse(text).map(|t| (name.clone(), t)))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| SinkError::permanent(format!("headers: invalid template: {e}")))?;
+        let headers = super::named_templates("headers", &cfg.headers)?;
         Ok(Addressing {
             pipeline: pipeline.to_owned(),
             fixed_topic: topic.constant(pipeline),
             topic,
-            key: template(&cfg.key)?,
-            partition: template(&cfg.partition)?,
+            key: super::optional_template(&cfg.key)?,
+            partition: super::optional_template(&cfg.partition)?,
             headers,
             carry_headers: cfg.carry_headers,
         })

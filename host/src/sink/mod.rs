@@ -81,6 +81,26 @@ pub trait Sink: Send + Sync {
     async fn sync(&self) -> Result<(), SinkError>;
 }
 
+/// A sink's optional template setting, parsed (validation already reported where it is).
+pub(crate) fn optional_template(t: &Option<String>) -> Result<Option<Template>, SinkError> {
+    t.as_deref()
+        .map(Template::parse)
+        .transpose()
+        .map_err(|e| SinkError::permanent(format!("invalid template: {e}")))
+}
+
+/// A sink's table of named templates (`headers`, `attributes`), parsed, in name order.
+pub(crate) fn named_templates(
+    key: &str,
+    table: &std::collections::BTreeMap<String, String>,
+) -> Result<Vec<(String, Template)>, SinkError> {
+    table
+        .iter()
+        .map(|(name, text)| Template::parse(text).map(|t| (name.clone(), t)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| SinkError::permanent(format!("{key}: invalid template: {e}")))
+}
+
 /// What a sink needs from the pipeline it runs in.
 #[derive(Debug, Clone)]
 pub struct SinkContext {

@@ -191,24 +191,13 @@ impl Messages {
         fifo: bool,
         max_message_bytes: usize,
     ) -> Result<Self, SinkError> {
-        let parse = |t: &Option<String>| -> Result<Option<Template>, SinkError> {
-            t.as_deref()
-                .map(Template::parse)
-                .transpose()
-                .map_err(|e| SinkError::permanent(format!("invalid template: {e}")))
-        };
-        let attributes = cfg
-            .attributes
-            .iter()
-            .map(|(name, text)| Template::parse(text).map(|t| (name.clone(), t)))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| SinkError::permanent(format!("attributes: invalid template: {e}")))?;
+        let attributes = super::named_templates("attributes", &cfg.attributes)?;
         Ok(Messages {
             pipeline: pipeline.to_owned(),
             fifo,
             max_message_bytes,
-            group: parse(&cfg.message_group_id)?,
-            dedup: parse(&cfg.message_deduplication_id)?,
+            group: super::optional_template(&cfg.message_group_id)?,
+            dedup: super::optional_template(&cfg.message_deduplication_id)?,
             attributes,
             delay_s: cfg.delay_s,
         })
@@ -285,23 +274,19 @@ impl Messages {
         if let Some(d) = self.delay_s {
             request = request.delay_seconds(d as i32);
         }
+        let mut attributes: Vec<(&str, String)> = Vec::with_capacity(self.attributes.len() + 1);
         // The event's correlation id, unless the user sets that attribute or all ten SQS allows.
         let user_set = self
             .attributes
             .iter()
             .any(|(n, _)| n == CORRELATION_ATTRIBUTE);
         if !user_set && self.attributes.len() < MAX_ATTRIBUTES {
-            let value = event.correlation_id();
-            bytes += CORRELATION_ATTRIBUTE.len() + "String".len() + value.len();
-            let attribute = MessageAttributeValue::builder()
-                .data_type("String")
-                .string_value(value)
-                .build()
-                .map_err(|e| SinkError::permanent(format!("sqs: correlation id: {e}")))?;
-            request = request.message_attributes(CORRELATION_ATTRIBUTE, attribute);
+            attributes.push((CORRELATION_ATTRIBUTE, event.correlation_id().to_owned()));
         }
         for (name, t) in &self.attributes {
-            let value = t.render(event, &self.pipeline);
+            attributes.push((name, t.render(event, &self.pipeline)));
+        }
+        for (name, value) in attributes {
             if value.is_empty() {
                 continue; // SQS refuses empty attribute values; an absent field sets none
             }
