@@ -257,6 +257,53 @@ fn plugins_chain_in_order() {
 }
 
 #[test]
+fn plugins_ask_for_each_events_metadata_also_after_a_trap_splits_the_batch() {
+    // `host.metadata(i)` answers for event i of the call under way. A trap makes the host retry
+    // halves of the batch, whose events the plugin numbers from 0 again: each must still get its
+    // own metadata (its own line number), not that of the event at the same index of the batch.
+    let s = Scratch::new();
+    let lines: String = (1..=6)
+        .map(|n| match n {
+            4 => "{\"fault\":\"trap\",\"req\":\"r4\"}\n".to_owned(),
+            n => format!("{{\"fault\":\"metadata\",\"req\":\"r{n}\"}}\n"),
+        })
+        .collect();
+    s.write("in.jsonl", lines);
+    let plugins = format!(
+        "[[plugin]]\npath = {:?}\n",
+        plugin("fixtures/faults/faults.wasm")
+    );
+    let p = s.write(
+        "p.toml",
+        pipeline("meta", "", &plugins).replace(
+            "name = \"meta\"\n",
+            "name = \"meta\"\ncorrelation_id = \"<$.data.req>\"\n",
+        ),
+    );
+    let out = s.run(&p);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let got = json_lines(&s.path("out.jsonl"));
+    assert_eq!(got.len(), 5, "every event but the trapping one: {got:?}");
+    for (v, line) in got.iter().zip([1, 2, 3, 5, 6]) {
+        let m = &v["metadata"];
+        assert_eq!(m["source"], "file", "{v}");
+        assert_eq!(m["meta.line"], line.to_string(), "{v}");
+        assert_eq!(m["meta.correlation_id"], format!("r{line}"), "{v}");
+        assert!(
+            m["meta.path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("in.jsonl")),
+            "{v}"
+        );
+        let time = m["time"].as_str().unwrap_or_default();
+        assert!(time.len() >= 20 && time.contains('T'), "RFC 3339: {v}");
+        assert_eq!(v["beyond"], 0, "an index past the batch gets nothing: {v}");
+    }
+    assert_eq!(counts(&err), (6, 5, 0, 1));
+}
+
+#[test]
 fn a_bad_init_config_or_a_corrupt_wasm_fails_the_pipeline_with_the_reason() {
     let s = Scratch::new();
     s.write("in.jsonl", "{}\n");

@@ -14,7 +14,7 @@ use crate::event::{Envelope, Payload};
 use crate::plugin::config::{DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_MS};
 use crate::plugin::instance::{Loaded, Settings};
 use crate::plugin::runner::{Outcome, Runner};
-use crate::plugin::stage::{from_wit, to_wit};
+use crate::plugin::stage::{from_wit, metadata, to_wit};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -84,7 +84,7 @@ pub fn test(args: &TestArgs) -> i32 {
     let (mut emitted, mut dropped, mut failed) = (0usize, 0usize, 0usize);
     for (chunk_no, chunk) in events.chunks(args.batch_size.max(1)).enumerate() {
         let wit: Vec<_> = chunk.iter().map(to_wit).collect();
-        let outcomes = runner.run(&wit);
+        let outcomes = runner.run(&wit, &|j| metadata(&chunk[j]));
         for (j, (event, outcome)) in chunk.iter().zip(outcomes).enumerate() {
             let index = chunk_no * args.batch_size.max(1) + j;
             let mut line = serde_json::Map::new();

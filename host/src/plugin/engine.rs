@@ -43,6 +43,11 @@ impl PluginEngine {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
+        // `WEIR_PLUGIN_PROFILER=perfmap` writes /tmp/perf-PID.map so that `perf` names the
+        // plugins' compiled functions: how a plugin author finds where a plugin spends its time.
+        if std::env::var_os("WEIR_PLUGIN_PROFILER").is_some_and(|v| v == "perfmap") {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config)?;
 
         let mut linker = Linker::<StoreData>::new(&engine);

@@ -4,12 +4,19 @@ use super::PluginError;
 use super::cache::{self, Origin};
 use super::engine::{self, PluginEngine};
 use super::limits::StoreData;
+use super::metadata::{self, Lent, Lookup};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::{Store, Trap};
 
-wasmtime::component::bindgen!({ world: "transform", path: "../wit" });
+// Borrowing: the events a call lowers into the guest are read from the pipeline's envelopes in
+// place (`EventParam<'_>`), not copied into owned strings first.
+wasmtime::component::bindgen!({
+    world: "transform",
+    path: "../wit",
+    ownership: Borrowing { duplicate_if_necessary: true },
+});
 
 pub use self::weir::plugin::types::Output;
 
@@ -157,12 +164,20 @@ pub struct Instance {
 }
 
 impl Instance {
-    /// Runs `process` on a batch within the deadline.
-    pub fn process(&mut self, events: &[Event]) -> Result<BatchResult, CallError> {
+    /// Runs `process` on a batch within the deadline; `metadata(i)` answers the plugin's
+    /// `metadata` calls for event `i`.
+    pub fn process(
+        &mut self,
+        events: &[Event<'_>],
+        metadata: &Lookup<'_>,
+    ) -> Result<BatchResult, CallError> {
         self.store.set_epoch_deadline(engine::ticks(self.timeout));
-        self.bindings
-            .call_process(&mut self.store, events)
-            .map_err(|e| classify(&self.store, e, self.timeout, self.memory_mb))
+        let bindings = &self.bindings;
+        let slot: fn(&mut Store<StoreData>) -> &mut Lent = |s| &mut s.data_mut().metadata;
+        metadata::lend(&mut self.store, slot, metadata, events.len(), |store| {
+            bindings.call_process(store, events)
+        })
+        .map_err(|e| classify(&self.store, e, self.timeout, self.memory_mb))
     }
 }
 

@@ -1,7 +1,8 @@
-//! What each plugin instance's Store holds: its memory limit, an empty WASI context, and where
-//! its `log` calls go.
+//! What each plugin instance's Store holds: its memory limit, an empty WASI context, where its
+//! `log` calls go and what its `metadata` calls answer.
 
 use super::instance::weir::plugin::host::{Host, Level};
+use super::metadata::Lent;
 use std::sync::Arc;
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
@@ -14,6 +15,8 @@ pub struct StoreData {
     /// `pipeline` and `plugin` fields of the plugin's log lines.
     pub pipeline: Arc<str>,
     pub plugin: Arc<str>,
+    /// What `metadata` answers during a `process` call.
+    pub metadata: Lent,
 }
 
 impl StoreData {
@@ -32,6 +35,7 @@ impl StoreData {
             table: ResourceTable::new(),
             pipeline,
             plugin,
+            metadata: Lent::default(),
         }
     }
 }
@@ -104,5 +108,9 @@ impl Host for StoreData {
             Level::Warn => tracing::warn!(pipeline, plugin, "{message}"),
             Level::Error => tracing::error!(pipeline, plugin, "{message}"),
         }
+    }
+
+    fn metadata(&mut self, input: u32) -> Vec<(String, String)> {
+        self.metadata.get(input)
     }
 }

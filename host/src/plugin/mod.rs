@@ -6,6 +6,7 @@
 //! engine.rs   one shared wasmtime Engine, its epoch ticker and the Linker (WASI with nothing granted)
 //! cache.rs    compiled components on disk, keyed by content hash and engine settings
 //! limits.rs   per-Store state: the memory limit, the WASI context, the `log` import
+//! metadata.rs the `metadata` import: an event's metadata, built only when a plugin asks
 //! instance.rs the bindings; a loaded plugin (InstancePre + config) and its instances
 //! runner.rs   one plugin's batch call, with bisection to isolate an event that traps
 //! reload.rs   the version to run now; watching the `.wasm` and preparing a new one off the hot path
@@ -17,6 +18,7 @@ pub mod config;
 pub mod engine;
 pub mod instance;
 pub mod limits;
+pub mod metadata;
 pub mod reload;
 pub mod runner;
 pub mod stage;

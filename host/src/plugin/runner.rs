@@ -8,6 +8,7 @@
 //! lets that half through.
 
 use super::instance::{BatchResult, CallError, Event, Instance, Loaded, Output};
+use super::metadata::Lookup;
 use std::sync::Arc;
 
 /// What became of one input event.
@@ -41,21 +42,29 @@ impl Runner {
         }
     }
 
-    /// Runs the plugin over `events`; one outcome per event, in order.
-    pub fn run(&mut self, events: &[Event]) -> Vec<Outcome> {
+    /// Runs the plugin over `events`; one outcome per event, in order. `metadata(i)` is event
+    /// `i`'s metadata, built only if the plugin asks for it.
+    pub fn run(&mut self, events: &[Event<'_>], metadata: &Lookup<'_>) -> Vec<Outcome> {
         let mut out: Vec<Outcome> = events
             .iter()
             .map(|_| Outcome::Emitted(Vec::new()))
             .collect();
         if !events.is_empty() {
-            self.run_range(events, 0, &mut out);
+            self.run_range(events, metadata, 0, &mut out);
         }
         out
     }
 
-    fn run_range(&mut self, events: &[Event], base: usize, out: &mut [Outcome]) {
+    fn run_range(
+        &mut self,
+        events: &[Event<'_>],
+        metadata: &Lookup<'_>,
+        base: usize,
+        out: &mut [Outcome],
+    ) {
         let result = match self.instance() {
-            Ok(instance) => instance.process(events),
+            // The plugin numbers the events of this call from 0.
+            Ok(instance) => instance.process(events, &|i| metadata(base + i)),
             Err(message) => {
                 // The same code initialised before; if it cannot now, these events cannot be
                 // processed by it.
@@ -86,14 +95,14 @@ impl Runner {
                     tracing::debug!(pipeline = %self.loaded.settings.pipeline, plugin = %self.loaded.settings.name,
                         events = events.len(), error = %e.message(&self.loaded.settings.name), "batch failed; bisecting");
                     let mid = events.len() / 2;
-                    self.run_range(&events[..mid], base, out);
-                    self.run_range(&events[mid..], base + mid, out);
+                    self.run_range(&events[..mid], metadata, base, out);
+                    self.run_range(&events[mid..], metadata, base + mid, out);
                 }
             }
         }
     }
 
-    fn isolated(&self, event: &Event, e: &CallError) {
+    fn isolated(&self, event: &Event<'_>, e: &CallError) {
         tracing::debug!(pipeline = %self.loaded.settings.pipeline, plugin = %self.loaded.settings.name, event = %event.id,
             error = %e.message(&self.loaded.settings.name), "isolated the event that makes the plugin fail");
     }

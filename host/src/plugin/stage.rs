@@ -209,7 +209,7 @@ impl Plugin {
         let input = |j: usize| inputs[j].as_ref().unwrap_or(&slots[owners[j]].event);
         let events: Vec<Event> = (0..inputs.len()).map(|j| to_wit(input(j))).collect();
         let started = std::time::Instant::now();
-        let outcomes = self.runner.run(&events);
+        let outcomes = self.runner.run(&events, &|j| metadata(input(j)));
         self.call_seconds.record(started.elapsed().as_secs_f64());
         drop(events);
 
@@ -262,12 +262,22 @@ impl Plugin {
     }
 }
 
-/// The envelope as the contract passes it (wit/plugin.wit, `event`).
-pub fn to_wit(e: &Envelope) -> Event {
+/// The envelope as the contract passes it (wit/plugin.wit, `event`), borrowed from it.
+pub fn to_wit(e: &Envelope) -> Event<'_> {
     let payload = match &e.data {
-        Payload::Json(raw) => raw.get().as_bytes().to_vec(),
-        Payload::Text(text) => text.as_bytes().to_vec(),
+        Payload::Json(raw) => raw.get().as_bytes(),
+        Payload::Text(text) => text.as_bytes(),
     };
+    Event {
+        id: &e.id,
+        key: e.key.as_deref(),
+        payload,
+    }
+}
+
+/// What the `metadata` import returns for an event: `source`, `time`, and `meta.NAME` for each
+/// field of its `meta` (strings as they are, other values as JSON text).
+pub fn metadata(e: &Envelope) -> Vec<(String, String)> {
     let mut metadata = Vec::with_capacity(2 + e.meta.len());
     metadata.push(("source".to_owned(), e.source.to_owned()));
     metadata.push(("time".to_owned(), e.time.clone()));
@@ -278,12 +288,7 @@ pub fn to_wit(e: &Envelope) -> Event {
         };
         metadata.push((format!("meta.{k}"), v));
     }
-    Event {
-        id: e.id.clone(),
-        key: e.key.clone(),
-        payload,
-        metadata,
-    }
+    metadata
 }
 
 /// An output as an envelope: the input's envelope with the new payload (and key). Outputs of a
