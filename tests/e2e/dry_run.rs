@@ -88,6 +88,7 @@ brokers = "127.0.0.1:1"
 topic = "orders-<$.data.dept>"
 key = "cust-<$.data.customer>"
 headers = {{ "x-pipeline" = "<weir.pipeline>", "x-seq" = "<$.data.seq>" }}
+correlation_header = "x-request-id"
 template = '{{"customer": <$.data.customer>, "email": <$.data.email>, "part": <$.data.part>, "label": "<weir.pipeline>/<$.id>"}}'
 "#,
             faults = plugin("fixtures/faults/faults.wasm"),
@@ -131,6 +132,13 @@ template = '{{"customer": <$.data.customer>, "email": <$.data.email>, "part": <$
         "{headers:?}"
     );
     assert!(headers.contains(&json!(["x-seq", "1"])), "{headers:?}");
+    // The correlation id (no `[pipeline] correlation_id`: the event's id) under the header
+    // `correlation_header` names, and under no other.
+    assert!(
+        headers.contains(&json!(["x-request-id", "events.jsonl:1"])),
+        "{headers:?}"
+    );
+    assert_eq!(headers.len(), 3, "{headers:?}");
 
     // Filtered, with why: the one filter's failing field and values.
     assert_eq!(
@@ -190,6 +198,14 @@ template = '{{"customer": <$.data.customer>, "email": <$.data.email>, "part": <$
 
     // Nothing was created: no state dir (checkpoint, default DLQ, plugin cache), no source.
     assert_eq!(files(&s), ["events.jsonl", "p.toml"]);
+
+    // `correlation_header = ""`: no correlation header at all, the user's headers still sent.
+    let text = std::fs::read_to_string(&p).unwrap();
+    s.write("p.toml", text.replace("\"x-request-id\"", "\"\""));
+    let lines = stdout_lines(&dry_run(&s, &p, "events.jsonl"));
+    let headers = lines[0]["sink"]["headers"].as_array().unwrap();
+    let names: Vec<&str> = headers.iter().filter_map(|h| h[0].as_str()).collect();
+    assert_eq!(names, ["x-pipeline", "x-seq"], "{headers:?}");
 }
 
 #[test]
@@ -276,6 +292,7 @@ endpoint_url = "http://127.0.0.1:1"
 message_group_id = "<$.data.group>"
 message_deduplication_id = "<$.data.order>"
 attributes = { from = "<weir.pipeline>" }
+correlation_attribute = "request-id"
 template = "<$.data.msg>"
 "#,
     );
@@ -290,6 +307,11 @@ template = "<$.data.msg>"
     assert_eq!(sink["message_group_id"], "g1");
     assert_eq!(sink["message_deduplication_id"], "o1");
     assert_eq!(sink["attributes"]["from"], "queue");
+    assert_eq!(
+        sink["attributes"]["request-id"], "events.txt:1",
+        "the correlation id, under the attribute `correlation_attribute` names"
+    );
+    assert_eq!(sink["attributes"].as_object().unwrap().len(), 2, "{sink}");
     // An empty body: SQS would refuse it, so the sink dead-letters it without a call.
     assert_eq!(
         lines[1],

@@ -40,6 +40,9 @@ pub struct KafkaSinkConfig {
     /// Copy the headers of events read from Kafka (`meta.headers`) to the records written.
     #[serde(default = "yes")]
     pub carry_headers: bool,
+    /// The header that carries each event's correlation id; `""` sends none.
+    #[serde(default = "correlation_header")]
+    pub correlation_header: String,
     /// librdkafka producer properties, passed through (TLS, SASL, compression, linger, ...).
     #[serde(default)]
     pub properties: Properties,
@@ -47,6 +50,10 @@ pub struct KafkaSinkConfig {
 
 fn yes() -> bool {
     true
+}
+
+fn correlation_header() -> String {
+    CORRELATION_HEADER.to_owned()
 }
 
 const OWNED: &[(&str, &str)] = &[
@@ -159,7 +166,8 @@ struct KafkaSink {
     addressing: Addressing,
 }
 
-/// The header that carries each event's correlation id ([`Envelope::correlation_id`]).
+/// The header that carries each event's correlation id ([`Envelope::correlation_id`]) unless
+/// `correlation_header` names another.
 pub const CORRELATION_HEADER: &str = "correlation-id";
 
 /// Where the sink sends each event, and with which key, partition and headers: its templates,
@@ -174,6 +182,8 @@ pub struct Addressing {
     partition: Option<Template>,
     headers: Vec<(String, Template)>,
     carry_headers: bool,
+    /// The correlation id's header; None: not sent.
+    correlation_header: Option<String>,
 }
 
 /// One record's addressing, rendered from its event.
@@ -198,6 +208,7 @@ impl Addressing {
             partition: super::optional_template(&cfg.partition)?,
             headers,
             carry_headers: cfg.carry_headers,
+            correlation_header: Some(cfg.correlation_header.clone()).filter(|h| !h.is_empty()),
         })
     }
 
@@ -250,10 +261,11 @@ impl Addressing {
             }
         };
         let mut headers = OwnedHeaders::new();
+        let correlation = self.correlation_header.as_deref();
         let mut carried_correlation = false;
         if self.carry_headers {
             if let Some(serde_json::Value::Object(carried)) = event.meta.get("headers") {
-                carried_correlation = carried.contains_key(CORRELATION_HEADER);
+                carried_correlation = correlation.is_some_and(|h| carried.contains_key(h));
                 for (name, value) in carried {
                     let value = match value {
                         serde_json::Value::String(s) => Some(s.as_str()),
@@ -264,11 +276,13 @@ impl Addressing {
             }
         }
         // The event's correlation id, unless a carried header or the user's own sets it.
-        if !carried_correlation && !self.headers.iter().any(|(n, _)| n == CORRELATION_HEADER) {
-            headers = headers.insert(Header {
-                key: CORRELATION_HEADER,
-                value: Some(event.correlation_id()),
-            });
+        if let Some(name) = correlation {
+            if !carried_correlation && !self.headers.iter().any(|(n, _)| n == name) {
+                headers = headers.insert(Header {
+                    key: name,
+                    value: Some(event.correlation_id()),
+                });
+            }
         }
         for (name, t) in &self.headers {
             let value = t.render(event, &self.pipeline);

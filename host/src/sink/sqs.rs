@@ -43,6 +43,9 @@ pub struct SqsSinkConfig {
     /// Message attributes to set: name = template (String attributes).
     #[serde(default)]
     pub attributes: BTreeMap<String, String>,
+    /// The attribute that carries each event's correlation id; `""` sends none.
+    #[serde(default = "correlation_attribute")]
+    pub correlation_attribute: String,
     /// Standard queues only: delay every message by this many seconds (0-900).
     #[serde(default)]
     pub delay_s: Option<u32>,
@@ -55,8 +58,12 @@ const MAX_BYTES: usize = 256 * 1024;
 const MAX_ATTRIBUTES: usize = 10;
 
 /// The message attribute that carries each event's correlation id
-/// ([`crate::event::Envelope::correlation_id`]).
+/// ([`crate::event::Envelope::correlation_id`]) unless `correlation_attribute` names another.
 pub const CORRELATION_ATTRIBUTE: &str = "correlation-id";
+
+fn correlation_attribute() -> String {
+    CORRELATION_ATTRIBUTE.to_owned()
+}
 
 /// Batch calls of one write under way at once (standard queues).
 const CONCURRENT_CALLS: usize = 8;
@@ -171,6 +178,8 @@ pub struct Messages {
     group: Option<Template>,
     dedup: Option<Template>,
     attributes: Vec<(String, Template)>,
+    /// The correlation id's attribute; None: not sent.
+    correlation: Option<String>,
     delay_s: Option<u32>,
 }
 
@@ -198,6 +207,7 @@ impl Messages {
             max_message_bytes,
             group: super::optional_template(&cfg.message_group_id)?,
             dedup: super::optional_template(&cfg.message_deduplication_id)?,
+            correlation: Some(cfg.correlation_attribute.clone()).filter(|a| !a.is_empty()),
             attributes,
             delay_s: cfg.delay_s,
         })
@@ -276,12 +286,11 @@ impl Messages {
         }
         let mut attributes: Vec<(&str, String)> = Vec::with_capacity(self.attributes.len() + 1);
         // The event's correlation id, unless the user sets that attribute or all ten SQS allows.
-        let user_set = self
-            .attributes
-            .iter()
-            .any(|(n, _)| n == CORRELATION_ATTRIBUTE);
-        if !user_set && self.attributes.len() < MAX_ATTRIBUTES {
-            attributes.push((CORRELATION_ATTRIBUTE, event.correlation_id().to_owned()));
+        if let Some(name) = &self.correlation {
+            let user_set = self.attributes.iter().any(|(n, _)| n == name);
+            if !user_set && self.attributes.len() < MAX_ATTRIBUTES {
+                attributes.push((name, event.correlation_id().to_owned()));
+            }
         }
         for (name, t) in &self.attributes {
             attributes.push((name, t.render(event, &self.pipeline)));
