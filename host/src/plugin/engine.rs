@@ -43,6 +43,9 @@ impl PluginEngine {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
+        // A 32-bit memory has its whole 4 GiB reserved (wasmtime's default), so it never needs to
+        // move; saying so lets compiled code keep the memory's base in a register across loops.
+        config.memory_may_move(false);
         // `WEIR_PLUGIN_PROFILER=perfmap` writes /tmp/perf-PID.map so that `perf` names the
         // plugins' compiled functions: how a plugin author finds where a plugin spends its time.
         if std::env::var_os("WEIR_PLUGIN_PROFILER").is_some_and(|v| v == "perfmap") {

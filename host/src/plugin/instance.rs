@@ -4,14 +4,14 @@ use super::PluginError;
 use super::cache::{self, Origin};
 use super::engine::{self, PluginEngine};
 use super::limits::StoreData;
-use super::metadata::{self, Lent, Lookup};
+use super::metadata::{self, Lookup};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::{Store, Trap};
 
-// Borrowing: the events a call lowers into the guest are read from the pipeline's envelopes in
-// place (`EventParam<'_>`), not copied into owned strings first.
+// Borrowing: the events a call lowers into the guest (`Event<'_>`) are read from the pipeline's
+// envelopes in place, not copied into owned strings first.
 wasmtime::component::bindgen!({
     world: "transform",
     path: "../wit",
@@ -173,8 +173,7 @@ impl Instance {
     ) -> Result<BatchResult, CallError> {
         self.store.set_epoch_deadline(engine::ticks(self.timeout));
         let bindings = &self.bindings;
-        let slot: fn(&mut Store<StoreData>) -> &mut Lent = |s| &mut s.data_mut().metadata;
-        metadata::lend(&mut self.store, slot, metadata, events.len(), |store| {
+        metadata::lend(&mut self.store, metadata, events.len(), |store| {
             bindings.call_process(store, events)
         })
         .map_err(|e| classify(&self.store, e, self.timeout, self.memory_mb))

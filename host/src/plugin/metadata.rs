@@ -12,7 +12,9 @@
 //! the Store holds a pointer to the caller's lookup ([`Lent`]), set by [`lend`] for exactly the
 //! duration of one call and cleared when it returns or unwinds.
 
+use super::limits::StoreData;
 use std::ptr::NonNull;
+use wasmtime::Store;
 
 /// Event `i`'s metadata pairs, for `i` below the batch's length.
 pub type Lookup<'a> = dyn Fn(usize) -> Vec<(String, String)> + 'a;
@@ -40,25 +42,24 @@ impl Lent {
     }
 }
 
-/// Runs `call` with `lookup` (for a batch of `len` events) lent to `slot`, which `call` reaches
-/// through its store; `slot` is cleared when `call` returns or unwinds.
-pub fn lend<S, R>(
-    store: &mut S,
-    slot: fn(&mut S) -> &mut Lent,
+/// Runs `call` with `lookup` (for a batch of `len` events) lent to the store's `metadata`
+/// import; taken back when `call` returns or unwinds.
+pub fn lend<R>(
+    store: &mut Store<StoreData>,
     lookup: &Lookup<'_>,
     len: usize,
-    call: impl FnOnce(&mut S) -> R,
+    call: impl FnOnce(&mut Store<StoreData>) -> R,
 ) -> R {
-    struct Clear<'s, S>(&'s mut S, fn(&mut S) -> &mut Lent);
-    impl<S> Drop for Clear<'_, S> {
+    struct TakeBack<'s>(&'s mut Store<StoreData>);
+    impl Drop for TakeBack<'_> {
         fn drop(&mut self) {
-            (self.1)(self.0).0 = None;
+            self.0.data_mut().metadata.0 = None;
         }
     }
-    // SAFETY: only the trait object's lifetime is erased; `Clear` removes the pointer before
+    // SAFETY: only the trait object's lifetime is erased; `TakeBack` removes the pointer before
     // this function returns, so it is never used after `lookup`'s borrow ends.
     let erased: &Lookup<'static> = unsafe { std::mem::transmute::<&Lookup<'_>, _>(lookup) };
-    slot(store).0 = Some((NonNull::from(erased), len));
-    let guard = Clear(store, slot);
+    store.data_mut().metadata.0 = Some((NonNull::from(erased), len));
+    let guard = TakeBack(store);
     call(&mut *guard.0)
 }
