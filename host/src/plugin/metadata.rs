@@ -1,6 +1,6 @@
 //! `host.metadata(input)`: an event's metadata, built only when a plugin asks for it.
 //!
-//! The metadata (source, time, and each `meta` field: a Kafka event has about six) used to cross
+//! The metadata (source, time, and each `meta` field: five for a Kafka record) used to cross
 //! in every `event` record, as a list of string pairs. Each string or list crossing the boundary
 //! is a call into the guest's allocator and a copy, so a plugin that never read them paid for
 //! them all: measured with `cargo bench -p weir --bench plugins`, two pairs cost the Rust `redact`
