@@ -9,7 +9,8 @@
 //!
 //! Run: `scripts/build-plugins.sh && cargo bench -p weir --bench plugins` (`-- EVENTS` to change
 //! the number of events, default 200000; `-- --rust` for the Rust rows only). To see where a
-//! plugin spends its time: `WEIR_PLUGIN_PROFILER=perfmap perf record` on the bench binary.
+//! plugin spends its time: `WEIR_PLUGIN_PROFILER=perfmap perf record` on the bench binary (the
+//! host setting `plugin_profiler`, read here as `weir` reads it).
 
 #[path = "../../plugins/redact/src/redact.rs"]
 mod redact_native;
@@ -17,6 +18,7 @@ mod redact_native;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use weir::config::host::HostSettings;
 use weir::plugin::instance::{Event, Loaded, Settings};
 use weir::plugin::runner::{Outcome, Runner};
 
@@ -29,6 +31,8 @@ fn main() {
         .unwrap_or(200_000);
     // `--rust`: the Rust rows only (seconds instead of a minute; what a profiler should watch).
     let only_rust = std::env::args().any(|a| a == "--rust");
+    let host = HostSettings::load(None).unwrap_or_else(|e| panic!("{e}"));
+    weir::plugin::engine::set_profiler(host.plugin_profiler);
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let payloads = orders(n);
     let avg = payloads.iter().map(Vec::len).sum::<usize>() / n;
@@ -156,6 +160,12 @@ fn load(path: &Path, config: &str) -> (Runner, LoadTimes) {
 /// it. Returns events/s and the emitted payloads.
 fn run(runner: &mut Runner, payloads: &[Vec<u8>]) -> (f64, Vec<Vec<u8>>) {
     let ids: Vec<String> = (0..payloads.len()).map(|i| format!("bench:{i}")).collect();
+    let metadata = |_: usize| {
+        vec![
+            ("source".to_owned(), "file".to_owned()),
+            ("time".to_owned(), "2026-11-22T10:00:00Z".to_owned()),
+        ]
+    };
     let mut outputs = Vec::with_capacity(payloads.len());
     let start = Instant::now();
     for (ids, chunk) in ids.chunks(BATCH).zip(payloads.chunks(BATCH)) {
@@ -168,12 +178,6 @@ fn run(runner: &mut Runner, payloads: &[Vec<u8>]) -> (f64, Vec<Vec<u8>>) {
                 payload: p,
             })
             .collect();
-        let metadata = |_: usize| {
-            vec![
-                ("source".to_owned(), "file".to_owned()),
-                ("time".to_owned(), "2026-11-22T10:00:00Z".to_owned()),
-            ]
-        };
         for outcome in runner.run(&events, &metadata) {
             match outcome {
                 Outcome::Emitted(list) => outputs.extend(list.into_iter().map(|o| o.payload)),

@@ -300,6 +300,7 @@ fn settings(
     if let Some(dir) = state_dir {
         s.state_dir = dir;
     }
+    weir::plugin::engine::set_profiler(s.plugin_profiler);
     if let Err(e) = weir::logging::init(&s.log_level, s.log_format) {
         eprintln!("error: {e}");
         return None;

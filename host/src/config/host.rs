@@ -26,6 +26,18 @@ pub struct HostSettings {
     pub watch_interval_ms: u64,
     #[serde(default)]
     pub admin: AdminSettings,
+    /// `perfmap`: write `/tmp/perf-PID.map` so that `perf` names the plugins' compiled
+    /// functions (how a plugin author finds where a plugin spends its time); `off` by default.
+    #[serde(default)]
+    pub plugin_profiler: PluginProfiler,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginProfiler {
+    #[default]
+    Off,
+    Perfmap,
 }
 
 /// The admin HTTP server of `weir run`.
@@ -87,6 +99,7 @@ impl Default for HostSettings {
             shutdown_timeout_s: default_shutdown_timeout_s(),
             watch_interval_ms: default_watch_interval_ms(),
             admin: AdminSettings::default(),
+            plugin_profiler: PluginProfiler::default(),
         }
     }
 }

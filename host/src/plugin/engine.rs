@@ -7,6 +7,7 @@
 use super::PluginError;
 use super::instance::Transform;
 use super::limits::StoreData;
+use crate::config::host::PluginProfiler;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -16,6 +17,15 @@ use wasmtime::{Config, Engine};
 /// How often the shared ticker advances the epoch: the granularity of every deadline. Finer costs
 /// a thread wake-up more often; coarser makes a 10 ms timeout imprecise.
 pub const TICK: Duration = Duration::from_millis(5);
+
+/// The host setting `plugin_profiler`, read when the engine is created.
+static PROFILER: OnceLock<PluginProfiler> = OnceLock::new();
+
+/// Applies the host setting `plugin_profiler`; call before the first plugin loads (later calls,
+/// or calls after the engine exists, change nothing).
+pub fn set_profiler(profiler: PluginProfiler) {
+    let _ = PROFILER.set(profiler);
+}
 
 pub struct PluginEngine {
     pub engine: Engine,
@@ -46,9 +56,7 @@ impl PluginEngine {
         // A 32-bit memory has its whole 4 GiB reserved (wasmtime's default), so it never needs to
         // move; saying so lets compiled code keep the memory's base in a register across loops.
         config.memory_may_move(false);
-        // `WEIR_PLUGIN_PROFILER=perfmap` writes /tmp/perf-PID.map so that `perf` names the
-        // plugins' compiled functions: how a plugin author finds where a plugin spends its time.
-        if std::env::var_os("WEIR_PLUGIN_PROFILER").is_some_and(|v| v == "perfmap") {
+        if PROFILER.get() == Some(&PluginProfiler::Perfmap) {
             config.profiler(wasmtime::ProfilingStrategy::PerfMap);
         }
         let engine = Engine::new(&config)?;

@@ -208,7 +208,7 @@ impl Addressing {
             partition: super::optional_template(&cfg.partition)?,
             headers,
             carry_headers: cfg.carry_headers,
-            correlation_header: Some(cfg.correlation_header.clone()).filter(|h| !h.is_empty()),
+            correlation_header: super::correlation_name(&cfg.correlation_header),
         })
     }
 
@@ -276,13 +276,14 @@ impl Addressing {
             }
         }
         // The event's correlation id, unless a carried header or the user's own sets it.
-        if let Some(name) = correlation {
-            if !carried_correlation && !self.headers.iter().any(|(n, _)| n == name) {
-                headers = headers.insert(Header {
-                    key: name,
-                    value: Some(event.correlation_id()),
-                });
-            }
+        if let Some(name) = correlation
+            && !carried_correlation
+            && !self.headers.iter().any(|(n, _)| n == name)
+        {
+            headers = headers.insert(Header {
+                key: name,
+                value: Some(event.correlation_id()),
+            });
         }
         for (name, t) in &self.headers {
             let value = t.render(event, &self.pipeline);

@@ -90,6 +90,11 @@ pub(crate) fn optional_template(t: &Option<String>) -> Result<Option<Template>, 
 }
 
 /// A sink's table of named templates (`headers`, `attributes`), parsed, in name order.
+/// The header or attribute that carries the correlation id, as configured: `""` means none.
+pub(crate) fn correlation_name(configured: &str) -> Option<String> {
+    Some(configured.to_owned()).filter(|n| !n.is_empty())
+}
+
 pub(crate) fn named_templates(
     key: &str,
     table: &std::collections::BTreeMap<String, String>,

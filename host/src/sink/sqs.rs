@@ -207,7 +207,7 @@ impl Messages {
             max_message_bytes,
             group: super::optional_template(&cfg.message_group_id)?,
             dedup: super::optional_template(&cfg.message_deduplication_id)?,
-            correlation: Some(cfg.correlation_attribute.clone()).filter(|a| !a.is_empty()),
+            correlation: super::correlation_name(&cfg.correlation_attribute),
             attributes,
             delay_s: cfg.delay_s,
         })
@@ -286,11 +286,11 @@ impl Messages {
         }
         let mut attributes: Vec<(&str, String)> = Vec::with_capacity(self.attributes.len() + 1);
         // The event's correlation id, unless the user sets that attribute or all ten SQS allows.
-        if let Some(name) = &self.correlation {
-            let user_set = self.attributes.iter().any(|(n, _)| n == name);
-            if !user_set && self.attributes.len() < MAX_ATTRIBUTES {
-                attributes.push((name, event.correlation_id().to_owned()));
-            }
+        if let Some(name) = &self.correlation
+            && !self.attributes.iter().any(|(n, _)| n == name)
+            && self.attributes.len() < MAX_ATTRIBUTES
+        {
+            attributes.push((name, event.correlation_id().to_owned()));
         }
         for (name, t) in &self.attributes {
             attributes.push((name, t.render(event, &self.pipeline)));
