@@ -33,3 +33,6 @@ scripts/build-plugins.sh
 
 # -j 2: the machine has two cores; more parallel rustc processes only add memory pressure.
 cargo test --workspace --locked -j 2
+# The Rust plugins' allocator, tested natively (the plugins themselves are Wasm, tested through
+# the host above); its own target dir beside the plugins' Wasm one.
+(cd plugins && cargo test -p weir-plugin-alloc --locked -j 2 --target-dir ../var/plugin-test-target)

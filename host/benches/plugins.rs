@@ -7,10 +7,18 @@
 //! Python) is measured through the host too, and each plugin's compile, cached-load and
 //! instantiate times are reported.
 //!
+//! Both rows run on the allocators they have in production: the native row and the host side of
+//! the Wasm row on mimalloc, the allocator of weir's binary (host/src/main.rs), so the native row
+//! is the transform as it would run compiled into weir; the plugin on weir-plugin-alloc, the
+//! allocator the Rust plugins ship with (plugins/alloc).
+//!
 //! Run: `scripts/build-plugins.sh && cargo bench -p weir --bench plugins` (`-- EVENTS` to change
-//! the number of events, default 200000; `-- --rust` for the Rust rows only). To see where a
-//! plugin spends its time: `WEIR_PLUGIN_PROFILER=perfmap perf record` on the bench binary (the
-//! host setting `plugin_profiler`, read here as `weir` reads it).
+//! the number of events, default 200000; `-- --rust` for the Rust rows only; `-- --redact=PATH`
+//! to measure another build of the redact plugin, e.g. one built with `--features
+//! system-allocator`; `-- --no-deadline` to compile plugins without the epoch checks that
+//! enforce `timeout_ms`, which weir never does, to see what they cost). To see where a plugin spends its time: `WEIR_PLUGIN_PROFILER=perfmap perf
+//! record` on the bench binary (the host setting `plugin_profiler`, read here as `weir` reads it);
+//! perf names plugin functions only for a plugin built without `strip`.
 
 #[path = "../../plugins/redact/src/redact.rs"]
 mod redact_native;
@@ -24,6 +32,10 @@ use weir::plugin::runner::{Outcome, Runner};
 
 const BATCH: usize = 256;
 
+/// weir's own allocator (see the header).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let n: usize = std::env::args()
         .skip(1)
@@ -31,6 +43,12 @@ fn main() {
         .unwrap_or(200_000);
     // `--rust`: the Rust rows only (seconds instead of a minute; what a profiler should watch).
     let only_rust = std::env::args().any(|a| a == "--rust");
+    // `--no-deadline`: plugins compiled without epoch checks (so without deadlines), to measure
+    // what the deadlines cost. Never how weir runs.
+    let no_deadline = std::env::args().any(|a| a == "--no-deadline");
+    if no_deadline {
+        weir::plugin::engine::measure_without_deadlines();
+    }
     let host = HostSettings::load(None).unwrap_or_else(|e| panic!("{e}"));
     weir::plugin::engine::set_profiler(host.plugin_profiler);
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -39,42 +57,54 @@ fn main() {
     println!("{n} order events, ~{avg} bytes each, batches of {BATCH}, one thread\n");
 
     let fields = vec!["email".to_owned(), "phone".to_owned()];
-    let redact = root.join("plugins/redact/redact.wasm");
+    let redact = std::env::args()
+        .find_map(|a| a.strip_prefix("--redact=").map(PathBuf::from))
+        .unwrap_or_else(|| root.join("plugins/redact/redact.wasm"));
     assert!(
         redact.is_file(),
         "{} missing: run scripts/build-plugins.sh",
         redact.display()
     );
 
-    // Native first: the baseline, and the expected output for the Wasm run.
-    let start = Instant::now();
-    let mut native_bytes = 0usize;
-    let mut expected = Vec::with_capacity(n);
-    for p in &payloads {
-        let out = redact_native::redact(p.clone(), &fields);
-        native_bytes += out.len();
-        expected.push(out);
-    }
-    let native = rate(n, start.elapsed());
-
+    // Untimed first: the plugin's output must be the native function's, byte for byte. This pass
+    // also warms both up, so the timed passes below measure the steady state a running pipeline
+    // is in (each keeps nothing: a pipeline frees a batch's outputs once they are delivered;
+    // keeping 200,000 of them had the timings measure the kernel zeroing fresh pages).
+    let expected: Vec<Vec<u8>> = payloads
+        .iter()
+        .map(|p| redact_native::redact(p.clone(), &fields))
+        .collect();
+    let expected_bytes: usize = expected.iter().map(Vec::len).sum();
     let config = r#"{"fields":["email","phone"]}"#;
     let (mut runner, times) = load(&redact, config);
-    let (wasm, outputs) = run(&mut runner, &payloads);
+    let mut outputs = Vec::with_capacity(n);
+    run(&mut runner, &payloads, |o| outputs.push(o));
     assert_eq!(outputs.len(), n, "one output per event");
     assert!(
         outputs == expected,
         "the Wasm plugin's output differs from the native function's"
     );
-    assert_eq!(outputs.iter().map(Vec::len).sum::<usize>(), native_bytes);
+    drop((outputs, expected));
+
+    let start = Instant::now();
+    let mut native_bytes = 0usize;
+    for p in &payloads {
+        native_bytes += redact_native::redact(p.clone(), &fields).len();
+    }
+    let native = rate(n, start.elapsed());
+    let mut wasm_bytes = 0usize;
+    let wasm = run(&mut runner, &payloads, |o| wasm_bytes += o.len());
+    assert_eq!((native_bytes, wasm_bytes), (expected_bytes, expected_bytes));
 
     println!("| transform | events/s | vs native |");
     println!("|---|---:|---:|");
     println!(
-        "| redact, native Rust (same source) | {} | 1.00x |",
+        "| redact, native Rust (same source, same settings, mimalloc) | {} | 1.00x |",
         thousands(native)
     );
     println!(
-        "| redact, Rust plugin (Wasm) | {} | {:.2}x |",
+        "| redact, Rust plugin (Wasm{}) | {} | {:.2}x |",
+        if no_deadline { ", no deadline" } else { "" },
         thousands(wasm),
         wasm / native
     );
@@ -87,8 +117,10 @@ fn main() {
         let (mut runner, times) = load(&path, &config);
         // The interpreted runtimes are slower: a tenth of the events gives a stable figure.
         let sample = &payloads[..(n / 10).max(BATCH)];
-        let (rate, outputs) = run(&mut runner, sample);
-        assert!(!outputs.is_empty(), "{label} emitted nothing");
+        let mut emitted = 0usize;
+        run(&mut runner, sample, |_| emitted += 1); // warm-up
+        let rate = run(&mut runner, sample, |_| {});
+        assert!(emitted > 0, "{label} emitted nothing");
         println!(
             "| {label} (Wasm) | {} | {:.2}x |",
             thousands(rate),
@@ -157,8 +189,8 @@ fn load(path: &Path, config: &str) -> (Runner, LoadTimes) {
 /// Runs every payload through the plugin in batches, as the pipeline's plugin stage does: the
 /// events are borrowed from what the pipeline holds (ids and payloads, made before the clock
 /// starts, as a source would have made them), and metadata is built only if the plugin asks for
-/// it. Returns events/s and the emitted payloads.
-fn run(runner: &mut Runner, payloads: &[Vec<u8>]) -> (f64, Vec<Vec<u8>>) {
+/// it. Each emitted payload goes to `emitted`; returns events/s.
+fn run(runner: &mut Runner, payloads: &[Vec<u8>], mut emitted: impl FnMut(Vec<u8>)) -> f64 {
     let ids: Vec<String> = (0..payloads.len()).map(|i| format!("bench:{i}")).collect();
     let metadata = |_: usize| {
         vec![
@@ -166,7 +198,6 @@ fn run(runner: &mut Runner, payloads: &[Vec<u8>]) -> (f64, Vec<Vec<u8>>) {
             ("time".to_owned(), "2026-11-22T10:00:00Z".to_owned()),
         ]
     };
-    let mut outputs = Vec::with_capacity(payloads.len());
     let start = Instant::now();
     for (ids, chunk) in ids.chunks(BATCH).zip(payloads.chunks(BATCH)) {
         let events: Vec<Event> = ids
@@ -180,12 +211,12 @@ fn run(runner: &mut Runner, payloads: &[Vec<u8>]) -> (f64, Vec<Vec<u8>>) {
             .collect();
         for outcome in runner.run(&events, &metadata) {
             match outcome {
-                Outcome::Emitted(list) => outputs.extend(list.into_iter().map(|o| o.payload)),
+                Outcome::Emitted(list) => list.into_iter().for_each(|o| emitted(o.payload)),
                 Outcome::Failed { message, .. } => panic!("event failed: {message}"),
             }
         }
     }
-    (rate(payloads.len(), start.elapsed()), outputs)
+    rate(payloads.len(), start.elapsed())
 }
 
 /// The other example plugins that are built: `(label, path, config)`.

@@ -9,6 +9,7 @@ use super::instance::Transform;
 use super::limits::StoreData;
 use crate::config::host::PluginProfiler;
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use wasmtime::component::{HasSelf, Linker};
@@ -25,6 +26,17 @@ static PROFILER: OnceLock<PluginProfiler> = OnceLock::new();
 /// or calls after the engine exists, change nothing).
 pub fn set_profiler(profiler: PluginProfiler) {
     let _ = PROFILER.set(profiler);
+}
+
+/// Cleared only by [`measure_without_deadlines`].
+static DEADLINES: AtomicBool = AtomicBool::new(true);
+
+/// Compiles plugins without epoch checks, so no call can be stopped at its deadline: for the
+/// plugin benchmark's `--no-deadline` run alone, which measures what deadlines cost. Nothing a
+/// user sets (pipeline, settings, command line) reaches it. Call before the first plugin loads.
+#[doc(hidden)]
+pub fn measure_without_deadlines() {
+    DEADLINES.store(false, Ordering::Relaxed);
 }
 
 pub struct PluginEngine {
@@ -52,7 +64,7 @@ impl PluginEngine {
     fn new() -> wasmtime::Result<Self> {
         let mut config = Config::new();
         config.wasm_component_model(true);
-        config.epoch_interruption(true);
+        config.epoch_interruption(DEADLINES.load(Ordering::Relaxed));
         // A 32-bit memory has its whole 4 GiB reserved (wasmtime's default), so it never needs to
         // move; saying so lets compiled code keep the memory's base in a register across loops.
         config.memory_may_move(false);

@@ -6,6 +6,12 @@ wit_bindgen::generate!({ world: "transform", path: "../../wit" });
 
 mod redact;
 
+// Size-class free lists in front of wasi-libc's malloc: this plugin builds a JSON tree per event,
+// and runs ~20% faster on it than on the default one (plugins/alloc/src/lib.rs).
+#[cfg(not(feature = "system-allocator"))]
+#[global_allocator]
+static ALLOC: weir_plugin_alloc::SizeClasses = weir_plugin_alloc::SizeClasses::new();
+
 use redact::redact;
 use serde_json::Value;
 use std::cell::RefCell;
@@ -29,7 +35,9 @@ impl Guest for Redact {
                 .collect::<Option<Vec<_>>>()
                 .ok_or("config.fields must be a list of strings")?,
             Some(_) => return Err("config.fields must be a list of strings".into()),
-            None => return Err("config.fields is required: the names of the fields to redact".into()),
+            None => {
+                return Err("config.fields is required: the names of the fields to redact".into());
+            }
         };
         FIELDS.with(|f| *f.borrow_mut() = fields);
         Ok(())
@@ -47,7 +55,10 @@ impl Guest for Redact {
                     key: None,
                 })
                 .collect();
-            BatchResult { outputs, failures: Vec::new() }
+            BatchResult {
+                outputs,
+                failures: Vec::new(),
+            }
         })
     }
 }
