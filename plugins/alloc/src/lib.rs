@@ -209,6 +209,13 @@ mod tests {
                 next = *(next as *mut *mut u8);
             }
             assert_eq!(on_list, RETAINED_PER_CLASS / 4096);
+            // Taking them back empties the list and its count.
+            for _ in 0..on_list {
+                a.alloc(l);
+            }
+            let lists = &*a.lists.get();
+            assert!(lists.heads[8].is_null());
+            assert_eq!(lists.retained[8], 0);
         }
     }
 
@@ -260,7 +267,7 @@ mod tests {
                     };
                     let l = layout(size, 1 << (next() % 7));
                     let p = a.alloc(l);
-                    assert!(!p.is_null() && p as usize % l.align() == 0);
+                    assert!(!p.is_null() && (p as usize).is_multiple_of(l.align()));
                     let fill = round as u8;
                     ptr::write_bytes(p, fill, size);
                     live.push((p, l, fill));
