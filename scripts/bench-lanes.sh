@@ -3,12 +3,14 @@
 #   1 lane   no ordering key: one sequential stream (the baseline)
 #   N lanes  [ordering] key = customerId: each customer's events in order, customers in parallel
 # in the same run, checking that both deliver every event and that the keyed run kept each
-# customer's order. Usage: scripts/bench-lanes.sh [EVENTS] (default 300000 events of ~400 bytes)
+# customer's order. Usage: scripts/bench-lanes.sh [EVENTS] (default 300000 events of ~400 bytes);
+# REDACT=PATH runs another build of the plugin (e.g. one built with --features system-allocator).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # weir's admin server on a free port: a weir service on this machine keeps its 9464.
 export WEIR_ADMIN__ADDRESS=${WEIR_ADMIN__ADDRESS:-127.0.0.1:0}
 n=${1:-300000}
+redact=$(realpath "${REDACT:-plugins/redact/redact.wasm}")
 dir=$(mktemp -d)
 trap '[ -n "${KEEP:-}" ] || rm -rf "$dir"' EXIT
 
@@ -39,7 +41,7 @@ type = "file"
 path = "$dir/in.jsonl"
 batch_size = 1024
 [[plugin]]
-path = "plugins/redact/redact.wasm"
+path = "$redact"
 config = { fields = ["email", "phone"] }
 $3
 [sink]
@@ -54,7 +56,7 @@ key = \"<\$.data.detail.customerId>\"
 lanes = $lanes"
 
 # Compile the plugin into the cache first, so that neither run pays for it.
-./target/release/weir plugin test plugins/redact/redact.wasm --input /dev/null --state-dir "$dir/state" \
+./target/release/weir plugin test "$redact" --input /dev/null --state-dir "$dir/state" \
   --config '{"fields":["email"]}' > /dev/null 2>&1 || true
 
 . scripts/timed.sh
