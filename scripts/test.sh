@@ -31,8 +31,9 @@ export MOTO_SERVER="$moto_venv/bin/moto_server"
 # The plugins the tests run (Rust, JavaScript, Python), with their toolchains on first use.
 scripts/build-plugins.sh
 
+# The Rust plugins' allocator, tested natively (the plugins themselves are Wasm, tested through
+# the host below); its own target dir beside the plugins' Wasm one.
+(cd plugins && cargo test -p weir-plugin-alloc --lib --locked -j 2 --target-dir ../var/plugin-test-target)
+
 # -j 2: the machine has two cores; more parallel rustc processes only add memory pressure.
 cargo test --workspace --locked -j 2
-# The Rust plugins' allocator, tested natively (the plugins themselves are Wasm, tested through
-# the host above); its own target dir beside the plugins' Wasm one.
-(cd plugins && cargo test -p weir-plugin-alloc --locked -j 2 --target-dir ../var/plugin-test-target)
