@@ -62,7 +62,7 @@ fn main() {
         .unwrap_or_else(|| root.join("plugins/redact/redact.wasm"));
     assert!(
         redact.is_file(),
-        "{} missing: run scripts/build-plugins.sh",
+        "{} missing: scripts/build-plugins.sh builds the default one",
         redact.display()
     );
 

@@ -132,7 +132,7 @@ unsafe impl GlobalAlloc for SizeClasses {
 
     #[inline]
     unsafe fn realloc(&self, block: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY (both layouts): `layout.align()` is valid, and GlobalAlloc's contract says
+        // SAFETY: `layout.align()` is a valid alignment, and GlobalAlloc's contract says
         // `new_size` rounded up to it does not overflow.
         let new = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
         match (Self::class(layout), Self::class(new)) {
