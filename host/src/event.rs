@@ -32,23 +32,37 @@ pub enum Payload {
     Text(String),
 }
 
+/// The deepest an event's data may nest (objects and arrays). Deeper records are refused as
+/// malformed, whatever the source's `format`: every stage must be able to read every event
+/// weir accepts, and the strictest reader is serde_json's tree (templates, ordering keys, the
+/// DLQ tools), which stops at 127 levels for a whole document. A DLQ record wraps the data two
+/// levels down (`{"event": {"data": ...}}`), so 100 leaves room and is a round number to
+/// document.
+pub const MAX_DATA_DEPTH: usize = 100;
+
 impl Payload {
-    /// Decodes a record's bytes: JSON if they parse as JSON, else text.
+    /// Decodes a record's bytes: JSON if they parse as JSON, else text. JSON nested deeper
+    /// than [`MAX_DATA_DEPTH`] is kept as text (its exact characters, so that a DLQ record
+    /// holding it stays readable) with [`Problem::TooDeep`].
     pub fn decode(bytes: &[u8]) -> Decoded {
         match std::str::from_utf8(bytes) {
             Ok(text) => match serde_json::from_str::<Box<RawValue>>(text) {
+                Ok(raw) if nests_deeper_than(raw.get(), MAX_DATA_DEPTH) => Decoded {
+                    payload: Payload::Text(text.to_owned()),
+                    problem: Some(Problem::TooDeep),
+                },
                 Ok(raw) => Decoded {
                     payload: Payload::Json(raw),
                     problem: None,
                 },
                 Err(e) => Decoded {
                     payload: Payload::Text(text.to_owned()),
-                    problem: Some(format!("not valid JSON: {e}")),
+                    problem: Some(Problem::NotJson(format!("not valid JSON: {e}"))),
                 },
             },
             Err(e) => Decoded {
                 payload: Payload::Text(String::from_utf8_lossy(bytes).into_owned()),
-                problem: Some(format!("not valid UTF-8: {e}")),
+                problem: Some(Problem::NotJson(format!("not valid UTF-8: {e}"))),
             },
         }
     }
@@ -75,7 +89,67 @@ impl Payload {
 /// The result of [`Payload::decode`]: the payload, and why it is not JSON if it is not.
 pub struct Decoded {
     pub payload: Payload,
-    pub problem: Option<String>,
+    pub problem: Option<Problem>,
+}
+
+/// Why a record's bytes did not become JSON data.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Problem {
+    /// Not JSON (or not UTF-8): string data, which `format = "json"` refuses.
+    NotJson(String),
+    /// JSON nested deeper than [`MAX_DATA_DEPTH`]: refused whatever the format, since no
+    /// filter, template or DLQ tool could read it (it would otherwise be counted as
+    /// filtered, or delivered with templates seeing `null`).
+    TooDeep,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Problem::NotJson(why) => f.write_str(why),
+            Problem::TooDeep => write!(
+                f,
+                "JSON nested deeper than {MAX_DATA_DEPTH} levels (weir's limit for an event's data)"
+            ),
+        }
+    }
+}
+
+/// Whether valid JSON `text` nests objects and arrays deeper than `limit`.
+///
+/// Runs for every JSON record, so it first counts brackets (a loop the compiler vectorizes):
+/// text with no more than `limit` opening brackets cannot nest deeper, and only the rare
+/// record with many brackets is walked, with strings skipped.
+pub fn nests_deeper_than(text: &str, limit: usize) -> bool {
+    let b = text.as_bytes();
+    let opening: usize = b.iter().map(|&c| usize::from(c == b'[' || c == b'{')).sum();
+    if opening <= limit {
+        return false;
+    }
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &c in b {
+        if in_string {
+            match c {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
 }
 
 /// The `meta` key of an event's correlation id.
@@ -261,14 +335,48 @@ mod tests {
     #[test]
     fn text_and_invalid_utf8_become_strings() {
         let d = Payload::decode(b"hello \"world\"");
-        assert!(d.problem.unwrap().starts_with("not valid JSON"));
+        assert!(d.problem.unwrap().to_string().starts_with("not valid JSON"));
         let mut s = String::new();
         d.payload.write_json(&mut s);
         assert_eq!(s, r#""hello \"world\"""#);
 
         let d = Payload::decode(b"caf\xe9");
-        assert!(d.problem.unwrap().starts_with("not valid UTF-8"));
+        assert!(
+            d.problem
+                .unwrap()
+                .to_string()
+                .starts_with("not valid UTF-8")
+        );
         assert!(matches!(d.payload, Payload::Text(ref t) if t == "caf\u{fffd}"));
+    }
+
+    #[test]
+    fn data_nested_too_deep_is_kept_as_text_with_the_reason() {
+        let nest = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        let ok = Payload::decode(nest(MAX_DATA_DEPTH).as_bytes());
+        assert!(ok.problem.is_none());
+        assert!(matches!(ok.payload, Payload::Json(_)));
+        let deep = nest(MAX_DATA_DEPTH + 1);
+        let d = Payload::decode(deep.as_bytes());
+        assert_eq!(d.problem, Some(Problem::TooDeep));
+        assert!(matches!(d.payload, Payload::Text(ref t) if *t == deep));
+        // Brackets inside strings do not count; many brackets side by side are not depth.
+        let quoted = format!(
+            r#"{{"a": "{}", "b": [{}]}}"#,
+            "[".repeat(500),
+            "[],".repeat(300) + "[]"
+        );
+        assert!(Payload::decode(quoted.as_bytes()).problem.is_none());
+        let escaped = format!(r#"{{"a": "\"{}"}}"#, "{".repeat(200));
+        assert!(!nests_deeper_than(&escaped, 10));
+        // Every tree serde_json can read is within the limit, with room for a DLQ record.
+        assert!(
+            serde_json::from_str::<serde_json::Value>(&format!(
+                r#"{{"event": {{"data": {}}}}}"#,
+                nest(MAX_DATA_DEPTH)
+            ))
+            .is_ok()
+        );
     }
 
     #[test]

@@ -42,7 +42,7 @@ fn check_one(line: &str) -> Result<bool, String> {
     } else {
         Pattern::compile(text)
     }
-    .map_err(|e| format!("invalid pattern {e}"))?;
+    .map_err(|e| format!("invalid pattern: {e}"))?;
     Ok(pattern.matches(event.get().as_bytes()))
 }
 
@@ -69,7 +69,7 @@ mod tests {
         assert_eq!(lines[0], r#"{"match": true}"#);
         assert_eq!(lines[1], r#"{"match": false}"#);
         assert!(
-            lines[2].starts_with(r#"{"error": "line 4: invalid pattern at : invalid JSON"#),
+            lines[2].starts_with(r#"{"error": "line 4: invalid pattern: invalid JSON"#),
             "{}",
             lines[2]
         );

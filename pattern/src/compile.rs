@@ -69,7 +69,9 @@ pub(crate) fn compile(text: &str) -> Result<Vec<Rule>, PatternError> {
         )));
     }
     let v = parse::parse(text)?;
-    compile_value(&v)
+    let rules = compile_value(&v)?;
+    crate::complexity::check(&rules)?;
+    Ok(rules)
 }
 
 pub(crate) fn compile_value(v: &PValue) -> Result<Vec<Rule>, PatternError> {

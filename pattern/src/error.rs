@@ -10,10 +10,20 @@ use std::fmt;
 /// `pointer` is a JSON pointer (RFC 6901) into the pattern, e.g. `/detail/amount/0`; it is
 /// empty when the problem concerns the whole pattern (for example invalid JSON).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("at {pointer}: {message}")]
 pub struct PatternError {
     pub pointer: String,
     pub message: String,
+}
+
+impl fmt::Display for PatternError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A whole-pattern problem has no place to point at ("at : ..." read as a typo).
+        if self.pointer.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "at {}: {}", self.pointer, self.message)
+        }
+    }
 }
 
 impl PatternError {
@@ -106,6 +116,6 @@ mod tests {
         assert_eq!(i.to_string(), "/a~1b~0c/3");
         let e = PatternError::new(&i, "bad");
         assert_eq!(e.to_string(), "at /a~1b~0c/3: bad");
-        assert_eq!(PatternError::whole("x").to_string(), "at : x");
+        assert_eq!(PatternError::whole("x").to_string(), "x");
     }
 }

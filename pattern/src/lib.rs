@@ -46,6 +46,7 @@ mod automaton;
 mod check;
 mod cidr;
 mod compile;
+mod complexity;
 mod error;
 mod number;
 mod operators;
@@ -61,6 +62,7 @@ pub use error::{Mismatch, PatternError};
 pub mod limits {
     pub use crate::automaton::MAX_ARRAY_SEARCH_STEPS;
     pub use crate::compile::{MAX_PATTERN_LEN, MAX_RULES_PER_PATTERN};
+    pub use crate::complexity::MAX_WILDCARD_COMPLEXITY;
     pub use crate::parse::MAX_PATTERN_DEPTH;
     pub use crate::scan::MAX_EVENT_DEPTH;
     pub use crate::wildcard::{MAX_WILDCARD_LEN, MAX_WILDCARD_STARS};

@@ -5,8 +5,8 @@
 //! segments and finds each middle one at its leftmost position: for a glob whose only
 //! metacharacter is `*` the leftmost choice is always safe, so there is no backtracking and
 //! the time is linear in the event value (substring search by `memchr::memmem`). The limits
-//! below bound compile work and memory; they play the role of event-ruler's wildcard
-//! complexity limit.
+//! below bound compile work and memory; EventBridge's own complexity limit, which refuses
+//! patterns its matcher would find slow, is checked in `complexity.rs`.
 
 /// Most `*` characters one wildcard may contain.
 pub const MAX_WILDCARD_STARS: usize = 32;
@@ -71,6 +71,11 @@ impl Wildcard {
             ));
         }
         Ok(Wildcard { segments })
+    }
+
+    /// The literal pieces between the stars (`segments().len()` is the number of stars + 1).
+    pub(crate) fn segments(&self) -> &[Box<[u8]>] {
+        &self.segments
     }
 
     pub fn matches(&self, s: &[u8]) -> bool {

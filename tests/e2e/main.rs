@@ -6,6 +6,7 @@ mod dlq;
 mod dry_run;
 mod file_pipeline;
 mod follow;
+mod hostile_patterns;
 mod kafka;
 mod kafka_broker;
 mod kill_restart;

@@ -44,6 +44,16 @@ pub fn test(pattern: &str, event: &str) -> i32 {
         println!("invalid event: not JSON: {e}");
         return exit::USAGE;
     }
+    // Say so rather than "no match": a pipeline dead-letters such records as malformed.
+    let deepest = weir_pattern::limits::MAX_EVENT_DEPTH;
+    if crate::event::nests_deeper_than(&event, deepest) {
+        println!(
+            "invalid event: nested deeper than {deepest} levels, which no pattern can match \
+             (in a pipeline, data nested deeper than {} levels is dead-lettered as malformed)",
+            crate::event::MAX_DATA_DEPTH
+        );
+        return exit::USAGE;
+    }
     match compiled.explain(event.as_bytes()) {
         None => {
             println!("match");

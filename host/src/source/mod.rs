@@ -134,8 +134,12 @@ impl Format {
             ),
             Format::Auto | Format::Json => {
                 let decoded = Payload::decode(bytes);
-                let problem = decoded.problem.filter(|_| self == Format::Json);
-                (decoded.payload, problem)
+                // `auto` takes a record that is not JSON as string data; data too deep to
+                // read is refused in both modes.
+                let problem = decoded.problem.filter(|p| {
+                    self == Format::Json || matches!(p, crate::event::Problem::TooDeep)
+                });
+                (decoded.payload, problem.map(|p| p.to_string()))
             }
         }
     }
