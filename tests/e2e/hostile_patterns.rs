@@ -66,24 +66,26 @@ fn data_nested_too_deep_is_dead_lettered_as_malformed_not_filtered() {
     }
 }
 
+/// `weir pattern test PATTERN --event EVENT`: exit code and what it printed.
+fn pattern_test(pattern: &str, event: impl AsRef<std::ffi::OsStr>) -> (Option<i32>, String) {
+    let out = weir()
+        .args(["pattern", "test", "--pattern", pattern, "--event"])
+        .arg(event)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 #[test]
 fn pattern_test_says_an_event_is_too_deep_instead_of_no_match() {
     let s = Scratch::new();
-    let deep = format!("{{\"data\": {}}}", deep_event(1, 200));
-    let ev = s.write("deep.json", &deep);
-    let out = weir()
-        .args([
-            "pattern",
-            "test",
-            "--pattern",
-            r#"{"data": {"kind": ["order"]}}"#,
-        ])
-        .arg("--event")
-        .arg(&ev)
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(2), "{said}");
+    let pattern = r#"{"data": {"kind": ["order"]}}"#;
+    let deep = s.write("deep.json", format!("{{\"data\": {}}}", deep_event(1, 200)));
+    let (code, said) = pattern_test(pattern, &deep);
+    assert_eq!(code, Some(2), "{said}");
     assert!(
         said.contains("invalid event: nested deeper than 128 levels"),
         "{said}"
@@ -91,23 +93,8 @@ fn pattern_test_says_an_event_is_too_deep_instead_of_no_match() {
 
     // Within the limit it matches as usual.
     let ok = s.write("ok.json", format!("{{\"data\": {}}}", deep_event(1, 100)));
-    let out = weir()
-        .args([
-            "pattern",
-            "test",
-            "--pattern",
-            r#"{"data": {"kind": ["order"]}}"#,
-        ])
-        .arg("--event")
-        .arg(&ok)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let (code, said) = pattern_test(pattern, &ok);
+    assert_eq!(code, Some(0), "{said}");
 }
 
 /// EventBridge refuses wildcards whose partial matches could pile up (event-ruler's
@@ -144,19 +131,8 @@ fn wildcard_patterns_too_complex_for_eventbridge_are_refused() {
             "{cmd}: {err}"
         );
     }
-    let out = weir()
-        .args([
-            "pattern",
-            "test",
-            "--pattern",
-            too_complex,
-            "--event",
-            r#"{"data": {"name": "a"}}"#,
-        ])
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(2), "{said}");
+    let (code, said) = pattern_test(too_complex, r#"{"data": {"name": "a"}}"#);
+    assert_eq!(code, Some(2), "{said}");
     assert!(said.contains("Rule is too complex"), "{said}");
 
     // Ordinary wildcards, several on one field, still pass.
