@@ -75,6 +75,9 @@ enum Command {
     Check {
         #[arg(required = true, value_name = "PIPELINE")]
         paths: Vec<PathBuf>,
+        /// Root of per-pipeline state, where the plugins' compile cache is [default: var/state]
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
     },
     /// Run a pipeline's filters, plugins and templates on sample events, touching neither its
     /// source, sink, DLQ nor state; print what would be delivered, filtered or dead-lettered and
@@ -171,7 +174,19 @@ enum PatternCommand {
 fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
-        Command::Check { ref paths } => commands::check::check(paths),
+        Command::Check {
+            ref paths,
+            ref state_dir,
+        } => {
+            // The settings are checked too; logging stays off (the report is the output).
+            let settings = HostSettings::load(cli.config.as_deref()).map(|mut s| {
+                if let Some(dir) = state_dir {
+                    s.state_dir = dir.clone();
+                }
+                s
+            });
+            commands::check::check(paths, settings)
+        }
         Command::Pattern(PatternCommand::Check) => commands::pattern::check(),
         Command::Pattern(PatternCommand::Test {
             ref pattern,
@@ -287,7 +302,7 @@ fn settings(
     let mut s = match HostSettings::load(host_file) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("{e}");
+            weir::logging::error(&format!("invalid host settings:\n{e}"), cli.log_format);
             return None;
         }
     };
@@ -302,7 +317,7 @@ fn settings(
     }
     weir::plugin::engine::set_profiler(s.plugin_profiler);
     if let Err(e) = weir::logging::init(&s.log_level, s.log_format) {
-        eprintln!("error: {e}");
+        weir::logging::error(&e, Some(s.log_format));
         return None;
     }
     Some(s)

@@ -9,6 +9,7 @@ mod follow;
 mod kafka;
 mod kafka_broker;
 mod kill_restart;
+mod logs;
 mod pattern_cli;
 mod plugins;
 mod service;
