@@ -132,10 +132,11 @@ impl Visit for Fields {
 /// A value logged with `?`: a list (`["a", "b"]`) as the JSON array it reads as, anything else
 /// as its text.
 fn debug_json(text: String) -> serde_json::Value {
-    if text.starts_with('[') && text.ends_with(']') {
-        if let Ok(list) = serde_json::from_str::<Vec<serde_json::Value>>(&text) {
-            return list.into();
-        }
+    if text.starts_with('[')
+        && text.ends_with(']')
+        && let Ok(list) = serde_json::from_str::<Vec<serde_json::Value>>(&text)
+    {
+        return list.into();
     }
     text.into()
 }

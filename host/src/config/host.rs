@@ -304,16 +304,89 @@ fn env_name(key: &[String]) -> String {
 
 /// A number from the file, or from the text of an environment variable.
 fn number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Number {
-        Int(u64),
-        Text(String),
+    struct Number;
+    impl serde::de::Visitor<'_> for Number {
+        type Value = u64;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a non-negative integer")
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<u64, E> {
+            Ok(n)
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<u64, E> {
+            u64::try_from(n)
+                .map_err(|_| E::custom(format!("expected a non-negative integer, got {n}")))
+        }
+
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<u64, E> {
+            text.trim()
+                .parse()
+                .map_err(|_| E::custom(format!("expected a non-negative integer, got `{text}`")))
+        }
     }
-    match Number::deserialize(d)? {
-        Number::Int(n) => Ok(n),
-        Number::Text(t) => t.trim().parse().map_err(|_| {
-            serde::de::Error::custom(format!("expected a non-negative integer, got `{t}`"))
-        }),
+    d.deserialize_any(Number)
+}
+
+#[cfg(test)]
+mod load_tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> config::Map<String, String> {
+        vars.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn every_mistake_is_blamed_on_its_line_or_its_variable() {
+        let text = "log_levle = \"debug\"\nshutdown_timeout_s = -1\n[admin]\nadress = \"x\"\n";
+        let e = HostSettings::parse(
+            Path::new("weir.toml"),
+            text,
+            env(&[
+                ("WEIR_WATCH_INTERVAL_MS", "abc"),
+                ("WEIR_ADMIN_ADDRESS", "127.0.0.1:1"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        for expected in [
+            "weir.toml:1:1: `log_levle`: unknown key",
+            "did you mean `log_level`?",
+            "weir.toml:2:1: `shutdown_timeout_s`: expected a non-negative integer, got -1",
+            "weir.toml:4:1: `admin.adress`: unknown key",
+            "environment variable `WEIR_WATCH_INTERVAL_MS`: expected a non-negative integer, got `abc`",
+            "environment variable `WEIR_ADMIN_ADDRESS` is not a weir setting",
+            "did you mean `WEIR_ADMIN__ADDRESS`?",
+        ] {
+            assert!(e.contains(expected), "expected {expected:?} in:\n{e}");
+        }
+    }
+
+    #[test]
+    fn the_environment_overrides_the_file_and_numbers_come_as_text() {
+        let s = HostSettings::parse(
+            Path::new("weir.toml"),
+            "shutdown_timeout_s = 5\n[admin]\naddress = \"off\"\n",
+            env(&[("WEIR_SHUTDOWN_TIMEOUT_S", "7"), ("WEIR_ADMIN__TOKEN", "t")]),
+        )
+        .unwrap();
+        assert_eq!(s.shutdown_timeout_s, 7);
+        assert_eq!(s.admin.address, "off");
+        assert_eq!(s.admin.token.as_deref(), Some("t"));
+        let e = HostSettings::parse(
+            Path::new("weir.toml"),
+            "",
+            env(&[("WEIR_LOG_LEVEL", "weir=loud")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("environment variable `WEIR_LOG_LEVEL`: invalid log filter"),
+            "{e}"
+        );
     }
 }
