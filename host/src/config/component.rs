@@ -8,22 +8,6 @@
 use super::diagnostic::{ConfigError, KeyPath, Segment, SourceText, backticked, did_you_mean};
 use serde::de::DeserializeOwned;
 
-/// Deserializes `T` from `de`, which sits at `at` in the file.
-pub fn deserialize_at<'de, T, D>(
-    src: &SourceText<'_>,
-    at: &KeyPath,
-    de: D,
-) -> Result<T, ConfigError>
-where
-    T: DeserializeOwned,
-    D: serde::Deserializer<'de, Error = toml::de::Error>,
-{
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let key = at.join_serde(e.path());
-        explain(src, key, e.inner().message(), &[])
-    })
-}
-
 /// Deserializes the table of a component of kind `kind` (the `type` key already removed).
 /// `extra_keys` are keys the caller handles itself, offered as suggestions too.
 pub fn deserialize_table<T: DeserializeOwned>(

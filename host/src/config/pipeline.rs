@@ -39,7 +39,7 @@ pub struct PipelineConfig {
 
 /// The file's sections, each kept as a table and parsed on its own, so that a mistake in one
 /// does not hide those of the others.
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawPipelineFile {
     #[serde(default)]
@@ -113,16 +113,7 @@ pub fn parse_pipeline(file: &Path, text: &str) -> Result<PipelineConfig, ConfigE
         deserialize_table::<RawPipelineFile>(&src, &root, t, &[]).map_err(|e| vec![e])
     });
     errors.extend(found);
-    let raw = raw.unwrap_or(RawPipelineFile {
-        pipeline: None,
-        source: None,
-        filter: Vec::new(),
-        plugin: Vec::new(),
-        ordering: None,
-        retry: None,
-        sink: None,
-        dlq: None,
-    });
+    let raw = raw.unwrap_or_default();
     // Each section on its own, every error of each.
     let pipeline_at = root.key("pipeline");
     let pipeline: Option<PipelineSection> = raw.pipeline.and_then(|t| {
