@@ -179,7 +179,7 @@ fn main() {
             ref state_dir,
         } => {
             // The settings are checked too; logging stays off (the report is the output).
-            let settings = HostSettings::load(cli.config.as_deref()).map(|mut s| {
+            let settings = HostSettings::load_to_serve(cli.config.as_deref()).map(|mut s| {
                 if let Some(dir) = state_dir {
                     s.state_dir = dir.clone();
                 }
@@ -207,7 +207,7 @@ fn main() {
                 .as_ref()
                 .map(|c| c.to_string_lossy().into_owned());
             // Plugin `log` calls and load messages go to stderr like the other commands' logs.
-            if settings(&cli, None, None).is_none() {
+            if settings(&cli, None, None, false).is_none() {
                 std::process::exit(exit::USAGE);
             }
             commands::plugin::test(&commands::plugin::TestArgs {
@@ -223,14 +223,14 @@ fn main() {
         Command::DryRun {
             ref pipeline,
             ref input,
-        } => match settings(&cli, cli.config.as_deref(), None) {
+        } => match settings(&cli, cli.config.as_deref(), None, false) {
             Some(_) => commands::dry_run::dry_run(pipeline, input),
             None => exit::USAGE,
         },
         Command::Dlq(DlqCommand::Inspect {
             ref pipeline,
             ref state_dir,
-        }) => match settings(&cli, cli.config.as_deref(), state_dir.clone()) {
+        }) => match settings(&cli, cli.config.as_deref(), state_dir.clone(), false) {
             Some(s) => commands::dlq::inspect(pipeline, &s),
             None => exit::USAGE,
         },
@@ -239,7 +239,7 @@ fn main() {
             ref stage,
             ref filter,
             ref state_dir,
-        }) => match settings(&cli, cli.config.as_deref(), state_dir.clone()) {
+        }) => match settings(&cli, cli.config.as_deref(), state_dir.clone(), false) {
             Some(s) => commands::dlq::redrive(
                 &commands::dlq::RedriveArgs {
                     pipeline: pipeline.clone(),
@@ -255,7 +255,7 @@ fn main() {
             ref stage,
             limit,
             ref admin,
-        } => match settings(&cli, cli.config.as_deref(), None) {
+        } => match settings(&cli, cli.config.as_deref(), None, false) {
             Some(s) => commands::tap::tap(
                 &commands::tap::TapArgs {
                     pipeline: pipeline.clone(),
@@ -271,7 +271,7 @@ fn main() {
             ref admin,
             interval_ms,
             iterations,
-        } => match settings(&cli, cli.config.as_deref(), None) {
+        } => match settings(&cli, cli.config.as_deref(), None, false) {
             Some(s) => commands::top::top(
                 &commands::top::TopArgs {
                     admin: admin.clone(),
@@ -285,7 +285,7 @@ fn main() {
         Command::Run {
             ref paths,
             ref state_dir,
-        } => match settings(&cli, cli.config.as_deref(), state_dir.clone()) {
+        } => match settings(&cli, cli.config.as_deref(), state_dir.clone(), true) {
             Some(s) => commands::run::run(paths, &s),
             None => exit::USAGE,
         },
@@ -293,13 +293,19 @@ fn main() {
     std::process::exit(code);
 }
 
-/// Loads host settings, applies the flags over them and starts logging.
+/// Loads host settings (`serve`: for `weir run`, checking the admin address too), applies the
+/// flags over them and starts logging.
 fn settings(
     cli: &Cli,
     host_file: Option<&std::path::Path>,
     state_dir: Option<PathBuf>,
+    serve: bool,
 ) -> Option<HostSettings> {
-    let mut s = match HostSettings::load(host_file) {
+    let loaded = match serve {
+        true => HostSettings::load_to_serve(host_file),
+        false => HostSettings::load(host_file),
+    };
+    let mut s = match loaded {
         Ok(s) => s,
         Err(e) => {
             weir::logging::error(&format!("invalid host settings:\n{e}"), cli.log_format);

@@ -360,6 +360,13 @@ fn check_names_the_host_setting_at_fault() {
         err.contains("environment variable `WEIR_SHUTDOWN_TIMEOUT_S`: expected a non-negative integer, got `abc`"),
         "{err}"
     );
+    // What only serving needs is checked too: an open admin port needs a token.
+    let (code, err) = check(&[("WEIR_ADMIN__ADDRESS", "0.0.0.0:9")]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("environment variable `WEIR_ADMIN__ADDRESS`: \"0.0.0.0:9\" (0.0.0.0:9) is not a loopback address: set admin.token"),
+        "{err}"
+    );
     // Every mistake of weir.toml at once, each at its line.
     s.write(
         "weir.toml",

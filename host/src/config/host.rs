@@ -63,6 +63,34 @@ impl Default for AdminSettings {
     }
 }
 
+impl AdminSettings {
+    /// What `weir run` refuses: an address that does not resolve, or one that is not loopback
+    /// while no token is set (whoever reaches the port could tap events and reload pipelines).
+    pub fn check(&self) -> Result<(), String> {
+        if self.address == "off" {
+            return Ok(());
+        }
+        use std::net::ToSocketAddrs;
+        let addrs: Vec<std::net::SocketAddr> = self
+            .address
+            .to_socket_addrs()
+            .map_err(|e| format!("{:?} is not a host:port that resolves: {e}", self.address))?
+            .collect();
+        if addrs.is_empty() {
+            return Err(format!("{:?} resolves to nothing", self.address));
+        }
+        let token = self.token.as_deref().is_some_and(|t| !t.is_empty());
+        if !token && let Some(open) = addrs.iter().find(|a| !a.ip().is_loopback()) {
+            return Err(format!(
+                "{:?} ({open}) is not a loopback address: set admin.token (WEIR_ADMIN__TOKEN) \
+                 so that callers must authenticate, or listen on 127.0.0.1",
+                self.address
+            ));
+        }
+        Ok(())
+    }
+}
+
 fn default_admin_address() -> String {
     "127.0.0.1:9464".into()
 }
@@ -164,6 +192,16 @@ impl HostSettings {
     /// `weir.toml` in the working directory is read if present. Every mistake is reported, each
     /// naming where it comes from: the file's line and key, or the environment variable.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigErrors> {
+        Self::load_for(file, false)
+    }
+
+    /// [`HostSettings::load`] for `weir run` (and `weir check`): also checks what serving
+    /// needs, the admin server's address.
+    pub fn load_to_serve(file: Option<&Path>) -> Result<Self, ConfigErrors> {
+        Self::load_for(file, true)
+    }
+
+    fn load_for(file: Option<&Path>, serve: bool) -> Result<Self, ConfigErrors> {
         let (path, required) = match file {
             Some(p) => (p.to_owned(), true),
             None => (PathBuf::from("weir.toml"), false),
@@ -182,7 +220,7 @@ impl HostSettings {
                 }]));
             }
         };
-        Self::parse(&path, &text, weir_variables())
+        Self::parse_for(&path, &text, weir_variables(), serve)
     }
 
     /// Settings from the text of a settings file (empty if there is none) and `WEIR_*`
@@ -191,6 +229,15 @@ impl HostSettings {
         path: &Path,
         text: &str,
         env: config::Map<String, String>,
+    ) -> Result<Self, ConfigErrors> {
+        Self::parse_for(path, text, env, false)
+    }
+
+    fn parse_for(
+        path: &Path,
+        text: &str,
+        env: config::Map<String, String>,
+        serve: bool,
     ) -> Result<Self, ConfigErrors> {
         let src = SourceText::parse(path, text)?;
         let root = KeyPath::default();
@@ -255,6 +302,12 @@ impl HostSettings {
                 &root.key("log_level"),
                 format!("invalid log filter `{}`: {e}", s.log_level),
             ));
+        }
+        if serve
+            && let Some(s) = &settings
+            && let Err(message) = s.admin.check()
+        {
+            errors.push(src.error(&root.key("admin").key("address"), message));
         }
         // A value the environment set is blamed on its variable, not on the file.
         for e in &mut errors {
