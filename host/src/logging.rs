@@ -36,19 +36,16 @@ pub fn init(level: &str, format: LogFormat) -> Result<(), String> {
     Ok(())
 }
 
-/// Whether lines on stderr must be JSON: the logger is JSON, or (before it is installed) the
-/// flag or `WEIR_LOG_FORMAT` asks for JSON.
-pub fn json(flag: Option<LogFormat>) -> bool {
-    match FORMAT.get().copied().or(flag) {
-        Some(f) => f == LogFormat::Json,
-        None => std::env::var("WEIR_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json")),
-    }
+/// Whether lines on stderr must be JSON: the logger is JSON, or (before it is installed)
+/// `format`, the format asked for, says so.
+pub fn json(format: Option<LogFormat>) -> bool {
+    FORMAT.get().copied().or(format) == Some(LogFormat::Json)
 }
 
 /// Reports an error that ends a command: for people, `error: ` and the message (which may span
 /// lines, as a list of configuration errors does); with JSON logs, one JSON line.
-pub fn error(message: &str, flag: Option<LogFormat>) {
-    if !json(flag) {
+pub fn error(message: &str, format: Option<LogFormat>) {
+    if !json(format) {
         eprintln!("error: {message}");
     } else if FORMAT.get().is_some() {
         tracing::error!("{message}");

@@ -308,7 +308,10 @@ fn settings(
     let mut s = match loaded {
         Ok(s) => s,
         Err(e) => {
-            weir::logging::error(&format!("invalid host settings:\n{e}"), cli.log_format);
+            let format = cli
+                .log_format
+                .or_else(|| HostSettings::log_format_hint(host_file));
+            weir::logging::error(&format!("invalid host settings:\n{e}"), format);
             return None;
         }
     };

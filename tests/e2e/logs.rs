@@ -168,6 +168,22 @@ fn json_logs_are_all_json_with_failed_reloads_and_startup_errors() {
         "{}",
         stderr(&out)
     );
+    // JSON asked for in weir.toml, which has a mistake too.
+    s.write(
+        "weir.toml",
+        "log_format = \"json\"\nlog_levle = \"debug\"\n",
+    );
+    let out = s.weir_run(&s.path("dir")).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let entries = json_log(&stderr(&out));
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["message"].as_str().unwrap().contains("`log_levle`")),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::remove_file(s.path("weir.toml")).unwrap();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let out = s
         .weir_run(&s.path("dir"))

@@ -195,6 +195,22 @@ impl HostSettings {
         Self::load_for(file, false)
     }
 
+    /// The log format asked for, as far as it can be read from settings that do not load (so
+    /// that their errors come out as JSON lines when JSON logs were asked for).
+    pub fn log_format_hint(file: Option<&Path>) -> Option<LogFormat> {
+        let parse = |text: &str| match text.trim().to_ascii_lowercase().as_str() {
+            "json" => Some(LogFormat::Json),
+            "text" => Some(LogFormat::Text),
+            _ => None,
+        };
+        if let Ok(v) = std::env::var("WEIR_LOG_FORMAT") {
+            return parse(&v);
+        }
+        let text = std::fs::read_to_string(file.unwrap_or(Path::new("weir.toml"))).ok()?;
+        let table: toml::Table = toml::from_str(&text).ok()?;
+        table.get("log_format")?.as_str().and_then(parse)
+    }
+
     /// [`HostSettings::load`] for `weir run` (and `weir check`): also checks what serving
     /// needs, the admin server's address.
     pub fn load_to_serve(file: Option<&Path>) -> Result<Self, ConfigErrors> {
