@@ -75,6 +75,9 @@ enum Command {
     Check {
         #[arg(required = true, value_name = "PIPELINE")]
         paths: Vec<PathBuf>,
+        /// Root of per-pipeline state, where the plugins' compile cache is [default: var/state]
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
     },
     /// Run a pipeline's filters, plugins and templates on sample events, touching neither its
     /// source, sink, DLQ nor state; print what would be delivered, filtered or dead-lettered and
@@ -171,7 +174,19 @@ enum PatternCommand {
 fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
-        Command::Check { ref paths } => commands::check::check(paths),
+        Command::Check {
+            ref paths,
+            ref state_dir,
+        } => {
+            // The settings are checked too; logging stays off (the report is the output).
+            let settings = HostSettings::load_to_serve(cli.config.as_deref()).map(|mut s| {
+                if let Some(dir) = state_dir {
+                    s.state_dir = dir.clone();
+                }
+                s
+            });
+            commands::check::check(paths, settings)
+        }
         Command::Pattern(PatternCommand::Check) => commands::pattern::check(),
         Command::Pattern(PatternCommand::Test {
             ref pattern,
@@ -192,7 +207,7 @@ fn main() {
                 .as_ref()
                 .map(|c| c.to_string_lossy().into_owned());
             // Plugin `log` calls and load messages go to stderr like the other commands' logs.
-            if settings(&cli, None, None).is_none() {
+            if settings(&cli, None, None, false).is_none() {
                 std::process::exit(exit::USAGE);
             }
             commands::plugin::test(&commands::plugin::TestArgs {
@@ -208,14 +223,14 @@ fn main() {
         Command::DryRun {
             ref pipeline,
             ref input,
-        } => match settings(&cli, cli.config.as_deref(), None) {
+        } => match settings(&cli, cli.config.as_deref(), None, false) {
             Some(_) => commands::dry_run::dry_run(pipeline, input),
             None => exit::USAGE,
         },
         Command::Dlq(DlqCommand::Inspect {
             ref pipeline,
             ref state_dir,
-        }) => match settings(&cli, cli.config.as_deref(), state_dir.clone()) {
+        }) => match settings(&cli, cli.config.as_deref(), state_dir.clone(), false) {
             Some(s) => commands::dlq::inspect(pipeline, &s),
             None => exit::USAGE,
         },
@@ -224,7 +239,7 @@ fn main() {
             ref stage,
             ref filter,
             ref state_dir,
-        }) => match settings(&cli, cli.config.as_deref(), state_dir.clone()) {
+        }) => match settings(&cli, cli.config.as_deref(), state_dir.clone(), false) {
             Some(s) => commands::dlq::redrive(
                 &commands::dlq::RedriveArgs {
                     pipeline: pipeline.clone(),
@@ -240,7 +255,7 @@ fn main() {
             ref stage,
             limit,
             ref admin,
-        } => match settings(&cli, cli.config.as_deref(), None) {
+        } => match settings(&cli, cli.config.as_deref(), None, false) {
             Some(s) => commands::tap::tap(
                 &commands::tap::TapArgs {
                     pipeline: pipeline.clone(),
@@ -256,7 +271,7 @@ fn main() {
             ref admin,
             interval_ms,
             iterations,
-        } => match settings(&cli, cli.config.as_deref(), None) {
+        } => match settings(&cli, cli.config.as_deref(), None, false) {
             Some(s) => commands::top::top(
                 &commands::top::TopArgs {
                     admin: admin.clone(),
@@ -270,7 +285,7 @@ fn main() {
         Command::Run {
             ref paths,
             ref state_dir,
-        } => match settings(&cli, cli.config.as_deref(), state_dir.clone()) {
+        } => match settings(&cli, cli.config.as_deref(), state_dir.clone(), true) {
             Some(s) => commands::run::run(paths, &s),
             None => exit::USAGE,
         },
@@ -278,16 +293,25 @@ fn main() {
     std::process::exit(code);
 }
 
-/// Loads host settings, applies the flags over them and starts logging.
+/// Loads host settings (`serve`: for `weir run`, checking the admin address too), applies the
+/// flags over them and starts logging.
 fn settings(
     cli: &Cli,
     host_file: Option<&std::path::Path>,
     state_dir: Option<PathBuf>,
+    serve: bool,
 ) -> Option<HostSettings> {
-    let mut s = match HostSettings::load(host_file) {
+    let loaded = match serve {
+        true => HostSettings::load_to_serve(host_file),
+        false => HostSettings::load(host_file),
+    };
+    let mut s = match loaded {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("{e}");
+            let format = cli
+                .log_format
+                .or_else(|| HostSettings::log_format_hint(host_file));
+            weir::logging::error(&format!("invalid host settings:\n{e}"), format);
             return None;
         }
     };
@@ -302,7 +326,7 @@ fn settings(
     }
     weir::plugin::engine::set_profiler(s.plugin_profiler);
     if let Err(e) = weir::logging::init(&s.log_level, s.log_format) {
-        eprintln!("error: {e}");
+        weir::logging::error(&e, Some(s.log_format));
         return None;
     }
     Some(s)

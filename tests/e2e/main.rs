@@ -10,6 +10,7 @@ mod hostile_patterns;
 mod kafka;
 mod kafka_broker;
 mod kill_restart;
+mod logs;
 mod pattern_cli;
 mod plugins;
 mod service;

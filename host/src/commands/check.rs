@@ -1,22 +1,101 @@
-//! `weir check FILE|DIR...`: validate pipeline files without running them.
+//! `weir check FILE|DIR...`: the pre-flight check. It finds what `weir run` would refuse at
+//! start, without running anything: mistakes in the host settings (weir.toml, `WEIR_*`
+//! variables) and in each pipeline file (every one of each file), and then what each valid
+//! pipeline needs to start: its plugins compiled (through the compile cache, as `weir run` does)
+//! and initialised with their config and limits, its input file, and where its sink and
+//! dead-letter files go. It opens no source or sink for good, takes no lock, and writes nothing
+//! but the compile cache.
 
 use super::exit;
-use crate::config::load_pipelines;
-use std::path::PathBuf;
+use crate::config::pipeline::read_pipelines;
+use crate::config::{ConfigError, ConfigErrors, HostSettings, KeyPath, PipelineConfig, SourceText};
+use crate::plugin::PluginSet;
+use crate::sink::{SinkConfig, SinkKind};
+use crate::source::SourceConfig;
+use std::path::{Path, PathBuf};
 
-pub fn check(paths: &[PathBuf]) -> i32 {
-    match load_pipelines(paths) {
-        Ok(pipelines) => {
-            for p in &pipelines {
-                println!("ok: {} ({})", p.file.display(), p.name);
-            }
-            exit::OK
+/// `settings` as loaded (or why they did not load): they are checked too.
+pub fn check(paths: &[PathBuf], settings: Result<HostSettings, ConfigErrors>) -> i32 {
+    let mut errors = Vec::new();
+    let state_root = match settings {
+        Ok(s) => Some(s.state_dir),
+        Err(e) => {
+            errors.extend(e.0);
+            None
         }
-        Err(errors) => {
-            eprintln!("{errors}");
-            let n = errors.0.len();
-            eprintln!("\n{n} error{} found", if n == 1 { "" } else { "s" });
-            exit::FAILED
+    };
+    let (pipelines, found) = read_pipelines(paths);
+    errors.extend(found);
+    let mut valid = Vec::new();
+    for p in &pipelines {
+        let found = preflight(p, state_root.as_deref());
+        if found.is_empty() {
+            valid.push(p);
+        }
+        errors.extend(found);
+    }
+    for p in valid {
+        println!("ok: {} ({})", p.file.display(), p.name);
+    }
+    if errors.is_empty() {
+        return exit::OK;
+    }
+    let n = errors.len();
+    eprintln!("{}", ConfigErrors(errors));
+    eprintln!("\n{n} error{} found", if n == 1 { "" } else { "s" });
+    exit::FAILED
+}
+
+/// What would stop a valid pipeline from starting. `state_root` holds the compile cache (none
+/// if the settings did not load: then plugins are compiled without it).
+fn preflight(p: &PipelineConfig, state_root: Option<&Path>) -> Vec<ConfigError> {
+    let text = std::fs::read_to_string(&p.file).unwrap_or_default();
+    let src = match SourceText::parse(&p.file, &text) {
+        Ok(src) => src,
+        Err(e) => return vec![e],
+    };
+    let root = KeyPath::default();
+    let mut errors = Vec::new();
+    if let SourceConfig::File(c) = &p.source
+        && let Err(message) = crate::source::file::preflight(c)
+    {
+        errors.push(src.error(&root.key("source").key("path"), message));
+    }
+    let mut sink_file = |key: &str, cfg: &SinkConfig| {
+        if let SinkKind::File(c) = &cfg.kind
+            && let Err(message) = crate::sink::file::preflight(c)
+        {
+            errors.push(src.error(&root.key(key).key("path"), message));
+        }
+    };
+    sink_file("sink", &p.sink);
+    match &p.dlq {
+        Some(dlq) => sink_file("dlq", dlq),
+        None => {
+            if let Some(state) = state_root {
+                let default = SinkConfig::default_dlq(&state.join(&p.name));
+                if let SinkKind::File(c) = &default.kind
+                    && let Err(message) = crate::sink::file::preflight(c)
+                {
+                    errors.push(src.error(
+                        &root,
+                        format!(
+                            "the default dead-letter file (set `[dlq]` for another): {message}"
+                        ),
+                    ));
+                }
+            }
         }
     }
+    // One at a time, so that every plugin at fault is named, each loaded exactly as `weir run`
+    // loads it (compiled or from the cache, then an instance initialised).
+    for (i, plugin) in p.plugins.iter().enumerate() {
+        if let Err(e) = PluginSet::load(&p.name, std::slice::from_ref(plugin), state_root, false) {
+            let at = p
+                .plugin_key(&e)
+                .unwrap_or_else(|| root.key("plugin").index(i));
+            errors.push(src.error(&at, e.to_string()));
+        }
+    }
+    errors
 }

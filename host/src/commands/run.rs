@@ -8,11 +8,17 @@ use crate::service::{self, Service};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Said when the admin server cannot listen: most often another `weir run` on this machine
+/// holds the port.
+const ADMIN_HELP: &str = "another process (a second `weir run`?) may be listening there: pick \
+another address with `WEIR_ADMIN__ADDRESS=127.0.0.1:9465` (or `address` in the `[admin]` table \
+of weir.toml), or run without the admin server: `WEIR_ADMIN__ADDRESS=off`";
+
 pub fn run(paths: &[PathBuf], settings: &HostSettings) -> i32 {
     let configs = match service::load_initial(paths) {
         Ok(p) => p,
         Err(errors) => {
-            eprintln!("{errors}");
+            crate::logging::error(&errors.to_string(), None);
             return exit::FAILED;
         }
     };
@@ -22,7 +28,7 @@ pub fn run(paths: &[PathBuf], settings: &HostSettings) -> i32 {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            crate::logging::error(&format!("cannot start the async runtime: {e}"), None);
             return exit::FAILED;
         }
     };
@@ -30,7 +36,7 @@ pub fn run(paths: &[PathBuf], settings: &HostSettings) -> i32 {
         let stop = match crate::shutdown::on_signals() {
             Ok(t) => t,
             Err(e) => {
-                eprintln!("error: cannot install signal handlers: {e}");
+                crate::logging::error(&format!("cannot install signal handlers: {e}"), None);
                 return exit::FAILED;
             }
         };
@@ -44,7 +50,7 @@ pub fn run(paths: &[PathBuf], settings: &HostSettings) -> i32 {
             let prometheus = match crate::admin::metrics::install() {
                 Ok(h) => h,
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    crate::logging::error(&e.to_string(), None);
                     return exit::FAILED;
                 }
             };
@@ -59,12 +65,12 @@ pub fn run(paths: &[PathBuf], settings: &HostSettings) -> i32 {
             });
             let admin = crate::admin::start(&settings.admin, service.clone(), prometheus);
             if let Err(e) = admin.await {
-                eprintln!("error: {e}");
+                crate::logging::error(&format!("{e}\n  help: {ADMIN_HELP}"), None);
                 return exit::USAGE;
             }
         }
         if let Err(e) = service::watch_sighup(&service) {
-            eprintln!("error: cannot install the SIGHUP handler: {e}");
+            crate::logging::error(&format!("cannot install the SIGHUP handler: {e}"), None);
             return exit::FAILED;
         }
         if settings.watch_interval_ms > 0 {

@@ -8,22 +8,6 @@
 use super::diagnostic::{ConfigError, KeyPath, Segment, SourceText, backticked, did_you_mean};
 use serde::de::DeserializeOwned;
 
-/// Deserializes `T` from `de`, which sits at `at` in the file.
-pub fn deserialize_at<'de, T, D>(
-    src: &SourceText<'_>,
-    at: &KeyPath,
-    de: D,
-) -> Result<T, ConfigError>
-where
-    T: DeserializeOwned,
-    D: serde::Deserializer<'de, Error = toml::de::Error>,
-{
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let key = at.join_serde(e.path());
-        explain(src, key, e.inner().message(), &[])
-    })
-}
-
 /// Deserializes the table of a component of kind `kind` (the `type` key already removed).
 /// `extra_keys` are keys the caller handles itself, offered as suggestions too.
 pub fn deserialize_table<T: DeserializeOwned>(
@@ -166,4 +150,59 @@ pub fn take_key<T: DeserializeOwned + Default>(
             explain(src, path, e.inner().message(), &[])
         }),
     }
+}
+
+/// Parses `table` (which sits at `at`) with `parse`, going on past mistakes: after an error at
+/// one of the table's keys, that key is set aside and the rest parsed again, so that every
+/// mistake of a table is reported in one pass rather than one per run. An error at the table
+/// itself (a missing key, an unknown kind) ends the search. Returns the value parsed without the
+/// keys at fault, if any parse succeeded, and every error found.
+pub fn every_error<T>(
+    at: &KeyPath,
+    mut table: toml::Table,
+    mut parse: impl FnMut(toml::Table) -> Result<T, Vec<ConfigError>>,
+) -> (Option<T>, Vec<ConfigError>) {
+    let mut errors: Vec<ConfigError> = Vec::new();
+    let mut set_aside: Vec<String> = Vec::new();
+    // Each round sets at least one key aside, so this ends.
+    loop {
+        let found = match parse(table.clone()) {
+            Ok(value) => return (Some(value), errors),
+            Err(found) => found,
+        };
+        let mut progress = false;
+        for e in found {
+            // A required key set aside for its bad value is not missing as well.
+            let follows = set_aside.iter().any(|k| {
+                e.message
+                    .starts_with(&format!("missing required key `{k}`"))
+            });
+            if follows || errors.contains(&e) {
+                continue;
+            }
+            if let Some(key) = direct_key(at, &e.key)
+                && table.remove(key).is_some()
+            {
+                set_aside.push(key.to_owned());
+                progress = true;
+            }
+            errors.push(e);
+        }
+        if !progress {
+            return (None, errors);
+        }
+    }
+}
+
+/// The key of the table at `at` that a dotted error key (`source.batch_sise`,
+/// `plugin[0].config.x`) goes through, if it goes through one.
+fn direct_key<'k>(at: &KeyPath, key: &'k str) -> Option<&'k str> {
+    let prefix = at.to_string();
+    let rest = if prefix.is_empty() {
+        key
+    } else {
+        key.strip_prefix(prefix.as_str())?.strip_prefix('.')?
+    };
+    let end = rest.find(['.', '[']).unwrap_or(rest.len());
+    Some(&rest[..end]).filter(|k| !k.is_empty())
 }

@@ -20,11 +20,15 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
-        if let (Some(line), Some(col)) = (self.line, self.column) {
-            write!(f, ":{line}:{col}")?;
+        // An error that comes from no file (an environment variable) says where it comes from
+        // in its message.
+        if !self.file.as_os_str().is_empty() {
+            write!(f, "{}", self.file.display())?;
+            if let (Some(line), Some(col)) = (self.line, self.column) {
+                write!(f, ":{line}:{col}")?;
+            }
+            write!(f, ": ")?;
         }
-        write!(f, ": ")?;
         if !self.key.is_empty() {
             write!(f, "`{}`: ", self.key)?;
         }

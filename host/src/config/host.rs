@@ -1,11 +1,12 @@
 //! The host's own settings, layered: defaults, then `weir.toml` (optional), then `WEIR_*`
 //! environment variables, then command-line flags (applied by the CLI).
 
-use super::diagnostic::{ConfigError, ConfigErrors};
-use serde::Deserialize;
+use super::component::{deserialize_table, every_error};
+use super::diagnostic::{ConfigError, ConfigErrors, KeyPath, SourceText, did_you_mean};
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct HostSettings {
     /// A `tracing` filter: `info`, `debug`, `weir=debug,info`, ...
@@ -18,11 +19,11 @@ pub struct HostSettings {
     pub state_dir: PathBuf,
     /// `weir run`: on SIGTERM/SIGINT, how long pipelines get to finish or checkpoint the events
     /// in flight before weir exits anyway (they are then read again after the restart).
-    #[serde(default = "default_shutdown_timeout_s")]
+    #[serde(default = "default_shutdown_timeout_s", deserialize_with = "number")]
     pub shutdown_timeout_s: u64,
     /// `weir run`: how often the pipeline files are checked for changes (0: never; SIGHUP and
     /// `POST /reload` still reload).
-    #[serde(default = "default_watch_interval_ms")]
+    #[serde(default = "default_watch_interval_ms", deserialize_with = "number")]
     pub watch_interval_ms: u64,
     #[serde(default)]
     pub admin: AdminSettings,
@@ -32,7 +33,7 @@ pub struct HostSettings {
     pub plugin_profiler: PluginProfiler,
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum PluginProfiler {
     #[default]
@@ -41,7 +42,7 @@ pub enum PluginProfiler {
 }
 
 /// The admin HTTP server of `weir run`.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct AdminSettings {
     /// `host:port`; `off` disables the server.
@@ -62,6 +63,34 @@ impl Default for AdminSettings {
     }
 }
 
+impl AdminSettings {
+    /// What `weir run` refuses: an address that does not resolve, or one that is not loopback
+    /// while no token is set (whoever reaches the port could tap events and reload pipelines).
+    pub fn check(&self) -> Result<(), String> {
+        if self.address == "off" {
+            return Ok(());
+        }
+        use std::net::ToSocketAddrs;
+        let addrs: Vec<std::net::SocketAddr> = self
+            .address
+            .to_socket_addrs()
+            .map_err(|e| format!("{:?} is not a host:port that resolves: {e}", self.address))?
+            .collect();
+        if addrs.is_empty() {
+            return Err(format!("{:?} resolves to nothing", self.address));
+        }
+        let token = self.token.as_deref().is_some_and(|t| !t.is_empty());
+        if !token && let Some(open) = addrs.iter().find(|a| !a.ip().is_loopback()) {
+            return Err(format!(
+                "{:?} ({open}) is not a loopback address: set admin.token (WEIR_ADMIN__TOKEN) \
+                 so that callers must authenticate, or listen on 127.0.0.1",
+                self.address
+            ));
+        }
+        Ok(())
+    }
+}
+
 fn default_admin_address() -> String {
     "127.0.0.1:9464".into()
 }
@@ -74,7 +103,7 @@ fn default_watch_interval_ms() -> u64 {
     1000
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     #[default]
@@ -160,37 +189,273 @@ mod tests {
 
 impl HostSettings {
     /// Loads the settings. `file` is an explicit settings file (then it must exist); without it,
-    /// `weir.toml` in the working directory is read if present.
+    /// `weir.toml` in the working directory is read if present. Every mistake is reported, each
+    /// naming where it comes from: the file's line and key, or the environment variable.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigErrors> {
+        Self::load_for(file, false)
+    }
+
+    /// The log format asked for, as far as it can be read from settings that do not load (so
+    /// that their errors come out as JSON lines when JSON logs were asked for).
+    pub fn log_format_hint(file: Option<&Path>) -> Option<LogFormat> {
+        let parse = |text: &str| match text.trim().to_ascii_lowercase().as_str() {
+            "json" => Some(LogFormat::Json),
+            "text" => Some(LogFormat::Text),
+            _ => None,
+        };
+        if let Ok(v) = std::env::var("WEIR_LOG_FORMAT") {
+            return parse(&v);
+        }
+        let text = std::fs::read_to_string(file.unwrap_or(Path::new("weir.toml"))).ok()?;
+        let table: toml::Table = toml::from_str(&text).ok()?;
+        table.get("log_format")?.as_str().and_then(parse)
+    }
+
+    /// [`HostSettings::load`] for `weir run` (and `weir check`): also checks what serving
+    /// needs, the admin server's address.
+    pub fn load_to_serve(file: Option<&Path>) -> Result<Self, ConfigErrors> {
+        Self::load_for(file, true)
+    }
+
+    fn load_for(file: Option<&Path>, serve: bool) -> Result<Self, ConfigErrors> {
         let (path, required) = match file {
             Some(p) => (p.to_owned(), true),
             None => (PathBuf::from("weir.toml"), false),
         };
-        let built = config::Config::builder()
-            .add_source(
-                config::File::from(path.clone())
-                    .format(config::FileFormat::Toml)
-                    .required(required),
-            )
-            // WEIR_LOG_LEVEL -> log_level; nested settings use a double underscore
-            // (WEIR_ADMIN__ADDRESS -> admin.address).
-            .add_source(
-                config::Environment::with_prefix("WEIR")
-                    .prefix_separator("_")
-                    .separator("__")
-                    .source(Some(weir_variables())),
-            )
-            .build()
-            .and_then(|c| c.try_deserialize::<HostSettings>());
-        built.map_err(|e| {
-            ConfigErrors(vec![ConfigError {
-                file: path,
-                line: None,
-                column: None,
-                key: String::new(),
-                message: format!("invalid host settings (weir.toml or WEIR_* variables): {e}"),
-                help: None,
-            }])
-        })
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => String::new(),
+            Err(e) => {
+                return Err(ConfigErrors(vec![ConfigError {
+                    file: path,
+                    line: None,
+                    column: None,
+                    key: String::new(),
+                    message: format!("cannot read the settings file: {e}"),
+                    help: None,
+                }]));
+            }
+        };
+        Self::parse_for(&path, &text, weir_variables(), serve)
+    }
+
+    /// Settings from the text of a settings file (empty if there is none) and `WEIR_*`
+    /// variables, which override it.
+    pub fn parse(
+        path: &Path,
+        text: &str,
+        env: config::Map<String, String>,
+    ) -> Result<Self, ConfigErrors> {
+        Self::parse_for(path, text, env, false)
+    }
+
+    fn parse_for(
+        path: &Path,
+        text: &str,
+        env: config::Map<String, String>,
+        serve: bool,
+    ) -> Result<Self, ConfigErrors> {
+        let src = SourceText::parse(path, text)?;
+        let root = KeyPath::default();
+        let mut table: toml::Table = toml::from_str(text)
+            .map_err(|e| src.error_at(e.span(), root.clone(), e.message().to_owned()))?;
+        let mut errors = Vec::new();
+        // Which keys the environment set, by which variable.
+        let mut from_env: Vec<(String, String)> = Vec::new();
+        let known = setting_keys();
+        let mut vars: Vec<(String, String)> = env.into_iter().collect();
+        vars.sort();
+        for (var, value) in vars {
+            let key: Vec<String> = var["WEIR_".len()..]
+                .to_lowercase()
+                .split("__")
+                .map(str::to_owned)
+                .collect();
+            if !known.contains(&key) {
+                let names: Vec<String> = known.iter().map(|k| env_name(k)).collect();
+                errors.push(ConfigError {
+                    file: PathBuf::new(),
+                    line: None,
+                    column: None,
+                    key: String::new(),
+                    message: format!(
+                        "environment variable `{var}` is not a weir setting; the settings are {}",
+                        names
+                            .iter()
+                            .map(|n| format!("`{n}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    help: did_you_mean(&var, names.iter().map(String::as_str)),
+                });
+                continue;
+            }
+            // Known keys are one or two levels deep (`admin.address`).
+            let mut at = &mut table;
+            for part in &key[..key.len() - 1] {
+                let entry = at
+                    .entry(part.clone())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                if !entry.is_table() {
+                    *entry = toml::Value::Table(toml::Table::new());
+                }
+                let toml::Value::Table(t) = entry else {
+                    unreachable!("made a table just above")
+                };
+                at = t;
+            }
+            at.insert(key[key.len() - 1].clone(), toml::Value::String(value));
+            from_env.push((key.join("."), var));
+        }
+        let (settings, found) = every_error(&root, table, |t| {
+            deserialize_table::<HostSettings>(&src, &root, t, &[]).map_err(|e| vec![e])
+        });
+        errors.extend(found);
+        if let Some(s) = &settings
+            && let Err(e) = tracing_subscriber::EnvFilter::try_new(&s.log_level)
+        {
+            errors.push(src.error(
+                &root.key("log_level"),
+                format!("invalid log filter `{}`: {e}", s.log_level),
+            ));
+        }
+        if serve
+            && let Some(s) = &settings
+            && let Err(message) = s.admin.check()
+        {
+            errors.push(src.error(&root.key("admin").key("address"), message));
+        }
+        // A value the environment set is blamed on its variable, not on the file.
+        for e in &mut errors {
+            if let Some((_, var)) = from_env
+                .iter()
+                .find(|(key, _)| e.key == *key || e.key.starts_with(&format!("{key}.")))
+            {
+                e.file = PathBuf::new();
+                e.line = None;
+                e.column = None;
+                e.message = format!("environment variable `{var}`: {}", e.message);
+                e.key = String::new();
+            }
+        }
+        match settings {
+            Some(s) if errors.is_empty() => Ok(s),
+            _ => Err(ConfigErrors(errors)),
+        }
+    }
+}
+
+/// Every setting's key path (`log_level`, `admin.address`, ...), from the defaults.
+fn setting_keys() -> Vec<Vec<String>> {
+    fn walk(prefix: &[String], value: &serde_json::Value, out: &mut Vec<Vec<String>>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    let mut p = prefix.to_vec();
+                    p.push(k.clone());
+                    walk(&p, v, out);
+                }
+            }
+            _ => out.push(prefix.to_vec()),
+        }
+    }
+    let mut out = Vec::new();
+    if let Ok(v) = serde_json::to_value(HostSettings::default()) {
+        walk(&[], &v, &mut out);
+    }
+    out
+}
+
+/// The environment variable of a setting: `admin.address` -> `WEIR_ADMIN__ADDRESS`.
+fn env_name(key: &[String]) -> String {
+    format!("WEIR_{}", key.join("__").to_uppercase())
+}
+
+/// A number from the file, or from the text of an environment variable.
+fn number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    struct Number;
+    impl serde::de::Visitor<'_> for Number {
+        type Value = u64;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a non-negative integer")
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<u64, E> {
+            Ok(n)
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<u64, E> {
+            u64::try_from(n)
+                .map_err(|_| E::custom(format!("expected a non-negative integer, got {n}")))
+        }
+
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<u64, E> {
+            text.trim()
+                .parse()
+                .map_err(|_| E::custom(format!("expected a non-negative integer, got `{text}`")))
+        }
+    }
+    d.deserialize_any(Number)
+}
+
+#[cfg(test)]
+mod load_tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> config::Map<String, String> {
+        vars.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn every_mistake_is_blamed_on_its_line_or_its_variable() {
+        let text = "log_levle = \"debug\"\nshutdown_timeout_s = -1\n[admin]\nadress = \"x\"\n";
+        let e = HostSettings::parse(
+            Path::new("weir.toml"),
+            text,
+            env(&[
+                ("WEIR_WATCH_INTERVAL_MS", "abc"),
+                ("WEIR_ADMIN_ADDRESS", "127.0.0.1:1"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        for expected in [
+            "weir.toml:1:1: `log_levle`: unknown key",
+            "did you mean `log_level`?",
+            "weir.toml:2:1: `shutdown_timeout_s`: expected a non-negative integer, got -1",
+            "weir.toml:4:1: `admin.adress`: unknown key",
+            "environment variable `WEIR_WATCH_INTERVAL_MS`: expected a non-negative integer, got `abc`",
+            "environment variable `WEIR_ADMIN_ADDRESS` is not a weir setting",
+            "did you mean `WEIR_ADMIN__ADDRESS`?",
+        ] {
+            assert!(e.contains(expected), "expected {expected:?} in:\n{e}");
+        }
+    }
+
+    #[test]
+    fn the_environment_overrides_the_file_and_numbers_come_as_text() {
+        let s = HostSettings::parse(
+            Path::new("weir.toml"),
+            "shutdown_timeout_s = 5\n[admin]\naddress = \"off\"\n",
+            env(&[("WEIR_SHUTDOWN_TIMEOUT_S", "7"), ("WEIR_ADMIN__TOKEN", "t")]),
+        )
+        .unwrap();
+        assert_eq!(s.shutdown_timeout_s, 7);
+        assert_eq!(s.admin.address, "off");
+        assert_eq!(s.admin.token.as_deref(), Some("t"));
+        let e = HostSettings::parse(
+            Path::new("weir.toml"),
+            "",
+            env(&[("WEIR_LOG_LEVEL", "weir=loud")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("environment variable `WEIR_LOG_LEVEL`: invalid log filter"),
+            "{e}"
+        );
     }
 }

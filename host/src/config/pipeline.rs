@@ -1,7 +1,7 @@
 //! The pipeline file: `[pipeline]`, `[source]`, `[[filter]]`, `[[plugin]]`, `[ordering]`,
 //! `[retry]`, `[sink]`, `[dlq]`.
 
-use super::component::deserialize_at;
+use super::component::{deserialize_table, every_error};
 use super::diagnostic::{ConfigError, ConfigErrors, KeyPath, SourceText};
 use crate::pipeline::policy::{Ordering, Retry};
 use crate::plugin::PluginConfig;
@@ -37,20 +37,25 @@ pub struct PipelineConfig {
     pub correlation_id: Option<crate::template::Template>,
 }
 
-#[derive(Deserialize)]
+/// The file's sections, each kept as a table and parsed on its own, so that a mistake in one
+/// does not hide those of the others.
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawPipelineFile {
-    pipeline: PipelineSection,
-    source: toml::Table,
     #[serde(default)]
-    filter: Vec<FilterSection>,
+    pipeline: Option<toml::Table>,
+    #[serde(default)]
+    source: Option<toml::Table>,
+    #[serde(default)]
+    filter: Vec<toml::Table>,
     #[serde(default)]
     plugin: Vec<toml::Table>,
     #[serde(default)]
     ordering: Option<toml::Table>,
     #[serde(default)]
     retry: Option<toml::Table>,
-    sink: toml::Table,
+    #[serde(default)]
+    sink: Option<toml::Table>,
     #[serde(default)]
     dlq: Option<toml::Table>,
 }
@@ -91,28 +96,51 @@ pub fn load_pipeline(file: &Path) -> Result<PipelineConfig, ConfigErrors> {
     parse_pipeline(file, &text)
 }
 
-/// Parses and validates pipeline text; `file` names it in errors.
+/// Parses and validates pipeline text; `file` names it in errors. Every mistake of the file is
+/// reported, not only the first.
 pub fn parse_pipeline(file: &Path, text: &str) -> Result<PipelineConfig, ConfigErrors> {
     let src = SourceText::parse(file, text)?;
     let root = KeyPath::default();
-    let de = toml::Deserializer::parse(text)
+    let document: toml::Table = toml::from_str(text)
         .map_err(|e| src.error_at(e.span(), root.clone(), e.message().to_owned()))?;
-    let raw: RawPipelineFile = deserialize_at(&src, &root, de)?;
-
     let mut errors = Vec::new();
-    let name_key = root.key("pipeline").key("name");
-    if let Err(msg) = check_name(&raw.pipeline.name) {
-        errors.push(src.error(&name_key, msg));
+    for section in ["pipeline", "source", "sink"] {
+        if !document.contains_key(section) {
+            errors.push(src.error(&root, format!("missing required section `[{section}]`")));
+        }
     }
-    if raw.pipeline.checkpoint_interval_ms == 0 {
-        errors.push(src.error(
-            &root.key("pipeline").key("checkpoint_interval_ms"),
-            "must be at least 1",
-        ));
+    let (raw, found) = every_error(&root, document, |t| {
+        deserialize_table::<RawPipelineFile>(&src, &root, t, &[]).map_err(|e| vec![e])
+    });
+    errors.extend(found);
+    let raw = raw.unwrap_or_default();
+    // Each section on its own, every error of each.
+    let pipeline_at = root.key("pipeline");
+    let pipeline: Option<PipelineSection> = raw.pipeline.and_then(|t| {
+        let (v, e) = every_error(&pipeline_at, t, |t| {
+            deserialize_table(&src, &pipeline_at, t, &[]).map_err(|e| vec![e])
+        });
+        errors.extend(e);
+        v
+    });
+    if let Some(p) = &pipeline {
+        if let Err(msg) = check_name(&p.name) {
+            errors.push(src.error(&pipeline_at.key("name"), msg));
+        }
+        if p.checkpoint_interval_ms == 0 {
+            errors.push(src.error(
+                &pipeline_at.key("checkpoint_interval_ms"),
+                "must be at least 1",
+            ));
+        }
     }
 
-    let correlation_at = root.key("pipeline").key("correlation_id");
-    let correlation_id = match raw.pipeline.correlation_id.as_deref().map(Template::parse) {
+    let correlation_at = pipeline_at.key("correlation_id");
+    let correlation_id = match pipeline
+        .as_ref()
+        .and_then(|p| p.correlation_id.as_deref())
+        .map(Template::parse)
+    {
         None => None,
         Some(Ok(t)) if t.references_event() => Some(t),
         Some(Ok(_)) => {
@@ -131,83 +159,134 @@ pub fn parse_pipeline(file: &Path, text: &str) -> Result<PipelineConfig, ConfigE
         }
     };
 
-    let source = SourceConfig::parse(&src, &root.key("source"), raw.source);
-    let sink = SinkConfig::parse(&src, &root.key("sink"), raw.sink);
-    let dlq = raw
-        .dlq
-        .map(|t| SinkConfig::parse(&src, &root.key("dlq"), t))
-        .transpose();
+    let source = raw.source.and_then(|t| {
+        let at = root.key("source");
+        let (v, e) = every_error(&at, t, |t| {
+            SourceConfig::parse(&src, &at, t).map_err(|e| vec![e])
+        });
+        errors.extend(e);
+        v
+    });
+    let mut sink_table = |name: &str, table: Option<toml::Table>| {
+        table.and_then(|t| {
+            let at = root.key(name);
+            let (v, e) = every_error(&at, t, |t| {
+                SinkConfig::parse(&src, &at, t).map_err(|e| vec![e])
+            });
+            errors.extend(e);
+            v
+        })
+    };
+    let sink = sink_table("sink", raw.sink);
+    let has_dlq = raw.dlq.is_some();
+    let dlq = sink_table("dlq", raw.dlq);
 
     let mut filters = Vec::new();
-    for (i, f) in raw.filter.into_iter().enumerate() {
-        let at = root.key("filter").index(i).key("pattern");
+    for (i, table) in raw.filter.into_iter().enumerate() {
+        let at = root.key("filter").index(i);
+        let (f, e) = every_error(&at, table, |t| {
+            deserialize_table::<FilterSection>(&src, &at, t, &[]).map_err(|e| vec![e])
+        });
+        errors.extend(e);
+        let Some(f) = f else { continue };
         match weir_pattern::Pattern::compile(&f.pattern) {
             Ok(_) => filters.push(f.pattern),
-            Err(e) => errors.push(src.error(&at, format!("invalid event pattern: {e}"))),
+            Err(e) => {
+                errors.push(src.error(&at.key("pattern"), format!("invalid event pattern: {e}")))
+            }
         }
     }
 
-    let ordering = raw
-        .ordering
-        .map(|t| Ordering::parse(&src, &root.key("ordering"), t))
-        .transpose()
-        .unwrap_or_else(|e| {
-            errors.extend(e);
-            None
-        })
-        .unwrap_or_default();
-    let retry = raw
-        .retry
-        .map(|t| Retry::parse(&src, &root.key("retry"), t))
-        .transpose()
-        .unwrap_or_else(|e| {
-            errors.extend(e);
-            None
-        })
-        .unwrap_or_default();
+    let ordering = raw.ordering.and_then(|t| {
+        let at = root.key("ordering");
+        let (v, e) = every_error(&at, t, |t| Ordering::parse(&src, &at, t));
+        errors.extend(e);
+        v
+    });
+    let retry = raw.retry.and_then(|t| {
+        let at = root.key("retry");
+        let (v, e) = every_error(&at, t, |t| Retry::parse(&src, &at, t));
+        errors.extend(e);
+        v
+    });
 
     let mut plugins: Vec<PluginConfig> = Vec::new();
     for (i, table) in raw.plugin.into_iter().enumerate() {
         let at = root.key("plugin").index(i);
-        match PluginConfig::parse(&src, &at, table) {
-            Ok(p) => {
-                if plugins.iter().any(|o| o.name == p.name) {
-                    errors.push(src.error(
-                        &at.key("name"),
-                        format!(
-                            "plugin name `{}` is used twice in this pipeline; set `name` to tell them apart",
-                            p.name
-                        ),
-                    ));
-                }
-                plugins.push(p);
-            }
-            Err(e) => errors.extend(e),
+        let (p, e) = every_error(&at, table, |t| PluginConfig::parse(&src, &at, t));
+        errors.extend(e);
+        let Some(p) = p else { continue };
+        if plugins.iter().any(|o| o.name == p.name) {
+            errors.push(src.error(
+                &at.key("name"),
+                format!(
+                    "plugin name `{}` is used twice in this pipeline; set `name` to tell them apart",
+                    p.name
+                ),
+            ));
+        }
+        plugins.push(p);
+    }
+
+    match (pipeline, source, sink) {
+        (Some(pipeline), Some(source), Some(sink))
+            if errors.is_empty() && (dlq.is_some() || !has_dlq) =>
+        {
+            Ok(PipelineConfig {
+                file: file.to_owned(),
+                name: pipeline.name,
+                checkpoint_interval: Duration::from_millis(pipeline.checkpoint_interval_ms),
+                source,
+                filters,
+                plugins,
+                ordering: ordering.unwrap_or_default(),
+                retry: retry.unwrap_or_default(),
+                sink,
+                dlq,
+                correlation_id,
+            })
+        }
+        _ => Err(ConfigErrors(errors)),
+    }
+}
+
+impl PipelineConfig {
+    /// A run-time error about the settings of section `section` (`source`, `sink`, ...), placed
+    /// at that section of the file (`p.toml:9:1: \`source\`: ...`); the file is read again.
+    pub fn error_at(&self, section: &str, message: impl std::fmt::Display) -> String {
+        let key = KeyPath::default().key(section);
+        self.located(&key, message.to_string())
+    }
+
+    /// A plugin that failed to load, placed at its `[[plugin]]` table.
+    pub fn plugin_error(&self, e: &crate::plugin::PluginError) -> String {
+        match self.plugin_key(e) {
+            Some(key) => self.located(&key, e.to_string()),
+            None => e.to_string(),
         }
     }
 
-    let (source, sink, dlq) = match (source, sink, dlq) {
-        (Ok(s), Ok(k), Ok(d)) if errors.is_empty() => (s, k, d),
-        (s, k, d) => {
-            errors.extend(s.err());
-            errors.extend(k.err());
-            errors.extend(d.err());
-            return Err(ConfigErrors(errors));
+    /// Where a plugin's load error points: its `[[plugin]]` table, or its `path` when the file is
+    /// what is wrong.
+    pub fn plugin_key(&self, e: &crate::plugin::PluginError) -> Option<KeyPath> {
+        use crate::plugin::PluginError;
+        let (name, at_path) = match e {
+            PluginError::Read { name, .. } | PluginError::Compile { name, .. } => (name, true),
+            PluginError::Init { name, .. } => (name, false),
+            _ => return None,
+        };
+        let i = self.plugins.iter().position(|p| &p.name == name)?;
+        let key = KeyPath::default().key("plugin").index(i);
+        Some(if at_path { key.key("path") } else { key })
+    }
+
+    fn located(&self, key: &KeyPath, message: String) -> String {
+        let text = std::fs::read_to_string(&self.file).unwrap_or_default();
+        match SourceText::parse(&self.file, &text) {
+            Ok(src) => src.error(key, message).to_string(),
+            Err(_) => format!("{}: {message}", self.file.display()),
         }
-    };
-    Ok(PipelineConfig {
-        file: file.to_owned(),
-        name: raw.pipeline.name,
-        checkpoint_interval: Duration::from_millis(raw.pipeline.checkpoint_interval_ms),
-        source,
-        filters,
-        plugins,
-        ordering,
-        retry,
-        sink,
-        dlq,
-        correlation_id,
-    })
+    }
 }
 
 /// Pipeline names become directory names (state, DLQ) and metric labels.
@@ -230,6 +309,17 @@ fn check_name(name: &str) -> Result<(), String> {
 /// Reads every pipeline named: files as they are, directories for their `*.toml` files (sorted).
 /// All errors of all files are reported together, and names must be unique.
 pub fn load_pipelines(paths: &[PathBuf]) -> Result<Vec<PipelineConfig>, ConfigErrors> {
+    let (pipelines, errors) = read_pipelines(paths);
+    if errors.is_empty() {
+        Ok(pipelines)
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+/// Like [`load_pipelines`], but also gives the pipelines that are valid when others are not
+/// (`weir check` goes on to check those further).
+pub fn read_pipelines(paths: &[PathBuf]) -> (Vec<PipelineConfig>, Vec<ConfigError>) {
     let mut files = Vec::new();
     let mut errors = Vec::new();
     for path in paths {
@@ -264,11 +354,7 @@ pub fn load_pipelines(paths: &[PathBuf]) -> Result<Vec<PipelineConfig>, ConfigEr
             Err(e) => errors.extend(e.0),
         }
     }
-    if errors.is_empty() {
-        Ok(pipelines)
-    } else {
-        Err(ConfigErrors(errors))
-    }
+    (pipelines, errors)
 }
 
 /// The `*.toml` files directly in `dir`, sorted by name.

@@ -16,6 +16,7 @@
 //! and SQS FIFO groups keep that); the file and stdout sinks fail whole batches.
 
 use super::counters::Counters;
+use super::failure_log::FailureLog;
 use super::hold::Held;
 use super::policy::{OnFailure, Retry};
 use super::slot::{Failure, Fate, Slot};
@@ -38,6 +39,8 @@ pub struct Outlets {
     retry: Retry,
     status: Arc<Status>,
     metrics: OutletMetrics,
+    /// Failed events, logged without flooding.
+    failure_log: FailureLog,
 }
 
 /// Per write call: time and size, for the sink and the DLQ.
@@ -76,6 +79,7 @@ impl Outlets {
     ) -> Self {
         Outlets {
             metrics: OutletMetrics::new(&pipeline),
+            failure_log: FailureLog::new(pipeline.clone()),
             pipeline,
             sink,
             body,
@@ -203,9 +207,8 @@ impl Outlets {
         if self.retry.on_failure == OnFailure::Drop {
             for slot in slots.iter_mut() {
                 if let Fate::Failed(f) = &slot.fate {
-                    tracing::warn!(pipeline = %self.pipeline, event = %slot.event.id,
-                        correlation_id = %slot.event.correlation_id(), stage = %f.stage,
-                        kind = %f.kind, reason = %f.message, "event dropped (on_failure = \"drop\")");
+                    self.failure_log
+                        .event("dropped (on_failure = \"drop\")", slot, f);
                     self.failed(f);
                     slot.fate = Fate::Dropped;
                 }
@@ -237,24 +240,27 @@ impl Outlets {
                 .record(started.elapsed().as_secs_f64());
             drop(batch);
             let mut retrying = 0;
+            let mut dlq_error = None;
             for (&i, result) in failed.iter().zip(results) {
                 match result {
                     Attempt::Written => {
                         if let Fate::Failed(f) = &slots[i].fate {
-                            tracing::warn!(pipeline = %self.pipeline, event = %slots[i].event.id,
-                                correlation_id = %slots[i].event.correlation_id(), stage = %f.stage,
-                                kind = %f.kind, reason = %f.message, "event dead-lettered");
+                            self.failure_log.event("dead-lettered", &slots[i], f);
                             self.failed(f);
                         }
                         slots[i].fate = Fate::DeadLettered;
                     }
                     Attempt::Failed(e) => {
                         retrying += 1;
-                        self.status.error("dlq", &e.message);
-                        tracing::error!(pipeline = %self.pipeline, event = %slots[i].event.id, error = %e,
-                            "dead-letter queue write failed; retrying (the event stays unacknowledged)");
+                        dlq_error.get_or_insert((slots[i].event.id.clone(), e));
                     }
                 }
+            }
+            if let Some((event, e)) = dlq_error {
+                // One line per attempt, not per event.
+                self.status.error("dlq", &e.message);
+                tracing::error!(pipeline = %self.pipeline, events = retrying, first_event = %event, error = %e,
+                    "dead-letter queue write failed; retrying (the events stay unacknowledged)");
             }
             if retrying == 0 {
                 return;
@@ -271,9 +277,8 @@ impl Outlets {
     fn release(&self, slots: &mut [Slot]) {
         for slot in slots.iter_mut() {
             if let (Fate::Failed(f), true) = (&slot.fate, slot.release_on_failure) {
-                tracing::warn!(pipeline = %self.pipeline, event = %slot.event.id,
-                    correlation_id = %slot.event.correlation_id(), stage = %f.stage,
-                    kind = %f.kind, reason = %f.message, "event failed; handed back to its source to come again");
+                self.failure_log
+                    .event("failed and handed back to its source", slot, f);
                 self.failed(f);
                 slot.fate = Fate::Released;
             }
@@ -284,6 +289,11 @@ impl Outlets {
     fn failed(&self, f: &Failure) {
         self.counters.failed_at(&f.stage);
         self.status.error(&f.stage, &f.message);
+    }
+
+    /// Logs the summaries of failed events whose interval is over (`all`: every one, at the end).
+    pub fn flush_failure_log(&self, all: bool) {
+        self.failure_log.flush(all);
     }
 
     /// Makes the sink's and the DLQ's writes durable. On error, says which.

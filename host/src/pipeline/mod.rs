@@ -19,6 +19,7 @@
 
 pub mod counters;
 mod deliver;
+mod failure_log;
 pub(crate) mod filter;
 mod hold;
 mod lane;
@@ -164,9 +165,9 @@ impl Pipeline {
                 .source
                 .open(&sctx)
                 .await
-                .map_err(|source| PipelineError::Source {
+                .map_err(|source| PipelineError::Other {
                     pipeline: self.cfg.name.clone(),
-                    source,
+                    message: self.cfg.error_at("source", source),
                 })?;
         self.run_with(source, acker, stop).await
     }
@@ -206,7 +207,7 @@ impl Pipeline {
         })
         .await
         .map_err(|e| fail(format!("plugin loading failed: {e}")))?
-        .map_err(|e| fail(e.to_string()))?
+        .map_err(|e| fail(self.cfg.plugin_error(&e)))?
         .map(|p| p.with_tap(self.status.tap.clone()));
         let kctx = SinkContext {
             pipeline: name.clone(),
@@ -214,7 +215,7 @@ impl Pipeline {
         };
         let sink = open_sink(&self.cfg.sink, &kctx, "sink", &self.cfg.retry, &stop)
             .await
-            .map_err(|e| sink_err("sink", e))?;
+            .map_err(|e| fail(self.cfg.error_at("sink", e)))?;
         let dlq_cfg = self
             .cfg
             .dlq
@@ -222,7 +223,10 @@ impl Pipeline {
             .unwrap_or_else(|| SinkConfig::default_dlq(&self.state_dir));
         let dlq = open_sink(&dlq_cfg, &kctx, "dlq", &self.cfg.retry, &stop)
             .await
-            .map_err(|e| sink_err("dlq", e))?;
+            .map_err(|e| match self.cfg.dlq {
+                Some(_) => fail(self.cfg.error_at("dlq", e)),
+                None => sink_err("dlq", e),
+            })?;
         let ordering = self.cfg.ordering.clone();
         self.status.running(plugins.clone());
         tracing::info!(pipeline = %name, source = self.cfg.source.kind(), sink = self.cfg.sink.kind(),
@@ -297,6 +301,7 @@ impl Pipeline {
             .map_err(|e| fail(format!("source task failed: {e}")))?;
         // Whatever happened, make what did finish durable.
         let saved = run.checkpoint().await;
+        run.outlets.flush_failure_log(true);
         let snapshot = self.counters.snapshot();
         tracing::info!(pipeline = %name, received = snapshot.received, delivered = snapshot.delivered,
             filtered = snapshot.filtered, dead_lettered = snapshot.dead_lettered, dropped = snapshot.dropped,
@@ -471,6 +476,7 @@ impl Run {
     /// A periodic checkpoint. Its failure is not fatal: finished events stay finished and the
     /// next checkpoint covers them; a crash before then re-reads them.
     async fn checkpoint_now(&mut self) {
+        self.outlets.flush_failure_log(false);
         if let Err(e) = self.checkpoint().await {
             tracing::error!(pipeline = %self.name, error = %e, "checkpoint failed; will retry");
         }

@@ -254,7 +254,11 @@ impl Service {
             let error = result.err().map(|e| e.to_string());
             if let Some(e) = &error {
                 tracing::error!(pipeline = %status.name, error = %e, "pipeline failed");
-                eprintln!("error: {e}");
+                // For a person reading text logs, the reason on a line of its own; JSON logs
+                // hold only JSON lines.
+                if !crate::logging::json(None) {
+                    eprintln!("error: {e}");
+                }
             }
             status.end(error);
             let _ = ended_tx.send(true);

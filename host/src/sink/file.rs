@@ -172,3 +172,51 @@ impl FileSink {
         })
     }
 }
+
+/// What opening this sink would refuse, found without creating, writing or locking anything
+/// (`weir check`): a path that is a directory, a directory that cannot be made because a regular
+/// file stands in its way, or a file that cannot be opened for appending.
+pub fn preflight(cfg: &FileSinkConfig) -> Result<(), String> {
+    let path = &cfg.path;
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Err(format!("{} is a directory", path.display())),
+        // Opened only, not created, written or locked: a running weir may hold it.
+        Ok(_) => std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map(drop)
+            .map_err(|e| format!("cannot open {} for appending: {e}", path.display())),
+        Err(_) => {
+            // Missing (or unreachable): the nearest existing ancestor must be a directory.
+            let mut dir = path.parent();
+            while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
+                match std::fs::metadata(d) {
+                    Ok(m) if m.is_dir() => return Ok(()),
+                    Ok(_) => {
+                        return Err(format!(
+                            "cannot create {}: {} is not a directory",
+                            path.display(),
+                            d.display()
+                        ));
+                    }
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                        ) =>
+                    {
+                        dir = d.parent()
+                    }
+                    Err(e) => {
+                        return Err(format!(
+                            "cannot create {}: {}: {e}",
+                            path.display(),
+                            d.display()
+                        ));
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}

@@ -14,6 +14,7 @@
 //! gives `null` as a JSON value and an empty string in text; one that can match several values
 //! (`[*]`, `..`, filters, slices, unions) gives an array.
 
+mod path;
 mod render;
 
 use jsonpath_rust::parser::model::JpQuery;
@@ -199,9 +200,10 @@ fn variable(name: &str, offset: usize) -> Result<Option<Var>, TemplateError> {
             });
         }
         n if n.starts_with('$') => {
-            let query = jsonpath_rust::parser::parse_json_path(n).map_err(|e| TemplateError {
-                offset: Some(offset),
-                message: format!("invalid JSONPath <{n}>: {e}"),
+            let query = path::parse(n).map_err(|(at, message)| TemplateError {
+                // The reference starts after its `<`.
+                offset: Some(offset + 1 + at),
+                message: format!("invalid JSONPath <{n}>: {message}"),
             })?;
             // A path with wildcards, descent, filters, slices or unions can match several values.
             let many = n.contains('*')

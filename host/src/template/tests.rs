@@ -172,3 +172,43 @@ fn constant_text_is_rendered_once() {
     );
     assert_eq!(Template::parse("{\"a\": 1}").unwrap().constant("p1"), None);
 }
+
+#[test]
+fn names_with_dashes_are_taken_as_pipes_takes_them() {
+    let data =
+        r#"{"detail-type":"OrderCreated","detail":{"x-id":"X1","2fa":true,"a":{"b-c":[1,2]}}}"#;
+    assert_eq!(render("<$.data.detail-type>", data), "OrderCreated");
+    assert_eq!(render("<$.data.detail.x-id>", data), "X1");
+    assert_eq!(render("<$.data.detail.2fa>", data), "true");
+    assert_eq!(render("<$.data.detail.a.b-c[1]>", data), "2");
+    assert_eq!(render("<$.data..b-c>", data), "[[1,2]]");
+    // The bracket form, for any other character, and the fast path agree.
+    assert_eq!(render("<$.data['detail-type']>", data), "OrderCreated");
+    let v: serde_json::Value = serde_json::from_str(&render(
+        r#"{"type": <$.data.detail-type>, "t": "<$.data.detail-type>"}"#,
+        data,
+    ))
+    .unwrap();
+    assert_eq!(v["type"], "OrderCreated");
+    assert_eq!(v["t"], "OrderCreated");
+    let odd = r#"{"odd key":"k","a.b":"d"}"#;
+    assert_eq!(render("<$.data['odd key']>/<$.data['a.b']>", odd), "k/d");
+}
+
+#[test]
+fn path_errors_point_at_the_byte_at_fault_in_words() {
+    // `<` at 4, `$` at 5; `%` is byte 3 of the path, 8 of the template.
+    let e = Template::parse("abc <$.a%b>").unwrap_err();
+    assert_eq!(e.offset, Some(8), "{e}");
+    assert!(e.message.contains("unexpected `%`"), "{e}");
+    assert!(e.message.contains("$.data['odd key']"), "{e}");
+    for internal in ["Rule", "pest", "-->", "positives", "= expected"] {
+        assert!(!e.to_string().contains(internal), "{internal}: {e}");
+    }
+    // After a rewritten dashed name, offsets still count bytes as written.
+    let e = Template::parse("<$.detail-type.x%y>").unwrap_err();
+    assert_eq!(e.offset, Some(16), "{e}");
+    let e = Template::parse("<$.data[>").unwrap_err();
+    assert!(e.message.contains("invalid JSONPath"), "{e}");
+    assert!(!e.to_string().contains("Rule"), "{e}");
+}

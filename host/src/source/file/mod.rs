@@ -356,3 +356,18 @@ impl Acker for FileAcker {
         Ok(())
     }
 }
+
+/// What opening this source would refuse, found without opening it for good, reading a
+/// checkpoint or creating anything (`weir check`): a path that is missing, not a regular file,
+/// or not readable.
+pub fn preflight(cfg: &FileSourceConfig) -> Result<(), String> {
+    let path = &cfg.path;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| format!("cannot open input file {}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!("{} is not a file", path.display()));
+    }
+    std::fs::File::open(path)
+        .map(drop)
+        .map_err(|e| format!("cannot open input file {}: {e}", path.display()))
+}
