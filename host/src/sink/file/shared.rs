@@ -63,10 +63,10 @@ impl SharedFile {
                 .read(true)
                 .append(true)
                 .open(path)?;
+            let meta = file.metadata()?;
             let id = {
                 use std::os::unix::fs::MetadataExt;
-                let m = file.metadata()?;
-                (m.dev(), m.ino())
+                (meta.dev(), meta.ino())
             };
             let mut open = registry();
             match open.get(&id).map(Weak::upgrade) {
@@ -80,12 +80,16 @@ impl SharedFile {
                 }
                 None => {}
             }
-            match file.try_lock() {
-                Ok(()) => {}
-                Err(std::fs::TryLockError::WouldBlock) => return Err(OpenError::Locked),
-                Err(std::fs::TryLockError::Error(e)) => return Err(OpenError::Io(e)),
+            // A device (`/dev/null`, `/dev/full`) or a FIFO holds no lines to protect, and may be
+            // every process's sink at once.
+            if meta.is_file() {
+                match file.try_lock() {
+                    Ok(()) => {}
+                    Err(std::fs::TryLockError::WouldBlock) => return Err(OpenError::Locked),
+                    Err(std::fs::TryLockError::Error(e)) => return Err(OpenError::Io(e)),
+                }
+                end_with_newline(&mut file, path)?;
             }
-            end_with_newline(&mut file, path)?;
             let shared = Arc::new(SharedFile {
                 id,
                 path: path.to_owned(),
