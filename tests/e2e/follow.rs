@@ -153,7 +153,7 @@ fn many_rotations_between_two_polls_lose_no_line() {
     let s = Scratch::new();
     s.write("app.log", order_lines(0..50));
     // A long poll: the writer rotates many times while weir sleeps.
-    let p = follow_pipeline(&s, "rapid", 1000);
+    let p = follow_pipeline(&s, "rapid", 2000);
     let child = s.spawn_logged(&p);
     wait_logged(&s, "the first lines", || seqs(&s).len() == 50);
     let (rotations, per_file) = (20u64, 200u64);
@@ -161,7 +161,7 @@ fn many_rotations_between_two_polls_lose_no_line() {
         rotate_numbered(&s, r as usize + 1);
         let first = 50 + r * per_file;
         s.write("app.log", order_lines(first..first + per_file));
-        std::thread::sleep(std::time::Duration::from_millis(3));
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
     let n = 50 + rotations * per_file;
     wait_logged(&s, "every line of every rotated file", || {

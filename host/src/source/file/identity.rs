@@ -144,8 +144,25 @@ pub fn siblings(path: &Path) -> std::io::Result<Vec<Sibling>> {
             current,
         });
     }
-    found.sort_by(|a, b| (a.current, a.modified, &a.path).cmp(&(b.current, b.modified, &b.path)));
+    found.sort_by_cached_key(|s| (s.current, s.modified, age_rank(&s.path, name.len())));
     Ok(found)
+}
+
+/// Orders rotated files whose modification times are equal (file times are taken from a
+/// coarse clock: a few milliseconds): by a rotation counter (`app.log.2` is older than
+/// `app.log.1`), else by name (`app.log-20261205` is older than `app.log-20261206`).
+fn age_rank(path: &Path, prefix: usize) -> (u8, std::cmp::Reverse<u64>, Vec<u8>) {
+    let name = path
+        .file_name()
+        .map(|n| n.as_encoded_bytes().to_vec())
+        .unwrap_or_default();
+    let suffix = name.get(prefix..).unwrap_or_default();
+    let digits = suffix.strip_prefix(b".").unwrap_or(suffix);
+    let counter = (1..=5).contains(&digits.len()) && digits.iter().all(u8::is_ascii_digit);
+    match std::str::from_utf8(digits).ok().filter(|_| counter) {
+        Some(n) => (0, std::cmp::Reverse(n.parse().unwrap_or(0)), name),
+        None => (1, std::cmp::Reverse(0), name),
+    }
 }
 
 /// Whether `s` is one of `known`: same inode and still the same first bytes.
@@ -235,6 +252,26 @@ mod tests {
         assert_eq!(
             names,
             ["app.log.2", "app.log.1", "app.log-20261206", "app.log"]
+        );
+        // Rotated within one tick of the file clock: the names tell the order.
+        let t = SystemTime::now();
+        for name in ["app.log.1", "app.log.2", "app.log.10", "app.log-20261206"] {
+            File::create(at(name)).unwrap().set_modified(t).unwrap();
+        }
+        let names: Vec<String> = siblings(&at("app.log"))
+            .unwrap()
+            .iter()
+            .map(|s| s.path.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "app.log.10",
+                "app.log.2",
+                "app.log.1",
+                "app.log-20261206",
+                "app.log"
+            ]
         );
     }
 }
