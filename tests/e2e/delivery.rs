@@ -596,3 +596,179 @@ fn a_sink_that_cannot_be_opened_for_a_while_is_waited_for() {
     assert_eq!(lines(&out).len(), 50);
     final_counts(&log);
 }
+
+/// The test stream of a second pipeline: the same shape, its keys renamed (`J..` for `K..`),
+/// so that the two can be told apart in a file they share.
+fn renamed(stream: Stream) -> Stream {
+    let j = |k: &str| k.replacen('K', "J", 1);
+    Stream {
+        lines: stream
+            .lines
+            .iter()
+            .map(|l| l.replacen("\"k\":\"K", "\"k\":\"J", 1))
+            .collect(),
+        expected: stream
+            .expected
+            .into_iter()
+            .map(|(k, v)| (j(&k), v))
+            .collect(),
+        faulty: stream.faulty.into_iter().map(|(k, s)| (j(&k), s)).collect(),
+    }
+}
+
+/// Writes the lines of `file` whose key starts with `prefix` (as `"k":"PREFIX`, or in a DLQ
+/// record's event) to `to`; returns the number of lines that are not JSON (torn).
+fn split_by_key(file: &Path, prefix: &str, to: &Path) -> usize {
+    let mut torn = 0;
+    let mut mine = String::new();
+    for line in lines(file) {
+        match serde_json::from_str::<Value>(&line) {
+            Err(_) => torn += 1,
+            Ok(v) => {
+                let key = v["k"].as_str().or(v["event"]["data"]["k"].as_str());
+                if key.is_some_and(|k| k.starts_with(prefix)) {
+                    mine.push_str(&line);
+                    mine.push('\n');
+                }
+            }
+        }
+    }
+    std::fs::write(to, mine).unwrap();
+    torn
+}
+
+#[test]
+fn two_pipelines_sharing_a_sink_and_a_dlq_on_a_disk_that_fills_lose_nothing() {
+    let s = Scratch::new();
+    let disk = SmallDisk::mount(s.path("disk"), 4096);
+    let (out, dlq) = (disk.dir.join("out.jsonl"), disk.dir.join("dlq.jsonl"));
+    let streams = [
+        Stream::new(12_000, 20, 5),
+        renamed(Stream::new(12_000, 20, 9)),
+    ];
+    for name in ["a", "b"] {
+        s.write(&format!("{name}.jsonl"), "");
+        s.write(
+            &format!("pipelines/{name}.toml"),
+            format!(
+                "[pipeline]\nname = \"{name}\"\ncheckpoint_interval_ms = 20\n\
+                 [source]\ntype = \"file\"\npath = \"{name}.jsonl\"\nfollow = true\npoll_interval_ms = 5\nbatch_size = 100\n\
+                 [[plugin]]\npath = {:?}\n\
+                 [ordering]\nkey = \"<$.data.k>\"\nlanes = 4\n\
+                 [retry]\nbackoff_ms = [5, 40]\n\
+                 [sink]\ntype = \"file\"\npath = {out:?}\n\
+                 [dlq]\ntype = \"file\"\npath = {dlq:?}\n",
+                plugin("fixtures/faults/faults.wasm")
+            ),
+        );
+    }
+    let filler = Filler::start(&disk.dir);
+    let child = s.spawn_logged(&s.path("pipelines"));
+    let writers: Vec<_> = [("a", &streams[0]), ("b", &streams[1])]
+        .into_iter()
+        .map(|(name, stream)| {
+            writer(
+                stream.lines.clone(),
+                s.path(&format!("{name}.jsonl")),
+                200,
+                Duration::from_millis(10),
+            )
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    let delivered: usize = streams.iter().map(Stream::delivered_count).sum();
+    let failed: usize = streams.iter().map(|st| st.faulty.len()).sum();
+    // Lines lost to a cut would never come: the wait would time out.
+    wait_logged(&s, "every event delivered and dead-lettered", || {
+        lines(&out).len() >= delivered && lines(&dlq).len() >= failed
+    });
+    let fills = filler.stop();
+    signal(&child, libc::SIGTERM);
+    let (code, _) = wait_exit(child);
+    let log = s.log();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        fills > 0 && log.contains("No space left on device"),
+        "the disk filled up ({fills} fills)"
+    );
+
+    // Each pipeline's events, exactly once (no crash: nothing to repeat), in key order; no
+    // torn line in either file.
+    for (prefix, stream) in [("K", &streams[0]), ("J", &streams[1])] {
+        let (mine_out, mine_dlq) = (
+            s.path(&format!("out-{prefix}")),
+            s.path(&format!("dlq-{prefix}")),
+        );
+        assert_eq!(split_by_key(&out, prefix, &mine_out), 0, "torn sink lines");
+        assert_eq!(split_by_key(&dlq, prefix, &mine_dlq), 0, "torn DLQ lines");
+        check_output(&mine_out, stream, false);
+        check_dlq(&mine_dlq, stream);
+        assert_eq!(
+            lines(&mine_dlq).len(),
+            stream.faulty.len(),
+            "each dead letter once"
+        );
+    }
+    assert_eq!(lines(&out).len(), delivered, "nothing twice");
+    for name in ["a", "b"] {
+        let line = log
+            .lines()
+            .rfind(|l| l.contains("pipeline stopped") && l.contains(&format!("pipeline={name}")))
+            .unwrap_or_else(|| panic!("no final counts of {name}: {log}"));
+        let counts = final_counts(line);
+        assert_eq!(counts["received"], 12_000, "{line}");
+    }
+}
+
+#[test]
+fn a_second_process_is_refused_the_files_weir_appends_to() {
+    let s = Scratch::new();
+    s.write("in.jsonl", order_lines(0..10));
+    let p = s.write(
+        "p.toml",
+        "[pipeline]\nname = \"first\"\n[source]\ntype = \"file\"\npath = \"in.jsonl\"\nfollow = true\n\
+         [sink]\ntype = \"file\"\npath = \"out.jsonl\"\n[dlq]\ntype = \"file\"\npath = \"dlq.jsonl\"\n",
+    );
+    let child = s.spawn_logged(&p);
+    wait_for("the first run's output", || {
+        lines(&s.path("out.jsonl")).len() == 10
+    });
+
+    // The same pipeline with a state of its own: the sink file is taken.
+    let second = weir()
+        .arg("run")
+        .arg(&p)
+        .arg("--state-dir")
+        .arg(s.path("state2"))
+        .current_dir(s.dir.path())
+        .output()
+        .unwrap();
+    let err = stderr(&second);
+    assert_eq!(second.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("out.jsonl is locked by another process"),
+        "names the file and why: {err}"
+    );
+    // Another sink, the same dead-letter file: taken too.
+    let q = s.write(
+        "q.toml",
+        "[pipeline]\nname = \"second\"\n[source]\ntype = \"file\"\npath = \"in.jsonl\"\n\
+         [sink]\ntype = \"file\"\npath = \"out2.jsonl\"\n[dlq]\ntype = \"file\"\npath = \"dlq.jsonl\"\n",
+    );
+    let third = s.run(&q);
+    let err = stderr(&third);
+    assert_eq!(third.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("dlq.jsonl is locked by another process"),
+        "names the file and why: {err}"
+    );
+
+    // Once the first has stopped, the files are free.
+    signal(&child, libc::SIGTERM);
+    assert_eq!(wait_exit(child).0, Some(0), "{}", s.log());
+    let fourth = s.run(&q);
+    assert_eq!(fourth.status.code(), Some(0), "{}", stderr(&fourth));
+    assert_eq!(lines(&s.path("out2.jsonl")).len(), 10);
+}

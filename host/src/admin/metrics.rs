@@ -62,6 +62,10 @@ fn describe() {
     );
     describe_counter!("weir_plugin_reloads_total", "Hot reloads of the plugin");
     describe_counter!(
+        "weir_file_rotations_lost_total",
+        "Files the file source could not read to their end (rotated and deleted before it got to them)"
+    );
+    describe_counter!(
         "weir_plugin_failures_total",
         "Events a plugin failed, by kind (error, trap, timeout, memory)"
     );
@@ -104,6 +108,7 @@ pub fn render(handle: &PrometheusHandle, statuses: &[Arc<Status>]) -> String {
             ("weir_events_released_total", c.released),
             ("weir_sink_retries_total", c.retried),
             ("weir_pipeline_runs_total", v.runs),
+            ("weir_file_rotations_lost_total", v.files_lost),
         ] {
             metrics::counter!(name, "pipeline" => p.clone()).absolute(value);
         }

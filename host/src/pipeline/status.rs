@@ -47,6 +47,8 @@ pub struct Status {
     last_checkpoint_ms: AtomicU64,
     /// The source reaches its broker or queue. Sources that cannot tell leave it true.
     source_connected: AtomicBool,
+    /// Files the file source could not read to their end (rotated away and deleted first).
+    files_lost: AtomicU64,
 }
 
 struct Inner {
@@ -91,6 +93,8 @@ pub struct View {
     pub lag_by_partition: BTreeMap<String, i64>,
     /// Seconds since the last checkpoint; none before the first.
     pub checkpoint_age_s: Option<f64>,
+    /// Files the file source could not read to their end (since weir started).
+    pub files_lost: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -116,6 +120,7 @@ impl Status {
             tap: Arc::default(),
             last_checkpoint_ms: AtomicU64::new(0),
             source_connected: AtomicBool::new(true),
+            files_lost: AtomicU64::new(0),
             inner: Mutex::new(Inner {
                 state: State::Starting,
                 file: String::new(),
@@ -202,6 +207,12 @@ impl Status {
         self.last_checkpoint_ms.store(unix_ms(), Relaxed);
     }
 
+    /// The file source could not read a file to its end: `what` names it and why.
+    pub fn file_lost(&self, what: &str) {
+        self.files_lost.fetch_add(1, Relaxed);
+        self.error("source", &format!("file lost: {what}"));
+    }
+
     /// Whether the source reaches its broker or queue now (readiness).
     pub fn set_source_connected(&self, up: bool) {
         self.source_connected.store(up, Relaxed);
@@ -248,6 +259,7 @@ impl Status {
             lag: (!s.lag.is_empty()).then(|| s.lag.values().sum()),
             lag_by_partition: s.lag.clone(),
             checkpoint_age_s,
+            files_lost: self.files_lost.load(Relaxed),
         }
     }
 }

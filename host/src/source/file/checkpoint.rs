@@ -1,6 +1,9 @@
-//! The file source's checkpoint: which file (by device and inode, so a rotated file is still
-//! recognised), and the byte offset and line number to resume after.
+//! The file source's checkpoint: which file (by device and inode, and a fingerprint of its first
+//! bytes, so that a rotated file is still recognised and a reused inode or a file truncated and
+//! written again is not), the byte offset and line number to resume after, and the files beside
+//! it that are finished. Checkpoints written before fingerprints existed still load.
 
+pub use super::identity::{Fingerprint, Known};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -26,10 +29,17 @@ pub struct Checkpoint {
     /// The path the file had when it was opened (informative; `file` identifies it).
     pub path: PathBuf,
     pub file: FileId,
+    /// Its first bytes (absent in checkpoints of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<Fingerprint>,
     /// Everything before this byte offset is finished.
     pub offset: u64,
     /// Lines (including blank ones) before `offset`.
     pub line: u64,
+    /// Files beside the path that are read to their end (or were there before weir first read
+    /// the path): never read again. Absent in checkpoints of older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub done: Option<Vec<Known>>,
 }
 
 /// Where a pipeline's file checkpoint lives.
@@ -102,11 +112,21 @@ mod tests {
         let cp = Checkpoint {
             path: "in.jsonl".into(),
             file: FileId { dev: 1, ino: 2 },
+            fingerprint: Some(Fingerprint::of(b"{\"a\":1}\n")),
             offset: 10,
             line: 3,
+            done: Some(vec![]),
         };
         store.save(&cp).unwrap();
         assert_eq!(store.load().unwrap(), Some(cp));
+        // A checkpoint of an older version, without fingerprints, still loads.
+        std::fs::write(
+            store.path(),
+            br#"{"path":"in.jsonl","file":{"dev":1,"ino":2},"offset":10,"line":3}"#,
+        )
+        .unwrap();
+        let old = store.load().unwrap().unwrap();
+        assert_eq!((old.fingerprint, old.done, old.offset), (None, None, 10));
         std::fs::write(store.path(), b"{oops").unwrap();
         assert!(store.load().unwrap_err().contains("corrupt"));
     }

@@ -1,8 +1,14 @@
 //! The file source: JSON lines (or any text lines) from a file, optionally followed as it grows
 //! and rotates. It checkpoints the byte offset after the last finished line, so a restart resumes
 //! there (at-least-once: lines after the checkpoint are read again).
+//!
+//! Rotation: when the path names another file, the old one is read to its end, then every
+//! rotated file beside the path not read yet (oldest first: two rotations between polls, or
+//! while weir was stopped), then the new one ([`identity`]). A file truncated or written anew is
+//! read again from its start.
 
 mod checkpoint;
+mod identity;
 mod reader;
 
 pub use checkpoint::{Checkpoint, CheckpointStore, FileId};
@@ -11,7 +17,8 @@ use super::prefix::PrefixTracker;
 use super::{Acker, Format, Source, SourceContext, SourceError, SourceEvent};
 use crate::event::{Envelope, Position, now_rfc3339};
 use async_trait::async_trait;
-use reader::{Generations, LineReader, RawLine, ReadState};
+use identity::Known;
+use reader::{Generations, LineReader, Losses, RawLine, ReadState, Stream};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -83,13 +90,19 @@ pub(super) async fn open(
     let cfg = cfg.clone();
     let store = CheckpointStore::new(&ctx.state_dir);
     let generations = Generations::default();
-    let g = generations.clone();
-    let pipeline = ctx.pipeline.clone();
-    let reader = tokio::task::spawn_blocking(move || {
-        resume(&cfg, &store, g, &pipeline).map(|r| (r, cfg, store))
-    })
-    .await
-    .map_err(|e| SourceError::Other(format!("file source failed to start: {e}")))?;
+    let stream = Stream {
+        path: cfg.path.clone(),
+        max_line: cfg.max_line_bytes,
+        generations: generations.clone(),
+        losses: Losses {
+            pipeline: ctx.pipeline.clone(),
+            status: ctx.status.clone(),
+        },
+    };
+    let reader =
+        tokio::task::spawn_blocking(move || resume(&cfg, &store, stream).map(|r| (r, cfg, store)))
+            .await
+            .map_err(|e| SourceError::Other(format!("file source failed to start: {e}")))?;
     let (reader, cfg, store) = reader?;
     let source = FileSource {
         poll: Duration::from_millis(cfg.poll_interval_ms),
@@ -106,14 +119,14 @@ pub(super) async fn open(
 }
 
 /// Opens the file where the checkpoint says, finding it beside the configured path if it was
-/// rotated while weir was not running.
+/// rotated while weir was not running, and going on with the files rotated after it.
 fn resume(
     cfg: &FileSourceConfig,
     store: &CheckpointStore,
-    generations: Generations,
-    pipeline: &str,
+    stream: Stream,
 ) -> Result<LineReader, SourceError> {
     let path = &cfg.path;
+    let pipeline = stream.losses.pipeline.clone();
     let meta = std::fs::metadata(path).map_err(|e| {
         SourceError::Config(format!(
             "source.path: cannot open input file {}: {e}",
@@ -126,46 +139,64 @@ fn resume(
             path.display()
         )));
     }
-    let current = FileId::of(&meta);
     let checkpoint = store.load().map_err(SourceError::Other)?;
-    let open = |file: &std::path::Path, offset, line| {
-        LineReader::open(
-            path,
-            file,
-            offset,
-            line,
-            cfg.max_line_bytes,
-            generations.clone(),
-        )
-        .map_err(|e| SourceError::io(format!("cannot open {}", file.display()), e))
+    let cannot = |e| SourceError::io(format!("cannot open {}", path.display()), e);
+    let Some(cp) = checkpoint else {
+        // The files already beside the path are older than this stream: not read.
+        let done = reader::rotated_files(path);
+        let (offset, line) = match cfg.start {
+            Start::Beginning => (0, 0),
+            Start::End => (
+                meta.len(),
+                reader::count_lines(path, meta.len())
+                    .map_err(|e| SourceError::io(format!("cannot read {}", path.display()), e))?,
+            ),
+        };
+        return LineReader::open(stream, path, offset, line, done).map_err(cannot);
     };
-    match checkpoint {
-        Some(cp) if cp.file == current && cp.offset <= meta.len() => {
+    let known = Known {
+        file: cp.file,
+        // A checkpoint of an older version: the file is recognised by its inode alone.
+        fingerprint: cp
+            .fingerprint
+            .clone()
+            .unwrap_or_else(|| identity::Fingerprint::of(b"")),
+    };
+    let mut done = match cp.done {
+        Some(done) => done,
+        // Older versions kept no list: every rotated file but the checkpointed one counts as
+        // read, as those versions would have it.
+        None => {
+            let mut all = reader::rotated_files(path);
+            all.retain(|k| k.file != cp.file);
+            all
+        }
+    };
+    if let Some((found, file)) = identity::find(path, &known, cp.offset) {
+        if found.path == *path {
             tracing::info!(pipeline, path = %path.display(), offset = cp.offset, line = cp.line, "resuming after checkpoint");
-            open(path, cp.offset, cp.line)
+        } else {
+            tracing::info!(pipeline, rotated = %found.path.display(), offset = cp.offset,
+                "checkpointed file was rotated; finishing it before the newer ones");
         }
-        Some(cp) if cp.file == current => {
-            tracing::warn!(pipeline, path = %path.display(), "file is shorter than its checkpoint (truncated); reading from the start");
-            open(path, 0, 0)
-        }
-        Some(cp) => match reader::find_rotated(path, cp.file) {
-            Some(rotated) => {
-                tracing::info!(pipeline, rotated = %rotated.display(), offset = cp.offset,
-                    "checkpointed file was rotated; finishing it before the new one");
-                open(&rotated, cp.offset, cp.line)
-            }
-            None => {
-                tracing::warn!(pipeline, path = %path.display(), checkpointed = %cp.path.display(),
-                    "checkpointed file is gone; reading the current file from the start");
-                open(path, 0, 0)
-            }
-        },
-        None if cfg.start == Start::End => {
-            let lines = reader::count_lines(path, meta.len())
-                .map_err(|e| SourceError::io(format!("cannot read {}", path.display()), e))?;
-            open(path, meta.len(), lines)
-        }
-        None => open(path, 0, 0),
+        return LineReader::new(stream, file, &found.path, cp.offset, cp.line, done)
+            .map_err(|e| SourceError::io(format!("cannot open {}", found.path.display()), e));
+    }
+    if FileId::of(&meta) == cp.file {
+        tracing::warn!(pipeline, path = %path.display(), offset = cp.offset,
+            "file was truncated or written anew since the checkpoint (it is shorter than the checkpoint or no longer begins with the same bytes, or a new file got the old one's inode), and its old content is nowhere beside it; reading it from its start");
+    } else {
+        stream.losses.lost(
+            &cp.path,
+            None,
+            "checkpointed file is gone (neither at the path nor under a rotated name beside it)",
+        );
+    }
+    // What is left to read: the rotated files not read yet, oldest first, then the path.
+    match reader::next_unread(&stream, &mut done, None).map_err(cannot)? {
+        Some((file, at)) => LineReader::new(stream, file, &at, 0, 0, done)
+            .map_err(|e| SourceError::io(format!("cannot open {}", at.display()), e)),
+        None => LineReader::open(stream, path, 0, 0, done).map_err(cannot),
     }
 }
 
@@ -273,15 +304,13 @@ impl ReadOnce {
                 path.display()
             )));
         }
-        let reader = LineReader::open(
-            path,
-            path,
-            0,
-            0,
-            max_line_bytes.max(1),
-            Generations::default(),
-        )
-        .map_err(cannot)?;
+        let stream = Stream {
+            path: path.to_owned(),
+            max_line: max_line_bytes.max(1),
+            generations: Generations::default(),
+            losses: Losses::default(),
+        };
+        let reader = LineReader::open(stream, path, 0, 0, Vec::new()).map_err(cannot)?;
         Ok(ReadOnce {
             path: path.to_owned(),
             reader,
@@ -327,7 +356,7 @@ impl Acker for FileAcker {
         if self.saved == Some(done) {
             return Ok(());
         }
-        let (file, path) = {
+        let generation = {
             let g = self.generations.lock().unwrap_or_else(|p| p.into_inner());
             match g.get(done.partition as usize) {
                 Some(entry) => entry.clone(),
@@ -340,10 +369,12 @@ impl Acker for FileAcker {
             }
         };
         let cp = Checkpoint {
-            path,
-            file,
+            path: generation.path,
+            file: generation.file.file,
+            fingerprint: Some(generation.file.fingerprint),
             offset: done.offset,
             line: done.ordinal,
+            done: Some(generation.done_before.to_vec()),
         };
         let store = &self.store;
         tokio::task::block_in_place(|| store.save(&cp)).map_err(|e| {

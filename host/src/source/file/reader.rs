@@ -4,7 +4,9 @@
 //! buffer are faster than async file I/O, which is itself a thread pool underneath.
 
 use super::checkpoint::FileId;
+use super::identity::{self, Fingerprint, Known};
 use crate::event::Position;
+use crate::pipeline::status::Status;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -12,9 +14,50 @@ use std::sync::{Arc, Mutex};
 
 const READ_BUFFER: usize = 256 * 1024;
 
-/// The file behind each `Position::partition` (a new one at each rotation or truncation), so
-/// that the acker can name the file in its checkpoint.
-pub type Generations = Arc<Mutex<Vec<(FileId, PathBuf)>>>;
+/// One file of the stream (a new one at each rotation or truncation): what the acker needs to
+/// name it in a checkpoint.
+#[derive(Debug, Clone)]
+pub struct Generation {
+    pub file: Known,
+    /// The name it was opened under.
+    pub path: PathBuf,
+    /// The files finished before it: once its lines are committed, these never need reading.
+    pub done_before: Arc<Vec<Known>>,
+}
+
+/// The file behind each `Position::partition`.
+pub type Generations = Arc<Mutex<Vec<Generation>>>;
+
+/// Where files that could not be read are reported: never silently.
+#[derive(Clone, Default)]
+pub struct Losses {
+    pub pipeline: String,
+    pub status: Option<Arc<Status>>,
+}
+
+impl Losses {
+    /// `file` is gone before all of it was read; `unread` bytes of it, if known.
+    pub fn lost(&self, file: &Path, unread: Option<u64>, why: &str) {
+        let unread_bytes = unread.map_or_else(|| "unknown".to_owned(), |n| n.to_string());
+        tracing::warn!(pipeline = %self.pipeline, file = %file.display(), unread_bytes, "{why}: its unread lines are lost");
+        if let Some(status) = &self.status {
+            status.file_lost(&format!(
+                "{} ({why}; unread bytes: {unread_bytes})",
+                file.display()
+            ));
+        }
+    }
+}
+
+/// What a reader follows: the configured path and its rotations.
+#[derive(Clone)]
+pub struct Stream {
+    /// The configured path; after a rotation, a new file appears here.
+    pub path: PathBuf,
+    pub max_line: usize,
+    pub generations: Generations,
+    pub losses: Losses,
+}
 
 /// One complete line, without its line ending.
 pub struct RawLine {
@@ -37,13 +80,11 @@ pub enum ReadState {
 }
 
 pub struct LineReader {
-    /// The configured path; after a rotation, a new file appears here.
-    path: PathBuf,
+    stream: Stream,
     file: BufReader<File>,
-    file_id: FileId,
+    current: Known,
     file_name: Arc<str>,
     generation: u32,
-    generations: Generations,
     /// Bytes of the current file consumed so far (including `partial`).
     offset: u64,
     /// Lines completed so far in the current file.
@@ -51,43 +92,55 @@ pub struct LineReader {
     /// An unfinished line: its bytes (up to `max_line`) and its full length.
     partial: Vec<u8>,
     partial_len: u64,
-    max_line: usize,
-    /// The configured path was seen naming a new file: read the old one to its end once more
-    /// (catching lines written just before the rename) before switching.
-    draining: bool,
+    /// The current file is no longer at the path and was read to its end once more after that
+    /// was seen (catching lines written just before the rename): it is complete.
+    drained: bool,
+    /// Files beside the path that are finished or predate the stream: never read (again).
+    done: Vec<Known>,
 }
 
 impl LineReader {
     /// Opens `file_path` (the configured path, or a rotated file found beside it) at `offset`,
     /// which begins line `line + 1`.
     pub fn open(
-        path: &Path,
+        stream: Stream,
         file_path: &Path,
         offset: u64,
         line: u64,
-        max_line: usize,
-        generations: Generations,
+        done: Vec<Known>,
     ) -> std::io::Result<Self> {
-        let (file, file_id) = open_at(file_path, offset)?;
-        let generation = register(&generations, file_id, file_path);
+        let file = File::open(file_path)?;
+        Self::new(stream, file, file_path, offset, line, done)
+    }
+
+    /// Like [`LineReader::open`], on a file already open.
+    pub fn new(
+        stream: Stream,
+        file: File,
+        file_path: &Path,
+        offset: u64,
+        line: u64,
+        done: Vec<Known>,
+    ) -> std::io::Result<Self> {
+        let (file, current) = prepare(file, offset)?;
+        let generation = register(&stream.generations, &current, file_path, &done);
         Ok(LineReader {
-            path: path.to_owned(),
+            stream,
             file,
-            file_id,
+            current,
             file_name: file_path.display().to_string().into(),
             generation,
-            generations,
             offset,
             line,
             partial: Vec::new(),
             partial_len: 0,
-            max_line,
-            draining: false,
+            drained: false,
+            done,
         })
     }
 
     /// Reads up to `max` complete lines into `out`. At the end of the file it checks for rotation
-    /// or truncation and moves on to the new file. When `ended` is true (the input is complete,
+    /// or truncation and moves on to the next file. When `ended` is true (the input is complete,
     /// not followed), a last line without a newline counts as a line.
     pub fn read_lines(
         &mut self,
@@ -98,7 +151,7 @@ impl LineReader {
         while out.len() < max {
             let buf = self.file.fill_buf()?;
             if buf.is_empty() {
-                if self.switch_if_replaced(out)? {
+                if self.at_end(out)? {
                     continue;
                 }
                 if ended && self.partial_len > 0 {
@@ -110,7 +163,7 @@ impl LineReader {
                 Some(i) => (i + 1, true),
                 None => (buf.len(), false),
             };
-            let room = self.max_line.saturating_sub(self.partial.len());
+            let room = self.stream.max_line.saturating_sub(self.partial.len());
             self.partial.extend_from_slice(&buf[..take.min(room)]);
             self.partial_len += take as u64;
             self.offset += take as u64;
@@ -154,63 +207,190 @@ impl LineReader {
         });
     }
 
-    /// At the end of the current file: if the configured path now names another file (renamed
-    /// away by rotation) or the file shrank (truncated), start on the new content.
-    fn switch_if_replaced(&mut self, out: &mut Vec<RawLine>) -> std::io::Result<bool> {
-        if self.draining {
-            // The old file is complete: its last line, even without a newline, is a line.
-            if self.partial_len > 0 {
-                self.complete_line(out);
-            }
-            tracing::info!(old = %self.file_name, path = %self.path.display(), "file rotated; reading the new file");
-            self.draining = false;
-            self.reopen()?;
-            return Ok(true);
-        }
-        let meta = match std::fs::metadata(&self.path) {
-            Ok(m) => m,
-            // Renamed away and not recreated yet: keep waiting on the old file.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+    /// At the end of the current file: goes on to the next file if this one is complete (no
+    /// longer at the path), or to the new content if the file at the path was truncated or
+    /// written anew. True if there may be more to read now.
+    fn at_end(&mut self, out: &mut Vec<RawLine>) -> std::io::Result<bool> {
+        let at_path = match std::fs::metadata(&self.stream.path) {
+            Ok(m) => Some(m),
+            // Renamed away and not recreated yet.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(e),
         };
-        if FileId::of(&meta) != self.file_id {
-            self.draining = true;
+        if let Some(m) = at_path.filter(|m| FileId::of(m) == self.current.file) {
+            if m.len() >= self.offset && self.current.fingerprint.matches(self.file.get_ref())? {
+                self.complete_fingerprint(m.len())?;
+                return Ok(false);
+            }
+            self.replaced(m.len())?;
             return Ok(true);
         }
-        if meta.len() < self.offset {
-            tracing::warn!(path = %self.path.display(), size = meta.len(), offset = self.offset,
-                "file was truncated; reading it again from the start");
-            self.partial.clear();
-            self.partial_len = 0;
-            self.reopen()?;
+        if !self.drained {
+            self.drained = true;
             return Ok(true);
         }
-        Ok(false)
+        self.next(out)
     }
 
-    /// Opens the configured path from its start as a new generation.
-    fn reopen(&mut self) -> std::io::Result<()> {
-        let (file, file_id) = open_at(&self.path, 0)?;
+    /// A fingerprint taken while the file was short covers more once it has grown.
+    fn complete_fingerprint(&mut self, len: u64) -> std::io::Result<()> {
+        if self.current.fingerprint.complete() || len <= self.current.fingerprint.len {
+            return Ok(());
+        }
+        self.current.fingerprint = Fingerprint::read(self.file.get_ref())?;
+        let mut g = lock(&self.stream.generations);
+        if let Some(entry) = g.get_mut(self.generation as usize) {
+            entry.file.fingerprint = self.current.fingerprint.clone();
+        }
+        Ok(())
+    }
+
+    /// The file at the path (still the current inode) is shorter than what was read, or no
+    /// longer begins with the bytes it began with: truncated, maybe written again. What was not
+    /// read of the old content is gone, unless a copy of it was left beside the path
+    /// (`copytruncate`): then the rest is read from the copy first.
+    fn replaced(&mut self, len: u64) -> std::io::Result<()> {
+        let path = self.stream.path.clone();
+        let resume_at = self.offset - self.partial_len;
+        tracing::warn!(pipeline = %self.stream.losses.pipeline, path = %path.display(), size = len, offset = self.offset,
+            "file was truncated or its content replaced; reading the new content from its start");
+        self.partial.clear();
+        self.partial_len = 0;
+        let copy = identity::find(&path, &self.current, resume_at)
+            .filter(|(s, _)| s.file != self.current.file);
+        match copy {
+            Some((s, f)) => {
+                tracing::info!(pipeline = %self.stream.losses.pipeline, copy = %s.path.display(), offset = resume_at,
+                    "reading the rest of the old content from its copy first");
+                let line = self.line;
+                self.switch_to(f, &s.path, resume_at, line)
+            }
+            None => self.switch_to(File::open(&path)?, &path, 0, 0),
+        }
+    }
+
+    /// The current file is complete: on to the oldest file beside the path not read yet (a
+    /// rotated one missed between two polls, else the file now at the path). False if there is
+    /// none yet (the path not recreated yet): the current file stays open.
+    fn next(&mut self, out: &mut Vec<RawLine>) -> std::io::Result<bool> {
+        let Some((file, path)) = next_unread(&self.stream, &mut self.done, Some(&self.current))?
+        else {
+            return Ok(false);
+        };
+        // The old file is complete: its last line, even without a newline, is a line.
+        if self.partial_len > 0 {
+            self.complete_line(out);
+        }
+        if self.current.fingerprint.len > 0 {
+            self.done.push(self.current.clone());
+        }
+        tracing::info!(pipeline = %self.stream.losses.pipeline, old = %self.file_name, next = %path.display(),
+            "file rotated; reading the next file");
+        self.switch_to(file, &path, 0, 0)?;
+        Ok(true)
+    }
+
+    /// Reads `file` (named `file_path`) from `offset` as a new generation.
+    fn switch_to(
+        &mut self,
+        file: File,
+        file_path: &Path,
+        offset: u64,
+        line: u64,
+    ) -> std::io::Result<()> {
+        let (file, current) = prepare(file, offset)?;
+        self.generation = register(&self.stream.generations, &current, file_path, &self.done);
         self.file = file;
-        self.file_id = file_id;
-        self.file_name = self.path.display().to_string().into();
-        self.generation = register(&self.generations, file_id, &self.path);
-        self.offset = 0;
-        self.line = 0;
+        self.current = current;
+        self.file_name = file_path.display().to_string().into();
+        self.offset = offset;
+        self.line = line;
+        self.partial.clear();
+        self.partial_len = 0;
+        self.drained = false;
         Ok(())
     }
 }
 
-fn open_at(path: &Path, offset: u64) -> std::io::Result<(BufReader<File>, FileId)> {
-    let mut file = File::open(path)?;
-    let id = FileId::of(&file.metadata()?);
-    file.seek(SeekFrom::Start(offset))?;
-    Ok((BufReader::with_capacity(READ_BUFFER, file), id))
+/// The oldest file beside the stream's path that is not `done` nor `current`: rotated files by
+/// modification time, then the file at the path. Forgets `done` files that are no longer there.
+/// A file that vanishes between the listing and its opening is reported lost.
+pub fn next_unread(
+    stream: &Stream,
+    done: &mut Vec<Known>,
+    current: Option<&Known>,
+) -> std::io::Result<Option<(File, PathBuf)>> {
+    let siblings = identity::siblings(&stream.path)?;
+    done.retain(|k| siblings.iter().any(|s| s.file == k.file));
+    for s in siblings {
+        let is_path = s.path == stream.path;
+        if current.is_some_and(|c| c.file == s.file)
+            || (s.len == 0 && !is_path)
+            || identity::is_known(&s, done)
+        {
+            continue;
+        }
+        let file = match s.open() {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                stream.losses.lost(
+                    &s.path,
+                    Some(s.len),
+                    "rotated file deleted before it was read",
+                );
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        // Renamed under us since the listing: the next look sees where it went.
+        if FileId::of(&file.metadata()?) != s.file {
+            return Ok(None);
+        }
+        return Ok(Some((file, s.path)));
+    }
+    Ok(None)
 }
 
-fn register(generations: &Generations, id: FileId, path: &Path) -> u32 {
-    let mut g = generations.lock().unwrap_or_else(|p| p.into_inner());
-    g.push((id, path.to_owned()));
+/// Every file beside `path` under a rotated name (not the path itself), as known files.
+pub fn rotated_files(path: &Path) -> Vec<Known> {
+    identity::siblings(path)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|s| s.path != path)
+        .filter_map(|s| {
+            let f = s.open().ok()?;
+            Some(Known {
+                file: s.file,
+                fingerprint: Fingerprint::read(&f).ok()?,
+            })
+        })
+        .collect()
+}
+
+fn prepare(mut file: File, offset: u64) -> std::io::Result<(BufReader<File>, Known)> {
+    let id = FileId::of(&file.metadata()?);
+    let fingerprint = Fingerprint::read(&file)?;
+    file.seek(SeekFrom::Start(offset))?;
+    Ok((
+        BufReader::with_capacity(READ_BUFFER, file),
+        Known {
+            file: id,
+            fingerprint,
+        },
+    ))
+}
+
+fn lock(generations: &Generations) -> std::sync::MutexGuard<'_, Vec<Generation>> {
+    generations.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn register(generations: &Generations, file: &Known, path: &Path, done: &[Known]) -> u32 {
+    let mut g = lock(generations);
+    g.push(Generation {
+        file: file.clone(),
+        path: path.to_owned(),
+        done_before: Arc::new(done.to_vec()),
+    });
     (g.len() - 1) as u32
 }
 
@@ -227,20 +407,4 @@ pub fn count_lines(path: &Path, len: u64) -> std::io::Result<u64> {
         }
         lines += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
     }
-}
-
-/// Finds a file beside `path` with identity `id`: where a rotated file went.
-pub fn find_rotated(path: &Path, id: FileId) -> Option<PathBuf> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| {
-            p.as_path() != path
-                && std::fs::metadata(p).is_ok_and(|m| m.is_file() && FileId::of(&m) == id)
-        })
 }

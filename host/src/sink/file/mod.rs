@@ -1,0 +1,130 @@
+//! The file sink: appends one line per event, flushes at each batch boundary and fsyncs before
+//! the source checkpoints, so a checkpoint never covers events that are not on disk.
+//!
+//! Pipelines of one process that name the same file (a shared sink, one DLQ for all) write
+//! through one [`shared::SharedFile`]; other processes are kept out by an advisory lock.
+
+mod shared;
+
+use super::{Outgoing, Sink, SinkContext, SinkError, SinkFailure};
+use async_trait::async_trait;
+use serde::Deserialize;
+use shared::{OpenError, SharedFile};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSinkConfig {
+    /// The file to append to; created with its directories if missing.
+    pub path: PathBuf,
+}
+
+impl FileSinkConfig {
+    pub(super) fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.path.as_os_str().is_empty() {
+            return Err(("path", "must not be empty".into()));
+        }
+        Ok(())
+    }
+}
+
+/// The line the sink would append for an event with `body`, as JSON (`path`, `body`), for
+/// `weir dry-run`. Opens nothing.
+pub fn line(cfg: &FileSinkConfig, body: String) -> serde_json::Value {
+    serde_json::json!({"path": cfg.path.display().to_string(), "body": body})
+}
+
+pub(super) async fn open(
+    cfg: &FileSinkConfig,
+    _ctx: &SinkContext,
+) -> Result<Box<dyn Sink>, SinkError> {
+    let path = cfg.path.clone();
+    let file = tokio::task::spawn_blocking(move || SharedFile::open(&path))
+        .await
+        .map_err(|e| SinkError::permanent(format!("file sink failed to start: {e}")))?;
+    match file {
+        Ok(file) => Ok(Box::new(FileSink(file))),
+        // Waiting would not help: the other process runs until someone stops it.
+        Err(OpenError::Locked) => Err(SinkError::permanent(format!(
+            "{} is locked by another process (another weir writing to it?): \
+             one process appends to a file at a time",
+            cfg.path.display()
+        ))),
+        Err(OpenError::Io(e)) => Err(SinkError::io(
+            format!("cannot open {} for appending: {e}", cfg.path.display()),
+            &e,
+        )),
+    }
+}
+
+/// One pipeline's handle on a file; the file closes when its last handle goes.
+struct FileSink(Arc<SharedFile>);
+
+#[async_trait]
+impl Sink for FileSink {
+    async fn write(&self, batch: &[Outgoing<'_>]) -> Result<(), SinkFailure> {
+        // Buffered writes to a local file are brief; block_in_place keeps them off the other
+        // tasks of this worker without a copy to the blocking pool.
+        tokio::task::block_in_place(|| self.0.append(batch.iter().map(|o| o.body.as_bytes())))
+            .map_err(|e| SinkFailure::All(self.failed(e)))
+    }
+
+    async fn sync(&self) -> Result<(), SinkError> {
+        tokio::task::block_in_place(|| self.0.sync()).map_err(|e| self.failed(e))
+    }
+}
+
+impl FileSink {
+    fn failed(&self, e: std::io::Error) -> SinkError {
+        SinkError::retryable(format!("cannot write {}: {e}", self.0.path().display()))
+    }
+}
+
+/// What opening this sink would refuse, found without creating, writing or locking anything
+/// (`weir check`): a path that is a directory, a directory that cannot be made because a regular
+/// file stands in its way, or a file that cannot be opened for appending.
+pub fn preflight(cfg: &FileSinkConfig) -> Result<(), String> {
+    let path = &cfg.path;
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Err(format!("{} is a directory", path.display())),
+        // Opened only, not created, written or locked: a running weir may hold it.
+        Ok(_) => std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map(drop)
+            .map_err(|e| format!("cannot open {} for appending: {e}", path.display())),
+        Err(_) => {
+            // Missing (or unreachable): the nearest existing ancestor must be a directory.
+            let mut dir = path.parent();
+            while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
+                match std::fs::metadata(d) {
+                    Ok(m) if m.is_dir() => return Ok(()),
+                    Ok(_) => {
+                        return Err(format!(
+                            "cannot create {}: {} is not a directory",
+                            path.display(),
+                            d.display()
+                        ));
+                    }
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                        ) =>
+                    {
+                        dir = d.parent()
+                    }
+                    Err(e) => {
+                        return Err(format!(
+                            "cannot create {}: {}: {e}",
+                            path.display(),
+                            d.display()
+                        ));
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}
