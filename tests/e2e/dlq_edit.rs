@@ -133,7 +133,11 @@ fn dlq_purge_removes_the_selection_after_confirmation_and_not_while_the_file_is_
     let out = dlq_cmd(&s, &["purge", "p.toml", "--kind", "trap", "--yes"]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(stderr(&out).contains("in use"), "{}", stderr(&out));
+    let out = dlq_cmd(&s, &["redrive", "p.toml", "--kind", "trap"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stderr(&out).contains("in use"), "{}", stderr(&out));
     assert_eq!(std::fs::read(&dlq).unwrap(), before);
+    assert!(!s.state_dir().join("orders/dlq.jsonl.redrive").exists());
     drop(holder);
 
     let out = dlq_cmd(&s, &["purge", "p.toml", "--kind", "trap", "--yes"]);

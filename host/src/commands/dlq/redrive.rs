@@ -18,7 +18,7 @@ use crate::config::{HostSettings, load_pipeline};
 use crate::durable;
 use crate::pipeline::Pipeline;
 use crate::source::replay::{self, Progress};
-use std::io::{BufRead, Read, Seek};
+use std::io::{BufRead, Seek};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -86,13 +86,19 @@ fn redrive_locked(
             aside_count(&aside),
             aside.display()
         );
-        let progress = prepare(&dlq, &aside, selection)?;
+        let progress = {
+            let _lock = lock_if_there(&dlq)?;
+            prepare(&dlq, &aside, selection)?
+        };
         let p = pipeline.take().ok_or("no pipeline")?;
         if !run(runtime, p, &aside, progress, file)? {
             return Ok(false);
         }
     }
 
+    // Locked from choosing to taking out: no running weir appends meanwhile. Released before
+    // the run, whose DLQ sink takes the lock itself.
+    let lock = lock_if_there(&dlq)?;
     let all = records::read(&dlq)?;
     // Malformed input fails at the source whatever is fixed downstream: never redriven.
     let unfixable = all
@@ -117,6 +123,7 @@ fn redrive_locked(
     records::write(&aside, chosen.iter().map(|r| r.line.as_str()))?;
     drop(all);
     let progress = prepare(&dlq, &aside, selection)?;
+    drop(lock);
     let pipeline = match pipeline {
         Some(p) => p,
         None => {
@@ -127,8 +134,17 @@ fn redrive_locked(
     run(runtime, pipeline, &aside, progress, file)
 }
 
+/// The DLQ file's lock, if the file is there.
+fn lock_if_there(dlq: &Path) -> Result<Option<records::FileLock>, String> {
+    match dlq.exists() {
+        true => records::lock(dlq).map(Some),
+        false => Ok(None),
+    }
+}
+
 /// The progress of the records set aside, after making sure they are out of the DLQ (the step
-/// a kill may have cut short). Refuses records set aside by another pipeline.
+/// a kill may have cut short). Refuses records set aside by another pipeline. The caller holds
+/// the DLQ file's lock.
 fn prepare(dlq: &Path, aside: &Path, selection: &Selection) -> Result<Progress, String> {
     let set_aside = records::read(aside)?;
     if let Some(other) = set_aside.iter().find(|r| !selection.ours(r)) {
@@ -152,7 +168,6 @@ fn prepare(dlq: &Path, aside: &Path, selection: &Selection) -> Result<Progress, 
         ),
         // Saved only once the records are out of the DLQ: without it, they may still be in.
         None if dlq.exists() => {
-            let _lock = records::lock(dlq)?;
             records::take_out(dlq, set_aside.iter().map(|r| r.line.as_str()))?;
         }
         None => {}
@@ -235,7 +250,7 @@ fn count_from(path: &Path, offset: u64) -> usize {
     if f.seek(std::io::SeekFrom::Start(offset)).is_err() {
         return 0;
     }
-    std::io::BufReader::new(f.take(u64::MAX))
+    std::io::BufReader::new(f)
         .split(b'\n')
         .map_while(Result::ok)
         .filter(|l| !l.trim_ascii().is_empty())
