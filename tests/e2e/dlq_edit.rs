@@ -95,6 +95,13 @@ fn dlq_export_writes_the_selected_records_or_their_events() {
     );
     let events = json_lines(&s.path("errors.jsonl"));
     assert_eq!(events.len(), 4);
+    let text = String::from_utf8_lossy(&before).into_owned();
+    for l in lines(&s.path("errors.jsonl")) {
+        assert!(
+            text.contains(&format!("{{\"event\":{l},")),
+            "not as written: {l}"
+        );
+    }
     for e in &events {
         assert_eq!(e["data"]["fault"], "error");
         assert!(e["id"].as_str().unwrap().starts_with("in.jsonl:"), "{e}");

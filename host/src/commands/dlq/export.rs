@@ -43,7 +43,7 @@ pub fn export(args: &ExportArgs, settings: &HostSettings) -> i32 {
     let torn = selected.iter().filter(|r| r.parsed.is_none()).count();
     let lines = selected.iter().filter_map(|r| match args.events {
         false => r.parsed.as_ref().map(|_| r.line.clone()),
-        true => r.parsed.as_ref().map(|v| v["event"].to_string()),
+        true => event_text(&r.line),
     });
     let written = match &args.output {
         Some(path) => crate::durable::replace(path, |out| write_lines(out, lines))
@@ -72,6 +72,19 @@ pub fn export(args: &ExportArgs, settings: &HostSettings) -> i32 {
         }
     );
     exit::OK
+}
+
+/// A record's `event` exactly as it is written there (not re-serialized: key order and numbers
+/// stay as they were read).
+fn event_text(record: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct EventOnly<'a> {
+        #[serde(borrow)]
+        event: &'a serde_json::value::RawValue,
+    }
+    serde_json::from_str::<EventOnly>(record)
+        .ok()
+        .map(|r| r.event.get().to_owned())
 }
 
 fn write_lines(out: &mut dyn Write, lines: impl Iterator<Item = String>) -> std::io::Result<()> {
