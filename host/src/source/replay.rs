@@ -91,12 +91,16 @@ struct ReplayAcker {
     done: Done,
 }
 
+/// A replay's two halves, and how far it got.
+pub struct Opened {
+    pub source: Box<dyn Source>,
+    pub acker: Box<dyn Acker>,
+    pub done: Done,
+}
+
 /// A source yielding the records of `aside` after `progress.done`, and its acker, which saves
 /// the progress in [`Progress::path`].
-pub fn open(
-    aside: &Path,
-    progress: Progress,
-) -> Result<(Box<dyn Source>, Box<dyn Acker>, Done), String> {
+pub fn open(aside: &Path, progress: Progress) -> Result<Opened, String> {
     let mut file =
         std::fs::File::open(aside).map_err(|e| format!("cannot open {}: {e}", aside.display()))?;
     file.seek(SeekFrom::Start(progress.done))
@@ -116,7 +120,11 @@ pub fn open(
         wanted: Arc::default(),
         done: done.clone(),
     };
-    Ok((Box::new(source), Box::new(acker), done))
+    Ok(Opened {
+        source: Box::new(source),
+        acker: Box::new(acker),
+        done,
+    })
 }
 
 impl Replay {

@@ -193,7 +193,11 @@ fn run(
 ) -> Result<bool, String> {
     let total = count_from(aside, progress.done);
     let counters = pipeline.counters();
-    let (source, acker, done) = replay::open(aside, progress)?;
+    let replay::Opened {
+        source,
+        acker,
+        done,
+    } = replay::open(aside, progress)?;
     let bar = indicatif::ProgressBar::new(total as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template("redrive {bar:40} {pos}/{len} {msg}")
