@@ -102,9 +102,16 @@ fn a_killed_dlq_redrive_resumes_where_it_stopped_and_cleans_up() {
 
     // Nothing lost, and no more delivered twice than was in flight at each kill.
     let mut seen: BTreeMap<u64, u64> = BTreeMap::new();
-    for v in json_lines(&out) {
-        *seen.entry(v["n"].as_u64().unwrap()).or_default() += 1;
+    let mut torn = 0;
+    for l in lines(&out) {
+        // A kill in the middle of a write may leave a line torn (its event was not finished,
+        // so it is delivered again): at most one per kill.
+        match serde_json::from_str::<serde_json::Value>(&l) {
+            Ok(v) => *seen.entry(v["n"].as_u64().unwrap()).or_default() += 1,
+            Err(_) => torn += 1,
+        }
     }
+    assert!(torn <= kills, "{torn} torn lines after {kills} kills");
     let missing: Vec<u64> = (0..EVENTS).filter(|n| !seen.contains_key(n)).collect();
     assert!(
         missing.is_empty(),
