@@ -61,16 +61,24 @@ fn a_killed_dlq_redrive_resumes_where_it_stopped_and_cleans_up() {
             .arg(s.state_dir())
             .current_dir(s.dir.path())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap()
     };
     // Kill moments: as soon as the records are set aside (before the first delivery), then at
-    // growing amounts of output. A run that ends before its moment is not killed.
+    // growing amounts of output; once stopped rather than killed (Ctrl-C: what it started ends,
+    // the rest waits for the next redrive). A run that ends before its moment is left alone.
     let bytes_per_event = 100; // {"n":N,"pad":"x...x"} and its newline: about this much
-    let moments = [0, 3_000, 11_000, 19_000, 26_000];
+    let moments = [
+        (0, libc::SIGKILL),
+        (3_000, libc::SIGKILL),
+        (8_000, libc::SIGINT),
+        (13_000, libc::SIGKILL),
+        (20_000, libc::SIGKILL),
+        (26_000, libc::SIGKILL),
+    ];
     let mut kills = 0u64;
-    for moment in moments {
+    for (moment, sig) in moments {
         let mut child = redrive();
         wait_for("the kill moment", || {
             child.try_wait().unwrap().is_some()
@@ -79,11 +87,18 @@ fn a_killed_dlq_redrive_resumes_where_it_stopped_and_cleans_up() {
                     m => size(&out) >= m * bytes_per_event,
                 }
         });
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap(); // SIGKILL
-            kills += 1;
+        let running = child.try_wait().unwrap().is_none();
+        if running {
+            signal(&child, sig);
         }
-        child.wait().unwrap();
+        let (code, log) = wait_exit(child);
+        if running && sig == libc::SIGKILL {
+            kills += 1;
+        } else if running && code != Some(0) {
+            eprintln!("stopped redrive: exit {code:?}");
+            assert_eq!(code, Some(1), "{log}");
+            assert!(log.contains("resumes them"), "{log}");
+        }
     }
     assert!(
         kills >= 3,
