@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod commands;
 pub mod config;
+pub mod durable;
 pub mod event;
 pub mod kafka;
 pub mod logging;

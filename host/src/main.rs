@@ -112,22 +112,71 @@ enum DlqCommand {
     },
     /// Run dead-lettered events through the pipeline again; remove those that then end
     /// (delivered, filtered, or dead-lettered anew with the new reason). The pipeline must not
-    /// be running.
+    /// be running. An interrupted redrive is resumed where it stopped.
     Redrive {
         #[arg(value_name = "PIPELINE.toml")]
         pipeline: PathBuf,
-        /// Only events that failed at this stage: `plugin:NAME`, `plugin` (any plugin), `sink`,
-        /// `source`
-        #[arg(long)]
-        stage: Option<String>,
-        /// Only records matching this event pattern, over the record
-        /// (`{"event": {...}, "error": {"kind": ...}}`)
-        #[arg(long, value_name = "PATTERN")]
-        filter: Option<String>,
+        #[command(flatten)]
+        select: DlqSelect,
         /// Root of per-pipeline state [default: var/state]
         #[arg(long, value_name = "DIR")]
         state_dir: Option<PathBuf>,
     },
+    /// Remove the selected records (all of the pipeline's without a selection) from the DLQ,
+    /// for good. Asks first on a terminal; `--yes` otherwise.
+    Purge {
+        #[arg(value_name = "PIPELINE.toml")]
+        pipeline: PathBuf,
+        #[command(flatten)]
+        select: DlqSelect,
+        /// Do not ask for confirmation
+        #[arg(long)]
+        yes: bool,
+        /// Root of per-pipeline state [default: var/state]
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
+    /// Write the selected records as JSON lines, leaving the DLQ as it is
+    Export {
+        #[arg(value_name = "PIPELINE.toml")]
+        pipeline: PathBuf,
+        #[command(flatten)]
+        select: DlqSelect,
+        /// Only the original events (each record's `event`), not the whole records
+        #[arg(long)]
+        events: bool,
+        /// Write to FILE (whole or not at all) instead of stdout
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Root of per-pipeline state [default: var/state]
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
+}
+
+/// Which DLQ records a `weir dlq` command acts on (all of the pipeline's if none is given).
+#[derive(clap::Args)]
+struct DlqSelect {
+    /// Only records of this stage: `plugin:NAME`, `plugin` (any plugin), `sink`, `source`
+    #[arg(long)]
+    stage: Option<String>,
+    /// Only records of this error kind: `error`, `trap`, `timeout`, `rejected`, `malformed`, ...
+    #[arg(long)]
+    kind: Option<String>,
+    /// Only records matching this event pattern, over the record
+    /// (`{"event": {...}, "error": {"kind": ...}}`)
+    #[arg(long, visible_alias = "filter", value_name = "PATTERN")]
+    pattern: Option<String>,
+}
+
+impl DlqSelect {
+    fn args(&self) -> commands::dlq::SelectArgs {
+        commands::dlq::SelectArgs {
+            stage: self.stage.clone(),
+            kind: self.kind.clone(),
+            pattern: self.pattern.clone(),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -236,15 +285,47 @@ fn main() {
         },
         Command::Dlq(DlqCommand::Redrive {
             ref pipeline,
-            ref stage,
-            ref filter,
+            ref select,
             ref state_dir,
         }) => match settings(&cli, cli.config.as_deref(), state_dir.clone(), false) {
             Some(s) => commands::dlq::redrive(
                 &commands::dlq::RedriveArgs {
                     pipeline: pipeline.clone(),
-                    stage: stage.clone(),
-                    filter: filter.clone(),
+                    select: select.args(),
+                },
+                &s,
+            ),
+            None => exit::USAGE,
+        },
+        Command::Dlq(DlqCommand::Purge {
+            ref pipeline,
+            ref select,
+            yes,
+            ref state_dir,
+        }) => match settings(&cli, cli.config.as_deref(), state_dir.clone()) {
+            Some(s) => commands::dlq::purge(
+                &commands::dlq::PurgeArgs {
+                    pipeline: pipeline.clone(),
+                    select: select.args(),
+                    yes,
+                },
+                &s,
+            ),
+            None => exit::USAGE,
+        },
+        Command::Dlq(DlqCommand::Export {
+            ref pipeline,
+            ref select,
+            events,
+            ref output,
+            ref state_dir,
+        }) => match settings(&cli, cli.config.as_deref(), state_dir.clone()) {
+            Some(s) => commands::dlq::export(
+                &commands::dlq::ExportArgs {
+                    pipeline: pipeline.clone(),
+                    select: select.args(),
+                    events,
+                    output: output.clone(),
                 },
                 &s,
             ),

@@ -157,7 +157,90 @@ fn a_redrive_that_fails_again_keeps_the_record_with_its_new_reason() {
     );
     let after = json_lines(&dlq);
     assert_eq!(after.len(), 1, "replaced, not doubled");
-    assert_eq!(after[0]["event"]["id"], first[0]["event"]["id"]);
-    assert_eq!(after[0]["event"]["data"], first[0]["event"]["data"]);
+    assert_eq!(
+        after[0]["event"], first[0]["event"],
+        "the event as first read"
+    );
     assert!(!s.path("out.jsonl").exists() || lines(&s.path("out.jsonl")).is_empty());
+
+    // The record keeps the event's history: when it first failed, and every attempt.
+    let (was, now) = (&first[0]["error"], &after[0]["error"]);
+    assert_eq!(now["first_failed_at"], was["first_failed_at"]);
+    assert_eq!(now["attempts"], was["attempts"].as_u64().unwrap() + 1);
+    assert!(now["last_failed_at"].as_str() > was["last_failed_at"].as_str());
+    assert_eq!(dlq_cmd(&s, &["redrive", "p.toml"]).status.code(), Some(0));
+    let again = json_lines(&dlq);
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0]["error"]["first_failed_at"], was["first_failed_at"]);
+    assert_eq!(
+        again[0]["error"]["attempts"],
+        was["attempts"].as_u64().unwrap() + 2
+    );
+    assert_eq!(again[0]["event"], first[0]["event"]);
+}
+
+#[test]
+fn dlq_commands_say_when_nothing_is_there_and_where_they_looked() {
+    let s = Scratch::new();
+    s.write("in.jsonl", "not json\n");
+    let p = s.write(
+        "p.toml",
+        "[pipeline]\nname = \"orders\"\n[source]\ntype = \"file\"\npath = \"in.jsonl\"\nformat = \"json\"\n\
+         [sink]\ntype = \"file\"\npath = \"out.jsonl\"\n",
+    );
+    assert_eq!(s.run(&p).status.code(), Some(0));
+    assert_eq!(lines(&s.state_dir().join("orders/dlq.jsonl")).len(), 1);
+
+    // The pipeline ran with `state`; these look in `elsewhere`.
+    let elsewhere = s.path("elsewhere");
+    let looked_at = elsewhere.join("orders/dlq.jsonl");
+    for args in [
+        &["inspect", "p.toml"][..],
+        &["redrive", "p.toml"],
+        &["purge", "p.toml", "--yes"],
+        &["export", "p.toml"],
+    ] {
+        let out = weir()
+            .arg("dlq")
+            .args(args)
+            .arg("--state-dir")
+            .arg(&elsewhere)
+            .current_dir(s.dir.path())
+            .output()
+            .unwrap();
+        let (stdout, err) = (String::from_utf8_lossy(&out.stdout), stderr(&out));
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stdout}{err}");
+        assert!(err.contains("nothing there"), "{args:?}: {err}");
+        assert!(
+            err.contains(&looked_at.display().to_string()),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("--state-dir"), "{args:?}: {err}");
+        assert!(!stdout.contains("0 dead-lettered"), "{args:?}: {stdout}");
+        assert!(
+            !elsewhere.exists(),
+            "{args:?} created {}",
+            elsewhere.display()
+        );
+    }
+
+    // A `[dlq]` path that is not there (run from another directory): the path is named.
+    let q = s.write(
+        "q.toml",
+        "[pipeline]\nname = \"q\"\n[source]\ntype = \"file\"\npath = \"in.jsonl\"\n\
+         [sink]\ntype = \"file\"\npath = \"out.jsonl\"\n[dlq]\ntype = \"file\"\npath = \"dead/q.jsonl\"\n",
+    );
+    let out = weir()
+        .args(["dlq", "inspect"])
+        .arg(&q)
+        .current_dir(s.state_dir())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("dead/q.jsonl does not exist"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("[dlq] path"), "{}", stderr(&out));
 }

@@ -3,6 +3,8 @@
 mod cli;
 mod delivery;
 mod dlq;
+mod dlq_edit;
+mod dlq_resume;
 mod dry_run;
 mod file_pipeline;
 mod follow;

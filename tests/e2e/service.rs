@@ -507,6 +507,16 @@ fn admin_api_on_a_public_address_needs_a_token() {
         .send_empty();
     assert_eq!(call(reload).0, 401, "reload without a token");
     assert_eq!(get("/pipelines", Some("s3cret")), 200);
+    // The scheme is case-insensitive (RFC 9110): curl users write `bearer` too.
+    for scheme in ["bearer", "BEARER"] {
+        let r = ureq::get(url("/pipelines"))
+            .header("Authorization", format!("{scheme} s3cret"))
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .call();
+        assert_eq!(call(r).0, 200, "scheme {scheme}");
+    }
     // Probes need no token.
     wait_for("readiness", || get("/readyz", None) == 200);
     // `weir top` takes the token from the settings (the environment here).
@@ -604,5 +614,106 @@ fn a_failed_pipeline_makes_weir_unready_and_a_reload_starts_it_again() {
     wait_logged(&s, "ready", || svc.get("/readyz").0 == 200);
     assert_eq!(runs(&svc, "good"), Some(1));
     // Every pipeline ran fine in the end.
+    assert_eq!(svc.stop(), Some(0));
+}
+
+/// Sends `request` on a new connection to the admin API and returns the connection.
+fn raw(port: u16, request: &str) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(PATIENCE)).unwrap();
+    c.write_all(request.as_bytes()).unwrap();
+    c
+}
+
+/// Reads from `c` until `want` has come (panics if the connection ends first).
+fn read_until(c: &mut std::net::TcpStream, want: &str) -> String {
+    use std::io::Read;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains(want) {
+        let n = c.read(&mut buf).unwrap();
+        assert!(
+            n > 0,
+            "connection closed before {want:?}; got {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// Whether the server closes `c` (reads until the end; the read timeout is PATIENCE).
+fn closed_by_server(c: &mut std::net::TcpStream) -> bool {
+    use std::io::Read;
+    let mut buf = [0u8; 4096];
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false, // timed out: still open
+        }
+    }
+}
+
+#[test]
+fn admin_connections_are_capped_and_closed_when_idle_but_taps_stay() {
+    let s = Scratch::new();
+    s.write("in/in.jsonl", order_lines(0..3));
+    s.write(
+        "dir/p.toml",
+        follow_pipeline("p", "in/in.jsonl", "out.jsonl", ""),
+    );
+    let svc = Service::start(
+        &s,
+        &s.path("dir"),
+        &[
+            ("WEIR_ADMIN__IDLE_TIMEOUT_S", "1"),
+            ("WEIR_ADMIN__MAX_CONNECTIONS", "3"),
+        ],
+    );
+    wait_for("the pipeline to deliver", || {
+        lines(&s.path("out.jsonl")).len() == 3
+    });
+
+    // A connection that never sends a request is closed; so is a kept-alive one after its
+    // request, once it has been idle for idle_timeout_s.
+    let mut silent = raw(svc.port, "");
+    assert!(
+        closed_by_server(&mut silent),
+        "an idle connection stays open"
+    );
+    let mut kept = raw(svc.port, "GET /healthz HTTP/1.1\r\nhost: weir\r\n\r\n");
+    read_until(&mut kept, "ok\n");
+    assert!(
+        closed_by_server(&mut kept),
+        "a kept-alive idle connection stays open"
+    );
+    // (Connections of the clients above and of Service::start are closed by now too.)
+    std::thread::sleep(Duration::from_millis(1500));
+
+    // Three taps fill the cap: a fourth client is refused with a reason.
+    let tap = "GET /pipelines/p/tap?stage=sink HTTP/1.1\r\nhost: weir\r\n\r\n";
+    let mut taps: Vec<_> = (0..3).map(|_| raw(svc.port, tap)).collect();
+    for t in &mut taps {
+        read_until(t, "\r\n\r\n");
+    }
+    let mut over = raw(svc.port, "GET /healthz HTTP/1.1\r\nhost: weir\r\n\r\n");
+    let refusal = read_until(&mut over, "admin.max_connections");
+    assert!(refusal.starts_with("HTTP/1.1 503"), "{refusal}");
+
+    // A tap is a response in progress, not an idle connection: quiet for longer than the idle
+    // timeout, it still streams the next event.
+    std::thread::sleep(Duration::from_millis(2500));
+    s.append("in/in.jsonl", order_lines(3..4));
+    for t in &mut taps {
+        read_until(t, "\"seq\":3");
+    }
+
+    // A closed tap frees its slot.
+    taps.pop();
+    wait_for("a free slot", || svc.get("/healthz").0 == 200);
+    drop(taps);
     assert_eq!(svc.stop(), Some(0));
 }

@@ -10,11 +10,14 @@
 //!                                  ?stage=source|filter|plugin:NAME|sink&limit=N
 //! POST /reload                     reads the pipeline files again; what it did (JSON)
 //! ```
-//! With `admin.token` set, every route but the two probes needs `Authorization: Bearer <token>`.
+//! With `admin.token` set, every route but the two probes needs `Authorization: Bearer <token>`
+//! (the scheme in any case, as RFC 9110 says). Connections are capped and closed when idle
+//! (`admin.max_connections`, `admin.idle_timeout_s`; see [`serve`]).
 //! Without one, the server listens only on a loopback address: anyone who can reach the port
 //! can read events (tap) and reload pipelines.
 
 pub mod metrics;
+mod serve;
 
 use crate::config::host::AdminSettings;
 use crate::service::Service;
@@ -62,6 +65,9 @@ pub async fn start(
             settings.address
         ));
     }
+    if settings.max_connections == 0 {
+        return Err("admin.max_connections must be at least 1".into());
+    }
     let addr = *addrs
         .first()
         .ok_or_else(|| format!("admin.address {:?}: resolves to nothing", settings.address))?;
@@ -87,11 +93,12 @@ pub async fn start(
         .route("/reload", post(reload))
         .layer(axum::middleware::from_fn_with_state(app.clone(), auth))
         .with_state(app);
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
-            tracing::error!(error = %e, "admin server failed");
-        }
-    });
+    let limits = serve::Limits {
+        idle_timeout: (settings.idle_timeout_s > 0)
+            .then(|| std::time::Duration::from_secs(settings.idle_timeout_s)),
+        max_connections: settings.max_connections,
+    };
+    tokio::spawn(serve::serve(listener, router, limits));
     tracing::info!(address = %bound, "admin server listening");
     Ok(bound)
 }
@@ -110,7 +117,7 @@ async fn auth(State(app): State<App>, req: Request, next: Next) -> Response {
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(bearer_token);
     match given {
         Some(g) if constant_time_eq(g.as_bytes(), token.as_bytes()) => next.run(req).await,
         _ => {
@@ -124,6 +131,15 @@ async fn auth(State(app): State<App>, req: Request, next: Next) -> Response {
             r
         }
     }
+}
+
+/// The credentials of an `Authorization: Bearer <token>` header. The scheme is matched in any
+/// case (`bearer`, `BEARER`: RFC 9110, 11.1) and may be followed by several spaces.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| rest.trim_start_matches(' '))
 }
 
 /// Compares without stopping at the first difference, so that timing does not reveal how much
@@ -240,4 +256,19 @@ async fn tap(
         axum::body::Body::from_stream(lines),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for header in ["Bearer t0k", "bearer t0k", "BEARER t0k", "bEaReR  t0k"] {
+            assert_eq!(bearer_token(header), Some("t0k"), "{header}");
+        }
+        for header in ["Basic t0k", "Bearer", "Bearert0k", "Token t0k"] {
+            assert_eq!(bearer_token(header), None, "{header}");
+        }
+    }
 }

@@ -52,6 +52,13 @@ pub struct AdminSettings {
     /// `/readyz`) when set; must be set to listen on anything but loopback.
     #[serde(default)]
     pub token: Option<String>,
+    /// How long a connection may wait for a request (the first, or the next one on a kept-alive
+    /// connection) before it is closed; 0: forever. A response in progress (a tap) is not idle.
+    #[serde(default = "default_admin_idle_timeout_s")]
+    pub idle_timeout_s: u64,
+    /// Connections open at once; a client over the cap gets 503 and is disconnected.
+    #[serde(default = "default_admin_max_connections")]
+    pub max_connections: usize,
 }
 
 impl Default for AdminSettings {
@@ -59,6 +66,8 @@ impl Default for AdminSettings {
         AdminSettings {
             address: default_admin_address(),
             token: None,
+            idle_timeout_s: default_admin_idle_timeout_s(),
+            max_connections: default_admin_max_connections(),
         }
     }
 }
@@ -89,6 +98,14 @@ impl AdminSettings {
         }
         Ok(())
     }
+}
+
+fn default_admin_idle_timeout_s() -> u64 {
+    60
+}
+
+fn default_admin_max_connections() -> usize {
+    128
 }
 
 fn default_admin_address() -> String {

@@ -19,7 +19,7 @@ use super::counters::Counters;
 use super::failure_log::FailureLog;
 use super::hold::Held;
 use super::policy::{OnFailure, Retry};
-use super::slot::{Failure, Fate, Slot};
+use super::slot::{Failure, Fate, REDRIVE_META, Slot};
 use super::status::Status;
 use crate::event::push_json_string;
 use crate::sink::{Body, Outgoing, Sink, SinkError, SinkFailure};
@@ -337,11 +337,25 @@ pub async fn pause(delay: Duration, stop: &CancellationToken) -> bool {
     }
 }
 
-/// `{"event": <envelope as read>, "error": {...}, "pipeline": "..."}` (DESIGN.md).
+/// `{"event": <envelope as read>, "error": {...}, "pipeline": "..."}` (DESIGN.md). A redriven
+/// event's record keeps the event as first read and continues its failure history.
 fn dlq_record(pipeline: &str, slot: &Slot, failure: &Failure) -> String {
     let mut out = String::with_capacity(512);
     out.push_str("{\"event\":");
-    slot.event.write_json(&mut out);
+    let continued;
+    let failure = match slot.event.meta.contains_key(REDRIVE_META) {
+        false => {
+            slot.event.write_json(&mut out);
+            failure
+        }
+        true => {
+            let mut original = slot.event.clone();
+            original.meta.remove(REDRIVE_META);
+            original.write_json(&mut out);
+            continued = failure.continuing(&slot.event);
+            &continued
+        }
+    };
     out.push_str(",\"error\":");
     out.push_str(&serde_json::to_string(failure).unwrap_or_else(|_| "{}".into()));
     out.push_str(",\"pipeline\":");
