@@ -302,7 +302,7 @@ fn main() {
             ref select,
             yes,
             ref state_dir,
-        }) => match settings(&cli, cli.config.as_deref(), state_dir.clone()) {
+        }) => match settings(&cli, cli.config.as_deref(), state_dir.clone(), false) {
             Some(s) => commands::dlq::purge(
                 &commands::dlq::PurgeArgs {
                     pipeline: pipeline.clone(),
@@ -319,7 +319,7 @@ fn main() {
             events,
             ref output,
             ref state_dir,
-        }) => match settings(&cli, cli.config.as_deref(), state_dir.clone()) {
+        }) => match settings(&cli, cli.config.as_deref(), state_dir.clone(), false) {
             Some(s) => commands::dlq::export(
                 &commands::dlq::ExportArgs {
                     pipeline: pipeline.clone(),
