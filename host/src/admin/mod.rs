@@ -46,28 +46,9 @@ pub async fn start(
     service: Arc<Service>,
     prometheus: PrometheusHandle,
 ) -> Result<SocketAddr, String> {
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(&settings.address)
-        .await
-        .map_err(|e| {
-            format!(
-                "admin.address {:?}: not a host:port that resolves: {e}",
-                settings.address
-            )
-        })?
-        .collect();
+    // The same refusals as `weir check` (and the settings' load for `weir run`).
+    let addrs = settings.check().map_err(|e| format!("admin.address {e}"))?;
     let token = settings.token.as_deref().filter(|t| !t.is_empty());
-    if token.is_none()
-        && let Some(open) = addrs.iter().find(|a| !a.ip().is_loopback())
-    {
-        return Err(format!(
-            "admin.address {:?} ({open}) is not a loopback address: set admin.token (WEIR_ADMIN__TOKEN) \
-             so that callers must authenticate, or listen on 127.0.0.1",
-            settings.address
-        ));
-    }
-    if settings.max_connections == 0 {
-        return Err("admin.max_connections must be at least 1".into());
-    }
     let addr = *addrs
         .first()
         .ok_or_else(|| format!("admin.address {:?}: resolves to nothing", settings.address))?;
@@ -96,7 +77,10 @@ pub async fn start(
     let limits = serve::Limits {
         idle_timeout: (settings.idle_timeout_s > 0)
             .then(|| std::time::Duration::from_secs(settings.idle_timeout_s)),
-        max_connections: settings.max_connections,
+        // Checked to be 1..=MAX_ADMIN_CONNECTIONS when the settings were loaded.
+        max_connections: usize::try_from(settings.max_connections)
+            .unwrap_or(1)
+            .max(1),
     };
     tokio::spawn(serve::serve(listener, router, limits));
     tracing::info!(address = %bound, "admin server listening");

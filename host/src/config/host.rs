@@ -54,11 +54,12 @@ pub struct AdminSettings {
     pub token: Option<String>,
     /// How long a connection may wait for a request (the first, or the next one on a kept-alive
     /// connection) before it is closed; 0: forever. A response in progress (a tap) is not idle.
-    #[serde(default = "default_admin_idle_timeout_s")]
+    #[serde(default = "default_admin_idle_timeout_s", deserialize_with = "number")]
     pub idle_timeout_s: u64,
-    /// Connections open at once; a client over the cap gets 503 and is disconnected.
-    #[serde(default = "default_admin_max_connections")]
-    pub max_connections: usize,
+    /// Connections open at once (1 to [`MAX_ADMIN_CONNECTIONS`]); a client over the cap gets
+    /// 503 and is disconnected.
+    #[serde(default = "default_admin_max_connections", deserialize_with = "number")]
+    pub max_connections: u64,
 }
 
 impl Default for AdminSettings {
@@ -72,12 +73,16 @@ impl Default for AdminSettings {
     }
 }
 
+/// The most admin connections `admin.max_connections` may allow.
+pub const MAX_ADMIN_CONNECTIONS: u64 = 65_536;
+
 impl AdminSettings {
     /// What `weir run` refuses: an address that does not resolve, or one that is not loopback
     /// while no token is set (whoever reaches the port could tap events and reload pipelines).
-    pub fn check(&self) -> Result<(), String> {
+    /// Returns the addresses it resolves to (empty when the admin server is `off`).
+    pub fn check(&self) -> Result<Vec<std::net::SocketAddr>, String> {
         if self.address == "off" {
-            return Ok(());
+            return Ok(Vec::new());
         }
         use std::net::ToSocketAddrs;
         let addrs: Vec<std::net::SocketAddr> = self
@@ -96,7 +101,7 @@ impl AdminSettings {
                 self.address
             ));
         }
-        Ok(())
+        Ok(addrs)
     }
 }
 
@@ -104,7 +109,7 @@ fn default_admin_idle_timeout_s() -> u64 {
     60
 }
 
-fn default_admin_max_connections() -> usize {
+fn default_admin_max_connections() -> u64 {
     128
 }
 
@@ -341,6 +346,17 @@ impl HostSettings {
             && let Err(message) = s.admin.check()
         {
             errors.push(src.error(&root.key("admin").key("address"), message));
+        }
+        if let Some(s) = &settings
+            && !(1..=MAX_ADMIN_CONNECTIONS).contains(&s.admin.max_connections)
+        {
+            errors.push(src.error(
+                &root.key("admin").key("max_connections"),
+                format!(
+                    "must be between 1 and {MAX_ADMIN_CONNECTIONS}, got {}",
+                    s.admin.max_connections
+                ),
+            ));
         }
         // A value the environment set is blamed on its variable, not on the file.
         for e in &mut errors {
