@@ -103,7 +103,7 @@ impl PluginConfig {
         // when the plugin loads.
         if let Ok(meta) = std::fs::metadata(&path) {
             if let Err(why) = super::wasm_file::check(&meta) {
-                errors.push(src.error(&at.key("path"), format!("{}: {why}", path.display())));
+                errors.push(src.error(&at.key("path"), format!("{} {why}", path.display())));
             }
         }
         if !(1..=MAX_MEMORY_MB).contains(&raw.memory_mb) {

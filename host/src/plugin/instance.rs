@@ -175,7 +175,13 @@ impl Loaded {
                 memory_mb: self.settings.memory_mb,
             }),
             Ok(Ok((_, Err(message)))) => Err(message),
-            Ok(Err(e)) => Err(failed(classify(&mut store, e, deadline, self.settings.memory_mb, &output))),
+            Ok(Err(e)) => Err(failed(classify(
+                &mut store,
+                e,
+                deadline,
+                self.settings.memory_mb,
+                &output,
+            ))),
             Err(unfinished) => Err(failed(unfinished_error(unfinished, deadline))),
         }
     }

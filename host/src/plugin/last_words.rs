@@ -55,7 +55,11 @@ fn python_exception(lines: &[&str]) -> Option<String> {
 
 /// The message before `Stack:`, and where the first frame after it is.
 fn js_exception(before: &[&str], frames: &[&str]) -> Option<String> {
-    let message = before.iter().rev().map(|l| l.trim()).find(|l| !l.is_empty())?;
+    let message = before
+        .iter()
+        .rev()
+        .map(|l| l.trim())
+        .find(|l| !l.is_empty())?;
     let place = frames.first().and_then(|f| {
         let (_, at) = f.trim().rsplit_once('@')?;
         let mut parts = at.rsplitn(3, ':');
@@ -126,10 +130,11 @@ mod tests {
 
     #[test]
     fn a_python_traceback_gives_the_exception_and_where() {
-        let out = "hello\nTraceback (most recent call last):\n  File \"/app/app.py\", line 40, in process\n    payload = classify(event.payload)\n  File \"/app/app.py\", line 12, in classify\n    items = detail[\"items\"]\n            ~~~~~~^^^^^^^^^\nKeyError: 'items'\n\nthread '<unnamed>' panicked at runtime/src/lib.rs:100:9:\nPython function threw an exception\nnote: run with `RUST_BACKTRACE=1`\n";
+        // As componentize-py 0.25 prints it.
+        let out = "hello\nTraceback (most recent call last):\n  File \"/0/app.py\", line 54, in process\n  File \"/0/app.py\", line 72, in classify\nKeyError: 'items'\n\nthread '<unnamed>' (1) panicked at runtime/src/lib.rs:1280:25:\nPython function threw an unexpected exception\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n";
         assert_eq!(
             last_words(out).as_deref(),
-            Some("KeyError: 'items' (app.py, line 12)")
+            Some("KeyError: 'items' (app.py, line 72)")
         );
     }
 
@@ -153,7 +158,8 @@ mod tests {
 
     #[test]
     fn otherwise_the_last_line_that_is_not_a_stack_frame() {
-        let out = "TypeError: null has no properties\n  process@enrich.js:32:14\n  at run (x.js:1:2)\n";
+        let out =
+            "TypeError: null has no properties\n  process@enrich.js:32:14\n  at run (x.js:1:2)\n";
         assert_eq!(
             last_words(out).as_deref(),
             Some("TypeError: null has no properties")

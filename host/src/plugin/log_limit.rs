@@ -47,12 +47,7 @@ impl LogLimit {
             w.written += 1;
             return true;
         }
-        w.dropped += 1;
-        if w.dropped == 1 {
-            tracing::warn!(pipeline = %self.pipeline, plugin = %self.plugin,
-                limit = LINES_PER_WINDOW, window_s = WINDOW.as_secs(),
-                "plugin log limit reached; its further lines in this window are dropped (and counted)");
-        }
+        self.drop_lines(&mut w, 1);
         false
     }
 
@@ -61,8 +56,17 @@ impl LogLimit {
         if n > 0 {
             let mut w = self.window.lock().unwrap_or_else(|e| e.into_inner());
             self.roll(&mut w);
-            w.dropped += n;
+            self.drop_lines(&mut w, n);
         }
+    }
+
+    fn drop_lines(&self, w: &mut Window, n: u64) {
+        if w.dropped == 0 {
+            tracing::warn!(pipeline = %self.pipeline, plugin = %self.plugin,
+                limit = LINES_PER_WINDOW, window_s = WINDOW.as_secs(),
+                "plugin log limit reached; its further lines in this window are dropped (and counted)");
+        }
+        w.dropped += n;
     }
 
     /// Reports the lines dropped in a window that is over (called after each plugin call, so
@@ -86,6 +90,18 @@ impl LogLimit {
             written: 0,
             dropped: 0,
         };
+    }
+}
+
+impl Drop for LogLimit {
+    /// The count of a window cut short (the pipeline stopped, the version replaced).
+    fn drop(&mut self) {
+        let w = self.window.get_mut().unwrap_or_else(|e| e.into_inner());
+        if w.dropped > 0 {
+            tracing::warn!(pipeline = %self.pipeline, plugin = %self.plugin, dropped = w.dropped,
+                limit = LINES_PER_WINDOW, window_s = WINDOW.as_secs(),
+                "plugin log lines dropped over the limit");
+        }
     }
 }
 

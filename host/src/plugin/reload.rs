@@ -48,7 +48,10 @@ impl Current {
 
     /// Why the newest version on disk is not running, if it was refused.
     pub fn refused(&self) -> Option<String> {
-        self.refused.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Tells `hook` of every version refused from now on (set once).
@@ -112,7 +115,9 @@ pub fn watch(settings: Settings, current: &Arc<Current>) -> std::io::Result<()> 
                     Err(e) => {
                         // Something that is no plugin took its place (a directory, a FIFO, a
                         // device, a huge file): said once, until the file changes again.
-                        let Some(target) = target.upgrade() else { return };
+                        let Some(target) = target.upgrade() else {
+                            return;
+                        };
                         target.refuse(&settings, format!("cannot read it: {e}"));
                         continue;
                     }
@@ -126,7 +131,9 @@ pub fn watch(settings: Settings, current: &Arc<Current>) -> std::io::Result<()> 
                 // Loading initialises one instance, so a version whose `init` fails is refused
                 // here, before any lane sees it.
                 let loaded = Loaded::from_bytes(&settings, &bytes);
-                let Some(target) = target.upgrade() else { return };
+                let Some(target) = target.upgrade() else {
+                    return;
+                };
                 match loaded {
                     Ok((next, _checked)) => {
                         // Logged here, once; each lane switches at its next batch boundary.

@@ -17,10 +17,10 @@ use super::instance::{Event, Settings};
 use super::reload::{self, Current};
 use super::runner::{Outcome, Runner};
 use crate::event::{Envelope, Payload};
-use crate::source::Format;
 use crate::pipeline::slot::{Failure, Fate, Slot};
 use crate::pipeline::status::PluginVersion;
 use crate::pipeline::tap::Tap;
+use crate::source::Format;
 use std::path::Path;
 use std::sync::Arc;
 
