@@ -157,15 +157,12 @@ impl Loaded {
             Ok::<_, wasmtime::Error>((bindings, init))
         });
         let output = store.data().stdio.end(true);
-        let failed = |error: CallError| {
-            let mut why = error.message(&self.settings.name);
-            if let CallError::Timeout(t) = error {
-                why = format!(
-                    "did not finish within {} ms (init_timeout_ms)",
-                    t.as_millis()
-                );
-            }
-            why
+        let failed = |error: CallError| match error {
+            CallError::Timeout(t) => format!(
+                "did not finish within {} ms (init_timeout_ms)",
+                t.as_millis()
+            ),
+            other => other.message(&self.settings.name),
         };
         match started {
             Ok(Ok((bindings, Ok(())))) => Ok(Instance {
