@@ -10,7 +10,9 @@
 //!
 //! Lanes call plugins on tokio's blocking pool, `weir plugin test` and `weir dry-run` outside any
 //! runtime: the call is driven by the runtime of the thread if there is one (its timers and
-//! WASI's own tasks live there), else by a small runtime of the plugin host's own.
+//! WASI's own tasks live there), else by a small runtime of the plugin host's own. Callers in
+//! async code use `spawn_blocking` (a plugin call is CPU work); on a worker of a multi-threaded
+//! runtime it also works (`block_in_place`), but not in a task of a current-thread runtime.
 
 use std::future::Future;
 use std::sync::OnceLock;
