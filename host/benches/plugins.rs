@@ -157,6 +157,7 @@ fn load(path: &Path, config: &str) -> (Runner, LoadTimes) {
         name: path.file_stem().unwrap().to_string_lossy().as_ref().into(),
         path: path.to_owned(),
         timeout: Duration::from_secs(10),
+        init_timeout: Duration::from_secs(10),
         memory_mb: 256,
         config_json: config.to_owned(),
         cache_dir: Some(cache.clone()),

@@ -183,11 +183,20 @@ template = '{{"customer": <$.data.customer>, "email": <$.data.email>, "part": <$
         "{malformed}"
     );
 
-    // A trap, isolated to its event.
+    // A trap, isolated to its event, explained by the plugin's panic message.
+    let mut trap = lines[7].clone();
+    let reason = trap["reason"].take();
+    assert!(
+        reason
+            .as_str()
+            .unwrap()
+            .starts_with("plugin flaky trapped: asked to trap (lib.rs, line "),
+        "{reason}"
+    );
     assert_eq!(
-        lines[7],
+        trap,
         json!({"input": 5, "id": "events.jsonl:7", "outcome": "dead-lettered",
-            "stage": "plugin:flaky", "kind": "trap", "reason": "plugin flaky trapped: unreachable"})
+            "stage": "plugin:flaky", "kind": "trap", "reason": null})
     );
 
     // A plugin that emits nothing.

@@ -19,7 +19,9 @@ pub fn plugin(rel: &str) -> PathBuf {
     p
 }
 
-fn pipeline(name: &str, filters: &str, plugins: &str) -> String {
+/// A file-to-file pipeline (`in.jsonl` to `out.jsonl`, DLQ `dlq.jsonl`) with these filters and
+/// plugins.
+pub fn pipeline(name: &str, filters: &str, plugins: &str) -> String {
     format!(
         "[pipeline]\nname = \"{name}\"\n\n[source]\ntype = \"file\"\npath = \"in.jsonl\"\n\n{filters}\n{plugins}\n\
          [sink]\ntype = \"file\"\npath = \"out.jsonl\"\n\n[dlq]\ntype = \"file\"\npath = \"dlq.jsonl\"\n"
@@ -27,7 +29,7 @@ fn pipeline(name: &str, filters: &str, plugins: &str) -> String {
 }
 
 /// `received=R delivered=D filtered=F dead_lettered=X` from the final log line, checked to add up.
-fn counts(stderr: &str) -> (u64, u64, u64, u64) {
+pub fn counts(stderr: &str) -> (u64, u64, u64, u64) {
     let line = stderr
         .lines()
         .rfind(|l| l.contains("pipeline stopped"))
@@ -209,11 +211,18 @@ fn traps_loops_memory_and_slowness_fail_only_their_own_events() {
         })
         .collect();
     dlq.sort();
+    // A panic is reported in the plugin's words (its panic message and where), not as the
+    // `unreachable` instruction Rust's abort compiles to.
+    let (trap_seq, trap_kind, trap_message) = dlq.remove(0);
+    assert_eq!((trap_seq, trap_kind.as_str()), (3, "trap"));
+    assert!(
+        trap_message.starts_with("plugin flaky trapped: asked to trap (lib.rs, line "),
+        "{trap_message}"
+    );
     let expect = |seq: u64, kind: &str, message: &str| (seq, kind.to_owned(), message.to_owned());
     assert_eq!(
         dlq,
         [
-            expect(3, "trap", "plugin flaky trapped: unreachable"),
             expect(7, "timeout", "plugin flaky exceeded 200 ms"),
             expect(11, "memory", "plugin flaky exceeded 32 MiB"),
             expect(13, "timeout", "plugin flaky exceeded 200 ms"),
@@ -359,10 +368,27 @@ fn plugin_test_prints_outputs_drops_and_errors() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let name = input.display().to_string();
+    // A failed event shows what the plugin wrote in the call that failed on it alone.
+    let mut lines = lines;
+    let error = lines[2]["error"].as_object_mut().unwrap();
+    let output = error.remove("output").expect("the plugin's output");
+    assert!(
+        output.as_str().unwrap().contains("panicked at")
+            && output.as_str().unwrap().contains("asked to trap"),
+        "{output}"
+    );
+    let message = error.remove("message").unwrap();
+    assert!(
+        message
+            .as_str()
+            .unwrap()
+            .starts_with("plugin faults trapped: asked to trap (lib.rs, line "),
+        "{message}"
+    );
     let want: Vec<Value> = vec![
         serde_json::json!({"input": 0, "id": format!("{name}:1"), "output": {"a": 1, "seen_by": "faults"}}),
         serde_json::json!({"input": 1, "id": format!("{name}:2"), "dropped": true}),
-        serde_json::json!({"input": 2, "id": format!("{name}:3"), "error": {"kind": "trap", "message": "plugin faults trapped: unreachable"}}),
+        serde_json::json!({"input": 2, "id": format!("{name}:3"), "error": {"kind": "trap"}}),
         serde_json::json!({"input": 3, "id": format!("{name}:4"), "output": "not json"}),
         serde_json::json!({"input": 4, "id": format!("{name}:5#0"), "output": {"fault": "split", "n": 2, "part": 0}}),
         serde_json::json!({"input": 4, "id": format!("{name}:5#1"), "output": {"fault": "split", "n": 2, "part": 1}}),
@@ -514,7 +540,7 @@ fn the_quickstart_runs_filter_then_redact() {
 /// a copy. Sound for the same reason the host's cache is: an artifact's name is the component's
 /// SHA-256 and the engine's fingerprint, so a changed plugin or engine never loads a stale one.
 /// (Compiling and caching themselves are tested with redact above.)
-fn seed_compiled(s: &Scratch, wasm: &std::path::Path) {
+pub fn seed_compiled(s: &Scratch, wasm: &std::path::Path) {
     use sha2::{Digest, Sha256};
     static WARM: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let hash: String = Sha256::digest(std::fs::read(wasm).unwrap())

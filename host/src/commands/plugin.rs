@@ -5,13 +5,16 @@
 //! ```text
 //! {"input":0,"id":"events.jsonl:1","output":{...}}            one line per emitted event
 //! {"input":1,"id":"events.jsonl:2","dropped":true}
-//! {"input":2,"id":"events.jsonl:3","error":{"kind":"trap","message":"plugin x trapped: unreachable"}}
+//! {"input":2,"id":"events.jsonl:3","error":{"kind":"trap","message":"plugin x trapped: boom (lib.rs, line 9)","output":"..."}}
 //! ```
+//! A failed event's `output` is the end of what the plugin wrote to stdout and stderr in the call
+//! that failed on it alone (a traceback, a panic message); what it writes otherwise is logged to
+//! stderr, as `weir run` logs it.
 //! Exit 0 if every event was processed, 1 if some failed, 2 if the plugin could not be loaded.
 
 use super::exit;
 use crate::event::{Envelope, Payload};
-use crate::plugin::config::{DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_MS};
+use crate::plugin::config::{DEFAULT_INIT_TIMEOUT_MS, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_MS};
 use crate::plugin::instance::{Loaded, Settings};
 use crate::plugin::runner::{Outcome, Runner};
 use crate::plugin::stage::{from_wit, metadata, to_wit};
@@ -67,6 +70,7 @@ pub fn test(args: &TestArgs) -> i32 {
         name: name.as_str().into(),
         path: args.plugin.clone(),
         timeout: Duration::from_millis(args.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS)),
+        init_timeout: Duration::from_millis(DEFAULT_INIT_TIMEOUT_MS),
         memory_mb: args.memory_mb.unwrap_or(DEFAULT_MEMORY_MB),
         config_json,
         cache_dir: args.state_dir.as_ref().map(|d| d.join(".plugin-cache")),
@@ -110,13 +114,18 @@ pub fn test(args: &TestArgs) -> i32 {
                         let _ = writeln!(stdout, "{}", serde_json::Value::Object(l));
                     }
                 }
-                Outcome::Failed { kind, message } => {
+                Outcome::Failed {
+                    kind,
+                    message,
+                    output,
+                } => {
                     failed += 1;
                     line.insert("id".into(), event.id.clone().into());
-                    line.insert(
-                        "error".into(),
-                        serde_json::json!({"kind": kind, "message": message}),
-                    );
+                    let mut error = serde_json::json!({"kind": kind, "message": message});
+                    if !output.is_empty() {
+                        error["output"] = output.into();
+                    }
+                    line.insert("error".into(), error);
                     let _ = writeln!(stdout, "{}", serde_json::Value::Object(line));
                 }
             }

@@ -32,6 +32,15 @@ struct Row {
     in_flight: u64,
     lag: Option<i64>,
     last_error: Option<LastError>,
+    #[serde(default)]
+    plugins: Vec<Plugin>,
+}
+
+#[derive(Deserialize)]
+struct Plugin {
+    name: String,
+    #[serde(default)]
+    reload_refused: Option<String>,
 }
 
 #[derive(Deserialize, Clone, Copy, Default)]
@@ -148,6 +157,13 @@ fn render(l: &Listing, previous: &HashMap<String, (Counts, Instant)>, now: Insta
             r.lag.map(|l| l.to_string()).unwrap_or_else(|| "-".into()),
             clip(&error, 80),
         ));
+        // A refused hot reload stays visible until a version loads: the file on disk is not
+        // what runs.
+        for p in &r.plugins {
+            if let Some(why) = &p.reload_refused {
+                s.push_str(&format!("  plugin {}: {}\n", p.name, clip(why, 160)));
+            }
+        }
     }
     for r in &l.rejected {
         s.push_str(&format!("rejected {}: {}\n", r.file, clip(&r.error, 160)));

@@ -208,7 +208,17 @@ impl Pipeline {
         .await
         .map_err(|e| fail(format!("plugin loading failed: {e}")))?
         .map_err(|e| fail(self.cfg.plugin_error(&e)))?
-        .map(|p| p.with_tap(self.status.tap.clone()));
+        .map(|p| {
+            // A refused hot reload is the pipeline's newest error (`/pipelines`, `weir top`).
+            // Weak: the status holds the plugin set while it runs.
+            let status = Arc::downgrade(&self.status);
+            p.with_tap(self.status.tap.clone())
+                .on_reload_refused(move |stage, message| {
+                    if let Some(status) = status.upgrade() {
+                        status.error(stage, message);
+                    }
+                })
+        });
         let kctx = SinkContext {
             pipeline: name.clone(),
             state_dir: self.state_dir.clone(),

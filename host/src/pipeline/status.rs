@@ -105,6 +105,8 @@ pub struct PluginVersion {
     pub version: String,
     /// Hot reloads since the pipeline started.
     pub reloads: u64,
+    /// Why the newest version on disk was refused, until a version loads (the one above runs).
+    pub reload_refused: Option<String>,
 }
 
 impl std::fmt::Debug for Status {

@@ -1,8 +1,11 @@
 //! One wasmtime Engine for the whole process, shared by every pipeline and plugin.
 //!
 //! One engine means one epoch counter, so one ticker thread serves every deadline, and one set of
-//! settings, so one cache key. Deadlines use epoch interruption, not fuel: measured here, fuel
-//! costs 27–37% of the throughput and epochs 18–22% (DESIGN.md, "Plugins").
+//! settings, so one cache key. A deadline is enforced twice, because a plugin can be late in two
+//! ways: running Wasm is stopped by epoch interruption (not fuel: measured here, fuel costs
+//! 27–37% of the throughput and epochs 18–22%, DESIGN.md "Plugins"); a plugin waiting in a host
+//! call (a WASI sleep, a clock subscription, a poll) runs no Wasm that could check the epoch, so
+//! calls are async and a wall-clock timer drops the waiting call (call.rs).
 
 use super::PluginError;
 use super::instance::Transform;
@@ -68,6 +71,9 @@ impl PluginEngine {
         // A 32-bit memory has its whole 4 GiB reserved (wasmtime's default), so it never needs to
         // move; saying so lets compiled code keep the memory's base in a register across loops.
         config.memory_may_move(false);
+        // A trap comes with handles on the instance's globals and memories (no copy), so that a
+        // stack overflow in linear memory can be told from a stray pointer (instance.rs).
+        config.coredump_on_trap(true);
         if PROFILER.get() == Some(&PluginProfiler::Perfmap) {
             config.profiler(wasmtime::ProfilingStrategy::PerfMap);
         }
@@ -75,8 +81,10 @@ impl PluginEngine {
 
         let mut linker = Linker::<StoreData>::new(&engine);
         // WASI is linked because every toolchain's output imports it (even a Rust guest imports
-        // clocks, random and stdio); the context in each Store grants nothing (limits.rs).
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        // clocks, random and stdio); the context in each Store grants nothing but stdout and
+        // stderr, which the host captures (limits.rs, stdio.rs). Its async flavour: a plugin
+        // blocked in a WASI wait yields to the caller, whose deadline can then end it.
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         Transform::add_to_linker::<StoreData, HasSelf<StoreData>>(&mut linker, |s| s)?;
 
         let mut h = std::collections::hash_map::DefaultHasher::new();

@@ -2,27 +2,29 @@
 
 use super::PluginError;
 use super::cache::{self, Origin};
+use super::call::{self, Unfinished};
 use super::engine::{self, PluginEngine};
+use super::last_words::last_words;
 use super::limits::StoreData;
+use super::log_limit::LogLimit;
 use super::metadata::{self, Lookup};
+use super::wasm_file;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::{Store, Trap};
 
 // Borrowing: the events a call lowers into the guest (`Event<'_>`) are read from the pipeline's
-// envelopes in place, not copied into owned strings first.
+// envelopes in place, not copied into owned strings first. Exports are async so that a call
+// waiting in a host function can be dropped at its deadline (call.rs).
 wasmtime::component::bindgen!({
     world: "transform",
     path: "../wit",
     ownership: Borrowing { duplicate_if_necessary: true },
+    exports: { default: async },
 });
 
 pub use self::weir::plugin::types::Output;
-
-/// Instantiation and `init` get at least this long: a language runtime's start-up is not the
-/// per-batch work that `timeout_ms` is about, and a tight timeout must not make loading flaky.
-const MIN_INIT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One version of a plugin, ready to instantiate (cheaply: 8 µs for Rust, ~0.5 ms for JS or
 /// Python, measured) as often as a trap requires.
@@ -34,6 +36,8 @@ pub struct Loaded {
     pub origin: Origin,
     pre: TransformPre<StoreData>,
     engine: Arc<PluginEngine>,
+    /// The budget of log lines its instances share (log_limit.rs).
+    log_limit: Arc<LogLimit>,
 }
 
 /// Everything that identifies a plugin apart from its code.
@@ -42,7 +46,11 @@ pub struct Settings {
     pub pipeline: Arc<str>,
     pub name: Arc<str>,
     pub path: PathBuf,
+    /// Deadline of one `process` call.
     pub timeout: Duration,
+    /// Deadline of instantiation and `init`: a language runtime's start-up is not the per-batch
+    /// work that `timeout` is about.
+    pub init_timeout: Duration,
     pub memory_mb: u64,
     pub config_json: String,
     /// `<state_dir>/.plugin-cache`, or None to always compile.
@@ -52,9 +60,17 @@ pub struct Settings {
 /// Why a call failed. Each makes the instance unusable.
 #[derive(Debug, Clone)]
 pub enum CallError {
+    /// Why, in the plugin's words if it said something (last_words.rs), else the trap's name.
     Trap(String),
     Timeout(Duration),
     Memory(u64),
+}
+
+/// A failed call, with what the plugin wrote to stdout and stderr during it (its end).
+#[derive(Debug, Clone)]
+pub struct Failed {
+    pub error: CallError,
+    pub output: String,
 }
 
 impl CallError {
@@ -77,10 +93,11 @@ impl CallError {
 }
 
 impl Loaded {
-    /// Reads, compiles (or loads from the cache) and links the component, then checks that one
-    /// instance initialises with the configuration; that instance is returned for first use.
+    /// Reads (a regular file of bounded size only: wasm_file.rs), compiles (or loads from the
+    /// cache) and links the component, then checks that one instance initialises with the
+    /// configuration within its init deadline; that instance is returned for first use.
     pub fn load(s: &Settings) -> Result<(Arc<Loaded>, Instance), PluginError> {
-        let bytes = std::fs::read(&s.path).map_err(|e| PluginError::Read {
+        let bytes = wasm_file::read(&s.path).map_err(|e| PluginError::Read {
             name: s.name.to_string(),
             path: s.path.display().to_string(),
             message: e.to_string(),
@@ -109,6 +126,7 @@ impl Loaded {
             origin,
             pre,
             engine,
+            log_limit: Arc::new(LogLimit::new(s.pipeline.clone(), s.name.clone())),
         });
         let instance = loaded.instantiate().map_err(|e| PluginError::Init {
             name: s.name.to_string(),
@@ -117,41 +135,52 @@ impl Loaded {
         Ok((loaded, instance))
     }
 
-    /// A fresh instance, initialised. The error is the plugin's own `init` message, or why the
-    /// instance could not be created.
+    /// A fresh instance, initialised within the init deadline. The error is the plugin's own
+    /// `init` message, or why the instance could not be created.
     pub fn instantiate(&self) -> Result<Instance, String> {
         let data = StoreData::new(
             self.settings.pipeline.clone(),
             self.settings.name.clone(),
             self.settings.memory_mb,
+            self.log_limit.clone(),
         );
         let mut store = Store::new(&self.engine.engine, data);
         store.limiter(|d| &mut d.limits);
-        store.set_epoch_deadline(engine::ticks(self.settings.timeout.max(MIN_INIT_TIMEOUT)));
-        let bindings = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| self.describe(&store, e, MIN_INIT_TIMEOUT))?;
-        match bindings.call_init(&mut store, &self.settings.config_json) {
-            Ok(Ok(())) => Ok(Instance {
+        let deadline = self.settings.init_timeout;
+        store.set_epoch_deadline(engine::ticks(deadline));
+        store.data().stdio.begin("init".into());
+        let pre = &self.pre;
+        let config = &self.settings.config_json;
+        let started = call::within(deadline, async {
+            let bindings = pre.instantiate_async(&mut store).await?;
+            let init = bindings.call_init(&mut store, config).await?;
+            Ok::<_, wasmtime::Error>((bindings, init))
+        });
+        let output = store.data().stdio.end(true);
+        let failed = |error: CallError| match error {
+            CallError::Timeout(t) => format!(
+                "did not finish within {} ms (init_timeout_ms)",
+                t.as_millis()
+            ),
+            other => other.message(&self.settings.name),
+        };
+        match started {
+            Ok(Ok((bindings, Ok(())))) => Ok(Instance {
                 store,
                 bindings,
                 timeout: self.settings.timeout,
                 memory_mb: self.settings.memory_mb,
             }),
-            Ok(Err(message)) => Err(message),
-            Err(e) => Err(self.describe(&store, e, MIN_INIT_TIMEOUT)),
+            Ok(Ok((_, Err(message)))) => Err(message),
+            Ok(Err(e)) => Err(failed(classify(
+                &mut store,
+                e,
+                deadline,
+                self.settings.memory_mb,
+                &output,
+            ))),
+            Err(unfinished) => Err(failed(unfinished_error(unfinished, deadline))),
         }
-    }
-
-    fn describe(&self, store: &Store<StoreData>, e: wasmtime::Error, timeout: Duration) -> String {
-        classify(
-            store,
-            e,
-            timeout.max(self.settings.timeout),
-            self.settings.memory_mb,
-        )
-        .message(&self.settings.name)
     }
 }
 
@@ -165,41 +194,107 @@ pub struct Instance {
 
 impl Instance {
     /// Runs `process` on a batch within the deadline; `metadata(i)` answers the plugin's
-    /// `metadata` calls for event `i`.
+    /// `metadata` calls for event `i`. `call` names the batch in the plugin's log lines (an
+    /// event id, or a range of them). On failure, the end of what the plugin wrote comes along.
     pub fn process(
         &mut self,
         events: &[Event<'_>],
         metadata: &Lookup<'_>,
-    ) -> Result<BatchResult, CallError> {
-        self.store.set_epoch_deadline(engine::ticks(self.timeout));
+        call: String,
+    ) -> Result<BatchResult, Failed> {
+        let timeout = self.timeout;
+        self.store.set_epoch_deadline(engine::ticks(timeout));
+        self.store.data().stdio.begin(call);
         let bindings = &self.bindings;
-        metadata::lend(&mut self.store, metadata, events.len(), |store| {
-            bindings.call_process(store, events)
-        })
-        .map_err(|e| classify(&self.store, e, self.timeout, self.memory_mb))
+        let result = metadata::lend(&mut self.store, metadata, events.len(), |store| {
+            call::within(timeout, bindings.call_process(store, events))
+        });
+        // A batch that failed runs again, event by event or in halves (runner.rs): what it said
+        // is logged then.
+        let failed_batch = events.len() > 1 && !matches!(result, Ok(Ok(_)));
+        let output = self.store.data().stdio.end(!failed_batch);
+        let error = match result {
+            Ok(Ok(batch)) => return Ok(batch),
+            Ok(Err(e)) => classify(&mut self.store, e, timeout, self.memory_mb, &output),
+            Err(unfinished) => unfinished_error(unfinished, timeout),
+        };
+        Err(Failed { error, output })
     }
 }
 
-/// Names what went wrong in words a DLQ reader understands.
+fn unfinished_error(unfinished: Unfinished, timeout: Duration) -> CallError {
+    match unfinished {
+        Unfinished::Elapsed => CallError::Timeout(timeout),
+        Unfinished::NoRuntime(why) => CallError::Trap(format!("cannot run the call: {why}")),
+    }
+}
+
+/// Names what went wrong in words a DLQ reader understands: the plugin's own if it wrote any
+/// (`output`, the end of its stdout and stderr), else the trap's.
 fn classify(
-    store: &Store<StoreData>,
+    store: &mut Store<StoreData>,
     e: wasmtime::Error,
     timeout: Duration,
     memory_mb: u64,
+    output: &str,
 ) -> CallError {
     if store.data().limits.exceeded {
         // A refused memory.grow usually surfaces as an abort (`unreachable`) in the guest.
         return CallError::Memory(memory_mb);
     }
-    match e.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => CallError::Timeout(timeout),
-        Some(Trap::UnreachableCodeReached) => CallError::Trap("unreachable".into()),
-        Some(Trap::StackOverflow) => CallError::Trap("stack overflow".into()),
-        Some(Trap::MemoryOutOfBounds) => CallError::Trap("out-of-bounds memory access".into()),
-        Some(Trap::IntegerDivisionByZero) => CallError::Trap("integer division by zero".into()),
-        Some(trap) => CallError::Trap(trap.to_string()),
+    let trap = match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => return CallError::Timeout(timeout),
+        // Wasm's own stack (wasmtime's `max_wasm_stack`) ran out: deep or endless recursion.
+        Some(Trap::StackOverflow) => "stack overflow".to_owned(),
+        Some(Trap::MemoryOutOfBounds) if shadow_stack_overflow(store, &e) => {
+            "stack overflow (the stack in the plugin's memory ran out)".to_owned()
+        }
+        Some(Trap::UnreachableCodeReached) => "unreachable".into(),
+        Some(Trap::MemoryOutOfBounds) => "out-of-bounds memory access".into(),
+        Some(Trap::IntegerDivisionByZero) => "integer division by zero".into(),
+        Some(trap) => trap.to_string(),
         // Not a trap: the component broke the canonical ABI (bad string, bad list), or a host
         // resource failed. The instance is as unusable as after a trap.
-        None => CallError::Trap(format!("{e:#}")),
+        None => format!("{e:#}"),
+    };
+    match last_words(output) {
+        // An overflow is named as such even when a runtime said something on the way down.
+        Some(words) if trap.starts_with("stack overflow") => {
+            CallError::Trap(format!("{trap}: {words}"))
+        }
+        Some(words) => CallError::Trap(words),
+        None => CallError::Trap(trap),
     }
+}
+
+/// Whether an out-of-bounds access was the guest's own stack running out. Toolchains that
+/// compile to Wasm (Rust, C) keep the locals whose address is taken in a stack in linear memory,
+/// at its start, and move a stack pointer (a global) down through it: past its bottom, the
+/// pointer wraps around below address 0 to the top of the 4 GiB address space, and the next
+/// access through it is out of bounds. A stack pointer there, beyond every memory's end, is that
+/// stack overflowing, not a stray pointer into the heap.
+fn shadow_stack_overflow(store: &mut Store<StoreData>, e: &wasmtime::Error) -> bool {
+    let Some(dump) = e.downcast_ref::<wasmtime::WasmCoreDump>() else {
+        return false;
+    };
+    let memory_end = dump
+        .memories()
+        .iter()
+        .map(|m| m.data_size(&*store) as u64)
+        .max()
+        .unwrap_or(0);
+    dump.globals().iter().any(|g| {
+        let ty = g.ty(&*store);
+        if ty.mutability() != wasmtime::Mutability::Var {
+            return false;
+        }
+        // A few MiB below zero, as a 32-bit address.
+        match g.get(&mut *store) {
+            wasmtime::Val::I32(sp) => {
+                let sp = sp as u32 as u64;
+                sp >= 0xF000_0000 && sp > memory_end
+            }
+            _ => false,
+        }
+    })
 }

@@ -1,8 +1,10 @@
-//! What each plugin instance's Store holds: its memory limit, an empty WASI context, where its
-//! `log` calls go and what its `metadata` calls answer.
+//! What each plugin instance's Store holds: its memory limit, a WASI context that grants nothing
+//! but captured stdout and stderr, where its `log` calls go and what its `metadata` calls answer.
 
 use super::instance::weir::plugin::host::{Host, Level};
+use super::log_limit::LogLimit;
 use super::metadata::Lent;
+use super::stdio::Capture;
 use std::sync::Arc;
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
@@ -15,19 +17,25 @@ pub struct StoreData {
     /// `pipeline` and `plugin` fields of the plugin's log lines.
     pub pipeline: Arc<str>,
     pub plugin: Arc<str>,
+    /// What it writes to stdout and stderr, and its `log` calls.
+    pub stdio: Capture,
     /// What `metadata` answers during a `process` call.
     pub metadata: Lent,
 }
 
 impl StoreData {
-    pub fn new(pipeline: Arc<str>, plugin: Arc<str>, memory_mb: u64) -> Self {
+    pub fn new(pipeline: Arc<str>, plugin: Arc<str>, memory_mb: u64, limit: Arc<LogLimit>) -> Self {
         // Nothing is granted: no preopened directories, no environment, no arguments, no network
-        // (sockets are denied by default and switched off here too), stdio closed. Clocks and
-        // random are available: language runtimes need them to start.
+        // (sockets are denied by default and switched off here too), no stdin. stdout and stderr
+        // go to the host's log and explain traps (stdio.rs). Clocks and random are available:
+        // language runtimes need them to start.
+        let stdio = Capture::new(pipeline.clone(), plugin.clone(), limit);
         let wasi = WasiCtx::builder()
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
+            .stdout(stdio.stdout())
+            .stderr(stdio.stderr())
             .build();
         StoreData {
             limits: MemoryLimit::new(memory_mb),
@@ -35,6 +43,7 @@ impl StoreData {
             table: ResourceTable::new(),
             pipeline,
             plugin,
+            stdio,
             metadata: Lent::default(),
         }
     }
@@ -100,14 +109,7 @@ impl super::instance::weir::plugin::types::Host for StoreData {}
 
 impl Host for StoreData {
     fn log(&mut self, level: Level, message: String) {
-        let (pipeline, plugin) = (&*self.pipeline, &*self.plugin);
-        match level {
-            Level::Trace => tracing::trace!(pipeline, plugin, "{message}"),
-            Level::Debug => tracing::debug!(pipeline, plugin, "{message}"),
-            Level::Info => tracing::info!(pipeline, plugin, "{message}"),
-            Level::Warn => tracing::warn!(pipeline, plugin, "{message}"),
-            Level::Error => tracing::error!(pipeline, plugin, "{message}"),
-        }
+        self.stdio.log(level, &message);
     }
 
     fn metadata(&mut self, input: u32) -> Vec<(String, String)> {

@@ -7,14 +7,23 @@
 //! reloading) rather than inotify: it works the same for a file replaced by rename, a file
 //! rewritten in place, a symlink swapped, and on network or container file systems; a few
 //! `stat` calls a second cost nothing.
+//!
+//! A version that cannot be loaded (not a regular file, too large, not a component, `init`
+//! failing or too slow) is refused: the running one goes on, the refusal is logged and kept in
+//! [`Current::refused`] until a version loads (`/pipelines` shows it, `weir top` too), and the
+//! pipeline's status hears of it through [`Current::on_refused`].
 
 use super::instance::{Loaded, Settings};
+use super::wasm_file;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, SystemTime};
 
 /// How often the file is checked.
 pub const POLL: Duration = Duration::from_millis(250);
+
+/// Told why a new version was refused (the plugin's stage, `plugin:NAME`, and the reason).
+pub type OnRefused = Arc<dyn Fn(&str, &str) + Send + Sync>;
 
 /// The version of one plugin that batches should run through now.
 pub struct Current {
@@ -22,6 +31,9 @@ pub struct Current {
     /// Bumped on every swap: a lane compares it with the one its instance came from (one atomic
     /// load per batch) and only then takes the lock.
     generation: AtomicU64,
+    /// Why the newest version on disk was refused, until one loads.
+    refused: Mutex<Option<String>>,
+    on_refused: OnceLock<OnRefused>,
 }
 
 impl Current {
@@ -29,7 +41,36 @@ impl Current {
         Arc::new(Current {
             loaded: Mutex::new(loaded),
             generation: AtomicU64::new(0),
+            refused: Mutex::new(None),
+            on_refused: OnceLock::new(),
         })
+    }
+
+    /// Why the newest version on disk is not running, if it was refused.
+    pub fn refused(&self) -> Option<String> {
+        self.refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Tells `hook` of every version refused from now on (set once).
+    pub fn on_refused(&self, hook: OnRefused) {
+        let _ = self.on_refused.set(hook);
+    }
+
+    fn refuse(&self, settings: &Settings, why: String) {
+        tracing::error!(pipeline = %settings.pipeline, plugin = %settings.name,
+            path = %settings.path.display(), error = %why,
+            "new plugin version not loaded; the previous one keeps running");
+        let message = format!(
+            "new version of {} not loaded (the previous one keeps running): {why}",
+            settings.path.display()
+        );
+        if let Some(hook) = self.on_refused.get() {
+            hook(&format!("plugin:{}", settings.name), &message);
+        }
+        *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = Some(message);
     }
 
     pub fn generation(&self) -> u64 {
@@ -43,6 +84,7 @@ impl Current {
     }
 
     fn set(&self, next: Arc<Loaded>) {
+        *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = None;
         let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
         *loaded = next;
         // Under the lock: a reader that sees the new generation also gets the new version.
@@ -66,8 +108,19 @@ pub fn watch(settings: Settings, current: &Arc<Current>) -> std::io::Result<()> 
                     continue;
                 }
                 seen = now;
-                let Ok(bytes) = std::fs::read(&settings.path) else {
-                    continue; // gone for a moment (being replaced); the next stat tells
+                let bytes = match wasm_file::read(&settings.path) {
+                    Ok(bytes) => bytes,
+                    // Gone for a moment (being replaced): the next stat tells.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => {
+                        // Something that is no plugin took its place (a directory, a FIFO, a
+                        // device, a huge file): said once, until the file changes again.
+                        let Some(target) = target.upgrade() else {
+                            return;
+                        };
+                        target.refuse(&settings, format!("cannot read it: {e}"));
+                        continue;
+                    }
                 };
                 let hash = super::cache::sha256_hex(&bytes);
                 if hash == running {
@@ -77,19 +130,19 @@ pub fn watch(settings: Settings, current: &Arc<Current>) -> std::io::Result<()> 
                 running = hash.clone();
                 // Loading initialises one instance, so a version whose `init` fails is refused
                 // here, before any lane sees it.
-                match Loaded::from_bytes(&settings, &bytes) {
+                let loaded = Loaded::from_bytes(&settings, &bytes);
+                let Some(target) = target.upgrade() else {
+                    return;
+                };
+                match loaded {
                     Ok((next, _checked)) => {
-                        let Some(target) = target.upgrade() else { return };
+                        // Logged here, once; each lane switches at its next batch boundary.
                         tracing::info!(pipeline = %settings.pipeline, plugin = %settings.name,
                             path = %settings.path.display(), hash = %&hash[..12],
-                            "new plugin version compiled and initialised; switching at the next batch");
+                            "plugin reloaded; each lane switches at its next batch");
                         target.set(next);
                     }
-                    Err(e) => {
-                        tracing::error!(pipeline = %settings.pipeline, plugin = %settings.name,
-                            path = %settings.path.display(), error = %e,
-                            "new plugin version not loaded; the previous one keeps running");
-                    }
+                    Err(e) => target.refuse(&settings, e.to_string()),
                 }
             }
         })?;

@@ -2,12 +2,19 @@
 //!
 //! A trap, a deadline or the memory limit leaves the instance unusable, and says nothing about
 //! which event caused it. So the instance is dropped, a fresh one made from the InstancePre, and
-//! the batch retried in halves until the one event that fails alone is found. Every other event
-//! of the batch is processed normally; a poisoned batch of n events costs about 2·log2(n) extra
-//! calls. Plugins are meant to be deterministic; a failure that does not recur on a half simply
-//! lets that half through.
+//! the events of the batch retried until the one that fails alone is found; every other event is
+//! processed normally. Plugins are meant to be deterministic; a failure that does not recur on a
+//! retry simply lets those events through.
+//!
+//! How they are retried depends on the failure's cost. A trap or the memory limit fails fast: the
+//! batch is retried in halves, about 2·log2(n) extra quick calls for a batch of n. A deadline
+//! costs the whole deadline every time it is hit: halving would run the slow event again on every
+//! level, log2(n) + 1 deadlines (9 for a batch of 256). So after a deadline the batch's events are
+//! retried one at a time instead: the slow event is run once more, alone, and never again (it is
+//! dead-lettered), and a batch with one slow event costs two deadlines whatever its size, one per
+//! slow event more.
 
-use super::instance::{BatchResult, CallError, Event, Instance, Loaded, Output};
+use super::instance::{BatchResult, CallError, Event, Failed, Instance, Loaded, Output};
 use super::metadata::Lookup;
 use std::sync::Arc;
 
@@ -17,7 +24,13 @@ pub enum Outcome {
     /// Its outputs, in order (none: dropped).
     Emitted(Vec<Output>),
     /// The plugin reported a failure for it, or it alone trapped, timed out or ran out of memory.
-    Failed { kind: &'static str, message: String },
+    /// `output`: the end of what the plugin wrote to stdout and stderr in the call that failed
+    /// on it alone (empty for a failure the plugin reported).
+    Failed {
+        kind: &'static str,
+        message: String,
+        output: String,
+    },
 }
 
 pub struct Runner {
@@ -62,9 +75,14 @@ impl Runner {
         base: usize,
         out: &mut [Outcome],
     ) {
+        let call = match events {
+            [one] => one.id.to_owned(),
+            [first, .., last] => format!("{} .. {} ({} events)", first.id, last.id, events.len()),
+            [] => return,
+        };
         let result = match self.instance() {
             // The plugin numbers the events of this call from 0.
-            Ok(instance) => instance.process(events, &|i| metadata(base + i)),
+            Ok(instance) => instance.process(events, &|i| metadata(base + i), call),
             Err(message) => {
                 // The same code initialised before; if it cannot now, these events cannot be
                 // processed by it.
@@ -76,29 +94,36 @@ impl Runner {
                     *o = Outcome::Failed {
                         kind: "trap",
                         message: message.clone(),
+                        output: String::new(),
                     };
                 }
                 return;
             }
         };
-        match result {
-            Ok(result) => self.distribute(result, events.len(), base, out),
-            Err(e) => {
-                self.instance = None;
-                if events.len() == 1 {
-                    self.isolated(&events[0], &e);
-                    out[base] = Outcome::Failed {
-                        kind: e.kind(),
-                        message: e.message(&self.loaded.settings.name),
-                    };
-                } else {
-                    tracing::debug!(pipeline = %self.loaded.settings.pipeline, plugin = %self.loaded.settings.name,
-                        events = events.len(), error = %e.message(&self.loaded.settings.name), "batch failed; bisecting");
-                    let mid = events.len() / 2;
-                    self.run_range(&events[..mid], metadata, base, out);
-                    self.run_range(&events[mid..], metadata, base + mid, out);
-                }
+        let Failed { error, output } = match result {
+            Ok(result) => return self.distribute(result, events.len(), base, out),
+            Err(failed) => failed,
+        };
+        self.instance = None;
+        if events.len() == 1 {
+            self.isolated(&events[0], &error);
+            out[base] = Outcome::Failed {
+                kind: error.kind(),
+                message: error.message(&self.loaded.settings.name),
+                output,
+            };
+            return;
+        }
+        tracing::debug!(pipeline = %self.loaded.settings.pipeline, plugin = %self.loaded.settings.name,
+            events = events.len(), error = %error.message(&self.loaded.settings.name), "batch failed; isolating the event");
+        if let CallError::Timeout(_) = error {
+            for (i, event) in events.iter().enumerate() {
+                self.run_range(std::slice::from_ref(event), metadata, base + i, out);
             }
+        } else {
+            let mid = events.len() / 2;
+            self.run_range(&events[..mid], metadata, base, out);
+            self.run_range(&events[mid..], metadata, base + mid, out);
         }
     }
 
@@ -141,6 +166,7 @@ impl Runner {
                 out[base + i] = Outcome::Failed {
                     kind: "error",
                     message: failure.message,
+                    output: String::new(),
                 };
             }
         }

@@ -20,6 +20,7 @@ use crate::event::{Envelope, Payload};
 use crate::pipeline::slot::{Failure, Fate, Slot};
 use crate::pipeline::status::PluginVersion;
 use crate::pipeline::tap::Tap;
+use crate::source::Format;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -32,9 +33,11 @@ pub struct PluginSet {
 }
 
 impl PluginSet {
-    /// Loads every plugin (compiling or reading the cache under `state_root/.plugin-cache`) and
-    /// checks that an instance of each initialises. `None` when there are no plugins. With
-    /// `watch`, each plugin's file is watched for hot reload while the set lives.
+    /// Loads every plugin (reading its file, compiling it or reading the cache under
+    /// `state_root/.plugin-cache`) and checks that an instance of each initialises within its
+    /// `init_timeout_ms`. `None` when there are no plugins. With `watch`, each plugin's file is
+    /// watched for hot reload while the set lives. What `weir run` does at a pipeline's start,
+    /// and what a pre-flight check should do (with `watch` false) to refuse what it would.
     pub fn load(
         pipeline: &str,
         configs: &[PluginConfig],
@@ -52,6 +55,7 @@ impl PluginSet {
                 name: c.name.as_str().into(),
                 path: c.path.clone(),
                 timeout: c.timeout,
+                init_timeout: c.init_timeout,
                 memory_mb: c.memory_mb,
                 config_json: c.config_json.clone(),
                 cache_dir: state_root.map(|r| r.join(".plugin-cache")),
@@ -71,6 +75,15 @@ impl PluginSet {
         Ok(Some(PluginSet { plugins, tap: None }))
     }
 
+    /// Tells `hook` (stage `plugin:NAME`, message) of each new version hot reload refuses.
+    pub fn on_reload_refused(self, hook: impl Fn(&str, &str) + Send + Sync + 'static) -> Self {
+        let hook: reload::OnRefused = Arc::new(hook);
+        for (_, current) in &self.plugins {
+            current.on_refused(hook.clone());
+        }
+        self
+    }
+
     /// Publishes each plugin's outputs on `tap`.
     pub fn with_tap(mut self, tap: Arc<Tap>) -> Self {
         self.tap = Some(tap);
@@ -88,6 +101,7 @@ impl PluginSet {
                     path: loaded.settings.path.display().to_string(),
                     version: loaded.hash.clone(),
                     reloads: generation,
+                    reload_refused: current.refused(),
                 }
             })
             .collect()
@@ -172,8 +186,9 @@ impl PluginStage {
             // A batch boundary: the only place a new version may take over.
             if plugin.current.generation() != plugin.generation {
                 let (generation, loaded) = plugin.current.get();
-                tracing::info!(pipeline = %loaded.settings.pipeline, plugin = %loaded.settings.name,
-                    hash = %&loaded.hash[..12], "plugin reloaded");
+                // The reload itself was logged once, by the watcher (reload.rs).
+                tracing::debug!(pipeline = %loaded.settings.pipeline, plugin = %loaded.settings.name,
+                    hash = %&loaded.hash[..12], "lane switched to the new plugin version");
                 plugin.generation = generation;
                 plugin.runner = Runner::lazy(loaded);
             }
@@ -223,7 +238,7 @@ impl Plugin {
                 continue;
             }
             match outcome {
-                Outcome::Failed { kind, message } => {
+                Outcome::Failed { kind, message, .. } => {
                     if let Some((_, c)) = self.failures.iter().find(|(k, _)| *k == kind) {
                         c.increment(1);
                     }
@@ -291,11 +306,14 @@ pub fn metadata(e: &Envelope) -> Vec<(String, String)> {
     metadata
 }
 
-/// An output as an envelope: the input's envelope with the new payload (and key). Outputs of a
+/// An output as an envelope: the input's envelope with the new payload (and key), decoded as a
+/// source record is (invalid UTF-8 keeps its exact bytes in `meta.raw_base64`). Outputs of a
 /// split get `ID#0`, `ID#1`, ... so they can be told apart downstream.
 pub fn from_wit(input: &Envelope, out: super::instance::Output, of: usize, k: usize) -> Envelope {
     let mut e = input.clone();
-    e.data = Payload::decode(&out.payload).payload;
+    // The input's raw bytes, if it had any, are not this output's.
+    e.meta.remove("raw_base64");
+    e.data = Format::Auto.decode(&out.payload, &mut e.meta).0;
     if let Some(key) = out.key {
         e.key = Some(key);
     }
