@@ -1,5 +1,6 @@
 //! Events and patterns weir cannot or must not take, through the real binary: data nested too
-//! deep to read, and wildcard patterns EventBridge refuses as too complex.
+//! deep to read (from a source or from a plugin), and wildcard patterns EventBridge refuses as
+//! too complex.
 
 use crate::support::*;
 
@@ -64,6 +65,41 @@ fn data_nested_too_deep_is_dead_lettered_as_malformed_not_filtered() {
             "{format} {filters:?}: {err}"
         );
     }
+}
+
+/// A plugin's output nested too deep fails its event (`malformed`, at the plugin's stage)
+/// instead of travelling on as a string that templates and filters would misread.
+#[test]
+fn plugin_output_nested_too_deep_fails_its_event() {
+    let s = Scratch::new();
+    s.write(
+        "in.jsonl",
+        "{\"n\":1}\n{\"n\":2,\"fault\":\"deep\",\"depth\":150}\n{\"n\":3,\"fault\":\"deep\",\"depth\":50}\n",
+    );
+    let plugin = crate::plugins::plugin("fixtures/faults/faults.wasm");
+    let p = s.write(
+        "p.toml",
+        pipeline("json", "") + &format!("\n[[plugin]]\npath = \"{}\"\n", plugin.display()),
+    );
+    let out = s.run(&p);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let delivered = json_lines(&s.path("out.jsonl"));
+    assert_eq!(delivered.len(), 2, "{delivered:#?}");
+    assert_eq!(delivered[0]["n"], 1);
+    assert!(delivered[1]["deep"].is_array(), "50 levels are fine");
+    let dlq = json_lines(&s.path("dlq.jsonl"));
+    assert_eq!(dlq.len(), 1, "{dlq:#?}");
+    assert_eq!(dlq[0]["error"]["stage"], "plugin:faults");
+    assert_eq!(dlq[0]["error"]["kind"], "malformed");
+    let msg = dlq[0]["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("output 0: JSON nested deeper than 100 levels"),
+        "{msg}"
+    );
+    assert_eq!(
+        dlq[0]["event"]["data"]["n"], 2,
+        "the input event, untouched"
+    );
 }
 
 /// `weir pattern test PATTERN --event EVENT`: exit code and what it printed.

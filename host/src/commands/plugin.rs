@@ -103,8 +103,21 @@ pub fn test(args: &TestArgs) -> i32 {
                 Outcome::Emitted(outputs) => {
                     let n = outputs.len();
                     for (k, out) in outputs.into_iter().enumerate() {
+                        let e = match from_wit(event, out, n, k) {
+                            Ok(e) => e,
+                            Err(why) => {
+                                failed += 1;
+                                let mut l = line.clone();
+                                l.insert("id".into(), event.id.clone().into());
+                                l.insert(
+                                    "error".into(),
+                                    serde_json::json!({"kind": "malformed", "message": why}),
+                                );
+                                let _ = writeln!(stdout, "{}", serde_json::Value::Object(l));
+                                break;
+                            }
+                        };
                         emitted += 1;
-                        let e = from_wit(event, out, n, k);
                         let mut l = line.clone();
                         l.insert("id".into(), e.id.clone().into());
                         if let Some(key) = &e.key {

@@ -247,7 +247,14 @@ impl Plugin {
                 Outcome::Emitted(outputs) => {
                     let n = outputs.len();
                     for (k, out) in outputs.into_iter().enumerate() {
-                        fresh[owner].push(from_wit(input(j), out, n, k));
+                        match from_wit(input(j), out, n, k) {
+                            Ok(e) => fresh[owner].push(e),
+                            Err(why) => {
+                                failed[owner] =
+                                    Some(Failure::now(&self.stage, "malformed", why, 1, None));
+                                break;
+                            }
+                        }
                     }
                 }
             }
@@ -308,17 +315,28 @@ pub fn metadata(e: &Envelope) -> Vec<(String, String)> {
 
 /// An output as an envelope: the input's envelope with the new payload (and key), decoded as a
 /// source record is (invalid UTF-8 keeps its exact bytes in `meta.raw_base64`). Outputs of a
-/// split get `ID#0`, `ID#1`, ... so they can be told apart downstream.
-pub fn from_wit(input: &Envelope, out: super::instance::Output, of: usize, k: usize) -> Envelope {
+/// split get `ID#0`, `ID#1`, ... so they can be told apart downstream. An output no later
+/// stage could read (JSON nested deeper than `event::MAX_DATA_DEPTH`) is an error: the event
+/// fails as `malformed` rather than travel on as a string.
+pub fn from_wit(
+    input: &Envelope,
+    out: super::instance::Output,
+    of: usize,
+    k: usize,
+) -> Result<Envelope, String> {
     let mut e = input.clone();
     // The input's raw bytes, if it had any, are not this output's.
     e.meta.remove("raw_base64");
-    e.data = Format::Auto.decode(&out.payload, &mut e.meta).0;
+    let (data, problem) = Format::Auto.decode(&out.payload, &mut e.meta);
+    if let Some(problem) = problem {
+        return Err(format!("output {k}: {problem}"));
+    }
+    e.data = data;
     if let Some(key) = out.key {
         e.key = Some(key);
     }
     if of > 1 {
         e.id = format!("{}#{k}", input.id);
     }
-    e
+    Ok(e)
 }
