@@ -172,11 +172,13 @@ pub fn every_error<T>(
         };
         let mut progress = false;
         for e in found {
-            // A required key set aside for its bad value is not missing as well.
-            let follows = set_aside.iter().any(|k| {
-                e.message
-                    .starts_with(&format!("missing required key `{k}`"))
-            });
+            // A required key set aside for its bad value is not missing as well, nor one that
+            // an unknown key was already taken for a misspelling of (`pth`: did you mean `path`?).
+            let follows = e
+                .message
+                .strip_prefix("missing required key `")
+                .and_then(|rest| rest.split('`').next())
+                .is_some_and(|k| set_aside.iter().any(|s| s == k) || misspelt(&errors, k));
             if follows || errors.contains(&e) {
                 continue;
             }
@@ -192,6 +194,15 @@ pub fn every_error<T>(
             return (None, errors);
         }
     }
+}
+
+/// Whether one of `errors` already suggests `name` for a misspelt key: then `name` missing is
+/// the same mistake, not another one.
+pub fn misspelt(errors: &[ConfigError], name: &str) -> bool {
+    let suggestion = format!("did you mean `{name}`?");
+    errors
+        .iter()
+        .any(|e| e.help.as_deref() == Some(suggestion.as_str()))
 }
 
 /// The key of the table at `at` that a dotted error key (`source.batch_sise`,

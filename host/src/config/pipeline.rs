@@ -104,14 +104,19 @@ pub fn parse_pipeline(file: &Path, text: &str) -> Result<PipelineConfig, ConfigE
     let document: toml::Table = toml::from_str(text)
         .map_err(|e| src.error_at(e.span(), root.clone(), e.message().to_owned()))?;
     let mut errors = Vec::new();
-    for section in ["pipeline", "source", "sink"] {
-        if !document.contains_key(section) {
-            errors.push(src.error(&root, format!("missing required section `[{section}]`")));
-        }
-    }
+    let missing: Vec<&str> = ["pipeline", "source", "sink"]
+        .into_iter()
+        .filter(|section| !document.contains_key(*section))
+        .collect();
     let (raw, found) = every_error(&root, document, |t| {
         deserialize_table::<RawPipelineFile>(&src, &root, t, &[]).map_err(|e| vec![e])
     });
+    // A section missing because its name is misspelt (`[sorce]`) is one mistake, said once.
+    for section in missing {
+        if !super::component::misspelt(&found, section) {
+            errors.push(src.error(&root, format!("missing required section `[{section}]`")));
+        }
+    }
     errors.extend(found);
     let raw = raw.unwrap_or_default();
     // Each section on its own, every error of each.

@@ -2,7 +2,7 @@
 //! lines, to stdout or a file. Reads only: the DLQ is left as it is.
 
 use super::records::{self, Record};
-use super::{SelectArgs, exit, locate};
+use super::{SelectArgs, exit, locate_selected};
 use crate::config::HostSettings;
 use std::io::Write;
 use std::path::PathBuf;
@@ -17,12 +17,8 @@ pub struct ExportArgs {
 }
 
 pub fn export(args: &ExportArgs, settings: &HostSettings) -> i32 {
-    let target = match locate(&args.pipeline, settings) {
-        Ok(t) => t,
-        Err(code) => return code,
-    };
-    let selection = match args.select.selection(target.pipeline.name()) {
-        Ok(s) => s,
+    let (target, selection) = match locate_selected(&args.pipeline, &args.select, settings) {
+        Ok(found) => found,
         Err(code) => return code,
     };
     if let Some(out) = &args.output

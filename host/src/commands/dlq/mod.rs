@@ -63,6 +63,17 @@ impl SelectArgs {
     }
 }
 
+/// [`locate`], and the records `select` picks in that pipeline's DLQ (purge, redrive, export).
+fn locate_selected(
+    file: &Path,
+    select: &SelectArgs,
+    settings: &HostSettings,
+) -> Result<(Target, Selection), i32> {
+    let target = locate(file, settings)?;
+    let selection = select.selection(target.pipeline.name())?;
+    Ok((target, selection))
+}
+
 /// The pipeline and its DLQ file, or the exit code after saying why not: the pipeline file is
 /// invalid, its DLQ is not a file, or nothing is there (then where it looked and how to point
 /// at the right place).

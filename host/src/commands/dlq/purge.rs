@@ -5,7 +5,7 @@
 //! it wants `--yes`.
 
 use super::records::{self, Record};
-use super::{SelectArgs, exit, locate};
+use super::{SelectArgs, exit, locate_selected};
 use crate::config::HostSettings;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -18,12 +18,8 @@ pub struct PurgeArgs {
 }
 
 pub fn purge(args: &PurgeArgs, settings: &HostSettings) -> i32 {
-    let target = match locate(&args.pipeline, settings) {
-        Ok(t) => t,
-        Err(code) => return code,
-    };
-    let selection = match args.select.selection(target.pipeline.name()) {
-        Ok(s) => s,
+    let (target, selection) = match locate_selected(&args.pipeline, &args.select, settings) {
+        Ok(found) => found,
         Err(code) => return code,
     };
     let dlq = &target.dlq;

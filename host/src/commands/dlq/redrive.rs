@@ -13,7 +13,7 @@
 //! `DLQ.redrive.lock` other redrives of a DLQ file that pipelines share.
 
 use super::records::{self, Record, Selection};
-use super::{SelectArgs, Target, exit, locate};
+use super::{SelectArgs, Target, exit, locate_selected};
 use crate::config::{HostSettings, load_pipeline};
 use crate::durable;
 use crate::pipeline::Pipeline;
@@ -28,12 +28,8 @@ pub struct RedriveArgs {
 }
 
 pub fn redrive(args: &RedriveArgs, settings: &HostSettings) -> i32 {
-    let target = match locate(&args.pipeline, settings) {
-        Ok(t) => t,
-        Err(code) => return code,
-    };
-    let selection = match args.select.selection(target.pipeline.name()) {
-        Ok(s) => s,
+    let (target, selection) = match locate_selected(&args.pipeline, &args.select, settings) {
+        Ok(found) => found,
         Err(code) => return code,
     };
     let locks = target

@@ -5,7 +5,6 @@
 
 pub use super::identity::{Fingerprint, Known};
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,22 +81,13 @@ impl CheckpointStore {
     }
 }
 
-/// Writes `bytes` to `path` via a temporary file, fsync and rename, then syncs the directory so
-/// the rename itself survives a power loss.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
+/// Writes `bytes` to `path` so that a crash leaves the old checkpoint or the new one, whole
+/// ([`crate::durable::replace`]).
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
     }
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
+    crate::durable::replace(path, |w| w.write_all(bytes))
 }
 
 #[cfg(test)]
