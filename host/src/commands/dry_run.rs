@@ -7,7 +7,7 @@
 //! {"input":1,"id":"events.jsonl:2#0","outcome":"delivered","sink":{...}}      one line per event
 //! {"input":1,"id":"events.jsonl:2#1","outcome":"delivered","sink":{...}}      a plugin emitted
 //! {"input":2,"id":"events.jsonl:3","outcome":"filtered","why":[{"filter":0,"field":"data.dept","reason":"\"sales\" does not match [\"billing\"]"}]}
-//! {"input":3,"id":"events.jsonl:4","outcome":"dead-lettered","stage":"plugin:redact","kind":"trap","reason":"plugin redact trapped: unreachable"}
+//! {"input":3,"id":"events.jsonl:4","outcome":"dead-lettered","stage":"plugin:redact","kind":"trap","reason":"plugin redact trapped: called `Option::unwrap()` on a `None` value (lib.rs, line 31)"}
 //! {"input":4,"id":"events.jsonl:5","outcome":"dropped","stage":"plugin:split-order"}
 //! ```
 //!
