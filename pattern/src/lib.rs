@@ -69,6 +69,14 @@ pub mod limits {
 }
 
 use automaton::Index;
+
+/// Pattern text as rules, refusing what EventBridge refuses as too complex (the complexity is
+/// measured on the compiled rules, so it is checked after them, here).
+fn compile_rules(text: &str) -> Result<Vec<compile::Rule>, PatternError> {
+    let rules = compile::compile(text)?;
+    complexity::check(&rules)?;
+    Ok(rules)
+}
 use std::sync::OnceLock;
 
 /// One compiled pattern.
@@ -80,7 +88,7 @@ pub struct Pattern {
 impl Pattern {
     /// Compiles pattern text; the error names the place in the pattern and the problem.
     pub fn compile(text: &str) -> Result<Pattern, PatternError> {
-        let rules = compile::compile(text)?;
+        let rules = compile_rules(text)?;
         Ok(Pattern {
             index: Index::build(&[(0, rules)]),
         })
@@ -118,7 +126,7 @@ impl PatternSet {
     /// Compiles and adds a pattern under the caller's `id` (ids need not be unique or dense;
     /// [`PatternSet::matching`] reports them). On error the set is unchanged.
     pub fn add(&mut self, id: usize, pattern_text: &str) -> Result<(), PatternError> {
-        let rules = compile::compile(pattern_text)?;
+        let rules = compile_rules(pattern_text)?;
         self.patterns.push((id, rules));
         self.index = OnceLock::new();
         Ok(())
