@@ -305,12 +305,7 @@ fn check_reports_every_mistake_of_a_file_in_one_pass() {
         "[pipeline]\nname = \"p\"\n[source]\ntype = \"file\"\npath = \"in.jsonl\"\nbatch_sise = 3\npol_interval_ms = 5\n\
          [sourc]\nx = 1\n[ordering]\nlanes = 0\n[sink]\ntype = \"file\"\npath = \"out.jsonl\"\ntemplat = \"x\"\n",
     );
-    let out = weir()
-        .arg("check")
-        .arg(&p)
-        .current_dir(s.dir.path())
-        .output()
-        .unwrap();
+    let out = s.check(&p);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     for expected in [
@@ -414,12 +409,7 @@ fn the_readme_sqs_example_passes_check() {
     assert!(example.contains("<$.data.detail-type>"), "{example}");
     let s = Scratch::new();
     let p = s.write("sqs.toml", format!("[pipeline]\nname = \"sqs\"\n{example}"));
-    let out = weir()
-        .arg("check")
-        .arg(&p)
-        .current_dir(s.dir.path())
-        .output()
-        .unwrap();
+    let out = s.check(&p);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
 
@@ -434,12 +424,7 @@ fn template_errors_point_at_the_byte_without_parser_internals() {
             "path = \"out.jsonl\"\ntemplate = \"id <$.data.a%b>\"\n",
         ),
     );
-    let out = weir()
-        .arg("check")
-        .arg(&p)
-        .current_dir(s.dir.path())
-        .output()
-        .unwrap();
+    let out = s.check(&p);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(

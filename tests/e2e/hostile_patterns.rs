@@ -145,15 +145,7 @@ fn wildcard_patterns_too_complex_for_eventbridge_are_refused() {
         "p.toml",
         pipeline("auto", &format!("[[filter]]\npattern = '{too_complex}'\n")),
     );
-    for out in [
-        weir()
-            .arg("check")
-            .arg(&p)
-            .current_dir(s.dir.path())
-            .output()
-            .unwrap(),
-        s.run(&p),
-    ] {
+    for out in [s.check(&p), s.run(&p)] {
         let cmd = "check, then run";
         let err = stderr(&out);
         assert_ne!(out.status.code(), Some(0), "{cmd}: {err}");
@@ -177,11 +169,6 @@ fn wildcard_patterns_too_complex_for_eventbridge_are_refused() {
         "fine.toml",
         pipeline("auto", &format!("[[filter]]\npattern = '{fine}'\n")),
     );
-    let out = weir()
-        .arg("check")
-        .arg(&p)
-        .current_dir(s.dir.path())
-        .output()
-        .unwrap();
+    let out = s.check(&p);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }

@@ -42,12 +42,7 @@ fn plugin_paths_that_are_not_regular_files_or_too_large_are_refused_by_check_and
                  [[plugin]]\npath = {file:?}\n[sink]\ntype = \"file\"\npath = \"out.jsonl\"\n"
             ),
         );
-        let out = weir()
-            .arg("check")
-            .arg(&p)
-            .current_dir(s.dir.path())
-            .output()
-            .unwrap();
+        let out = s.check(&p);
         assert_eq!(out.status.code(), Some(1), "{file}: {}", stderr(&out));
         assert!(
             stderr(&out).contains(&format!("p.toml:7:1: `plugin[0].path`: {why}")),

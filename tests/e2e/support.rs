@@ -74,6 +74,13 @@ impl Scratch {
         cmd
     }
 
+    /// `weir check PIPELINE` in this scratch directory, to completion.
+    pub fn check(&self, pipeline: &Path) -> Output {
+        let mut cmd = weir();
+        cmd.arg("check").arg(pipeline).current_dir(self.dir.path());
+        cmd.output().expect("run weir check")
+    }
+
     /// `weir run` on `pipeline` with this scratch's state dir, to completion.
     pub fn run(&self, pipeline: &Path) -> Output {
         self.weir_run(pipeline).output().expect("run weir")
