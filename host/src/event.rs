@@ -62,7 +62,7 @@ impl Payload {
             },
             Err(e) => Decoded {
                 payload: Payload::Text(String::from_utf8_lossy(bytes).into_owned()),
-                problem: Some(Problem::NotJson(format!("not valid UTF-8: {e}"))),
+                problem: Some(Problem::NotUtf8(format!("not valid UTF-8: {e}"))),
             },
         }
     }
@@ -97,6 +97,8 @@ pub struct Decoded {
 pub enum Problem {
     /// Not JSON (or not UTF-8): string data, which `format = "json"` refuses.
     NotJson(String),
+    /// Not UTF-8: decoded lossily to string data (the source keeps the exact bytes).
+    NotUtf8(String),
     /// JSON nested deeper than [`MAX_DATA_DEPTH`]: refused whatever the format, since no
     /// filter, template or DLQ tool could read it (it would otherwise be counted as
     /// filtered, or delivered with templates seeing `null`).
@@ -106,7 +108,7 @@ pub enum Problem {
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Problem::NotJson(why) => f.write_str(why),
+            Problem::NotJson(why) | Problem::NotUtf8(why) => f.write_str(why),
             Problem::TooDeep => write!(
                 f,
                 "JSON nested deeper than {MAX_DATA_DEPTH} levels (weir's limit for an event's data)"

@@ -13,7 +13,7 @@ pub mod sqs;
 
 use crate::config::component::{deserialize_table, take_kind};
 use crate::config::{ConfigError, KeyPath, SourceText};
-use crate::event::{Envelope, Payload, Position};
+use crate::event::{Envelope, Payload, Position, Problem};
 use async_trait::async_trait;
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -121,28 +121,38 @@ impl Format {
         bytes: &[u8],
         meta: &mut serde_json::Map<String, serde_json::Value>,
     ) -> (Payload, Option<String>) {
-        let valid_utf8 = std::str::from_utf8(bytes).is_ok();
-        if !valid_utf8 {
-            use base64::Engine;
-            let raw = base64::engine::general_purpose::STANDARD.encode(bytes);
-            meta.insert("raw_base64".into(), raw.into());
-        }
-        match self {
-            Format::Text => (
-                Payload::Text(String::from_utf8_lossy(bytes).into_owned()),
-                None,
-            ),
+        // Each record's bytes are checked as UTF-8 once: by the lossy decoding (which copies
+        // only when it had to replace something) or by `Payload::decode`.
+        let (payload, problem) = match self {
+            Format::Text => match String::from_utf8_lossy(bytes) {
+                std::borrow::Cow::Borrowed(text) => (Payload::Text(text.to_owned()), None),
+                std::borrow::Cow::Owned(lossy) => {
+                    keep_raw_bytes(bytes, meta);
+                    (Payload::Text(lossy), None)
+                }
+            },
             Format::Auto | Format::Json => {
                 let decoded = Payload::decode(bytes);
+                if matches!(decoded.problem, Some(Problem::NotUtf8(_))) {
+                    keep_raw_bytes(bytes, meta);
+                }
                 // `auto` takes a record that is not JSON as string data; data too deep to
                 // read is refused in both modes.
-                let problem = decoded.problem.filter(|p| {
-                    self == Format::Json || matches!(p, crate::event::Problem::TooDeep)
-                });
+                let problem = decoded
+                    .problem
+                    .filter(|p| self == Format::Json || matches!(p, Problem::TooDeep));
                 (decoded.payload, problem.map(|p| p.to_string()))
             }
-        }
+        };
+        (payload, problem)
     }
+}
+
+/// The exact bytes of a record that is not UTF-8, as `meta.raw_base64`.
+fn keep_raw_bytes(bytes: &[u8], meta: &mut serde_json::Map<String, serde_json::Value>) {
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::STANDARD.encode(bytes);
+    meta.insert("raw_base64".into(), raw.into());
 }
 
 /// What a source needs from the pipeline it runs in.
