@@ -181,12 +181,21 @@ impl Logged {
     }
 }
 
+/// A librdkafka log message without the thread it came from (`[thrd:main]: `), as the same
+/// condition's error event reads.
+fn without_thread(message: &str) -> &str {
+    message
+        .strip_prefix("[thrd:")
+        .and_then(|rest| rest.split_once("]: "))
+        .map_or(message, |(_, text)| text)
+}
+
 impl ClientContext for Logged {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
         use RDKafkaLogLevel::*;
         let (pipeline, role) = (self.pipeline.as_str(), self.role);
         let serious = matches!(level, Emerg | Alert | Critical | Error | Warning);
-        if serious && !self.is_new(message) {
+        if serious && !self.is_new(without_thread(message)) {
             return;
         }
         match level {
