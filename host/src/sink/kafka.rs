@@ -364,7 +364,9 @@ impl Sink for KafkaSink {
             }
         }
         // Failed for good: the records it failed are retried on a new producer.
-        self.producers.replace_if_fatal(&producer);
+        if self.producers.replace_if_fatal(&producer).is_some() {
+            producers::retire(producer);
+        }
         if failures.is_empty() {
             Ok(())
         } else if failures.len() == batch.len() && failures.iter().all(|(_, e)| e.retryable) {

@@ -31,7 +31,10 @@ impl Producers {
     /// for good.
     pub fn get(&self) -> Arc<FutureProducer<Logged>> {
         let current = self.lock().clone();
-        self.replace_if_fatal(&current);
+        if self.replace_if_fatal(&current).is_none() {
+            return current;
+        }
+        retire(current);
         self.lock().clone()
     }
 
@@ -47,7 +50,7 @@ impl Producers {
                 Ok(fresh) => {
                     tracing::error!(pipeline = %self.pipeline, error = %fatal,
                         "kafka producer failed for good; replaced with a new one (its unacknowledged records are retried)");
-                    *current = Arc::new(fresh);
+                    retire(std::mem::replace(&mut *current, Arc::new(fresh)));
                 }
                 // Tried again on the next write.
                 Err(e) => {
@@ -62,6 +65,15 @@ impl Producers {
     fn lock(&self) -> std::sync::MutexGuard<'_, Arc<FutureProducer<Logged>>> {
         self.current.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// Lets go of a replaced producer on a thread of its own: destroying a librdkafka client waits
+/// for its threads to end, which must not hold up the async runtime's. Whoever lets go last
+/// (this, or a lane still finishing a write with it) destroys it.
+pub fn retire(producer: Arc<FutureProducer<Logged>>) {
+    let _ = std::thread::Builder::new()
+        .name("kafka-retire".into())
+        .spawn(move || drop(producer));
 }
 
 fn create(config: &ClientConfig, pipeline: &str) -> Result<FutureProducer<Logged>, SinkError> {
