@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `weir` binary on real files (and, in later suites, real brokers).
 
 mod cli;
+mod connect;
 mod delivery;
 mod dlq;
 mod dlq_edit;

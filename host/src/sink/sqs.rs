@@ -69,7 +69,7 @@ fn correlation_attribute() -> String {
 const CONCURRENT_CALLS: usize = 8;
 
 impl SqsSinkConfig {
-    fn queue(&self) -> QueueRef<'_> {
+    pub(crate) fn queue(&self) -> QueueRef<'_> {
         QueueRef {
             url: &self.queue_url,
             region: self.region.as_deref(),
