@@ -403,3 +403,46 @@ fn kafka_to_file_writes_a_tombstone_as_null() {
         b"null\nplain text\n\n\xff\x00 bytes\n"
     );
 }
+
+/// `weir dlq redrive` writes a dead-lettered record back as it came: a JSON string stays a JSON
+/// string, although in the DLQ record it is a string like the text of a record that was not
+/// JSON (`meta.text` tells them apart; event.rs's tests cover text going through the DLQ).
+#[test]
+fn redrive_writes_dead_lettered_records_as_they_came() {
+    let s = Scratch::new();
+    // The faults plugin traps on a JSON string (it cannot add a field to one) and passes text
+    // on as it is.
+    s.write("in.txt", "\"a JSON string\"\nthis is not json\n");
+    let pipeline = |plugin: &str| {
+        format!(
+            "[pipeline]\nname = \"again\"\n\
+             [source]\ntype = \"file\"\npath = \"in.txt\"\n\
+             {plugin}\
+             [sink]\ntype = \"file\"\npath = \"out.txt\"\n"
+        )
+    };
+    let faults = plugin("fixtures/faults/faults.wasm");
+    let p = s.write(
+        "p.toml",
+        pipeline(&format!("[[plugin]]\npath = {faults:?}\n")),
+    );
+    let run = s.run(&p);
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    let dlq = s.state_dir().join("again/dlq.jsonl");
+    assert_eq!(lines(&dlq).len(), 1, "the JSON string trapped");
+    assert_eq!(lines(&s.path("out.txt")), ["this is not json"]);
+
+    // The cause fixed (no plugin), the redriven record is written as it was read.
+    s.write("p.toml", pipeline(""));
+    let out = weir()
+        .args(["dlq", "redrive", "p.toml", "--state-dir"])
+        .arg(s.state_dir())
+        .current_dir(s.dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        lines(&s.path("out.txt")),
+        ["this is not json", "\"a JSON string\""]
+    );
+}
