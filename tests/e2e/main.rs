@@ -7,6 +7,7 @@ mod dlq;
 mod dlq_edit;
 mod dlq_resume;
 mod dry_run;
+mod fidelity;
 mod file_pipeline;
 mod follow;
 mod hostile_patterns;
