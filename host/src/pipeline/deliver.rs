@@ -227,7 +227,7 @@ impl Outlets {
                 .iter()
                 .filter_map(|&i| match &slots[i].fate {
                     Fate::Failed(f) => Some(Outgoing {
-                        body: dlq_record(&self.pipeline, &slots[i], f),
+                        body: dlq_record(&self.pipeline, &slots[i], f).into(),
                         event: &slots[i].event,
                     }),
                     _ => None,
@@ -345,13 +345,13 @@ fn dlq_record(pipeline: &str, slot: &Slot, failure: &Failure) -> String {
     let continued;
     let failure = match slot.event.meta.contains_key(REDRIVE_META) {
         false => {
-            slot.event.write_json(&mut out);
+            slot.event.write_dlq_json(&mut out);
             failure
         }
         true => {
             let mut original = slot.event.clone();
             original.meta.remove(REDRIVE_META);
-            original.write_json(&mut out);
+            original.write_dlq_json(&mut out);
             continued = failure.continuing(&slot.event);
             &continued
         }
