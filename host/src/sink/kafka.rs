@@ -130,6 +130,10 @@ pub(super) async fn open(
             // A record not acknowledged by then fails and goes through weir's `[retry]`, so an
             // outage shows in the log instead of waiting silently in librdkafka.
             ("message.timeout.ms", "30000"),
+            // weir creates no topics: a metadata request for a topic that is missing must not
+            // create it on a broker with `auto.create.topics.enable` (Kafka's default), or a
+            // mistyped rendered topic would be created instead of dead-lettered.
+            ("allow.auto.create.topics", "false"),
         ],
         &cfg.properties,
         &[
