@@ -252,6 +252,16 @@ impl Producer {
 
     /// Produces `(key, value)` records in order (keys decide partitions) and waits for them.
     pub fn produce(&self, topic: &str, records: &[(String, String)]) {
+        self.produce_with(topic, records, None);
+    }
+
+    /// Like [`Producer::produce`], each record with the timestamp `millis` (as a mirror that
+    /// keeps records' original times writes them).
+    pub fn produce_at(&self, topic: &str, records: &[(String, String)], millis: i64) {
+        self.produce_with(topic, records, Some(millis));
+    }
+
+    fn produce_with(&self, topic: &str, records: &[(String, String)], millis: Option<i64>) {
         for (key, value) in records {
             let mut record =
                 BaseRecord::to(topic)
@@ -261,6 +271,9 @@ impl Producer {
                         key: "origin",
                         value: Some("test"),
                     }));
+            if let Some(millis) = millis {
+                record = record.timestamp(millis);
+            }
             loop {
                 match self.0.send(record) {
                     Ok(()) => break,

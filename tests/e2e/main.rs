@@ -11,6 +11,8 @@ mod follow;
 mod hostile_patterns;
 mod kafka;
 mod kafka_broker;
+mod kafka_lag;
+mod kafka_start;
 mod kill_restart;
 mod logs;
 mod pattern_cli;
