@@ -33,11 +33,16 @@ pub fn resolve<C: ConsumerContext>(
         Start::Latest => (Offset::End, "latest"),
         Start::Timestamp(text, millis) => (Offset::Offset(*millis), text.as_str()),
     };
+    // Where librdkafka starts a partition weir could not resolve (mod.rs sets it from `start`).
+    let fallback = match start {
+        Start::Latest => "latest",
+        _ => "earliest",
+    };
     let fresh = match uncommitted(consumer, tpl) {
         Ok(fresh) => fresh,
         Err(e) => {
             tracing::error!(pipeline, error = %e, start = text,
-                "cannot read the group's committed offsets; the partitions start as `start` says, and weir resolves it again if it stops before its first commit");
+                "cannot read the kafka group's committed offsets; partitions without one start as auto.offset.reset says ({fallback}), resolved again if weir stops before their first commit");
             return Vec::new();
         }
     };
@@ -48,8 +53,7 @@ pub fn resolve<C: ConsumerContext>(
         Ok(found) => found,
         Err(e) => {
             tracing::error!(pipeline, error = %e, start = text,
-                "cannot look up where the partitions start; they start as auto.offset.reset says ({}), resolved again at their next assignment",
-                if matches!(start, Start::Latest) { "latest" } else { "earliest" });
+                "cannot look up where kafka partitions start; they start as auto.offset.reset says ({fallback}), resolved again at their next assignment");
             return Vec::new();
         }
     };
@@ -66,7 +70,7 @@ pub fn resolve<C: ConsumerContext>(
                 found.extend(ends);
             }
             Err(e) => tracing::error!(pipeline, error = %e, start = text,
-                "cannot look up the end of partitions without records after the start time; they start at their end, resolved again at their next assignment"),
+                "cannot look up the end of kafka partitions without records after the start time; they start at their end, resolved again at their next assignment"),
         }
     }
     let mut starts = Vec::new();
