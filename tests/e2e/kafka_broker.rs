@@ -174,6 +174,37 @@ impl Broker {
             .sum()
     }
 
+    /// The offsets `group` committed for `topic`'s partitions (`None`: none committed).
+    pub fn committed(&self, group: &str, topic: &str, partitions: u32) -> Vec<Option<i64>> {
+        let consumer: BaseConsumer = self
+            .client()
+            .set("group.id", group)
+            .create()
+            .expect("test consumer");
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions as i32 {
+            tpl.add_partition(topic, p);
+        }
+        let committed = consumer
+            .committed_offsets(tpl, Duration::from_secs(10))
+            .expect("committed offsets");
+        (0..partitions as i32)
+            .map(|p| match committed.find_partition(topic, p)?.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The end offset of one partition of `topic` (its high watermark).
+    pub fn end_offset(&self, topic: &str, partition: i32) -> i64 {
+        let consumer: BaseConsumer = self.client().create().expect("test consumer");
+        consumer
+            .fetch_watermarks(topic, partition, Duration::from_secs(10))
+            .expect("watermarks")
+            .1
+    }
+
     /// Every record of `topic` (all partitions, from the start), partition by partition,
     /// waiting until there are at least `at_least` (or the patience runs out).
     pub fn read_all(&self, topic: &str, partitions: u32, at_least: usize) -> Vec<Record> {
@@ -275,6 +306,16 @@ impl Producer {
 
     /// Produces `(key, value)` records in order (keys decide partitions) and waits for them.
     pub fn produce(&self, topic: &str, records: &[(String, String)]) {
+        self.produce_with(topic, records, None);
+    }
+
+    /// Like [`Producer::produce`], each record with the timestamp `millis` (as a mirror that
+    /// keeps records' original times writes them).
+    pub fn produce_at(&self, topic: &str, records: &[(String, String)], millis: i64) {
+        self.produce_with(topic, records, Some(millis));
+    }
+
+    fn produce_with(&self, topic: &str, records: &[(String, String)], millis: Option<i64>) {
         for (key, value) in records {
             let mut record =
                 BaseRecord::to(topic)
@@ -284,6 +325,9 @@ impl Producer {
                         key: "origin",
                         value: Some("test"),
                     }));
+            if let Some(millis) = millis {
+                record = record.timestamp(millis);
+            }
             loop {
                 match self.0.send(record) {
                     Ok(()) => break,

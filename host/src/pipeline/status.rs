@@ -242,6 +242,14 @@ impl Status {
         self.lock().lag.insert(partition, lag);
     }
 
+    /// The source gave these partitions away (a rebalance): their lag is another's now.
+    pub fn forget_lag(&self, partitions: impl Iterator<Item = String>) {
+        let mut s = self.lock();
+        for p in partitions {
+            s.lag.remove(&p);
+        }
+    }
+
     pub fn view(&self) -> View {
         let s = self.lock();
         let mut counts = s.earlier;

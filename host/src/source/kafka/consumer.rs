@@ -11,8 +11,8 @@
 //! rebalances however long the pipeline is held up (a sink down, `on_failure = "block"`).
 
 use super::offsets::{Commit, Partition, Shared};
-use super::record;
-use super::{KafkaSourceConfig, Start};
+use super::start::{self, LOOKUP_TIMEOUT};
+use super::{KafkaSourceConfig, Start, record};
 use crate::kafka::Logged;
 use crate::source::{Format, SourceEvent};
 use rdkafka::Message;
@@ -23,12 +23,13 @@ use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
-/// How long librdkafka calls made during a rebalance (committed offsets, offsets by time) wait.
-const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the consumer thread asks the pipeline for a checkpoint while a partition's
+/// resolved start is not committed (see [`Context::commit_starts`]).
+const START_RETRY: Duration = Duration::from_secs(5);
 
 pub struct Context {
     pub logged: Logged,
@@ -40,6 +41,10 @@ pub struct Context {
     pending: Mutex<Vec<SourceEvent>>,
     /// Where the statistics callback reports each partition's lag.
     pub status: Option<Arc<crate::pipeline::status::Status>>,
+    /// The consumer this is the context of (set once it is created), for a commit that a
+    /// rebalance callback waits for a bounded time: librdkafka's synchronous commit waits
+    /// without a bound, so it runs on a thread of its own, which needs the consumer.
+    pub consumer: OnceLock<Weak<BaseConsumer<Context>>>,
 }
 
 impl Context {
@@ -51,6 +56,7 @@ impl Context {
             revoke_timeout: Duration::from_millis(cfg.revoke_timeout_ms),
             pending: Mutex::new(Vec::new()),
             status: None,
+            consumer: OnceLock::new(),
         }
     }
 
@@ -62,14 +68,16 @@ impl Context {
         &self.logged.pipeline
     }
 
+    /// Partitions given to this process: where each starts (start.rs), the starts weir
+    /// resolved committed for the group, then the assignment, so that records flow.
     fn assigned(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) {
-        if let Start::Timestamp(at, millis) = &self.start {
-            self.start_at_time(consumer, tpl, at, *millis);
-        }
+        let starts = start::resolve(consumer, tpl, &self.start, self.pipeline());
         let parts = partitions(tpl);
         for p in &parts {
-            self.shared.assign(p.clone());
+            let start = starts.iter().find(|(s, _)| s == p).map(|(_, o)| *o);
+            self.shared.assign(p.clone(), start);
         }
+        self.commit_starts(&starts);
         let result = match consumer.rebalance_protocol() {
             RebalanceProtocol::Cooperative => consumer.incremental_assign(tpl),
             _ => consumer.assign(tpl),
@@ -84,42 +92,58 @@ impl Context {
         }
     }
 
-    /// `start = "timestamp:..."`: partitions without a committed offset start at the first record
-    /// at or after that time (those with one resume there, as always).
-    fn start_at_time(
-        &self,
-        consumer: &BaseConsumer<Self>,
-        tpl: &mut TopicPartitionList,
-        at: &str,
-        millis: i64,
-    ) {
-        let committed = match consumer.committed_offsets(tpl.clone(), LOOKUP_TIMEOUT) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(pipeline = self.pipeline(), error = %e, start = at,
-                    "cannot read committed offsets; partitions start as auto.offset.reset says");
-                return;
-            }
-        };
-        let mut lookup = TopicPartitionList::new();
-        for e in committed.elements() {
-            if !matches!(e.offset(), Offset::Offset(_)) {
-                let _ =
-                    lookup.add_partition_offset(e.topic(), e.partition(), Offset::Offset(millis));
-            }
-        }
-        if lookup.count() == 0 {
+    /// Commits where newly assigned partitions start, before any of their records is read, so
+    /// that the group's position exists from the first moment: a crash before the first
+    /// finished event resumes there. Waits up to [`LOOKUP_TIMEOUT`] (a rebalance callback must
+    /// not block for long); if the commit fails or is not confirmed by then, each checkpoint
+    /// commits it again (the thread asks for one every [`START_RETRY`]) until it lands. Records
+    /// flow meanwhile: their own commits, once they finish, replace it.
+    fn commit_starts(&self, starts: &[(Partition, u64)]) {
+        if starts.is_empty() {
             return;
         }
-        match consumer.offsets_for_times(lookup, LOOKUP_TIMEOUT) {
-            Ok(found) => {
-                for e in found.elements() {
-                    let _ = tpl.set_partition_offset(e.topic(), e.partition(), e.offset());
-                }
+        let at = starts
+            .iter()
+            .map(|((t, p), o)| format!("{t}/{p}@{o}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let commits: Vec<Commit> = starts.iter().map(|(p, o)| (0, p.clone(), *o)).collect();
+        let outcome = match commit_list(&commits) {
+            Ok(tpl) => self.commit_within(tpl, LOOKUP_TIMEOUT),
+            Err(e) => Some(Err(e)),
+        };
+        match outcome {
+            Some(Ok(())) => {
+                tracing::info!(pipeline = self.pipeline(), start = %at, "kafka partitions without a committed offset start here; committed for the group")
             }
-            Err(e) => tracing::error!(pipeline = self.pipeline(), error = %e, start = at,
-                "cannot look up offsets by time; partitions start as auto.offset.reset says"),
+            Some(Err(e)) => {
+                tracing::warn!(pipeline = self.pipeline(), start = %at, error = %e,
+                    "cannot commit where kafka partitions start; the next checkpoint commits it again (a crash before then resolves `start` again)")
+            }
+            None => {
+                tracing::warn!(pipeline = self.pipeline(), start = %at,
+                    "the commit of where kafka partitions start was not confirmed within {} s; the next checkpoint commits it again (a crash before then resolves `start` again)", LOOKUP_TIMEOUT.as_secs())
+            }
         }
+    }
+
+    /// A synchronous commit of `tpl`, on a thread of its own, waited for up to `timeout`:
+    /// `None` if it has not ended by then (it goes on; when it lands, it is recorded).
+    fn commit_within(&self, tpl: TopicPartitionList, timeout: Duration) -> Option<KafkaResult<()>> {
+        let consumer = self.consumer.get().and_then(Weak::upgrade)?;
+        let shared = self.shared.clone();
+        let (done, ended) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("kafka-commit".into())
+            .spawn(move || {
+                let result = consumer.commit(&tpl, CommitMode::Sync);
+                if result.is_ok() {
+                    shared.committed(&confirmed(&tpl));
+                }
+                let _ = done.send(result);
+            })
+            .ok()?;
+        ended.recv_timeout(timeout).ok()
     }
 
     /// Partitions taken away: drop what was read from them and not handed over, wait for what
@@ -145,6 +169,9 @@ impl Context {
             }
         }
         let abandoned = self.shared.revoke(parts);
+        if let Some(status) = &self.status {
+            status.forget_lag(parts.iter().map(|(t, p)| format!("{t}/{p}")));
+        }
         if abandoned > 0 && !closing {
             tracing::warn!(pipeline = self.pipeline(), partitions = %list(parts), abandoned,
                 "kafka partitions revoked before all their events finished; the next owner reads the unfinished ones again");
@@ -215,7 +242,12 @@ impl ClientContext for Context {
         for (topic, t) in &statistics.topics {
             for (partition, p) in &t.partitions {
                 // -1: the internal "unassigned" partition; lag -1: not owned or not known yet.
-                if *partition >= 0 && p.consumer_lag >= 0 {
+                // librdkafka goes on reporting partitions given away in a rebalance (their lag
+                // removed then): only those owned now count.
+                if *partition >= 0
+                    && p.consumer_lag >= 0
+                    && self.shared.stream_of(topic, *partition).is_some()
+                {
                     status.set_lag(format!("{topic}/{partition}"), p.consumer_lag);
                 }
             }
@@ -303,7 +335,15 @@ pub fn run(
     let mut now = crate::event::now_rfc3339();
     let mut now_at = Instant::now();
     let mut times = record::Times::default();
+    let mut start_retry = Instant::now();
     while !tx.is_closed() {
+        // A start whose commit failed at the assignment: the pipeline's checkpoint commits it.
+        if start_retry.elapsed() >= START_RETRY {
+            start_retry = Instant::now();
+            if ctx.shared.start_uncommitted() {
+                ctx.shared.checkpoint.notify_one();
+            }
+        }
         let due = {
             let pending = ctx.pending();
             !pending.is_empty()

@@ -2,7 +2,8 @@
 //! topic's partitions. Offsets are committed by hand, only for the contiguous prefix of finished
 //! events of each partition; a rebalance finishes (or, after `revoke_timeout_ms`, abandons) the
 //! events of revoked partitions and commits them before letting the partitions go. At least
-//! once: after a crash, events after the last commit are read again.
+//! once: after a crash, events after the last commit are read again. A partition without a
+//! committed offset gets one at its first assignment: where `start` put it (start.rs).
 //!
 //! Keys: the record key is the event's ordering key, so a key's events stay in order while
 //! other keys of the same partition run in parallel lanes.
@@ -10,6 +11,7 @@
 mod consumer;
 mod offsets;
 mod record;
+mod start;
 
 use super::{Acker, Format, Source, SourceContext, SourceError, SourceEvent};
 use crate::event::Position;
@@ -34,7 +36,7 @@ pub struct KafkaSourceConfig {
     /// The consumer group: processes in one group share the partitions.
     pub group: String,
     /// Where a partition without a committed offset starts: `earliest`, `latest`, or
-    /// `timestamp:<RFC 3339>`.
+    /// `timestamp:<RFC 3339>`; resolved once, at its first assignment, and committed.
     #[serde(default)]
     pub start: Start,
     #[serde(default)]
@@ -186,6 +188,8 @@ pub(super) async fn open(
         .subscribe(&cfg.topics.list())
         .map_err(|e| SourceError::Config(format!("source.topics: cannot subscribe: {e}")))?;
     let consumer = Arc::new(consumer);
+    // Before the thread polls: rebalances (served by poll) commit through it.
+    let _ = consumer.context().consumer.set(Arc::downgrade(&consumer));
     // Two batches ahead: enough to keep the pipeline fed, little to re-read after a crash.
     let (tx, rx) = mpsc::channel(2);
     let (c, format, size) = (consumer.clone(), cfg.format, cfg.batch_size);

@@ -44,6 +44,9 @@ struct Stream {
     tracker: PrefixTracker,
     /// The offset last committed for this assignment (the next one to read).
     committed: Option<u64>,
+    /// Where the partition started, when weir resolved `start` for it (start.rs): committed
+    /// as the group's position until events finish past it.
+    start: Option<u64>,
 }
 
 impl Offsets {
@@ -86,9 +89,13 @@ impl Offsets {
 }
 
 impl Stream {
-    /// The finished prefix not committed yet, as the offset to commit.
+    /// The finished prefix not committed yet, as the offset to commit; before any event
+    /// finished, the start weir resolved, if that is not committed yet.
     fn uncommitted(&self) -> Option<u64> {
-        let done = self.tracker.committed()?.offset;
+        let done = match self.tracker.committed() {
+            Some(p) => p.offset,
+            None => self.start?,
+        };
         (self.committed < Some(done)).then_some(done)
     }
 }
@@ -102,8 +109,9 @@ impl Shared {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A partition assigned to this process: its stream id.
-    pub fn assign(&self, partition: Partition) -> u32 {
+    /// A partition assigned to this process, with where it starts if weir resolved that
+    /// (to be committed): its stream id.
+    pub fn assign(&self, partition: Partition, start: Option<u64>) -> u32 {
         let mut s = self.lock();
         let id = s.next_stream;
         s.next_stream = s.next_stream.wrapping_add(1);
@@ -113,6 +121,7 @@ impl Shared {
                 partition: partition.clone(),
                 tracker: PrefixTracker::default(),
                 committed: None,
+                start,
             },
         );
         let (topic, p) = partition;
@@ -163,6 +172,17 @@ impl Shared {
                 Some((id, stream.partition.clone(), offset))
             })
             .collect()
+    }
+
+    /// Whether an owned partition's resolved start is not committed yet (its commit at the
+    /// assignment failed): a crash now would resolve `start` again.
+    pub fn start_uncommitted(&self) -> bool {
+        let s = self.lock();
+        s.owned_streams().any(|id| {
+            s.streams
+                .get(&id)
+                .is_some_and(|st| st.start.is_some() && st.committed.is_none())
+        })
     }
 
     /// The broker confirmed these offsets (of partitions this process may no longer own).
@@ -239,5 +259,47 @@ impl Shared {
             .iter()
             .flat_map(|(topic, parts)| parts.keys().map(|p| (topic.clone(), *p)))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(stream: u32, offset: u64) -> Position {
+        Position {
+            partition: stream,
+            offset,
+            ordinal: offset - 1,
+        }
+    }
+
+    #[test]
+    fn a_resolved_start_is_committed_until_events_finish_past_it() {
+        let shared = Shared::default();
+        let p = ("in".to_owned(), 0);
+        let id = shared.assign(p.clone(), Some(7));
+        assert!(shared.start_uncommitted());
+        assert_eq!(shared.to_commit(), vec![(id, p.clone(), 7)]);
+        shared.committed(&[(p.clone(), 7)]);
+        assert!(!shared.start_uncommitted());
+        assert!(shared.to_commit().is_empty(), "committed once");
+        // The record at offset 7 (position 8: resume after it) finishes.
+        shared.track([at(id, 8)].into_iter());
+        shared.finish(at(id, 8));
+        assert_eq!(shared.to_commit(), vec![(id, p, 8)]);
+    }
+
+    #[test]
+    fn a_partition_with_a_committed_offset_commits_only_finished_events() {
+        let shared = Shared::default();
+        let p = ("in".to_owned(), 1);
+        let id = shared.assign(p.clone(), None);
+        assert!(!shared.start_uncommitted());
+        assert!(shared.to_commit().is_empty());
+        shared.track([at(id, 5)].into_iter());
+        assert!(shared.to_commit().is_empty(), "not finished");
+        shared.finish(at(id, 5));
+        assert_eq!(shared.to_commit(), vec![(id, p, 5)]);
     }
 }
