@@ -4,6 +4,7 @@ mod cli;
 mod delivery;
 mod dlq;
 mod dlq_edit;
+mod dlq_fallback;
 mod dlq_resume;
 mod dry_run;
 mod file_pipeline;

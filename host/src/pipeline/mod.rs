@@ -19,11 +19,13 @@
 
 pub mod counters;
 mod deliver;
+mod dlq_fallback;
 mod failure_log;
 pub(crate) mod filter;
 mod hold;
 mod lane;
 pub mod policy;
+mod retry_log;
 pub mod slot;
 pub mod status;
 pub mod tap;
@@ -255,7 +257,7 @@ impl Pipeline {
         });
 
         let outlets = Arc::new(Outlets::new(
-            name.as_str().into(),
+            &kctx,
             sink,
             self.cfg.sink.body.clone(),
             dlq,
@@ -315,7 +317,8 @@ impl Pipeline {
         let snapshot = self.counters.snapshot();
         tracing::info!(pipeline = %name, received = snapshot.received, delivered = snapshot.delivered,
             filtered = snapshot.filtered, dead_lettered = snapshot.dead_lettered, dropped = snapshot.dropped,
-            released = snapshot.released, retried = snapshot.retried, unfinished = snapshot.in_flight(),
+            released = snapshot.released, retried = snapshot.retried, dlq_fallback = snapshot.dlq_fallback,
+            unfinished = snapshot.in_flight(),
             failed_by_stage = %self.counters.failed_by_stage(), "pipeline stopped");
         read.map_err(source_err)?;
         saved?;

@@ -122,9 +122,17 @@ pub(super) async fn open(
     if let Some(name) = &addressing.fixed_topic {
         check_topic(&producer, name).await?;
     }
+    // librdkafka refuses a larger record itself (key and headers included), before a broker
+    // sees it; 1,000,000 is its default.
+    let max_message_bytes = cfg
+        .properties
+        .get("message.max.bytes")
+        .and_then(|p| p.text().parse().ok())
+        .unwrap_or(1_000_000);
     Ok(Box::new(KafkaSink {
         producer,
         addressing,
+        max_message_bytes,
     }))
 }
 
@@ -164,7 +172,13 @@ async fn check_topic(producer: &FutureProducer<Logged>, topic: &str) -> Result<(
 struct KafkaSink {
     producer: FutureProducer<Logged>,
     addressing: Addressing,
+    /// The producer's `message.max.bytes`.
+    max_message_bytes: usize,
 }
+
+/// What a record takes besides its key, value and headers in librdkafka's size check (its
+/// batch header and per-record framing), rounded up.
+const RECORD_OVERHEAD: usize = 128;
 
 /// The header that carries each event's correlation id ([`Envelope::correlation_id`]) unless
 /// `correlation_header` names another.
@@ -365,6 +379,19 @@ impl Sink for KafkaSink {
     async fn sync(&self) -> Result<(), SinkError> {
         // Every write already waited for `acks=all`.
         Ok(())
+    }
+
+    fn max_body_bytes(&self, event: &Envelope) -> Option<usize> {
+        use rdkafka::message::Headers;
+        let address = self.addressing.address(event).ok()?;
+        let headers: usize = address
+            .headers
+            .iter()
+            .map(|h| h.key.len() + h.value.map_or(0, <[u8]>::len) + 10)
+            .sum();
+        let key = address.key.map_or(0, |k| k.len());
+        self.max_message_bytes
+            .checked_sub(RECORD_OVERHEAD + key + headers)
     }
 }
 
