@@ -118,7 +118,7 @@ fn a_kafka_dlq_refusing_a_record_for_good_takes_it_cut_and_the_lane_flows_on() {
     assert_eq!(dlq.len(), 1);
     assert!(dlq[0].value.len() <= 3000, "{}", dlq[0].value.len());
     let r: Value = serde_json::from_str(&dlq[0].value).unwrap();
-    assert_eq!(r["event"]["id"], "in/0/10");
+    assert_eq!(r["event"]["id"], "in/0/12");
     let kept = r["event"]["data"]
         .as_str()
         .expect("the cut payload, as text");
@@ -143,7 +143,7 @@ fn a_kafka_dlq_refusing_a_record_for_good_takes_it_cut_and_the_lane_flows_on() {
     let log = s.log();
     assert!(
         log.contains("ERROR")
-            && log.contains("the dead-letter queue refused event in/0/10's record"),
+            && log.contains("the dead-letter queue refused event in/0/12's record"),
         "{log}"
     );
 
