@@ -36,6 +36,8 @@ pub struct RetryLog {
     what: &'static str,
     /// What the first line adds after `{what} failed; retrying`.
     consequence: &'static str,
+    /// [`SUMMARY_EVERY`], shorter in tests.
+    every: Duration,
     state: Mutex<State>,
 }
 
@@ -59,6 +61,7 @@ impl RetryLog {
             pipeline,
             what,
             consequence,
+            every: SUMMARY_EVERY,
             state: Mutex::default(),
         }
     }
@@ -114,7 +117,7 @@ impl Waiting<'_> {
             return;
         };
         if s.logged_at
-            .is_some_and(|t| now.duration_since(t) >= SUMMARY_EVERY)
+            .is_some_and(|t| now.duration_since(t) >= log.every)
         {
             let attempts = s.attempts - s.attempts_logged;
             let interval_s = s.logged_at.map_or(0, |t| now.duration_since(t).as_secs());
@@ -151,5 +154,82 @@ impl Drop for Waiting<'_> {
                 "{} works again after {failing_s}s: {events} events waited, {attempts} attempts failed",
                 log.what);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// What the log says while `f` runs, one line per event.
+    fn logged(f: impl FnOnce()) -> String {
+        #[derive(Clone, Default)]
+        struct Buffer(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let out = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || out.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn a_condition_is_logged_once_then_summarised_then_once_when_it_ends() {
+        let mut log = RetryLog::new("p".into(), "sink write", "");
+        log.every = Duration::from_millis(50);
+        let text = logged(|| {
+            let retry = Duration::from_millis(1);
+            // Two lanes fail, again and again, for longer than a summary interval.
+            let mut a = log.waiting();
+            let mut b = log.waiting();
+            for _ in 0..3 {
+                a.failed(10, "disk full", retry, Severity::Warn);
+                b.failed(5, "disk full", retry, Severity::Warn);
+            }
+            std::thread::sleep(Duration::from_millis(60));
+            a.failed(10, "disk still full", retry, Severity::Warn);
+            a.settled();
+            assert_eq!(log.lock().waiting, 5, "b still waits");
+            b.failed(5, "disk full", retry, Severity::Warn);
+            b.settled();
+            // A call that never failed is not part of it; one that stops unsettled ends it
+            // without saying it works.
+            log.waiting().settled();
+            let mut c = log.waiting();
+            c.failed(1, "disk full", retry, Severity::Error);
+            drop(c);
+        });
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        assert!(lines[0].contains("WARN") && lines[0].contains("sink write failed; retrying"));
+        assert!(lines[0].contains("events=10"), "{}", lines[0]);
+        assert!(lines[1].contains("sink write still failing after 0s: 15 events waiting, 6 failed attempts in the last 0s"), "{}", lines[1]);
+        assert!(lines[1].contains("disk still full"), "{}", lines[1]);
+        assert!(
+            lines[2].contains("INFO")
+                && lines[2].contains(
+                    "sink write works again after 0s: 15 events waited, 8 attempts failed"
+                ),
+            "{}",
+            lines[2]
+        );
+        assert!(
+            lines[3].contains("ERROR") && lines[3].contains("events=1"),
+            "{}",
+            lines[3]
+        );
+        assert_eq!(log.lock().waiting, 0);
     }
 }
