@@ -91,19 +91,20 @@ impl Outlets {
         Outlets {
             metrics: OutletMetrics::new(&pipeline),
             failure_log: FailureLog::new(pipeline.clone()),
-            sink_log: RetryLog::new(
-                pipeline.clone(),
-                "sink write",
-                if block {
-                    "; blocking these events' lane until it succeeds (on_failure = \"block\")"
-                } else {
-                    ""
-                },
-            ),
+            sink_log: match block {
+                true => RetryLog::new(
+                    pipeline.clone(),
+                    "sink write",
+                    "; blocking these events' lane until it succeeds (on_failure = \"block\")",
+                    Severity::Error,
+                ),
+                false => RetryLog::new(pipeline.clone(), "sink write", "", Severity::Warn),
+            },
             dlq_log: RetryLog::new(
                 pipeline.clone(),
                 "dead-letter queue write",
                 " (the events stay unacknowledged)",
+                Severity::Error,
             ),
             fallback: Fallback::new(ctx),
             pipeline,
@@ -213,12 +214,7 @@ impl Outlets {
             let delay = self.retry.backoff(attempts);
             let error = last_error.map(|e| e.message).unwrap_or_default();
             self.status.error("sink", &error);
-            let severity = if block {
-                Severity::Error
-            } else {
-                Severity::Warn
-            };
-            waiting.failed(retrying, &error, delay, severity);
+            waiting.failed(retrying, &error, delay);
             if !pause(delay, stop).await {
                 mark_delivered(slots, &written);
                 return;
@@ -304,7 +300,7 @@ impl Outlets {
                 continue; // the refused ones' cut records go at once; else nothing is left
             };
             self.status.error("dlq", &e.message);
-            waiting.failed(retrying, &e.message, delay, Severity::Error);
+            waiting.failed(retrying, &e.message, delay);
             if !pause(delay, stop).await {
                 return;
             }

@@ -36,6 +36,7 @@ pub struct RetryLog {
     what: &'static str,
     /// What the first line adds after `{what} failed; retrying`.
     consequence: &'static str,
+    severity: Severity,
     /// [`SUMMARY_EVERY`], shorter in tests.
     every: Duration,
     state: Mutex<State>,
@@ -56,11 +57,17 @@ struct State {
 }
 
 impl RetryLog {
-    pub fn new(pipeline: Arc<str>, what: &'static str, consequence: &'static str) -> Self {
+    pub fn new(
+        pipeline: Arc<str>,
+        what: &'static str,
+        consequence: &'static str,
+        severity: Severity,
+    ) -> Self {
         RetryLog {
             pipeline,
             what,
             consequence,
+            severity,
             every: SUMMARY_EVERY,
             state: Mutex::default(),
         }
@@ -94,8 +101,9 @@ pub struct Waiting<'a> {
 
 impl Waiting<'_> {
     /// An attempt failed and `events` of this call wait for the next one, in `retry_in`.
-    pub fn failed(&mut self, events: usize, error: &str, retry_in: Duration, severity: Severity) {
+    pub fn failed(&mut self, events: usize, error: &str, retry_in: Duration) {
         let log = self.log;
+        let severity = log.severity;
         let mut s = log.lock();
         s.waiting = s.waiting.saturating_sub(self.events) + events;
         self.events = events;
@@ -187,7 +195,7 @@ mod tests {
 
     #[test]
     fn a_condition_is_logged_once_then_summarised_then_once_when_it_ends() {
-        let mut log = RetryLog::new("p".into(), "sink write", "");
+        let mut log = RetryLog::new("p".into(), "sink write", "", Severity::Warn);
         log.every = Duration::from_millis(50);
         let text = logged(|| {
             let retry = Duration::from_millis(1);
@@ -195,21 +203,23 @@ mod tests {
             let mut a = log.waiting();
             let mut b = log.waiting();
             for _ in 0..3 {
-                a.failed(10, "disk full", retry, Severity::Warn);
-                b.failed(5, "disk full", retry, Severity::Warn);
+                a.failed(10, "disk full", retry);
+                b.failed(5, "disk full", retry);
             }
             std::thread::sleep(Duration::from_millis(60));
-            a.failed(10, "disk still full", retry, Severity::Warn);
+            a.failed(10, "disk still full", retry);
             a.settled();
             assert_eq!(log.lock().waiting, 5, "b still waits");
-            b.failed(5, "disk full", retry, Severity::Warn);
+            b.failed(5, "disk full", retry);
             b.settled();
             // A call that never failed is not part of it; one that stops unsettled ends it
             // without saying it works.
             log.waiting().settled();
-            let mut c = log.waiting();
-            c.failed(1, "disk full", retry, Severity::Error);
+            let dlq = RetryLog::new("p".into(), "dead-letter queue write", "", Severity::Error);
+            let mut c = dlq.waiting();
+            c.failed(1, "disk full", retry);
             drop(c);
+            assert_eq!(dlq.lock().waiting, 0);
         });
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 4, "{text}");
