@@ -146,6 +146,16 @@ fn a_kafka_dlq_refusing_a_record_for_good_takes_it_cut_and_the_lane_flows_on() {
             && log.contains("the dead-letter queue refused event in/0/12's record"),
         "{log}"
     );
+    // The alarm: counted, and the pipeline's last error.
+    let admin = admin_address(&log).expect("the admin address in the log");
+    let metrics = admin_get(&admin, "/metrics").1;
+    assert!(
+        metrics.contains("weir_dlq_fallback_total{pipeline=\"big\",to=\"dlq\"} 1"),
+        "{metrics}"
+    );
+    let status: Value = serde_json::from_str(&admin_get(&admin, "/pipelines/big").1).unwrap();
+    assert_eq!(status["counts"]["dlq_fallback"], 1, "{status}");
+    assert_eq!(status["last_error"]["stage"], "dlq", "{status}");
 
     signal(&child, libc::SIGTERM);
     assert_eq!(wait_exit(child).0, Some(0), "{}", s.log());
