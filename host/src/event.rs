@@ -2,6 +2,7 @@
 //! source (DESIGN.md, "The envelope").
 
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// Where an event sits in its source, so that the source can commit it once it is finished.
@@ -167,6 +168,23 @@ pub fn nests_deeper_than(text: &str, limit: usize) -> bool {
 /// The `meta` key of an event's correlation id.
 pub const CORRELATION_ID: &str = "correlation_id";
 
+/// The `meta` key of a record's exact bytes when they are not UTF-8 (base64): `data` holds them
+/// decoded lossily.
+pub const RAW_BASE64: &str = "raw_base64";
+
+/// The `meta` key of a Kafka record key's exact bytes when they are not UTF-8 (base64): `key`
+/// holds them decoded lossily.
+pub const KEY_BASE64: &str = "key_base64";
+
+/// The `meta` key set (to `true`) on a Kafka record that has no value, a tombstone: its `data` is
+/// `null`, like a record whose value is the JSON `null`, and this tells them apart.
+pub const TOMBSTONE: &str = "tombstone";
+
+/// The `meta` key that marks, in a dead-letter record only, an event whose `data` string is the
+/// text of a record that was not JSON (rather than a JSON string), so that a redrive writes it
+/// back as it came ([`Envelope::write_dlq_json`]).
+pub const TEXT: &str = "text";
+
 /// One event on its way through a pipeline.
 #[derive(Debug, Clone)]
 pub struct Envelope {
@@ -205,10 +223,19 @@ impl Envelope {
                 _ => Err(format!("`{key}` is missing or not a string")),
             }
         };
+        let mut meta = match v.get("meta") {
+            Some(serde_json::Value::Object(m)) => m.clone(),
+            _ => serde_json::Map::new(),
+        };
         let data = match v.get("data") {
             None => return Err("`data` is missing".into()),
-            // A text record was written as a JSON string; sinks write it back the same way.
-            Some(serde_json::Value::String(s)) => Payload::Text(s.clone()),
+            // The text of a record that was not JSON, marked so by `write_dlq_json`; any other
+            // string was a JSON string.
+            Some(serde_json::Value::String(s))
+                if meta.remove(TEXT) == Some(serde_json::Value::Bool(true)) =>
+            {
+                Payload::Text(s.clone())
+            }
             Some(other) => {
                 Payload::Json(RawValue::from_string(other.to_string()).map_err(|e| e.to_string())?)
             }
@@ -226,10 +253,7 @@ impl Envelope {
             time: text("time")?,
             received_at: now_rfc3339(),
             data,
-            meta: match v.get("meta") {
-                Some(serde_json::Value::Object(m)) => m.clone(),
-                _ => serde_json::Map::new(),
-            },
+            meta,
         })
     }
 
@@ -243,6 +267,18 @@ impl Envelope {
     }
 
     pub fn write_json(&self, out: &mut String) {
+        self.write_json_marked(out, false);
+    }
+
+    /// The envelope as a dead-letter record holds it: [`Envelope::write_json`], with
+    /// `meta.text = true` when `data` is the text of a record that was not JSON. In JSON both
+    /// that text and a JSON string are a string; redrive ([`Envelope::from_json`]) needs to know
+    /// which it was to write the record back as it came.
+    pub fn write_dlq_json(&self, out: &mut String) {
+        self.write_json_marked(out, matches!(self.data, Payload::Text(_)));
+    }
+
+    fn write_json_marked(&self, out: &mut String, text: bool) {
         out.push_str("{\"id\":");
         push_json_string(out, &self.id);
         out.push_str(",\"source\":");
@@ -266,7 +302,60 @@ impl Envelope {
             // `Display` of a JSON value writes compact JSON without an intermediate String.
             let _ = write!(out, "{v}");
         }
+        if text && !self.meta.contains_key(TEXT) {
+            if !self.meta.is_empty() {
+                out.push(',');
+            }
+            push_json_string(out, TEXT);
+            out.push_str(":true");
+        }
         out.push_str("}}");
+    }
+
+    /// The bytes `encoding = "data"` writes: the record's value exactly as it came while no
+    /// stage changed it, else the payload as it is now (JSON as text, a string payload as its
+    /// text). `None`: no value at all, a Kafka tombstone whose `data` is still `null`.
+    ///
+    /// Nothing is copied or kept beside the payload for the usual record, whose payload is its
+    /// bytes already: only a record that is not UTF-8 reads its exact bytes back from
+    /// `meta.raw_base64`, and only while its `data` is still their lossy decoding.
+    pub fn data_bytes(&self) -> Option<Cow<'_, [u8]>> {
+        match &self.data {
+            Payload::Json(raw) => {
+                let text = raw.get();
+                if text == "null"
+                    && self.meta.get(TOMBSTONE) == Some(&serde_json::Value::Bool(true))
+                {
+                    return None;
+                }
+                Some(Cow::Borrowed(text.as_bytes()))
+            }
+            Payload::Text(text) => Some(match self.exact_bytes(RAW_BASE64, text) {
+                Some(bytes) => Cow::Owned(bytes),
+                None => Cow::Borrowed(text.as_bytes()),
+            }),
+        }
+    }
+
+    /// The key's bytes: the record key exactly as it came (`meta.key_base64`) while `key` is
+    /// still its lossy decoding, else the key's text.
+    pub fn key_bytes(&self) -> Option<Cow<'_, [u8]>> {
+        let key = self.key.as_deref()?;
+        Some(match self.exact_bytes(KEY_BASE64, key) {
+            Some(bytes) => Cow::Owned(bytes),
+            None => Cow::Borrowed(key.as_bytes()),
+        })
+    }
+
+    /// The bytes kept in base64 at `meta[name]`, if they are what `decoded` was decoded from
+    /// (a stage that changed the value or key changed `decoded`, and the bytes are not its).
+    fn exact_bytes(&self, name: &str, decoded: &str) -> Option<Vec<u8>> {
+        use base64::Engine;
+        let serde_json::Value::String(b64) = self.meta.get(name)? else {
+            return None;
+        };
+        let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+        (String::from_utf8_lossy(&bytes) == decoded).then_some(bytes)
     }
 
     fn data_len_hint(&self) -> usize {
@@ -406,6 +495,76 @@ mod tests {
             push_json_string(&mut out, s);
             assert_eq!(out, serde_json::to_string(s).unwrap());
         }
+    }
+
+    fn with_meta(data: &[u8], meta: serde_json::Value) -> Envelope {
+        let mut e = envelope(data);
+        e.meta = meta.as_object().unwrap().clone();
+        e
+    }
+
+    #[test]
+    fn data_bytes_are_the_record_as_it_came() {
+        let bytes = |e: &Envelope| e.data_bytes().map(|b| b.into_owned());
+        // JSON as it came, text as its text (not a JSON string), an empty value empty.
+        for data in [
+            &br#"{"b": 1.50}"#[..],
+            b"not json",
+            b"",
+            br#""a JSON string""#,
+        ] {
+            assert_eq!(bytes(&envelope(data)), Some(data.to_vec()));
+        }
+        // A tombstone has no value while its data is still `null`; a `null` value is `null`.
+        let tombstone = with_meta(b"null", serde_json::json!({"tombstone": true}));
+        assert_eq!(bytes(&tombstone), None);
+        assert_eq!(bytes(&envelope(b"null")), Some(b"null".to_vec()));
+        let mut changed = tombstone.clone();
+        changed.data = Payload::decode(b"{}").payload;
+        assert_eq!(bytes(&changed), Some(b"{}".to_vec()));
+        // Bytes that are not UTF-8 come back from `meta.raw_base64` while `data` is still
+        // their lossy decoding.
+        let raw = b"caf\xe9".to_vec();
+        let mut e = with_meta(&raw, serde_json::json!({"raw_base64": "Y2Fm6Q=="}));
+        assert_eq!(bytes(&e), Some(raw));
+        e.data = Payload::Text("cafe".into());
+        assert_eq!(bytes(&e), Some(b"cafe".to_vec()));
+    }
+
+    #[test]
+    fn key_bytes_are_the_record_key_while_it_is_the_key() {
+        let mut e = with_meta(b"{}", serde_json::json!({"key_base64": "/wE="}));
+        e.key = Some(String::from_utf8_lossy(b"\xff\x01").into_owned());
+        assert_eq!(e.key_bytes().as_deref(), Some(&b"\xff\x01"[..]));
+        e.key = Some("other".into());
+        assert_eq!(e.key_bytes().as_deref(), Some(&b"other"[..]));
+        e.key = None;
+        assert_eq!(e.key_bytes(), None);
+    }
+
+    #[test]
+    fn a_dlq_record_tells_text_from_a_json_string() {
+        for (data, text) in [(&b"not json"[..], true), (br#""a JSON string""#, false)] {
+            let e = envelope(data);
+            let mut out = String::new();
+            e.write_dlq_json(&mut out);
+            let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+            assert_eq!(v["meta"]["text"].as_bool(), text.then_some(true), "{out}");
+            let back = Envelope::from_json(&v).unwrap();
+            assert!(
+                back.meta.is_empty(),
+                "the mark is not kept: {:?}",
+                back.meta
+            );
+            assert_eq!(back.data_bytes().unwrap().as_ref(), data);
+        }
+        // Written by an older weir, without the mark: a string is taken as a JSON string.
+        let old: serde_json::Value = serde_json::from_str(
+            r#"{"id": "x", "source": "file", "time": "t", "data": "s", "meta": {"line": 1}}"#,
+        )
+        .unwrap();
+        let back = Envelope::from_json(&old).unwrap();
+        assert_eq!(back.data_bytes().unwrap().as_ref(), br#""s""#);
     }
 
     #[test]

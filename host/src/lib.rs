@@ -6,6 +6,7 @@
 //! Pipelines are declared in TOML ([`config`]).
 
 pub mod admin;
+pub mod aws_credentials;
 pub mod commands;
 pub mod config;
 pub mod durable;

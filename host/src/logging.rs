@@ -4,6 +4,8 @@
 //! command included ([`error`]), so that a log shipper never meets a line it cannot parse; a
 //! field that holds a list (`started = ?names`) is a JSON array, not its Debug text.
 
+mod repeats;
+
 use crate::config::host::LogFormat;
 use std::fmt;
 use std::sync::OnceLock;
@@ -27,9 +29,16 @@ pub fn init(level: &str, format: LogFormat) -> Result<(), String> {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let repeats = repeats::Repeats::default();
     let result = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.event_format(JsonLines).try_init(),
+        LogFormat::Text => builder.finish().with(repeats).try_init(),
+        LogFormat::Json => builder
+            .event_format(JsonLines)
+            .finish()
+            .with(repeats)
+            .try_init(),
     };
     result.map_err(|e| format!("cannot install the logger: {e}"))?;
     let _ = FORMAT.set(format);

@@ -78,6 +78,11 @@ enum Command {
         /// Root of per-pipeline state, where the plugins' compile cache is [default: var/state]
         #[arg(long, value_name = "DIR")]
         state_dir: Option<PathBuf>,
+        /// Also reach each pipeline's Kafka brokers and SQS queues (metadata and queue
+        /// attributes only; 10 s each): unreachable brokers, missing topics and queues, and AWS
+        /// credentials that cannot be found are errors
+        #[arg(long)]
+        connect: bool,
     },
     /// Run a pipeline's filters, plugins and templates on sample events, touching neither its
     /// source, sink, DLQ nor state; print what would be delivered, filtered or dead-lettered and
@@ -226,6 +231,7 @@ fn main() {
         Command::Check {
             ref paths,
             ref state_dir,
+            connect,
         } => {
             // The settings are checked too; logging stays off (the report is the output).
             let settings = HostSettings::load_to_serve(cli.config.as_deref()).map(|mut s| {
@@ -234,7 +240,7 @@ fn main() {
                 }
                 s
             });
-            commands::check::check(paths, settings)
+            commands::check::check(paths, settings, connect)
         }
         Command::Pattern(PatternCommand::Check) => commands::pattern::check(),
         Command::Pattern(PatternCommand::Test {

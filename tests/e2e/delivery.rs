@@ -493,6 +493,33 @@ fn retries_end_after_max_attempts_in_the_dead_letter_queue() {
     );
 }
 
+/// SIGTERM while the sink keeps failing: weir stops at once (it does not wait out retries that
+/// may never succeed), but it must not say it drained: the log says how many events were left
+/// unfinished, the exit code is 1 (it was 0), and the next run delivers them.
+#[test]
+fn stopping_with_events_unfinished_exits_1_and_they_come_again() {
+    let s = Scratch::new();
+    s.write("in.jsonl", order_lines(0..30));
+    let (disk, p) = failing_sink_pipeline(&s, "stuck", "backoff_ms = [10, 50]");
+    let child = s.spawn_logged(&p);
+    wait_logged(&s, "the sink write to be retried", || {
+        s.log().contains("sink write failed")
+    });
+    signal(&child, libc::SIGTERM);
+    let (code, _) = wait_exit(child);
+    let log = s.log();
+    assert_eq!(code, Some(1), "{log}");
+    assert!(log.contains("unfinished=30"), "{log}");
+    assert!(log.contains("stopped with events unfinished"), "{log}");
+    assert!(!log.contains("every pipeline drained"), "{log}");
+
+    // Nothing was committed past them: with room on the disk, the next run delivers all 30.
+    std::fs::remove_file(disk.dir.join("filler")).unwrap();
+    let run = s.run(&p);
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    assert_eq!(lines(&disk.dir.join("out.jsonl")).len(), 30);
+}
+
 #[test]
 fn on_failure_drop_counts_and_drops() {
     let s = Scratch::new();

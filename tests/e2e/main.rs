@@ -1,12 +1,14 @@
 //! End-to-end tests: the real `weir` binary on real files (and, in later suites, real brokers).
 
 mod cli;
+mod connect;
 mod delivery;
 mod dlq;
 mod dlq_edit;
 mod dlq_fallback;
 mod dlq_resume;
 mod dry_run;
+mod fidelity;
 mod file_pipeline;
 mod follow;
 mod hostile_patterns;

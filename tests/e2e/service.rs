@@ -618,6 +618,52 @@ fn a_failed_pipeline_makes_weir_unready_and_a_reload_starts_it_again() {
 }
 
 /// Sends `request` on a new connection to the admin API and returns the connection.
+/// Brokers out of reach and a sink that cannot open are the pipeline's `last_error` while they
+/// last (they were `null`: only the log said why nothing moved).
+#[test]
+fn last_error_shows_brokers_out_of_reach_and_a_sink_that_cannot_open() {
+    let s = Scratch::new();
+    let dir = s.path("pipelines");
+    std::fs::create_dir(&dir).unwrap();
+    let nobody = format!("127.0.0.1:{}", free_port());
+    std::fs::write(
+        dir.join("source-down.toml"),
+        format!(
+            "[pipeline]\nname = \"source-down\"\n[source]\ntype = \"kafka\"\nbrokers = {nobody:?}\n\
+             topics = \"in\"\ngroup = \"g\"\n[sink]\ntype = \"file\"\npath = \"out.jsonl\"\n"
+        ),
+    )
+    .unwrap();
+    s.write("in.jsonl", order_lines(0..3));
+    std::fs::write(
+        dir.join("sink-down.toml"),
+        format!(
+            "[pipeline]\nname = \"sink-down\"\n[source]\ntype = \"file\"\npath = \"in.jsonl\"\nfollow = true\n\
+             [sink]\ntype = \"kafka\"\nbrokers = {nobody:?}\ntopic = \"out\"\n"
+        ),
+    )
+    .unwrap();
+    let svc = Service::start(&s, &dir, &[]);
+    let last_error = |name: &str| {
+        svc.pipeline(name)
+            .map(|p| p["last_error"].clone())
+            .unwrap_or(Value::Null)
+    };
+    wait_logged(&s, "the source's error in /pipelines", || {
+        let e = last_error("source-down");
+        e["stage"] == "source" && e["message"].as_str().is_some_and(|m| m.contains("kafka"))
+    });
+    wait_logged(&s, "the sink's error in /pipelines", || {
+        let e = last_error("sink-down");
+        e["stage"] == "sink"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("cannot open") && m.contains("kafka"))
+    });
+    assert_eq!(svc.pipeline("sink-down").unwrap()["state"], "starting");
+    drop(svc);
+}
+
 fn raw(port: u16, request: &str) -> std::net::TcpStream {
     use std::io::Write;
     let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();

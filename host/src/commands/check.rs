@@ -4,7 +4,8 @@
 //! pipeline needs to start: its plugins compiled (through the compile cache, as `weir run` does)
 //! and initialised with their config and limits, its input file, and where its sink and
 //! dead-letter files go. It opens no source or sink for good, takes no lock, and writes nothing
-//! but the compile cache.
+//! but the compile cache. With `--connect` it also reaches the brokers and queues of each valid
+//! pipeline (`super::connect`).
 
 use super::exit;
 use crate::config::pipeline::read_pipelines;
@@ -14,8 +15,13 @@ use crate::sink::{SinkConfig, SinkKind};
 use crate::source::SourceConfig;
 use std::path::{Path, PathBuf};
 
-/// `settings` as loaded (or why they did not load): they are checked too.
-pub fn check(paths: &[PathBuf], settings: Result<HostSettings, ConfigErrors>) -> i32 {
+/// `settings` as loaded (or why they did not load): they are checked too. `connect`: also
+/// reach each valid pipeline's brokers and queues (`super::connect`).
+pub fn check(
+    paths: &[PathBuf],
+    settings: Result<HostSettings, ConfigErrors>,
+    connect: bool,
+) -> i32 {
     let mut errors = Vec::new();
     let state_root = match settings {
         Ok(s) => Some(s.state_dir),
@@ -28,14 +34,25 @@ pub fn check(paths: &[PathBuf], settings: Result<HostSettings, ConfigErrors>) ->
     errors.extend(found);
     let mut valid = Vec::new();
     for p in &pipelines {
-        let found = preflight(p, state_root.as_deref());
+        let mut found = preflight(p, state_root.as_deref());
+        let mut reached = Vec::new();
+        if found.is_empty() && connect {
+            let text = std::fs::read_to_string(&p.file).unwrap_or_default();
+            match SourceText::parse(&p.file, &text) {
+                Ok(src) => (found, reached) = super::connect::connect(p, &src),
+                Err(e) => found.push(e),
+            }
+        }
         if found.is_empty() {
-            valid.push(p);
+            valid.push((p, reached));
         }
         errors.extend(found);
     }
-    for p in valid {
+    for (p, reached) in valid {
         println!("ok: {} ({})", p.file.display(), p.name);
+        for r in reached {
+            println!("  reached {r}");
+        }
     }
     if errors.is_empty() {
         return exit::OK;

@@ -24,7 +24,8 @@
 //!   order, as a lane runs them (same limits and failure isolation). `dropped`: the plugin
 //!   named by `stage` emitted nothing (`weir run` counts such an event as filtered).
 //! - `delivered`: one line per event that reaches the sink, with its ordering `key` if it has
-//!   one, and `sink`: what the sink would send, its body (`body`, the text as written) and, by
+//!   one, and `sink`: what the sink would send, its body (`body`, the text as written; bytes
+//!   that are not UTF-8 as `{"base64": ...}`; a Kafka sink's tombstone as `null`) and, by
 //!   kind, `path` (file); `topic`, `key`, `partition`, `headers` (`[name, value]` pairs) (Kafka);
 //!   `message_group_id`, `message_deduplication_id`, `delay_seconds`, `attributes`, `bytes`
 //!   (SQS). Nothing connects: an SQS queue is taken to be FIFO if its name ends in `.fifo`, and

@@ -3,6 +3,7 @@
 
 pub mod admin_client;
 pub mod check;
+pub mod connect;
 pub mod dlq;
 pub mod dry_run;
 pub mod pattern;

@@ -255,11 +255,11 @@ impl Outlets {
                 .iter()
                 .filter_map(|&i| match (&slots[i].fate, &cut[i]) {
                     (Fate::Failed(_), Some(record)) => Some(Outgoing {
-                        body: record.clone(),
+                        body: record.clone().into(),
                         event: &slots[i].event,
                     }),
                     (Fate::Failed(f), None) => Some(Outgoing {
-                        body: dlq_record(&self.pipeline, &slots[i].event, f),
+                        body: dlq_record(&self.pipeline, &slots[i].event, f).into(),
                         event: &slots[i].event,
                     }),
                     _ => None,
@@ -331,7 +331,7 @@ impl Outlets {
             .iter()
             .filter_map(|(i, _)| match &slots[*i].fate {
                 Fate::Failed(f) => Some(Outgoing {
-                    body: dlq_record(&self.pipeline, &slots[*i].event, f),
+                    body: dlq_record(&self.pipeline, &slots[*i].event, f).into(),
                     event: &slots[*i].event,
                 }),
                 _ => None,
@@ -467,13 +467,13 @@ fn dlq_record(pipeline: &str, event: &Envelope, failure: &Failure) -> String {
     let continued;
     let failure = match event.meta.contains_key(REDRIVE_META) {
         false => {
-            event.write_json(&mut out);
+            event.write_dlq_json(&mut out);
             failure
         }
         true => {
             let mut original = event.clone();
             original.meta.remove(REDRIVE_META);
-            original.write_json(&mut out);
+            original.write_dlq_json(&mut out);
             continued = failure.continuing(event);
             &continued
         }

@@ -225,15 +225,22 @@ impl Pipeline {
             pipeline: name.clone(),
             state_dir: self.state_dir.clone(),
         };
-        let sink = open_sink(&self.cfg.sink, &kctx, "sink", &self.cfg.retry, &stop)
-            .await
-            .map_err(|e| fail(self.cfg.error_at("sink", e)))?;
+        let sink = open_sink(
+            &self.cfg.sink,
+            &kctx,
+            "sink",
+            &self.status,
+            &self.cfg.retry,
+            &stop,
+        )
+        .await
+        .map_err(|e| fail(self.cfg.error_at("sink", e)))?;
         let dlq_cfg = self
             .cfg
             .dlq
             .clone()
             .unwrap_or_else(|| SinkConfig::default_dlq(&self.state_dir));
-        let dlq = open_sink(&dlq_cfg, &kctx, "dlq", &self.cfg.retry, &stop)
+        let dlq = open_sink(&dlq_cfg, &kctx, "dlq", &self.status, &self.cfg.retry, &stop)
             .await
             .map_err(|e| match self.cfg.dlq {
                 Some(_) => fail(self.cfg.error_at("dlq", e)),
@@ -320,6 +327,10 @@ impl Pipeline {
             released = snapshot.released, retried = snapshot.retried, dlq_fallback = snapshot.dlq_fallback,
             unfinished = snapshot.in_flight(),
             failed_by_stage = %self.counters.failed_by_stage(), "pipeline stopped");
+        if snapshot.in_flight() > 0 {
+            tracing::warn!(pipeline = %name, unfinished = snapshot.in_flight(),
+                "pipeline stopped with events unfinished (neither delivered, filtered nor dead-lettered): their positions were not committed, they are read again when it next starts");
+        }
         read.map_err(source_err)?;
         saved?;
         Ok(snapshot)
@@ -327,11 +338,13 @@ impl Pipeline {
 }
 
 /// Opens a sink, waiting out errors that go away by themselves (a full disk, a broker not up
-/// yet) as `[retry]` paces it, until `stop`. A permanent error (a bad path) fails at once.
+/// yet) as `[retry]` paces it, until `stop`; meanwhile the error is the pipeline's `last_error`.
+/// A permanent error (a bad path) fails at once.
 async fn open_sink(
     cfg: &SinkConfig,
     ctx: &SinkContext,
     what: &str,
+    status: &Status,
     retry: &policy::Retry,
     stop: &CancellationToken,
 ) -> Result<Box<dyn crate::sink::Sink>, SinkError> {
@@ -341,6 +354,7 @@ async fn open_sink(
             Ok(sink) => return Ok(sink),
             Err(e) if e.retryable => {
                 attempts += 1;
+                status.error(what, &format!("cannot open: {}", e.message));
                 let delay = retry.backoff(attempts);
                 tracing::warn!(pipeline = %ctx.pipeline, what, error = %e, attempts,
                     retry_in_ms = delay.as_millis() as u64, "cannot open; retrying");

@@ -67,6 +67,9 @@ struct Inner {
     last_error: Option<LastError>,
     /// Source lag by partition (`topic/partition`), where the source knows it (Kafka).
     lag: BTreeMap<String, i64>,
+    /// Events the last run left unfinished when it stopped (its sink or DLQ failing at a
+    /// shutdown): not committed, read again at the next start.
+    unfinished: u64,
 }
 
 /// A copy of the status, for the admin API.
@@ -136,6 +139,7 @@ impl Status {
                 earlier_failed: BTreeMap::new(),
                 last_error: None,
                 lag: BTreeMap::new(),
+                unfinished: 0,
             }),
         })
     }
@@ -174,11 +178,20 @@ impl Status {
         self.lock().state
     }
 
-    /// The run ended (with `error` if it failed): its counts join the totals of earlier runs.
+    /// Events the last run that ended left unfinished (0 while a run is under way).
+    pub fn unfinished(&self) -> u64 {
+        let s = self.lock();
+        if s.current.is_some() { 0 } else { s.unfinished }
+    }
+
+    /// The run ended (with `error` if it failed): its counts join the totals of earlier runs,
+    /// and the events it left unfinished are remembered ([`Status::unfinished`]).
     pub fn end(&self, error: Option<String>) {
         let mut s = self.lock();
+        s.unfinished = 0;
         if let Some(c) = s.current.take() {
             let s = &mut *s;
+            s.unfinished = c.snapshot().in_flight();
             add_run(&mut s.earlier, &mut s.earlier_failed, &c);
         }
         s.plugins = None;

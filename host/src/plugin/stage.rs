@@ -16,7 +16,7 @@ use super::config::PluginConfig;
 use super::instance::{Event, Settings};
 use super::reload::{self, Current};
 use super::runner::{Outcome, Runner};
-use crate::event::{Envelope, Payload};
+use crate::event::{Envelope, KEY_BASE64, Payload, RAW_BASE64};
 use crate::pipeline::slot::{Failure, Fate, Slot};
 use crate::pipeline::status::PluginVersion;
 use crate::pipeline::tap::Tap;
@@ -325,14 +325,22 @@ pub fn from_wit(
     k: usize,
 ) -> Result<Envelope, String> {
     let mut e = input.clone();
-    // The input's raw bytes, if it had any, are not this output's.
-    e.meta.remove("raw_base64");
-    let (data, problem) = Format::Auto.decode(&out.payload, &mut e.meta);
-    if let Some(problem) = problem {
-        return Err(format!("output {k}: {problem}"));
+    // An output byte for byte the payload the plugin was given is the input's data unchanged:
+    // it keeps what the input kept of the record as it came (a value that is not UTF-8, which
+    // the plugin saw decoded lossily); a changed one has its own bytes.
+    if out.payload.as_slice() != to_wit(input).payload {
+        e.meta.remove(RAW_BASE64);
+        let (data, problem) = Format::Auto.decode(&out.payload, &mut e.meta);
+        if let Some(problem) = problem {
+            return Err(format!("output {k}: {problem}"));
+        }
+        e.data = data;
     }
-    e.data = data;
     if let Some(key) = out.key {
+        if e.key.as_deref() != Some(key.as_str()) {
+            // The record key's exact bytes are not this key's.
+            e.meta.remove(KEY_BASE64);
+        }
         e.key = Some(key);
     }
     if of > 1 {

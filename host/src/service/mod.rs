@@ -58,16 +58,31 @@ struct Inner {
 }
 
 impl Inner {
-    /// The exit code: 1 if a pipeline's last run failed (and was not started again).
+    /// The exit code: 1 if a pipeline's last run failed (and was not started again) or left
+    /// events unfinished (a supervisor must be able to tell that not everything was handled),
+    /// else 0.
     fn exit_code(&self) -> i32 {
-        let failed = self.running.values().any(|r| {
-            let status = self.statuses.get(&r.name);
-            status.is_some_and(|s| s.state() == State::Failed)
-        });
-        match failed {
+        let failed = self.loaded().any(|s| s.state() == State::Failed);
+        match failed || !self.unfinished().is_empty() {
             true => exit::FAILED,
             false => exit::OK,
         }
+    }
+
+    /// The pipelines whose last run stopped with events unfinished (a shutdown while their sink
+    /// or DLQ was failing), with how many.
+    fn unfinished(&self) -> Vec<(&str, u64)> {
+        self.loaded()
+            .map(|s| (s.name.as_str(), s.unfinished()))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
+    /// The statuses of the pipelines of the files now loaded.
+    fn loaded(&self) -> impl Iterator<Item = &Arc<Status>> {
+        self.running
+            .values()
+            .filter_map(|r| self.statuses.get(&r.name))
     }
 }
 
@@ -138,8 +153,8 @@ impl Service {
     }
 
     /// Runs until every pipeline has ended, or a shutdown has drained them (or its timeout
-    /// passed). Returns the exit code: 0, or 1 if a pipeline's last run failed or one did not
-    /// drain in time.
+    /// passed). Returns the exit code: 0, or 1 if a pipeline's last run failed, left events
+    /// unfinished, or did not drain in time.
     pub async fn run(self: &Arc<Self>) -> i32 {
         loop {
             let ended = self.ended.notified();
@@ -181,7 +196,16 @@ impl Service {
                 "shutdown timeout: exiting with events in flight; they will be read again");
             return exit::FAILED;
         }
-        tracing::info!("every pipeline drained; exiting");
+        let unfinished = inner.unfinished();
+        if unfinished.is_empty() {
+            tracing::info!("every pipeline drained; exiting");
+        } else {
+            let total: u64 = unfinished.iter().map(|(_, n)| n).sum();
+            let by_pipeline: Vec<String> =
+                unfinished.iter().map(|(p, n)| format!("{p}:{n}")).collect();
+            tracing::error!(unfinished = total, pipelines = %by_pipeline.join(","),
+                "stopped with events unfinished (their sink or DLQ kept failing): not committed, they are read again at the next start; exiting 1");
+        }
         inner.exit_code()
     }
 

@@ -8,7 +8,7 @@
 //! of a failed earlier one; a permanent rejection (a record too large) fails one record, which
 //! goes to the DLQ rather than later into the topic.
 
-use super::{Outgoing, Sink, SinkContext, SinkError, SinkFailure};
+use super::{Outgoing, Rendered, Sink, SinkContext, SinkError, SinkFailure};
 use crate::event::Envelope;
 use crate::kafka::{Logged, Names, Properties, check_properties, client_config};
 use crate::template::Template;
@@ -17,6 +17,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use serde::Deserialize;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -201,9 +202,10 @@ pub struct Addressing {
 }
 
 /// One record's addressing, rendered from its event.
-struct Address {
+struct Address<'e> {
     topic: String,
-    key: Option<String>,
+    /// The record key's bytes: the key read with the event exactly as it came, or a rendering.
+    key: Option<Cow<'e, [u8]>>,
     partition: Option<i32>,
     headers: OwnedHeaders,
 }
@@ -227,9 +229,14 @@ impl Addressing {
     }
 
     /// The record the sink would produce for `event` with value `body`, as JSON (`topic`, `key`,
-    /// `partition`, `headers` as `[name, value]` pairs in order, and the value as `body`), or why
-    /// the sink would refuse it. Produces nothing.
-    pub fn record(&self, body: &str, event: &Envelope) -> Result<serde_json::Value, SinkError> {
+    /// `partition`, `headers` as `[name, value]` pairs in order, and the value as `body`; bytes
+    /// that are not UTF-8 as `{"base64": ...}`, a tombstone's value as `null`), or why the sink
+    /// would refuse it. Produces nothing.
+    pub fn record(
+        &self,
+        body: &Rendered<'_>,
+        event: &Envelope,
+    ) -> Result<serde_json::Value, SinkError> {
         use rdkafka::message::Headers;
         let address = self.address(event)?;
         let headers: Vec<serde_json::Value> = address
@@ -242,14 +249,14 @@ impl Addressing {
             .collect();
         Ok(serde_json::json!({
             "topic": address.topic,
-            "key": address.key,
+            "key": address.key.as_deref().map(super::preview_bytes),
             "partition": address.partition,
             "headers": headers,
-            "body": body,
+            "body": body.preview(),
         }))
     }
 
-    fn address(&self, event: &Envelope) -> Result<Address, SinkError> {
+    fn address<'e>(&self, event: &'e Envelope) -> Result<Address<'e>, SinkError> {
         let topic = match &self.fixed_topic {
             Some(t) => t.clone(),
             None => self.topic.render(event, &self.pipeline),
@@ -260,8 +267,12 @@ impl Addressing {
             ));
         }
         let key = match &self.key {
-            Some(t) => Some(t.render(event, &self.pipeline)).filter(|k| !k.is_empty()),
-            None => event.key.clone(),
+            Some(t) => Some(t.render(event, &self.pipeline))
+                .filter(|k| !k.is_empty())
+                .map(|k| Cow::Owned(k.into_bytes())),
+            // The key as it came: a key that is not UTF-8 keeps its bytes, so its records keep
+            // their partition and compaction.
+            None => event.key_bytes(),
         };
         let partition = match &self.partition {
             None => None,
@@ -330,11 +341,14 @@ impl Sink for KafkaSink {
                     continue;
                 }
             };
-            let mut record = FutureRecord::to(&address.topic)
-                .payload(o.body.as_bytes())
-                .headers(address.headers);
+            let mut record =
+                FutureRecord::<[u8], [u8]>::to(&address.topic).headers(address.headers);
+            // No value (a tombstone passed on) sets none: the record is a tombstone too.
+            if let Some(value) = o.body.bytes() {
+                record = record.payload(value);
+            }
             if let Some(k) = &address.key {
-                record = record.key(k.as_bytes());
+                record = record.key(k.as_ref());
             }
             if let Some(p) = address.partition {
                 record = record.partition(p);

@@ -13,13 +13,65 @@ use crate::event::Envelope;
 use crate::template::Template;
 use async_trait::async_trait;
 use serde::Deserialize;
+use std::borrow::Cow;
 use std::path::PathBuf;
 
 /// One event ready for a sink: its encoded body, and the event for sinks that take more from it
 /// (keys, headers, attributes).
 pub struct Outgoing<'a> {
-    pub body: String,
+    pub body: Rendered<'a>,
     pub event: &'a Envelope,
+}
+
+/// What a sink writes for one event: bytes (not necessarily UTF-8: a record relayed as it came),
+/// or no value at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rendered<'a> {
+    /// The body's bytes, borrowed from the event when they are its payload as it is.
+    Bytes(Cow<'a, [u8]>),
+    /// No value: a Kafka tombstone passed on with `encoding = "data"`. The Kafka sink writes a
+    /// tombstone; sinks that cannot say "no value" (file, stdout, SQS) write the event's `data`,
+    /// `null` ([`Rendered::or_null`]).
+    NoValue,
+}
+
+impl From<String> for Rendered<'_> {
+    fn from(text: String) -> Self {
+        Rendered::Bytes(Cow::Owned(text.into_bytes()))
+    }
+}
+
+impl Rendered<'_> {
+    /// The value's bytes; `None` for no value.
+    pub fn bytes(&self) -> Option<&[u8]> {
+        match self {
+            Rendered::Bytes(b) => Some(b),
+            Rendered::NoValue => None,
+        }
+    }
+
+    /// The bytes for a sink that has no way to write "no value" (a line, an SQS body): no value
+    /// is written as the event's data, `null`.
+    pub fn or_null(&self) -> &[u8] {
+        self.bytes().unwrap_or(b"null")
+    }
+
+    /// As `weir dry-run` shows it: text as a string, no value as `null`.
+    pub fn preview(&self) -> serde_json::Value {
+        self.bytes().map_or(serde_json::Value::Null, preview_bytes)
+    }
+}
+
+/// Bytes as `weir dry-run` shows them: UTF-8 as a string, others as `{"base64": "..."}`.
+pub fn preview_bytes(bytes: &[u8]) -> serde_json::Value {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.into(),
+        Err(_) => {
+            use base64::Engine;
+            let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+            serde_json::json!({ "base64": b64 })
+        }
+    }
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -124,7 +176,9 @@ pub struct SinkContext {
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Encoding {
-    /// The event's `data` as JSON (a string payload as a JSON string).
+    /// The event's `data` as the record came while no stage changed it (a value that was not
+    /// JSON as its text, not as a JSON string; its exact bytes; no value for a tombstone), else
+    /// as JSON, or the text a plugin returned ([`Envelope::data_bytes`]).
     #[default]
     Data,
     /// The whole envelope as JSON.
@@ -145,15 +199,15 @@ impl Default for Body {
 }
 
 impl Body {
-    pub fn render(&self, event: &Envelope, pipeline: &str) -> String {
+    /// What the sink writes for `event`. The data encoding borrows the event's bytes.
+    pub fn render<'a>(&self, event: &'a Envelope, pipeline: &str) -> Rendered<'a> {
         match self {
-            Body::Encoded(Encoding::Data) => {
-                let mut out = String::new();
-                event.data.write_json(&mut out);
-                out
-            }
-            Body::Encoded(Encoding::Envelope) => event.to_json(),
-            Body::Template(t) => t.render(event, pipeline),
+            Body::Encoded(Encoding::Data) => match event.data_bytes() {
+                Some(bytes) => Rendered::Bytes(bytes),
+                None => Rendered::NoValue,
+            },
+            Body::Encoded(Encoding::Envelope) => event.to_json().into(),
+            Body::Template(t) => t.render(event, pipeline).into(),
         }
     }
 }
@@ -284,12 +338,13 @@ enum PreviewKind {
 }
 
 impl Preview {
-    /// What the sink would send for `event`, as JSON with the body as `body` (text, as written).
+    /// What the sink would send for `event`, as JSON with the body as `body` (text, as written;
+    /// bytes that are not UTF-8 as `{"base64": ...}`; a Kafka tombstone as `null`).
     pub fn render(&self, event: &Envelope) -> Result<serde_json::Value, SinkError> {
         let body = self.body.render(event, &self.pipeline);
         match &self.kind {
-            PreviewKind::Stdout => Ok(stdout::line(body)),
-            PreviewKind::File(c) => Ok(file::line(c, body)),
+            PreviewKind::Stdout => Ok(stdout::line(&body)),
+            PreviewKind::File(c) => Ok(file::line(c, &body)),
             PreviewKind::Kafka(a) => a.record(&body, event),
             PreviewKind::Sqs(m) => m.message(body, event),
         }

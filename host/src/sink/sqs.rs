@@ -11,7 +11,7 @@
 //! later entries are not sent, so a group is never written out of order. A standard queue keeps
 //! no order: its calls go side by side.
 
-use super::{Outgoing, Sink, SinkContext, SinkError, SinkFailure};
+use super::{Outgoing, Rendered, Sink, SinkContext, SinkError, SinkFailure};
 use crate::event::Envelope;
 use crate::sqs::{AwsError, QueueRef};
 use crate::template::Template;
@@ -69,7 +69,7 @@ fn correlation_attribute() -> String {
 const CONCURRENT_CALLS: usize = 8;
 
 impl SqsSinkConfig {
-    fn queue(&self) -> QueueRef<'_> {
+    pub(crate) fn queue(&self) -> QueueRef<'_> {
         QueueRef {
             url: &self.queue_url,
             region: self.region.as_deref(),
@@ -223,7 +223,11 @@ impl Messages {
     /// `message_group_id`, `message_deduplication_id`, `delay_seconds`, `attributes` (name ->
     /// value), `bytes`: its size against the queue's limit), or why the sink would refuse it
     /// without sending it. Sends nothing.
-    pub fn message(&self, body: String, event: &Envelope) -> Result<serde_json::Value, SinkError> {
+    pub fn message(
+        &self,
+        body: Rendered<'_>,
+        event: &Envelope,
+    ) -> Result<serde_json::Value, SinkError> {
         let entry = self.entry(0, &Outgoing { body, event })?;
         let r = &entry.request;
         let attributes: serde_json::Map<String, serde_json::Value> = r
@@ -252,12 +256,20 @@ impl Messages {
 
     /// The entry for `batch[index]`, or why SQS would refuse it.
     fn entry(&self, index: usize, o: &Outgoing<'_>) -> Result<Entry, SinkError> {
-        if o.body.is_empty() {
+        // A body is text: no value (a tombstone) is sent as its data, `null`; bytes that are
+        // not UTF-8 cannot be sent as they are, and are not changed silently.
+        let body = std::str::from_utf8(o.body.or_null()).map_err(|e| {
+            SinkError::permanent(format!(
+                "sqs: the body is not valid UTF-8 ({e}), and an SQS message body is text: \
+                 its exact bytes are in the event's meta.raw_base64 (encoding = \"envelope\" sends them)"
+            ))
+        })?;
+        if body.is_empty() {
             return Err(SinkError::permanent(
                 "sqs: an empty message body (SQS needs at least one character)",
             ));
         }
-        if let Some(c) = o.body.chars().find(|&c| !allowed(c)) {
+        if let Some(c) = body.chars().find(|&c| !allowed(c)) {
             return Err(SinkError::permanent(format!(
                 "sqs: the body holds U+{:04X}, a character SQS does not accept",
                 c as u32
@@ -275,10 +287,10 @@ impl Messages {
             (None, true) => Some(hex(&sha2::Sha256::digest(event.id.as_bytes()))),
             (None, false) => None,
         };
-        let mut bytes = o.body.len();
+        let mut bytes = body.len();
         let mut request = SendMessageBatchRequestEntry::builder()
             .id(index.to_string())
-            .message_body(&o.body)
+            .message_body(body)
             .set_message_group_id(group.clone())
             .set_message_deduplication_id(dedup);
         if let Some(d) = self.delay_s {
@@ -490,7 +502,7 @@ impl Sink for SqsSink {
     fn max_body_bytes(&self, event: &Envelope) -> Option<usize> {
         // What the event's attributes weigh: its message with a one-byte body.
         let probe = Outgoing {
-            body: "x".into(),
+            body: String::from("x").into(),
             event,
         };
         let attributes = self.messages.entry(0, &probe).ok()?.bytes - 1;

@@ -1,6 +1,7 @@
-//! The stdout sink: one line per event (logs go to stderr, so stdout carries only events).
+//! The stdout sink: one line per event (logs go to stderr, so stdout carries only events), its
+//! body as it is (a tombstone, which a line cannot leave empty, as `null`).
 
-use super::{Outgoing, Sink, SinkContext, SinkError, SinkFailure};
+use super::{Outgoing, Rendered, Sink, SinkContext, SinkError, SinkFailure};
 use async_trait::async_trait;
 use serde::Deserialize;
 use tokio::io::{AsyncWriteExt, BufWriter, Stdout};
@@ -21,8 +22,8 @@ pub(super) async fn open(
 
 /// The line the sink would print for an event with `body`, as JSON (`body`), for `weir
 /// dry-run`.
-pub fn line(body: String) -> serde_json::Value {
-    serde_json::json!({ "body": body })
+pub fn line(body: &Rendered<'_>) -> serde_json::Value {
+    serde_json::json!({ "body": super::preview_bytes(body.or_null()) })
 }
 
 struct StdoutSink {
@@ -44,7 +45,7 @@ impl Sink for StdoutSink {
     async fn write(&self, batch: &[Outgoing<'_>]) -> Result<(), SinkFailure> {
         let mut out = self.out.lock().await;
         for o in batch {
-            out.write_all(o.body.as_bytes())
+            out.write_all(o.body.or_null())
                 .await
                 .map_err(|e| SinkFailure::All(broken(e)))?;
             out.write_all(b"\n")

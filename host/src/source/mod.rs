@@ -13,7 +13,7 @@ pub mod sqs;
 
 use crate::config::component::{deserialize_table, take_kind};
 use crate::config::{ConfigError, KeyPath, SourceText};
-use crate::event::{Envelope, Payload, Position, Problem};
+use crate::event::{Envelope, Payload, Position, Problem, RAW_BASE64};
 use async_trait::async_trait;
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -127,14 +127,14 @@ impl Format {
             Format::Text => match String::from_utf8_lossy(bytes) {
                 std::borrow::Cow::Borrowed(text) => (Payload::Text(text.to_owned()), None),
                 std::borrow::Cow::Owned(lossy) => {
-                    keep_raw_bytes(bytes, meta);
+                    keep_exact_bytes(RAW_BASE64, bytes, meta);
                     (Payload::Text(lossy), None)
                 }
             },
             Format::Auto | Format::Json => {
                 let decoded = Payload::decode(bytes);
                 if matches!(decoded.problem, Some(Problem::NotUtf8(_))) {
-                    keep_raw_bytes(bytes, meta);
+                    keep_exact_bytes(RAW_BASE64, bytes, meta);
                 }
                 // `auto` takes a record that is not JSON as string data; data too deep to
                 // read is refused in both modes.
@@ -148,11 +148,17 @@ impl Format {
     }
 }
 
-/// The exact bytes of a record that is not UTF-8, as `meta.raw_base64`.
-fn keep_raw_bytes(bytes: &[u8], meta: &mut serde_json::Map<String, serde_json::Value>) {
+/// Keeps the exact bytes of a value or key that is not UTF-8 as `meta[name]`, in base64
+/// (`raw_base64`, `key_base64`): the event shows them decoded lossily, and a sink writes these
+/// ([`Envelope::data_bytes`], [`Envelope::key_bytes`]).
+pub(crate) fn keep_exact_bytes(
+    name: &str,
+    bytes: &[u8],
+    meta: &mut serde_json::Map<String, serde_json::Value>,
+) {
     use base64::Engine;
     let raw = base64::engine::general_purpose::STANDARD.encode(bytes);
-    meta.insert("raw_base64".into(), raw.into());
+    meta.insert(name.into(), raw.into());
 }
 
 /// What a source needs from the pipeline it runs in.

@@ -1,12 +1,14 @@
 //! The file sink: appends one line per event, flushes at each batch boundary and fsyncs before
-//! the source checkpoints, so a checkpoint never covers events that are not on disk.
+//! the source checkpoints, so a checkpoint never covers events that are not on disk. A line is
+//! the body's bytes as they are; a Kafka tombstone, which a line cannot leave empty (that is an
+//! empty value), is written as its data, `null`.
 //!
 //! Pipelines of one process that name the same file (a shared sink, one DLQ for all) write
 //! through one [`shared::SharedFile`]; other processes are kept out by an advisory lock.
 
 mod shared;
 
-use super::{Outgoing, Sink, SinkContext, SinkError, SinkFailure};
+use super::{Outgoing, Rendered, Sink, SinkContext, SinkError, SinkFailure};
 use async_trait::async_trait;
 use serde::Deserialize;
 use shared::{OpenError, SharedFile};
@@ -31,7 +33,8 @@ impl FileSinkConfig {
 
 /// The line the sink would append for an event with `body`, as JSON (`path`, `body`), for
 /// `weir dry-run`. Opens nothing.
-pub fn line(cfg: &FileSinkConfig, body: String) -> serde_json::Value {
+pub fn line(cfg: &FileSinkConfig, body: &Rendered<'_>) -> serde_json::Value {
+    let body = super::preview_bytes(body.or_null());
     serde_json::json!({"path": cfg.path.display().to_string(), "body": body})
 }
 
@@ -66,7 +69,7 @@ impl Sink for FileSink {
     async fn write(&self, batch: &[Outgoing<'_>]) -> Result<(), SinkFailure> {
         // Buffered writes to a local file are brief; block_in_place keeps them off the other
         // tasks of this worker without a copy to the blocking pool.
-        tokio::task::block_in_place(|| self.0.append(batch.iter().map(|o| o.body.as_bytes())))
+        tokio::task::block_in_place(|| self.0.append(batch.iter().map(|o| o.body.or_null())))
             .map_err(|e| SinkFailure::All(self.failed(e)))
     }
 

@@ -198,6 +198,11 @@ impl ClientContext for Context {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
+        // The pipeline's newest error (`/pipelines`): brokers out of reach show there, not
+        // only in the log.
+        if let Some(status) = &self.status {
+            status.error("source", &format!("kafka: {reason}"));
+        }
         self.logged.error(error, reason);
     }
 

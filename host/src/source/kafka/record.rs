@@ -1,12 +1,16 @@
 //! A Kafka record as a weir event: the value is the data (parsed if JSON), the record key is the
-//! ordering key, and topic, partition, offset, timestamp and headers are in `meta`.
+//! ordering key, and topic, partition, offset, timestamp and headers are in `meta`. What the
+//! event cannot show of the record is in `meta` too, so that a relay writes the record as it
+//! came: a tombstone's missing value (`tombstone`), the exact bytes of a value or key that is
+//! not UTF-8 (`raw_base64`, `key_base64`).
 
-use crate::event::{Envelope, Payload, Position};
-use crate::source::{Format, SourceEvent};
+use crate::event::{Envelope, KEY_BASE64, Payload, Position, TOMBSTONE};
+use crate::source::{Format, SourceEvent, keep_exact_bytes};
 use rdkafka::Message;
 use rdkafka::message::{BorrowedMessage, Headers};
 use serde_json::Value;
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 
 /// Formats record timestamps, reusing the last one: records of one producer batch usually
 /// share their millisecond, and formatting a time costs more than the rest of the envelope.
@@ -57,9 +61,20 @@ pub fn to_event(
     }
     let (data, problem) = match msg.payload() {
         Some(bytes) => format.decode(bytes, &mut meta),
-        // A tombstone (no value): `null` data, so a filter can tell it apart.
-        None => (Payload::Json(null()), None),
+        // A tombstone (no value): `null` data, and `meta.tombstone` tells it from a `null`
+        // value (for filters, and for a sink to write no value either).
+        None => {
+            meta.insert(TOMBSTONE.into(), true.into());
+            (Payload::Json(null()), None)
+        }
     };
+    let key = msg.key().map(|k| match String::from_utf8_lossy(k) {
+        Cow::Borrowed(text) => text.to_owned(),
+        Cow::Owned(lossy) => {
+            keep_exact_bytes(KEY_BASE64, k, &mut meta);
+            lossy
+        }
+    });
     let time = millis
         .and_then(|m| times.rfc3339(m))
         .unwrap_or_else(|| now.to_owned());
@@ -67,7 +82,7 @@ pub fn to_event(
         envelope: Envelope {
             id: format!("{topic}/{partition}/{offset}"),
             source: "kafka",
-            key: msg.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+            key,
             time,
             received_at: now.to_owned(),
             data,

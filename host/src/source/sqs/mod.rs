@@ -120,7 +120,7 @@ impl SqsSourceConfig {
         }
     }
 
-    fn queue(&self) -> QueueRef<'_> {
+    pub(crate) fn queue(&self) -> QueueRef<'_> {
         QueueRef {
             url: &self.queue_url,
             region: self.region.as_deref(),
@@ -154,6 +154,15 @@ impl Reading {
     fn connected(&self, up: bool) {
         if let Some(s) = &self.status {
             s.set_source_connected(up);
+        }
+    }
+
+    /// A receive failed: not connected, and the reason is the pipeline's newest error
+    /// (`/pipelines`), so that an operator sees why nothing comes in.
+    fn failed(&self, e: &crate::sqs::AwsError) {
+        if let Some(s) = &self.status {
+            s.set_source_connected(false);
+            s.error("source", &e.message);
         }
     }
 }

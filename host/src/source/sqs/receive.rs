@@ -64,8 +64,9 @@ impl Receiver {
                     out.messages.unwrap_or_default()
                 }
                 Err(e) => {
-                    outage.failed(&AwsError::from_sdk("ReceiveMessage", &e));
-                    self.reading.connected(false);
+                    let e = AwsError::from_sdk("ReceiveMessage", &e);
+                    outage.failed(&e);
+                    self.reading.failed(&e);
                     tokio::select! {
                         _ = stop.cancelled() => return,
                         _ = tokio::time::sleep(outage.backoff()) => continue,
