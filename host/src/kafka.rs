@@ -4,6 +4,9 @@
 //! SASL, timeouts, compression: every librdkafka property), except the few that weir sets itself
 //! because its guarantees depend on them.
 
+mod aliases;
+
+use aliases::canonical;
 use rdkafka::ClientConfig;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
@@ -59,8 +62,10 @@ impl Property {
 
 pub type Properties = BTreeMap<String, Property>;
 
-/// Builds a client configuration: weir's defaults, then the user's properties, then the
-/// properties weir must own (`reserved`: name, value, and the setting to use instead).
+/// Builds a client configuration: weir's defaults (those the user does not set under any name),
+/// then the user's properties, then the properties weir must own (`reserved`: name and value).
+/// The properties were checked ([`check_properties`]): no property is set under two names, so
+/// the order in which rdkafka hands them to librdkafka changes nothing.
 pub fn client_config(
     brokers: &Names,
     defaults: &[(&str, &str)],
@@ -69,8 +74,11 @@ pub fn client_config(
 ) -> ClientConfig {
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", brokers.joined());
+    let set_by_user: Vec<_> = properties.keys().map(|k| canonical(k)).collect();
     for (k, v) in defaults {
-        cfg.set(*k, *v);
+        if !set_by_user.contains(&canonical(k)) {
+            cfg.set(*k, *v);
+        }
     }
     for (k, v) in properties {
         cfg.set(k, v.text());
@@ -90,14 +98,33 @@ pub fn client_config(
 }
 
 /// Checks the user's properties: none of weir's own (`owned`: property and what to set
-/// instead), and each one known to librdkafka with a valid value. `(key, message)` on error.
+/// instead) under any of its librdkafka names, no property under two names, and each one known
+/// to librdkafka with a valid value. `(key, message)` on error.
 pub fn check_properties(
     properties: &Properties,
     owned: &[(&str, &str)],
 ) -> Result<(), (&'static str, String)> {
-    for (name, instead) in owned {
-        if properties.contains_key(*name) {
-            return Err(("properties", format!("`{name}` is set by weir; {instead}")));
+    let mut seen: BTreeMap<_, &str> = BTreeMap::new();
+    for name in properties.keys() {
+        let property = canonical(name);
+        if let Some((own, instead)) = owned.iter().find(|(o, _)| canonical(o) == property) {
+            let message = if name == own {
+                format!("`{name}` is set by weir; {instead}")
+            } else {
+                format!(
+                    "`{name}` is librdkafka's other name for `{own}`, which weir sets; {instead}"
+                )
+            };
+            return Err(("properties", message));
+        }
+        if let Some(first) = seen.insert(property, name) {
+            let property = canonical(name).name;
+            return Err((
+                "properties",
+                format!(
+                    "`{first}` and `{name}` both set librdkafka's `{property}`; keep one of them"
+                ),
+            ));
         }
     }
     for (k, v) in properties {
@@ -119,16 +146,18 @@ pub fn librdkafka_message(e: &KafkaError) -> String {
 }
 
 /// A client context that sends librdkafka's logs and errors to weir's log, tagged with the
-/// pipeline, instead of the `log` crate.
+/// pipeline, instead of the `log` crate. Each condition is logged once: librdkafka reports some
+/// both as a log line and as an error event with the same text (a broker connection failing, a
+/// fatal error), and repeats others several times a second (a broker that is down), which says
+/// nothing new after the first.
 pub struct Logged {
     pub pipeline: String,
     pub role: &'static str,
-    /// The last error reported, and when: librdkafka reports a broker that is down several
-    /// times a second, which says nothing new after the first.
-    last_error: Mutex<Option<(String, Instant)>>,
+    /// The warnings and errors logged lately, and when.
+    recent: Mutex<Vec<(String, Instant)>>,
 }
 
-/// How often the same librdkafka error is repeated in the log.
+/// How often the same librdkafka warning or error is repeated in the log.
 const REPEAT_ERROR_AFTER: Duration = Duration::from_secs(30);
 
 impl Logged {
@@ -136,17 +165,43 @@ impl Logged {
         Logged {
             pipeline: pipeline.to_owned(),
             role,
-            last_error: Mutex::new(None),
+            recent: Mutex::new(Vec::new()),
         }
     }
+
+    /// Whether `text` was not logged within [`REPEAT_ERROR_AFTER`] (and is now).
+    fn is_new(&self, text: &str) -> bool {
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent.retain(|(_, at)| at.elapsed() < REPEAT_ERROR_AFTER);
+        if recent.iter().any(|(t, _)| t == text) {
+            return false;
+        }
+        recent.push((text.to_owned(), Instant::now()));
+        true
+    }
+}
+
+/// A librdkafka log message without the thread it came from (`[thrd:main]: `), as the same
+/// condition's error event reads.
+fn without_thread(message: &str) -> &str {
+    message
+        .strip_prefix("[thrd:")
+        .and_then(|rest| rest.split_once("]: "))
+        .map_or(message, |(_, text)| text)
 }
 
 impl ClientContext for Logged {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
         use RDKafkaLogLevel::*;
         let (pipeline, role) = (self.pipeline.as_str(), self.role);
+        let serious = matches!(level, Emerg | Alert | Critical | Error | Warning);
+        if serious && !self.is_new(without_thread(message)) {
+            return;
+        }
         match level {
-            Emerg | Alert | Critical | Error => {
+            // A broker connection failing (facility FAIL) is retried by librdkafka itself:
+            // nothing is lost, events wait. A warning, like the error event that follows it.
+            Emerg | Alert | Critical | Error if fac != "FAIL" => {
                 tracing::error!(
                     pipeline,
                     kafka = role,
@@ -154,7 +209,7 @@ impl ClientContext for Logged {
                     "librdkafka: {message}"
                 )
             }
-            Warning => {
+            Emerg | Alert | Critical | Error | Warning => {
                 tracing::warn!(
                     pipeline,
                     kafka = role,
@@ -182,16 +237,11 @@ impl ClientContext for Logged {
     }
 
     /// Errors outside any call: mostly a broker going away, which librdkafka retries by itself.
-    /// A warning, not an error: nothing is lost, events wait.
+    /// A warning, not an error: nothing is lost, events wait. Skipped when librdkafka logged the
+    /// same text already (it does for a broker connection failing).
     fn error(&self, error: KafkaError, reason: &str) {
-        let text = format!("{error}: {reason}");
-        let mut last = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
-        let repeat = last
-            .as_ref()
-            .is_some_and(|(t, at)| *t == text && at.elapsed() < REPEAT_ERROR_AFTER);
-        if !repeat {
-            tracing::warn!(pipeline = %self.pipeline, kafka = self.role, "kafka: {reason}");
-            *last = Some((text, Instant::now()));
+        if self.is_new(reason) {
+            tracing::warn!(pipeline = %self.pipeline, kafka = self.role, code = ?error.rdkafka_error_code(), "kafka: {reason}");
         }
     }
 }

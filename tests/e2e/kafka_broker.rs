@@ -107,6 +107,29 @@ impl Broker {
         }
     }
 
+    /// Copies the stopped broker's storage aside, to be put back by [`Broker::restore`].
+    pub fn save_storage(&self, name: &str) {
+        self.copy_storage(self.dir.path(), &self.dir.path().join(name));
+    }
+
+    /// Puts the storage saved as `name` back while the broker is stopped: the broker then
+    /// forgets everything since, as a broker that lost data would (producer state included).
+    pub fn restore_storage(&self, name: &str) {
+        self.copy_storage(&self.dir.path().join(name), self.dir.path());
+    }
+
+    fn copy_storage(&self, from: &std::path::Path, to: &std::path::Path) {
+        assert!(self.child.is_none(), "stop the broker first");
+        std::fs::create_dir_all(to).unwrap();
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let name = format!("tansu.db{suffix}");
+            let _ = std::fs::remove_file(to.join(&name));
+            if from.join(&name).exists() {
+                std::fs::copy(from.join(&name), to.join(&name)).unwrap();
+            }
+        }
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("tansu.log")).unwrap_or_default()
     }

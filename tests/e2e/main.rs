@@ -14,6 +14,7 @@ mod follow;
 mod hostile_patterns;
 mod kafka;
 mod kafka_broker;
+mod kafka_sink;
 mod kill_restart;
 mod logs;
 mod pattern_cli;

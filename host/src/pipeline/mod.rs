@@ -350,8 +350,14 @@ async fn open_sink(
 ) -> Result<Box<dyn crate::sink::Sink>, SinkError> {
     let mut attempts = 0;
     loop {
-        match cfg.open(ctx).await {
+        // Opening can itself wait (a Kafka sink waits for its topic): a stop ends that too.
+        let opened = tokio::select! {
+            opened = cfg.open(ctx) => opened,
+            _ = stop.cancelled() => Err(SinkError::retryable(format!("stopped while opening the {what}"))),
+        };
+        match opened {
             Ok(sink) => return Ok(sink),
+            Err(e) if e.retryable && stop.is_cancelled() => return Err(e),
             Err(e) if e.retryable => {
                 attempts += 1;
                 status.error(what, &format!("cannot open: {}", e.message));

@@ -7,19 +7,28 @@
 //! gone) fails a partition's later records too, so a key's later event is never written ahead
 //! of a failed earlier one; a permanent rejection (a record too large) fails one record, which
 //! goes to the DLQ rather than later into the topic.
+//!
+//! Topics: weir creates none. At start the sink waits (up to `topic_wait_s`) for its topic to
+//! appear; a record whose rendered topic does not exist is dead-lettered at once ([`topics`]).
+//! A producer that failed for good is replaced by a new one ([`producers`]).
+
+mod producers;
+mod topics;
 
 use super::{Outgoing, Rendered, Sink, SinkContext, SinkError, SinkFailure};
 use crate::event::Envelope;
-use crate::kafka::{Logged, Names, Properties, check_properties, client_config};
+use crate::kafka::{Names, Properties, check_properties, client_config};
 use crate::template::Template;
 use async_trait::async_trait;
+use producers::Producers;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{DeliveryFuture, FutureRecord};
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::Duration;
+use topics::Topics;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,10 +53,20 @@ pub struct KafkaSinkConfig {
     /// The header that carries each event's correlation id; `""` sends none.
     #[serde(default = "correlation_header")]
     pub correlation_header: String,
+    /// How long the sink waits at start for its topic to appear before it fails (seconds).
+    #[serde(default = "default_topic_wait_s")]
+    pub topic_wait_s: u64,
     /// librdkafka producer properties, passed through (TLS, SASL, compression, linger, ...).
     #[serde(default)]
     pub properties: Properties,
 }
+
+fn default_topic_wait_s() -> u64 {
+    60
+}
+
+/// The longest `topic_wait_s`: a topic that takes longer is a mistake to report, not to wait out.
+const MAX_TOPIC_WAIT_S: u64 = 3600;
 
 fn yes() -> bool {
     true
@@ -89,12 +108,15 @@ impl KafkaSinkConfig {
         for text in self.headers.values() {
             template("headers", text)?;
         }
+        if self.topic_wait_s > MAX_TOPIC_WAIT_S {
+            return Err((
+                "topic_wait_s",
+                format!("must be at most {MAX_TOPIC_WAIT_S} (seconds); 0 fails at once"),
+            ));
+        }
         check_properties(&self.properties, OWNED)
     }
 }
-
-/// How long opening waits for the cluster's metadata before it counts the broker as down.
-const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(super) async fn open(
     cfg: &KafkaSinkConfig,
@@ -108,6 +130,10 @@ pub(super) async fn open(
             // A record not acknowledged by then fails and goes through weir's `[retry]`, so an
             // outage shows in the log instead of waiting silently in librdkafka.
             ("message.timeout.ms", "30000"),
+            // weir creates no topics: a metadata request for a topic that is missing must not
+            // create it on a broker with `auto.create.topics.enable` (Kafka's default), or a
+            // mistyped rendered topic would be created instead of dead-lettered.
+            ("allow.auto.create.topics", "false"),
         ],
         &cfg.properties,
         &[
@@ -115,13 +141,13 @@ pub(super) async fn open(
             ("acks", "all".into()),
         ],
     );
-    let logged = Logged::new(&ctx.pipeline, "sink");
-    let producer: FutureProducer<Logged> = client
-        .create_with_context(logged)
-        .map_err(|e| SinkError::permanent(format!("cannot create kafka producer: {e}")))?;
+    let producers = Producers::new(client, &ctx.pipeline)?;
     let addressing = Addressing::new(cfg, &ctx.pipeline)?;
+    let topics = Topics::default();
     if let Some(name) = &addressing.fixed_topic {
-        check_topic(&producer, name).await?;
+        let wait = Duration::from_secs(cfg.topic_wait_s);
+        topics::wait_for(&producers.get(), name, wait, &ctx.pipeline).await?;
+        topics.exists(name);
     }
     // librdkafka refuses a larger record itself (key and headers included), before a broker
     // sees it; 1,000,000 is its default.
@@ -131,47 +157,17 @@ pub(super) async fn open(
         .and_then(|p| p.text().parse().ok())
         .unwrap_or(1_000_000);
     Ok(Box::new(KafkaSink {
-        producer,
+        producers,
+        topics,
         addressing,
         max_message_bytes,
     }))
 }
 
-/// Fails early for a topic that does not exist (weir does not create topics); waits (a
-/// retryable error) while the cluster cannot be reached.
-async fn check_topic(producer: &FutureProducer<Logged>, topic: &str) -> Result<(), SinkError> {
-    let client = producer.clone();
-    let name = topic.to_owned();
-    let metadata = tokio::task::spawn_blocking(move || {
-        client
-            .client()
-            .fetch_metadata(Some(&name), METADATA_TIMEOUT)
-    })
-    .await
-    .map_err(|e| SinkError::retryable(format!("kafka metadata lookup failed: {e}")))?
-    .map_err(|e| SinkError::retryable(format!("cannot reach kafka: {e}")))?;
-    match metadata.topics().iter().find(|t| t.name() == topic) {
-        Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(()),
-        Some(t)
-            if t.error().map(RDKafkaErrorCode::from)
-                == Some(RDKafkaErrorCode::UnknownTopicOrPartition) =>
-        {
-            Err(SinkError::permanent(format!(
-                "kafka topic `{topic}` does not exist (weir does not create topics)"
-            )))
-        }
-        Some(t) => Err(SinkError::retryable(format!(
-            "kafka topic `{topic}` is not available: {:?}",
-            t.error().map(RDKafkaErrorCode::from)
-        ))),
-        None => Err(SinkError::permanent(format!(
-            "kafka topic `{topic}` does not exist (weir does not create topics)"
-        ))),
-    }
-}
-
 struct KafkaSink {
-    producer: FutureProducer<Logged>,
+    producers: Producers,
+    /// The topics known to exist or not.
+    topics: Topics,
     addressing: Addressing,
     /// The producer's `message.max.bytes`.
     max_message_bytes: usize,
@@ -329,8 +325,9 @@ impl Addressing {
 #[async_trait]
 impl Sink for KafkaSink {
     async fn write(&self, batch: &[Outgoing<'_>]) -> Result<(), SinkFailure> {
+        let producer = self.producers.get();
         let mut failures: Vec<(usize, SinkError)> = Vec::new();
-        let mut pending: Vec<(usize, DeliveryFuture)> = Vec::with_capacity(batch.len());
+        let mut pending: Vec<(usize, DeliveryFuture, String)> = Vec::with_capacity(batch.len());
         // Enqueued one by one in batch order; a full local queue is waited out on the spot, so
         // a later record never overtakes an earlier one.
         for (i, o) in batch.iter().enumerate() {
@@ -341,6 +338,11 @@ impl Sink for KafkaSink {
                     continue;
                 }
             };
+            // A topic that does not exist: this record to the DLQ, the others go on.
+            if let Err(e) = self.topics.check(&producer, &address.topic).await {
+                failures.push((i, e));
+                continue;
+            }
             let mut record =
                 FutureRecord::<[u8], [u8]>::to(&address.topic).headers(address.headers);
             // No value (a tombstone passed on) sets none: the record is a tombstone too.
@@ -354,9 +356,9 @@ impl Sink for KafkaSink {
                 record = record.partition(p);
             }
             loop {
-                match self.producer.send_result(record) {
+                match producer.send_result(record) {
                     Ok(delivery) => {
-                        pending.push((i, delivery));
+                        pending.push((i, delivery, address.topic.clone()));
                         break;
                     }
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
@@ -370,15 +372,32 @@ impl Sink for KafkaSink {
                 }
             }
         }
-        for (i, delivery) in pending {
+        for (i, delivery, topic) in pending {
             match delivery.await {
                 Ok(Ok(_)) => {}
-                Ok(Err((e, _))) => failures.push((i, classify(&e))),
+                Ok(Err((e, _))) => {
+                    // Retryable; the topic is looked up again before the next attempt, which
+                    // dead-letters the record if the topic is gone.
+                    if matches!(
+                        e.rdkafka_error_code(),
+                        Some(
+                            RDKafkaErrorCode::UnknownTopicOrPartition
+                                | RDKafkaErrorCode::UnknownTopic
+                        )
+                    ) {
+                        self.topics.forget(&topic);
+                    }
+                    failures.push((i, classify(&e)))
+                }
                 Err(_) => failures.push((
                     i,
                     SinkError::retryable("the kafka producer dropped the record"),
                 )),
             }
+        }
+        // Failed for good: the records it failed are retried on a new producer.
+        if self.producers.replace_if_fatal(&producer).is_some() {
+            producers::retire(producer);
         }
         if failures.is_empty() {
             Ok(())
