@@ -17,12 +17,12 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Duration;
 
 /// A tmpfs of a few MiB, unmounted when dropped.
-struct SmallDisk {
+pub(crate) struct SmallDisk {
     dir: PathBuf,
 }
 
 impl SmallDisk {
-    fn mount(dir: PathBuf, size_kib: u64) -> Self {
+    pub(crate) fn mount(dir: PathBuf, size_kib: u64) -> Self {
         Self::mount_with(dir, &format!("size={size_kib}k"))
     }
 
@@ -84,7 +84,7 @@ impl Filler {
 }
 
 /// Writes `path` until the disk is full, to the last byte.
-fn fill(path: &Path) {
+pub(crate) fn fill(path: &Path) {
     use std::io::Write;
     let Ok(mut f) = std::fs::File::create(path) else {
         return;

@@ -176,9 +176,15 @@ fn kafka_to_kafka_through_filter_and_plugin() {
         assert!(last.contains(&want), "{want} in {last}");
     }
 
-    // The offsets were committed: a restart in the same group reads nothing again.
-    let child = s.spawn_logged(&p);
-    wait_logged(&s, "the restarted consumer to join", || {
+    restart_reads_nothing(&s, &p);
+    assert_eq!(broker.read_all("out", PARTITIONS, total).len(), total);
+}
+
+/// The offsets were committed: `p` run again (the second run in `s`'s log), in the same group,
+/// reads nothing.
+pub(crate) fn restart_reads_nothing(s: &Scratch, p: &std::path::Path) {
+    let child = s.spawn_logged(p);
+    wait_logged(s, "the restarted consumer to join", || {
         s.log().matches("kafka partitions assigned").count() >= 2
     });
     std::thread::sleep(Duration::from_secs(2));
@@ -189,7 +195,6 @@ fn kafka_to_kafka_through_filter_and_plugin() {
         "{}",
         final_counts(&s.log())
     );
-    assert_eq!(broker.read_all("out", PARTITIONS, total).len(), total);
 }
 
 /// Produces the records a few at a time in the background, as a live stream.

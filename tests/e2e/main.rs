@@ -5,6 +5,7 @@ mod connect;
 mod delivery;
 mod dlq;
 mod dlq_edit;
+mod dlq_fallback;
 mod dlq_resume;
 mod dry_run;
 mod fidelity;

@@ -55,12 +55,19 @@ fn describe() {
         "weir_events_failed_total",
         "Failed events by the stage they failed at"
     );
-    describe_counter!("weir_sink_retries_total", "Sink and DLQ writes tried again");
+    describe_counter!(
+        "weir_sink_retries_total",
+        "Sink retries: each event of a failed sink write, once per retry (DLQ retries are not counted)"
+    );
     describe_counter!(
         "weir_pipeline_runs_total",
         "Starts of the pipeline (a changed file restarts it)"
     );
     describe_counter!("weir_plugin_reloads_total", "Hot reloads of the plugin");
+    describe_counter!(
+        "weir_dlq_fallback_total",
+        "Dead-letter records the DLQ refused for good, kept whole in the fallback file (to=file), and cut in the DLQ when it took that (to=dlq)"
+    );
     describe_counter!(
         "weir_file_rotations_lost_total",
         "Files the file source could not read to their end (rotated and deleted before it got to them)"

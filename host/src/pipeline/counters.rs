@@ -15,8 +15,12 @@ pub struct Counters {
     pub dropped: AtomicU64,
     /// Failed events handed back to their source to come again later (SQS).
     pub released: AtomicU64,
-    /// Sink or DLQ writes that failed and were tried again.
+    /// Sink retries: each event of a failed sink write counts once per retry (a batch of 10
+    /// retried 3 times: 30). The DLQ's retries are not counted (its outage is logged as one).
     pub retried: AtomicU64,
+    /// Dead-lettered events whose record the DLQ refused for good: kept whole in the fallback
+    /// file (and cut in the DLQ, when it took that). Counted in `dead_lettered` too.
+    pub dlq_fallback: AtomicU64,
     /// Dead-lettered and dropped events by the stage they failed at (`source`, `plugin:NAME`,
     /// `sink`): where to look first. Counted once per event, off the per-event hot path.
     failed_at: Mutex<BTreeMap<String, u64>>,
@@ -32,6 +36,7 @@ pub struct Snapshot {
     pub dropped: u64,
     pub released: u64,
     pub retried: u64,
+    pub dlq_fallback: u64,
 }
 
 impl Snapshot {
@@ -48,6 +53,7 @@ impl Snapshot {
         self.dropped += o.dropped;
         self.released += o.released;
         self.retried += o.retried;
+        self.dlq_fallback += o.dlq_fallback;
     }
 
     /// Events that ended, however.
@@ -66,6 +72,7 @@ impl Counters {
             dropped: self.dropped.load(Relaxed),
             released: self.released.load(Relaxed),
             retried: self.retried.load(Relaxed),
+            dlq_fallback: self.dlq_fallback.load(Relaxed),
         }
     }
 

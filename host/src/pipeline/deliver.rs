@@ -6,9 +6,11 @@
 //!
 //! A failed write is retried, only the entries that failed, as `[retry]` says (exponential
 //! backoff with jitter, `max_attempts`, `max_record_age_s`); then, or at once for a permanent
-//! rejection, the event fails with stage `sink` and goes where `on_failure` says. A DLQ write is
-//! retried until it succeeds or the pipeline stops: an event is never acknowledged without
-//! having ended somewhere.
+//! rejection, the event fails with stage `sink` and goes where `on_failure` says. A DLQ write that
+//! fails retryably is retried until it succeeds or the pipeline stops: an event is never
+//! acknowledged without having ended somewhere. One the DLQ refuses for good goes to the
+//! fallback ([`super::dlq_fallback`]) instead of holding its lane forever. A failing sink or DLQ
+//! is logged as one condition ([`super::retry_log`]), not once per attempt and lane.
 //!
 //! Order: a lane is sequential, and waits for a batch's retries before its next batch, so a
 //! key's events reach the sink in order. Within one write call, a sink that can fail only some
@@ -16,13 +18,15 @@
 //! and SQS FIFO groups keep that); the file and stdout sinks fail whole batches.
 
 use super::counters::Counters;
+use super::dlq_fallback::{Fallback, cut_record};
 use super::failure_log::FailureLog;
 use super::hold::Held;
 use super::policy::{OnFailure, Retry};
+use super::retry_log::{RetryLog, Severity};
 use super::slot::{Failure, Fate, REDRIVE_META, Slot};
 use super::status::Status;
-use crate::event::push_json_string;
-use crate::sink::{Body, Outgoing, Sink, SinkError, SinkFailure};
+use crate::event::{Envelope, push_json_string};
+use crate::sink::{Body, Outgoing, Sink, SinkContext, SinkError, SinkFailure};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -35,12 +39,17 @@ pub struct Outlets {
     sink: Box<dyn Sink>,
     body: Body,
     dlq: Box<dyn Sink>,
+    /// Where what the DLQ refuses for good goes.
+    fallback: Fallback,
     counters: Arc<Counters>,
     retry: Retry,
     status: Arc<Status>,
     metrics: OutletMetrics,
     /// Failed events, logged without flooding.
     failure_log: FailureLog,
+    /// A failing sink and a failing DLQ, logged as conditions.
+    sink_log: RetryLog,
+    dlq_log: RetryLog,
 }
 
 /// Per write call: time and size, for the sink and the DLQ.
@@ -69,7 +78,7 @@ enum Attempt {
 
 impl Outlets {
     pub fn new(
-        pipeline: Arc<str>,
+        ctx: &SinkContext,
         sink: Box<dyn Sink>,
         body: Body,
         dlq: Box<dyn Sink>,
@@ -77,9 +86,27 @@ impl Outlets {
         retry: Retry,
         status: Arc<Status>,
     ) -> Self {
+        let pipeline: Arc<str> = ctx.pipeline.as_str().into();
+        let block = retry.on_failure == OnFailure::Block;
         Outlets {
             metrics: OutletMetrics::new(&pipeline),
             failure_log: FailureLog::new(pipeline.clone()),
+            sink_log: match block {
+                true => RetryLog::new(
+                    pipeline.clone(),
+                    "sink write",
+                    "; blocking these events' lane until it succeeds (on_failure = \"block\")",
+                    Severity::Error,
+                ),
+                false => RetryLog::new(pipeline.clone(), "sink write", "", Severity::Warn),
+            },
+            dlq_log: RetryLog::new(
+                pipeline.clone(),
+                "dead-letter queue write",
+                " (the events stay unacknowledged)",
+                Severity::Error,
+            ),
+            fallback: Fallback::new(ctx),
             pipeline,
             sink,
             body,
@@ -99,6 +126,7 @@ impl Outlets {
     /// retries run out. Slots left `Pending` could not be delivered before `stop`.
     pub async fn deliver(&self, slots: &mut [Slot], stop: &CancellationToken) {
         let block = self.retry.on_failure == OnFailure::Block;
+        let mut waiting = self.sink_log.waiting();
         let mut attempts = 0u32;
         let mut first_failed_at: Option<String> = None;
         // A failed event that goes back to its source takes its key's later events with it.
@@ -120,6 +148,7 @@ impl Outlets {
                 })
                 .collect();
             if pending.is_empty() {
+                waiting.settled();
                 return;
             }
             attempts += 1;
@@ -185,13 +214,7 @@ impl Outlets {
             let delay = self.retry.backoff(attempts);
             let error = last_error.map(|e| e.message).unwrap_or_default();
             self.status.error("sink", &error);
-            if block {
-                tracing::error!(pipeline = %self.pipeline, events = retrying, attempts, retry_in_ms = delay.as_millis() as u64,
-                    error = %error, "sink write failed; blocking these events' lane until it succeeds (on_failure = \"block\")");
-            } else {
-                tracing::warn!(pipeline = %self.pipeline, events = retrying, attempts, retry_in_ms = delay.as_millis() as u64,
-                    error = %error, "sink write failed; retrying");
-            }
+            waiting.failed(retrying, &error, delay);
             if !pause(delay, stop).await {
                 mark_delivered(slots, &written);
                 return;
@@ -216,18 +239,27 @@ impl Outlets {
             return;
         }
         let mut delay = self.retry.backoff_min;
+        let mut waiting = self.dlq_log.waiting();
+        // cut[i]: the DLQ refused slot i's record for good; the whole record is in the fallback
+        // file, and this (its payload cut to fit) is what the DLQ is offered instead.
+        let mut cut: Vec<Option<String>> = vec![None; slots.len()];
         loop {
             let failed: Vec<usize> = (0..slots.len())
                 .filter(|&i| matches!(slots[i].fate, Fate::Failed(_)))
                 .collect();
             if failed.is_empty() {
+                waiting.settled();
                 return;
             }
             let batch: Vec<Outgoing<'_>> = failed
                 .iter()
-                .filter_map(|&i| match &slots[i].fate {
-                    Fate::Failed(f) => Some(Outgoing {
-                        body: dlq_record(&self.pipeline, &slots[i], f).into(),
+                .filter_map(|&i| match (&slots[i].fate, &cut[i]) {
+                    (Fate::Failed(_), Some(record)) => Some(Outgoing {
+                        body: record.clone().into(),
+                        event: &slots[i].event,
+                    }),
+                    (Fate::Failed(f), None) => Some(Outgoing {
+                        body: dlq_record(&self.pipeline, &slots[i].event, f).into(),
                         event: &slots[i].event,
                     }),
                     _ => None,
@@ -240,37 +272,126 @@ impl Outlets {
                 .record(started.elapsed().as_secs_f64());
             drop(batch);
             let mut retrying = 0;
+            let mut refused = Vec::new();
             let mut dlq_error = None;
             for (&i, result) in failed.iter().zip(results) {
                 match result {
-                    Attempt::Written => {
-                        if let Fate::Failed(f) = &slots[i].fate {
-                            self.failure_log.event("dead-lettered", &slots[i], f);
-                            self.failed(f);
+                    Attempt::Written => match cut[i] {
+                        Some(_) => self.fell_back(&mut slots[i], "dlq", None),
+                        None => {
+                            if let Fate::Failed(f) = &slots[i].fate {
+                                self.failure_log.event("dead-lettered", &slots[i], f);
+                                self.failed(f);
+                            }
+                            slots[i].fate = Fate::DeadLettered;
                         }
-                        slots[i].fate = Fate::DeadLettered;
-                    }
+                    },
+                    Attempt::Failed(e) if !e.retryable => refused.push((i, e)),
                     Attempt::Failed(e) => {
                         retrying += 1;
-                        dlq_error.get_or_insert((slots[i].event.id.clone(), e));
+                        dlq_error.get_or_insert(e);
                     }
                 }
             }
-            if let Some((event, e)) = dlq_error {
-                // One line per attempt, not per event.
-                self.status.error("dlq", &e.message);
-                tracing::error!(pipeline = %self.pipeline, events = retrying, first_event = %event, error = %e,
-                    "dead-letter queue write failed; retrying (the events stay unacknowledged)");
+            if !refused.is_empty() && !self.fall_back(slots, &mut cut, refused, stop).await {
+                return; // stopped before the fallback file took them
             }
-            if retrying == 0 {
-                return;
-            }
-            Counters::add(&self.counters.retried, retrying);
+            let Some(e) = dlq_error else {
+                continue; // the refused ones' cut records go at once; else nothing is left
+            };
+            self.status.error("dlq", &e.message);
+            waiting.failed(retrying, &e.message, delay);
             if !pause(delay, stop).await {
                 return;
             }
             delay = (delay * 2).min(DLQ_BACKOFF_MAX);
         }
+    }
+
+    /// The DLQ refused these slots' records for good. A whole record goes to the fallback file
+    /// (retried until it is written or `stop`; false if stopped), then its cut version is what
+    /// the DLQ is offered next (`cut[i]`); an event whose cut record was refused too, or that
+    /// has none that fits, ends with the fallback file alone.
+    async fn fall_back(
+        &self,
+        slots: &mut [Slot],
+        cut: &mut [Option<String>],
+        refused: Vec<(usize, SinkError)>,
+        stop: &CancellationToken,
+    ) -> bool {
+        let (again, first): (Vec<_>, Vec<_>) =
+            refused.into_iter().partition(|(i, _)| cut[*i].is_some());
+        for (i, e) in again {
+            self.fell_back(&mut slots[i], "file", Some(&e));
+        }
+        if first.is_empty() {
+            return true;
+        }
+        let records: Vec<Outgoing<'_>> = first
+            .iter()
+            .filter_map(|(i, _)| match &slots[*i].fate {
+                Fate::Failed(f) => Some(Outgoing {
+                    body: dlq_record(&self.pipeline, &slots[*i].event, f).into(),
+                    event: &slots[*i].event,
+                }),
+                _ => None,
+            })
+            .collect();
+        let mut delay = self.retry.backoff_min;
+        while let Err(e) = self.fallback.write(&records).await {
+            let message = format!("DLQ fallback file: {e}");
+            self.status.error("dlq", &message);
+            tracing::error!(pipeline = %self.pipeline, events = records.len(), error = %message,
+                retry_in_ms = delay.as_millis() as u64,
+                "the dead-letter queue refused these records for good, and the fallback file cannot take them; retrying");
+            if !pause(delay, stop).await {
+                return false;
+            }
+            delay = (delay * 2).min(DLQ_BACKOFF_MAX);
+        }
+        drop(records);
+        let whole_in = self.fallback.path();
+        for (i, e) in first {
+            let slot = &slots[i];
+            let Fate::Failed(f) = &slot.fate else {
+                continue;
+            };
+            let room = self.dlq.max_body_bytes(&slot.event);
+            let record = |event: &Envelope, f: &Failure| dlq_record(&self.pipeline, event, f);
+            cut[i] = room.and_then(|room| cut_record(slot, f, record, room, &e.message, whole_in));
+            if cut[i].is_none() {
+                self.fell_back(&mut slots[i], "file", Some(&e));
+            }
+        }
+        true
+    }
+
+    /// Ends a slot whose DLQ record the DLQ refused for good, now that its whole record is in
+    /// the fallback file (`to`: `dlq` if the DLQ took the cut record too, `file` if not, with
+    /// the refusal): counted, alarmed on (ERROR, `last_error`), dead-lettered.
+    fn fell_back(&self, slot: &mut Slot, to: &'static str, refusal: Option<&SinkError>) {
+        let Fate::Failed(f) = &slot.fate else { return };
+        let file = self.fallback.path().display();
+        let message = match (to, refusal) {
+            ("dlq", _) => format!(
+                "the dead-letter queue refused event {}'s record; the whole record is in {file}, the DLQ has it with its payload cut",
+                slot.event.id
+            ),
+            (_, refusal) => format!(
+                "the dead-letter queue refused event {}'s record ({}); the record is in {file} only",
+                slot.event.id,
+                refusal.map_or("", |e| e.message.as_str())
+            ),
+        };
+        tracing::error!(pipeline = %self.pipeline, event = %slot.event.id,
+            correlation_id = %slot.event.correlation_id(), to, fallback_file = %file, "{message}");
+        self.failure_log.event("dead-lettered", slot, f);
+        self.counters.failed_at(&f.stage);
+        self.status.error("dlq", &message);
+        Counters::add(&self.counters.dlq_fallback, 1);
+        metrics::counter!("weir_dlq_fallback_total", "pipeline" => self.pipeline.to_string(), "to" => to)
+            .increment(1);
+        slot.fate = Fate::DeadLettered;
     }
 
     /// Hands the failed events read with `release_on_failure` back to their source.
@@ -299,7 +420,8 @@ impl Outlets {
     /// Makes the sink's and the DLQ's writes durable. On error, says which.
     pub async fn sync(&self) -> Result<(), (&'static str, SinkError)> {
         self.sink.sync().await.map_err(|e| ("sink", e))?;
-        self.dlq.sync().await.map_err(|e| ("dlq", e))
+        self.dlq.sync().await.map_err(|e| ("dlq", e))?;
+        self.fallback.sync().await.map_err(|e| ("dlq fallback", e))
     }
 }
 
@@ -339,20 +461,20 @@ pub async fn pause(delay: Duration, stop: &CancellationToken) -> bool {
 
 /// `{"event": <envelope as read>, "error": {...}, "pipeline": "..."}` (DESIGN.md). A redriven
 /// event's record keeps the event as first read and continues its failure history.
-fn dlq_record(pipeline: &str, slot: &Slot, failure: &Failure) -> String {
+fn dlq_record(pipeline: &str, event: &Envelope, failure: &Failure) -> String {
     let mut out = String::with_capacity(512);
     out.push_str("{\"event\":");
     let continued;
-    let failure = match slot.event.meta.contains_key(REDRIVE_META) {
+    let failure = match event.meta.contains_key(REDRIVE_META) {
         false => {
-            slot.event.write_dlq_json(&mut out);
+            event.write_dlq_json(&mut out);
             failure
         }
         true => {
-            let mut original = slot.event.clone();
+            let mut original = event.clone();
             original.meta.remove(REDRIVE_META);
             original.write_dlq_json(&mut out);
-            continued = failure.continuing(&slot.event);
+            continued = failure.continuing(event);
             &continued
         }
     };

@@ -19,11 +19,13 @@
 
 pub mod counters;
 mod deliver;
+mod dlq_fallback;
 mod failure_log;
 pub(crate) mod filter;
 mod hold;
 mod lane;
 pub mod policy;
+mod retry_log;
 pub mod slot;
 pub mod status;
 pub mod tap;
@@ -262,7 +264,7 @@ impl Pipeline {
         });
 
         let outlets = Arc::new(Outlets::new(
-            name.as_str().into(),
+            &kctx,
             sink,
             self.cfg.sink.body.clone(),
             dlq,
@@ -322,7 +324,8 @@ impl Pipeline {
         let snapshot = self.counters.snapshot();
         tracing::info!(pipeline = %name, received = snapshot.received, delivered = snapshot.delivered,
             filtered = snapshot.filtered, dead_lettered = snapshot.dead_lettered, dropped = snapshot.dropped,
-            released = snapshot.released, retried = snapshot.retried, unfinished = snapshot.in_flight(),
+            released = snapshot.released, retried = snapshot.retried, dlq_fallback = snapshot.dlq_fallback,
+            unfinished = snapshot.in_flight(),
             failed_by_stage = %self.counters.failed_by_stage(), "pipeline stopped");
         if snapshot.in_flight() > 0 {
             tracing::warn!(pipeline = %name, unfinished = snapshot.in_flight(),

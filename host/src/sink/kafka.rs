@@ -149,10 +149,18 @@ pub(super) async fn open(
         topics::wait_for(&producers.get(), name, wait, &ctx.pipeline).await?;
         topics.exists(name);
     }
+    // librdkafka refuses a larger record itself (key and headers included), before a broker
+    // sees it; 1,000,000 is its default.
+    let max_message_bytes = cfg
+        .properties
+        .get("message.max.bytes")
+        .and_then(|p| p.text().parse().ok())
+        .unwrap_or(1_000_000);
     Ok(Box::new(KafkaSink {
         producers,
         topics,
         addressing,
+        max_message_bytes,
     }))
 }
 
@@ -161,7 +169,13 @@ struct KafkaSink {
     /// The topics known to exist or not.
     topics: Topics,
     addressing: Addressing,
+    /// The producer's `message.max.bytes`.
+    max_message_bytes: usize,
 }
+
+/// What a record takes besides its key, value and headers in librdkafka's size check (its
+/// batch header and per-record framing), rounded up.
+const RECORD_OVERHEAD: usize = 128;
 
 /// The header that carries each event's correlation id ([`Envelope::correlation_id`]) unless
 /// `correlation_header` names another.
@@ -398,6 +412,19 @@ impl Sink for KafkaSink {
     async fn sync(&self) -> Result<(), SinkError> {
         // Every write already waited for `acks=all`.
         Ok(())
+    }
+
+    fn max_body_bytes(&self, event: &Envelope) -> Option<usize> {
+        use rdkafka::message::Headers;
+        let address = self.addressing.address(event).ok()?;
+        let headers: usize = address
+            .headers
+            .iter()
+            .map(|h| h.key.len() + h.value.map_or(0, <[u8]>::len) + 10)
+            .sum();
+        let key = address.key.map_or(0, |k| k.len());
+        self.max_message_bytes
+            .checked_sub(RECORD_OVERHEAD + key + headers)
     }
 }
 

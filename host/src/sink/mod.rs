@@ -131,6 +131,13 @@ pub trait Sink: Send + Sync {
     async fn write(&self, batch: &[Outgoing<'_>]) -> Result<(), SinkFailure>;
     /// Make every write so far durable; the source's checkpoint follows.
     async fn sync(&self) -> Result<(), SinkError>;
+    /// The most bytes a body for `event` can have, where the destination limits a record's size
+    /// (a Kafka record's `message.max.bytes`, an SQS queue's `MaximumMessageSize`, less what the
+    /// event's key, headers or attributes take); `None`: no known limit. What a dead-letter
+    /// record the DLQ refused whole is cut to.
+    fn max_body_bytes(&self, _event: &Envelope) -> Option<usize> {
+        None
+    }
 }
 
 /// A sink's optional template setting, parsed (validation already reported where it is).

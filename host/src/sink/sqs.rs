@@ -498,6 +498,16 @@ impl Sink for SqsSink {
         // Every write waited for SQS to accept its messages.
         Ok(())
     }
+
+    fn max_body_bytes(&self, event: &Envelope) -> Option<usize> {
+        // What the event's attributes weigh: its message with a one-byte body.
+        let probe = Outgoing {
+            body: String::from("x").into(),
+            event,
+        };
+        let attributes = self.messages.entry(0, &probe).ok()?.bytes - 1;
+        self.messages.max_message_bytes.checked_sub(attributes)
+    }
 }
 
 /// Characters SQS accepts in a message body (XML 1.0's).
