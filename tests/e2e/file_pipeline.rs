@@ -262,7 +262,7 @@ fn a_failing_sink_is_retried_and_nothing_is_acknowledged_until_it_takes_the_even
     std::thread::sleep(std::time::Duration::from_millis(500));
     signal(&child, libc::SIGTERM);
     let (code, err) = wait_exit(child);
-    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(code, Some(1), "events left unfinished: {err}");
     assert!(err.contains("sink write failed; retrying"), "{err}");
     assert!(err.contains("unfinished=10"), "{err}");
     assert!(
