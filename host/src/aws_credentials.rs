@@ -15,29 +15,41 @@ use std::time::Duration;
 /// seconds off EC2 before it says it found nothing.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Resolves `config`'s credentials once (the SDK caches them for the client's calls). `Err`
-/// with a message for the operator when there are none or they cannot be loaded.
-pub async fn check(config: &SdkConfig) -> Result<(), String> {
+/// Why no credentials came.
+pub enum Problem {
+    /// No place in the chain had any ([`where_looked`] says what each had).
+    NotFound,
+    /// A place had some but could not load them (an expired SSO session, a refused role).
+    Failed(CredentialsError),
+    /// The chain did not answer within [`RESOLVE_TIMEOUT`].
+    TimedOut,
+}
+
+impl Problem {
+    /// The message for the operator; `chain` formats an error with its causes.
+    pub fn message(&self, chain: impl Fn(&dyn std::error::Error) -> String) -> String {
+        match self {
+            Problem::NotFound => format!("no AWS credentials found; {}", where_looked()),
+            Problem::Failed(e) => format!("cannot load AWS credentials: {}", chain(e)),
+            Problem::TimedOut => format!(
+                "cannot load AWS credentials: no answer within {} s; {}",
+                RESOLVE_TIMEOUT.as_secs(),
+                where_looked()
+            ),
+        }
+    }
+}
+
+/// Resolves `config`'s credentials once (the SDK caches them for the client's calls).
+pub async fn check(config: &SdkConfig) -> Result<(), Problem> {
     let Some(provider) = config.credentials_provider() else {
-        return Err(format!(
-            "no AWS credentials provider is configured; {}",
-            where_looked()
-        ));
+        return Err(Problem::NotFound);
     };
     match tokio::time::timeout(RESOLVE_TIMEOUT, provider.provide_credentials()).await {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(CredentialsError::CredentialsNotLoaded(_))) => {
-            Err(format!("no AWS credentials found; {}", where_looked()))
-        }
-        Ok(Err(e)) => Err(format!(
-            "cannot load AWS credentials: {}",
-            crate::sqs::chain(&e)
-        )),
-        Err(_) => Err(format!(
-            "cannot load AWS credentials: no answer within {} s; {}",
-            RESOLVE_TIMEOUT.as_secs(),
-            where_looked()
-        )),
+        Ok(Err(CredentialsError::CredentialsNotLoaded(_))) => Err(Problem::NotFound),
+        Ok(Err(e)) => Err(Problem::Failed(e)),
+        Err(_) => Err(Problem::TimedOut),
     }
 }
 

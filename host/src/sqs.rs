@@ -73,7 +73,7 @@ pub async fn client(q: QueueRef<'_>, attempt_timeout: Duration) -> Result<Client
     }
     crate::aws_credentials::check(&shared)
         .await
-        .map_err(|e| format!("cannot reach {}: {e}", q.url))?;
+        .map_err(|p| format!("cannot reach {}: {}", q.url, p.message(chain)))?;
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(5))
         .operation_attempt_timeout(attempt_timeout)
@@ -149,7 +149,7 @@ impl AwsError {
 
 /// An error and its causes, `: `-separated (`dispatch failure: io error: ... Connection
 /// refused`): the SDK's own context display appends debug dumps of every layer.
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+fn chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {
