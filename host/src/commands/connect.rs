@@ -10,6 +10,7 @@ use crate::kafka::{Names, Properties, client_config};
 use crate::sink::{SinkConfig, SinkKind};
 use crate::source::SourceConfig;
 use crate::sqs::{AwsError, QueueRef};
+use crate::template::Template;
 use rdkafka::client::{Client, ClientContext};
 use rdkafka::consumer::{BaseConsumer, Consumer, DefaultConsumerContext};
 use rdkafka::producer::{BaseProducer, DefaultProducerContext, Producer};
@@ -57,7 +58,7 @@ pub fn connect(p: &PipelineConfig, src: &SourceText<'_>) -> (Vec<ConfigError>, V
     }
     for (key, cfg) in [("sink", Some(&p.sink)), ("dlq", p.dlq.as_ref())] {
         let Some(cfg) = cfg else { continue };
-        match sink(cfg, &root.key(key), src, &runtime) {
+        match sink(cfg, &p.name, &root.key(key), src, &runtime) {
             Ok(Some(r)) => reached.push(format!("{key}: {r}")),
             Ok(None) => {}
             Err(e) => errors.push(e),
@@ -69,19 +70,23 @@ pub fn connect(p: &PipelineConfig, src: &SourceText<'_>) -> (Vec<ConfigError>, V
 /// Reaches a sink's (or DLQ's) brokers or queue. `None` for sinks with nothing to reach.
 fn sink(
     cfg: &SinkConfig,
+    pipeline: &str,
     at: &KeyPath,
     src: &SourceText<'_>,
     runtime: &tokio::runtime::Runtime,
 ) -> Result<Option<String>, ConfigError> {
     match &cfg.kind {
         SinkKind::Kafka(c) => {
-            // A topic that depends on the event cannot be checked before there is one.
-            let fixed = !c.topic.contains('<');
-            let topics: Vec<String> = if fixed { vec![c.topic.clone()] } else { vec![] };
+            // The topic as the sink renders it when it does not depend on the event (as the
+            // sink checks it at start); one that does cannot be checked before there is one.
+            let fixed = Template::parse(&c.topic)
+                .ok()
+                .and_then(|t| t.constant(pipeline));
+            let topics: Vec<String> = fixed.iter().cloned().collect();
             let producer = producer(&c.brokers, &c.properties)
                 .map_err(|e| src.error(&at.key("properties"), e))?;
             let mut report = kafka(producer.client(), &c.brokers, &topics, at, "topic", src)?;
-            if !fixed {
+            if fixed.is_none() {
                 report.push_str(&format!(" (topic `{}` is rendered per event)", c.topic));
             }
             Ok(Some(report))
