@@ -185,6 +185,11 @@ pub const TOMBSTONE: &str = "tombstone";
 /// back as it came ([`Envelope::write_dlq_json`]).
 pub const TEXT: &str = "text";
 
+/// The `meta` key in which `weir dlq redrive` hands a redriven event its previous DLQ `error`, so
+/// that failing again continues that history rather than starting a new one. Plugins see it (a
+/// redriven event is one that failed before); the DLQ record's `event` leaves it out.
+pub const REDRIVE_META: &str = "redrive";
+
 /// One event on its way through a pipeline.
 #[derive(Debug, Clone)]
 pub struct Envelope {

@@ -2,9 +2,10 @@
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
-use weir::commands::{self, exit};
+use weir::commands;
 use weir::config::HostSettings;
 use weir::config::host::LogFormat;
+use weir::exit;
 
 /// mimalloc rather than glibc's malloc: measured faster on weir's per-event allocations, and it
 /// does not return memory to the kernel batch after batch (README, Performance).

@@ -23,7 +23,7 @@ fn config_errors_match_golden_files() {
     for case in &cases {
         let name = Path::new(case.file_name().unwrap());
         let text = std::fs::read_to_string(case).unwrap();
-        let actual = match weir::config::parse_pipeline(name, &text) {
+        let actual = match weir::pipeline::parse_pipeline(name, &text) {
             Ok(_) => "(no error)".to_string(),
             Err(e) => e.to_string(),
         };

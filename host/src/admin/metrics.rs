@@ -9,7 +9,7 @@
 //!   source lag, checkpoint age, state. Copying them at scrape time costs the hot path nothing
 //!   and cannot disagree with `/pipelines`.
 
-use crate::pipeline::status::{State, Status};
+use crate::observe::status::{State, Status};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::Arc;
 

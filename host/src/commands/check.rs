@@ -7,10 +7,11 @@
 //! but the compile cache. With `--connect` it also reaches the brokers and queues of each valid
 //! pipeline (`super::connect`).
 
-use super::exit;
-use crate::config::pipeline::read_pipelines;
-use crate::config::{ConfigError, ConfigErrors, HostSettings, KeyPath, PipelineConfig, SourceText};
-use crate::plugin::PluginSet;
+use crate::config::{ConfigError, ConfigErrors, HostSettings, KeyPath, SourceText};
+use crate::exit;
+use crate::pipeline::PipelineConfig;
+use crate::pipeline::config::read_pipelines;
+use crate::pipeline::plugin_stage::PluginSet;
 use crate::sink::{SinkConfig, SinkKind};
 use crate::source::SourceConfig;
 use std::path::{Path, PathBuf};

@@ -5,8 +5,9 @@
 //! metadata and queue attributes only: it joins no consumer group, commits nothing, sends and
 //! receives no message.
 
-use crate::config::{ConfigError, KeyPath, PipelineConfig, SourceText};
+use crate::config::{ConfigError, KeyPath, SourceText};
 use crate::kafka::{Names, Properties, client_config};
+use crate::pipeline::PipelineConfig;
 use crate::sink::{SinkConfig, SinkKind};
 use crate::source::SourceConfig;
 use crate::sqs::{AwsError, QueueRef};

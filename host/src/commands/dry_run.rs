@@ -41,12 +41,12 @@
 //! Exit 0 if nothing would be dead-lettered, 1 otherwise, 2 if the pipeline is invalid, a
 //! plugin does not load, or the input cannot be read.
 
-use super::exit;
-use crate::config::{PipelineConfig, load_pipeline};
 use crate::event::Envelope;
+use crate::exit;
 use crate::pipeline::filter::FilterStage;
+use crate::pipeline::plugin_stage::{PluginSet, PluginStage};
 use crate::pipeline::slot::{Failure, Fate, Slot};
-use crate::plugin::{PluginSet, PluginStage};
+use crate::pipeline::{PipelineConfig, load_pipeline};
 use crate::sink::Preview;
 use crate::source::SourceConfig;
 use crate::source::file::ReadOnce;

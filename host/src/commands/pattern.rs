@@ -1,7 +1,7 @@
 //! `weir pattern check` (a line-oriented tool for scripts and conformance suites) and
 //! `weir pattern test` (for people).
 
-use super::exit;
+use crate::exit;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 use weir_pattern::Pattern;

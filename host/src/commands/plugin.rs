@@ -12,12 +12,12 @@
 //! stderr, as `weir run` logs it.
 //! Exit 0 if every event was processed, 1 if some failed, 2 if the plugin could not be loaded.
 
-use super::exit;
 use crate::event::{Envelope, Payload};
+use crate::exit;
+use crate::pipeline::plugin_stage::{from_wit, metadata, to_wit};
 use crate::plugin::config::{DEFAULT_INIT_TIMEOUT_MS, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_MS};
 use crate::plugin::instance::{Loaded, Settings};
 use crate::plugin::runner::{Outcome, Runner};
-use crate::plugin::stage::{from_wit, metadata, to_wit};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;

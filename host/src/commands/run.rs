@@ -2,8 +2,8 @@
 //! them, with the admin server (`crate::admin`) and live reload of the pipeline files
 //! (`crate::service`).
 
-use super::exit;
 use crate::config::HostSettings;
+use crate::exit;
 use crate::service::{self, Service};
 use std::path::PathBuf;
 use std::time::Duration;

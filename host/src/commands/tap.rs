@@ -4,8 +4,8 @@
 //! stage is unknown or the admin API unreachable.
 
 use super::admin_client::AdminClient;
-use super::exit;
 use crate::config::HostSettings;
+use crate::exit;
 use std::io::{BufRead, BufReader, Write};
 
 pub struct TapArgs {

@@ -3,8 +3,8 @@
 //! after the last (`--iterations N` stops after N).
 
 use super::admin_client::AdminClient;
-use super::exit;
 use crate::config::HostSettings;
+use crate::exit;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};

@@ -1,4 +1,7 @@
-//! Configuration: pipeline files ([`pipeline`]) and the host's own settings ([`host`]).
+//! Configuration: how a TOML file is read and its mistakes reported ([`diagnostic`], [`component`]),
+//! and the host's own settings ([`host`]). A pipeline file's model is the pipeline's own
+//! (`crate::pipeline::config`): it is made of the source, sink and plugin settings, which live
+//! with their connectors.
 //!
 //! Mistakes are reported as [`ConfigError`]s that name the file, line, column and key, and what
 //! was expected; nothing here panics on input.
@@ -6,8 +9,6 @@
 pub mod component;
 pub mod diagnostic;
 pub mod host;
-pub mod pipeline;
 
 pub use diagnostic::{ConfigError, ConfigErrors, KeyPath, SourceText};
 pub use host::HostSettings;
-pub use pipeline::{PipelineConfig, load_pipeline, load_pipelines, parse_pipeline};

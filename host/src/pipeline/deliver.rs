@@ -17,15 +17,16 @@
 //! entries must not write an entry after a failed entry with the same key (Kafka's partitions
 //! and SQS FIFO groups keep that); the file and stdout sinks fail whole batches.
 
-use super::counters::Counters;
 use super::dlq_fallback::{Fallback, cut_record};
 use super::failure_log::FailureLog;
 use super::hold::Held;
 use super::policy::{OnFailure, Retry};
 use super::retry_log::{RetryLog, Severity};
-use super::slot::{Failure, Fate, REDRIVE_META, Slot};
-use super::status::Status;
+use super::slot::{Failure, Fate, Slot};
+use crate::event::REDRIVE_META;
 use crate::event::{Envelope, push_json_string};
+use crate::observe::counters::Counters;
+use crate::observe::status::Status;
 use crate::sink::{Body, Outgoing, Sink, SinkContext, SinkError, SinkFailure};
 use std::sync::Arc;
 use std::time::Duration;

@@ -11,10 +11,10 @@
 
 use super::deliver::{Outlets, pause};
 use super::hold::Held;
+use super::plugin_stage::{PluginSet, PluginStage};
 use super::policy::OnFailure;
 use super::slot::{Ended, Fate, Slot};
 use crate::event::Position;
-use crate::plugin::{PluginSet, PluginStage};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;

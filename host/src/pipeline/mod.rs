@@ -17,30 +17,29 @@
 //! that could be none of these (stopping while its sink is down) stays unacknowledged, so the
 //! source reads it again after a restart.
 
-pub mod counters;
+pub mod config;
 mod deliver;
 mod dlq_fallback;
 mod failure_log;
 pub(crate) mod filter;
 mod hold;
 mod lane;
+pub mod plugin_stage;
 pub mod policy;
 mod retry_log;
 pub mod slot;
-pub mod status;
-pub mod tap;
 
-use crate::config::PipelineConfig;
-use crate::plugin::PluginSet;
+use crate::observe::counters::{Counters, Snapshot};
+use crate::observe::status::Status;
 use crate::sink::{SinkConfig, SinkContext, SinkError};
 use crate::source::{Acker, Source, SourceContext, SourceError, SourceEvent};
 use crate::template::Template;
-use counters::{Counters, Snapshot};
+pub use config::{PipelineConfig, load_pipeline, load_pipelines, parse_pipeline};
 use deliver::Outlets;
 use filter::FilterStage;
 use lane::{Finished, Lane};
+use plugin_stage::PluginSet;
 use slot::{Ended, Failure, Fate, Slot};
-use status::Status;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -155,7 +154,12 @@ impl Pipeline {
     /// Runs until the source ends or `stop` is cancelled, then saves the checkpoint. Returns the
     /// final counts.
     pub async fn run(self, stop: CancellationToken) -> Result<Snapshot, PipelineError> {
-        self.status.begin(&self.cfg, self.counters.clone());
+        let run = crate::observe::status::Run {
+            file: self.cfg.file.display().to_string(),
+            source: self.cfg.source.kind(),
+            sink: self.cfg.sink.kind(),
+        };
+        self.status.begin(run, self.counters.clone());
         let _lock = self.lock_state()?;
         let sctx = SourceContext {
             pipeline: self.cfg.name.clone(),
@@ -247,7 +251,8 @@ impl Pipeline {
                 None => sink_err("dlq", e),
             })?;
         let ordering = self.cfg.ordering.clone();
-        self.status.running(plugins.clone());
+        self.status
+            .running(plugins.clone().map(|p| Arc::new(p) as _));
         tracing::info!(pipeline = %name, source = self.cfg.source.kind(), sink = self.cfg.sink.kind(),
             filters = self.cfg.filters.len(), plugins = self.cfg.plugins.len(), lanes = ordering.lanes,
             "pipeline started");

@@ -1,6 +1,7 @@
 //! A slot is one source event on its way through the stages, and how it ended.
 
-use crate::event::{Envelope, Position};
+use crate::event::{Envelope, Position, REDRIVE_META};
+pub use crate::observe::counters::Ended;
 use std::time::Instant;
 
 #[derive(Debug)]
@@ -70,16 +71,6 @@ impl Fate {
     }
 }
 
-/// The ways an event ends: only then is its source position acknowledged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ended {
-    Filtered,
-    Delivered,
-    DeadLettered,
-    Dropped,
-    Released,
-}
-
 /// Why an event is dead-lettered (the `error` object of the DLQ record).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Failure {
@@ -112,11 +103,6 @@ impl Failure {
         }
     }
 }
-
-/// The `meta` key in which `weir dlq redrive` hands a redriven event its previous DLQ `error`, so
-/// that failing again continues that history rather than starting a new one. Plugins see it (a
-/// redriven event is one that failed before); the DLQ record's `event` leaves it out.
-pub const REDRIVE_META: &str = "redrive";
 
 impl Failure {
     /// This failure of `event`, after its earlier ones if it is being redriven: the first failure

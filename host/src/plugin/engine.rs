@@ -8,8 +8,8 @@
 //! calls are async and a wall-clock timer drops the waiting call (call.rs).
 
 use super::PluginError;
-use super::instance::Transform;
-use super::limits::StoreData;
+use super::bindings::Transform;
+use super::store::StoreData;
 use crate::config::host::PluginProfiler;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};

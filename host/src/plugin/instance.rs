@@ -5,26 +5,17 @@ use super::cache::{self, Origin};
 use super::call::{self, Unfinished};
 use super::engine::{self, PluginEngine};
 use super::last_words::last_words;
-use super::limits::StoreData;
 use super::log_limit::LogLimit;
 use super::metadata::{self, Lookup};
+use super::store::StoreData;
 use super::wasm_file;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::{Store, Trap};
 
-// Borrowing: the events a call lowers into the guest (`Event<'_>`) are read from the pipeline's
-// envelopes in place, not copied into owned strings first. Exports are async so that a call
-// waiting in a host function can be dropped at its deadline (call.rs).
-wasmtime::component::bindgen!({
-    world: "transform",
-    path: "../wit",
-    ownership: Borrowing { duplicate_if_necessary: true },
-    exports: { default: async },
-});
-
-pub use self::weir::plugin::types::Output;
+pub use super::bindings::{BatchResult, Event, Output};
+use super::bindings::{Transform, TransformPre};
 
 /// One version of a plugin, ready to instantiate (cheaply: 8 µs for Rust, ~0.5 ms for JS or
 /// Python, measured) as often as a trap requires.

@@ -12,7 +12,6 @@
 //! the Store holds a pointer to the caller's lookup ([`Lent`]), set by [`lend`] for exactly the
 //! duration of one call and cleared when it returns or unwinds.
 
-use super::limits::StoreData;
 use std::ptr::NonNull;
 use wasmtime::Store;
 
@@ -42,24 +41,29 @@ impl Lent {
     }
 }
 
+/// A Store's data that holds a [`Lent`] (the plugin Store's, store.rs).
+pub trait Lends: 'static {
+    fn lent(&mut self) -> &mut Lent;
+}
+
 /// Runs `call` with `lookup` (for a batch of `len` events) lent to the store's `metadata`
 /// import; taken back when `call` returns or unwinds.
-pub fn lend<R>(
-    store: &mut Store<StoreData>,
+pub fn lend<T: Lends, R>(
+    store: &mut Store<T>,
     lookup: &Lookup<'_>,
     len: usize,
-    call: impl FnOnce(&mut Store<StoreData>) -> R,
+    call: impl FnOnce(&mut Store<T>) -> R,
 ) -> R {
-    struct TakeBack<'s>(&'s mut Store<StoreData>);
-    impl Drop for TakeBack<'_> {
+    struct TakeBack<'s, T: Lends>(&'s mut Store<T>);
+    impl<T: Lends> Drop for TakeBack<'_, T> {
         fn drop(&mut self) {
-            self.0.data_mut().metadata.0 = None;
+            self.0.data_mut().lent().0 = None;
         }
     }
     // SAFETY: only the trait object's lifetime is erased; `TakeBack` removes the pointer before
     // this function returns, so it is never used after `lookup`'s borrow ends.
     let erased: &Lookup<'static> = unsafe { std::mem::transmute::<&Lookup<'_>, _>(lookup) };
-    store.data_mut().metadata.0 = Some((NonNull::from(erased), len));
+    store.data_mut().lent().0 = Some((NonNull::from(erased), len));
     let guard = TakeBack(store);
     call(&mut *guard.0)
 }

@@ -7,34 +7,37 @@
 //! engine.rs   one shared wasmtime Engine, its epoch ticker and the Linker (WASI with nothing granted)
 //! cache.rs    compiled components on disk, keyed by content hash and engine settings
 //! call.rs     running a call to its end within a wall-clock deadline, waits in host calls included
-//! limits.rs   per-Store state: the memory limit, the WASI context, the `log` import
-//! stdio.rs    what a plugin writes to stdout and stderr: logged, and its end kept per call
+//! bindings.rs the `bindgen!` of the WIT contract, alone
+//! store.rs    per-Store state: the memory limit, the WASI context, the imports' state
+//! memory.rs   the cap on an instance's linear memory
+//! imports.rs  the host functions a plugin imports, bound to the files that implement them
+//! stdio.rs    what a plugin writes to stdout and stderr and its `log` import: logged, and its end kept per call
 //! log_limit.rs the cap on a plugin's log lines
 //! last_words.rs why a plugin failed, in its own words (a traceback, a panic message)
 //! metadata.rs the `metadata` import: an event's metadata, built only when a plugin asks
-//! instance.rs the bindings; a loaded plugin (InstancePre + config) and its instances
+//! instance.rs a loaded plugin (InstancePre + config) and its instances
 //! runner.rs   one plugin's batch call, and isolating the event that traps or is too slow
 //! reload.rs   the version to run now; watching the `.wasm` and preparing a new one off the hot path
-//! stage.rs    the pipeline's plugin set, and each lane's stage: plugins in order over a batch
 //! ```
 
+pub mod bindings;
 pub mod cache;
 pub mod call;
 pub mod config;
 pub mod engine;
+mod imports;
 pub mod instance;
 pub mod last_words;
-pub mod limits;
 pub mod log_limit;
+pub mod memory;
 pub mod metadata;
 pub mod reload;
 pub mod runner;
-pub mod stage;
 pub mod stdio;
+pub mod store;
 pub mod wasm_file;
 
 pub use config::PluginConfig;
-pub use stage::{PluginSet, PluginStage};
 
 /// Why a plugin could not be loaded.
 #[derive(Debug, thiserror::Error)]

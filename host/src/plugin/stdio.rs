@@ -12,7 +12,7 @@
 //!
 //! Writes never fail and never block: what is over the bounds is dropped (and counted), not held.
 
-use super::instance::weir::plugin::host::Level;
+use super::bindings::Level;
 use super::log_limit::{self, LogLimit};
 use bytes::Bytes;
 use std::sync::{Arc, Mutex};

@@ -16,11 +16,12 @@
 
 mod watch;
 
-use crate::commands::exit;
-use crate::config::pipeline::pipeline_files_in;
-use crate::config::{ConfigErrors, PipelineConfig, parse_pipeline};
+use crate::config::ConfigErrors;
+use crate::exit;
+use crate::observe::status::{State, Status};
 use crate::pipeline::Pipeline;
-use crate::pipeline::status::{State, Status};
+use crate::pipeline::config::pipeline_files_in;
+use crate::pipeline::{PipelineConfig, parse_pipeline};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -477,7 +478,7 @@ async fn wait_ended(mut ended: tokio_watch::Receiver<bool>) {
 /// Loads the files `weir run` was given, all of them valid or none (at start-up a mistake stops
 /// weir with every error; later, a reload rejects only the file at fault).
 pub fn load_initial(paths: &[PathBuf]) -> Result<Vec<(PipelineConfig, String)>, ConfigErrors> {
-    let configs = crate::config::load_pipelines(paths)?;
+    let configs = crate::pipeline::load_pipelines(paths)?;
     Ok(configs
         .into_iter()
         .map(|c| {

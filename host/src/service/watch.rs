@@ -50,7 +50,7 @@ fn fingerprint(paths: &[PathBuf]) -> Vec<(PathBuf, Option<(u64, SystemTime)>)> {
     let mut out = Vec::new();
     for path in paths {
         let files = match path.is_dir() {
-            true => crate::config::pipeline::pipeline_files_in(path).unwrap_or_default(),
+            true => crate::pipeline::config::pipeline_files_in(path).unwrap_or_default(),
             false => vec![path.clone()],
         };
         for f in files {

@@ -168,7 +168,7 @@ pub struct SourceContext {
     /// This pipeline's own state directory (checkpoints).
     pub state_dir: PathBuf,
     /// Where a source reports what it alone knows (Kafka: lag).
-    pub status: Option<std::sync::Arc<crate::pipeline::status::Status>>,
+    pub status: Option<std::sync::Arc<crate::observe::status::Status>>,
 }
 
 /// The `[source]` table, by kind.
@@ -180,6 +180,12 @@ pub enum SourceConfig {
 }
 
 const KINDS: &[&str] = &["file", "kafka", "sqs"];
+
+/// The registered source kind of this name (a DLQ record's `event.source`), as the `'static`
+/// label an envelope carries; `None` for a name no source has.
+pub(crate) fn registered_kind(name: &str) -> Option<&'static str> {
+    KINDS.iter().copied().find(|k| *k == name)
+}
 
 impl SourceConfig {
     pub fn parse(

@@ -11,8 +11,8 @@
 
 use super::prefix::PrefixTracker;
 use super::{Acker, Source, SourceError, SourceEvent};
+use crate::event::REDRIVE_META;
 use crate::event::{Envelope, Payload, Position};
-use crate::pipeline::slot::REDRIVE_META;
 use async_trait::async_trait;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};

@@ -16,9 +16,10 @@ pub use export::{ExportArgs, export};
 pub use purge::{PurgeArgs, purge};
 pub use redrive::{RedriveArgs, redrive};
 
-use super::exit;
-use crate::config::{HostSettings, load_pipeline};
+use crate::config::HostSettings;
+use crate::exit;
 use crate::pipeline::Pipeline;
+use crate::pipeline::load_pipeline;
 use records::Selection;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

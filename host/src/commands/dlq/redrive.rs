@@ -14,9 +14,10 @@
 
 use super::records::{self, Record, Selection};
 use super::{SelectArgs, Target, exit, locate_selected};
-use crate::config::{HostSettings, load_pipeline};
+use crate::config::HostSettings;
 use crate::durable;
 use crate::pipeline::Pipeline;
+use crate::pipeline::load_pipeline;
 use crate::source::replay::{self, Progress};
 use std::io::{BufRead, Seek};
 use std::path::{Path, PathBuf};

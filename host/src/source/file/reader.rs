@@ -6,7 +6,7 @@
 use super::checkpoint::FileId;
 use super::identity::{self, Fingerprint, Known};
 use crate::event::Position;
-use crate::pipeline::status::Status;
+use crate::observe::status::Status;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};

@@ -40,7 +40,7 @@ pub struct Context {
     /// revocation (which runs inside `poll`) can drop those of the revoked partitions.
     pending: Mutex<Vec<SourceEvent>>,
     /// Where the statistics callback reports each partition's lag.
-    pub status: Option<Arc<crate::pipeline::status::Status>>,
+    pub status: Option<Arc<crate::observe::status::Status>>,
     /// The consumer this is the context of (set once it is created), for a commit that a
     /// rebalance callback waits for a bounded time: librdkafka's synchronous commit waits
     /// without a bound, so it runs on a thread of its own, which needs the consumer.

@@ -147,7 +147,7 @@ struct Reading {
     /// `Some(n)`: failed messages go to weir's DLQ from their n-th receive on; `None`: never.
     dead_letter_from: Option<u32>,
     /// Told whether SQS answers (readiness).
-    status: Option<Arc<crate::pipeline::status::Status>>,
+    status: Option<Arc<crate::observe::status::Status>>,
 }
 
 impl Reading {

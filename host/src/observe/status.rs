@@ -10,7 +10,6 @@
 
 use super::counters::{Counters, Snapshot};
 use super::tap::Tap;
-use crate::plugin::PluginSet;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -28,6 +27,19 @@ pub enum State {
     Stopped,
     /// Ended with an error (`last_error` says which).
     Failed,
+}
+
+/// The plugins a run has loaded, as the status reports them: asked anew at each look, since hot
+/// reloads change their versions while the run goes on.
+pub trait PluginVersions: Send + Sync {
+    fn versions(&self) -> Vec<PluginVersion>;
+}
+
+/// What a run is, as the status shows it: its pipeline file and its source and sink kinds.
+pub struct Run {
+    pub file: String,
+    pub source: &'static str,
+    pub sink: &'static str,
 }
 
 /// The newest error seen, and when.
@@ -60,7 +72,7 @@ struct Inner {
     /// Runs of this pipeline so far in this process (a changed file restarts it).
     runs: u64,
     current: Option<Arc<Counters>>,
-    plugins: Option<PluginSet>,
+    plugins: Option<Arc<dyn PluginVersions>>,
     /// Counts of earlier runs, and their failures by stage.
     earlier: Snapshot,
     earlier_failed: BTreeMap<String, u64>,
@@ -149,12 +161,12 @@ impl Status {
     }
 
     /// A new run starts, counting into `counters`.
-    pub fn begin(&self, cfg: &crate::config::PipelineConfig, counters: Arc<Counters>) {
+    pub fn begin(&self, run: Run, counters: Arc<Counters>) {
         let mut s = self.lock();
         s.state = State::Starting;
-        s.file = cfg.file.display().to_string();
-        s.source = cfg.source.kind();
-        s.sink = cfg.sink.kind();
+        s.file = run.file;
+        s.source = run.source;
+        s.sink = run.sink;
         s.started_at = now();
         s.runs += 1;
         s.current = Some(counters);
@@ -164,7 +176,7 @@ impl Status {
     }
 
     /// The run's source, sinks and plugins are open and events flow.
-    pub fn running(&self, plugins: Option<PluginSet>) {
+    pub fn running(&self, plugins: Option<Arc<dyn PluginVersions>>) {
         let mut s = self.lock();
         s.state = State::Running;
         s.plugins = plugins;
@@ -274,11 +286,7 @@ impl Status {
             in_flight,
             failed_by_stage,
             last_error: s.last_error.clone(),
-            plugins: s
-                .plugins
-                .as_ref()
-                .map(PluginSet::versions)
-                .unwrap_or_default(),
+            plugins: s.plugins.as_ref().map(|p| p.versions()).unwrap_or_default(),
             lag: (!s.lag.is_empty()).then(|| s.lag.values().sum()),
             lag_by_partition: s.lag.clone(),
             checkpoint_age_s,

@@ -5,6 +5,16 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+/// The ways an event ends: only then is its source position acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    Filtered,
+    Delivered,
+    DeadLettered,
+    Dropped,
+    Released,
+}
+
 #[derive(Debug, Default)]
 pub struct Counters {
     pub received: AtomicU64,
@@ -102,8 +112,7 @@ impl Counters {
     }
 
     /// Counts one ended event.
-    pub fn ended(&self, how: super::slot::Ended) {
-        use super::slot::Ended;
+    pub fn ended(&self, how: Ended) {
         let counter = match how {
             Ended::Filtered => &self.filtered,
             Ended::Delivered => &self.delivered,

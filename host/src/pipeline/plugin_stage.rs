@@ -11,15 +11,15 @@
 //! plugins in parallel. Calls are synchronous and CPU-bound: lanes run [`PluginStage::apply`] on
 //! the blocking pool, never on an async worker.
 
-use super::PluginError;
-use super::config::PluginConfig;
-use super::instance::{Event, Settings};
-use super::reload::{self, Current};
-use super::runner::{Outcome, Runner};
+use super::slot::{Failure, Fate, Slot};
 use crate::event::{Envelope, KEY_BASE64, Payload, RAW_BASE64};
-use crate::pipeline::slot::{Failure, Fate, Slot};
-use crate::pipeline::status::PluginVersion;
-use crate::pipeline::tap::Tap;
+use crate::observe::status::{PluginVersion, PluginVersions};
+use crate::observe::tap::Tap;
+use crate::plugin::PluginError;
+use crate::plugin::config::PluginConfig;
+use crate::plugin::instance::{Event, Settings};
+use crate::plugin::reload::{self, Current};
+use crate::plugin::runner::{Outcome, Runner};
 use crate::source::Format;
 use std::path::Path;
 use std::sync::Arc;
@@ -60,7 +60,7 @@ impl PluginSet {
                 config_json: c.config_json.clone(),
                 cache_dir: state_root.map(|r| r.join(".plugin-cache")),
             };
-            let (loaded, _checked) = super::instance::Loaded::load(&settings)?;
+            let (loaded, _checked) = crate::plugin::instance::Loaded::load(&settings)?;
             tracing::info!(pipeline = %pipeline, plugin = %c.name, path = %c.path.display(),
                 hash = %&loaded.hash[..12], origin = ?loaded.origin, "plugin loaded");
             let current = Current::new(loaded);
@@ -88,23 +88,6 @@ impl PluginSet {
     pub fn with_tap(mut self, tap: Arc<Tap>) -> Self {
         self.tap = Some(tap);
         self
-    }
-
-    /// The version each plugin runs now.
-    pub fn versions(&self) -> Vec<PluginVersion> {
-        self.plugins
-            .iter()
-            .map(|(_, current)| {
-                let (generation, loaded) = current.get();
-                PluginVersion {
-                    name: loaded.settings.name.to_string(),
-                    path: loaded.settings.path.display().to_string(),
-                    version: loaded.hash.clone(),
-                    reloads: generation,
-                    reload_refused: current.refused(),
-                }
-            })
-            .collect()
     }
 
     /// A stage for one lane: its own instances, made on first use.
@@ -136,6 +119,25 @@ impl PluginSet {
             })
             .collect();
         PluginStage { plugins }
+    }
+}
+
+impl PluginVersions for PluginSet {
+    /// The version each plugin runs now.
+    fn versions(&self) -> Vec<PluginVersion> {
+        self.plugins
+            .iter()
+            .map(|(_, current)| {
+                let (generation, loaded) = current.get();
+                PluginVersion {
+                    name: loaded.settings.name.to_string(),
+                    path: loaded.settings.path.display().to_string(),
+                    version: loaded.hash.clone(),
+                    reloads: generation,
+                    reload_refused: current.refused(),
+                }
+            })
+            .collect()
     }
 }
 
@@ -320,7 +322,7 @@ pub fn metadata(e: &Envelope) -> Vec<(String, String)> {
 /// fails as `malformed` rather than travel on as a string.
 pub fn from_wit(
     input: &Envelope,
-    out: super::instance::Output,
+    out: crate::plugin::instance::Output,
     of: usize,
     k: usize,
 ) -> Result<Envelope, String> {

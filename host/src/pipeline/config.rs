@@ -1,9 +1,9 @@
 //! The pipeline file: `[pipeline]`, `[source]`, `[[filter]]`, `[[plugin]]`, `[ordering]`,
 //! `[retry]`, `[sink]`, `[dlq]`.
 
-use super::component::{deserialize_table, every_error};
-use super::diagnostic::{ConfigError, ConfigErrors, KeyPath, SourceText};
-use crate::pipeline::policy::{Ordering, Retry};
+use super::policy::{Ordering, Retry};
+use crate::config::component::{deserialize_table, every_error};
+use crate::config::diagnostic::{ConfigError, ConfigErrors, KeyPath, SourceText};
 use crate::plugin::PluginConfig;
 use crate::sink::SinkConfig;
 use crate::source::SourceConfig;
@@ -113,7 +113,7 @@ pub fn parse_pipeline(file: &Path, text: &str) -> Result<PipelineConfig, ConfigE
     });
     // A section missing because its name is misspelt (`[sorce]`) is one mistake, said once.
     for section in missing {
-        if !super::component::misspelt(&found, section) {
+        if !crate::config::component::misspelt(&found, section) {
             errors.push(src.error(&root, format!("missing required section `[{section}]`")));
         }
     }

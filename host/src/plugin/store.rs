@@ -1,12 +1,11 @@
 //! What each plugin instance's Store holds: its memory limit, a WASI context that grants nothing
 //! but captured stdout and stderr, where its `log` calls go and what its `metadata` calls answer.
 
-use super::instance::weir::plugin::host::{Host, Level};
 use super::log_limit::LogLimit;
-use super::metadata::Lent;
+use super::memory::MemoryLimit;
+use super::metadata::{Lends, Lent};
 use super::stdio::Capture;
 use std::sync::Arc;
-use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -49,52 +48,6 @@ impl StoreData {
     }
 }
 
-/// Caps the total linear memory of an instance (all its memories together: JS and Python
-/// runtimes may have more than one). A refused `memory.grow` returns -1 to the guest, which
-/// usually aborts; `exceeded` lets the host say "exceeded 64 MiB" instead of "unreachable".
-pub struct MemoryLimit {
-    pub max_bytes: usize,
-    total: usize,
-    pub exceeded: bool,
-}
-
-impl MemoryLimit {
-    fn new(memory_mb: u64) -> Self {
-        MemoryLimit {
-            max_bytes: (memory_mb as usize).saturating_mul(1 << 20),
-            total: 0,
-            exceeded: false,
-        }
-    }
-}
-
-impl ResourceLimiter for MemoryLimit {
-    fn memory_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        let total = self.total.saturating_add(desired.saturating_sub(current));
-        if total > self.max_bytes {
-            self.exceeded = true;
-            return Ok(false);
-        }
-        self.total = total;
-        Ok(true)
-    }
-
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        // Tables hold function references; a million is far beyond any real runtime's needs.
-        Ok(desired <= 1_000_000)
-    }
-}
-
 impl WasiView for StoreData {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
@@ -104,15 +57,8 @@ impl WasiView for StoreData {
     }
 }
 
-// The shared types interface has no functions, but bindgen still asks for its (empty) host trait.
-impl super::instance::weir::plugin::types::Host for StoreData {}
-
-impl Host for StoreData {
-    fn log(&mut self, level: Level, message: String) {
-        self.stdio.log(level, &message);
-    }
-
-    fn metadata(&mut self, input: u32) -> Vec<(String, String)> {
-        self.metadata.get(input)
+impl Lends for StoreData {
+    fn lent(&mut self) -> &mut Lent {
+        &mut self.metadata
     }
 }

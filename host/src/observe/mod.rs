@@ -1,0 +1,8 @@
+//! Watching pipelines run: what each counted (`counters`), the state and last error the admin
+//! API and `weir top` show (`status`), and the live copies of events that `weir tap` asks for
+//! (`tap`). The runtime and the sources write here; the service, the admin API and the commands
+//! read. Nothing here runs a pipeline.
+
+pub mod counters;
+pub mod status;
+pub mod tap;
