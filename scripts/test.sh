@@ -10,6 +10,13 @@ if [ ! -d ../shared/conformance ]; then
   exit 1
 fi
 
+# Formatting first: it takes a second and needs nothing built. (rustfmt and clippy come with
+# the default toolchain profile; a minimal one lacks them.)
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+  rustup component add rustfmt clippy
+fi
+cargo fmt --all --check
+
 # The Kafka-protocol broker the Kafka tests start (one per test, on a port of its own): tansu,
 # built once and reused (8-25 minutes on two cores). It needs no other service.
 tansu_bin="${CARGO_HOME:-$HOME/.cargo}/bin/tansu"
@@ -35,5 +42,7 @@ scripts/build-plugins.sh
 # the host below); its own target dir beside the plugins' Wasm one.
 (cd plugins && cargo test -p weir-plugin-alloc --lib --locked -j 2 --target-dir ../var/plugin-test-target)
 
+# Lints before tests: a warning fails the suite (the lints are set in Cargo.toml).
 # -j 2: the machine has two cores; more parallel rustc processes only add memory pressure.
+cargo clippy --workspace --all-targets --locked -j 2 -- -D warnings
 cargo test --workspace --locked -j 2

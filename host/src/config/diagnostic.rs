@@ -10,12 +10,25 @@ use toml::de::{DeTable, DeValue};
 pub struct ConfigError {
     pub file: PathBuf,
     /// 1-based line and column of the key (or value) at fault, when it could be located.
-    pub line: Option<usize>,
-    pub column: Option<usize>,
+    pub at: Option<(usize, usize)>,
     /// Dotted key path, e.g. `source.batch_size` or `filter[1].pattern`; empty for the whole file.
     pub key: String,
     pub message: String,
     pub help: Option<String>,
+}
+
+impl ConfigError {
+    /// An error about a whole file (it cannot be read, it names no pipeline), or, with an empty
+    /// `file`, about no file at all (an environment variable: the message says which).
+    pub fn of_file(file: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        ConfigError {
+            file: file.into(),
+            at: None,
+            key: String::new(),
+            message: message.into(),
+            help: None,
+        }
+    }
 }
 
 impl fmt::Display for ConfigError {
@@ -24,7 +37,7 @@ impl fmt::Display for ConfigError {
         // in its message.
         if !self.file.as_os_str().is_empty() {
             write!(f, "{}", self.file.display())?;
-            if let (Some(line), Some(col)) = (self.line, self.column) {
+            if let Some((line, col)) = self.at {
                 write!(f, ":{line}:{col}")?;
             }
             write!(f, ": ")?;
@@ -159,17 +172,9 @@ impl<'a> SourceText<'a> {
         key: KeyPath,
         message: String,
     ) -> ConfigError {
-        let (line, column) = match span {
-            Some(s) => {
-                let (l, c) = line_col(self.text, s.start);
-                (Some(l), Some(c))
-            }
-            None => (None, None),
-        };
         ConfigError {
             file: self.file.to_owned(),
-            line,
-            column,
+            at: span.map(|s| line_col(self.text, s.start)),
             key: key.to_string(),
             message,
             help: None,
@@ -262,11 +267,11 @@ mod tests {
             &KeyPath::default().key("filter").index(1).key("pattern"),
             "bad",
         );
-        assert_eq!((e.line, e.column), (Some(7), Some(3)));
+        assert_eq!(e.at, Some((7, 3)));
         assert_eq!(e.key, "filter[1].pattern");
         // A missing key is placed at its parent table.
         let e = src.error(&KeyPath::default().key("pipeline").key("nope"), "missing");
-        assert_eq!((e.line, e.column), (Some(1), Some(2)));
+        assert_eq!(e.at, Some((1, 2)));
     }
 
     #[test]
@@ -274,7 +279,7 @@ mod tests {
         let e = SourceText::parse(Path::new("p.toml"), "[a]\nb = \n")
             .err()
             .unwrap();
-        assert_eq!(e.line, Some(2));
+        assert_eq!(e.at.map(|(line, _)| line), Some(2));
         assert!(e.message.starts_with("invalid TOML"), "{}", e.message);
     }
 

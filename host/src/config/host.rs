@@ -248,14 +248,10 @@ impl HostSettings {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => String::new(),
             Err(e) => {
-                return Err(ConfigErrors(vec![ConfigError {
-                    file: path,
-                    line: None,
-                    column: None,
-                    key: String::new(),
-                    message: format!("cannot read the settings file: {e}"),
-                    help: None,
-                }]));
+                return Err(ConfigErrors(vec![ConfigError::of_file(
+                    path,
+                    format!("cannot read the settings file: {e}"),
+                )]));
             }
         };
         Self::parse_for(&path, &text, weir_variables(), serve)
@@ -295,20 +291,16 @@ impl HostSettings {
                 .collect();
             if !known.contains(&key) {
                 let names: Vec<String> = known.iter().map(|k| env_name(k)).collect();
+                let listed: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
                 errors.push(ConfigError {
-                    file: PathBuf::new(),
-                    line: None,
-                    column: None,
-                    key: String::new(),
-                    message: format!(
-                        "environment variable `{var}` is not a weir setting; the settings are {}",
-                        names
-                            .iter()
-                            .map(|n| format!("`{n}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
                     help: did_you_mean(&var, names.iter().map(String::as_str)),
+                    ..ConfigError::of_file(
+                        PathBuf::new(),
+                        format!(
+                            "environment variable `{var}` is not a weir setting; the settings are {}",
+                            listed.join(", ")
+                        ),
+                    )
                 });
                 continue;
             }
@@ -365,8 +357,7 @@ impl HostSettings {
                 .find(|(key, _)| e.key == *key || e.key.starts_with(&format!("{key}.")))
             {
                 e.file = PathBuf::new();
-                e.line = None;
-                e.column = None;
+                e.at = None;
                 e.message = format!("environment variable `{var}`: {}", e.message);
                 e.key = String::new();
             }

@@ -85,14 +85,8 @@ struct FilterSection {
 
 /// Reads and validates one pipeline file.
 pub fn load_pipeline(file: &Path) -> Result<PipelineConfig, ConfigErrors> {
-    let text = std::fs::read_to_string(file).map_err(|e| ConfigError {
-        file: file.to_owned(),
-        line: None,
-        column: None,
-        key: String::new(),
-        message: format!("cannot read pipeline file: {e}"),
-        help: None,
-    })?;
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| ConfigError::of_file(file, format!("cannot read pipeline file: {e}")))?;
     parse_pipeline(file, &text)
 }
 
@@ -376,12 +370,5 @@ pub fn pipeline_files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 }
 
 fn plain_error(file: &Path, message: &str) -> ConfigError {
-    ConfigError {
-        file: file.to_owned(),
-        line: None,
-        column: None,
-        key: String::new(),
-        message: message.to_owned(),
-        help: None,
-    }
+    ConfigError::of_file(file, message)
 }
