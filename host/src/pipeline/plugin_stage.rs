@@ -54,9 +54,7 @@ impl PluginSet {
                 pipeline: pipeline.clone(),
                 name: c.name.as_str().into(),
                 path: c.path.clone(),
-                timeout: c.timeout,
-                init_timeout: c.init_timeout,
-                memory_mb: c.memory_mb,
+                limits: c.limits,
                 config_json: c.config_json.clone(),
                 cache_dir: state_root.map(|r| r.join(".plugin-cache")),
             };
