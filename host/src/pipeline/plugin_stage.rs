@@ -62,11 +62,9 @@ impl PluginSet {
             tracing::info!(pipeline = %pipeline, plugin = %c.name, path = %c.path.display(),
                 hash = %&loaded.hash[..12], origin = ?loaded.origin, "plugin loaded");
             let current = Current::new(loaded);
-            if watch {
-                if let Err(e) = reload::watch(settings, &current) {
-                    tracing::warn!(pipeline = %pipeline, plugin = %c.name, error = %e,
-                        "cannot watch the plugin file; hot reload is off for it");
-                }
+            if watch && let Err(e) = reload::watch(settings, &current) {
+                tracing::warn!(pipeline = %pipeline, plugin = %c.name, error = %e,
+                    "cannot watch the plugin file; hot reload is off for it");
             }
             plugins.push((format!("plugin:{}", c.name), current));
         }

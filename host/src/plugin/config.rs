@@ -109,14 +109,15 @@ impl PluginConfig {
                 ),
             ));
         }
-        let out_of = |value: Option<u64>, max: u64| value.is_some_and(|v| !(1..=max).contains(&v));
-        if out_of(raw.timeout_ms, MAX_TIMEOUT_MS) {
+        let out_of_range =
+            |value: Option<u64>, max: u64| value.is_some_and(|v| !(1..=max).contains(&v));
+        if out_of_range(raw.timeout_ms, MAX_TIMEOUT_MS) {
             errors.push(src.error(
                 &at.key("timeout_ms"),
                 format!("must be between 1 and {MAX_TIMEOUT_MS}"),
             ));
         }
-        if out_of(raw.init_timeout_ms, MAX_TIMEOUT_MS) {
+        if out_of_range(raw.init_timeout_ms, MAX_TIMEOUT_MS) {
             errors.push(src.error(
                 &at.key("init_timeout_ms"),
                 format!("must be between 1 and {MAX_TIMEOUT_MS}"),
@@ -125,12 +126,12 @@ impl PluginConfig {
         // Something that is there but cannot be a plugin (a device, a FIFO, a directory, a huge
         // file) is named here, where the file and line are known. A missing file is reported
         // when the plugin loads.
-        if let Ok(meta) = std::fs::metadata(&path) {
-            if let Err(why) = super::wasm_file::check(&meta) {
-                errors.push(src.error(&at.key("path"), format!("{} {why}", path.display())));
-            }
+        if let Ok(meta) = std::fs::metadata(&path)
+            && let Err(why) = super::wasm_file::check(&meta)
+        {
+            errors.push(src.error(&at.key("path"), format!("{} {why}", path.display())));
         }
-        if out_of(raw.memory_mb, MAX_MEMORY_MB) {
+        if out_of_range(raw.memory_mb, MAX_MEMORY_MB) {
             errors.push(src.error(
                 &at.key("memory_mb"),
                 format!("must be between 1 and {MAX_MEMORY_MB}"),
