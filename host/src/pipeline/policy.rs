@@ -1,4 +1,7 @@
 //! `[ordering]` and `[retry]`: how events are spread over lanes, and what happens when one fails.
+//! Two sections of the pipeline file (config.rs reads the file and hands each its table): parsed
+//! here and nowhere else, read by the router, the lanes and delivery. The pace of retries is a
+//! [`Backoff`], the one every retry loop uses.
 
 use crate::backoff::Backoff;
 use crate::config::component::deserialize_table;
