@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use weir::config::host::HostSettings;
+use weir::plugin::config::Limits;
 use weir::plugin::instance::{Event, Loaded, Settings};
 use weir::plugin::runner::{Outcome, Runner};
 
@@ -156,9 +157,11 @@ fn load(path: &Path, config: &str) -> (Runner, LoadTimes) {
         pipeline: "bench".into(),
         name: path.file_stem().unwrap().to_string_lossy().as_ref().into(),
         path: path.to_owned(),
-        timeout: Duration::from_secs(10),
-        init_timeout: Duration::from_secs(10),
-        memory_mb: 256,
+        limits: Limits {
+            timeout: Duration::from_secs(10),
+            init_timeout: Duration::from_secs(10),
+            memory_mb: 256,
+        },
         config_json: config.to_owned(),
         cache_dir: Some(cache.clone()),
     };

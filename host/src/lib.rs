@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod aws_credentials;
+pub mod backoff;
 pub mod commands;
 pub mod config;
 pub mod durable;

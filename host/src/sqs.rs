@@ -5,6 +5,7 @@
 //! (`https://sqs.<region>.amazonaws.com/...`), else that chain. `endpoint_url` points the
 //! client at a local server.
 
+use crate::backoff::Backoff;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::config::Region;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
@@ -175,6 +176,13 @@ pub struct Outage {
 
 const OUTAGE_LOG_EVERY: Duration = Duration::from_secs(30);
 
+/// The pace of retrying during an outage ([`Outage::backoff`]).
+const OUTAGE_BACKOFF: Backoff = Backoff {
+    min: Duration::from_millis(200),
+    max: Duration::from_secs(10),
+    jitter: false,
+};
+
 impl Outage {
     pub fn new(pipeline: &str, what: &'static str) -> Self {
         Outage {
@@ -208,10 +216,11 @@ impl Outage {
         }
     }
 
-    /// The backoff before the next try: 0.2 s doubling to 10 s.
+    /// The backoff before the next try: 0.2 s doubling to 10 s, exact. Unjittered: each
+    /// receiver keeps its own outage, and a few receivers of one queue retrying together put no
+    /// load on SQS worth spreading.
     pub fn backoff(&self) -> Duration {
-        let exp = self.failures.saturating_sub(1).min(6) as u32;
-        (Duration::from_millis(200) * 2u32.pow(exp)).min(Duration::from_secs(10))
+        OUTAGE_BACKOFF.delay(u32::try_from(self.failures).unwrap_or(u32::MAX))
     }
 }
 

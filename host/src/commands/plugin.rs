@@ -15,12 +15,11 @@
 use crate::event::{Envelope, Payload};
 use crate::exit;
 use crate::pipeline::plugin_stage::{from_wit, metadata, to_wit};
-use crate::plugin::config::{DEFAULT_INIT_TIMEOUT_MS, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_MS};
+use crate::plugin::config::Limits;
 use crate::plugin::instance::{Loaded, Settings};
 use crate::plugin::runner::{Outcome, Runner};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 pub struct TestArgs {
     pub plugin: PathBuf,
@@ -69,9 +68,7 @@ pub fn test(args: &TestArgs) -> i32 {
         pipeline: "plugin-test".into(),
         name: name.as_str().into(),
         path: args.plugin.clone(),
-        timeout: Duration::from_millis(args.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS)),
-        init_timeout: Duration::from_millis(DEFAULT_INIT_TIMEOUT_MS),
-        memory_mb: args.memory_mb.unwrap_or(DEFAULT_MEMORY_MB),
+        limits: Limits::given(args.timeout_ms, None, args.memory_mb),
         config_json,
         cache_dir: args.state_dir.as_ref().map(|d| d.join(".plugin-cache")),
     };

@@ -23,6 +23,7 @@ use super::hold::Held;
 use super::policy::{OnFailure, Retry};
 use super::retry_log::{RetryLog, Severity};
 use super::slot::{Failure, Fate, Slot};
+use crate::backoff::{Backoff, pause};
 use crate::event::REDRIVE_META;
 use crate::event::{Envelope, push_json_string};
 use crate::observe::counters::Counters;
@@ -122,6 +123,16 @@ impl Outlets {
         &self.retry
     }
 
+    /// The pace of retrying the DLQ and its fallback file: from `[retry]`'s shortest pause,
+    /// doubling to [`DLQ_BACKOFF_MAX`], without jitter.
+    fn dlq_backoff(&self) -> Backoff {
+        Backoff {
+            max: DLQ_BACKOFF_MAX,
+            jitter: false,
+            ..self.retry.backoff
+        }
+    }
+
     /// Delivers the pending slots: `Delivered` once every event the slot carries (itself, or
     /// what plugins made of it) is written, or `Failed` when a write is rejected for good or its
     /// retries run out. Slots left `Pending` could not be delivered before `stop`.
@@ -212,7 +223,7 @@ impl Outlets {
                 continue; // returns: nothing is pending any more
             }
             Counters::add(&self.counters.retried, retrying);
-            let delay = self.retry.backoff(attempts);
+            let delay = self.retry.backoff.delay(attempts);
             let error = last_error.map(|e| e.message).unwrap_or_default();
             self.status.error("sink", &error);
             waiting.failed(retrying, &error, delay);
@@ -239,7 +250,7 @@ impl Outlets {
             }
             return;
         }
-        let mut delay = self.retry.backoff_min;
+        let mut failures = 0;
         let mut waiting = self.dlq_log.waiting();
         // cut[i]: the DLQ refused slot i's record for good; the whole record is in the fallback
         // file, and this (its payload cut to fit) is what the DLQ is offered instead.
@@ -300,12 +311,13 @@ impl Outlets {
             let Some(e) = dlq_error else {
                 continue; // the refused ones' cut records go at once; else nothing is left
             };
+            failures += 1;
+            let delay = self.dlq_backoff().delay(failures);
             self.status.error("dlq", &e.message);
             waiting.failed(retrying, &e.message, delay);
             if !pause(delay, stop).await {
                 return;
             }
-            delay = (delay * 2).min(DLQ_BACKOFF_MAX);
         }
     }
 
@@ -338,8 +350,10 @@ impl Outlets {
                 _ => None,
             })
             .collect();
-        let mut delay = self.retry.backoff_min;
+        let mut failures = 0;
         while let Err(e) = self.fallback.write(&records).await {
+            failures += 1;
+            let delay = self.dlq_backoff().delay(failures);
             let message = format!("DLQ fallback file: {e}");
             self.status.error("dlq", &message);
             tracing::error!(pipeline = %self.pipeline, events = records.len(), error = %message,
@@ -348,7 +362,6 @@ impl Outlets {
             if !pause(delay, stop).await {
                 return false;
             }
-            delay = (delay * 2).min(DLQ_BACKOFF_MAX);
         }
         drop(records);
         let whole_in = self.fallback.path();
@@ -449,14 +462,6 @@ async fn write(sink: &dyn Sink, batch: &[Outgoing<'_>]) -> Vec<Attempt> {
             }
             r
         }
-    }
-}
-
-/// Sleeps for `delay`, or returns false if stopped first.
-pub async fn pause(delay: Duration, stop: &CancellationToken) -> bool {
-    tokio::select! {
-        _ = stop.cancelled() => false,
-        _ = tokio::time::sleep(delay) => true,
     }
 }
 

@@ -9,11 +9,12 @@
 //! fixed version may have been hot-reloaded) until it passes, and nothing after it in the lane
 //! is delivered meanwhile; sink failures block inside [`Outlets::deliver`].
 
-use super::deliver::{Outlets, pause};
+use super::deliver::Outlets;
 use super::hold::Held;
 use super::plugin_stage::{PluginSet, PluginStage};
 use super::policy::OnFailure;
 use super::slot::{Ended, Fate, Slot};
+use crate::backoff::pause;
 use crate::event::Position;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -112,7 +113,7 @@ impl Lane {
     ) -> bool {
         let mut attempts = 1;
         while let Fate::Failed(f) = &slots[i].fate {
-            let delay = self.outlets.retry().backoff(attempts);
+            let delay = self.outlets.retry().backoff.delay(attempts);
             tracing::error!(pipeline = %self.pipeline, lane = self.index, event = %slots[i].event.id,
                 stage = %f.stage, reason = %f.message, attempts, retry_in_ms = delay.as_millis() as u64,
                 "event failed; blocking its lane until it passes (on_failure = \"block\")");

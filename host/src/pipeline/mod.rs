@@ -29,6 +29,7 @@ pub mod policy;
 mod retry_log;
 pub mod slot;
 
+use crate::backoff;
 use crate::observe::counters::{Counters, Snapshot};
 use crate::observe::status::Status;
 use crate::sink::{SinkConfig, SinkContext, SinkError};
@@ -366,10 +367,10 @@ async fn open_sink(
             Err(e) if e.retryable => {
                 attempts += 1;
                 status.error(what, &format!("cannot open: {}", e.message));
-                let delay = retry.backoff(attempts);
+                let delay = retry.backoff.delay(attempts);
                 tracing::warn!(pipeline = %ctx.pipeline, what, error = %e, attempts,
                     retry_in_ms = delay.as_millis() as u64, "cannot open; retrying");
-                if !deliver::pause(delay, stop).await {
+                if !backoff::pause(delay, stop).await {
                     return Err(e);
                 }
             }

@@ -54,9 +54,7 @@ impl PluginSet {
                 pipeline: pipeline.clone(),
                 name: c.name.as_str().into(),
                 path: c.path.clone(),
-                timeout: c.timeout,
-                init_timeout: c.init_timeout,
-                memory_mb: c.memory_mb,
+                limits: c.limits,
                 config_json: c.config_json.clone(),
                 cache_dir: state_root.map(|r| r.join(".plugin-cache")),
             };
@@ -64,11 +62,9 @@ impl PluginSet {
             tracing::info!(pipeline = %pipeline, plugin = %c.name, path = %c.path.display(),
                 hash = %&loaded.hash[..12], origin = ?loaded.origin, "plugin loaded");
             let current = Current::new(loaded);
-            if watch {
-                if let Err(e) = reload::watch(settings, &current) {
-                    tracing::warn!(pipeline = %pipeline, plugin = %c.name, error = %e,
-                        "cannot watch the plugin file; hot reload is off for it");
-                }
+            if watch && let Err(e) = reload::watch(settings, &current) {
+                tracing::warn!(pipeline = %pipeline, plugin = %c.name, error = %e,
+                    "cannot watch the plugin file; hot reload is off for it");
             }
             plugins.push((format!("plugin:{}", c.name), current));
         }

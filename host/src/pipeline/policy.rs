@@ -1,5 +1,9 @@
 //! `[ordering]` and `[retry]`: how events are spread over lanes, and what happens when one fails.
+//! Two sections of the pipeline file (config.rs reads the file and hands each its table): parsed
+//! here and nowhere else, read by the router, the lanes and delivery. The pace of retries is a
+//! [`Backoff`], the one every retry loop uses.
 
+use crate::backoff::Backoff;
 use crate::config::component::deserialize_table;
 use crate::config::{ConfigError, KeyPath, SourceText};
 use crate::template::Template;
@@ -115,8 +119,8 @@ pub enum OnFailure {
 pub struct Retry {
     /// Attempts in all (the first one included); `None`: no limit.
     pub max_attempts: Option<u32>,
-    pub backoff_min: Duration,
-    pub backoff_max: Duration,
+    /// The pause between attempts (`backoff_ms`), jittered.
+    pub backoff: Backoff,
     /// Give up on an event this long after weir received it; `None`: no limit.
     pub max_record_age: Option<Duration>,
     pub on_failure: OnFailure,
@@ -139,13 +143,21 @@ fn default_backoff_ms() -> [u64; 2] {
     [100, 10_000]
 }
 
+/// `backoff_ms = [min, max]` as the pace of retries: jittered, so that lanes that failed together
+/// (a sink down for all of them) do not retry together.
+fn backoff([min, max]: [u64; 2]) -> Backoff {
+    Backoff {
+        min: Duration::from_millis(min),
+        max: Duration::from_millis(max),
+        jitter: true,
+    }
+}
+
 impl Default for Retry {
     fn default() -> Self {
-        let [min, max] = default_backoff_ms();
         Retry {
             max_attempts: None,
-            backoff_min: Duration::from_millis(min),
-            backoff_max: Duration::from_millis(max),
+            backoff: backoff(default_backoff_ms()),
             max_record_age: None,
             on_failure: OnFailure::Dlq,
         }
@@ -184,23 +196,10 @@ impl Retry {
         }
         Ok(Retry {
             max_attempts: raw.max_attempts,
-            backoff_min: Duration::from_millis(min),
-            backoff_max: Duration::from_millis(max),
+            backoff: backoff(raw.backoff_ms),
             max_record_age: raw.max_record_age_s.map(Duration::from_secs),
             on_failure: raw.on_failure,
         })
-    }
-
-    /// The pause before attempt `attempt + 1` (after `attempt` failed ones): exponential from
-    /// `backoff_min`, capped at `backoff_max`, with jitter in its upper half so that lanes that
-    /// failed together do not retry together.
-    pub fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self
-            .backoff_min
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
-        let cap = exp.min(self.backoff_max);
-        let half = cap / 2;
-        half + half.mul_f64(fastrand::f64())
     }
 
     /// Whether an event that failed `attempts` times, received `age` ago, may be tried again.
@@ -219,29 +218,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_grows_is_capped_and_jittered_within_its_upper_half() {
-        let r = Retry {
-            backoff_min: Duration::from_millis(100),
-            backoff_max: Duration::from_millis(1000),
-            ..Retry::default()
-        };
-        for _ in 0..100 {
-            let b1 = r.backoff(1);
-            assert!(
-                b1 >= Duration::from_millis(50) && b1 <= Duration::from_millis(100),
-                "{b1:?}"
-            );
-            let b3 = r.backoff(3);
-            assert!(
-                b3 >= Duration::from_millis(200) && b3 <= Duration::from_millis(400),
-                "{b3:?}"
-            );
-            let b30 = r.backoff(30);
-            assert!(
-                b30 >= Duration::from_millis(500) && b30 <= Duration::from_millis(1000),
-                "{b30:?}"
-            );
-        }
+    fn backoff_ms_is_a_jittered_backoff() {
+        let r = Retry::default();
+        assert_eq!(
+            r.backoff,
+            Backoff {
+                min: Duration::from_millis(100),
+                max: Duration::from_secs(10),
+                jitter: true
+            }
+        );
     }
 
     #[test]

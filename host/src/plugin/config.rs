@@ -7,11 +7,6 @@ use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub const DEFAULT_TIMEOUT_MS: u64 = 1000;
-/// Instantiation and `init`: a language runtime's start-up (a few ms for Python or JavaScript)
-/// plus whatever the plugin does with its config, generously.
-pub const DEFAULT_INIT_TIMEOUT_MS: u64 = 5000;
-pub const DEFAULT_MEMORY_MB: u64 = 64;
 /// Limits on the limits: a day-long call or a 16 GiB instance is a typo, not a setting.
 const MAX_TIMEOUT_MS: u64 = 600_000;
 const MAX_MEMORY_MB: u64 = 4096;
@@ -22,14 +17,52 @@ pub struct PluginConfig {
     pub path: PathBuf,
     /// Names the plugin in logs, metrics and DLQ records (`plugin:NAME`).
     pub name: String,
+    pub limits: Limits,
+    /// The `config` table as JSON text, passed to the plugin's `init`.
+    pub config_json: String,
+}
+
+/// What a plugin may take: `timeout_ms`, `init_timeout_ms` and `memory_mb` of its `[[plugin]]`
+/// table (or `weir plugin test`'s flags), carried as they are to where each acts: the deadlines
+/// to each call (instance.rs), the memory cap to each instance's Store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
     /// Deadline of one call (one batch; a batch that misses it is retried event by event, to
     /// find the slow one), in wall time: running or waiting in a host call.
     pub timeout: Duration,
-    /// Deadline of instantiating the plugin and calling its `init`.
+    /// Deadline of instantiating the plugin and calling its `init`: a language runtime's
+    /// start-up is not the per-batch work that `timeout` is about.
     pub init_timeout: Duration,
+    /// The cap on an instance's linear memory, in MiB.
     pub memory_mb: u64,
-    /// The `config` table as JSON text, passed to the plugin's `init`.
-    pub config_json: String,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            timeout: Duration::from_millis(1000),
+            // A language runtime's start-up (a few ms for Python or JavaScript) plus whatever
+            // the plugin does with its config, generously.
+            init_timeout: Duration::from_millis(5000),
+            memory_mb: 64,
+        }
+    }
+}
+
+impl Limits {
+    /// The limits given (in milliseconds and MiB), the defaults for those not.
+    pub fn given(
+        timeout_ms: Option<u64>,
+        init_timeout_ms: Option<u64>,
+        memory_mb: Option<u64>,
+    ) -> Self {
+        let default = Limits::default();
+        Limits {
+            timeout: timeout_ms.map_or(default.timeout, Duration::from_millis),
+            init_timeout: init_timeout_ms.map_or(default.init_timeout, Duration::from_millis),
+            memory_mb: memory_mb.unwrap_or(default.memory_mb),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -38,24 +71,14 @@ struct RawPlugin {
     path: String,
     #[serde(default)]
     name: Option<String>,
-    #[serde(default = "default_timeout_ms")]
-    timeout_ms: u64,
-    #[serde(default = "default_init_timeout_ms")]
-    init_timeout_ms: u64,
-    #[serde(default = "default_memory_mb")]
-    memory_mb: u64,
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+    #[serde(default)]
+    init_timeout_ms: Option<u64>,
+    #[serde(default)]
+    memory_mb: Option<u64>,
     #[serde(default)]
     config: toml::Table,
-}
-
-fn default_timeout_ms() -> u64 {
-    DEFAULT_TIMEOUT_MS
-}
-fn default_init_timeout_ms() -> u64 {
-    DEFAULT_INIT_TIMEOUT_MS
-}
-fn default_memory_mb() -> u64 {
-    DEFAULT_MEMORY_MB
 }
 
 impl PluginConfig {
@@ -86,13 +109,15 @@ impl PluginConfig {
                 ),
             ));
         }
-        if !(1..=MAX_TIMEOUT_MS).contains(&raw.timeout_ms) {
+        let out_of_range =
+            |value: Option<u64>, max: u64| value.is_some_and(|v| !(1..=max).contains(&v));
+        if out_of_range(raw.timeout_ms, MAX_TIMEOUT_MS) {
             errors.push(src.error(
                 &at.key("timeout_ms"),
                 format!("must be between 1 and {MAX_TIMEOUT_MS}"),
             ));
         }
-        if !(1..=MAX_TIMEOUT_MS).contains(&raw.init_timeout_ms) {
+        if out_of_range(raw.init_timeout_ms, MAX_TIMEOUT_MS) {
             errors.push(src.error(
                 &at.key("init_timeout_ms"),
                 format!("must be between 1 and {MAX_TIMEOUT_MS}"),
@@ -101,12 +126,12 @@ impl PluginConfig {
         // Something that is there but cannot be a plugin (a device, a FIFO, a directory, a huge
         // file) is named here, where the file and line are known. A missing file is reported
         // when the plugin loads.
-        if let Ok(meta) = std::fs::metadata(&path) {
-            if let Err(why) = super::wasm_file::check(&meta) {
-                errors.push(src.error(&at.key("path"), format!("{} {why}", path.display())));
-            }
+        if let Ok(meta) = std::fs::metadata(&path)
+            && let Err(why) = super::wasm_file::check(&meta)
+        {
+            errors.push(src.error(&at.key("path"), format!("{} {why}", path.display())));
         }
-        if !(1..=MAX_MEMORY_MB).contains(&raw.memory_mb) {
+        if out_of_range(raw.memory_mb, MAX_MEMORY_MB) {
             errors.push(src.error(
                 &at.key("memory_mb"),
                 format!("must be between 1 and {MAX_MEMORY_MB}"),
@@ -125,9 +150,7 @@ impl PluginConfig {
         Ok(PluginConfig {
             path,
             name,
-            timeout: Duration::from_millis(raw.timeout_ms),
-            init_timeout: Duration::from_millis(raw.init_timeout_ms),
-            memory_mb: raw.memory_mb,
+            limits: Limits::given(raw.timeout_ms, raw.init_timeout_ms, raw.memory_mb),
             config_json,
         })
     }
@@ -139,4 +162,48 @@ fn valid_name(name: &str) -> bool {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn parse(text: &str) -> Result<PluginConfig, Vec<ConfigError>> {
+        let src = SourceText::parse(Path::new("p.toml"), text).map_err(|e| vec![e])?;
+        let table: toml::Table = toml::from_str(text).expect("valid TOML");
+        PluginConfig::parse(&src, &KeyPath::default(), table)
+    }
+
+    #[test]
+    fn limits_left_out_are_the_defaults() {
+        let p = parse("path = \"x.wasm\"").expect("valid");
+        assert_eq!(p.limits, Limits::default());
+        assert_eq!(p.limits, Limits::given(None, None, None));
+        assert_eq!(p.limits.timeout, Duration::from_secs(1));
+        assert_eq!(p.limits.init_timeout, Duration::from_secs(5));
+        assert_eq!(p.limits.memory_mb, 64);
+    }
+
+    #[test]
+    fn limits_given_are_carried_as_they_are() {
+        let p = parse("path = \"x.wasm\"\ntimeout_ms = 20\ninit_timeout_ms = 300\nmemory_mb = 8")
+            .expect("valid");
+        let want = Limits {
+            timeout: Duration::from_millis(20),
+            init_timeout: Duration::from_millis(300),
+            memory_mb: 8,
+        };
+        assert_eq!(p.limits, want);
+        assert_eq!(Limits::given(Some(20), Some(300), Some(8)), want);
+    }
+
+    #[test]
+    fn limits_out_of_range_are_each_named() {
+        let errors =
+            parse("path = \"x.wasm\"\ntimeout_ms = 0\ninit_timeout_ms = 600001\nmemory_mb = 0")
+                .expect_err("invalid");
+        let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["timeout_ms", "init_timeout_ms", "memory_mb"]);
+    }
 }

@@ -82,7 +82,7 @@ impl PluginEngine {
         let mut linker = Linker::<StoreData>::new(&engine);
         // WASI is linked because every toolchain's output imports it (even a Rust guest imports
         // clocks, random and stdio); the context in each Store grants nothing but stdout and
-        // stderr, which the host captures (limits.rs, stdio.rs). Its async flavour: a plugin
+        // stderr, which the host captures (store.rs, stdio.rs). Its async flavour: a plugin
         // blocked in a WASI wait yields to the caller, whose deadline can then end it.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         Transform::add_to_linker::<StoreData, HasSelf<StoreData>>(&mut linker, |s| s)?;

@@ -3,6 +3,7 @@
 use super::PluginError;
 use super::cache::{self, Origin};
 use super::call::{self, Unfinished};
+use super::config::Limits;
 use super::engine::{self, PluginEngine};
 use super::last_words::last_words;
 use super::log_limit::LogLimit;
@@ -37,12 +38,7 @@ pub struct Settings {
     pub pipeline: Arc<str>,
     pub name: Arc<str>,
     pub path: PathBuf,
-    /// Deadline of one `process` call.
-    pub timeout: Duration,
-    /// Deadline of instantiation and `init`: a language runtime's start-up is not the per-batch
-    /// work that `timeout` is about.
-    pub init_timeout: Duration,
-    pub memory_mb: u64,
+    pub limits: Limits,
     pub config_json: String,
     /// `<state_dir>/.plugin-cache`, or None to always compile.
     pub cache_dir: Option<PathBuf>,
@@ -132,12 +128,12 @@ impl Loaded {
         let data = StoreData::new(
             self.settings.pipeline.clone(),
             self.settings.name.clone(),
-            self.settings.memory_mb,
+            self.settings.limits.memory_mb,
             self.log_limit.clone(),
         );
         let mut store = Store::new(&self.engine.engine, data);
         store.limiter(|d| &mut d.limits);
-        let deadline = self.settings.init_timeout;
+        let deadline = self.settings.limits.init_timeout;
         store.set_epoch_deadline(engine::ticks(deadline));
         store.data().stdio.begin("init".into());
         let pre = &self.pre;
@@ -159,15 +155,14 @@ impl Loaded {
             Ok(Ok((bindings, Ok(())))) => Ok(Instance {
                 store,
                 bindings,
-                timeout: self.settings.timeout,
-                memory_mb: self.settings.memory_mb,
+                limits: self.settings.limits,
             }),
             Ok(Ok((_, Err(message)))) => Err(message),
             Ok(Err(e)) => Err(failed(classify(
                 &mut store,
                 e,
                 deadline,
-                self.settings.memory_mb,
+                self.settings.limits.memory_mb,
                 &output,
             ))),
             Err(unfinished) => Err(failed(unfinished_error(unfinished, deadline))),
@@ -179,8 +174,7 @@ impl Loaded {
 pub struct Instance {
     store: Store<StoreData>,
     bindings: Transform,
-    timeout: Duration,
-    memory_mb: u64,
+    limits: Limits,
 }
 
 impl Instance {
@@ -193,7 +187,7 @@ impl Instance {
         metadata: &Lookup<'_>,
         call: String,
     ) -> Result<BatchResult, Failed> {
-        let timeout = self.timeout;
+        let timeout = self.limits.timeout;
         self.store.set_epoch_deadline(engine::ticks(timeout));
         self.store.data().stdio.begin(call);
         let bindings = &self.bindings;
@@ -206,7 +200,7 @@ impl Instance {
         let output = self.store.data().stdio.end(!failed_batch);
         let error = match result {
             Ok(Ok(batch)) => return Ok(batch),
-            Ok(Err(e)) => classify(&mut self.store, e, timeout, self.memory_mb, &output),
+            Ok(Err(e)) => classify(&mut self.store, e, timeout, self.limits.memory_mb, &output),
             Err(unfinished) => unfinished_error(unfinished, timeout),
         };
         Err(Failed { error, output })

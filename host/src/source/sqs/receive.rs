@@ -5,6 +5,7 @@
 use super::Reading;
 use super::inflight::InFlight;
 use super::message::to_event;
+use crate::backoff::pause;
 use crate::source::SourceEvent;
 use crate::sqs::{AwsError, Outage};
 use aws_sdk_sqs::Client;
@@ -67,10 +68,10 @@ impl Receiver {
                     let e = AwsError::from_sdk("ReceiveMessage", &e);
                     outage.failed(&e);
                     self.reading.failed(&e);
-                    tokio::select! {
-                        _ = stop.cancelled() => return,
-                        _ = tokio::time::sleep(outage.backoff()) => continue,
+                    if !pause(outage.backoff(), &stop).await {
+                        return;
                     }
+                    continue;
                 }
             };
             if messages.is_empty() {
