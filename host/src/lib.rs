@@ -9,6 +9,7 @@ pub mod admin;
 pub mod aws_credentials;
 pub mod commands;
 pub mod config;
+pub mod dlq_record;
 pub mod durable;
 pub mod event;
 pub mod exit;
