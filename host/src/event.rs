@@ -180,16 +180,6 @@ pub const KEY_BASE64: &str = "key_base64";
 /// `null`, like a record whose value is the JSON `null`, and this tells them apart.
 pub const TOMBSTONE: &str = "tombstone";
 
-/// The `meta` key that marks, in a dead-letter record only, an event whose `data` string is the
-/// text of a record that was not JSON (rather than a JSON string), so that a redrive writes it
-/// back as it came ([`Envelope::write_dlq_json`]).
-pub const TEXT: &str = "text";
-
-/// The `meta` key in which `weir dlq redrive` hands a redriven event its previous DLQ `error`, so
-/// that failing again continues that history rather than starting a new one. Plugins see it (a
-/// redriven event is one that failed before); the DLQ record's `event` leaves it out.
-pub const REDRIVE_META: &str = "redrive";
-
 /// One event on its way through a pipeline.
 #[derive(Debug, Clone)]
 pub struct Envelope {
@@ -219,49 +209,6 @@ impl Envelope {
         }
     }
 
-    /// Reads back an envelope written by [`Envelope::to_json`] (a DLQ record's `event`), for
-    /// `weir dlq redrive`.
-    pub fn from_json(v: &serde_json::Value) -> Result<Envelope, String> {
-        let text = |key: &str| -> Result<String, String> {
-            match v.get(key) {
-                Some(serde_json::Value::String(s)) => Ok(s.clone()),
-                _ => Err(format!("`{key}` is missing or not a string")),
-            }
-        };
-        let mut meta = match v.get("meta") {
-            Some(serde_json::Value::Object(m)) => m.clone(),
-            _ => serde_json::Map::new(),
-        };
-        let data = match v.get("data") {
-            None => return Err("`data` is missing".into()),
-            // The text of a record that was not JSON, marked so by `write_dlq_json`; any other
-            // string was a JSON string.
-            Some(serde_json::Value::String(s))
-                if meta.remove(TEXT) == Some(serde_json::Value::Bool(true)) =>
-            {
-                Payload::Text(s.clone())
-            }
-            Some(other) => {
-                Payload::Json(RawValue::from_string(other.to_string()).map_err(|e| e.to_string())?)
-            }
-        };
-        let source: &'static str = match v.get("source").and_then(|s| s.as_str()) {
-            Some("file") => "file",
-            Some("kafka") => "kafka",
-            Some("sqs") => "sqs",
-            _ => "redrive",
-        };
-        Ok(Envelope {
-            id: text("id")?,
-            source,
-            key: v.get("key").and_then(|k| k.as_str()).map(str::to_owned),
-            time: text("time")?,
-            received_at: now_rfc3339(),
-            data,
-            meta,
-        })
-    }
-
     /// The envelope as JSON text, the form that patterns and templates address
     /// (`{"id", "source", "key", "time", "data", "meta"}`). Built by hand so that a JSON payload is
     /// copied as text rather than parsed and re-serialized.
@@ -272,18 +219,6 @@ impl Envelope {
     }
 
     pub fn write_json(&self, out: &mut String) {
-        self.write_json_marked(out, false);
-    }
-
-    /// The envelope as a dead-letter record holds it: [`Envelope::write_json`], with
-    /// `meta.text = true` when `data` is the text of a record that was not JSON. In JSON both
-    /// that text and a JSON string are a string; redrive ([`Envelope::from_json`]) needs to know
-    /// which it was to write the record back as it came.
-    pub fn write_dlq_json(&self, out: &mut String) {
-        self.write_json_marked(out, matches!(self.data, Payload::Text(_)));
-    }
-
-    fn write_json_marked(&self, out: &mut String, text: bool) {
         out.push_str("{\"id\":");
         push_json_string(out, &self.id);
         out.push_str(",\"source\":");
@@ -306,13 +241,6 @@ impl Envelope {
             out.push(':');
             // `Display` of a JSON value writes compact JSON without an intermediate String.
             let _ = write!(out, "{v}");
-        }
-        if text && !self.meta.contains_key(TEXT) {
-            if !self.meta.is_empty() {
-                out.push(',');
-            }
-            push_json_string(out, TEXT);
-            out.push_str(":true");
         }
         out.push_str("}}");
     }
@@ -414,10 +342,11 @@ pub fn now_rfc3339() -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn envelope(data: &[u8]) -> Envelope {
+    /// An event of a file source, for tests.
+    pub(crate) fn envelope(data: &[u8]) -> Envelope {
         Envelope {
             id: "in.jsonl:1".into(),
             source: "file",
@@ -545,31 +474,6 @@ mod tests {
         assert_eq!(e.key_bytes().as_deref(), Some(&b"other"[..]));
         e.key = None;
         assert_eq!(e.key_bytes(), None);
-    }
-
-    #[test]
-    fn a_dlq_record_tells_text_from_a_json_string() {
-        for (data, text) in [(&b"not json"[..], true), (br#""a JSON string""#, false)] {
-            let e = envelope(data);
-            let mut out = String::new();
-            e.write_dlq_json(&mut out);
-            let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-            assert_eq!(v["meta"]["text"].as_bool(), text.then_some(true), "{out}");
-            let back = Envelope::from_json(&v).unwrap();
-            assert!(
-                back.meta.is_empty(),
-                "the mark is not kept: {:?}",
-                back.meta
-            );
-            assert_eq!(back.data_bytes().unwrap().as_ref(), data);
-        }
-        // Written by an older weir, without the mark: a string is taken as a JSON string.
-        let old: serde_json::Value = serde_json::from_str(
-            r#"{"id": "x", "source": "file", "time": "t", "data": "s", "meta": {"line": 1}}"#,
-        )
-        .unwrap();
-        let back = Envelope::from_json(&old).unwrap();
-        assert_eq!(back.data_bytes().unwrap().as_ref(), br#""s""#);
     }
 
     #[test]

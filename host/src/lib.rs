@@ -10,6 +10,7 @@ pub mod aws_credentials;
 pub mod backoff;
 pub mod commands;
 pub mod config;
+pub mod dlq_record;
 pub mod durable;
 pub mod event;
 pub mod exit;

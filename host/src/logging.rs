@@ -18,11 +18,26 @@ use tracing_subscriber::registry::LookupSpan;
 /// The format of the installed logger, once there is one.
 static FORMAT: OnceLock<LogFormat> = OnceLock::new();
 
+/// Why the logger could not be installed.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error("invalid log level `{level}`: {source}")]
+    Level {
+        level: String,
+        #[source]
+        source: tracing_subscriber::filter::ParseError,
+    },
+    #[error("cannot install the logger: {0}")]
+    Install(#[source] tracing_subscriber::util::TryInitError),
+}
+
 /// Installs the global subscriber. `level` is a `tracing` filter such as `info` or
 /// `weir=debug,warn`; an invalid one is an error rather than silently ignored.
-pub fn init(level: &str, format: LogFormat) -> Result<(), String> {
-    let filter =
-        EnvFilter::try_new(level).map_err(|e| format!("invalid log level `{level}`: {e}"))?;
+pub fn init(level: &str, format: LogFormat) -> Result<(), InitError> {
+    let filter = EnvFilter::try_new(level).map_err(|source| InitError::Level {
+        level: level.to_owned(),
+        source,
+    })?;
     use std::io::IsTerminal;
     // Colours only for a person at a terminal, not in files or pipes.
     let builder = tracing_subscriber::fmt()
@@ -40,7 +55,7 @@ pub fn init(level: &str, format: LogFormat) -> Result<(), String> {
             .with(repeats)
             .try_init(),
     };
-    result.map_err(|e| format!("cannot install the logger: {e}"))?;
+    result.map_err(InitError::Install)?;
     let _ = FORMAT.set(format);
     Ok(())
 }

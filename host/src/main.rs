@@ -414,7 +414,7 @@ fn settings(
     }
     weir::plugin::engine::set_profiler(s.plugin_profiler);
     if let Err(e) = weir::logging::init(&s.log_level, s.log_format) {
-        weir::logging::error(&e, Some(s.log_format));
+        weir::logging::error(&e.to_string(), Some(s.log_format));
         return None;
     }
     Some(s)

@@ -10,12 +10,21 @@
 //!   and cannot disagree with `/pipelines`.
 
 use crate::observe::status::{State, Status};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::Arc;
+
+/// Why the metrics recorder could not be installed.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error(transparent)]
+    Buckets(BuildError),
+    #[error("cannot install the metrics recorder: {0}")]
+    Recorder(#[source] BuildError),
+}
 
 /// Installs the process-wide recorder. Histograms get buckets (not summaries), so that they
 /// can be aggregated across replicas.
-pub fn install() -> Result<PrometheusHandle, String> {
+pub fn install() -> Result<PrometheusHandle, InstallError> {
     const SECONDS: &[f64] = &[
         0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
         5.0, 10.0,
@@ -24,9 +33,9 @@ pub fn install() -> Result<PrometheusHandle, String> {
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS)
         .and_then(|b| b.set_buckets_for_metric(Matcher::Full("weir_batch_size".into()), SIZES))
-        .map_err(|e| e.to_string())?
+        .map_err(InstallError::Buckets)?
         .install_recorder()
-        .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
+        .map_err(InstallError::Recorder)?;
     describe();
     Ok(handle)
 }

@@ -38,27 +38,47 @@ struct App {
     token: Option<Arc<str>>,
 }
 
+/// Why the admin server did not start; each names the setting at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Refused as `weir check` refuses it (why, in its words).
+    #[error("admin.address {0}")]
+    Refused(String),
+    #[error("admin.address {0:?}: resolves to nothing")]
+    Unresolved(String),
+    #[error("admin.address {address:?}: cannot listen on {addr}: {source}")]
+    Listen {
+        address: String,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The bound socket has no address to say (the system's words).
+    #[error(transparent)]
+    Bound(std::io::Error),
+}
+
 /// Binds the admin address (refusing a non-loopback one without a token) and serves until
-/// the process ends (it answers during a shutdown's drain: `/readyz` then says 503). Errors name
-/// the setting at fault.
+/// the process ends (it answers during a shutdown's drain: `/readyz` then says 503).
 pub async fn start(
     settings: &AdminSettings,
     service: Arc<Service>,
     prometheus: PrometheusHandle,
-) -> Result<SocketAddr, String> {
+) -> Result<SocketAddr, StartError> {
     // The same refusals as `weir check` (and the settings' load for `weir run`).
-    let addrs = settings.check().map_err(|e| format!("admin.address {e}"))?;
+    let addrs = settings.check().map_err(StartError::Refused)?;
     let token = settings.token.as_deref().filter(|t| !t.is_empty());
     let addr = *addrs
         .first()
-        .ok_or_else(|| format!("admin.address {:?}: resolves to nothing", settings.address))?;
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-        format!(
-            "admin.address {:?}: cannot listen on {addr}: {e}",
-            settings.address
-        )
-    })?;
-    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+        .ok_or_else(|| StartError::Unresolved(settings.address.clone()))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Listen {
+            address: settings.address.clone(),
+            addr,
+            source,
+        })?;
+    let bound = listener.local_addr().map_err(StartError::Bound)?;
     let app = App {
         service,
         prometheus,

@@ -38,32 +38,69 @@ impl AdminClient {
         }
     }
 
-    pub fn get(&self, path: &str) -> Result<Response, String> {
+    pub fn get(&self, path: &str) -> Result<Response, ClientError> {
         let mut req = self.agent.get(format!("{}{path}", self.base));
         if let Some(t) = &self.token {
             req = req.header("Authorization", format!("Bearer {t}"));
         }
-        req.call().map_err(|e| self.unreachable(e))
-    }
-
-    fn unreachable(&self, e: ureq::Error) -> String {
-        format!(
-            "cannot reach the admin API at {}: {e} (is `weir run` running? set --admin or admin.address)",
-            self.base
-        )
+        req.call().map_err(|source| ClientError::Unreachable {
+            base: self.base.clone(),
+            source,
+        })
     }
 
     /// The body of a successful response, or the server's error as text.
-    pub fn text(&self, path: &str) -> Result<String, String> {
+    pub fn text(&self, path: &str) -> Result<String, ClientError> {
         let mut r = self.get(path)?;
         let status = r.status();
         let body = r
             .body_mut()
             .read_to_string()
-            .map_err(|e| format!("reading {path}: {e}"))?;
+            .map_err(|source| ClientError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
         match status.is_success() {
             true => Ok(body),
-            false => Err(format!("{path}: {status}: {}", body.trim())),
+            false => Err(ClientError::Status {
+                path: path.to_owned(),
+                status,
+                body: body.trim().to_owned(),
+            }),
         }
     }
+
+    /// The JSON body of a successful response.
+    pub fn json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        serde_json::from_str(&self.text(path)?).map_err(ClientError::Json)
+    }
+}
+
+/// Why the admin API did not answer what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(
+        "cannot reach the admin API at {base}: {source} (is `weir run` running? set --admin or admin.address)"
+    )]
+    Unreachable {
+        base: String,
+        #[source]
+        source: ureq::Error,
+    },
+    #[error("reading {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: ureq::Error,
+    },
+    /// The server's refusal, with its body.
+    #[error("{path}: {status}: {body}")]
+    Status {
+        path: String,
+        status: ureq::http::StatusCode,
+        body: String,
+    },
+    /// An answer that is not what this weir expects (the server's serde error).
+    #[error(transparent)]
+    Json(serde_json::Error),
 }

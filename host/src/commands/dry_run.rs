@@ -47,7 +47,8 @@ use crate::pipeline::filter::FilterStage;
 use crate::pipeline::plugin_stage::{PluginSet, PluginStage};
 use crate::pipeline::slot::{Failure, Fate, Slot};
 use crate::pipeline::{PipelineConfig, load_pipeline};
-use crate::sink::Preview;
+use crate::plugin::PluginError;
+use crate::sink::{Preview, SinkError};
 use crate::source::SourceConfig;
 use crate::source::file::ReadOnce;
 use serde::Serialize;
@@ -200,28 +201,37 @@ pub fn dry_run(pipeline: &Path, input: &Path) -> i32 {
     })
 }
 
+/// Why a stage of the pipeline did not load.
+#[derive(Debug, thiserror::Error)]
+enum LoadError {
+    #[error("filter: {0}")]
+    Filter(#[source] weir_pattern::PatternError),
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    #[error("plugin {0} did not load")]
+    NotLoaded(String),
+    #[error("sink: {0}")]
+    Sink(#[source] SinkError),
+}
+
 impl Stages {
-    fn load(cfg: PipelineConfig) -> Result<Self, String> {
-        let filter = FilterStage::new(&cfg.filters).map_err(|e| format!("filter: {e}"))?;
+    fn load(cfg: PipelineConfig) -> Result<Self, LoadError> {
+        let filter = FilterStage::new(&cfg.filters).map_err(LoadError::Filter)?;
         let patterns = cfg
             .filters
             .iter()
             .map(|p| Pattern::compile(p))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("filter: {e}"))?;
+            .map_err(LoadError::Filter)?;
         let mut plugins = Vec::with_capacity(cfg.plugins.len());
         for c in &cfg.plugins {
             // No compile cache (it would be written under the state directory), no hot reload.
-            let set = PluginSet::load(&cfg.name, std::slice::from_ref(c), None, false)
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("plugin {} did not load", c.name))?;
+            let set = PluginSet::load(&cfg.name, std::slice::from_ref(c), None, false)?
+                .ok_or_else(|| LoadError::NotLoaded(c.name.to_string()))?;
             let stage = set.stage();
             plugins.push((format!("plugin:{}", c.name), set, stage));
         }
-        let preview = cfg
-            .sink
-            .preview(&cfg.name)
-            .map_err(|e| format!("sink: {e}"))?;
+        let preview = cfg.sink.preview(&cfg.name).map_err(LoadError::Sink)?;
         Ok(Stages {
             cfg,
             filter,

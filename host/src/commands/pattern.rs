@@ -66,12 +66,25 @@ pub fn test(pattern: &str, event: &str) -> i32 {
     }
 }
 
+/// A flag's argument that is neither JSON text nor a file that can be read.
+#[derive(Debug, thiserror::Error)]
+#[error("{flag} {arg}: not JSON text, and cannot read it as a file: {source}")]
+struct NotTextOrFile {
+    flag: &'static str,
+    arg: String,
+    #[source]
+    source: std::io::Error,
+}
+
 /// The argument itself if it is JSON text, else the contents of the file it names.
-fn text_or_file(arg: &str, flag: &str) -> Result<String, String> {
+fn text_or_file(arg: &str, flag: &'static str) -> Result<String, NotTextOrFile> {
     let trimmed = arg.trim_start();
     if trimmed.starts_with('{') || trimmed.starts_with('[') || trimmed.starts_with('"') {
         return Ok(arg.to_owned());
     }
-    std::fs::read_to_string(Path::new(arg))
-        .map_err(|e| format!("{flag} {arg}: not JSON text, and cannot read it as a file: {e}"))
+    std::fs::read_to_string(Path::new(arg)).map_err(|source| NotTextOrFile {
+        flag,
+        arg: arg.to_owned(),
+        source,
+    })
 }

@@ -154,12 +154,24 @@ pub fn test(args: &TestArgs) -> i32 {
     if failed > 0 { exit::FAILED } else { exit::OK }
 }
 
+/// An argument that is not JSON and names no file that can be read.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read {path}: {source}")]
+struct Unreadable {
+    path: String,
+    #[source]
+    source: std::io::Error,
+}
+
 /// The argument if it looks like JSON, else the contents of the file it names.
-fn text_or_file(arg: &str) -> Result<String, String> {
+fn text_or_file(arg: &str) -> Result<String, Unreadable> {
     if arg.trim_start().starts_with('{') {
         return Ok(arg.to_owned());
     }
-    std::fs::read_to_string(arg).map_err(|e| format!("cannot read {arg}: {e}"))
+    std::fs::read_to_string(arg).map_err(|source| Unreadable {
+        path: arg.to_owned(),
+        source,
+    })
 }
 
 /// One envelope per line, as the file source would make them.

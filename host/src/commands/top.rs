@@ -76,10 +76,7 @@ pub fn top(args: &TopArgs, settings: &HostSettings) -> i32 {
     let mut previous: HashMap<String, (Counts, Instant)> = HashMap::new();
     let mut frame = 0u64;
     loop {
-        let listing = client
-            .text("/pipelines")
-            .and_then(|t| serde_json::from_str::<Listing>(&t).map_err(|e| e.to_string()));
-        let listing = match listing {
+        let listing = match client.json::<Listing>("/pipelines") {
             Ok(l) => l,
             Err(e) => {
                 eprintln!("error: {e}");

@@ -123,8 +123,8 @@ pub fn parse_pipeline(file: &Path, text: &str) -> Result<PipelineConfig, ConfigE
         v
     });
     if let Some(p) = &pipeline {
-        if let Err(msg) = check_name(&p.name) {
-            errors.push(src.error(&pipeline_at.key("name"), msg));
+        if let Err(invalid) = check_name(&p.name) {
+            errors.push(src.error(&pipeline_at.key("name"), invalid.to_string()));
         }
         if p.checkpoint_interval_ms == 0 {
             errors.push(src.error(
@@ -288,20 +288,22 @@ impl PipelineConfig {
     }
 }
 
+/// A pipeline name that cannot be one.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid pipeline name {0:?}: use 1 to 100 letters, digits, `-`, `_` or `.` (not first)")]
+struct InvalidName(String);
+
 /// Pipeline names become directory names (state, DLQ) and metric labels.
-fn check_name(name: &str) -> Result<(), String> {
+fn check_name(name: &str) -> Result<(), InvalidName> {
     let ok = !name.is_empty()
         && name.len() <= 100
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         && !name.starts_with('.');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "invalid pipeline name {name:?}: use 1 to 100 letters, digits, `-`, `_` or `.` (not first)"
-        ))
+    match ok {
+        true => Ok(()),
+        false => Err(InvalidName(name.to_owned())),
     }
 }
 

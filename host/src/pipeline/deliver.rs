@@ -24,8 +24,8 @@ use super::policy::{OnFailure, Retry};
 use super::retry_log::{RetryLog, Severity};
 use super::slot::{Failure, Fate, Slot};
 use crate::backoff::{Backoff, pause};
-use crate::event::REDRIVE_META;
-use crate::event::{Envelope, push_json_string};
+use crate::dlq_record::DlqRecord;
+use crate::event::Envelope;
 use crate::observe::counters::Counters;
 use crate::observe::status::Status;
 use crate::sink::{Body, Outgoing, Sink, SinkContext, SinkError, SinkFailure};
@@ -371,8 +371,8 @@ impl Outlets {
                 continue;
             };
             let room = self.dlq.max_body_bytes(&slot.event);
-            let record = |event: &Envelope, f: &Failure| dlq_record(&self.pipeline, event, f);
-            cut[i] = room.and_then(|room| cut_record(slot, f, record, room, &e.message, whole_in));
+            let record = DlqRecord::new(&self.pipeline, &slot.event, f);
+            cut[i] = room.and_then(|room| cut_record(&record, room, &e.message, whole_in));
             if cut[i].is_none() {
                 self.fell_back(&mut slots[i], "file", Some(&e));
             }
@@ -465,29 +465,7 @@ async fn write(sink: &dyn Sink, batch: &[Outgoing<'_>]) -> Vec<Attempt> {
     }
 }
 
-/// `{"event": <envelope as read>, "error": {...}, "pipeline": "..."}` (DESIGN.md). A redriven
-/// event's record keeps the event as first read and continues its failure history.
+/// The DLQ record of `event` (as first read), which failed with `failure`.
 fn dlq_record(pipeline: &str, event: &Envelope, failure: &Failure) -> String {
-    let mut out = String::with_capacity(512);
-    out.push_str("{\"event\":");
-    let continued;
-    let failure = match event.meta.contains_key(REDRIVE_META) {
-        false => {
-            event.write_dlq_json(&mut out);
-            failure
-        }
-        true => {
-            let mut original = event.clone();
-            original.meta.remove(REDRIVE_META);
-            original.write_dlq_json(&mut out);
-            continued = failure.continuing(event);
-            &continued
-        }
-    };
-    out.push_str(",\"error\":");
-    out.push_str(&serde_json::to_string(failure).unwrap_or_else(|_| "{}".into()));
-    out.push_str(",\"pipeline\":");
-    push_json_string(&mut out, pipeline);
-    out.push('}');
-    out
+    DlqRecord::new(pipeline, event, failure).to_json()
 }

@@ -7,8 +7,8 @@
 //! payload cut to what it takes, saying so (`cut`: the payload's size and sha256, the DLQ's
 //! refusal, where the whole record is). The DLQ's readers see every failure; nothing is lost.
 
-use super::slot::{Failure, Slot};
-use crate::event::{Envelope, Payload, push_json_string};
+use crate::dlq_record::{Cut, DlqRecord};
+use crate::event::Payload;
 use crate::sink::file::FileSinkConfig;
 use crate::sink::{Body, Outgoing, Sink, SinkConfig, SinkContext, SinkError, SinkKind};
 use std::path::{Path, PathBuf};
@@ -66,40 +66,32 @@ impl Fallback {
     }
 }
 
-/// The DLQ record of `slot` (rendered by `record`) with the event's payload cut so that the
-/// whole record takes at most `room` bytes, and a `cut` object: the payload's size in bytes and
-/// sha256 (of its text as read: a JSON payload's JSON text, a text payload's text), the bytes
-/// kept, the DLQ's `refusal`, and the file that holds the whole record. `None` if the record
-/// does not fit even with no payload at all.
+/// `record` with the event's payload cut so that the whole record takes at most `room` bytes,
+/// and a `cut` object: the payload's size in bytes and sha256 (of its text as read: a JSON
+/// payload's JSON text, a text payload's text), the bytes kept, the DLQ's `refusal`, and the
+/// file that holds the whole record. `None` if the record does not fit even with no payload at
+/// all.
 pub fn cut_record(
-    slot: &Slot,
-    failure: &Failure,
-    record: impl Fn(&Envelope, &Failure) -> String,
+    record: &DlqRecord<'_>,
     room: usize,
     refusal: &str,
     whole_in: &Path,
 ) -> Option<String> {
-    let text = match &slot.event.data {
+    let text = match &*record.event.data {
         Payload::Json(raw) => raw.get(),
         Payload::Text(text) => text.as_str(),
     };
     let digest = crate::plugin::cache::sha256_hex(text.as_bytes());
-    let mut event = slot.event.clone();
-    let mut render = |keep: usize| {
+    let render = |keep: usize| {
         let kept = &text[..text.floor_char_boundary(keep)];
-        event.data = Payload::Text(kept.to_owned());
-        let mut out = record(&event, failure);
-        out.pop(); // the record's closing brace: `cut` goes last
-        out.push_str(&format!(
-            ",\"cut\":{{\"data_bytes\":{},\"data_sha256\":\"{digest}\",\"kept_bytes\":{},\"dlq_refused\":",
-            text.len(),
-            kept.len()
-        ));
-        push_json_string(&mut out, refusal);
-        out.push_str(",\"whole_record_in\":");
-        push_json_string(&mut out, &whole_in.display().to_string());
-        out.push_str("}}");
-        out
+        let cut = Cut {
+            data_bytes: text.len(),
+            data_sha256: digest.clone(),
+            kept_bytes: kept.len(),
+            dlq_refused: refusal.to_owned(),
+            whole_record_in: whole_in.display().to_string(),
+        };
+        record.cut_to(kept, cut).to_json()
     };
     let empty = render(0).len();
     if empty > room {
@@ -119,11 +111,11 @@ pub fn cut_record(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Position;
-    use crate::pipeline::slot::Fate;
+    use crate::dlq_record::Failure;
+    use crate::event::Envelope;
 
-    fn slot(data: &str) -> Slot {
-        let event = Envelope {
+    fn event(data: &str) -> Envelope {
+        Envelope {
             id: "in/0/7".into(),
             source: "kafka",
             key: Some("k".into()),
@@ -131,17 +123,7 @@ mod tests {
             received_at: "2026-12-06T10:00:00.000Z".into(),
             data: Payload::Text(data.into()),
             meta: serde_json::Map::new(),
-        };
-        let position = Position {
-            partition: 0,
-            offset: 8,
-            ordinal: 7,
-        };
-        Slot::new(position, event, Fate::Pending)
-    }
-
-    fn record(event: &Envelope, _: &Failure) -> String {
-        format!("{{\"event\":{},\"pipeline\":\"p\"}}", event.to_json())
+        }
     }
 
     #[test]
@@ -149,12 +131,12 @@ mod tests {
         // Multi-byte characters and quotes: the kept text ends on a character, and escaping
         // is counted in the room.
         let data = "é\"x".repeat(1000);
-        let slot = slot(&data);
+        let event = event(&data);
         let failure = Failure::now("sink", "rejected", "too large", 1, None);
+        let record = DlqRecord::new("p", &event, &failure);
         let path = Path::new("/state/p/dlq-fallback.jsonl");
-        for room in [400, 1000, 2500] {
-            let out =
-                cut_record(&slot, &failure, record, room, "MsgSizeTooLarge", path).expect("fits");
+        for room in [700, 1200, 2500] {
+            let out = cut_record(&record, room, "MsgSizeTooLarge", path).expect("fits");
             assert!(out.len() <= room, "{} > {room}", out.len());
             let v: serde_json::Value = serde_json::from_str(&out).unwrap();
             let kept = v["event"]["data"].as_str().unwrap();
@@ -167,8 +149,12 @@ mod tests {
             );
             assert_eq!(v["cut"]["dlq_refused"], "MsgSizeTooLarge");
             assert_eq!(v["cut"]["whole_record_in"], path.display().to_string());
+            // The DLQ's readers take it as any record: its kept text is text.
+            let back: DlqRecord = serde_json::from_str(&out).unwrap();
+            assert!(matches!(&*back.event.data, Payload::Text(t) if t == kept));
+            assert_eq!(back.cut.map(|c| c.kept_bytes), Some(kept.len()));
         }
-        // Not even the record without its payload fits.
-        assert!(cut_record(&slot, &failure, record, 100, "too large", path).is_none());
+        // Not even the record without its payload fits (its event and error take more).
+        assert!(cut_record(&record, 100, "too large", path).is_none());
     }
 }

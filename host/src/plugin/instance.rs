@@ -53,6 +53,19 @@ pub enum CallError {
     Memory(u64),
 }
 
+/// Why a fresh instance is not ready for calls.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    /// The plugin's `init` refused its configuration, in its own words.
+    #[error("{0}")]
+    Refused(String),
+    #[error("did not finish within {} ms (init_timeout_ms)", .0.as_millis())]
+    Timeout(Duration),
+    /// It trapped or ran out of memory, as [`CallError::message`] says.
+    #[error("{0}")]
+    Failed(String),
+}
+
 /// A failed call, with what the plugin wrote to stdout and stderr during it (its end).
 #[derive(Debug, Clone)]
 pub struct Failed {
@@ -115,16 +128,15 @@ impl Loaded {
             engine,
             log_limit: Arc::new(LogLimit::new(s.pipeline.clone(), s.name.clone())),
         });
-        let instance = loaded.instantiate().map_err(|e| PluginError::Init {
+        let instance = loaded.instantiate().map_err(|source| PluginError::Init {
             name: s.name.to_string(),
-            message: e,
+            source,
         })?;
         Ok((loaded, instance))
     }
 
-    /// A fresh instance, initialised within the init deadline. The error is the plugin's own
-    /// `init` message, or why the instance could not be created.
-    pub fn instantiate(&self) -> Result<Instance, String> {
+    /// A fresh instance, initialised within the init deadline.
+    pub fn instantiate(&self) -> Result<Instance, InitError> {
         let data = StoreData::new(
             self.settings.pipeline.clone(),
             self.settings.name.clone(),
@@ -145,11 +157,8 @@ impl Loaded {
         });
         let output = store.data().stdio.end(true);
         let failed = |error: CallError| match error {
-            CallError::Timeout(t) => format!(
-                "did not finish within {} ms (init_timeout_ms)",
-                t.as_millis()
-            ),
-            other => other.message(&self.settings.name),
+            CallError::Timeout(t) => InitError::Timeout(t),
+            other => InitError::Failed(other.message(&self.settings.name)),
         };
         match started {
             Ok(Ok((bindings, Ok(())))) => Ok(Instance {
@@ -157,7 +166,7 @@ impl Loaded {
                 bindings,
                 limits: self.settings.limits,
             }),
-            Ok(Ok((_, Err(message)))) => Err(message),
+            Ok(Ok((_, Err(message)))) => Err(InitError::Refused(message)),
             Ok(Err(e)) => Err(failed(classify(
                 &mut store,
                 e,

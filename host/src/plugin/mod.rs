@@ -54,8 +54,12 @@ pub enum PluginError {
         path: String,
         message: String,
     },
-    #[error("plugin {name}: init failed: {message}")]
-    Init { name: String, message: String },
+    #[error("plugin {name}: init failed: {source}")]
+    Init {
+        name: String,
+        #[source]
+        source: instance::InitError,
+    },
     #[error("plugin engine: {0}")]
     Engine(String),
 }

@@ -14,7 +14,7 @@
 //! dead-lettered), and a batch with one slow event costs two deadlines whatever its size, one per
 //! slow event more.
 
-use super::instance::{BatchResult, CallError, Event, Failed, Instance, Loaded, Output};
+use super::instance::{BatchResult, CallError, Event, Failed, InitError, Instance, Loaded, Output};
 use super::metadata::Lookup;
 use std::sync::Arc;
 
@@ -132,14 +132,12 @@ impl Runner {
             error = %e.message(&self.loaded.settings.name), "isolated the event that makes the plugin fail");
     }
 
-    fn instance(&mut self) -> Result<&mut Instance, String> {
-        if self.instance.is_none() {
-            self.instance = Some(self.loaded.instantiate()?);
-        }
-        // Just set above if it was missing.
-        self.instance
-            .as_mut()
-            .ok_or_else(|| "no instance".to_owned())
+    fn instance(&mut self) -> Result<&mut Instance, InitError> {
+        let instance = match self.instance.take() {
+            Some(instance) => instance,
+            None => self.loaded.instantiate()?,
+        };
+        Ok(self.instance.insert(instance))
     }
 
     /// Files each output and failure under its input (indices are relative to the call's slice).

@@ -14,8 +14,18 @@ use std::path::Path;
 /// are 10–40 MiB; a quarter of a gigabyte is far beyond any real one.
 pub const MAX_BYTES: u64 = 256 << 20;
 
-/// Why a plugin file cannot be read: a message naming no path (the caller names it).
-pub fn check(meta: &std::fs::Metadata) -> Result<(), String> {
+/// Why a file cannot be a plugin: a message naming no path (the caller names it).
+#[derive(Debug, thiserror::Error)]
+pub enum NotPlugin {
+    /// What it is instead: "a directory", "a FIFO", ...
+    #[error("is {0}, not a regular file")]
+    NotRegular(&'static str),
+    #[error("is {} MiB; a plugin may be at most {} MiB", .0.div_ceil(1 << 20), MAX_BYTES >> 20)]
+    TooLarge(u64),
+}
+
+/// Whether the file `meta` describes may be read as a plugin.
+pub fn check(meta: &std::fs::Metadata) -> Result<(), NotPlugin> {
     let kind = meta.file_type();
     let what = if kind.is_file() {
         None
@@ -33,25 +43,16 @@ pub fn check(meta: &std::fs::Metadata) -> Result<(), String> {
         Some("not a file")
     };
     if let Some(what) = what {
-        return Err(format!("is {what}, not a regular file"));
+        return Err(NotPlugin::NotRegular(what));
     }
     if meta.len() > MAX_BYTES {
-        return Err(too_large(meta.len()));
+        return Err(NotPlugin::TooLarge(meta.len()));
     }
     Ok(())
 }
 
-fn too_large(len: u64) -> String {
-    format!(
-        "is {} MiB; a plugin may be at most {} MiB",
-        len.div_ceil(1 << 20),
-        MAX_BYTES >> 20
-    )
-}
-
 /// The file's bytes, or why not (without the path: the caller names it).
 pub fn read(path: &Path) -> Result<Vec<u8>, std::io::Error> {
-    let other = |m: String| std::io::Error::other(m);
     // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer. It changes
     // nothing for a regular file.
     let mut file = std::fs::OpenOptions::new()
@@ -59,11 +60,13 @@ pub fn read(path: &Path) -> Result<Vec<u8>, std::io::Error> {
         .custom_flags(libc::O_NONBLOCK)
         .open(path)?;
     let meta = file.metadata()?;
-    check(&meta).map_err(other)?;
+    check(&meta).map_err(std::io::Error::other)?;
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     (&mut file).take(MAX_BYTES + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > MAX_BYTES {
-        return Err(other(too_large(bytes.len() as u64)));
+        return Err(std::io::Error::other(NotPlugin::TooLarge(
+            bytes.len() as u64
+        )));
     }
     Ok(bytes)
 }

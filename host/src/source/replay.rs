@@ -11,7 +11,7 @@
 
 use super::prefix::PrefixTracker;
 use super::{Acker, Source, SourceError, SourceEvent};
-use crate::event::REDRIVE_META;
+use crate::dlq_record::DlqRecord;
 use crate::event::{Envelope, Payload, Position};
 use async_trait::async_trait;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
@@ -100,11 +100,11 @@ pub struct Opened {
 
 /// A source yielding the records of `aside` after `progress.done`, and its acker, which saves
 /// the progress in [`Progress::path`].
-pub fn open(aside: &Path, progress: Progress) -> Result<Opened, String> {
-    let mut file =
-        std::fs::File::open(aside).map_err(|e| format!("cannot open {}: {e}", aside.display()))?;
+pub fn open(aside: &Path, progress: Progress) -> Result<Opened, SourceError> {
+    let mut file = std::fs::File::open(aside)
+        .map_err(|e| SourceError::io(format!("cannot open {}", aside.display()), e))?;
     file.seek(SeekFrom::Start(progress.done))
-        .map_err(|e| format!("cannot read {}: {e}", aside.display()))?;
+        .map_err(|e| SourceError::io(format!("cannot read {}", aside.display()), e))?;
     let done = Done(Arc::new(AtomicU64::new(progress.done)));
     let source = Replay {
         lines: BufReader::new(file),
@@ -131,15 +131,11 @@ impl Replay {
     /// The event of one DLQ record, with its history; or, for a line that is not one (it cannot
     /// be, the file was written whole, but never drop a line), the line as a malformed event.
     fn event(&self, line: &str, position: Position) -> SourceEvent {
-        let parsed = serde_json::from_str::<serde_json::Value>(line)
-            .map_err(|e| e.to_string())
-            .and_then(|record| {
-                let mut event = Envelope::from_json(&record["event"])?;
-                event
-                    .meta
-                    .insert(REDRIVE_META.into(), record["error"].clone());
-                Ok(event)
-            });
+        let parsed = serde_json::from_str::<DlqRecord>(line).map(|record| {
+            // The kind that first read the event, if weir still has it.
+            let label = crate::source::registered_kind(&record.event.source).unwrap_or("redrive");
+            record.redriven(label)
+        });
         let (envelope, problem) = match parsed {
             Ok(event) => (event, None),
             Err(e) => {

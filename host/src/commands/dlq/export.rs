@@ -1,6 +1,7 @@
 //! `weir dlq export`: writes the selected records (or only their original events) as JSON
 //! lines, to stdout or a file. Reads only: the DLQ is left as it is.
 
+use super::error::DlqError;
 use super::records::{self, Record};
 use super::{SelectArgs, exit, locate_selected};
 use crate::config::HostSettings;
@@ -39,17 +40,17 @@ pub fn export(args: &ExportArgs, settings: &HostSettings) -> i32 {
     let torn = selected.iter().filter(|r| r.parsed.is_none()).count();
     let lines = selected.iter().filter_map(|r| match args.events {
         false => r.parsed.as_ref().map(|_| r.line.clone()),
-        true => event_text(&r.line),
+        true => crate::dlq_record::event_text(&r.line).map(str::to_owned),
     });
     let written = match &args.output {
         Some(path) => crate::durable::replace(path, |out| write_lines(out, lines))
-            .map_err(|e| format!("cannot write {}: {e}", path.display())),
+            .map_err(|e| DlqError::file("write", path, e)),
         None => {
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
             write_lines(&mut out, lines)
                 .and_then(|()| out.flush())
-                .map_err(|e| format!("cannot write to stdout: {e}"))
+                .map_err(DlqError::Stdout)
         }
     };
     if let Err(e) = written {
@@ -68,19 +69,6 @@ pub fn export(args: &ExportArgs, settings: &HostSettings) -> i32 {
         }
     );
     exit::OK
-}
-
-/// A record's `event` exactly as it is written there (not re-serialized: key order and numbers
-/// stay as they were read).
-fn event_text(record: &str) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct EventOnly<'a> {
-        #[serde(borrow)]
-        event: &'a serde_json::value::RawValue,
-    }
-    serde_json::from_str::<EventOnly>(record)
-        .ok()
-        .map(|r| r.event.get().to_owned())
 }
 
 fn write_lines(out: &mut dyn Write, lines: impl Iterator<Item = String>) -> std::io::Result<()> {

@@ -7,6 +7,7 @@
 //! (`DLQ.redrive.progress`), see [`redrive`]; commands that rewrite the file do it through a
 //! temporary file (`DLQ.tmp`) under the file's lock, see [`records`].
 
+mod error;
 mod export;
 mod purge;
 mod records;
@@ -168,19 +169,12 @@ pub fn inspect(file: &Path, settings: &HostSettings) -> i32 {
     let mut groups: BTreeMap<(String, String, String), (usize, String, String)> = BTreeMap::new();
     let mut unreadable = 0;
     for r in &records {
-        if r.parsed.is_none() {
+        let Some(f) = r.error() else {
             unreadable += 1;
             continue;
-        }
-        let key = (
-            r.error("stage").to_owned(),
-            r.error("kind").to_owned(),
-            r.error("message").to_owned(),
-        );
-        let (first, last) = (
-            r.error("first_failed_at").to_owned(),
-            r.error("last_failed_at").to_owned(),
-        );
+        };
+        let key = (f.stage.clone(), f.kind.clone(), f.message.clone());
+        let (first, last) = (f.first_failed_at.clone(), f.last_failed_at.clone());
         let g = groups
             .entry(key)
             .or_insert((0, first.clone(), last.clone()));

@@ -4,6 +4,7 @@
 //! lock, so that no running weir appends to it meanwhile; on a terminal it asks first, elsewhere
 //! it wants `--yes`.
 
+use super::error::DlqError;
 use super::records::{self, Record};
 use super::{SelectArgs, exit, locate_selected};
 use crate::config::HostSettings;
@@ -26,7 +27,7 @@ pub fn purge(args: &PurgeArgs, settings: &HostSettings) -> i32 {
     let locked = target
         .pipeline
         .lock_state()
-        .map_err(|e| e.to_string())
+        .map_err(DlqError::from)
         .and_then(|state| Ok((state, records::lock(dlq)?)));
     let _locks = match locked {
         Ok(l) => l,

@@ -1,36 +1,41 @@
 //! A DLQ file's records, which of them a command selects, and rewriting the file safely.
 
+use super::error::DlqError;
+use crate::dlq_record::{DlqRecord, Failure};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-/// One line of the DLQ file.
+/// One line of the DLQ file: commands select records by what they say, and write back the
+/// line as it was.
 pub struct Record {
     pub line: String,
-    /// `None` for a line that is not JSON (torn by a crash).
-    pub parsed: Option<serde_json::Value>,
+    /// `None` for a line that is not a DLQ record (torn by a crash).
+    pub parsed: Option<DlqRecord<'static>>,
 }
 
 impl Record {
-    /// A field of the record's `error`, or `?`.
-    pub fn error(&self, key: &str) -> &str {
-        self.parsed
-            .as_ref()
-            .and_then(|r| r["error"][key].as_str())
-            .unwrap_or("?")
+    /// Why the event failed, if the line is a record.
+    pub fn error(&self) -> Option<&Failure> {
+        self.parsed.as_ref().map(|r| &*r.error)
+    }
+
+    /// Where the event failed (`source`, `plugin:NAME`, `sink`), or `?`.
+    pub fn stage(&self) -> &str {
+        self.error().map_or("?", |f| &f.stage)
     }
 
     /// The pipeline that wrote the record, if it says.
     pub fn pipeline(&self) -> Option<&str> {
-        self.parsed.as_ref().and_then(|r| r["pipeline"].as_str())
+        self.parsed.as_ref().and_then(|r| r.pipeline.as_deref())
     }
 }
 
 /// The records of a DLQ file (none if it does not exist).
-pub fn read(path: &Path) -> Result<Vec<Record>, String> {
+pub fn read(path: &Path) -> Result<Vec<Record>, DlqError> {
     let text = match std::fs::read(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        Err(e) => return Err(DlqError::file("read", path, e)),
     };
     // Lossily: a torn multi-byte character must not make the whole file unreadable.
     let text = String::from_utf8_lossy(&text);
@@ -61,11 +66,11 @@ impl Selection {
         stage: Option<String>,
         kind: Option<String>,
         pattern: Option<&str>,
-    ) -> Result<Selection, String> {
+    ) -> Result<Selection, DlqError> {
         let pattern = pattern
             .map(weir_pattern::Pattern::compile)
             .transpose()
-            .map_err(|e| format!("--pattern: invalid event pattern: {e}"))?;
+            .map_err(DlqError::Pattern)?;
         Ok(Selection {
             pipeline: pipeline.to_owned(),
             stage,
@@ -92,11 +97,14 @@ impl Selection {
             return false;
         }
         let stage_ok = self.stage.as_deref().is_none_or(|want| {
-            let got = r.error("stage");
+            let got = r.stage();
             got == want || got.split(':').next() == Some(want)
         });
         stage_ok
-            && self.kind.as_deref().is_none_or(|k| r.error("kind") == k)
+            && self
+                .kind
+                .as_deref()
+                .is_none_or(|k| r.error().is_some_and(|f| f.kind == k))
             && self
                 .pattern
                 .as_ref()
@@ -105,7 +113,7 @@ impl Selection {
 }
 
 /// Replaces the DLQ file with `lines` (crash-safe: see [`crate::durable`]).
-pub fn write<'a>(path: &Path, lines: impl Iterator<Item = &'a str>) -> Result<(), String> {
+pub fn write<'a>(path: &Path, lines: impl Iterator<Item = &'a str>) -> Result<(), DlqError> {
     crate::durable::replace(path, |out| {
         for l in lines {
             out.write_all(l.as_bytes())?;
@@ -113,13 +121,13 @@ pub fn write<'a>(path: &Path, lines: impl Iterator<Item = &'a str>) -> Result<()
         }
         Ok(())
     })
-    .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    .map_err(|e| DlqError::file("write", path, e))
 }
 
 /// Removes from the DLQ file the lines that are in `taken` (as many times as they are there),
 /// keeping the others in order. Doing it twice removes nothing more: a redrive interrupted
 /// right after it can simply do it again.
-pub fn take_out<'a>(path: &Path, taken: impl Iterator<Item = &'a str>) -> Result<usize, String> {
+pub fn take_out<'a>(path: &Path, taken: impl Iterator<Item = &'a str>) -> Result<usize, DlqError> {
     let mut wanted: HashMap<&str, usize> = HashMap::new();
     for line in taken {
         *wanted.entry(line).or_default() += 1;
@@ -148,19 +156,15 @@ pub fn take_out<'a>(path: &Path, taken: impl Iterator<Item = &'a str>) -> Result
 pub struct FileLock(#[allow(dead_code)] std::fs::File);
 
 /// Takes the lock of the DLQ file at `path`, or says who holds it.
-pub fn lock(path: &Path) -> Result<FileLock, String> {
+pub fn lock(path: &Path) -> Result<FileLock, DlqError> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .open(path)
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        .map_err(|e| DlqError::file("open", path, e))?;
     match file.try_lock() {
         Ok(()) => Ok(FileLock(file)),
-        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
-            "{} is in use: a running weir holds its lock (a pipeline writing its dead letters \
-             there); stop it first",
-            path.display()
-        )),
-        Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
+        Err(std::fs::TryLockError::WouldBlock) => Err(DlqError::InUse(path.to_owned())),
+        Err(std::fs::TryLockError::Error(e)) => Err(DlqError::file("lock", path, e)),
     }
 }
 

@@ -12,6 +12,7 @@
 //! were in flight. The pipeline's state lock keeps the pipeline itself out, and
 //! `DLQ.redrive.lock` other redrives of a DLQ file that pipelines share.
 
+use super::error::DlqError;
 use super::records::{self, Record, Selection};
 use super::{SelectArgs, Target, exit, locate_selected};
 use crate::config::HostSettings;
@@ -36,7 +37,7 @@ pub fn redrive(args: &RedriveArgs, settings: &HostSettings) -> i32 {
     let locks = target
         .pipeline
         .lock_state()
-        .map_err(|e| e.to_string())
+        .map_err(DlqError::from)
         .and_then(|state| Ok((state, lock_redrive(&target.aside())?)));
     let _locks = match locks {
         Ok(l) => l,
@@ -73,25 +74,29 @@ fn redrive_locked(
     file: &Path,
     settings: &HostSettings,
     selection: &Selection,
-) -> Result<bool, String> {
+) -> Result<bool, DlqError> {
     let (dlq, aside) = (target.dlq.clone(), target.aside());
     records::sweep_leftovers(&dlq, &aside);
-    let mut pipeline = Some(target.pipeline);
-    if aside.exists() {
-        eprintln!(
-            "resuming an interrupted redrive: {} events set aside in {}",
-            aside_count(&aside),
-            aside.display()
-        );
-        let progress = {
-            let _lock = lock_if_there(&dlq)?;
-            prepare(&dlq, &aside, selection)?
-        };
-        let p = pipeline.take().ok_or("no pipeline")?;
-        if !run(runtime, p, &aside, progress, file)? {
-            return Ok(false);
+    // The pipeline runs once: a resumed redrive uses it up, and the new selection's run
+    // loads it again.
+    let pipeline = match aside.exists() {
+        false => Some(target.pipeline),
+        true => {
+            eprintln!(
+                "resuming an interrupted redrive: {} events set aside in {}",
+                aside_count(&aside),
+                aside.display()
+            );
+            let progress = {
+                let _lock = lock_if_there(&dlq)?;
+                prepare(&dlq, &aside, selection)?
+            };
+            if !run(runtime, target.pipeline, &aside, progress, file)? {
+                return Ok(false);
+            }
+            None
         }
-    }
+    };
 
     // Locked from choosing to taking out: no running weir appends meanwhile. Released before
     // the run, whose DLQ sink takes the lock itself.
@@ -100,7 +105,7 @@ fn redrive_locked(
     // Malformed input fails at the source whatever is fixed downstream: never redriven.
     let unfixable = all
         .iter()
-        .filter(|r| selection.ours(r) && r.error("stage") == "source")
+        .filter(|r| selection.ours(r) && r.stage() == "source")
         .count();
     if unfixable > 0 {
         eprintln!(
@@ -109,7 +114,7 @@ fn redrive_locked(
     }
     let chosen: Vec<&Record> = all
         .iter()
-        .filter(|r| r.parsed.is_some() && r.error("stage") != "source" && selection.matches(r))
+        .filter(|r| r.parsed.is_some() && r.stage() != "source" && selection.matches(r))
         .collect();
     if chosen.is_empty() {
         println!("nothing to redrive: no record of {} matches", dlq.display());
@@ -123,16 +128,13 @@ fn redrive_locked(
     drop(lock);
     let pipeline = match pipeline {
         Some(p) => p,
-        None => {
-            let cfg = load_pipeline(file).map_err(|e| e.to_string())?;
-            Pipeline::new(cfg, &settings.state_dir)
-        }
+        None => Pipeline::new(load_pipeline(file)?, &settings.state_dir),
     };
     run(runtime, pipeline, &aside, progress, file)
 }
 
 /// The DLQ file's lock, if the file is there.
-fn lock_if_there(dlq: &Path) -> Result<Option<records::FileLock>, String> {
+fn lock_if_there(dlq: &Path) -> Result<Option<records::FileLock>, DlqError> {
     match dlq.exists() {
         true => records::lock(dlq).map(Some),
         false => Ok(None),
@@ -142,18 +144,16 @@ fn lock_if_there(dlq: &Path) -> Result<Option<records::FileLock>, String> {
 /// The progress of the records set aside, after making sure they are out of the DLQ (the step
 /// a kill may have cut short). Refuses records set aside by another pipeline. The caller holds
 /// the DLQ file's lock.
-fn prepare(dlq: &Path, aside: &Path, selection: &Selection) -> Result<Progress, String> {
+fn prepare(dlq: &Path, aside: &Path, selection: &Selection) -> Result<Progress, DlqError> {
     let set_aside = records::read(aside)?;
     if let Some(other) = set_aside.iter().find(|r| !selection.ours(r)) {
-        return Err(format!(
-            "{} holds events of pipeline {} set aside by its interrupted redrive: finish it with \
-             `weir dlq redrive` on that pipeline's file first",
-            aside.display(),
-            other.pipeline().unwrap_or("?")
-        ));
+        return Err(DlqError::OtherPipeline {
+            aside: aside.to_owned(),
+            pipeline: other.pipeline().unwrap_or("?").to_owned(),
+        });
     }
     let aside_bytes = std::fs::metadata(aside)
-        .map_err(|e| format!("cannot read {}: {e}", aside.display()))?
+        .map_err(|e| DlqError::file("read", aside, e))?
         .len();
     let path = Progress::path(aside);
     match Progress::load(&path) {
@@ -175,7 +175,7 @@ fn prepare(dlq: &Path, aside: &Path, selection: &Selection) -> Result<Progress, 
     };
     progress
         .save(&path)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        .map_err(|e| DlqError::file("write", &path, e))?;
     Ok(progress)
 }
 
@@ -187,7 +187,7 @@ fn run(
     aside: &Path,
     progress: Progress,
     file: &Path,
-) -> Result<bool, String> {
+) -> Result<bool, DlqError> {
     let total = count_from(aside, progress.done);
     let counters = pipeline.counters();
     let replay::Opened {
@@ -201,8 +201,7 @@ fn run(
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let result = runtime.block_on(async {
-        let stop = crate::shutdown::on_signals()
-            .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+        let stop = crate::shutdown::on_signals().map_err(DlqError::Signals)?;
         let run = tokio::spawn(pipeline.run_with(source, acker, stop));
         while !run.is_finished() {
             let c = counters.snapshot();
@@ -213,9 +212,8 @@ fn run(
             ));
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        run.await
-            .map_err(|e| format!("redrive failed: {e}"))?
-            .map_err(|e| e.to_string())
+        let snapshot = run.await.map_err(DlqError::Join)??;
+        Ok::<_, DlqError>(snapshot)
     });
     bar.finish_and_clear();
     let c = counters.snapshot();
@@ -265,18 +263,18 @@ pub fn aside_count(aside: &Path) -> usize {
 }
 
 /// Removes `path` durably, if it is there.
-fn remove(path: &Path) -> Result<(), String> {
+fn remove(path: &Path) -> Result<(), DlqError> {
     match std::fs::remove_file(path) {
         Ok(()) => durable::sync_dir(path),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
     }
-    .map_err(|e| format!("cannot remove {}: {e}", path.display()))
+    .map_err(|e| DlqError::file("remove", path, e))
 }
 
 /// Keeps other redrives of this DLQ file out (pipelines sharing it have state locks of their
 /// own). Held while the returned file is open.
-fn lock_redrive(aside: &Path) -> Result<std::fs::File, String> {
+fn lock_redrive(aside: &Path) -> Result<std::fs::File, DlqError> {
     let mut name = aside.as_os_str().to_owned();
     name.push(".lock");
     let path = PathBuf::from(name);
@@ -285,13 +283,10 @@ fn lock_redrive(aside: &Path) -> Result<std::fs::File, String> {
         .truncate(false)
         .write(true)
         .open(&path)
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        .map_err(|e| DlqError::file("open", &path, e))?;
     match file.try_lock() {
         Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
-            "another `weir dlq redrive` is running on this DLQ file (it holds {})",
-            path.display()
-        )),
-        Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
+        Err(std::fs::TryLockError::WouldBlock) => Err(DlqError::RedriveRunning(path)),
+        Err(std::fs::TryLockError::Error(e)) => Err(DlqError::file("lock", &path, e)),
     }
 }
