@@ -1,20 +1,42 @@
 //! Sinks: where events go. A sink writes batches of encoded events and makes its writes durable
-//! before the source checkpoints ([`Sink::sync`]). The dead-letter
-//! queue is a sink too. Adding a kind is one module here plus one line in [`SinkKind`].
-
-pub mod file;
-pub mod kafka;
-pub mod sqs;
-pub mod stdout;
+//! before the source checkpoints ([`Sink::sync`]). The dead-letter queue is a sink too.
+//!
+//! Each kind is a module here whose `[sink]` table implements [`SinkKind`] (its name, its
+//! checks, its dry-run rendering, how it opens), registered by one line of `sinks!` below: see
+//! the README's "Adding a connector".
 
 use crate::config::component::{deserialize_table, take_key, take_kind};
 use crate::config::{ConfigError, KeyPath, SourceText};
 use crate::event::Envelope;
+use crate::source::KeyError;
 use crate::template::Template;
 use async_trait::async_trait;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use std::borrow::Cow;
-use std::path::PathBuf;
+use std::fmt::Debug;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Declares each kind's module and registers its table type, in the order error messages and
+/// the README list them.
+macro_rules! sinks {
+    ($($module:ident :: $config:ident),* $(,)?) => {
+        $(pub mod $module;)*
+
+        /// Every sink kind.
+        const REGISTRY: &[Registered] = &[$(Registered::of::<$module::$config>()),*];
+    };
+}
+
+// One line per kind: `module::ItsSinkKind`.
+sinks! {
+    stdout::StdoutSinkConfig,
+    file::FileSinkConfig,
+    kafka::KafkaSinkConfig,
+    sqs::SqsSinkConfig,
+}
 
 /// One event ready for a sink: its encoded body, and the event for sinks that take more from it
 /// (keys, headers, attributes).
@@ -74,12 +96,18 @@ pub fn preview_bytes(bytes: &[u8]) -> serde_json::Value {
     }
 }
 
+/// Why a sink could not take an event (or open): the message for the operator, and whether
+/// trying again may help.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct SinkError {
+    /// What failed, with the cause's text.
     pub message: String,
     /// Worth trying again (a timeout, a full disk) rather than a permanent rejection.
     pub retryable: bool,
+    /// The error it comes from, if any (shared: a batch's refusal is every entry's).
+    #[source]
+    pub cause: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
 impl SinkError {
@@ -87,27 +115,37 @@ impl SinkError {
         SinkError {
             message: message.into(),
             retryable: true,
+            cause: None,
         }
     }
     pub fn permanent(message: impl Into<String>) -> Self {
         SinkError {
             message: message.into(),
             retryable: false,
+            cause: None,
         }
+    }
+
+    /// The same error, coming from `cause` (whose text the message already holds).
+    pub fn caused_by(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.cause = Some(Arc::new(cause));
+        self
     }
 
     /// An I/O error: retryable if it is the kind that goes away by itself (a full disk, a
     /// timeout, an interrupted call), permanent otherwise (no such directory, no permission).
-    pub fn io(message: impl Into<String>, e: &std::io::Error) -> Self {
+    pub fn io(message: impl Into<String>, e: std::io::Error) -> Self {
         use std::io::ErrorKind::*;
         let retryable = matches!(
             e.kind(),
             StorageFull | QuotaExceeded | Interrupted | TimedOut | WouldBlock | ResourceBusy
         ) || e.raw_os_error() == Some(5); // EIO
-        SinkError {
-            message: message.into(),
-            retryable,
-        }
+        let error = if retryable {
+            SinkError::retryable(message)
+        } else {
+            SinkError::permanent(message)
+        };
+        error.caused_by(e)
     }
 }
 
@@ -212,32 +250,148 @@ impl Body {
     }
 }
 
-/// A `[sink]` (or `[dlq]`) table.
+/// A kind of sink: its `[sink]` (or `[dlq]`) table, read from TOML (without `type`,
+/// `encoding` and `template`, which every kind takes), and what weir does with it before events
+/// flow. The kind's name is [`SinkKind::KIND`]; the rest of weir reaches a kind only through
+/// this trait and the `sinks!` list.
+#[async_trait]
+pub trait SinkKind: DeserializeOwned + Debug + Send + Sync + 'static {
+    /// Its table's `type` (`"file"`).
+    const KIND: &'static str;
+
+    /// Checks values that parse but make no sense: `(key, message)`.
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        Ok(())
+    }
+
+    /// How it would make each event into what it sends, without opening it (`weir dry-run`).
+    fn preview(&self, pipeline: &str) -> Result<Box<dyn Render>, SinkError>;
+
+    /// The local file it appends to, if it writes one (`weir dlq` reads a DLQ there).
+    fn local_file(&self) -> Option<&Path> {
+        None
+    }
+
+    /// What opening it would refuse, found without creating, writing or locking anything
+    /// (`weir check`): a file that cannot be appended to.
+    fn preflight(&self) -> Result<(), KeyError> {
+        Ok(())
+    }
+
+    /// Reaches what it writes to (brokers, a queue) as opening it would, reading metadata
+    /// only, each answer within `timeout` (`weir check --connect`): what it reached, or `None`
+    /// when there is nothing to reach.
+    async fn reach(&self, _pipeline: &str, _timeout: Duration) -> Result<Option<String>, KeyError> {
+        Ok(None)
+    }
+
+    async fn open(&self, ctx: &SinkContext) -> Result<Box<dyn Sink>, SinkError>;
+}
+
+/// What a sink would send for one event, rendered without the sink ([`SinkKind::preview`]).
+pub trait Render: Send + Sync {
+    /// As JSON with the body as `body` (text, as written; bytes that are not UTF-8 as
+    /// `{"base64": ...}`; a Kafka tombstone as `null`), and by kind its key, headers,
+    /// attributes, ...; or why the sink would refuse the event before sending it.
+    fn render(&self, body: Rendered<'_>, event: &Envelope) -> Result<serde_json::Value, SinkError>;
+}
+
+/// A registered kind: its name, and how its table is read.
+struct Registered {
+    kind: &'static str,
+    parse: fn(&SourceText<'_>, &KeyPath, toml::Table) -> Result<Arc<dyn AnySink>, ConfigError>,
+}
+
+impl Registered {
+    const fn of<K: SinkKind>() -> Self {
+        Registered {
+            kind: K::KIND,
+            parse: parse_as::<K>,
+        }
+    }
+}
+
+fn parse_as<K: SinkKind>(
+    src: &SourceText<'_>,
+    at: &KeyPath,
+    table: toml::Table,
+) -> Result<Arc<dyn AnySink>, ConfigError> {
+    Ok(Arc::new(deserialize_table::<K>(
+        src,
+        at,
+        table,
+        COMMON_KEYS,
+    )?))
+}
+
+/// The registered sink kinds' names, in registration order.
+pub fn kinds() -> Vec<&'static str> {
+    REGISTRY.iter().map(|r| r.kind).collect()
+}
+
+/// [`SinkKind`] as an object, so that a [`SinkConfig`] holds any kind (a trait with a constant
+/// cannot be one): implemented for every kind, by forwarding to it.
+#[async_trait]
+trait AnySink: Debug + Send + Sync {
+    fn kind(&self) -> &'static str;
+    fn validate(&self) -> Result<(), (&'static str, String)>;
+    fn preview(&self, pipeline: &str) -> Result<Box<dyn Render>, SinkError>;
+    fn local_file(&self) -> Option<&Path>;
+    fn preflight(&self) -> Result<(), KeyError>;
+    async fn reach(&self, pipeline: &str, timeout: Duration) -> Result<Option<String>, KeyError>;
+    async fn open(&self, ctx: &SinkContext) -> Result<Box<dyn Sink>, SinkError>;
+}
+
+#[async_trait]
+impl<K: SinkKind> AnySink for K {
+    fn kind(&self) -> &'static str {
+        K::KIND
+    }
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        SinkKind::validate(self)
+    }
+    fn preview(&self, pipeline: &str) -> Result<Box<dyn Render>, SinkError> {
+        SinkKind::preview(self, pipeline)
+    }
+    fn local_file(&self) -> Option<&Path> {
+        SinkKind::local_file(self)
+    }
+    fn preflight(&self) -> Result<(), KeyError> {
+        SinkKind::preflight(self)
+    }
+    async fn reach(&self, pipeline: &str, timeout: Duration) -> Result<Option<String>, KeyError> {
+        SinkKind::reach(self, pipeline, timeout).await
+    }
+    async fn open(&self, ctx: &SinkContext) -> Result<Box<dyn Sink>, SinkError> {
+        SinkKind::open(self, ctx).await
+    }
+}
+
+/// A `[sink]` (or `[dlq]`) table: one of the registered kinds, and what it writes.
 #[derive(Debug, Clone)]
 pub struct SinkConfig {
-    pub kind: SinkKind,
+    kind: Arc<dyn AnySink>,
     pub body: Body,
 }
 
-#[derive(Debug, Clone)]
-pub enum SinkKind {
-    Stdout(stdout::StdoutSinkConfig),
-    File(file::FileSinkConfig),
-    Kafka(kafka::KafkaSinkConfig),
-    Sqs(sqs::SqsSinkConfig),
-}
-
-const KINDS: &[&str] = &["stdout", "file", "kafka", "sqs"];
 /// Keys every sink kind accepts.
 const COMMON_KEYS: &[&str] = &["type", "encoding", "template"];
 
 impl SinkConfig {
+    /// A sink of kind `kind` that writes each event's data ([`Body::default`]).
+    pub fn new(kind: impl SinkKind) -> Self {
+        SinkConfig {
+            kind: Arc::new(kind),
+            body: Body::default(),
+        }
+    }
+
     pub fn parse(
         src: &SourceText<'_>,
         at: &KeyPath,
         mut table: toml::Table,
     ) -> Result<Self, ConfigError> {
-        let kind = take_kind(src, at, &mut table, "sink", KINDS)?;
+        let kind = take_kind(src, at, &mut table, "sink", &kinds())?;
         let has_encoding = table.contains_key("encoding");
         let encoding: Encoding = take_key(src, at, &mut table, "encoding")?;
         let template: Option<String> = take_key(src, at, &mut table, "template")?;
@@ -254,70 +408,57 @@ impl SinkConfig {
                     src.error(&at.key("template"), format!("invalid template: {e}"))
                 })?),
             };
-        let kind = match kind.as_str() {
-            "stdout" => SinkKind::Stdout(deserialize_table(src, at, table, COMMON_KEYS)?),
-            "file" => SinkKind::File(deserialize_table(src, at, table, COMMON_KEYS)?),
-            "kafka" => SinkKind::Kafka(deserialize_table(src, at, table, COMMON_KEYS)?),
-            "sqs" => SinkKind::Sqs(deserialize_table(src, at, table, COMMON_KEYS)?),
-            _ => unreachable!("take_kind only returns registered kinds"),
-        };
-        let config = SinkConfig { kind, body };
-        config
-            .validate()
+        let registered = REGISTRY
+            .iter()
+            .find(|r| r.kind == kind)
+            .expect("take_kind only returns registered kinds");
+        let kind = (registered.parse)(src, at, table)?;
+        kind.validate()
             .map_err(|(key, msg)| src.error(&at.key(key), msg))?;
-        Ok(config)
-    }
-
-    fn validate(&self) -> Result<(), (&'static str, String)> {
-        match &self.kind {
-            SinkKind::Stdout(_) => Ok(()),
-            SinkKind::File(c) => c.validate(),
-            SinkKind::Kafka(c) => c.validate(),
-            SinkKind::Sqs(c) => c.validate(),
-        }
+        Ok(SinkConfig { kind, body })
     }
 
     /// The default dead-letter queue: `<state dir>/dlq.jsonl`.
-    pub fn default_dlq(state_dir: &std::path::Path) -> Self {
-        SinkConfig {
-            kind: SinkKind::File(file::FileSinkConfig {
-                path: state_dir.join("dlq.jsonl"),
-            }),
-            body: Body::default(),
-        }
+    pub fn default_dlq(state_dir: &Path) -> Self {
+        SinkConfig::new(file::FileSinkConfig {
+            path: state_dir.join("dlq.jsonl"),
+        })
     }
 
     pub fn kind(&self) -> &'static str {
-        match self.kind {
-            SinkKind::Stdout(_) => "stdout",
-            SinkKind::File(_) => "file",
-            SinkKind::Kafka(_) => "kafka",
-            SinkKind::Sqs(_) => "sqs",
-        }
+        self.kind.kind()
+    }
+
+    /// The local file the sink appends to, if it writes one ([`SinkKind::local_file`]).
+    pub fn local_file(&self) -> Option<&Path> {
+        self.kind.local_file()
+    }
+
+    /// What opening the sink would refuse ([`SinkKind::preflight`]).
+    pub fn preflight(&self) -> Result<(), KeyError> {
+        self.kind.preflight()
+    }
+
+    /// Reaches what the sink writes to ([`SinkKind::reach`]).
+    pub async fn reach(
+        &self,
+        pipeline: &str,
+        timeout: Duration,
+    ) -> Result<Option<String>, KeyError> {
+        self.kind.reach(pipeline, timeout).await
     }
 
     /// What the sink would send, rendered without opening it (`weir dry-run`).
     pub fn preview(&self, pipeline: &str) -> Result<Preview, SinkError> {
-        let kind = match &self.kind {
-            SinkKind::Stdout(_) => PreviewKind::Stdout,
-            SinkKind::File(c) => PreviewKind::File(c.clone()),
-            SinkKind::Kafka(c) => PreviewKind::Kafka(kafka::Addressing::new(c, pipeline)?),
-            SinkKind::Sqs(c) => PreviewKind::Sqs(sqs::Messages::offline(c, pipeline)?),
-        };
         Ok(Preview {
             pipeline: pipeline.to_owned(),
             body: self.body.clone(),
-            kind,
+            render: self.kind.preview(pipeline)?,
         })
     }
 
     pub async fn open(&self, ctx: &SinkContext) -> Result<Box<dyn Sink>, SinkError> {
-        match &self.kind {
-            SinkKind::Stdout(c) => stdout::open(c, ctx).await,
-            SinkKind::File(c) => file::open(c, ctx).await,
-            SinkKind::Kafka(c) => kafka::open(c, ctx).await,
-            SinkKind::Sqs(c) => sqs::open(c, ctx).await,
-        }
+        self.kind.open(ctx).await
     }
 }
 
@@ -327,26 +468,13 @@ impl SinkConfig {
 pub struct Preview {
     pipeline: String,
     body: Body,
-    kind: PreviewKind,
-}
-
-enum PreviewKind {
-    Stdout,
-    File(file::FileSinkConfig),
-    Kafka(kafka::Addressing),
-    Sqs(sqs::Messages),
+    render: Box<dyn Render>,
 }
 
 impl Preview {
-    /// What the sink would send for `event`, as JSON with the body as `body` (text, as written;
-    /// bytes that are not UTF-8 as `{"base64": ...}`; a Kafka tombstone as `null`).
+    /// What the sink would send for `event` ([`Render::render`]).
     pub fn render(&self, event: &Envelope) -> Result<serde_json::Value, SinkError> {
         let body = self.body.render(event, &self.pipeline);
-        match &self.kind {
-            PreviewKind::Stdout => Ok(stdout::line(&body)),
-            PreviewKind::File(c) => Ok(file::line(c, &body)),
-            PreviewKind::Kafka(a) => a.record(&body, event),
-            PreviewKind::Sqs(m) => m.message(body, event),
-        }
+        self.render.render(body, event)
     }
 }

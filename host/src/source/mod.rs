@@ -2,22 +2,44 @@
 //!
 //! A source is two halves that run side by side: the [`Source`] reads batches, and its [`Acker`]
 //! is told, as events finish (delivered, filtered or dead-lettered, in any order), which
-//! positions are done, and makes the finished prefix durable when asked to checkpoint. Adding a
-//! kind is one module here plus one line in [`SourceConfig`].
+//! positions are done, and makes the finished prefix durable when asked to checkpoint.
+//!
+//! Each kind is a folder here whose `[source]` table implements [`SourceKind`] (its name, its
+//! checks, how it opens), registered by one line of `sources!` below: see the README's
+//! "Adding a connector".
 
-pub mod file;
-pub mod kafka;
 pub mod prefix;
 pub mod replay;
-pub mod sqs;
 
 use crate::config::component::{deserialize_table, take_kind};
 use crate::config::{ConfigError, KeyPath, SourceText};
 use crate::event::{Envelope, Payload, Position, Problem, RAW_BASE64};
 use async_trait::async_trait;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+/// Declares each kind's module and registers its table type, in the order error messages and
+/// the README list them.
+macro_rules! sources {
+    ($($module:ident :: $config:ident),* $(,)?) => {
+        $(pub mod $module;)*
+
+        /// Every source kind.
+        const REGISTRY: &[Registered] = &[$(Registered::of::<$module::$config>()),*];
+    };
+}
+
+// One line per kind: `folder::ItsSourceKind`.
+sources! {
+    file::FileSourceConfig,
+    kafka::KafkaSourceConfig,
+    sqs::SqsSourceConfig,
+}
 
 /// One event as a source produced it.
 #[derive(Debug)]
@@ -38,6 +60,12 @@ pub struct SourceEvent {
 pub enum SourceError {
     #[error("{0}")]
     Config(String),
+    /// The file source's input cannot be read.
+    #[error("source.path: {0}")]
+    Input(#[from] file::InputError),
+    /// An error of a kind's own type, as it reads.
+    #[error(transparent)]
+    Connector(Box<dyn std::error::Error + Send + Sync>),
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -171,21 +199,142 @@ pub struct SourceContext {
     pub status: Option<std::sync::Arc<crate::observe::status::Status>>,
 }
 
-/// The `[source]` table, by kind.
-#[derive(Debug, Clone)]
-pub enum SourceConfig {
-    File(file::FileSourceConfig),
-    Kafka(kafka::KafkaSourceConfig),
-    Sqs(sqs::SqsSourceConfig),
+/// A kind of source: its `[source]` table, read from TOML (without `type`), and what weir does
+/// with it before events flow. The kind's name is [`SourceKind::KIND`]; the rest of weir reaches
+/// a kind only through this trait and the `sources!` list.
+#[async_trait]
+pub trait SourceKind: DeserializeOwned + Debug + Send + Sync + 'static {
+    /// Its table's `type` (`"file"`), and the `source` of its events' envelopes.
+    const KIND: &'static str;
+
+    /// Checks values that parse but make no sense: `(key, message)`.
+    fn validate(&self) -> Result<(), (&'static str, String)>;
+
+    /// How it reads records (`weir dry-run` reads its input the same way).
+    fn read_settings(&self) -> ReadSettings;
+
+    /// What opening it would refuse, found without opening it for good, reading a checkpoint,
+    /// taking a lock or creating anything (`weir check`): a missing input file.
+    fn preflight(&self) -> Result<(), KeyError> {
+        Ok(())
+    }
+
+    /// Reaches what it reads from (brokers, a queue) as opening it would, reading metadata
+    /// only, each answer within `timeout` (`weir check --connect`): what it reached, or `None`
+    /// when there is nothing to reach.
+    async fn reach(&self, _timeout: Duration) -> Result<Option<String>, KeyError> {
+        Ok(None)
+    }
+
+    /// Opens the source: its reader and its acker.
+    async fn open(
+        &self,
+        ctx: &SourceContext,
+    ) -> Result<(Box<dyn Source>, Box<dyn Acker>), SourceError>;
 }
 
-const KINDS: &[&str] = &["file", "kafka", "sqs"];
+/// How a source turns records into events.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadSettings {
+    pub format: Format,
+    /// Records per batch at most.
+    pub batch_size: usize,
+    /// Longer records are cut and dead-lettered (`usize::MAX`: the source has no such limit).
+    pub max_record_bytes: usize,
+}
+
+impl ReadSettings {
+    /// For a source whose records have no length limit of weir's (the broker or queue has its own).
+    pub fn unlimited(format: Format, batch_size: usize) -> Self {
+        ReadSettings {
+            format,
+            batch_size,
+            max_record_bytes: usize::MAX,
+        }
+    }
+}
+
+/// A problem `weir check` reports at one key of a source's or sink's table (`path`, `brokers`,
+/// `queue_url`, ...): the key, and the error with its causes.
+pub type KeyError = (&'static str, Box<dyn std::error::Error + Send + Sync>);
+
+/// A registered kind: its name, and how its table is read.
+struct Registered {
+    kind: &'static str,
+    parse: fn(&SourceText<'_>, &KeyPath, toml::Table) -> Result<Arc<dyn AnySource>, ConfigError>,
+}
+
+impl Registered {
+    const fn of<K: SourceKind>() -> Self {
+        Registered {
+            kind: K::KIND,
+            parse: parse_as::<K>,
+        }
+    }
+}
+
+fn parse_as<K: SourceKind>(
+    src: &SourceText<'_>,
+    at: &KeyPath,
+    table: toml::Table,
+) -> Result<Arc<dyn AnySource>, ConfigError> {
+    Ok(Arc::new(deserialize_table::<K>(src, at, table, &[])?))
+}
+
+/// The registered source kinds' names, in registration order.
+pub fn kinds() -> Vec<&'static str> {
+    REGISTRY.iter().map(|r| r.kind).collect()
+}
 
 /// The registered source kind of this name (a DLQ record's `event.source`), as the `'static`
 /// label an envelope carries; `None` for a name no source has.
 pub(crate) fn registered_kind(name: &str) -> Option<&'static str> {
-    KINDS.iter().copied().find(|k| *k == name)
+    REGISTRY.iter().map(|r| r.kind).find(|k| *k == name)
 }
+
+/// [`SourceKind`] as an object, so that a [`SourceConfig`] holds any kind (a trait with a
+/// constant cannot be one): implemented for every kind, by forwarding to it.
+#[async_trait]
+trait AnySource: Debug + Send + Sync {
+    fn kind(&self) -> &'static str;
+    fn validate(&self) -> Result<(), (&'static str, String)>;
+    fn read_settings(&self) -> ReadSettings;
+    fn preflight(&self) -> Result<(), KeyError>;
+    async fn reach(&self, timeout: Duration) -> Result<Option<String>, KeyError>;
+    async fn open(
+        &self,
+        ctx: &SourceContext,
+    ) -> Result<(Box<dyn Source>, Box<dyn Acker>), SourceError>;
+}
+
+#[async_trait]
+impl<K: SourceKind> AnySource for K {
+    fn kind(&self) -> &'static str {
+        K::KIND
+    }
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        SourceKind::validate(self)
+    }
+    fn read_settings(&self) -> ReadSettings {
+        SourceKind::read_settings(self)
+    }
+    fn preflight(&self) -> Result<(), KeyError> {
+        SourceKind::preflight(self)
+    }
+    async fn reach(&self, timeout: Duration) -> Result<Option<String>, KeyError> {
+        SourceKind::reach(self, timeout).await
+    }
+    async fn open(
+        &self,
+        ctx: &SourceContext,
+    ) -> Result<(Box<dyn Source>, Box<dyn Acker>), SourceError> {
+        SourceKind::open(self, ctx).await
+    }
+}
+
+/// The `[source]` table: one of the registered kinds.
+#[derive(Debug, Clone)]
+pub struct SourceConfig(Arc<dyn AnySource>);
 
 impl SourceConfig {
     pub fn parse(
@@ -193,34 +342,35 @@ impl SourceConfig {
         at: &KeyPath,
         mut table: toml::Table,
     ) -> Result<Self, ConfigError> {
-        let kind = take_kind(src, at, &mut table, "source", KINDS)?;
-        let config = match kind.as_str() {
-            "file" => SourceConfig::File(deserialize_table(src, at, table, &[])?),
-            "kafka" => SourceConfig::Kafka(deserialize_table(src, at, table, &[])?),
-            "sqs" => SourceConfig::Sqs(deserialize_table(src, at, table, &[])?),
-            _ => unreachable!("take_kind only returns registered kinds"),
-        };
+        let kind = take_kind(src, at, &mut table, "source", &kinds())?;
+        let registered = REGISTRY
+            .iter()
+            .find(|r| r.kind == kind)
+            .expect("take_kind only returns registered kinds");
+        let config = (registered.parse)(src, at, table)?;
         config
             .validate()
             .map_err(|(key, msg)| src.error(&at.key(key), msg))?;
-        Ok(config)
-    }
-
-    /// Checks values that parse but make no sense: `(key, message)`.
-    fn validate(&self) -> Result<(), (&'static str, String)> {
-        match self {
-            SourceConfig::File(c) => c.validate(),
-            SourceConfig::Kafka(c) => c.validate(),
-            SourceConfig::Sqs(c) => c.validate(),
-        }
+        Ok(SourceConfig(config))
     }
 
     pub fn kind(&self) -> &'static str {
-        match self {
-            SourceConfig::File(_) => "file",
-            SourceConfig::Kafka(_) => "kafka",
-            SourceConfig::Sqs(_) => "sqs",
-        }
+        self.0.kind()
+    }
+
+    /// How the source reads records ([`SourceKind::read_settings`]).
+    pub fn read_settings(&self) -> ReadSettings {
+        self.0.read_settings()
+    }
+
+    /// What opening the source would refuse ([`SourceKind::preflight`]).
+    pub fn preflight(&self) -> Result<(), KeyError> {
+        self.0.preflight()
+    }
+
+    /// Reaches what the source reads from ([`SourceKind::reach`]).
+    pub async fn reach(&self, timeout: Duration) -> Result<Option<String>, KeyError> {
+        self.0.reach(timeout).await
     }
 
     /// Opens the source: its reader and its acker.
@@ -228,10 +378,26 @@ impl SourceConfig {
         &self,
         ctx: &SourceContext,
     ) -> Result<(Box<dyn Source>, Box<dyn Acker>), SourceError> {
-        match self {
-            SourceConfig::File(c) => file::open(c, ctx).await,
-            SourceConfig::Kafka(c) => kafka::open(c, ctx).await,
-            SourceConfig::Sqs(c) => sqs::open(c, ctx).await,
+        self.0.open(ctx).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The README's lists of kinds are the registries', in their order.
+    #[test]
+    fn readme_lists_the_registered_kinds() {
+        let readme = include_str!("../../../README.md");
+        for (list, kinds) in [
+            ("Source kinds: ", super::kinds()),
+            ("Sink kinds (`[sink]` and `[dlq]`): ", crate::sink::kinds()),
+        ] {
+            let listed = readme
+                .lines()
+                .find_map(|l| l.strip_prefix(list))
+                .unwrap_or_else(|| panic!("README has no line `{list}...`"));
+            let registered: Vec<String> = kinds.iter().map(|k| format!("`{k}`")).collect();
+            assert_eq!(listed, format!("{}.", registered.join(", ")), "{list}");
         }
     }
 }
