@@ -74,6 +74,13 @@ pub enum SourceError {
         what: String,
         source: std::io::Error,
     },
+    /// What failed, with the cause's text, and the cause.
+    #[error("{message}")]
+    Caused {
+        message: String,
+        #[source]
+        cause: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("{0}")]
     Other(String),
 }
@@ -83,6 +90,17 @@ impl SourceError {
         SourceError::Io {
             what: what.into(),
             source,
+        }
+    }
+
+    /// `message` (which already holds the cause's text), coming from `cause`.
+    pub fn caused(
+        message: impl Into<String>,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        SourceError::Caused {
+            message: message.into(),
+            cause: Box::new(cause),
         }
     }
 }

@@ -127,7 +127,7 @@ async fn open(
     let reader =
         tokio::task::spawn_blocking(move || resume(&cfg, &store, stream).map(|r| (r, cfg, store)))
             .await
-            .map_err(|e| SourceError::Other(format!("file source failed to start: {e}")))?;
+            .map_err(|e| SourceError::caused(format!("file source failed to start: {e}"), e))?;
     let (reader, cfg, store) = reader?;
     let source = FileSource {
         poll: Duration::from_millis(cfg.poll_interval_ms),
@@ -241,7 +241,7 @@ impl Source for FileSource {
                 (reader, state.map(|s| (s, lines)))
             })
             .await
-            .map_err(|e| SourceError::Other(format!("file reader failed: {e}")))?;
+            .map_err(|e| SourceError::caused(format!("file reader failed: {e}"), e))?;
             self.reader = Some(reader);
             let (state, lines) = result.map_err(|e| {
                 SourceError::io(format!("cannot read {}", self.cfg.path.display()), e)

@@ -209,10 +209,10 @@ async fn open(
     }
     let consumer: BaseConsumer<Context> = client
         .create_with_context(context)
-        .map_err(|e| SourceError::Config(format!("source: cannot create kafka consumer: {e}")))?;
+        .map_err(|e| SourceError::caused(format!("source: cannot create kafka consumer: {e}"), e))?;
     consumer
         .subscribe(&cfg.topics.list())
-        .map_err(|e| SourceError::Config(format!("source.topics: cannot subscribe: {e}")))?;
+        .map_err(|e| SourceError::caused(format!("source.topics: cannot subscribe: {e}"), e))?;
     let consumer = Arc::new(consumer);
     // Before the thread polls: rebalances (served by poll) commit through it.
     let _ = consumer.context().consumer.set(Arc::downgrade(&consumer));
@@ -223,7 +223,7 @@ async fn open(
     let thread = std::thread::Builder::new()
         .name(format!("kafka-{}", ctx.pipeline))
         .spawn(move || consumer::run(c, tx, format, size, window))
-        .map_err(|e| SourceError::Other(format!("cannot start the kafka consumer thread: {e}")))?;
+        .map_err(|e| SourceError::caused(format!("cannot start the kafka consumer thread: {e}"), e))?;
     tracing::info!(pipeline = %ctx.pipeline, brokers = %cfg.brokers.joined(), topics = ?cfg.topics.list(),
         group = %cfg.group, "kafka consumer started");
     Ok((
@@ -331,7 +331,7 @@ impl Acker for KafkaAcker {
             return Ok(());
         }
         let tpl = consumer::commit_list(&commits)
-            .map_err(|e| SourceError::Other(format!("kafka commit: {e}")))?;
+            .map_err(|e| SourceError::caused(format!("kafka commit: {e}"), e))?;
         let Some(consumer) = self.consumer.clone() else {
             return Ok(());
         };
@@ -340,7 +340,7 @@ impl Acker for KafkaAcker {
         // consumer's commit callback; closing the consumer waits for commits still under way.
         consumer
             .commit(&tpl, CommitMode::Async)
-            .map_err(|e| SourceError::Other(format!("kafka commit failed: {e}")))?;
+            .map_err(|e| SourceError::caused(format!("kafka commit failed: {e}"), e))?;
         Ok(())
     }
 

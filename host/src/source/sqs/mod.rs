@@ -294,10 +294,8 @@ async fn queue_attributes(
             } else {
                 ""
             };
-            Err(SourceError::Other(format!(
-                "queue_url {}: {}{hint}",
-                cfg.queue_url, e.message
-            )))
+            let message = format!("queue_url {}: {}{hint}", cfg.queue_url, e.message);
+            Err(SourceError::caused(message, e))
         }
     }
 }
