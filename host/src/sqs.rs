@@ -37,13 +37,13 @@ pub fn validate(q: QueueRef<'_>) -> Result<(), (&'static str, String)> {
     if q.region.is_some_and(str::is_empty) {
         return Err(("region", "must not be empty".into()));
     }
-    if let Some(u) = q.endpoint_url {
-        if !(u.starts_with("https://") || u.starts_with("http://")) {
-            return Err((
-                "endpoint_url",
-                format!("`{u}` is not a URL (http://host:port)"),
-            ));
-        }
+    if let Some(u) = q.endpoint_url
+        && !(u.starts_with("https://") || u.starts_with("http://"))
+    {
+        return Err((
+            "endpoint_url",
+            format!("`{u}` is not a URL (http://host:port)"),
+        ));
     }
     Ok(())
 }

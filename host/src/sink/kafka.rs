@@ -286,16 +286,16 @@ impl Addressing {
         let mut headers = OwnedHeaders::new();
         let correlation = self.correlation_header.as_deref();
         let mut carried_correlation = false;
-        if self.carry_headers {
-            if let Some(serde_json::Value::Object(carried)) = event.meta.get("headers") {
-                carried_correlation = correlation.is_some_and(|h| carried.contains_key(h));
-                for (name, value) in carried {
-                    let value = match value {
-                        serde_json::Value::String(s) => Some(s.as_str()),
-                        _ => None,
-                    };
-                    headers = headers.insert(Header { key: name, value });
-                }
+        if self.carry_headers
+            && let Some(serde_json::Value::Object(carried)) = event.meta.get("headers")
+        {
+            carried_correlation = correlation.is_some_and(|h| carried.contains_key(h));
+            for (name, value) in carried {
+                let value = match value {
+                    serde_json::Value::String(s) => Some(s.as_str()),
+                    _ => None,
+                };
+                headers = headers.insert(Header { key: name, value });
             }
         }
         // The event's correlation id, unless a carried header or the user's own sets it.

@@ -64,8 +64,11 @@ pub trait Render: Send + Sync {
 /// A registered kind: its name, and how its table is read.
 pub(super) struct Registered {
     kind: &'static str,
-    parse: fn(&SourceText<'_>, &KeyPath, toml::Table) -> Result<Arc<dyn AnySink>, ConfigError>,
+    parse: Parse,
 }
+
+/// Reads a table (its `type` removed) into the kind's type.
+type Parse = fn(&SourceText<'_>, &KeyPath, toml::Table) -> Result<Arc<dyn AnySink>, ConfigError>;
 
 impl Registered {
     pub(super) const fn of<K: SinkKind>() -> Self {

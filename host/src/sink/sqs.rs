@@ -485,10 +485,10 @@ impl Sink for SqsSink {
         } else {
             let mut running = JoinSet::new();
             for call in calls(entries) {
-                if running.len() >= CONCURRENT_CALLS {
-                    if let Some(Ok(failed)) = running.join_next().await {
-                        failures.extend(failed);
-                    }
+                if running.len() >= CONCURRENT_CALLS
+                    && let Some(Ok(failed)) = running.join_next().await
+                {
+                    failures.extend(failed);
                 }
                 running.spawn(Self::send(
                     self.client.clone(),

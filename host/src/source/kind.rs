@@ -73,8 +73,11 @@ pub type KeyError = (&'static str, Box<dyn std::error::Error + Send + Sync>);
 /// A registered kind: its name, and how its table is read.
 pub(super) struct Registered {
     kind: &'static str,
-    parse: fn(&SourceText<'_>, &KeyPath, toml::Table) -> Result<Arc<dyn AnySource>, ConfigError>,
+    parse: Parse,
 }
+
+/// Reads a table (its `type` removed) into the kind's type.
+type Parse = fn(&SourceText<'_>, &KeyPath, toml::Table) -> Result<Arc<dyn AnySource>, ConfigError>;
 
 impl Registered {
     pub(super) const fn of<K: SourceKind>() -> Self {

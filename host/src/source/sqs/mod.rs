@@ -94,13 +94,13 @@ impl SourceKind for SqsSourceConfig {
     fn validate(&self) -> Result<(), (&'static str, String)> {
         crate::sqs::validate(self.queue())?;
         super::check_batch_size(self.batch_size)?;
-        if let Some(r) = self.receivers {
-            if !(1..=MAX_RECEIVERS).contains(&r) {
-                return Err((
-                    "receivers",
-                    format!("must be between 1 and {MAX_RECEIVERS}"),
-                ));
-            }
+        if let Some(r) = self.receivers
+            && !(1..=MAX_RECEIVERS).contains(&r)
+        {
+            return Err((
+                "receivers",
+                format!("must be between 1 and {MAX_RECEIVERS}"),
+            ));
         }
         if self.wait_time_s > 20 {
             return Err((
@@ -108,13 +108,13 @@ impl SourceKind for SqsSourceConfig {
                 "must be between 0 and 20 (SQS's limit)".into(),
             ));
         }
-        if let Some(v) = self.visibility_timeout_s {
-            if !(1..=MAX_VISIBILITY_S).contains(&v) {
-                return Err((
-                    "visibility_timeout_s",
-                    format!("must be between 1 and {MAX_VISIBILITY_S} (12 hours, SQS's limit)"),
-                ));
-            }
+        if let Some(v) = self.visibility_timeout_s
+            && !(1..=MAX_VISIBILITY_S).contains(&v)
+        {
+            return Err((
+                "visibility_timeout_s",
+                format!("must be between 1 and {MAX_VISIBILITY_S} (12 hours, SQS's limit)"),
+            ));
         }
         match (self.on_failure, self.max_attempts) {
             (SqsOnFailure::Redrive, Some(_)) => Err((
