@@ -50,6 +50,7 @@ pub trait SinkKind: DeserializeOwned + Debug + Send + Sync + 'static {
         Ok(None)
     }
 
+    /// Opens the sink (or DLQ) for a pipeline.
     async fn open(&self, ctx: &SinkContext) -> Result<Box<dyn Sink>, SinkError>;
 }
 
