@@ -16,26 +16,30 @@ use std::time::Duration;
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why no credentials came.
+#[derive(Debug, thiserror::Error)]
 pub enum Problem {
     /// No place in the chain had any ([`where_looked`] says what each had).
+    #[error("no AWS credentials found; {}", where_looked())]
     NotFound,
     /// A place had some but could not load them (an expired SSO session, a refused role).
-    Failed(CredentialsError),
+    #[error("cannot load AWS credentials")]
+    Failed(#[source] CredentialsError),
     /// The chain did not answer within [`RESOLVE_TIMEOUT`].
+    #[error(
+        "cannot load AWS credentials: no answer within {} s; {}",
+        RESOLVE_TIMEOUT.as_secs(),
+        where_looked()
+    )]
     TimedOut,
 }
 
 impl Problem {
-    /// The message for the operator; `chain` formats an error with its causes.
+    /// The message for the operator, with the cause's own causes; `chain` formats an error with
+    /// its causes.
     pub fn message(&self, chain: impl Fn(&dyn std::error::Error) -> String) -> String {
         match self {
-            Problem::NotFound => format!("no AWS credentials found; {}", where_looked()),
-            Problem::Failed(e) => format!("cannot load AWS credentials: {}", chain(e)),
-            Problem::TimedOut => format!(
-                "cannot load AWS credentials: no answer within {} s; {}",
-                RESOLVE_TIMEOUT.as_secs(),
-                where_looked()
-            ),
+            Problem::Failed(e) => format!("{self}: {}", chain(e)),
+            Problem::NotFound | Problem::TimedOut => self.to_string(),
         }
     }
 }

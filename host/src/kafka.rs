@@ -5,6 +5,9 @@
 //! because its guarantees depend on them.
 
 mod aliases;
+mod reach;
+
+pub use reach::{ReachError, Role, reach};
 
 use aliases::canonical;
 use rdkafka::ClientConfig;

@@ -5,6 +5,11 @@
 //! (`https://sqs.<region>.amazonaws.com/...`), else that chain. `endpoint_url` points the
 //! client at a local server.
 
+mod reach;
+
+pub use reach::{ReachError, reach};
+
+use crate::aws_credentials::Problem;
 use crate::backoff::Backoff;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::config::Region;
@@ -33,13 +38,13 @@ pub fn validate(q: QueueRef<'_>) -> Result<(), (&'static str, String)> {
     if q.region.is_some_and(str::is_empty) {
         return Err(("region", "must not be empty".into()));
     }
-    if let Some(u) = q.endpoint_url {
-        if !(u.starts_with("https://") || u.starts_with("http://")) {
-            return Err((
-                "endpoint_url",
-                format!("`{u}` is not a URL (http://host:port)"),
-            ));
-        }
+    if let Some(u) = q.endpoint_url
+        && !(u.starts_with("https://") || u.starts_with("http://"))
+    {
+        return Err((
+            "endpoint_url",
+            format!("`{u}` is not a URL (http://host:port)"),
+        ));
     }
     Ok(())
 }
@@ -55,9 +60,23 @@ fn region_of_url(url: &str) -> Option<String> {
     }
 }
 
+/// Why no client for a queue was made. The messages name the key (`region`) where it is not
+/// `queue_url`; the pipeline prefixes the table (`source`, `sink`, `dlq`).
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("region: no AWS region for {url}: set `region`, or AWS_REGION, or a profile's region")]
+    NoRegion { url: String },
+    #[error("cannot reach {url}: {}", .problem.message(chain))]
+    Credentials {
+        url: String,
+        #[source]
+        problem: Problem,
+    },
+}
+
 /// A client for `q`. `attempt_timeout` bounds one HTTP attempt (a long poll needs more than its
-/// wait). Errors name the key; the pipeline prefixes the table (`source`, `sink`, `dlq`).
-pub async fn client(q: QueueRef<'_>, attempt_timeout: Duration) -> Result<Client, String> {
+/// wait).
+pub async fn client(q: QueueRef<'_>, attempt_timeout: Duration) -> Result<Client, ClientError> {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
     if let Some(region) = q.region.map(str::to_owned).or_else(|| region_of_url(q.url)) {
         loader = loader.region(Region::new(region));
@@ -67,14 +86,16 @@ pub async fn client(q: QueueRef<'_>, attempt_timeout: Duration) -> Result<Client
     }
     let shared = loader.load().await;
     if shared.region().is_none() {
-        return Err(format!(
-            "region: no AWS region for {}: set `region`, or AWS_REGION, or a profile's region",
-            q.url
-        ));
+        return Err(ClientError::NoRegion {
+            url: q.url.to_owned(),
+        });
     }
     crate::aws_credentials::check(&shared)
         .await
-        .map_err(|p| format!("cannot reach {}: {}", q.url, p.message(chain)))?;
+        .map_err(|problem| ClientError::Credentials {
+            url: q.url.to_owned(),
+            problem,
+        })?;
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(5))
         .operation_attempt_timeout(attempt_timeout)
@@ -86,7 +107,8 @@ pub async fn client(q: QueueRef<'_>, attempt_timeout: Duration) -> Result<Client
 }
 
 /// An AWS error as weir sees it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
 pub struct AwsError {
     pub message: String,
     /// The service's error code, if it answered (`AWS.SimpleQueueService.NonExistentQueue`).

@@ -12,8 +12,8 @@ use crate::exit;
 use crate::pipeline::PipelineConfig;
 use crate::pipeline::config::read_pipelines;
 use crate::pipeline::plugin_stage::PluginSet;
-use crate::sink::{SinkConfig, SinkKind};
-use crate::source::SourceConfig;
+use crate::sink::SinkConfig;
+use crate::source::KeyError;
 use std::path::{Path, PathBuf};
 
 /// `settings` as loaded (or why they did not load): they are checked too. `connect`: also
@@ -74,34 +74,23 @@ fn preflight(p: &PipelineConfig, state_root: Option<&Path>) -> Vec<ConfigError> 
     };
     let root = KeyPath::default();
     let mut errors = Vec::new();
-    if let SourceConfig::File(c) = &p.source
-        && let Err(message) = crate::source::file::preflight(c)
-    {
-        errors.push(src.error(&root.key("source").key("path"), message));
-    }
-    let mut sink_file = |key: &str, cfg: &SinkConfig| {
-        if let SinkKind::File(c) = &cfg.kind
-            && let Err(message) = crate::sink::file::preflight(c)
-        {
-            errors.push(src.error(&root.key(key).key("path"), message));
+    let mut refused = |table: &str, found: Result<(), KeyError>| {
+        if let Err((key, e)) = found {
+            errors.push(src.error(&root.key(table).key(key), e.to_string()));
         }
     };
-    sink_file("sink", &p.sink);
+    refused("source", p.source.preflight());
+    refused("sink", p.sink.preflight());
     match &p.dlq {
-        Some(dlq) => sink_file("dlq", dlq),
+        Some(dlq) => refused("dlq", dlq.preflight()),
         None => {
-            if let Some(state) = state_root {
-                let default = SinkConfig::default_dlq(&state.join(&p.name));
-                if let SinkKind::File(c) = &default.kind
-                    && let Err(message) = crate::sink::file::preflight(c)
-                {
-                    errors.push(src.error(
-                        &root,
-                        format!(
-                            "the default dead-letter file (set `[dlq]` for another): {message}"
-                        ),
-                    ));
-                }
+            if let Some(state) = state_root
+                && let Err((_, e)) = SinkConfig::default_dlq(&state.join(&p.name)).preflight()
+            {
+                errors.push(src.error(
+                    &root,
+                    format!("the default dead-letter file (set `[dlq]` for another): {e}"),
+                ));
             }
         }
     }

@@ -49,7 +49,7 @@ use crate::pipeline::slot::{Failure, Fate, Slot};
 use crate::pipeline::{PipelineConfig, load_pipeline};
 use crate::plugin::PluginError;
 use crate::sink::{Preview, SinkError};
-use crate::source::SourceConfig;
+use crate::source::ReadSettings;
 use crate::source::file::ReadOnce;
 use serde::Serialize;
 use serde_json::Value;
@@ -127,11 +127,11 @@ pub fn dry_run(pipeline: &Path, input: &Path) -> i32 {
             return exit::USAGE;
         }
     };
-    let (format, batch_size, max_line_bytes) = match &cfg.source {
-        SourceConfig::File(c) => (c.format, c.batch_size, c.max_line_bytes),
-        SourceConfig::Kafka(c) => (c.format, c.batch_size, usize::MAX),
-        SourceConfig::Sqs(c) => (c.format, c.batch_size, usize::MAX),
-    };
+    let ReadSettings {
+        format,
+        batch_size,
+        max_record_bytes: max_line_bytes,
+    } = cfg.source.read_settings();
     let mut reader = match ReadOnce::open(input, format, max_line_bytes) {
         Ok(r) => r,
         Err(e) => {

@@ -10,7 +10,7 @@
 use crate::dlq_record::{Cut, DlqRecord};
 use crate::event::Payload;
 use crate::sink::file::FileSinkConfig;
-use crate::sink::{Body, Outgoing, Sink, SinkConfig, SinkContext, SinkError, SinkKind};
+use crate::sink::{Outgoing, Sink, SinkConfig, SinkContext, SinkError};
 use std::path::{Path, PathBuf};
 
 /// The fallback file's name in the pipeline's state directory.
@@ -42,12 +42,9 @@ impl Fallback {
         let file = self
             .file
             .get_or_try_init(|| {
-                let cfg = SinkConfig {
-                    kind: SinkKind::File(FileSinkConfig {
-                        path: self.path.clone(),
-                    }),
-                    body: Body::default(),
-                };
+                let cfg = SinkConfig::new(FileSinkConfig {
+                    path: self.path.clone(),
+                });
                 async move { cfg.open(&self.ctx).await }
             })
             .await?;

@@ -110,11 +110,7 @@ impl Pipeline {
     pub fn dlq_file(&self) -> Option<PathBuf> {
         match &self.cfg.dlq {
             None => Some(self.state_dir.join("dlq.jsonl")),
-            Some(SinkConfig {
-                kind: crate::sink::SinkKind::File(f),
-                ..
-            }) => Some(f.path.clone()),
-            Some(_) => None,
+            Some(dlq) => dlq.local_file().map(Path::to_path_buf),
         }
     }
 

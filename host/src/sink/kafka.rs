@@ -15,9 +15,10 @@
 mod producers;
 mod topics;
 
-use super::{Outgoing, Rendered, Sink, SinkContext, SinkError, SinkFailure};
+use super::{Outgoing, Render, Rendered, Sink, SinkContext, SinkError, SinkFailure, SinkKind};
 use crate::event::Envelope;
-use crate::kafka::{Names, Properties, check_properties, client_config};
+use crate::kafka::{Names, Properties, Role, check_properties, client_config};
+use crate::source::KeyError;
 use crate::template::Template;
 use async_trait::async_trait;
 use producers::Producers;
@@ -88,8 +89,11 @@ const OWNED: &[(&str, &str)] = &[
     ),
 ];
 
-impl KafkaSinkConfig {
-    pub(super) fn validate(&self) -> Result<(), (&'static str, String)> {
+#[async_trait]
+impl SinkKind for KafkaSinkConfig {
+    const KIND: &'static str = "kafka";
+
+    fn validate(&self) -> Result<(), (&'static str, String)> {
         if self.topic.is_empty() {
             return Err(("topic", "must not be empty".into()));
         }
@@ -116,9 +120,35 @@ impl KafkaSinkConfig {
         }
         check_properties(&self.properties, OWNED)
     }
+
+    fn preview(&self, pipeline: &str) -> Result<Box<dyn Render>, SinkError> {
+        Ok(Box::new(Addressing::new(self, pipeline)?))
+    }
+
+    async fn reach(&self, pipeline: &str, timeout: Duration) -> Result<Option<String>, KeyError> {
+        // The topic as the sink renders it when it does not depend on the event (as the sink
+        // checks it at start); one that does cannot be checked before there is one.
+        let fixed = Template::parse(&self.topic)
+            .ok()
+            .and_then(|t| t.constant(pipeline));
+        let topics: Vec<String> = fixed.iter().cloned().collect();
+        // Blocks this thread while the cluster answers: `weir check --connect` reaches one
+        // thing at a time, on a runtime of its own.
+        let mut report =
+            crate::kafka::reach(Role::Producer, &self.brokers, &self.properties, &topics, timeout)
+                .map_err(|e| (e.key("topic"), e.into()))?;
+        if fixed.is_none() {
+            report.push_str(&format!(" (topic `{}` is rendered per event)", self.topic));
+        }
+        Ok(Some(report))
+    }
+
+    async fn open(&self, ctx: &SinkContext) -> Result<Box<dyn Sink>, SinkError> {
+        open(self, ctx).await
+    }
 }
 
-pub(super) async fn open(
+async fn open(
     cfg: &KafkaSinkConfig,
     ctx: &SinkContext,
 ) -> Result<Box<dyn Sink>, SinkError> {
@@ -183,7 +213,7 @@ pub const CORRELATION_HEADER: &str = "correlation-id";
 
 /// Where the sink sends each event, and with which key, partition and headers: its templates,
 /// rendered per event. Needs no producer, so that `weir dry-run` can show a record without
-/// connecting ([`Addressing::record`]).
+/// connecting (its [`Render`]).
 pub struct Addressing {
     pipeline: String,
     topic: Template,
@@ -208,7 +238,7 @@ struct Address<'e> {
 
 impl Addressing {
     /// The sink's templates, parsed.
-    pub fn new(cfg: &KafkaSinkConfig, pipeline: &str) -> Result<Self, SinkError> {
+    fn new(cfg: &KafkaSinkConfig, pipeline: &str) -> Result<Self, SinkError> {
         let topic = Template::parse(&cfg.topic)
             .map_err(|e| SinkError::permanent(format!("topic: invalid template: {e}")))?;
         let headers = super::named_templates("headers", &cfg.headers)?;
@@ -222,34 +252,6 @@ impl Addressing {
             carry_headers: cfg.carry_headers,
             correlation_header: super::correlation_name(&cfg.correlation_header),
         })
-    }
-
-    /// The record the sink would produce for `event` with value `body`, as JSON (`topic`, `key`,
-    /// `partition`, `headers` as `[name, value]` pairs in order, and the value as `body`; bytes
-    /// that are not UTF-8 as `{"base64": ...}`, a tombstone's value as `null`), or why the sink
-    /// would refuse it. Produces nothing.
-    pub fn record(
-        &self,
-        body: &Rendered<'_>,
-        event: &Envelope,
-    ) -> Result<serde_json::Value, SinkError> {
-        use rdkafka::message::Headers;
-        let address = self.address(event)?;
-        let headers: Vec<serde_json::Value> = address
-            .headers
-            .iter()
-            .map(|h| {
-                let value = h.value.map(|v| String::from_utf8_lossy(v).into_owned());
-                serde_json::json!([h.key, value])
-            })
-            .collect();
-        Ok(serde_json::json!({
-            "topic": address.topic,
-            "key": address.key.as_deref().map(super::preview_bytes),
-            "partition": address.partition,
-            "headers": headers,
-            "body": body.preview(),
-        }))
     }
 
     fn address<'e>(&self, event: &'e Envelope) -> Result<Address<'e>, SinkError> {
@@ -284,16 +286,16 @@ impl Addressing {
         let mut headers = OwnedHeaders::new();
         let correlation = self.correlation_header.as_deref();
         let mut carried_correlation = false;
-        if self.carry_headers {
-            if let Some(serde_json::Value::Object(carried)) = event.meta.get("headers") {
-                carried_correlation = correlation.is_some_and(|h| carried.contains_key(h));
-                for (name, value) in carried {
-                    let value = match value {
-                        serde_json::Value::String(s) => Some(s.as_str()),
-                        _ => None,
-                    };
-                    headers = headers.insert(Header { key: name, value });
-                }
+        if self.carry_headers
+            && let Some(serde_json::Value::Object(carried)) = event.meta.get("headers")
+        {
+            carried_correlation = correlation.is_some_and(|h| carried.contains_key(h));
+            for (name, value) in carried {
+                let value = match value {
+                    serde_json::Value::String(s) => Some(s.as_str()),
+                    _ => None,
+                };
+                headers = headers.insert(Header { key: name, value });
             }
         }
         // The event's correlation id, unless a carried header or the user's own sets it.
@@ -319,6 +321,36 @@ impl Addressing {
             partition,
             headers,
         })
+    }
+}
+
+impl Render for Addressing {
+    /// The record the sink would produce for `event` with value `body`, as JSON (`topic`, `key`,
+    /// `partition`, `headers` as `[name, value]` pairs in order, and the value as `body`; bytes
+    /// that are not UTF-8 as `{"base64": ...}`, a tombstone's value as `null`), or why the sink
+    /// would refuse it. Produces nothing.
+    fn render(
+        &self,
+        body: Rendered<'_>,
+        event: &Envelope,
+    ) -> Result<serde_json::Value, SinkError> {
+        use rdkafka::message::Headers;
+        let address = self.address(event)?;
+        let headers: Vec<serde_json::Value> = address
+            .headers
+            .iter()
+            .map(|h| {
+                let value = h.value.map(|v| String::from_utf8_lossy(v).into_owned());
+                serde_json::json!([h.key, value])
+            })
+            .collect();
+        Ok(serde_json::json!({
+            "topic": address.topic,
+            "key": address.key.as_deref().map(super::preview_bytes),
+            "partition": address.partition,
+            "headers": headers,
+            "body": body.preview(),
+        }))
     }
 }
 
@@ -447,9 +479,10 @@ fn classify(e: &KafkaError) -> SinkError {
         )
     );
     let message = format!("kafka: {e}");
-    if permanent {
+    let error = if permanent {
         SinkError::permanent(message)
     } else {
         SinkError::retryable(message)
-    }
+    };
+    error.caused_by(e.clone())
 }

@@ -1,20 +1,40 @@
 //! Sinks: where events go. A sink writes batches of encoded events and makes its writes durable
-//! before the source checkpoints ([`Sink::sync`]). The dead-letter
-//! queue is a sink too. Adding a kind is one module here plus one line in [`SinkKind`].
+//! before the source checkpoints ([`Sink::sync`]). The dead-letter queue is a sink too.
+//!
+//! Each kind is a module here whose `[sink]` table implements [`SinkKind`] (its name, its
+//! checks, its dry-run rendering, how it opens), registered by one line of `sinks!` below: see
+//! the README's "Adding a connector".
 
-pub mod file;
-pub mod kafka;
-pub mod sqs;
-pub mod stdout;
+mod kind;
 
-use crate::config::component::{deserialize_table, take_key, take_kind};
-use crate::config::{ConfigError, KeyPath, SourceText};
+pub use kind::{Preview, Render, SinkConfig, SinkKind, kinds};
+
 use crate::event::Envelope;
 use crate::template::Template;
 use async_trait::async_trait;
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Declares each kind's module and registers its table type, in the order error messages and
+/// the README list them.
+macro_rules! sinks {
+    ($($module:ident :: $config:ident),* $(,)?) => {
+        $(pub mod $module;)*
+
+        /// Every sink kind.
+        const REGISTRY: &[kind::Registered] = &[$(kind::Registered::of::<$module::$config>()),*];
+    };
+}
+
+// One line per kind: `module::ItsSinkKind`.
+sinks! {
+    stdout::StdoutSinkConfig,
+    file::FileSinkConfig,
+    kafka::KafkaSinkConfig,
+    sqs::SqsSinkConfig,
+}
 
 /// One event ready for a sink: its encoded body, and the event for sinks that take more from it
 /// (keys, headers, attributes).
@@ -74,12 +94,18 @@ pub fn preview_bytes(bytes: &[u8]) -> serde_json::Value {
     }
 }
 
+/// Why a sink could not take an event (or open): the message for the operator, and whether
+/// trying again may help.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct SinkError {
+    /// What failed, with the cause's text.
     pub message: String,
     /// Worth trying again (a timeout, a full disk) rather than a permanent rejection.
     pub retryable: bool,
+    /// The error it comes from, if any (shared: a batch's refusal is every entry's).
+    #[source]
+    pub cause: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
 impl SinkError {
@@ -87,27 +113,37 @@ impl SinkError {
         SinkError {
             message: message.into(),
             retryable: true,
+            cause: None,
         }
     }
     pub fn permanent(message: impl Into<String>) -> Self {
         SinkError {
             message: message.into(),
             retryable: false,
+            cause: None,
         }
+    }
+
+    /// The same error, coming from `cause` (whose text the message already holds).
+    pub fn caused_by(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.cause = Some(Arc::new(cause));
+        self
     }
 
     /// An I/O error: retryable if it is the kind that goes away by itself (a full disk, a
     /// timeout, an interrupted call), permanent otherwise (no such directory, no permission).
-    pub fn io(message: impl Into<String>, e: &std::io::Error) -> Self {
+    pub fn io(message: impl Into<String>, e: std::io::Error) -> Self {
         use std::io::ErrorKind::*;
         let retryable = matches!(
             e.kind(),
             StorageFull | QuotaExceeded | Interrupted | TimedOut | WouldBlock | ResourceBusy
         ) || e.raw_os_error() == Some(5); // EIO
-        SinkError {
-            message: message.into(),
-            retryable,
-        }
+        let error = if retryable {
+            SinkError::retryable(message)
+        } else {
+            SinkError::permanent(message)
+        };
+        error.caused_by(e)
     }
 }
 
@@ -208,145 +244,6 @@ impl Body {
             },
             Body::Encoded(Encoding::Envelope) => event.to_json().into(),
             Body::Template(t) => t.render(event, pipeline).into(),
-        }
-    }
-}
-
-/// A `[sink]` (or `[dlq]`) table.
-#[derive(Debug, Clone)]
-pub struct SinkConfig {
-    pub kind: SinkKind,
-    pub body: Body,
-}
-
-#[derive(Debug, Clone)]
-pub enum SinkKind {
-    Stdout(stdout::StdoutSinkConfig),
-    File(file::FileSinkConfig),
-    Kafka(kafka::KafkaSinkConfig),
-    Sqs(sqs::SqsSinkConfig),
-}
-
-const KINDS: &[&str] = &["stdout", "file", "kafka", "sqs"];
-/// Keys every sink kind accepts.
-const COMMON_KEYS: &[&str] = &["type", "encoding", "template"];
-
-impl SinkConfig {
-    pub fn parse(
-        src: &SourceText<'_>,
-        at: &KeyPath,
-        mut table: toml::Table,
-    ) -> Result<Self, ConfigError> {
-        let kind = take_kind(src, at, &mut table, "sink", KINDS)?;
-        let has_encoding = table.contains_key("encoding");
-        let encoding: Encoding = take_key(src, at, &mut table, "encoding")?;
-        let template: Option<String> = take_key(src, at, &mut table, "template")?;
-        let body =
-            match template {
-                None => Body::Encoded(encoding),
-                Some(_) if has_encoding => {
-                    return Err(src.error(
-                        &at.key("template"),
-                        "set either `encoding` or `template`, not both",
-                    ));
-                }
-                Some(text) => Body::Template(Template::parse(&text).map_err(|e| {
-                    src.error(&at.key("template"), format!("invalid template: {e}"))
-                })?),
-            };
-        let kind = match kind.as_str() {
-            "stdout" => SinkKind::Stdout(deserialize_table(src, at, table, COMMON_KEYS)?),
-            "file" => SinkKind::File(deserialize_table(src, at, table, COMMON_KEYS)?),
-            "kafka" => SinkKind::Kafka(deserialize_table(src, at, table, COMMON_KEYS)?),
-            "sqs" => SinkKind::Sqs(deserialize_table(src, at, table, COMMON_KEYS)?),
-            _ => unreachable!("take_kind only returns registered kinds"),
-        };
-        let config = SinkConfig { kind, body };
-        config
-            .validate()
-            .map_err(|(key, msg)| src.error(&at.key(key), msg))?;
-        Ok(config)
-    }
-
-    fn validate(&self) -> Result<(), (&'static str, String)> {
-        match &self.kind {
-            SinkKind::Stdout(_) => Ok(()),
-            SinkKind::File(c) => c.validate(),
-            SinkKind::Kafka(c) => c.validate(),
-            SinkKind::Sqs(c) => c.validate(),
-        }
-    }
-
-    /// The default dead-letter queue: `<state dir>/dlq.jsonl`.
-    pub fn default_dlq(state_dir: &std::path::Path) -> Self {
-        SinkConfig {
-            kind: SinkKind::File(file::FileSinkConfig {
-                path: state_dir.join("dlq.jsonl"),
-            }),
-            body: Body::default(),
-        }
-    }
-
-    pub fn kind(&self) -> &'static str {
-        match self.kind {
-            SinkKind::Stdout(_) => "stdout",
-            SinkKind::File(_) => "file",
-            SinkKind::Kafka(_) => "kafka",
-            SinkKind::Sqs(_) => "sqs",
-        }
-    }
-
-    /// What the sink would send, rendered without opening it (`weir dry-run`).
-    pub fn preview(&self, pipeline: &str) -> Result<Preview, SinkError> {
-        let kind = match &self.kind {
-            SinkKind::Stdout(_) => PreviewKind::Stdout,
-            SinkKind::File(c) => PreviewKind::File(c.clone()),
-            SinkKind::Kafka(c) => PreviewKind::Kafka(kafka::Addressing::new(c, pipeline)?),
-            SinkKind::Sqs(c) => PreviewKind::Sqs(sqs::Messages::offline(c, pipeline)?),
-        };
-        Ok(Preview {
-            pipeline: pipeline.to_owned(),
-            body: self.body.clone(),
-            kind,
-        })
-    }
-
-    pub async fn open(&self, ctx: &SinkContext) -> Result<Box<dyn Sink>, SinkError> {
-        match &self.kind {
-            SinkKind::Stdout(c) => stdout::open(c, ctx).await,
-            SinkKind::File(c) => file::open(c, ctx).await,
-            SinkKind::Kafka(c) => kafka::open(c, ctx).await,
-            SinkKind::Sqs(c) => sqs::open(c, ctx).await,
-        }
-    }
-}
-
-/// A sink's rendering without the sink: for each event, what it would write (its body and, by
-/// kind, its key, headers, attributes, ...), or why it would refuse the event before sending it.
-/// Connects to nothing and writes nothing.
-pub struct Preview {
-    pipeline: String,
-    body: Body,
-    kind: PreviewKind,
-}
-
-enum PreviewKind {
-    Stdout,
-    File(file::FileSinkConfig),
-    Kafka(kafka::Addressing),
-    Sqs(sqs::Messages),
-}
-
-impl Preview {
-    /// What the sink would send for `event`, as JSON with the body as `body` (text, as written;
-    /// bytes that are not UTF-8 as `{"base64": ...}`; a Kafka tombstone as `null`).
-    pub fn render(&self, event: &Envelope) -> Result<serde_json::Value, SinkError> {
-        let body = self.body.render(event, &self.pipeline);
-        match &self.kind {
-            PreviewKind::Stdout => Ok(stdout::line(&body)),
-            PreviewKind::File(c) => Ok(file::line(c, &body)),
-            PreviewKind::Kafka(a) => a.record(&body, event),
-            PreviewKind::Sqs(m) => m.message(body, event),
         }
     }
 }

@@ -11,8 +11,9 @@
 //! later entries are not sent, so a group is never written out of order. A standard queue keeps
 //! no order: its calls go side by side.
 
-use super::{Outgoing, Rendered, Sink, SinkContext, SinkError, SinkFailure};
+use super::{Outgoing, Render, Rendered, Sink, SinkContext, SinkError, SinkFailure, SinkKind};
 use crate::event::Envelope;
+use crate::source::KeyError;
 use crate::sqs::{AwsError, QueueRef};
 use crate::template::Template;
 use async_trait::async_trait;
@@ -69,7 +70,7 @@ fn correlation_attribute() -> String {
 const CONCURRENT_CALLS: usize = 8;
 
 impl SqsSinkConfig {
-    pub(crate) fn queue(&self) -> QueueRef<'_> {
+    fn queue(&self) -> QueueRef<'_> {
         QueueRef {
             url: &self.queue_url,
             region: self.region.as_deref(),
@@ -80,8 +81,13 @@ impl SqsSinkConfig {
     fn fifo(&self) -> bool {
         self.queue_url.ends_with(".fifo")
     }
+}
 
-    pub(super) fn validate(&self) -> Result<(), (&'static str, String)> {
+#[async_trait]
+impl SinkKind for SqsSinkConfig {
+    const KIND: &'static str = "sqs";
+
+    fn validate(&self) -> Result<(), (&'static str, String)> {
         crate::sqs::validate(self.queue())?;
         let template = |key: &'static str, text: &str| {
             Template::parse(text)
@@ -121,15 +127,32 @@ impl SqsSinkConfig {
             _ => Ok(()),
         }
     }
+
+    /// Without asking the queue: FIFO if its name ends in `.fifo` (SQS requires it), and a
+    /// `MaximumMessageSize` of 256 KiB, what the sink assumes when the queue does not say.
+    fn preview(&self, pipeline: &str) -> Result<Box<dyn Render>, SinkError> {
+        Ok(Box::new(Messages::new(self, pipeline, self.fifo(), MAX_BYTES)?))
+    }
+
+    async fn reach(&self, _pipeline: &str, timeout: Duration) -> Result<Option<String>, KeyError> {
+        crate::sqs::reach(self.queue(), timeout)
+            .await
+            .map(Some)
+            .map_err(|e| ("queue_url", e.into()))
+    }
+
+    async fn open(&self, ctx: &SinkContext) -> Result<Box<dyn Sink>, SinkError> {
+        open(self, ctx).await
+    }
 }
 
-pub(super) async fn open(
+async fn open(
     cfg: &SqsSinkConfig,
     ctx: &SinkContext,
 ) -> Result<Box<dyn Sink>, SinkError> {
     let client = crate::sqs::client(cfg.queue(), Duration::from_secs(30))
         .await
-        .map_err(SinkError::permanent)?;
+        .map_err(|e| SinkError::permanent(e.to_string()).caused_by(e))?;
     // Checks that the queue exists and the credentials work; waits while SQS is unreachable.
     let attributes = client
         .get_queue_attributes()
@@ -141,10 +164,11 @@ pub(super) async fn open(
         .map_err(|e| {
             let e = AwsError::from_sdk("GetQueueAttributes", &e);
             let message = format!("sqs queue {}: {}", cfg.queue_url, e.message);
-            match e.retryable {
+            let error = match e.retryable {
                 true => SinkError::retryable(message),
                 false => SinkError::permanent(message),
-            }
+            };
+            error.caused_by(e)
         })?;
     let attributes = attributes.attributes.unwrap_or_default();
     let fifo = attributes
@@ -168,8 +192,7 @@ struct SqsSink {
 }
 
 /// How the sink makes an event into a message: its templates and the queue's limits. Needs no
-/// client, so that `weir dry-run` can show a message without connecting
-/// ([`Messages::message`]).
+/// client, so that `weir dry-run` can show a message without connecting (its [`Render`]).
 pub struct Messages {
     pipeline: String,
     fifo: bool,
@@ -211,39 +234,6 @@ impl Messages {
             attributes,
             delay_s: cfg.delay_s,
         })
-    }
-
-    /// Without asking the queue: FIFO if its name ends in `.fifo` (SQS requires it), and a
-    /// `MaximumMessageSize` of 256 KiB, what the sink assumes when the queue does not say.
-    pub fn offline(cfg: &SqsSinkConfig, pipeline: &str) -> Result<Self, SinkError> {
-        Self::new(cfg, pipeline, cfg.fifo(), MAX_BYTES)
-    }
-
-    /// The message the sink would send for `event` with `body`, as JSON (`body`,
-    /// `message_group_id`, `message_deduplication_id`, `delay_seconds`, `attributes` (name ->
-    /// value), `bytes`: its size against the queue's limit), or why the sink would refuse it
-    /// without sending it. Sends nothing.
-    pub fn message(
-        &self,
-        body: Rendered<'_>,
-        event: &Envelope,
-    ) -> Result<serde_json::Value, SinkError> {
-        let entry = self.entry(0, &Outgoing { body, event })?;
-        let r = &entry.request;
-        let attributes: serde_json::Map<String, serde_json::Value> = r
-            .message_attributes()
-            .into_iter()
-            .flatten()
-            .map(|(name, v)| (name.clone(), v.string_value().into()))
-            .collect();
-        Ok(serde_json::json!({
-            "body": r.message_body(),
-            "message_group_id": r.message_group_id(),
-            "message_deduplication_id": r.message_deduplication_id(),
-            "delay_seconds": r.delay_seconds(),
-            "attributes": attributes,
-            "bytes": entry.bytes,
-        }))
     }
 
     fn group_of(&self, event: &Envelope) -> Option<String> {
@@ -337,6 +327,36 @@ impl Messages {
     }
 }
 
+impl Render for Messages {
+    /// The message the sink would send for `event` with `body`, as JSON (`body`,
+    /// `message_group_id`, `message_deduplication_id`, `delay_seconds`, `attributes` (name ->
+    /// value), `bytes`: its size against the queue's limit), or why the sink would refuse it
+    /// without sending it. Sends nothing.
+    fn render(
+        &self,
+        body: Rendered<'_>,
+        event: &Envelope,
+    ) -> Result<serde_json::Value, SinkError> {
+        let entry = self.entry(0, &Outgoing { body, event })?;
+        let r = &entry.request;
+        let attributes: serde_json::Map<String, serde_json::Value> = r
+            .message_attributes()
+            .into_iter()
+            .flatten()
+            .map(|(name, v)| (name.clone(), v.string_value().into()))
+            .collect();
+        Ok(serde_json::json!({
+            "body": r.message_body(),
+            "message_group_id": r.message_group_id(),
+            "message_deduplication_id": r.message_deduplication_id(),
+            "delay_seconds": r.delay_seconds(),
+            "attributes": attributes,
+            "bytes": entry.bytes,
+        }))
+    }
+
+}
+
 impl SqsSink {
     /// Sends one batch call; the failed entries, by index in the write's batch.
     async fn send(
@@ -359,7 +379,9 @@ impl SqsSink {
                 let e = SinkError {
                     message: format!("sqs: {}", e.message),
                     retryable: e.retryable,
-                };
+                    cause: None,
+                }
+                .caused_by(e);
                 return indexes.into_iter().map(|i| (i, e.clone())).collect();
             }
         };
@@ -378,6 +400,7 @@ impl SqsSink {
                 SinkError {
                     message,
                     retryable: !f.sender_fault,
+                    cause: None,
                 },
             ));
         }
@@ -462,10 +485,10 @@ impl Sink for SqsSink {
         } else {
             let mut running = JoinSet::new();
             for call in calls(entries) {
-                if running.len() >= CONCURRENT_CALLS {
-                    if let Some(Ok(failed)) = running.join_next().await {
-                        failures.extend(failed);
-                    }
+                if running.len() >= CONCURRENT_CALLS
+                    && let Some(Ok(failed)) = running.join_next().await
+                {
+                    failures.extend(failed);
                 }
                 running.spawn(Self::send(
                     self.client.clone(),

@@ -1,7 +1,8 @@
 //! The stdout sink: one line per event (logs go to stderr, so stdout carries only events), its
 //! body as it is (a tombstone, which a line cannot leave empty, as `null`).
 
-use super::{Outgoing, Rendered, Sink, SinkContext, SinkError, SinkFailure};
+use super::{Outgoing, Render, Rendered, Sink, SinkContext, SinkError, SinkFailure, SinkKind};
+use crate::event::Envelope;
 use async_trait::async_trait;
 use serde::Deserialize;
 use tokio::io::{AsyncWriteExt, BufWriter, Stdout};
@@ -11,19 +12,33 @@ use tokio::sync::Mutex;
 #[serde(deny_unknown_fields)]
 pub struct StdoutSinkConfig {}
 
-pub(super) async fn open(
-    _cfg: &StdoutSinkConfig,
-    _ctx: &SinkContext,
-) -> Result<Box<dyn Sink>, SinkError> {
-    Ok(Box::new(StdoutSink {
-        out: Mutex::new(BufWriter::with_capacity(64 * 1024, tokio::io::stdout())),
-    }))
+#[async_trait]
+impl SinkKind for StdoutSinkConfig {
+    const KIND: &'static str = "stdout";
+
+    fn preview(&self, _pipeline: &str) -> Result<Box<dyn Render>, SinkError> {
+        Ok(Box::new(Lines))
+    }
+
+    async fn open(&self, _ctx: &SinkContext) -> Result<Box<dyn Sink>, SinkError> {
+        Ok(Box::new(StdoutSink {
+            out: Mutex::new(BufWriter::with_capacity(64 * 1024, tokio::io::stdout())),
+        }))
+    }
 }
 
-/// The line the sink would print for an event with `body`, as JSON (`body`), for `weir
-/// dry-run`.
-pub fn line(body: &Rendered<'_>) -> serde_json::Value {
-    serde_json::json!({ "body": super::preview_bytes(body.or_null()) })
+/// What the sink would print, for `weir dry-run`.
+struct Lines;
+
+impl Render for Lines {
+    /// The line for an event with `body`, as JSON (`body`).
+    fn render(
+        &self,
+        body: Rendered<'_>,
+        _event: &Envelope,
+    ) -> Result<serde_json::Value, SinkError> {
+        Ok(serde_json::json!({ "body": super::preview_bytes(body.or_null()) }))
+    }
 }
 
 struct StdoutSink {
@@ -33,11 +48,12 @@ struct StdoutSink {
 
 fn broken(e: std::io::Error) -> SinkError {
     // A closed stdout (the reader went away) will not come back.
-    if e.kind() == std::io::ErrorKind::BrokenPipe {
+    let error = if e.kind() == std::io::ErrorKind::BrokenPipe {
         SinkError::permanent(format!("stdout is closed: {e}"))
     } else {
         SinkError::retryable(format!("cannot write to stdout: {e}"))
-    }
+    };
+    error.caused_by(e)
 }
 
 #[async_trait]

@@ -2,22 +2,47 @@
 //!
 //! A source is two halves that run side by side: the [`Source`] reads batches, and its [`Acker`]
 //! is told, as events finish (delivered, filtered or dead-lettered, in any order), which
-//! positions are done, and makes the finished prefix durable when asked to checkpoint. Adding a
-//! kind is one module here plus one line in [`SourceConfig`].
+//! positions are done, and makes the finished prefix durable when asked to checkpoint.
+//!
+//! Each kind is a folder here whose `[source]` table implements [`SourceKind`] (its name, its
+//! checks, how it opens), registered by one line of `sources!` below: see the README's
+//! "Adding a connector".
 
-pub mod file;
-pub mod kafka;
+mod kind;
 pub mod prefix;
 pub mod replay;
-pub mod sqs;
 
-use crate::config::component::{deserialize_table, take_kind};
-use crate::config::{ConfigError, KeyPath, SourceText};
+pub use kind::{KeyError, ReadSettings, SourceConfig, SourceKind, kinds};
+
 use crate::event::{Envelope, Payload, Position, Problem, RAW_BASE64};
 use async_trait::async_trait;
 use serde::Deserialize;
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
+
+/// Declares each kind's module and registers its table type, in the order error messages and
+/// the README list them.
+macro_rules! sources {
+    ($($module:ident :: $config:ident),* $(,)?) => {
+        $(pub mod $module;)*
+
+        /// Every source kind.
+        const REGISTRY: &[kind::Registered] = &[$(kind::Registered::of::<$module::$config>()),*];
+    };
+}
+
+// One line per kind: `folder::ItsSourceKind`.
+sources! {
+    file::FileSourceConfig,
+    kafka::KafkaSourceConfig,
+    sqs::SqsSourceConfig,
+}
+
+/// The registered source kind of this name (a DLQ record's `event.source`), as the `'static`
+/// label an envelope carries; `None` for a name no source has.
+pub(crate) fn registered_kind(name: &str) -> Option<&'static str> {
+    kinds().into_iter().find(|k| *k == name)
+}
 
 /// One event as a source produced it.
 #[derive(Debug)]
@@ -38,10 +63,23 @@ pub struct SourceEvent {
 pub enum SourceError {
     #[error("{0}")]
     Config(String),
+    /// The file source's input cannot be read.
+    #[error("source.path: {0}")]
+    Input(#[from] file::InputError),
+    /// An error of a kind's own type, as it reads.
+    #[error(transparent)]
+    Connector(Box<dyn std::error::Error + Send + Sync>),
     #[error("{what}: {source}")]
     Io {
         what: String,
         source: std::io::Error,
+    },
+    /// What failed, with the cause's text, and the cause.
+    #[error("{message}")]
+    Caused {
+        message: String,
+        #[source]
+        cause: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error("{0}")]
     Other(String),
@@ -52,6 +90,17 @@ impl SourceError {
         SourceError::Io {
             what: what.into(),
             source,
+        }
+    }
+
+    /// `message` (which already holds the cause's text), coming from `cause`.
+    pub fn caused(
+        message: impl Into<String>,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        SourceError::Caused {
+            message: message.into(),
+            cause: Box::new(cause),
         }
     }
 }
@@ -171,67 +220,22 @@ pub struct SourceContext {
     pub status: Option<std::sync::Arc<crate::observe::status::Status>>,
 }
 
-/// The `[source]` table, by kind.
-#[derive(Debug, Clone)]
-pub enum SourceConfig {
-    File(file::FileSourceConfig),
-    Kafka(kafka::KafkaSourceConfig),
-    Sqs(sqs::SqsSourceConfig),
-}
-
-const KINDS: &[&str] = &["file", "kafka", "sqs"];
-
-/// The registered source kind of this name (a DLQ record's `event.source`), as the `'static`
-/// label an envelope carries; `None` for a name no source has.
-pub(crate) fn registered_kind(name: &str) -> Option<&'static str> {
-    KINDS.iter().copied().find(|k| *k == name)
-}
-
-impl SourceConfig {
-    pub fn parse(
-        src: &SourceText<'_>,
-        at: &KeyPath,
-        mut table: toml::Table,
-    ) -> Result<Self, ConfigError> {
-        let kind = take_kind(src, at, &mut table, "source", KINDS)?;
-        let config = match kind.as_str() {
-            "file" => SourceConfig::File(deserialize_table(src, at, table, &[])?),
-            "kafka" => SourceConfig::Kafka(deserialize_table(src, at, table, &[])?),
-            "sqs" => SourceConfig::Sqs(deserialize_table(src, at, table, &[])?),
-            _ => unreachable!("take_kind only returns registered kinds"),
-        };
-        config
-            .validate()
-            .map_err(|(key, msg)| src.error(&at.key(key), msg))?;
-        Ok(config)
-    }
-
-    /// Checks values that parse but make no sense: `(key, message)`.
-    fn validate(&self) -> Result<(), (&'static str, String)> {
-        match self {
-            SourceConfig::File(c) => c.validate(),
-            SourceConfig::Kafka(c) => c.validate(),
-            SourceConfig::Sqs(c) => c.validate(),
-        }
-    }
-
-    pub fn kind(&self) -> &'static str {
-        match self {
-            SourceConfig::File(_) => "file",
-            SourceConfig::Kafka(_) => "kafka",
-            SourceConfig::Sqs(_) => "sqs",
-        }
-    }
-
-    /// Opens the source: its reader and its acker.
-    pub async fn open(
-        &self,
-        ctx: &SourceContext,
-    ) -> Result<(Box<dyn Source>, Box<dyn Acker>), SourceError> {
-        match self {
-            SourceConfig::File(c) => file::open(c, ctx).await,
-            SourceConfig::Kafka(c) => kafka::open(c, ctx).await,
-            SourceConfig::Sqs(c) => sqs::open(c, ctx).await,
+#[cfg(test)]
+mod tests {
+    /// The README's lists of kinds are the registries', in their order.
+    #[test]
+    fn readme_lists_the_registered_kinds() {
+        let readme = include_str!("../../../README.md");
+        for (list, kinds) in [
+            ("Source kinds: ", super::kinds()),
+            ("Sink kinds (`[sink]` and `[dlq]`): ", crate::sink::kinds()),
+        ] {
+            let listed = readme
+                .lines()
+                .find_map(|l| l.strip_prefix(list))
+                .unwrap_or_else(|| panic!("README has no line `{list}...`"));
+            let registered: Vec<String> = kinds.iter().map(|k| format!("`{k}`")).collect();
+            assert_eq!(listed, format!("{}.", registered.join(", ")), "{list}");
         }
     }
 }

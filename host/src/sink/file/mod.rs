@@ -8,11 +8,13 @@
 
 mod shared;
 
-use super::{Outgoing, Rendered, Sink, SinkContext, SinkError, SinkFailure};
+use super::{Outgoing, Render, Rendered, Sink, SinkContext, SinkError, SinkFailure, SinkKind};
+use crate::event::Envelope;
+use crate::source::KeyError;
 use async_trait::async_trait;
 use serde::Deserialize;
 use shared::{OpenError, SharedFile};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -22,30 +24,55 @@ pub struct FileSinkConfig {
     pub path: PathBuf,
 }
 
-impl FileSinkConfig {
-    pub(super) fn validate(&self) -> Result<(), (&'static str, String)> {
+#[async_trait]
+impl SinkKind for FileSinkConfig {
+    const KIND: &'static str = "file";
+
+    fn validate(&self) -> Result<(), (&'static str, String)> {
         if self.path.as_os_str().is_empty() {
             return Err(("path", "must not be empty".into()));
         }
         Ok(())
     }
+
+    fn preview(&self, _pipeline: &str) -> Result<Box<dyn Render>, SinkError> {
+        Ok(Box::new(self.clone()))
+    }
+
+    fn local_file(&self) -> Option<&Path> {
+        Some(&self.path)
+    }
+
+    fn preflight(&self) -> Result<(), KeyError> {
+        preflight(self).map_err(|e| ("path", e.into()))
+    }
+
+    async fn open(&self, ctx: &SinkContext) -> Result<Box<dyn Sink>, SinkError> {
+        open(self, ctx).await
+    }
 }
 
-/// The line the sink would append for an event with `body`, as JSON (`path`, `body`), for
-/// `weir dry-run`. Opens nothing.
-pub fn line(cfg: &FileSinkConfig, body: &Rendered<'_>) -> serde_json::Value {
-    let body = super::preview_bytes(body.or_null());
-    serde_json::json!({"path": cfg.path.display().to_string(), "body": body})
+impl Render for FileSinkConfig {
+    /// The line the sink would append for an event with `body`, as JSON (`path`, `body`).
+    /// Opens nothing.
+    fn render(
+        &self,
+        body: Rendered<'_>,
+        _event: &Envelope,
+    ) -> Result<serde_json::Value, SinkError> {
+        let body = super::preview_bytes(body.or_null());
+        Ok(serde_json::json!({"path": self.path.display().to_string(), "body": body}))
+    }
 }
 
-pub(super) async fn open(
+async fn open(
     cfg: &FileSinkConfig,
     _ctx: &SinkContext,
 ) -> Result<Box<dyn Sink>, SinkError> {
     let path = cfg.path.clone();
     let file = tokio::task::spawn_blocking(move || SharedFile::open(&path))
         .await
-        .map_err(|e| SinkError::permanent(format!("file sink failed to start: {e}")))?;
+        .map_err(|e| SinkError::permanent(format!("file sink failed to start: {e}")).caused_by(e))?;
     match file {
         Ok(file) => Ok(Box::new(FileSink(file))),
         // Waiting would not help: the other process runs until someone stops it.
@@ -56,7 +83,7 @@ pub(super) async fn open(
         ))),
         Err(OpenError::Io(e)) => Err(SinkError::io(
             format!("cannot open {} for appending: {e}", cfg.path.display()),
-            &e,
+            e,
         )),
     }
 }
@@ -80,23 +107,46 @@ impl Sink for FileSink {
 
 impl FileSink {
     fn failed(&self, e: std::io::Error) -> SinkError {
-        SinkError::retryable(format!("cannot write {}: {e}", self.0.path().display()))
+        SinkError::retryable(format!("cannot write {}: {e}", self.0.path().display())).caused_by(e)
     }
+}
+
+/// Why the sink's file cannot be appended to, found by `weir check`.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error("{} is a directory", .path.display())]
+    IsADirectory { path: PathBuf },
+    #[error("cannot open {} for appending: {source}", .path.display())]
+    Append {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot create {}: {} is not a directory", .path.display(), .dir.display())]
+    NotADirectory { path: PathBuf, dir: PathBuf },
+    #[error("cannot create {}: {}: {source}", .path.display(), .dir.display())]
+    Create {
+        path: PathBuf,
+        dir: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// What opening this sink would refuse, found without creating, writing or locking anything
 /// (`weir check`): a path that is a directory, a directory that cannot be made because a regular
 /// file stands in its way, or a file that cannot be opened for appending.
-pub fn preflight(cfg: &FileSinkConfig) -> Result<(), String> {
+fn preflight(cfg: &FileSinkConfig) -> Result<(), OutputError> {
     let path = &cfg.path;
     match std::fs::metadata(path) {
-        Ok(m) if m.is_dir() => Err(format!("{} is a directory", path.display())),
+        Ok(m) if m.is_dir() => Err(OutputError::IsADirectory { path: path.clone() }),
         // Opened only, not created, written or locked: a running weir may hold it.
         Ok(_) => std::fs::OpenOptions::new()
             .append(true)
             .open(path)
             .map(drop)
-            .map_err(|e| format!("cannot open {} for appending: {e}", path.display())),
+            .map_err(|source| OutputError::Append {
+                path: path.clone(),
+                source,
+            }),
         Err(_) => {
             // Missing (or unreachable): the nearest existing ancestor must be a directory.
             let mut dir = path.parent();
@@ -104,11 +154,10 @@ pub fn preflight(cfg: &FileSinkConfig) -> Result<(), String> {
                 match std::fs::metadata(d) {
                     Ok(m) if m.is_dir() => return Ok(()),
                     Ok(_) => {
-                        return Err(format!(
-                            "cannot create {}: {} is not a directory",
-                            path.display(),
-                            d.display()
-                        ));
+                        return Err(OutputError::NotADirectory {
+                            path: path.clone(),
+                            dir: d.to_owned(),
+                        });
                     }
                     Err(e)
                         if matches!(
@@ -118,12 +167,12 @@ pub fn preflight(cfg: &FileSinkConfig) -> Result<(), String> {
                     {
                         dir = d.parent()
                     }
-                    Err(e) => {
-                        return Err(format!(
-                            "cannot create {}: {}: {e}",
-                            path.display(),
-                            d.display()
-                        ));
+                    Err(source) => {
+                        return Err(OutputError::Create {
+                            path: path.clone(),
+                            dir: d.to_owned(),
+                            source,
+                        });
                     }
                 }
             }

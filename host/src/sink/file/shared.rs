@@ -28,17 +28,13 @@ fn registry() -> MutexGuard<'static, HashMap<Identity, Weak<SharedFile>>> {
         .unwrap_or_else(|p| p.into_inner())
 }
 
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     /// Another process holds the file's lock.
+    #[error("locked by another process")]
     Locked,
-    Io(std::io::Error),
-}
-
-impl From<std::io::Error> for OpenError {
-    fn from(e: std::io::Error) -> Self {
-        OpenError::Io(e)
-    }
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
 }
 
 /// A file open for appending, shared by every pipeline of the process that writes to it.

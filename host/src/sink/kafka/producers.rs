@@ -79,5 +79,5 @@ pub fn retire(producer: Arc<FutureProducer<Logged>>) {
 fn create(config: &ClientConfig, pipeline: &str) -> Result<FutureProducer<Logged>, SinkError> {
     config
         .create_with_context(Logged::new(pipeline, "sink"))
-        .map_err(|e| SinkError::permanent(format!("cannot create kafka producer: {e}")))
+        .map_err(|e| SinkError::permanent(format!("cannot create kafka producer: {e}")).caused_by(e))
 }

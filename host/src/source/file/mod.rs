@@ -14,7 +14,10 @@ mod reader;
 pub use checkpoint::{Checkpoint, CheckpointStore, FileId};
 
 use super::prefix::PrefixTracker;
-use super::{Acker, Format, Source, SourceContext, SourceError, SourceEvent};
+use super::{
+    Acker, Format, KeyError, ReadSettings, Source, SourceContext, SourceError, SourceEvent,
+    SourceKind,
+};
 use crate::event::{Envelope, Position, now_rfc3339};
 use async_trait::async_trait;
 use identity::Known;
@@ -67,8 +70,11 @@ fn default_max_line_bytes() -> usize {
     1024 * 1024
 }
 
-impl FileSourceConfig {
-    pub(super) fn validate(&self) -> Result<(), (&'static str, String)> {
+#[async_trait]
+impl SourceKind for FileSourceConfig {
+    const KIND: &'static str = "file";
+
+    fn validate(&self) -> Result<(), (&'static str, String)> {
         if self.path.as_os_str().is_empty() {
             return Err(("path", "must not be empty".into()));
         }
@@ -81,9 +87,28 @@ impl FileSourceConfig {
         }
         Ok(())
     }
+
+    fn read_settings(&self) -> ReadSettings {
+        ReadSettings {
+            format: self.format,
+            batch_size: self.batch_size,
+            max_record_bytes: self.max_line_bytes,
+        }
+    }
+
+    fn preflight(&self) -> Result<(), KeyError> {
+        preflight(self).map_err(|e| ("path", e.into()))
+    }
+
+    async fn open(
+        &self,
+        ctx: &SourceContext,
+    ) -> Result<(Box<dyn Source>, Box<dyn Acker>), SourceError> {
+        open(self, ctx).await
+    }
 }
 
-pub(super) async fn open(
+async fn open(
     cfg: &FileSourceConfig,
     ctx: &SourceContext,
 ) -> Result<(Box<dyn Source>, Box<dyn Acker>), SourceError> {
@@ -102,7 +127,7 @@ pub(super) async fn open(
     let reader =
         tokio::task::spawn_blocking(move || resume(&cfg, &store, stream).map(|r| (r, cfg, store)))
             .await
-            .map_err(|e| SourceError::Other(format!("file source failed to start: {e}")))?;
+            .map_err(|e| SourceError::caused(format!("file source failed to start: {e}"), e))?;
     let (reader, cfg, store) = reader?;
     let source = FileSource {
         poll: Duration::from_millis(cfg.poll_interval_ms),
@@ -127,18 +152,7 @@ fn resume(
 ) -> Result<LineReader, SourceError> {
     let path = &cfg.path;
     let pipeline = stream.losses.pipeline.clone();
-    let meta = std::fs::metadata(path).map_err(|e| {
-        SourceError::Config(format!(
-            "source.path: cannot open input file {}: {e}",
-            path.display()
-        ))
-    })?;
-    if !meta.is_file() {
-        return Err(SourceError::Config(format!(
-            "source.path: {} is not a file",
-            path.display()
-        )));
-    }
+    let meta = input_metadata(path)?;
     let checkpoint = store.load().map_err(SourceError::Other)?;
     let cannot = |e| SourceError::io(format!("cannot open {}", path.display()), e);
     let Some(cp) = checkpoint else {
@@ -227,7 +241,7 @@ impl Source for FileSource {
                 (reader, state.map(|s| (s, lines)))
             })
             .await
-            .map_err(|e| SourceError::Other(format!("file reader failed: {e}")))?;
+            .map_err(|e| SourceError::caused(format!("file reader failed: {e}"), e))?;
             self.reader = Some(reader);
             let (state, lines) = result.map_err(|e| {
                 SourceError::io(format!("cannot read {}", self.cfg.path.display()), e)
@@ -388,17 +402,43 @@ impl Acker for FileAcker {
     }
 }
 
+/// Why the input file cannot be read: found by `weir check`, or when the source opens.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("cannot open input file {}: {source}", .path.display())]
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} is not a file", .path.display())]
+    NotAFile { path: PathBuf },
+}
+
+/// The input file's metadata, if it is a file.
+fn input_metadata(path: &Path) -> Result<std::fs::Metadata, InputError> {
+    let opening = |source| InputError::Open {
+        path: path.to_owned(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(opening)?;
+    if !meta.is_file() {
+        return Err(InputError::NotAFile {
+            path: path.to_owned(),
+        });
+    }
+    Ok(meta)
+}
+
 /// What opening this source would refuse, found without opening it for good, reading a
 /// checkpoint or creating anything (`weir check`): a path that is missing, not a regular file,
 /// or not readable.
-pub fn preflight(cfg: &FileSourceConfig) -> Result<(), String> {
+fn preflight(cfg: &FileSourceConfig) -> Result<(), InputError> {
     let path = &cfg.path;
-    let meta = std::fs::metadata(path)
-        .map_err(|e| format!("cannot open input file {}: {e}", path.display()))?;
-    if !meta.is_file() {
-        return Err(format!("{} is not a file", path.display()));
-    }
+    input_metadata(path)?;
     std::fs::File::open(path)
         .map(drop)
-        .map_err(|e| format!("cannot open input file {}: {e}", path.display()))
+        .map_err(|source| InputError::Open {
+            path: path.clone(),
+            source,
+        })
 }

@@ -13,9 +13,12 @@ mod offsets;
 mod record;
 mod start;
 
-use super::{Acker, Format, Source, SourceContext, SourceError, SourceEvent};
+use super::{
+    Acker, Format, KeyError, ReadSettings, Source, SourceContext, SourceError, SourceEvent,
+    SourceKind,
+};
 use crate::event::Position;
-use crate::kafka::{Logged, Names, Properties, check_properties, client_config};
+use crate::kafka::{Logged, Names, Properties, Role, check_properties, client_config};
 use async_trait::async_trait;
 use consumer::Context;
 use offsets::Shared;
@@ -112,8 +115,11 @@ const OWNED: &[(&str, &str)] = &[
     ("auto.offset.reset", "use `start`"),
 ];
 
-impl KafkaSourceConfig {
-    pub(super) fn validate(&self) -> Result<(), (&'static str, String)> {
+#[async_trait]
+impl SourceKind for KafkaSourceConfig {
+    const KIND: &'static str = "kafka";
+
+    fn validate(&self) -> Result<(), (&'static str, String)> {
         if self.topics.list().is_empty() || self.topics.list().iter().any(|t| t.is_empty()) {
             return Err((
                 "topics",
@@ -146,9 +152,29 @@ impl KafkaSourceConfig {
         }
         check_properties(&self.properties, OWNED)
     }
+
+    fn read_settings(&self) -> ReadSettings {
+        ReadSettings::unlimited(self.format, self.batch_size)
+    }
+
+    async fn reach(&self, timeout: Duration) -> Result<Option<String>, KeyError> {
+        let topics: Vec<String> = self.topics.list().iter().map(|t| t.to_string()).collect();
+        // Blocks this thread while the cluster answers: `weir check --connect` reaches one
+        // thing at a time, on a runtime of its own.
+        crate::kafka::reach(Role::Consumer, &self.brokers, &self.properties, &topics, timeout)
+            .map(Some)
+            .map_err(|e| (e.key("topics"), e.into()))
+    }
+
+    async fn open(
+        &self,
+        ctx: &SourceContext,
+    ) -> Result<(Box<dyn Source>, Box<dyn Acker>), SourceError> {
+        open(self, ctx).await
+    }
 }
 
-pub(super) async fn open(
+async fn open(
     cfg: &KafkaSourceConfig,
     ctx: &SourceContext,
 ) -> Result<(Box<dyn Source>, Box<dyn Acker>), SourceError> {
@@ -183,10 +209,10 @@ pub(super) async fn open(
     }
     let consumer: BaseConsumer<Context> = client
         .create_with_context(context)
-        .map_err(|e| SourceError::Config(format!("source: cannot create kafka consumer: {e}")))?;
+        .map_err(|e| SourceError::caused(format!("source: cannot create kafka consumer: {e}"), e))?;
     consumer
         .subscribe(&cfg.topics.list())
-        .map_err(|e| SourceError::Config(format!("source.topics: cannot subscribe: {e}")))?;
+        .map_err(|e| SourceError::caused(format!("source.topics: cannot subscribe: {e}"), e))?;
     let consumer = Arc::new(consumer);
     // Before the thread polls: rebalances (served by poll) commit through it.
     let _ = consumer.context().consumer.set(Arc::downgrade(&consumer));
@@ -197,7 +223,7 @@ pub(super) async fn open(
     let thread = std::thread::Builder::new()
         .name(format!("kafka-{}", ctx.pipeline))
         .spawn(move || consumer::run(c, tx, format, size, window))
-        .map_err(|e| SourceError::Other(format!("cannot start the kafka consumer thread: {e}")))?;
+        .map_err(|e| SourceError::caused(format!("cannot start the kafka consumer thread: {e}"), e))?;
     tracing::info!(pipeline = %ctx.pipeline, brokers = %cfg.brokers.joined(), topics = ?cfg.topics.list(),
         group = %cfg.group, "kafka consumer started");
     Ok((
@@ -305,7 +331,7 @@ impl Acker for KafkaAcker {
             return Ok(());
         }
         let tpl = consumer::commit_list(&commits)
-            .map_err(|e| SourceError::Other(format!("kafka commit: {e}")))?;
+            .map_err(|e| SourceError::caused(format!("kafka commit: {e}"), e))?;
         let Some(consumer) = self.consumer.clone() else {
             return Ok(());
         };
@@ -314,7 +340,7 @@ impl Acker for KafkaAcker {
         // consumer's commit callback; closing the consumer waits for commits still under way.
         consumer
             .commit(&tpl, CommitMode::Async)
-            .map_err(|e| SourceError::Other(format!("kafka commit failed: {e}")))?;
+            .map_err(|e| SourceError::caused(format!("kafka commit failed: {e}"), e))?;
         Ok(())
     }
 

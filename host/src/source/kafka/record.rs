@@ -21,10 +21,10 @@ pub struct Times {
 
 impl Times {
     fn rfc3339(&mut self, millis: i64) -> Option<String> {
-        if let Some((m, text)) = &self.last {
-            if *m == millis {
-                return Some(text.clone());
-            }
+        if let Some((m, text)) = &self.last
+            && *m == millis
+        {
+            return Some(text.clone());
         }
         let text = chrono::DateTime::from_timestamp_millis(millis)?
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);

@@ -20,6 +20,31 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+/// Why some finished messages were not deleted.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{} of {finished} finished messages not deleted (tried again at the next checkpoint): {}",
+    .failures.len(),
+    .failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+)]
+pub struct NotDeleted {
+    /// The messages there were to delete.
+    finished: usize,
+    failures: Vec<CallError>,
+}
+
+/// Why one batch call, or one entry of it, failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    #[error("sqs call task failed: {0}")]
+    Task(#[source] tokio::task::JoinError),
+    /// SQS refused this entry.
+    #[error("{code}: {message}")]
+    Entry { code: String, message: String },
+}
+
 /// Entries per batch call (an SQS limit).
 const BATCH: usize = 10;
 /// Batch calls under way at once when deleting or extending many messages.
@@ -116,7 +141,7 @@ impl InFlight {
     }
 
     /// Deletes the finished messages (at a checkpoint: the sink has made them durable).
-    pub async fn delete_finished(&self) -> Result<(), String> {
+    pub async fn delete_finished(&self) -> Result<(), NotDeleted> {
         let finished: Vec<(u64, String)> = self
             .table()
             .iter()
@@ -143,28 +168,28 @@ impl InFlight {
             async move {
                 call.send()
                     .await
-                    .map_err(|e| AwsError::from_sdk("DeleteMessageBatch", &e).message)
+                    .map_err(|e| AwsError::from_sdk("DeleteMessageBatch", &e).into())
             }
         };
         in_batches(&finished, call, |result| {
             self.deleted(result, &mut failures)
         })
         .await;
-        match failures.len() {
-            0 => Ok(()),
-            n => Err(format!(
-                "{n} of {} finished messages not deleted (tried again at the next checkpoint): {}",
-                finished.len(),
-                failures.join("; ")
-            )),
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(NotDeleted {
+                finished: finished.len(),
+                failures,
+            })
         }
     }
 
     /// Takes in one DeleteMessageBatch's result: deleted messages leave the table.
     fn deleted(
         &self,
-        result: Result<DeleteMessageBatchOutput, String>,
-        failures: &mut Vec<String>,
+        result: Result<DeleteMessageBatchOutput, CallError>,
+        failures: &mut Vec<CallError>,
     ) {
         let out = match result {
             Ok(out) => out,
@@ -189,11 +214,10 @@ impl InFlight {
                 }
                 continue;
             }
-            failures.push(format!(
-                "{}: {}",
-                failed.code,
-                failed.message.as_deref().unwrap_or("no message")
-            ));
+            failures.push(CallError::Entry {
+                code: failed.code.clone(),
+                message: failed.message.as_deref().unwrap_or("no message").to_owned(),
+            });
         }
     }
 
@@ -256,7 +280,7 @@ impl InFlight {
             async move {
                 call.send()
                     .await
-                    .map_err(|e| AwsError::from_sdk("ChangeMessageVisibilityBatch", &e).message)
+                    .map_err(|e| AwsError::from_sdk("ChangeMessageVisibilityBatch", &e).into())
             }
         };
         in_batches(list, call, |result| self.changed(result, asked_at, timeout)).await;
@@ -265,7 +289,7 @@ impl InFlight {
     /// Takes in one ChangeMessageVisibilityBatch's result.
     fn changed(
         &self,
-        result: Result<ChangeMessageVisibilityBatchOutput, String>,
+        result: Result<ChangeMessageVisibilityBatchOutput, CallError>,
         asked_at: Instant,
         timeout: Duration,
     ) {
@@ -305,15 +329,15 @@ impl InFlight {
 async fn in_batches<T, F, Fut>(
     items: &[(u64, String)],
     call: F,
-    mut done: impl FnMut(Result<T, String>),
+    mut done: impl FnMut(Result<T, CallError>),
 ) where
     F: Fn(&[(u64, String)]) -> Fut,
-    Fut: std::future::Future<Output = Result<T, String>> + Send + 'static,
+    Fut: std::future::Future<Output = Result<T, CallError>> + Send + 'static,
     T: Send + 'static,
 {
     let mut calls = JoinSet::new();
-    let joined = |r: Result<Result<T, String>, tokio::task::JoinError>| {
-        r.unwrap_or_else(|e| Err(format!("sqs call task failed: {e}")))
+    let joined = |r: Result<Result<T, CallError>, tokio::task::JoinError>| {
+        r.unwrap_or_else(|e| Err(CallError::Task(e)))
     };
     for chunk in items.chunks(BATCH) {
         while calls.len() >= CONCURRENT_CALLS {

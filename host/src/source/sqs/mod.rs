@@ -15,7 +15,10 @@ mod inflight;
 mod message;
 mod receive;
 
-use super::{Acker, Format, Source, SourceContext, SourceError, SourceEvent};
+use super::{
+    Acker, Format, KeyError, ReadSettings, Source, SourceContext, SourceError, SourceEvent,
+    SourceKind,
+};
 use crate::event::Position;
 use crate::sqs::{AwsError, QueueRef};
 use async_trait::async_trait;
@@ -84,17 +87,20 @@ const MAX_RECEIVERS: usize = 100;
 /// The longest visibility timeout SQS allows (12 hours).
 const MAX_VISIBILITY_S: u32 = 43_200;
 
-impl SqsSourceConfig {
-    pub(super) fn validate(&self) -> Result<(), (&'static str, String)> {
+#[async_trait]
+impl SourceKind for SqsSourceConfig {
+    const KIND: &'static str = "sqs";
+
+    fn validate(&self) -> Result<(), (&'static str, String)> {
         crate::sqs::validate(self.queue())?;
         super::check_batch_size(self.batch_size)?;
-        if let Some(r) = self.receivers {
-            if !(1..=MAX_RECEIVERS).contains(&r) {
-                return Err((
-                    "receivers",
-                    format!("must be between 1 and {MAX_RECEIVERS}"),
-                ));
-            }
+        if let Some(r) = self.receivers
+            && !(1..=MAX_RECEIVERS).contains(&r)
+        {
+            return Err((
+                "receivers",
+                format!("must be between 1 and {MAX_RECEIVERS}"),
+            ));
         }
         if self.wait_time_s > 20 {
             return Err((
@@ -102,13 +108,13 @@ impl SqsSourceConfig {
                 "must be between 0 and 20 (SQS's limit)".into(),
             ));
         }
-        if let Some(v) = self.visibility_timeout_s {
-            if !(1..=MAX_VISIBILITY_S).contains(&v) {
-                return Err((
-                    "visibility_timeout_s",
-                    format!("must be between 1 and {MAX_VISIBILITY_S} (12 hours, SQS's limit)"),
-                ));
-            }
+        if let Some(v) = self.visibility_timeout_s
+            && !(1..=MAX_VISIBILITY_S).contains(&v)
+        {
+            return Err((
+                "visibility_timeout_s",
+                format!("must be between 1 and {MAX_VISIBILITY_S} (12 hours, SQS's limit)"),
+            ));
         }
         match (self.on_failure, self.max_attempts) {
             (SqsOnFailure::Redrive, Some(_)) => Err((
@@ -120,7 +126,27 @@ impl SqsSourceConfig {
         }
     }
 
-    pub(crate) fn queue(&self) -> QueueRef<'_> {
+    fn read_settings(&self) -> ReadSettings {
+        ReadSettings::unlimited(self.format, self.batch_size)
+    }
+
+    async fn reach(&self, timeout: Duration) -> Result<Option<String>, KeyError> {
+        crate::sqs::reach(self.queue(), timeout)
+            .await
+            .map(Some)
+            .map_err(|e| ("queue_url", e.into()))
+    }
+
+    async fn open(
+        &self,
+        ctx: &SourceContext,
+    ) -> Result<(Box<dyn Source>, Box<dyn Acker>), SourceError> {
+        open(self, ctx).await
+    }
+}
+
+impl SqsSourceConfig {
+    fn queue(&self) -> QueueRef<'_> {
         QueueRef {
             url: &self.queue_url,
             region: self.region.as_deref(),
@@ -167,7 +193,7 @@ impl Reading {
     }
 }
 
-pub(super) async fn open(
+async fn open(
     cfg: &SqsSourceConfig,
     ctx: &SourceContext,
 ) -> Result<(Box<dyn Source>, Box<dyn Acker>), SourceError> {
@@ -175,7 +201,7 @@ pub(super) async fn open(
     let timeout = Duration::from_secs(u64::from(cfg.wait_time_s) + 10);
     let client = crate::sqs::client(cfg.queue(), timeout)
         .await
-        .map_err(SourceError::Config)?;
+        .map_err(|e| SourceError::Connector(e.into()))?;
     let attributes = queue_attributes(&client, cfg, &ctx.pipeline).await?;
     let visibility_s = match cfg.visibility_timeout_s {
         Some(v) => v,
@@ -268,10 +294,8 @@ async fn queue_attributes(
             } else {
                 ""
             };
-            Err(SourceError::Other(format!(
-                "queue_url {}: {}{hint}",
-                cfg.queue_url, e.message
-            )))
+            let message = format!("queue_url {}: {}{hint}", cfg.queue_url, e.message);
+            Err(SourceError::caused(message, e))
         }
     }
 }
@@ -356,6 +380,6 @@ impl Acker for SqsAcker {
         self.inflight
             .delete_finished()
             .await
-            .map_err(SourceError::Other)
+            .map_err(|e| SourceError::Connector(e.into()))
     }
 }
