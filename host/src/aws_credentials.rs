@@ -17,7 +17,7 @@ const RESOLVE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why no credentials came.
 #[derive(Debug, thiserror::Error)]
-pub enum Problem {
+pub(crate) enum Problem {
     /// No place in the chain had any ([`where_looked`] says what each had).
     #[error("no AWS credentials found; {}", where_looked())]
     NotFound,
@@ -36,7 +36,7 @@ pub enum Problem {
 impl Problem {
     /// The message for the operator, with the cause's own causes; `chain` formats an error with
     /// its causes.
-    pub fn message(&self, chain: impl Fn(&dyn std::error::Error) -> String) -> String {
+    pub(crate) fn message(&self, chain: impl Fn(&dyn std::error::Error) -> String) -> String {
         match self {
             Problem::Failed(e) => format!("{self}: {}", chain(e)),
             Problem::NotFound | Problem::TimedOut => self.to_string(),
@@ -45,7 +45,7 @@ impl Problem {
 }
 
 /// Resolves `config`'s credentials once (the SDK caches them for the client's calls).
-pub async fn check(config: &SdkConfig) -> Result<(), Problem> {
+pub(crate) async fn check(config: &SdkConfig) -> Result<(), Problem> {
     let Some(provider) = config.credentials_provider() else {
         return Err(Problem::NotFound);
     };
@@ -59,7 +59,7 @@ pub async fn check(config: &SdkConfig) -> Result<(), Problem> {
 
 /// Where the AWS default chain looks, in its order, with what this process's environment says
 /// of each place (so that the reader sees which one they meant to use and why it was empty).
-pub fn where_looked() -> String {
+pub(crate) fn where_looked() -> String {
     let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
     let said = |name: &str| if set(name) { "set" } else { "not set" };
     let home = std::env::var_os("HOME").map(std::path::PathBuf::from);

@@ -31,7 +31,7 @@ impl Backoff {
 }
 
 /// Sleeps for `delay`, or returns false if `stop` comes first.
-pub async fn pause(delay: Duration, stop: &CancellationToken) -> bool {
+pub(crate) async fn pause(delay: Duration, stop: &CancellationToken) -> bool {
     tokio::select! {
         _ = stop.cancelled() => false,
         _ = tokio::time::sleep(delay) => true,

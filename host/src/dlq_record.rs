@@ -25,17 +25,17 @@ use std::borrow::Cow;
 /// The `meta` key that marks, in a dead-letter record only, an event whose `data` string is the
 /// text of a record that was not JSON (rather than a JSON string), so that a redrive writes it
 /// back as it came.
-pub const TEXT: &str = "text";
+pub(crate) const TEXT: &str = "text";
 
 /// The `meta` key in which `weir dlq redrive` hands a redriven event its previous DLQ `error`, so
 /// that failing again continues that history rather than starting a new one. Plugins see it (a
 /// redriven event is one that failed before); the record's `event` leaves it out.
-pub const REDRIVE_META: &str = "redrive";
+pub(crate) const REDRIVE_META: &str = "redrive";
 
 /// One line of a dead-letter queue. Borrows what it is written from; read back, it owns its
 /// fields (`DlqRecord<'static>`).
 #[derive(Debug, Serialize, Deserialize)]
-pub struct DlqRecord<'a> {
+pub(crate) struct DlqRecord<'a> {
     pub event: RecordedEvent<'a>,
     #[serde(default)]
     pub error: Cow<'a, Failure>,
@@ -52,7 +52,7 @@ impl<'a> DlqRecord<'a> {
     /// The record of `event` (as its source produced it), failed in `pipeline` with `failure`.
     /// A redriven event's record keeps the event as first read and continues its failure
     /// history ([`Failure::continuing`]).
-    pub fn new(pipeline: &'a str, event: &'a Envelope, failure: &'a Failure) -> Self {
+    pub(crate) fn new(pipeline: &'a str, event: &'a Envelope, failure: &'a Failure) -> Self {
         let error = match event.meta.contains_key(REDRIVE_META) {
             false => Cow::Borrowed(failure),
             true => Cow::Owned(failure.continuing(event)),
@@ -66,14 +66,14 @@ impl<'a> DlqRecord<'a> {
     }
 
     /// The record as one line of JSON (without the newline).
-    pub fn to_json(&self) -> String {
+    pub(crate) fn to_json(&self) -> String {
         // Cannot fail: every map key is a string, and no field's serialization has an error
         // of its own.
         serde_json::to_string(self).unwrap_or_default()
     }
 
     /// This record with its event's payload cut to `kept` (as text), saying so in `cut`.
-    pub fn cut_to(&self, kept: &str, cut: Cut) -> DlqRecord<'_> {
+    pub(crate) fn cut_to(&self, kept: &str, cut: Cut) -> DlqRecord<'_> {
         let event = &self.event;
         DlqRecord {
             event: RecordedEvent {
@@ -93,7 +93,7 @@ impl<'a> DlqRecord<'a> {
     /// The event to run again (`weir dlq redrive`), as first read, with its record's `error` in
     /// `meta.redrive`. `source` is the envelope's source label: the kind that
     /// [`RecordedEvent::source`] names, if weir knows it (the caller asks the source registry).
-    pub fn redriven(self, source: &'static str) -> Envelope {
+    pub(crate) fn redriven(self, source: &'static str) -> Envelope {
         let error = serde_json::to_value(&*self.error).unwrap_or_default();
         let mut event = self.event.into_envelope(source);
         event.meta.insert(REDRIVE_META.into(), error);
@@ -103,7 +103,7 @@ impl<'a> DlqRecord<'a> {
 
 /// The text of a record line's `event` exactly as it is written there (not re-serialized: key
 /// order and numbers stay as they were), for `weir dlq export --events`.
-pub fn event_text(line: &str) -> Option<&str> {
+pub(crate) fn event_text(line: &str) -> Option<&str> {
     #[derive(Deserialize)]
     struct EventOnly<'a> {
         #[serde(borrow)]
@@ -117,7 +117,7 @@ pub fn event_text(line: &str) -> Option<&str> {
 /// Why an event is dead-lettered: the record's `error`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
-pub struct Failure {
+pub(crate) struct Failure {
     /// Where it failed: `source`, `filter`, `plugin:<name>`, `sink`.
     pub stage: String,
     /// A short machine-readable kind: `malformed`, `rejected`, `timeout`, `trap`, ...
@@ -129,7 +129,7 @@ pub struct Failure {
 }
 
 impl Failure {
-    pub fn now(
+    pub(crate) fn now(
         stage: &str,
         kind: &str,
         message: impl Into<String>,
@@ -149,7 +149,7 @@ impl Failure {
 
     /// This failure of `event`, after its earlier ones if it is being redriven: the first failure
     /// time is the original one, and the attempts add up.
-    pub fn continuing(&self, event: &Envelope) -> Failure {
+    pub(crate) fn continuing(&self, event: &Envelope) -> Failure {
         let mut f = self.clone();
         if let Some(prior) = event.meta.get(REDRIVE_META) {
             if let Some(first) = prior.get("first_failed_at").and_then(|v| v.as_str()) {
@@ -166,7 +166,7 @@ impl Failure {
 /// What the DLQ fallback cut from a record's payload for the DLQ to take it
 /// ([`crate::pipeline::dlq_fallback`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Cut {
+pub(crate) struct Cut {
     /// The payload's size and sha256, of its text as read (a JSON payload's JSON text, a text
     /// payload's text).
     pub data_bytes: usize,
@@ -184,7 +184,7 @@ pub struct Cut {
 /// the text of a record that was not JSON. In JSON both that text and a JSON string are a
 /// string; redrive needs to know which it was to write the record back as it came.
 #[derive(Debug, Clone)]
-pub struct RecordedEvent<'a> {
+pub(crate) struct RecordedEvent<'a> {
     pub id: Cow<'a, str>,
     /// The kind of source that read it (`file`, `kafka`, ...); empty if the record does not say.
     pub source: Cow<'a, str>,
@@ -197,7 +197,7 @@ pub struct RecordedEvent<'a> {
 
 impl<'a> RecordedEvent<'a> {
     /// `event`, borrowed.
-    pub fn of(event: &'a Envelope) -> Self {
+    pub(crate) fn of(event: &'a Envelope) -> Self {
         RecordedEvent {
             id: Cow::Borrowed(&event.id),
             source: Cow::Borrowed(event.source),
@@ -209,7 +209,7 @@ impl<'a> RecordedEvent<'a> {
     }
 
     /// The envelope again, read now, with `source` as its source label.
-    pub fn into_envelope(self, source: &'static str) -> Envelope {
+    pub(crate) fn into_envelope(self, source: &'static str) -> Envelope {
         Envelope {
             id: self.id.into_owned(),
             source,

@@ -7,14 +7,14 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 /// The temporary file that [`replace`] writes for `path`: `<name>.tmp` beside it.
-pub fn temp_path(path: &Path) -> PathBuf {
+pub(crate) fn temp_path(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(".tmp");
     PathBuf::from(name)
 }
 
 /// Replaces `path` with what `write` writes.
-pub fn replace(
+pub(crate) fn replace(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
@@ -34,7 +34,7 @@ pub fn replace(
 }
 
 /// Makes the creation, renaming or removal of `path` durable.
-pub fn sync_dir(path: &Path) -> std::io::Result<()> {
+pub(crate) fn sync_dir(path: &Path) -> std::io::Result<()> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())

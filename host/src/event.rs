@@ -39,7 +39,7 @@ pub enum Payload {
 /// DLQ tools), which stops at 127 levels for a whole document. A DLQ record wraps the data two
 /// levels down (`{"event": {"data": ...}}`), so 100 leaves room and is a round number to
 /// document.
-pub const MAX_DATA_DEPTH: usize = 100;
+pub(crate) const MAX_DATA_DEPTH: usize = 100;
 
 impl Payload {
     /// Decodes a record's bytes: JSON if they parse as JSON, else text. JSON nested deeper
@@ -125,7 +125,7 @@ impl std::fmt::Display for Problem {
 /// walked, with strings skipped. The count adds `u8`s over chunks of 255 bytes so that the
 /// compiler vectorizes it: ~30 ns for a 260-byte event against ~900 ns for the JSON parse
 /// before it (a `usize` sum of the same test took ~300 ns).
-pub fn nests_deeper_than(text: &str, limit: usize) -> bool {
+pub(crate) fn nests_deeper_than(text: &str, limit: usize) -> bool {
     let b = text.as_bytes();
     let opening: usize = b
         .chunks(255)
@@ -166,19 +166,19 @@ pub fn nests_deeper_than(text: &str, limit: usize) -> bool {
 }
 
 /// The `meta` key of an event's correlation id.
-pub const CORRELATION_ID: &str = "correlation_id";
+pub(crate) const CORRELATION_ID: &str = "correlation_id";
 
 /// The `meta` key of a record's exact bytes when they are not UTF-8 (base64): `data` holds them
 /// decoded lossily.
-pub const RAW_BASE64: &str = "raw_base64";
+pub(crate) const RAW_BASE64: &str = "raw_base64";
 
 /// The `meta` key of a Kafka record key's exact bytes when they are not UTF-8 (base64): `key`
 /// holds them decoded lossily.
-pub const KEY_BASE64: &str = "key_base64";
+pub(crate) const KEY_BASE64: &str = "key_base64";
 
 /// The `meta` key set (to `true`) on a Kafka record that has no value, a tombstone: its `data` is
 /// `null`, like a record whose value is the JSON `null`, and this tells them apart.
-pub const TOMBSTONE: &str = "tombstone";
+pub(crate) const TOMBSTONE: &str = "tombstone";
 
 /// One event on its way through a pipeline.
 #[derive(Debug, Clone)]
@@ -301,7 +301,7 @@ impl Envelope {
 
 /// Appends `s` as a JSON string literal (escaped as serde_json does), without allocating: this
 /// runs for several fields of every event.
-pub fn push_json_string(out: &mut String, s: &str) {
+pub(crate) fn push_json_string(out: &mut String, s: &str) {
     out.push('"');
     // Most strings need no escaping: one vectorizable scan, one copy.
     if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
@@ -337,7 +337,7 @@ pub fn push_json_string(out: &mut String, s: &str) {
 }
 
 /// Now, in RFC 3339 with millisecond precision and a `Z`.
-pub fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 

@@ -7,7 +7,7 @@
 mod aliases;
 mod reach;
 
-pub use reach::{ReachError, Role, reach};
+pub(crate) use reach::{Role, reach};
 
 use aliases::canonical;
 use rdkafka::ClientConfig;
@@ -22,13 +22,13 @@ use std::time::{Duration, Instant};
 /// A string or a list of them: `brokers = "host:9092"` or `["a:9092", "b:9092"]`, `topics`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
-pub enum Names {
+pub(crate) enum Names {
     One(String),
     Many(Vec<String>),
 }
 
 impl Names {
-    pub fn list(&self) -> Vec<&str> {
+    pub(crate) fn list(&self) -> Vec<&str> {
         match self {
             Names::One(s) => vec![s.as_str()],
             Names::Many(v) => v.iter().map(String::as_str).collect(),
@@ -36,7 +36,7 @@ impl Names {
     }
 
     /// Comma-separated, as librdkafka takes `bootstrap.servers`.
-    pub fn joined(&self) -> String {
+    pub(crate) fn joined(&self) -> String {
         self.list().join(",")
     }
 }
@@ -45,7 +45,7 @@ impl Names {
 /// passed on as text.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
-pub enum Property {
+pub(crate) enum Property {
     Text(String),
     Int(i64),
     Float(f64),
@@ -53,7 +53,7 @@ pub enum Property {
 }
 
 impl Property {
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         match self {
             Property::Text(s) => s.clone(),
             Property::Int(i) => i.to_string(),
@@ -63,13 +63,13 @@ impl Property {
     }
 }
 
-pub type Properties = BTreeMap<String, Property>;
+pub(crate) type Properties = BTreeMap<String, Property>;
 
 /// Builds a client configuration: weir's defaults (those the user does not set under any name),
 /// then the user's properties, then the properties weir must own (`reserved`: name and value).
 /// The properties were checked ([`check_properties`]): no property is set under two names, so
 /// the order in which rdkafka hands them to librdkafka changes nothing.
-pub fn client_config(
+pub(crate) fn client_config(
     brokers: &Names,
     defaults: &[(&str, &str)],
     properties: &Properties,
@@ -103,7 +103,7 @@ pub fn client_config(
 /// Checks the user's properties: none of weir's own (`owned`: property and what to set
 /// instead) under any of its librdkafka names, no property under two names, and each one known
 /// to librdkafka with a valid value. `(key, message)` on error.
-pub fn check_properties(
+pub(crate) fn check_properties(
     properties: &Properties,
     owned: &[(&str, &str)],
 ) -> Result<(), (&'static str, String)> {
@@ -141,7 +141,7 @@ pub fn check_properties(
 }
 
 /// The message of a librdkafka error without rdkafka's wrapping.
-pub fn librdkafka_message(e: &KafkaError) -> String {
+pub(crate) fn librdkafka_message(e: &KafkaError) -> String {
     match e {
         KafkaError::ClientConfig(_, message, _, _) => message.clone(),
         other => other.to_string(),
@@ -153,7 +153,7 @@ pub fn librdkafka_message(e: &KafkaError) -> String {
 /// both as a log line and as an error event with the same text (a broker connection failing, a
 /// fatal error), and repeats others several times a second (a broker that is down), which says
 /// nothing new after the first.
-pub struct Logged {
+pub(crate) struct Logged {
     pub pipeline: String,
     pub role: &'static str,
     /// The warnings and errors logged lately, and when.
@@ -164,7 +164,7 @@ pub struct Logged {
 const REPEAT_ERROR_AFTER: Duration = Duration::from_secs(30);
 
 impl Logged {
-    pub fn new(pipeline: &str, role: &'static str) -> Self {
+    pub(crate) fn new(pipeline: &str, role: &'static str) -> Self {
         Logged {
             pipeline: pipeline.to_owned(),
             role,

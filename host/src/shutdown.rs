@@ -5,7 +5,7 @@
 use tokio_util::sync::CancellationToken;
 
 /// Starts listening for signals; the token is cancelled on the first one.
-pub fn on_signals() -> std::io::Result<CancellationToken> {
+pub(crate) fn on_signals() -> std::io::Result<CancellationToken> {
     use tokio::signal::unix::{SignalKind, signal};
     let token = CancellationToken::new();
     let mut term = signal(SignalKind::terminate())?;

@@ -7,7 +7,7 @@
 
 mod reach;
 
-pub use reach::{ReachError, reach};
+pub(crate) use reach::reach;
 
 use crate::aws_credentials::Problem;
 use crate::backoff::Backoff;
@@ -18,14 +18,14 @@ use std::time::{Duration, Instant};
 
 /// Where a queue is and how to reach it.
 #[derive(Debug, Clone, Copy)]
-pub struct QueueRef<'a> {
+pub(crate) struct QueueRef<'a> {
     pub url: &'a str,
     pub region: Option<&'a str>,
     pub endpoint_url: Option<&'a str>,
 }
 
 /// Checks a queue URL and the connection settings; `(key, message)`.
-pub fn validate(q: QueueRef<'_>) -> Result<(), (&'static str, String)> {
+pub(crate) fn validate(q: QueueRef<'_>) -> Result<(), (&'static str, String)> {
     if !(q.url.starts_with("https://") || q.url.starts_with("http://")) {
         return Err((
             "queue_url",
@@ -63,7 +63,7 @@ fn region_of_url(url: &str) -> Option<String> {
 /// Why no client for a queue was made. The messages name the key (`region`) where it is not
 /// `queue_url`; the pipeline prefixes the table (`source`, `sink`, `dlq`).
 #[derive(Debug, thiserror::Error)]
-pub enum ClientError {
+pub(crate) enum ClientError {
     #[error("region: no AWS region for {url}: set `region`, or AWS_REGION, or a profile's region")]
     NoRegion { url: String },
     #[error("cannot reach {url}: {}", .problem.message(chain))]
@@ -76,7 +76,10 @@ pub enum ClientError {
 
 /// A client for `q`. `attempt_timeout` bounds one HTTP attempt (a long poll needs more than its
 /// wait).
-pub async fn client(q: QueueRef<'_>, attempt_timeout: Duration) -> Result<Client, ClientError> {
+pub(crate) async fn client(
+    q: QueueRef<'_>,
+    attempt_timeout: Duration,
+) -> Result<Client, ClientError> {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
     if let Some(region) = q.region.map(str::to_owned).or_else(|| region_of_url(q.url)) {
         loader = loader.region(Region::new(region));
@@ -109,7 +112,7 @@ pub async fn client(q: QueueRef<'_>, attempt_timeout: Duration) -> Result<Client
 /// An AWS error as weir sees it.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
-pub struct AwsError {
+pub(crate) struct AwsError {
     pub message: String,
     /// The service's error code, if it answered (`AWS.SimpleQueueService.NonExistentQueue`).
     pub code: Option<String>,
@@ -132,7 +135,7 @@ const RETRYABLE_CODES: &[&str] = &[
 ];
 
 impl AwsError {
-    pub fn from_sdk<E, R>(op: &str, e: &SdkError<E, R>) -> Self
+    pub(crate) fn from_sdk<E, R>(op: &str, e: &SdkError<E, R>) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
         R: std::fmt::Debug,
@@ -163,7 +166,7 @@ impl AwsError {
     }
 
     /// The queue does not exist (or is not visible with these credentials).
-    pub fn no_such_queue(&self) -> bool {
+    pub(crate) fn no_such_queue(&self) -> bool {
         self.code
             .as_deref()
             .is_some_and(|c| c.contains("NonExistentQueue") || c.contains("QueueDoesNotExist"))
@@ -188,7 +191,7 @@ fn chain(e: &dyn std::error::Error) -> String {
 
 /// Logs a failing call once, then at most every 30 s while it keeps failing, and once when it
 /// works again: an unreachable endpoint must not flood the log.
-pub struct Outage {
+pub(crate) struct Outage {
     pipeline: String,
     what: &'static str,
     since: Option<Instant>,
@@ -206,7 +209,7 @@ const OUTAGE_BACKOFF: Backoff = Backoff {
 };
 
 impl Outage {
-    pub fn new(pipeline: &str, what: &'static str) -> Self {
+    pub(crate) fn new(pipeline: &str, what: &'static str) -> Self {
         Outage {
             pipeline: pipeline.to_owned(),
             what,
@@ -216,7 +219,7 @@ impl Outage {
         }
     }
 
-    pub fn failed(&mut self, e: &AwsError) {
+    pub(crate) fn failed(&mut self, e: &AwsError) {
         self.failures += 1;
         self.since.get_or_insert_with(Instant::now);
         if self
@@ -229,7 +232,7 @@ impl Outage {
         }
     }
 
-    pub fn ok(&mut self) {
+    pub(crate) fn ok(&mut self) {
         if let Some(since) = self.since.take() {
             tracing::info!(pipeline = %self.pipeline, failures = self.failures,
                 down_s = since.elapsed().as_secs(), "{} works again", self.what);
@@ -241,7 +244,7 @@ impl Outage {
     /// The backoff before the next try: 0.2 s doubling to 10 s, exact. Unjittered: each
     /// receiver keeps its own outage, and a few receivers of one queue retrying together put no
     /// load on SQS worth spreading.
-    pub fn backoff(&self) -> Duration {
+    pub(crate) fn backoff(&self) -> Duration {
         OUTAGE_BACKOFF.delay(u32::try_from(self.failures).unwrap_or(u32::MAX))
     }
 }

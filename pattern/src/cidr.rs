@@ -9,14 +9,14 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// An inclusive range of addresses of one family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct IpRange {
+pub(crate) struct IpRange {
     pub v6: bool,
     pub lo: u128,
     pub hi: u128,
 }
 
 /// An address as (is IPv6, numeric value).
-pub fn parse_ip(s: &[u8]) -> Option<(bool, u128)> {
+pub(crate) fn parse_ip(s: &[u8]) -> Option<(bool, u128)> {
     // Cheap reject before going to the std parser: IP text is short and uses few characters.
     if s.is_empty() || s.len() > 45 {
         return None;
@@ -36,7 +36,7 @@ pub fn parse_ip(s: &[u8]) -> Option<(bool, u128)> {
 
 impl IpRange {
     /// Parses `address/bits`; the error text is shown to the user.
-    pub fn parse_cidr(text: &str) -> Result<IpRange, String> {
+    pub(crate) fn parse_cidr(text: &str) -> Result<IpRange, String> {
         let mut parts = text.split('/');
         let (Some(addr), Some(bits), None) = (parts.next(), parts.next(), parts.next()) else {
             return Err(format!("malformed CIDR {text:?}: exactly one '/' required"));
@@ -72,7 +72,7 @@ impl IpRange {
         })
     }
 
-    pub fn contains(&self, s: &[u8]) -> bool {
+    pub(crate) fn contains(&self, s: &[u8]) -> bool {
         match parse_ip(s) {
             Some((v6, a)) => v6 == self.v6 && self.lo <= a && a <= self.hi,
             None => false,

@@ -6,7 +6,7 @@
 //! (`1E-325`), since then the comparison would silently use a different number.
 
 /// Length of the JSON number at the start of `b` (RFC 8259 grammar), 0 if there is none.
-pub fn json_number_len(b: &[u8]) -> usize {
+pub(crate) fn json_number_len(b: &[u8]) -> usize {
     let mut i = 0;
     if b.first() == Some(&b'-') {
         i += 1;
@@ -48,7 +48,7 @@ pub fn json_number_len(b: &[u8]) -> usize {
 
 /// The double a number literal denotes, if it can be compared faithfully: finite, and not a
 /// non-zero literal that underflows to zero.
-pub fn comparable(text: &[u8]) -> Option<f64> {
+pub(crate) fn comparable(text: &[u8]) -> Option<f64> {
     // The literal is ASCII (validated by the scanner or parser); `parse` rounds correctly.
     let s = std::str::from_utf8(text).ok()?;
     let v: f64 = s.parse().ok()?;
@@ -62,7 +62,7 @@ pub fn comparable(text: &[u8]) -> Option<f64> {
 }
 
 /// A hashable key for numeric equality: the bits of the double with `-0` folded into `0`.
-pub fn key(v: f64) -> u64 {
+pub(crate) fn key(v: f64) -> u64 {
     if v == 0.0 { 0 } else { v.to_bits() }
 }
 

@@ -16,7 +16,7 @@ use crate::error::PatternError;
 pub const MAX_PATTERN_DEPTH: usize = 64;
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum PValue {
+pub(crate) enum PValue {
     Null,
     Bool(bool),
     /// The literal text of the number, validated against the JSON grammar.
@@ -28,7 +28,7 @@ pub enum PValue {
 }
 
 impl PValue {
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             PValue::Null => "null",
             PValue::Bool(_) => "a boolean",
@@ -41,7 +41,7 @@ impl PValue {
 }
 
 /// Parses one JSON value that must make up the whole text (surrounding whitespace allowed).
-pub fn parse(text: &str) -> Result<PValue, PatternError> {
+pub(crate) fn parse(text: &str) -> Result<PValue, PatternError> {
     let mut p = Parser {
         b: text.as_bytes(),
         i: 0,

@@ -9,13 +9,13 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-pub const NONE: u32 = u32::MAX;
+pub(crate) const NONE: u32 = u32::MAX;
 
 /// FxHash (rustc's hasher): field names and values are short, and a cryptographic hasher
 /// would cost more than the rest of a lookup. Patterns are written by the operator, events
 /// cannot add keys to these maps, so HashDoS is not a concern.
 #[derive(Default, Clone, Copy)]
-pub struct FxHasher(u64);
+pub(crate) struct FxHasher(u64);
 
 impl Hasher for FxHasher {
     #[inline]
@@ -60,7 +60,7 @@ impl Hasher for FxHasher {
     }
 }
 
-pub type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+pub(crate) type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 /// Up to this many children a node keeps a list (a few byte compares beat hashing).
 const FEW: usize = 8;
@@ -77,7 +77,7 @@ fn tag(k: &[u8]) -> u64 {
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct Node {
+pub(crate) struct Node {
     few: Vec<(u64, Box<[u8]>, u32)>,
     many: Option<FxMap<Box<[u8]>, u32>>,
     /// The leaf path id if a pattern tests values at this path, else NONE.
@@ -86,7 +86,7 @@ pub struct Node {
 
 impl Node {
     #[inline]
-    pub fn has_children(&self) -> bool {
+    pub(crate) fn has_children(&self) -> bool {
         !self.few.is_empty() || self.many.is_some()
     }
 
@@ -103,7 +103,7 @@ impl Node {
 }
 
 #[derive(Debug, Clone)]
-pub struct PathTrie {
+pub(crate) struct PathTrie {
     pub nodes: Vec<Node>,
 }
 
@@ -119,10 +119,10 @@ impl Default for PathTrie {
 }
 
 impl PathTrie {
-    pub const ROOT: u32 = 0;
+    pub(crate) const ROOT: u32 = 0;
 
     /// Adds a dotted path, marking its end as leaf `id` (keeps an existing id).
-    pub fn insert(&mut self, path: &str, id: u32) -> u32 {
+    pub(crate) fn insert(&mut self, path: &str, id: u32) -> u32 {
         let mut n = Self::ROOT;
         for seg in path.as_bytes().split(|&c| c == b'.') {
             n = match self.nodes[n as usize].child(seg) {
@@ -156,7 +156,7 @@ impl PathTrie {
     /// Follows an event key (already unescaped) from `node`, splitting it at dots;
     /// `dotted` says whether the key contains a '.' (the scanner finds out for free).
     #[inline]
-    pub fn step(&self, node: u32, key: &[u8], dotted: bool) -> Option<u32> {
+    pub(crate) fn step(&self, node: u32, key: &[u8], dotted: bool) -> Option<u32> {
         // Segments never contain dots, so a direct hit is final; only a miss on a key that
         // contains a dot needs splitting.
         if let Some(c) = self.nodes[node as usize].child(key) {

@@ -24,14 +24,14 @@ use crate::paths::{NONE, PathTrie};
 /// are scanned recursively (one frame per level), so this also bounds stack use.
 pub const MAX_EVENT_DEPTH: usize = 128;
 
-pub const KIND_STR: u8 = 0;
-pub const KIND_NUM: u8 = 1;
-pub const KIND_TRUE: u8 = 2;
-pub const KIND_FALSE: u8 = 3;
-pub const KIND_NULL: u8 = 4;
+pub(crate) const KIND_STR: u8 = 0;
+pub(crate) const KIND_NUM: u8 = 1;
+pub(crate) const KIND_TRUE: u8 = 2;
+pub(crate) const KIND_FALSE: u8 = 3;
+pub(crate) const KIND_NULL: u8 = 4;
 
 #[derive(Debug, Clone, Copy)]
-pub struct Leaf {
+pub(crate) struct Leaf {
     pub path: u32,
     pub kind: u8,
     /// The bytes are in `Scan::arena` (a decoded string), not in the event.
@@ -46,7 +46,7 @@ pub struct Leaf {
 }
 
 #[derive(Debug, Clone, Copy)]
-pub struct Trail {
+pub(crate) struct Trail {
     pub parent: u32,
     pub array: u32,
     pub depth: u32,
@@ -54,7 +54,7 @@ pub struct Trail {
 
 /// Reusable scan state; buffers keep their capacity between events.
 #[derive(Default)]
-pub struct Scan {
+pub(crate) struct Scan {
     pub leaves: Vec<Leaf>,
     /// trails[0] is the root (not inside any array).
     pub trails: Vec<Trail>,
@@ -65,13 +65,13 @@ pub struct Scan {
 }
 
 #[derive(Debug)]
-pub struct Invalid;
+pub(crate) struct Invalid;
 
 type R = Result<(), Invalid>;
 
 impl Scan {
     /// Scans `event`; returns false if it is not a valid JSON object.
-    pub fn run(&mut self, event: &[u8], trie: &PathTrie) -> bool {
+    pub(crate) fn run(&mut self, event: &[u8], trie: &PathTrie) -> bool {
         self.leaves.clear();
         self.trails.clear();
         self.trails.push(Trail {
@@ -97,11 +97,11 @@ impl Scan {
     }
 
     #[inline]
-    pub fn has_arrays(&self) -> bool {
+    pub(crate) fn has_arrays(&self) -> bool {
         self.trails.len() > 1
     }
 
-    pub fn scalar<'a>(&'a self, leaf: &Leaf, event: &'a [u8]) -> Scalar<'a> {
+    pub(crate) fn scalar<'a>(&'a self, leaf: &Leaf, event: &'a [u8]) -> Scalar<'a> {
         let src = if leaf.in_arena {
             &self.arena[..]
         } else {
@@ -129,7 +129,7 @@ impl Scan {
     /// Whether two leaves may be used together: they are not in different elements of one
     /// array. Trails form a tree; climb to the point where the two branches split and
     /// compare the arrays the two branches are elements of.
-    pub fn compatible(&self, a: u32, b: u32) -> bool {
+    pub(crate) fn compatible(&self, a: u32, b: u32) -> bool {
         let t = &self.trails;
         let (mut x, mut y) = (a as usize, b as usize);
         if x == y {

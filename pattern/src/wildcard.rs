@@ -14,14 +14,14 @@ pub const MAX_WILDCARD_STARS: usize = 32;
 pub const MAX_WILDCARD_LEN: usize = 4096;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Wildcard {
+pub(crate) struct Wildcard {
     /// Literal pieces between stars; `segments.len() == stars + 1`.
     segments: Vec<Box<[u8]>>,
 }
 
 impl Wildcard {
     /// Parses wildcard text; the error text is shown to the user.
-    pub fn parse(text: &str) -> Result<Wildcard, String> {
+    pub(crate) fn parse(text: &str) -> Result<Wildcard, String> {
         if text.len() > MAX_WILDCARD_LEN {
             return Err(format!("wildcard is longer than {MAX_WILDCARD_LEN} bytes"));
         }
@@ -78,7 +78,7 @@ impl Wildcard {
         &self.segments
     }
 
-    pub fn matches(&self, s: &[u8]) -> bool {
+    pub(crate) fn matches(&self, s: &[u8]) -> bool {
         let n = self.segments.len();
         if n == 1 {
             return *s == *self.segments[0];

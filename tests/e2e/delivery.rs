@@ -105,7 +105,7 @@ pub(crate) struct Stream {
 }
 
 impl Stream {
-    pub fn new(events: u64, keys: u64, seed: u64) -> Self {
+    pub(crate) fn new(events: u64, keys: u64, seed: u64) -> Self {
         let mut rng = seed;
         let mut next = || {
             rng = rng
@@ -140,7 +140,7 @@ impl Stream {
         s
     }
 
-    pub fn delivered_count(&self) -> usize {
+    pub(crate) fn delivered_count(&self) -> usize {
         self.expected.values().map(Vec::len).sum()
     }
 }

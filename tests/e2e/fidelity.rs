@@ -48,7 +48,10 @@ const PARTITIONS: u32 = 4;
 const BINARY_KEYS: [&[u8]; 2] = [b"\xff\x01", b"\xfe\x01"];
 
 /// The records of the relay: `(key, value)`, each a case that used to change on the way.
-fn cases() -> Vec<(Option<Vec<u8>>, Option<Vec<u8>>)> {
+/// A Kafka record as produced: its key and its value, each possibly absent.
+type Record = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+fn cases() -> Vec<Record> {
     let v = |b: &[u8]| Some(b.to_vec());
     vec![
         (v(b"tombstone"), None),
@@ -75,7 +78,7 @@ fn client(broker: &Broker) -> ClientConfig {
 
 /// Produces the records in order, partitioned by librdkafka's default partitioner (as weir's
 /// sink is), and waits for them.
-fn produce(broker: &Broker, topic: &str, records: &[(Option<Vec<u8>>, Option<Vec<u8>>)]) {
+fn produce(broker: &Broker, topic: &str, records: &[Record]) {
     let producer: BaseProducer = client(broker)
         .set("enable.idempotence", "true")
         .create()

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub struct Broker {
+pub(crate) struct Broker {
     child: Option<Child>,
     pub port: u16,
     dir: tempfile::TempDir,
@@ -37,7 +37,7 @@ fn tansu() -> PathBuf {
 }
 
 impl Broker {
-    pub fn start() -> Broker {
+    pub(crate) fn start() -> Broker {
         let mut b = Broker {
             child: None,
             port: free_port(),
@@ -47,7 +47,7 @@ impl Broker {
         b
     }
 
-    pub fn addr(&self) -> String {
+    pub(crate) fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 
@@ -56,7 +56,7 @@ impl Broker {
     }
 
     /// Starts (again) on the same port and storage, and waits until it accepts connections.
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         assert!(self.child.is_none(), "broker already running");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -100,7 +100,7 @@ impl Broker {
     }
 
     /// Kills the broker (its storage stays).
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -108,13 +108,13 @@ impl Broker {
     }
 
     /// Copies the stopped broker's storage aside, to be put back by [`Broker::restore`].
-    pub fn save_storage(&self, name: &str) {
+    pub(crate) fn save_storage(&self, name: &str) {
         self.copy_storage(self.dir.path(), &self.dir.path().join(name));
     }
 
     /// Puts the storage saved as `name` back while the broker is stopped: the broker then
     /// forgets everything since, as a broker that lost data would (producer state included).
-    pub fn restore_storage(&self, name: &str) {
+    pub(crate) fn restore_storage(&self, name: &str) {
         self.copy_storage(&self.dir.path().join(name), self.dir.path());
     }
 
@@ -130,11 +130,11 @@ impl Broker {
         }
     }
 
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("tansu.log")).unwrap_or_default()
     }
 
-    pub fn create_topic(&self, name: &str, partitions: u32) {
+    pub(crate) fn create_topic(&self, name: &str, partitions: u32) {
         let out = Command::new(tansu())
             .args(["topic", "create", "--broker"])
             .arg(self.url())
@@ -156,12 +156,12 @@ impl Broker {
     }
 
     /// Produces `(key, value)` records in order (keys decide partitions) and waits for them.
-    pub fn produce(&self, topic: &str, records: &[(String, String)]) {
+    pub(crate) fn produce(&self, topic: &str, records: &[(String, String)]) {
         Producer::new(&self.addr()).produce(topic, records);
     }
 
     /// How many records `topic` holds (0 while the broker cannot say).
-    pub fn count(&self, topic: &str, partitions: u32) -> i64 {
+    pub(crate) fn count(&self, topic: &str, partitions: u32) -> i64 {
         let Ok(consumer) = self.client().create::<BaseConsumer>() else {
             return 0;
         };
@@ -175,7 +175,7 @@ impl Broker {
     }
 
     /// The offsets `group` committed for `topic`'s partitions (`None`: none committed).
-    pub fn committed(&self, group: &str, topic: &str, partitions: u32) -> Vec<Option<i64>> {
+    pub(crate) fn committed(&self, group: &str, topic: &str, partitions: u32) -> Vec<Option<i64>> {
         let consumer: BaseConsumer = self
             .client()
             .set("group.id", group)
@@ -197,7 +197,7 @@ impl Broker {
     }
 
     /// The end offset of one partition of `topic` (its high watermark).
-    pub fn end_offset(&self, topic: &str, partition: i32) -> i64 {
+    pub(crate) fn end_offset(&self, topic: &str, partition: i32) -> i64 {
         let consumer: BaseConsumer = self.client().create().expect("test consumer");
         consumer
             .fetch_watermarks(topic, partition, Duration::from_secs(10))
@@ -207,7 +207,7 @@ impl Broker {
 
     /// Every record of `topic` (all partitions, from the start), partition by partition,
     /// waiting until there are at least `at_least` (or the patience runs out).
-    pub fn read_all(&self, topic: &str, partitions: u32, at_least: usize) -> Vec<Record> {
+    pub(crate) fn read_all(&self, topic: &str, partitions: u32, at_least: usize) -> Vec<Record> {
         let consumer: BaseConsumer = self
             .client()
             .set("group.id", "weir-test-reader")
@@ -291,10 +291,10 @@ fn client(addr: &str) -> ClientConfig {
 }
 
 /// Test records into a topic, each with an `origin: test` header (to see headers carried).
-pub struct Producer(BaseProducer);
+pub(crate) struct Producer(BaseProducer);
 
 impl Producer {
-    pub fn new(addr: &str) -> Producer {
+    pub(crate) fn new(addr: &str) -> Producer {
         Producer(
             client(addr)
                 .set("enable.idempotence", "true")
@@ -305,13 +305,13 @@ impl Producer {
     }
 
     /// Produces `(key, value)` records in order (keys decide partitions) and waits for them.
-    pub fn produce(&self, topic: &str, records: &[(String, String)]) {
+    pub(crate) fn produce(&self, topic: &str, records: &[(String, String)]) {
         self.produce_with(topic, records, None);
     }
 
     /// Like [`Producer::produce`], each record with the timestamp `millis` (as a mirror that
     /// keeps records' original times writes them).
-    pub fn produce_at(&self, topic: &str, records: &[(String, String)], millis: i64) {
+    pub(crate) fn produce_at(&self, topic: &str, records: &[(String, String)], millis: i64) {
         self.produce_with(topic, records, Some(millis));
     }
 
@@ -351,7 +351,7 @@ impl Drop for Broker {
 }
 
 #[derive(Debug, Clone)]
-pub struct Record {
+pub(crate) struct Record {
     pub partition: i32,
     pub offset: i64,
     pub key: Option<String>,

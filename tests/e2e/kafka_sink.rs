@@ -126,7 +126,7 @@ fn a_rendered_topic_that_does_not_exist_is_dead_lettered_at_once() {
     let s = Scratch::new();
     // Every third event renders `orders-us`, which does not exist; the default `[retry]` has no
     // attempt limit, so only recognizing the missing topic ends those events.
-    let region = |i: usize| if i % 3 == 0 { "us" } else { "eu" };
+    let region = |i: usize| if i.is_multiple_of(3) { "us" } else { "eu" };
     s.write("in.jsonl", events(60, region));
     let p = s.write("p.toml", regional(&broker, ""));
     let child = s.spawn_logged(&p);

@@ -7,7 +7,7 @@ use serde_json::Value;
 use std::path::PathBuf;
 
 /// A built plugin, by its path under plugins/.
-pub fn plugin(rel: &str) -> PathBuf {
+pub(crate) fn plugin(rel: &str) -> PathBuf {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../plugins")
         .join(rel);
@@ -21,7 +21,7 @@ pub fn plugin(rel: &str) -> PathBuf {
 
 /// A file-to-file pipeline (`in.jsonl` to `out.jsonl`, DLQ `dlq.jsonl`) with these filters and
 /// plugins.
-pub fn pipeline(name: &str, filters: &str, plugins: &str) -> String {
+pub(crate) fn pipeline(name: &str, filters: &str, plugins: &str) -> String {
     format!(
         "[pipeline]\nname = \"{name}\"\n\n[source]\ntype = \"file\"\npath = \"in.jsonl\"\n\n{filters}\n{plugins}\n\
          [sink]\ntype = \"file\"\npath = \"out.jsonl\"\n\n[dlq]\ntype = \"file\"\npath = \"dlq.jsonl\"\n"
@@ -29,7 +29,7 @@ pub fn pipeline(name: &str, filters: &str, plugins: &str) -> String {
 }
 
 /// `received=R delivered=D filtered=F dead_lettered=X` from the final log line, checked to add up.
-pub fn counts(stderr: &str) -> (u64, u64, u64, u64) {
+pub(crate) fn counts(stderr: &str) -> (u64, u64, u64, u64) {
     let line = stderr
         .lines()
         .rfind(|l| l.contains("pipeline stopped"))
@@ -540,7 +540,7 @@ fn the_quickstart_runs_filter_then_redact() {
 /// a copy. Sound for the same reason the host's cache is: an artifact's name is the component's
 /// SHA-256 and the engine's fingerprint, so a changed plugin or engine never loads a stale one.
 /// (Compiling and caching themselves are tested with redact above.)
-pub fn seed_compiled(s: &Scratch, wasm: &std::path::Path) {
+pub(crate) fn seed_compiled(s: &Scratch, wasm: &std::path::Path) {
     use sha2::{Digest, Sha256};
     static WARM: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let hash: String = Sha256::digest(std::fs::read(wasm).unwrap())

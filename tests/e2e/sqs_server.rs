@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Dummy credentials and region: moto takes any. `weir()` gives every weir process the same.
-pub const AWS_ENV: &[(&str, &str)] = &[
+pub(crate) const AWS_ENV: &[(&str, &str)] = &[
     ("AWS_ACCESS_KEY_ID", "test"),
     ("AWS_SECRET_ACCESS_KEY", "test"),
     ("AWS_REGION", "us-east-1"),
@@ -24,7 +24,7 @@ pub const AWS_ENV: &[(&str, &str)] = &[
 /// Numbers FIFO deduplication ids, so that no two messages sent by a test are taken as one.
 static SENT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-pub struct SqsServer {
+pub(crate) struct SqsServer {
     child: Child,
     pub port: u16,
     rt: tokio::runtime::Runtime,
@@ -33,7 +33,7 @@ pub struct SqsServer {
 
 /// A message as read back from a queue.
 #[derive(Debug, Clone)]
-pub struct Msg {
+pub(crate) struct Msg {
     pub body: String,
     pub group: Option<String>,
     pub attributes: HashMap<String, String>,
@@ -55,7 +55,7 @@ fn moto_server() -> PathBuf {
 }
 
 impl SqsServer {
-    pub fn start() -> SqsServer {
+    pub(crate) fn start() -> SqsServer {
         let port = free_port();
         let child = Command::new(moto_server())
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
@@ -94,12 +94,12 @@ impl SqsServer {
         server
     }
 
-    pub fn endpoint(&self) -> String {
+    pub(crate) fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
     /// Creates a queue (a FIFO one if the name ends in `.fifo`) and returns its URL.
-    pub fn create_queue(&self, name: &str, attributes: &[(&str, String)]) -> String {
+    pub(crate) fn create_queue(&self, name: &str, attributes: &[(&str, String)]) -> String {
         let mut call = self.client.create_queue().queue_name(name);
         if name.ends_with(".fifo") {
             call = call.attributes(QueueAttributeName::FifoQueue, "true");
@@ -127,12 +127,12 @@ impl SqsServer {
     }
 
     /// A queue's ARN, for redrive policies.
-    pub fn arn(&self, url: &str) -> String {
+    pub(crate) fn arn(&self, url: &str) -> String {
         self.attributes(url, &[QueueAttributeName::QueueArn])[&QueueAttributeName::QueueArn].clone()
     }
 
     /// Sends `(group, body)` messages in order, 10 per call, with a `origin = test` attribute.
-    pub fn send(&self, url: &str, messages: &[(Option<String>, String)]) {
+    pub(crate) fn send(&self, url: &str, messages: &[(Option<String>, String)]) {
         let before = self.count(url);
         let fifo = url.ends_with(".fifo");
         for chunk in messages.chunks(10) {
@@ -181,7 +181,7 @@ impl SqsServer {
     }
 
     /// Messages in the queue, visible or not (moto counts exactly).
-    pub fn count(&self, url: &str) -> usize {
+    pub(crate) fn count(&self, url: &str) -> usize {
         let names = [
             QueueAttributeName::ApproximateNumberOfMessages,
             QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
@@ -195,7 +195,7 @@ impl SqsServer {
 
     /// Receives and deletes everything visible in the queue, in the order the queue hands it
     /// out.
-    pub fn drain(&self, url: &str) -> Vec<Msg> {
+    pub(crate) fn drain(&self, url: &str) -> Vec<Msg> {
         let mut all = Vec::new();
         loop {
             let out = self

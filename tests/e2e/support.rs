@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 /// How long to wait for something that should happen quickly before calling the test hung.
 /// Not a speed assertion: only a guard against waiting forever.
-pub const PATIENCE: Duration = Duration::from_secs(120);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(120);
 
-pub fn weir() -> Command {
+pub(crate) fn weir() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
     cmd.env_remove("RUST_LOG");
     // Tests never reach AWS: the SQS tests' local server takes these dummy credentials.
@@ -26,22 +26,22 @@ pub fn weir() -> Command {
 }
 
 /// A scratch directory for one test: pipelines, inputs, outputs and state.
-pub struct Scratch {
+pub(crate) struct Scratch {
     pub dir: tempfile::TempDir,
 }
 
 impl Scratch {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Scratch {
             dir: tempfile::tempdir().expect("temp dir"),
         }
     }
 
-    pub fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
-    pub fn write(&self, name: &str, content: impl AsRef<[u8]>) -> PathBuf {
+    pub(crate) fn write(&self, name: &str, content: impl AsRef<[u8]>) -> PathBuf {
         let p = self.path(name);
         if let Some(parent) = p.parent() {
             std::fs::create_dir_all(parent).unwrap();
@@ -50,7 +50,7 @@ impl Scratch {
         p
     }
 
-    pub fn append(&self, name: &str, content: impl AsRef<[u8]>) {
+    pub(crate) fn append(&self, name: &str, content: impl AsRef<[u8]>) {
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -59,12 +59,12 @@ impl Scratch {
         f.write_all(content.as_ref()).unwrap();
     }
 
-    pub fn state_dir(&self) -> PathBuf {
+    pub(crate) fn state_dir(&self) -> PathBuf {
         self.path("state")
     }
 
     /// `weir run PIPELINE --state-dir STATE` in this scratch directory.
-    pub fn weir_run(&self, pipeline: &Path) -> Command {
+    pub(crate) fn weir_run(&self, pipeline: &Path) -> Command {
         let mut cmd = weir();
         cmd.arg("run")
             .arg(pipeline)
@@ -75,19 +75,19 @@ impl Scratch {
     }
 
     /// `weir check PIPELINE` in this scratch directory, to completion.
-    pub fn check(&self, pipeline: &Path) -> Output {
+    pub(crate) fn check(&self, pipeline: &Path) -> Output {
         let mut cmd = weir();
         cmd.arg("check").arg(pipeline).current_dir(self.dir.path());
         cmd.output().expect("run weir check")
     }
 
     /// `weir run` on `pipeline` with this scratch's state dir, to completion.
-    pub fn run(&self, pipeline: &Path) -> Output {
+    pub(crate) fn run(&self, pipeline: &Path) -> Output {
         self.weir_run(pipeline).output().expect("run weir")
     }
 
     /// `weir run` in the background.
-    pub fn spawn(&self, pipeline: &Path) -> Child {
+    pub(crate) fn spawn(&self, pipeline: &Path) -> Child {
         self.weir_run(pipeline)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -99,7 +99,7 @@ impl Scratch {
 impl Scratch {
     /// `weir run` in the background with its log appended to `weir.log` (a pipe nobody reads
     /// would fill up and block weir's logging on a long run).
-    pub fn spawn_logged(&self, pipeline: &Path) -> Child {
+    pub(crate) fn spawn_logged(&self, pipeline: &Path) -> Child {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -113,13 +113,13 @@ impl Scratch {
     }
 
     /// What [`Scratch::spawn_logged`] processes logged so far.
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.path("weir.log")).unwrap_or_default()
     }
 }
 
 /// Like [`wait_for`], with the end of `weir.log` in the message if it times out.
-pub fn wait_logged(s: &Scratch, what: &str, mut cond: impl FnMut() -> bool) {
+pub(crate) fn wait_logged(s: &Scratch, what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
         if start.elapsed() > PATIENCE {
@@ -136,7 +136,7 @@ pub fn wait_logged(s: &Scratch, what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 /// The lines of a file (empty if it does not exist).
-pub fn lines(path: &Path) -> Vec<String> {
+pub(crate) fn lines(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
@@ -145,7 +145,7 @@ pub fn lines(path: &Path) -> Vec<String> {
 }
 
 /// The lines of a file as JSON.
-pub fn json_lines(path: &Path) -> Vec<serde_json::Value> {
+pub(crate) fn json_lines(path: &Path) -> Vec<serde_json::Value> {
     lines(path)
         .iter()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?} is not JSON: {e}")))
@@ -153,7 +153,7 @@ pub fn json_lines(path: &Path) -> Vec<serde_json::Value> {
 }
 
 /// Waits until `cond` holds, panicking with `what` if it does not within [`PATIENCE`].
-pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
         assert!(start.elapsed() < PATIENCE, "timed out waiting for {what}");
@@ -161,13 +161,13 @@ pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-pub fn signal(child: &Child, sig: i32) {
+pub(crate) fn signal(child: &Child, sig: i32) {
     let rc = unsafe { libc::kill(child.id() as i32, sig) };
     assert_eq!(rc, 0, "kill({}, {sig}) failed", child.id());
 }
 
 /// Waits for the process to exit, returning its status code and stderr.
-pub fn wait_exit(mut child: Child) -> (Option<i32>, String) {
+pub(crate) fn wait_exit(mut child: Child) -> (Option<i32>, String) {
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -187,14 +187,14 @@ pub fn wait_exit(mut child: Child) -> (Option<i32>, String) {
 }
 
 /// The admin API's address, from the log of a `weir run` (tests let it pick a free port).
-pub fn admin_address(log: &str) -> Option<String> {
+pub(crate) fn admin_address(log: &str) -> Option<String> {
     let at = log.find("admin server listening address=")?;
     let rest = &log[at + "admin server listening address=".len()..];
     Some(rest.split_whitespace().next()?.to_owned())
 }
 
 /// GET on the admin API: status and body (status 0 if nothing answers).
-pub fn admin_get(address: &str, path: &str) -> (u16, String) {
+pub(crate) fn admin_get(address: &str, path: &str) -> (u16, String) {
     let r = ureq::get(format!("http://{address}{path}"))
         .config()
         .http_status_as_error(false)
@@ -210,17 +210,17 @@ pub fn admin_get(address: &str, path: &str) -> (u16, String) {
 }
 
 /// A port nobody listens on now (the OS picks it; a server started next binds it).
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
     l.local_addr().unwrap().port()
 }
 
-pub fn stderr(out: &Output) -> String {
+pub(crate) fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Order events `{"seq": n, "detail": {...}}` as JSON lines.
-pub fn order_lines(range: std::ops::Range<u64>) -> String {
+pub(crate) fn order_lines(range: std::ops::Range<u64>) -> String {
     let depts = ["billing", "shipping", "support"];
     range
         .map(|n| {

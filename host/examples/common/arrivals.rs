@@ -3,13 +3,13 @@
 
 use std::time::Instant;
 
-pub struct Arrivals {
+pub(crate) struct Arrivals {
     start: Instant,
     first: Option<(Instant, u64)>,
 }
 
 impl Arrivals {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Arrivals {
             start: Instant::now(),
             first: None,
@@ -17,7 +17,7 @@ impl Arrivals {
     }
 
     /// Notes that the output holds `n`; once it holds `want`, the line to print.
-    pub fn observe(&mut self, n: u64, want: u64, what: &str) -> Option<String> {
+    pub(crate) fn observe(&mut self, n: u64, want: u64, what: &str) -> Option<String> {
         if n > 0 && self.first.is_none() {
             self.first = Some((Instant::now(), n));
         }

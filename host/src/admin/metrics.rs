@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 /// Why the metrics recorder could not be installed.
 #[derive(Debug, thiserror::Error)]
-pub enum InstallError {
+pub(crate) enum InstallError {
     #[error(transparent)]
     Buckets(BuildError),
     #[error("cannot install the metrics recorder: {0}")]
@@ -24,7 +24,7 @@ pub enum InstallError {
 
 /// Installs the process-wide recorder. Histograms get buckets (not summaries), so that they
 /// can be aggregated across replicas.
-pub fn install() -> Result<PrometheusHandle, InstallError> {
+pub(crate) fn install() -> Result<PrometheusHandle, InstallError> {
     const SECONDS: &[f64] = &[
         0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
         5.0, 10.0,
@@ -110,7 +110,7 @@ fn describe() {
 }
 
 /// Brings the status-derived metrics up to date, then renders everything.
-pub fn render(handle: &PrometheusHandle, statuses: &[Arc<Status>]) -> String {
+pub(crate) fn render(handle: &PrometheusHandle, statuses: &[Arc<Status>]) -> String {
     for s in statuses {
         let v = s.view();
         let p = v.name.clone();

@@ -16,7 +16,7 @@
 //! Without one, the server listens only on a loopback address: anyone who can reach the port
 //! can read events (tap) and reload pipelines.
 
-pub mod metrics;
+pub(crate) mod metrics;
 mod serve;
 
 use crate::config::host::AdminSettings;
@@ -40,7 +40,7 @@ struct App {
 
 /// Why the admin server did not start; each names the setting at fault.
 #[derive(Debug, thiserror::Error)]
-pub enum StartError {
+pub(crate) enum StartError {
     /// Refused as `weir check` refuses it (why, in its words).
     #[error("admin.address {0}")]
     Refused(String),
@@ -60,7 +60,7 @@ pub enum StartError {
 
 /// Binds the admin address (refusing a non-loopback one without a token) and serves until
 /// the process ends (it answers during a shutdown's drain: `/readyz` then says 503).
-pub async fn start(
+pub(crate) async fn start(
     settings: &AdminSettings,
     service: Arc<Service>,
     prometheus: PrometheusHandle,

@@ -21,14 +21,14 @@ const TOO_MANY: &str = "too many admin connections (admin.max_connections)\n";
 /// How long the refusal above may take to write: a client that does not read it is dropped.
 const REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
 
-pub struct Limits {
+pub(super) struct Limits {
     /// `None`: connections may wait for a request forever.
     pub idle_timeout: Option<Duration>,
     pub max_connections: usize,
 }
 
 /// Accepts and serves connections until the process ends.
-pub async fn serve(listener: TcpListener, router: Router, limits: Limits) {
+pub(super) async fn serve(listener: TcpListener, router: Router, limits: Limits) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut refused: u64 = 0;
     loop {

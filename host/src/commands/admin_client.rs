@@ -5,19 +5,23 @@
 use crate::config::HostSettings;
 use std::time::Duration;
 
-pub struct AdminClient {
+pub(crate) struct AdminClient {
     base: String,
     token: Option<String>,
     agent: ureq::Agent,
 }
 
 /// A response: status code and body reader.
-pub type Response = ureq::http::Response<ureq::Body>;
+pub(crate) type Response = ureq::http::Response<ureq::Body>;
 
 impl AdminClient {
     /// `admin`: `host:port` or `http://host:port`; None uses the settings' address (a wildcard
     /// listen address is reached on loopback).
-    pub fn new(admin: Option<&str>, settings: &HostSettings, timeout: Option<Duration>) -> Self {
+    pub(crate) fn new(
+        admin: Option<&str>,
+        settings: &HostSettings,
+        timeout: Option<Duration>,
+    ) -> Self {
         let address = admin.unwrap_or(&settings.admin.address);
         let address = address
             .replace("0.0.0.0:", "127.0.0.1:")
@@ -38,7 +42,7 @@ impl AdminClient {
         }
     }
 
-    pub fn get(&self, path: &str) -> Result<Response, ClientError> {
+    pub(crate) fn get(&self, path: &str) -> Result<Response, ClientError> {
         let mut req = self.agent.get(format!("{}{path}", self.base));
         if let Some(t) = &self.token {
             req = req.header("Authorization", format!("Bearer {t}"));
@@ -50,7 +54,7 @@ impl AdminClient {
     }
 
     /// The body of a successful response, or the server's error as text.
-    pub fn text(&self, path: &str) -> Result<String, ClientError> {
+    pub(crate) fn text(&self, path: &str) -> Result<String, ClientError> {
         let mut r = self.get(path)?;
         let status = r.status();
         let body = r
@@ -71,14 +75,17 @@ impl AdminClient {
     }
 
     /// The JSON body of a successful response.
-    pub fn json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+    pub(crate) fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<T, ClientError> {
         serde_json::from_str(&self.text(path)?).map_err(ClientError::Json)
     }
 }
 
 /// Why the admin API did not answer what was asked.
 #[derive(Debug, thiserror::Error)]
-pub enum ClientError {
+pub(crate) enum ClientError {
     #[error(
         "cannot reach the admin API at {base}: {source} (is `weir run` running? set --admin or admin.address)"
     )]

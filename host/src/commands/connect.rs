@@ -11,11 +11,11 @@ use crate::source::KeyError;
 use std::time::Duration;
 
 /// How long one broker or queue may take to answer.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What stops `p` at start when its brokers and queues are reached, as errors at the keys that
 /// name them; and, for the report, what was reached.
-pub fn connect(p: &PipelineConfig, src: &SourceText<'_>) -> (Vec<ConfigError>, Vec<String>) {
+pub(crate) fn connect(p: &PipelineConfig, src: &SourceText<'_>) -> (Vec<ConfigError>, Vec<String>) {
     let root = KeyPath::default();
     let mut errors = Vec::new();
     let mut reached = Vec::new();

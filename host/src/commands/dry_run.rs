@@ -179,11 +179,11 @@ pub fn dry_run(pipeline: &Path, input: &Path) -> i32 {
             break;
         }
     }
-    if let Err(e) = stdout.flush() {
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            eprintln!("error: {e}");
-            code.get_or_insert(exit::FAILED);
-        }
+    if let Err(e) = stdout.flush()
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("error: {e}");
+        code.get_or_insert(exit::FAILED);
     }
     eprintln!(
         "{} input{}: {} delivered, {} filtered, {} dead-lettered, {} dropped",

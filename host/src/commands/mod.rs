@@ -1,9 +1,9 @@
 //! What each `weir` subcommand does; `main.rs` only parses arguments and calls these. Each
 //! returns the process exit code.
 
-pub mod admin_client;
+pub(crate) mod admin_client;
 pub mod check;
-pub mod connect;
+pub(crate) mod connect;
 pub mod dlq;
 pub mod dry_run;
 pub mod pattern;

@@ -141,11 +141,11 @@ pub fn test(args: &TestArgs) -> i32 {
             }
         }
     }
-    if let Err(e) = stdout.flush() {
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            eprintln!("error: {e}");
-            return exit::FAILED;
-        }
+    if let Err(e) = stdout.flush()
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("error: {e}");
+        return exit::FAILED;
     }
     eprintln!(
         "{} events in: {emitted} emitted, {dropped} dropped, {failed} failed",

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 
 /// Deserializes the table of a component of kind `kind` (the `type` key already removed).
 /// `extra_keys` are keys the caller handles itself, offered as suggestions too.
-pub fn deserialize_table<T: DeserializeOwned>(
+pub(crate) fn deserialize_table<T: DeserializeOwned>(
     src: &SourceText<'_>,
     at: &KeyPath,
     table: toml::Table,
@@ -47,15 +47,15 @@ fn explain(src: &SourceText<'_>, key: KeyPath, message: &str, extra_keys: &[&str
             return err;
         }
     }
-    if let Some(rest) = message.strip_prefix("missing field ") {
-        if let Some(field) = backticked(rest).first() {
-            let what = if key.0.is_empty() {
-                format!("section `[{field}]`")
-            } else {
-                format!("key `{field}`")
-            };
-            return src.error(&key, format!("missing required {what}"));
-        }
+    if let Some(rest) = message.strip_prefix("missing field ")
+        && let Some(field) = backticked(rest).first()
+    {
+        let what = if key.0.is_empty() {
+            format!("section `[{field}]`")
+        } else {
+            format!("key `{field}`")
+        };
+        return src.error(&key, format!("missing required {what}"));
     }
     if let Some(rest) = message.strip_prefix("unknown variant ") {
         let names = backticked(rest);
@@ -102,7 +102,7 @@ fn quote_all(names: &[&str]) -> String {
 }
 
 /// Removes and returns the `type` of a component table, checking it against `kinds`.
-pub fn take_kind(
+pub(crate) fn take_kind(
     src: &SourceText<'_>,
     at: &KeyPath,
     table: &mut toml::Table,
@@ -137,7 +137,7 @@ pub fn take_kind(
 }
 
 /// Removes `key` from `table` and deserializes it, or gives `T::default()` when it is absent.
-pub fn take_key<T: DeserializeOwned + Default>(
+pub(crate) fn take_key<T: DeserializeOwned + Default>(
     src: &SourceText<'_>,
     at: &KeyPath,
     table: &mut toml::Table,
@@ -157,7 +157,7 @@ pub fn take_key<T: DeserializeOwned + Default>(
 /// mistake of a table is reported in one pass rather than one per run. An error at the table
 /// itself (a missing key, an unknown kind) ends the search. Returns the value parsed without the
 /// keys at fault, if any parse succeeded, and every error found.
-pub fn every_error<T>(
+pub(crate) fn every_error<T>(
     at: &KeyPath,
     mut table: toml::Table,
     mut parse: impl FnMut(toml::Table) -> Result<T, Vec<ConfigError>>,
@@ -198,7 +198,7 @@ pub fn every_error<T>(
 
 /// Whether one of `errors` already suggests `name` for a misspelt key: then `name` missing is
 /// the same mistake, not another one.
-pub fn misspelt(errors: &[ConfigError], name: &str) -> bool {
+pub(crate) fn misspelt(errors: &[ConfigError], name: &str) -> bool {
     let suggestion = format!("did you mean `{name}`?");
     errors
         .iter()

@@ -6,7 +6,7 @@
 //! Mistakes are reported as [`ConfigError`]s that name the file, line, column and key, and what
 //! was expected; nothing here panics on input.
 
-pub mod component;
+pub(crate) mod component;
 pub mod diagnostic;
 pub mod host;
 

@@ -10,7 +10,7 @@
 
 /// One librdkafka property, whatever name set it: its scope and its own (not alias) name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Canonical {
+pub(super) struct Canonical {
     /// A topic property (librdkafka's default topic configuration) rather than a global one.
     pub topic: bool,
     pub name: String,
@@ -102,7 +102,7 @@ fn resolve(table: &[(&str, &str)], name: &str) -> String {
 /// first, then the topic scope (where a `topic.` prefix is dropped); an alias stands for the
 /// property it names. A name librdkafka does not know is returned as it is (it is refused
 /// elsewhere with librdkafka's own message).
-pub fn canonical(name: &str) -> Canonical {
+pub(super) fn canonical(name: &str) -> Canonical {
     let topic_name = match name.strip_prefix("topic.") {
         Some(rest) if !GLOBAL_TOPIC_PREFIXED.contains(&name) => Some(rest),
         Some(_) => None,

@@ -13,14 +13,14 @@ use std::time::Duration;
 /// The client that reaches the cluster: a consumer for a source, a producer for a sink (each
 /// takes its own properties, and refuses some of the other's).
 #[derive(Debug, Clone, Copy)]
-pub enum Role {
+pub(crate) enum Role {
     Consumer,
     Producer,
 }
 
 /// What would stop a source or sink at start.
 #[derive(Debug, thiserror::Error)]
-pub enum ReachError {
+pub(crate) enum ReachError {
     /// The client cannot be made with these properties.
     #[error("{0}")]
     Client(#[source] KafkaError),
@@ -45,7 +45,7 @@ pub enum ReachError {
 
 impl ReachError {
     /// The key of the source's or sink's table at fault; `topics` is the one naming its topics.
-    pub fn key(&self, topics: &'static str) -> &'static str {
+    pub(crate) fn key(&self, topics: &'static str) -> &'static str {
         match self {
             ReachError::Client(_) => "properties",
             ReachError::Brokers { .. } => "brokers",
@@ -57,7 +57,7 @@ impl ReachError {
 /// Reads the cluster's metadata through a `role` client and checks that each of `topics`
 /// exists: what was reached (`kafka BROKERS (N brokers), topics ...`). Blocks its thread while
 /// it waits for the cluster, `timeout` at most.
-pub fn reach(
+pub(crate) fn reach(
     role: Role,
     brokers: &Names,
     properties: &Properties,

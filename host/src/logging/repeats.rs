@@ -20,7 +20,7 @@ const QUIET_FOR: Duration = Duration::from_secs(60);
 const REMEMBERED: usize = 1024;
 
 #[derive(Default)]
-pub struct Repeats {
+pub(super) struct Repeats {
     /// (target, message) -> when it was last let through.
     seen: Mutex<HashMap<(&'static str, String), Instant>>,
 }

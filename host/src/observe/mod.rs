@@ -3,6 +3,6 @@
 //! (`tap`). The runtime and the sources write here; the service, the admin API and the commands
 //! read. Nothing here runs a pipeline.
 
-pub mod counters;
-pub mod status;
-pub mod tap;
+pub(crate) mod counters;
+pub(crate) mod status;
+pub(crate) mod tap;

@@ -320,7 +320,7 @@ pub fn load_pipelines(paths: &[PathBuf]) -> Result<Vec<PipelineConfig>, ConfigEr
 
 /// Like [`load_pipelines`], but also gives the pipelines that are valid when others are not
 /// (`weir check` goes on to check those further).
-pub fn read_pipelines(paths: &[PathBuf]) -> (Vec<PipelineConfig>, Vec<ConfigError>) {
+pub(crate) fn read_pipelines(paths: &[PathBuf]) -> (Vec<PipelineConfig>, Vec<ConfigError>) {
     let mut files = Vec::new();
     let mut errors = Vec::new();
     for path in paths {
@@ -359,7 +359,7 @@ pub fn read_pipelines(paths: &[PathBuf]) -> (Vec<PipelineConfig>, Vec<ConfigErro
 }
 
 /// The `*.toml` files directly in `dir`, sorted by name.
-pub fn pipeline_files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+pub(crate) fn pipeline_files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();

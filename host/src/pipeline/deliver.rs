@@ -36,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 /// A DLQ that fails is retried at this pace, whatever `[retry]` says: it is the last resort.
 const DLQ_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
-pub struct Outlets {
+pub(super) struct Outlets {
     pipeline: Arc<str>,
     sink: Box<dyn Sink>,
     body: Body,
@@ -79,7 +79,7 @@ enum Attempt {
 }
 
 impl Outlets {
-    pub fn new(
+    pub(super) fn new(
         ctx: &SinkContext,
         sink: Box<dyn Sink>,
         body: Body,
@@ -119,7 +119,7 @@ impl Outlets {
         }
     }
 
-    pub fn retry(&self) -> &Retry {
+    pub(super) fn retry(&self) -> &Retry {
         &self.retry
     }
 
@@ -136,7 +136,7 @@ impl Outlets {
     /// Delivers the pending slots: `Delivered` once every event the slot carries (itself, or
     /// what plugins made of it) is written, or `Failed` when a write is rejected for good or its
     /// retries run out. Slots left `Pending` could not be delivered before `stop`.
-    pub async fn deliver(&self, slots: &mut [Slot], stop: &CancellationToken) {
+    pub(super) async fn deliver(&self, slots: &mut [Slot], stop: &CancellationToken) {
         let block = self.retry.on_failure == OnFailure::Block;
         let mut waiting = self.sink_log.waiting();
         let mut attempts = 0u32;
@@ -237,7 +237,7 @@ impl Outlets {
     /// Ends the `Failed` slots: handed back to their source if they were read so
     /// (`Released`), else as `on_failure` says: written to the DLQ (`DeadLettered`; retried until
     /// written or `stop`, slots left `Failed` stay unacknowledged), or `Dropped`.
-    pub async fn dead_letter(&self, slots: &mut [Slot], stop: &CancellationToken) {
+    pub(super) async fn dead_letter(&self, slots: &mut [Slot], stop: &CancellationToken) {
         self.release(slots);
         if self.retry.on_failure == OnFailure::Drop {
             for slot in slots.iter_mut() {
@@ -427,12 +427,12 @@ impl Outlets {
     }
 
     /// Logs the summaries of failed events whose interval is over (`all`: every one, at the end).
-    pub fn flush_failure_log(&self, all: bool) {
+    pub(super) fn flush_failure_log(&self, all: bool) {
         self.failure_log.flush(all);
     }
 
     /// Makes the sink's and the DLQ's writes durable. On error, says which.
-    pub async fn sync(&self) -> Result<(), (&'static str, SinkError)> {
+    pub(super) async fn sync(&self) -> Result<(), (&'static str, SinkError)> {
         self.sink.sync().await.map_err(|e| ("sink", e))?;
         self.dlq.sync().await.map_err(|e| ("dlq", e))?;
         self.fallback.sync().await.map_err(|e| ("dlq fallback", e))

@@ -14,18 +14,18 @@ use crate::sink::{Outgoing, Sink, SinkConfig, SinkContext, SinkError};
 use std::path::{Path, PathBuf};
 
 /// The fallback file's name in the pipeline's state directory.
-pub const FILE: &str = "dlq-fallback.jsonl";
+pub(super) const FILE: &str = "dlq-fallback.jsonl";
 
 /// The pipeline's fallback file, opened the first time it is needed (most pipelines never
 /// need it, and should not lock or create a file for nothing).
-pub struct Fallback {
+pub(super) struct Fallback {
     ctx: SinkContext,
     path: PathBuf,
     file: tokio::sync::OnceCell<Box<dyn Sink>>,
 }
 
 impl Fallback {
-    pub fn new(ctx: &SinkContext) -> Self {
+    pub(super) fn new(ctx: &SinkContext) -> Self {
         Fallback {
             path: ctx.state_dir.join(FILE),
             ctx: ctx.clone(),
@@ -33,12 +33,12 @@ impl Fallback {
         }
     }
 
-    pub fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Appends `records` (whole lines; written, not yet synced).
-    pub async fn write(&self, records: &[Outgoing<'_>]) -> Result<(), SinkError> {
+    pub(super) async fn write(&self, records: &[Outgoing<'_>]) -> Result<(), SinkError> {
         let file = self
             .file
             .get_or_try_init(|| {
@@ -55,7 +55,7 @@ impl Fallback {
     }
 
     /// Makes what was appended durable (nothing to do if nothing was).
-    pub async fn sync(&self) -> Result<(), SinkError> {
+    pub(super) async fn sync(&self) -> Result<(), SinkError> {
         match self.file.get() {
             Some(file) => file.sync().await,
             None => Ok(()),
@@ -68,7 +68,7 @@ impl Fallback {
 /// payload's JSON text, a text payload's text), the bytes kept, the DLQ's `refusal`, and the
 /// file that holds the whole record. `None` if the record does not fit even with no payload at
 /// all.
-pub fn cut_record(
+pub(super) fn cut_record(
     record: &DlqRecord<'_>,
     room: usize,
     refusal: &str,

@@ -15,7 +15,7 @@ const FIRST: u32 = 5;
 /// How long an interval lasts.
 const INTERVAL: Duration = Duration::from_secs(10);
 
-pub struct FailureLog {
+pub(super) struct FailureLog {
     pipeline: std::sync::Arc<str>,
     interval: Duration,
     groups: Mutex<HashMap<Group, Tally>>,
@@ -41,7 +41,7 @@ struct Tally {
 }
 
 impl FailureLog {
-    pub fn new(pipeline: std::sync::Arc<str>) -> Self {
+    pub(super) fn new(pipeline: std::sync::Arc<str>) -> Self {
         FailureLog {
             pipeline,
             interval: INTERVAL,
@@ -54,7 +54,7 @@ impl FailureLog {
     }
 
     /// One event ended as `outcome` (`dead-lettered`, ...) because of `failure`.
-    pub fn event(&self, outcome: &'static str, slot: &Slot, failure: &Failure) {
+    pub(super) fn event(&self, outcome: &'static str, slot: &Slot, failure: &Failure) {
         let group = Group {
             outcome,
             stage: failure.stage.clone(),
@@ -89,7 +89,7 @@ impl FailureLog {
 
     /// Writes the summaries of the intervals that are over (`all`: of every interval, when the
     /// pipeline stops).
-    pub fn flush(&self, all: bool) {
+    pub(super) fn flush(&self, all: bool) {
         let now = Instant::now();
         let mut groups = self.lock();
         let over: Vec<Group> = groups

@@ -3,7 +3,7 @@
 use super::slot::{Fate, Slot};
 use weir_pattern::{PatternError, PatternSet};
 
-pub struct FilterStage {
+pub(crate) struct FilterStage {
     patterns: PatternSet,
     /// Every pattern addresses only `data`: match against `{"data": ...}` alone instead of
     /// writing out the whole envelope for each event.
@@ -14,7 +14,7 @@ pub struct FilterStage {
 
 impl FilterStage {
     /// `None` when there are no filters: every event is kept.
-    pub fn new(patterns: &[String]) -> Result<Option<Self>, PatternError> {
+    pub(crate) fn new(patterns: &[String]) -> Result<Option<Self>, PatternError> {
         if patterns.is_empty() {
             return Ok(None);
         }
@@ -31,7 +31,7 @@ impl FilterStage {
     }
 
     /// Marks the pending events that match no pattern as filtered.
-    pub fn apply(&mut self, slots: &mut [Slot]) {
+    pub(crate) fn apply(&mut self, slots: &mut [Slot]) {
         for slot in slots.iter_mut().filter(|s| matches!(s.fate, Fate::Pending)) {
             self.scratch.clear();
             if self.data_only {

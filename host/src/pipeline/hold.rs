@@ -20,7 +20,7 @@ const MAX_KEYS: usize = 100_000;
 
 /// The keys with a failed, handed-back event, and the partition it was read under.
 #[derive(Default)]
-pub struct Held {
+pub(super) struct Held {
     keys: HashMap<String, u32>,
 }
 
@@ -28,7 +28,7 @@ impl Held {
     /// Goes over `slots` in order: remembers the keys of failed events that go back to their
     /// source, and fails the pending events of those keys read under the same partition (they
     /// go back too, even one that would go to the DLQ if it failed itself: it did not fail).
-    pub fn apply(&mut self, slots: &mut [Slot]) {
+    pub(super) fn apply(&mut self, slots: &mut [Slot]) {
         for slot in slots.iter_mut() {
             let Some(key) = &slot.event.key else {
                 continue;

@@ -21,9 +21,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// What a lane reports: the events that ended, and how.
-pub type Finished = Vec<(Position, Ended)>;
+pub(super) type Finished = Vec<(Position, Ended)>;
 
-pub struct Lane {
+pub(super) struct Lane {
     pub index: usize,
     pub pipeline: Arc<str>,
     pub rx: mpsc::UnboundedReceiver<Slot>,
@@ -38,7 +38,7 @@ impl Lane {
     /// Runs until the router closes the lane and it has handled everything queued, or until
     /// `stop` leaves an event unfinished (its sink or DLQ failing): then the rest of the queue
     /// is left unacknowledged too, so that nothing of this lane overtakes that event.
-    pub async fn run(mut self, stop: CancellationToken) {
+    pub(super) async fn run(mut self, stop: CancellationToken) {
         let mut plugins = self.plugin_set.as_ref().map(PluginSet::stage);
         let mut buf: Vec<Slot> = Vec::with_capacity(self.batch_size);
         let mut held = Held::default();

@@ -17,17 +17,17 @@
 //! that could be none of these (stopping while its sink is down) stays unacknowledged, so the
 //! source reads it again after a restart.
 
-pub mod config;
+pub(crate) mod config;
 mod deliver;
 mod dlq_fallback;
 mod failure_log;
 pub(crate) mod filter;
 mod hold;
 mod lane;
-pub mod plugin_stage;
-pub mod policy;
+pub(crate) mod plugin_stage;
+pub(crate) mod policy;
 mod retry_log;
-pub mod slot;
+pub(crate) mod slot;
 
 use crate::backoff;
 use crate::observe::counters::{Counters, Snapshot};

@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 /// The pipeline's plugins, in order: the version each should run now.
 #[derive(Clone)]
-pub struct PluginSet {
+pub(crate) struct PluginSet {
     plugins: Vec<(String, Arc<Current>)>,
     /// Where each plugin publishes what it emitted (`weir tap --stage plugin:NAME`).
     tap: Option<Arc<Tap>>,
@@ -38,7 +38,7 @@ impl PluginSet {
     /// `init_timeout_ms`. `None` when there are no plugins. With `watch`, each plugin's file is
     /// watched for hot reload while the set lives. What `weir run` does at a pipeline's start,
     /// and what a pre-flight check should do (with `watch` false) to refuse what it would.
-    pub fn load(
+    pub(crate) fn load(
         pipeline: &str,
         configs: &[PluginConfig],
         state_root: Option<&Path>,
@@ -72,7 +72,10 @@ impl PluginSet {
     }
 
     /// Tells `hook` (stage `plugin:NAME`, message) of each new version hot reload refuses.
-    pub fn on_reload_refused(self, hook: impl Fn(&str, &str) + Send + Sync + 'static) -> Self {
+    pub(crate) fn on_reload_refused(
+        self,
+        hook: impl Fn(&str, &str) + Send + Sync + 'static,
+    ) -> Self {
         let hook: reload::OnRefused = Arc::new(hook);
         for (_, current) in &self.plugins {
             current.on_refused(hook.clone());
@@ -81,13 +84,13 @@ impl PluginSet {
     }
 
     /// Publishes each plugin's outputs on `tap`.
-    pub fn with_tap(mut self, tap: Arc<Tap>) -> Self {
+    pub(crate) fn with_tap(mut self, tap: Arc<Tap>) -> Self {
         self.tap = Some(tap);
         self
     }
 
     /// A stage for one lane: its own instances, made on first use.
-    pub fn stage(&self) -> PluginStage {
+    pub(crate) fn stage(&self) -> PluginStage {
         let plugins = self
             .plugins
             .iter()
@@ -138,7 +141,7 @@ impl PluginVersions for PluginSet {
 }
 
 /// One lane's plugins.
-pub struct PluginStage {
+pub(crate) struct PluginStage {
     plugins: Vec<Plugin>,
 }
 
@@ -159,7 +162,7 @@ impl PluginStage {
     /// [`PluginStage::apply`], with a panic in the host's plugin code (a bug, not a plugin's
     /// trap) failing the pending events rather than losing them. False if it panicked: the
     /// instances may be in any state, so the caller makes a fresh stage.
-    pub fn apply_or_fail(&mut self, slots: &mut [Slot]) -> bool {
+    pub(crate) fn apply_or_fail(&mut self, slots: &mut [Slot]) -> bool {
         let result =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.apply(&mut *slots)));
         let Err(panic) = result else { return true };
@@ -179,7 +182,7 @@ impl PluginStage {
     }
 
     /// Runs the pending slots through every plugin, in order.
-    pub fn apply(&mut self, slots: &mut [Slot]) {
+    pub(crate) fn apply(&mut self, slots: &mut [Slot]) {
         for plugin in &mut self.plugins {
             // A batch boundary: the only place a new version may take over.
             if plugin.current.generation() != plugin.generation {
@@ -283,7 +286,7 @@ impl Plugin {
 }
 
 /// The envelope as the contract passes it (wit/plugin.wit, `event`), borrowed from it.
-pub fn to_wit(e: &Envelope) -> Event<'_> {
+pub(crate) fn to_wit(e: &Envelope) -> Event<'_> {
     let payload = match &e.data {
         Payload::Json(raw) => raw.get().as_bytes(),
         Payload::Text(text) => text.as_bytes(),
@@ -297,7 +300,7 @@ pub fn to_wit(e: &Envelope) -> Event<'_> {
 
 /// What the `metadata` import returns for an event: `source`, `time`, and `meta.NAME` for each
 /// field of its `meta` (strings as they are, other values as JSON text).
-pub fn metadata(e: &Envelope) -> Vec<(String, String)> {
+pub(crate) fn metadata(e: &Envelope) -> Vec<(String, String)> {
     let mut metadata = Vec::with_capacity(2 + e.meta.len());
     metadata.push(("source".to_owned(), e.source.to_owned()));
     metadata.push(("time".to_owned(), e.time.clone()));
@@ -316,7 +319,7 @@ pub fn metadata(e: &Envelope) -> Vec<(String, String)> {
 /// split get `ID#0`, `ID#1`, ... so they can be told apart downstream. An output no later
 /// stage could read (JSON nested deeper than `event::MAX_DATA_DEPTH`) is an error: the event
 /// fails as `malformed` rather than travel on as a string.
-pub fn from_wit(
+pub(crate) fn from_wit(
     input: &Envelope,
     out: crate::plugin::instance::Output,
     of: usize,

@@ -25,12 +25,12 @@ const SUMMARY_EVERY: Duration = Duration::from_secs(30);
 /// How bad a failing write is: WARN while events wait for a sink, ERROR when they cannot end at
 /// all until it works (the DLQ; a sink with `on_failure = "block"`).
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Severity {
+pub(super) enum Severity {
     Warn,
     Error,
 }
 
-pub struct RetryLog {
+pub(super) struct RetryLog {
     pipeline: Arc<str>,
     /// `sink write`, `dead-letter queue write`.
     what: &'static str,
@@ -57,7 +57,7 @@ struct State {
 }
 
 impl RetryLog {
-    pub fn new(
+    pub(super) fn new(
         pipeline: Arc<str>,
         what: &'static str,
         consequence: &'static str,
@@ -79,7 +79,7 @@ impl RetryLog {
 
     /// A write call's share of the condition: how many of its events wait. Costs nothing until
     /// it fails.
-    pub fn waiting(&self) -> Waiting<'_> {
+    pub(super) fn waiting(&self) -> Waiting<'_> {
         Waiting {
             log: self,
             events: 0,
@@ -92,7 +92,7 @@ impl RetryLog {
 /// One write call's events waiting for a retry. Settle it ([`Waiting::settled`]) once they
 /// ended; dropped unsettled (the pipeline stops), it stops counting them without saying the
 /// writes work again.
-pub struct Waiting<'a> {
+pub(super) struct Waiting<'a> {
     log: &'a RetryLog,
     events: usize,
     counted: bool,
@@ -101,7 +101,7 @@ pub struct Waiting<'a> {
 
 impl Waiting<'_> {
     /// An attempt failed and `events` of this call wait for the next one, in `retry_in`.
-    pub fn failed(&mut self, events: usize, error: &str, retry_in: Duration) {
+    pub(super) fn failed(&mut self, events: usize, error: &str, retry_in: Duration) {
         let log = self.log;
         let severity = log.severity;
         let mut s = log.lock();
@@ -138,7 +138,7 @@ impl Waiting<'_> {
     }
 
     /// This call's events ended (written, or failed for good): they wait no more.
-    pub fn settled(mut self) {
+    pub(super) fn settled(mut self) {
         self.settled = true;
     }
 }

@@ -1,13 +1,13 @@
 //! A slot is one source event on its way through the stages, and how it ended.
 
 /// Why a slot failed: its DLQ record's `error`.
-pub use crate::dlq_record::Failure;
+pub(crate) use crate::dlq_record::Failure;
 use crate::event::{Envelope, Position};
-pub use crate::observe::counters::Ended;
+pub(crate) use crate::observe::counters::Ended;
 use std::time::Instant;
 
 #[derive(Debug)]
-pub struct Slot {
+pub(crate) struct Slot {
     pub position: Position,
     /// When weir read it (`[retry] max_record_age_s` counts from here).
     pub received: Instant,
@@ -23,7 +23,7 @@ pub struct Slot {
 }
 
 impl Slot {
-    pub fn new(position: Position, event: Envelope, fate: Fate) -> Self {
+    pub(crate) fn new(position: Position, event: Envelope, fate: Fate) -> Self {
         Slot {
             position,
             received: Instant::now(),
@@ -35,7 +35,7 @@ impl Slot {
     }
 
     /// The events to deliver for this slot.
-    pub fn deliverables(&self) -> &[Envelope] {
+    pub(crate) fn deliverables(&self) -> &[Envelope] {
         match &self.outputs {
             Some(list) => list,
             None => std::slice::from_ref(&self.event),
@@ -45,7 +45,7 @@ impl Slot {
 
 /// Every event ends in exactly one way; until then it is pending.
 #[derive(Debug)]
-pub enum Fate {
+pub(crate) enum Fate {
     Pending,
     Filtered,
     Delivered,
@@ -61,7 +61,7 @@ pub enum Fate {
 
 impl Fate {
     /// How the event ended, if it did.
-    pub fn ended(&self) -> Option<Ended> {
+    pub(crate) fn ended(&self) -> Option<Ended> {
         match self {
             Fate::Pending | Fate::Failed(_) => None,
             Fate::Filtered => Some(Ended::Filtered),

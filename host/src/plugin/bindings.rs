@@ -13,5 +13,5 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use self::weir::plugin::host::{Host, Level};
+pub(crate) use self::weir::plugin::host::{Host, Level};
 pub use self::weir::plugin::types::Output;

@@ -15,41 +15,41 @@ pub enum Origin {
     Cached,
 }
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Loads the component from `dir` if it was compiled before, else compiles it and stores it
 /// there. A cache that cannot be read or written only costs time: it is logged and bypassed.
-pub fn load(
+pub(crate) fn load(
     engine: &PluginEngine,
     bytes: &[u8],
     hash: &str,
     dir: Option<&Path>,
 ) -> Result<(Component, Origin), String> {
     let file = dir.map(|d| d.join(format!("{hash}-{}.cwasm", engine.fingerprint)));
-    if let Some(file) = &file {
-        if file.is_file() {
-            // SAFETY: deserializing runs native code produced by wasmtime. The file is ours: it is
-            // written below (atomically, by rename) under the host's state directory, and its name
-            // binds it to this engine's settings. Whoever can write the state directory can
-            // already change what weir runs.
-            match unsafe { Component::deserialize_file(&engine.engine, file) } {
-                Ok(c) => return Ok((c, Origin::Cached)),
-                Err(e) => tracing::warn!(file = %file.display(), error = %e,
+    if let Some(file) = &file
+        && file.is_file()
+    {
+        // SAFETY: deserializing runs native code produced by wasmtime. The file is ours: it is
+        // written below (atomically, by rename) under the host's state directory, and its name
+        // binds it to this engine's settings. Whoever can write the state directory can
+        // already change what weir runs.
+        match unsafe { Component::deserialize_file(&engine.engine, file) } {
+            Ok(c) => return Ok((c, Origin::Cached)),
+            Err(e) => tracing::warn!(file = %file.display(), error = %e,
                     "cached plugin artifact is unusable; compiling again"),
-            }
         }
     }
     let compiled = engine
         .engine
         .precompile_component(bytes)
         .map_err(|e| one_line(&format!("{e:#}")))?;
-    if let Some(file) = &file {
-        if let Err(e) = store(file, &compiled) {
-            tracing::warn!(file = %file.display(), error = %e, "cannot cache the compiled plugin");
-        }
+    if let Some(file) = &file
+        && let Err(e) = store(file, &compiled)
+    {
+        tracing::warn!(file = %file.display(), error = %e, "cannot cache the compiled plugin");
     }
     // SAFETY: `compiled` was produced just now by this engine.
     let component = unsafe { Component::deserialize(&engine.engine, &compiled) }

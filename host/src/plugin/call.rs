@@ -21,7 +21,7 @@ use tokio::runtime::{Builder, Handle, Runtime, RuntimeFlavor};
 
 /// Why a call did not finish.
 #[derive(Debug)]
-pub enum Unfinished {
+pub(crate) enum Unfinished {
     /// The deadline passed; the call was dropped.
     Elapsed,
     /// No runtime could be started to drive the call (the process is out of threads or files).
@@ -29,7 +29,7 @@ pub enum Unfinished {
 }
 
 /// Runs `call` to its end, or drops it once `timeout` has passed.
-pub fn within<F: Future>(timeout: Duration, call: F) -> Result<F::Output, Unfinished> {
+pub(crate) fn within<F: Future>(timeout: Duration, call: F) -> Result<F::Output, Unfinished> {
     let bounded = async move { tokio::time::timeout(timeout, call).await };
     let finished = match Handle::try_current() {
         // A blocking-pool thread (a lane): block_in_place is a no-op there, and keeps an async

@@ -15,7 +15,7 @@
 const MAX_CHARS: usize = 300;
 
 /// The plugin's own account of its failure, if its output has one.
-pub fn last_words(output: &str) -> Option<String> {
+pub(crate) fn last_words(output: &str) -> Option<String> {
     let lines: Vec<&str> = output.lines().collect();
     let python = lines
         .iter()
@@ -104,11 +104,11 @@ fn last_line(lines: &[&str]) -> Option<String> {
         .rev()
         .map(|l| l.trim())
         .find(|l| {
-            !l.is_empty()
-                && !l.starts_with("at ")
-                && !(l.contains('@') && l.ends_with(|c: char| c.is_ascii_digit()))
-                && l.chars().any(char::is_alphanumeric)
-                && !l.starts_with("[") // our own "[N earlier bytes not kept]"
+            let frame = l.starts_with("at ")
+                || (l.contains('@') && l.ends_with(|c: char| c.is_ascii_digit()));
+            // `[`: our own "[N earlier bytes not kept]".
+            let noise = !l.chars().any(char::is_alphanumeric) || l.starts_with('[');
+            !frame && !noise
         })
         .map(str::to_owned)
 }

@@ -9,9 +9,9 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-pub const WINDOW: Duration = Duration::from_secs(10);
-pub const LINES_PER_WINDOW: u64 = 100;
-pub const MAX_LINE_BYTES: usize = 2048;
+pub(crate) const WINDOW: Duration = Duration::from_secs(10);
+pub(crate) const LINES_PER_WINDOW: u64 = 100;
+pub(crate) const MAX_LINE_BYTES: usize = 2048;
 
 /// One plugin's budget of log lines.
 pub struct LogLimit {
@@ -106,7 +106,7 @@ impl Drop for LogLimit {
 }
 
 /// `line`, cut to [`MAX_LINE_BYTES`] (at a character boundary) with how much was cut.
-pub fn clip(line: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn clip(line: &str) -> std::borrow::Cow<'_, str> {
     if line.len() <= MAX_LINE_BYTES {
         return line.into();
     }

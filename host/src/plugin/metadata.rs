@@ -16,7 +16,7 @@ use std::ptr::NonNull;
 use wasmtime::Store;
 
 /// Event `i`'s metadata pairs, for `i` below the batch's length.
-pub type Lookup<'a> = dyn Fn(usize) -> Vec<(String, String)> + 'a;
+pub(crate) type Lookup<'a> = dyn Fn(usize) -> Vec<(String, String)> + 'a;
 
 /// In each Store: the lookup of the `process` call under way, if any, and the batch's length.
 #[derive(Default)]
@@ -42,13 +42,13 @@ impl Lent {
 }
 
 /// A Store's data that holds a [`Lent`] (the plugin Store's, store.rs).
-pub trait Lends: 'static {
+pub(crate) trait Lends: 'static {
     fn lent(&mut self) -> &mut Lent;
 }
 
 /// Runs `call` with `lookup` (for a batch of `len` events) lent to the store's `metadata`
 /// import; taken back when `call` returns or unwinds.
-pub fn lend<T: Lends, R>(
+pub(crate) fn lend<T: Lends, R>(
     store: &mut Store<T>,
     lookup: &Lookup<'_>,
     len: usize,

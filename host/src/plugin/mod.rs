@@ -20,22 +20,22 @@
 //! reload.rs   the version to run now; watching the `.wasm` and preparing a new one off the hot path
 //! ```
 
-pub mod bindings;
-pub mod cache;
-pub mod call;
+pub(crate) mod bindings;
+pub(crate) mod cache;
+pub(crate) mod call;
 pub mod config;
 pub mod engine;
 mod imports;
 pub mod instance;
-pub mod last_words;
-pub mod log_limit;
-pub mod memory;
-pub mod metadata;
-pub mod reload;
+pub(crate) mod last_words;
+pub(crate) mod log_limit;
+pub(crate) mod memory;
+pub(crate) mod metadata;
+pub(crate) mod reload;
 pub mod runner;
-pub mod stdio;
-pub mod store;
-pub mod wasm_file;
+pub(crate) mod stdio;
+pub(crate) mod store;
+pub(crate) mod wasm_file;
 
 pub use config::PluginConfig;
 

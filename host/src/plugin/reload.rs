@@ -20,13 +20,13 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, SystemTime};
 
 /// How often the file is checked.
-pub const POLL: Duration = Duration::from_millis(250);
+pub(crate) const POLL: Duration = Duration::from_millis(250);
 
 /// Told why a new version was refused (the plugin's stage, `plugin:NAME`, and the reason).
-pub type OnRefused = Arc<dyn Fn(&str, &str) + Send + Sync>;
+pub(crate) type OnRefused = Arc<dyn Fn(&str, &str) + Send + Sync>;
 
 /// The version of one plugin that batches should run through now.
-pub struct Current {
+pub(crate) struct Current {
     loaded: Mutex<Arc<Loaded>>,
     /// Bumped on every swap: a lane compares it with the one its instance came from (one atomic
     /// load per batch) and only then takes the lock.
@@ -37,7 +37,7 @@ pub struct Current {
 }
 
 impl Current {
-    pub fn new(loaded: Arc<Loaded>) -> Arc<Self> {
+    pub(crate) fn new(loaded: Arc<Loaded>) -> Arc<Self> {
         Arc::new(Current {
             loaded: Mutex::new(loaded),
             generation: AtomicU64::new(0),
@@ -47,7 +47,7 @@ impl Current {
     }
 
     /// Why the newest version on disk is not running, if it was refused.
-    pub fn refused(&self) -> Option<String> {
+    pub(crate) fn refused(&self) -> Option<String> {
         self.refused
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -55,7 +55,7 @@ impl Current {
     }
 
     /// Tells `hook` of every version refused from now on (set once).
-    pub fn on_refused(&self, hook: OnRefused) {
+    pub(crate) fn on_refused(&self, hook: OnRefused) {
         let _ = self.on_refused.set(hook);
     }
 
@@ -73,12 +73,12 @@ impl Current {
         *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = Some(message);
     }
 
-    pub fn generation(&self) -> u64 {
+    pub(crate) fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
 
     /// The current version and its generation.
-    pub fn get(&self) -> (u64, Arc<Loaded>) {
+    pub(crate) fn get(&self) -> (u64, Arc<Loaded>) {
         let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
         (self.generation(), loaded.clone())
     }
@@ -94,7 +94,7 @@ impl Current {
 
 /// Starts watching `settings.path` for new versions of the plugin published in `current`. The
 /// thread ends when `current` is dropped (the pipeline stopped).
-pub fn watch(settings: Settings, current: &Arc<Current>) -> std::io::Result<()> {
+pub(crate) fn watch(settings: Settings, current: &Arc<Current>) -> std::io::Result<()> {
     let target: Weak<Current> = Arc::downgrade(current);
     let mut running = current.get().1.hash.clone();
     std::thread::Builder::new()

@@ -12,11 +12,11 @@ use std::path::Path;
 
 /// The largest plugin accepted. JavaScript and Python plugins, which embed their interpreter,
 /// are 10–40 MiB; a quarter of a gigabyte is far beyond any real one.
-pub const MAX_BYTES: u64 = 256 << 20;
+pub(crate) const MAX_BYTES: u64 = 256 << 20;
 
 /// Why a file cannot be a plugin: a message naming no path (the caller names it).
 #[derive(Debug, thiserror::Error)]
-pub enum NotPlugin {
+pub(crate) enum NotPlugin {
     /// What it is instead: "a directory", "a FIFO", ...
     #[error("is {0}, not a regular file")]
     NotRegular(&'static str),
@@ -25,7 +25,7 @@ pub enum NotPlugin {
 }
 
 /// Whether the file `meta` describes may be read as a plugin.
-pub fn check(meta: &std::fs::Metadata) -> Result<(), NotPlugin> {
+pub(crate) fn check(meta: &std::fs::Metadata) -> Result<(), NotPlugin> {
     let kind = meta.file_type();
     let what = if kind.is_file() {
         None
@@ -52,7 +52,7 @@ pub fn check(meta: &std::fs::Metadata) -> Result<(), NotPlugin> {
 }
 
 /// The file's bytes, or why not (without the path: the caller names it).
-pub fn read(path: &Path) -> Result<Vec<u8>, std::io::Error> {
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>, std::io::Error> {
     // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer. It changes
     // nothing for a regular file.
     let mut file = std::fs::OpenOptions::new()

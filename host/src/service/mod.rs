@@ -30,9 +30,9 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch as tokio_watch};
 use tokio_util::sync::CancellationToken;
 
-pub use watch::{watch_files, watch_sighup};
+pub(crate) use watch::{watch_files, watch_sighup};
 
-pub struct Service {
+pub(crate) struct Service {
     /// What `weir run` was given: pipeline files and directories of them.
     paths: Vec<PathBuf>,
     state_root: PathBuf,
@@ -99,7 +99,7 @@ struct Running {
 
 /// What a reload did.
 #[derive(Debug, Default, Serialize)]
-pub struct ReloadReport {
+pub(crate) struct ReloadReport {
     pub started: Vec<String>,
     pub restarted: Vec<String>,
     pub stopped: Vec<String>,
@@ -108,7 +108,7 @@ pub struct ReloadReport {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Rejected {
+pub(crate) struct Rejected {
     pub file: String,
     pub error: String,
 }
@@ -121,7 +121,7 @@ enum Found {
 }
 
 impl Service {
-    pub fn new(
+    pub(crate) fn new(
         paths: Vec<PathBuf>,
         state_root: PathBuf,
         shutdown: CancellationToken,
@@ -138,7 +138,7 @@ impl Service {
         })
     }
 
-    pub fn paths(&self) -> &[PathBuf] {
+    pub(crate) fn paths(&self) -> &[PathBuf] {
         &self.paths
     }
 
@@ -147,7 +147,7 @@ impl Service {
     }
 
     /// Starts the pipelines of `configs` (validated together at start-up).
-    pub fn start_all(self: &Arc<Self>, configs: Vec<(PipelineConfig, String)>) {
+    pub(crate) fn start_all(self: &Arc<Self>, configs: Vec<(PipelineConfig, String)>) {
         for (cfg, text) in configs {
             self.start(cfg, text);
         }
@@ -156,7 +156,7 @@ impl Service {
     /// Runs until every pipeline has ended, or a shutdown has drained them (or its timeout
     /// passed). Returns the exit code: 0, or 1 if a pipeline's last run failed, left events
     /// unfinished, or did not drain in time.
-    pub async fn run(self: &Arc<Self>) -> i32 {
+    pub(crate) async fn run(self: &Arc<Self>) -> i32 {
         loop {
             let ended = self.ended.notified();
             if self.shutdown.is_cancelled() {
@@ -211,7 +211,7 @@ impl Service {
     }
 
     /// The status of every pipeline, in name order.
-    pub fn statuses(&self) -> Vec<Arc<Status>> {
+    pub(crate) fn statuses(&self) -> Vec<Arc<Status>> {
         let inner = self.lock();
         let mut names: Vec<&String> = inner.running.values().map(|r| &r.name).collect();
         names.sort();
@@ -221,13 +221,13 @@ impl Service {
             .collect()
     }
 
-    pub fn status(&self, name: &str) -> Option<Arc<Status>> {
+    pub(crate) fn status(&self, name: &str) -> Option<Arc<Status>> {
         let inner = self.lock();
         let known = inner.running.values().any(|r| r.name == name);
         known.then(|| inner.statuses.get(name).cloned()).flatten()
     }
 
-    pub fn rejected(&self) -> Vec<Rejected> {
+    pub(crate) fn rejected(&self) -> Vec<Rejected> {
         let inner = self.lock();
         inner
             .rejected
@@ -242,7 +242,7 @@ impl Service {
     /// Ready: not shutting down, and every pipeline started with its source connected (or
     /// ended by itself: a file read to its end), none starting or failed. The names of those
     /// that are not, if any.
-    pub fn not_ready(&self) -> Vec<String> {
+    pub(crate) fn not_ready(&self) -> Vec<String> {
         if self.shutdown.is_cancelled() {
             return vec!["(shutting down)".into()];
         }
@@ -334,7 +334,7 @@ impl Service {
     }
 
     /// Reads the pipeline files again and applies what changed (module docs).
-    pub async fn reload(self: &Arc<Self>) -> ReloadReport {
+    pub(crate) async fn reload(self: &Arc<Self>) -> ReloadReport {
         let _one = self.reloading.lock().await;
         let mut report = ReloadReport::default();
         if self.shutdown.is_cancelled() {
@@ -477,7 +477,9 @@ async fn wait_ended(mut ended: tokio_watch::Receiver<bool>) {
 
 /// Loads the files `weir run` was given, all of them valid or none (at start-up a mistake stops
 /// weir with every error; later, a reload rejects only the file at fault).
-pub fn load_initial(paths: &[PathBuf]) -> Result<Vec<(PipelineConfig, String)>, ConfigErrors> {
+pub(crate) fn load_initial(
+    paths: &[PathBuf],
+) -> Result<Vec<(PipelineConfig, String)>, ConfigErrors> {
     let configs = crate::pipeline::load_pipelines(paths)?;
     Ok(configs
         .into_iter()

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// Reloads whenever the pipeline files change, checking every `every`.
-pub fn watch_files(service: &Arc<Service>, every: Duration) {
+pub(crate) fn watch_files(service: &Arc<Service>, every: Duration) {
     let service = service.clone();
     tokio::spawn(async move {
         let mut seen = fingerprint(service.paths());
@@ -32,7 +32,7 @@ pub fn watch_files(service: &Arc<Service>, every: Duration) {
 }
 
 /// Reloads on every SIGHUP.
-pub fn watch_sighup(service: &Arc<Service>) -> std::io::Result<()> {
+pub(crate) fn watch_sighup(service: &Arc<Service>) -> std::io::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hup = signal(SignalKind::hangup())?;
     let service = service.clone();

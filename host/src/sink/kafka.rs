@@ -33,7 +33,7 @@ use topics::Topics;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct KafkaSinkConfig {
+pub(crate) struct KafkaSinkConfig {
     pub brokers: Names,
     /// The topic, or a template (`"orders-<$.data.region>"`).
     pub topic: String,
@@ -209,12 +209,12 @@ const RECORD_OVERHEAD: usize = 128;
 
 /// The header that carries each event's correlation id ([`Envelope::correlation_id`]) unless
 /// `correlation_header` names another.
-pub const CORRELATION_HEADER: &str = "correlation-id";
+pub(crate) const CORRELATION_HEADER: &str = "correlation-id";
 
 /// Where the sink sends each event, and with which key, partition and headers: its templates,
 /// rendered per event. Needs no producer, so that `weir dry-run` can show a record without
 /// connecting (its [`Render`]).
-pub struct Addressing {
+pub(crate) struct Addressing {
     pipeline: String,
     topic: Template,
     /// The topic when the template does not depend on the event (the usual case).

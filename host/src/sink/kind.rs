@@ -94,7 +94,7 @@ fn parse_as<K: SinkKind>(
 }
 
 /// The registered sink kinds' names, in registration order.
-pub fn kinds() -> Vec<&'static str> {
+pub(crate) fn kinds() -> Vec<&'static str> {
     REGISTRY.iter().map(|r| r.kind).collect()
 }
 

@@ -7,7 +7,10 @@
 
 mod kind;
 
-pub use kind::{Preview, Render, SinkConfig, SinkKind, kinds};
+pub(crate) use kind::{Preview, Render, SinkConfig, SinkKind};
+// The README's list of kinds is checked against it (source/mod.rs).
+#[cfg(test)]
+pub(crate) use kind::kinds;
 
 use crate::event::Envelope;
 use crate::template::Template;
@@ -21,7 +24,7 @@ use std::sync::Arc;
 /// the README list them.
 macro_rules! sinks {
     ($($module:ident :: $config:ident),* $(,)?) => {
-        $(pub mod $module;)*
+        $(pub(crate) mod $module;)*
 
         /// Every sink kind.
         const REGISTRY: &[kind::Registered] = &[$(kind::Registered::of::<$module::$config>()),*];
@@ -83,7 +86,7 @@ impl Rendered<'_> {
 }
 
 /// Bytes as `weir dry-run` shows them: UTF-8 as a string, others as `{"base64": "..."}`.
-pub fn preview_bytes(bytes: &[u8]) -> serde_json::Value {
+pub(crate) fn preview_bytes(bytes: &[u8]) -> serde_json::Value {
     match std::str::from_utf8(bytes) {
         Ok(text) => text.into(),
         Err(_) => {

@@ -27,7 +27,7 @@ use tokio::task::JoinSet;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SqsSinkConfig {
+pub(crate) struct SqsSinkConfig {
     pub queue_url: String,
     #[serde(default)]
     pub region: Option<String>,
@@ -60,7 +60,7 @@ const MAX_ATTRIBUTES: usize = 10;
 
 /// The message attribute that carries each event's correlation id
 /// ([`crate::event::Envelope::correlation_id`]) unless `correlation_attribute` names another.
-pub const CORRELATION_ATTRIBUTE: &str = "correlation-id";
+pub(crate) const CORRELATION_ATTRIBUTE: &str = "correlation-id";
 
 fn correlation_attribute() -> String {
     CORRELATION_ATTRIBUTE.to_owned()
@@ -193,7 +193,7 @@ struct SqsSink {
 
 /// How the sink makes an event into a message: its templates and the queue's limits. Needs no
 /// client, so that `weir dry-run` can show a message without connecting (its [`Render`]).
-pub struct Messages {
+pub(crate) struct Messages {
     pipeline: String,
     fifo: bool,
     /// The queue's `MaximumMessageSize`: body and attributes together.

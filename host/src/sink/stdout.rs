@@ -10,7 +10,7 @@ use tokio::sync::Mutex;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct StdoutSinkConfig {}
+pub(crate) struct StdoutSinkConfig {}
 
 #[async_trait]
 impl SinkKind for StdoutSinkConfig {

@@ -15,7 +15,7 @@ use std::time::Duration;
 /// with it before events flow. The kind's name is [`SourceKind::KIND`]; the rest of weir reaches
 /// a kind only through this trait and the `sources!` list.
 #[async_trait]
-pub trait SourceKind: DeserializeOwned + Debug + Send + Sync + 'static {
+pub(crate) trait SourceKind: DeserializeOwned + Debug + Send + Sync + 'static {
     /// Its table's `type` (`"file"`), and the `source` of its events' envelopes.
     const KIND: &'static str;
 
@@ -68,7 +68,7 @@ impl ReadSettings {
 
 /// A problem `weir check` reports at one key of a source's or sink's table (`path`, `brokers`,
 /// `queue_url`, ...): the key, and the error with its causes.
-pub type KeyError = (&'static str, Box<dyn std::error::Error + Send + Sync>);
+pub(crate) type KeyError = (&'static str, Box<dyn std::error::Error + Send + Sync>);
 
 /// A registered kind: its name, and how its table is read.
 pub(super) struct Registered {
@@ -97,7 +97,7 @@ fn parse_as<K: SourceKind>(
 }
 
 /// The registered source kinds' names, in registration order.
-pub fn kinds() -> Vec<&'static str> {
+pub(crate) fn kinds() -> Vec<&'static str> {
     REGISTRY.iter().map(|r| r.kind).collect()
 }
 

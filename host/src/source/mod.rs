@@ -9,10 +9,10 @@
 //! "Adding a connector".
 
 mod kind;
-pub mod prefix;
-pub mod replay;
+pub(crate) mod prefix;
+pub(crate) mod replay;
 
-pub use kind::{KeyError, ReadSettings, SourceConfig, SourceKind, kinds};
+pub(crate) use kind::{KeyError, ReadSettings, SourceConfig, SourceKind, kinds};
 
 use crate::event::{Envelope, Payload, Position, Problem, RAW_BASE64};
 use async_trait::async_trait;
@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 /// the README list them.
 macro_rules! sources {
     ($($module:ident :: $config:ident),* $(,)?) => {
-        $(pub mod $module;)*
+        $(pub(crate) mod $module;)*
 
         /// Every source kind.
         const REGISTRY: &[kind::Registered] = &[$(kind::Registered::of::<$module::$config>()),*];

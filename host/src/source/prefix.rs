@@ -8,13 +8,13 @@ use std::collections::VecDeque;
 /// Tracks positions of one ordered stream (one Kafka partition, the lines of a file and its
 /// rotations). Positions must be tracked in increasing order.
 #[derive(Debug, Default)]
-pub struct PrefixTracker {
+pub(crate) struct PrefixTracker {
     pending: VecDeque<(Position, bool)>,
     committed: Option<Position>,
 }
 
 impl PrefixTracker {
-    pub fn track(&mut self, position: Position) {
+    pub(crate) fn track(&mut self, position: Position) {
         debug_assert!(
             self.pending.back().is_none_or(|(last, _)| *last < position),
             "positions must increase"
@@ -23,7 +23,7 @@ impl PrefixTracker {
     }
 
     /// Marks `position` finished; unknown positions are ignored (already committed).
-    pub fn finish(&mut self, position: Position) {
+    pub(crate) fn finish(&mut self, position: Position) {
         if let Ok(i) = self.pending.binary_search_by(|(p, _)| p.cmp(&position)) {
             self.pending[i].1 = true;
         }
@@ -34,12 +34,12 @@ impl PrefixTracker {
     }
 
     /// The last position of the finished prefix, if any finished yet.
-    pub fn committed(&self) -> Option<Position> {
+    pub(crate) fn committed(&self) -> Option<Position> {
         self.committed
     }
 
     /// Events tracked but not finished.
-    pub fn in_flight(&self) -> usize {
+    pub(crate) fn in_flight(&self) -> usize {
         self.pending.iter().filter(|(_, done)| !done).count()
     }
 }

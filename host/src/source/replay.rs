@@ -25,25 +25,25 @@ const BATCH: usize = 256;
 
 /// Ended records between two saves of the progress: what a kill may deliver twice, besides
 /// the events in flight.
-pub const SAVE_EVERY: u64 = BATCH as u64;
+pub(crate) const SAVE_EVERY: u64 = BATCH as u64;
 
 /// How far a redrive got: `done` bytes of the `aside_bytes` set aside have ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Progress {
+pub(crate) struct Progress {
     pub aside_bytes: u64,
     pub done: u64,
 }
 
 impl Progress {
     /// The progress file of the records set aside in `aside`.
-    pub fn path(aside: &Path) -> PathBuf {
+    pub(crate) fn path(aside: &Path) -> PathBuf {
         let mut name = aside.as_os_str().to_owned();
         name.push(".progress");
         PathBuf::from(name)
     }
 
     /// The saved progress, `None` if there is none (or it is unreadable: then say so).
-    pub fn load(path: &Path) -> Option<Progress> {
+    pub(crate) fn load(path: &Path) -> Option<Progress> {
         let text = std::fs::read_to_string(path).ok()?;
         match serde_json::from_str(&text) {
             Ok(p) => Some(p),
@@ -58,13 +58,13 @@ impl Progress {
     }
 
     /// Replaces the progress file durably: a crash leaves the old one or the new one whole.
-    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+    pub(crate) fn save(&self, path: &Path) -> std::io::Result<()> {
         let text = serde_json::to_string(self).map_err(std::io::Error::other)?;
         crate::durable::replace(path, |f| f.write_all(text.as_bytes()))
     }
 }
 
-pub struct Replay {
+pub(crate) struct Replay {
     lines: BufReader<std::fs::File>,
     path: PathBuf,
     offset: u64,
@@ -73,10 +73,10 @@ pub struct Replay {
 
 /// How far the records have ended and been saved (bytes of the aside file).
 #[derive(Clone, Default)]
-pub struct Done(Arc<AtomicU64>);
+pub(crate) struct Done(Arc<AtomicU64>);
 
 impl Done {
-    pub fn get(&self) -> u64 {
+    pub(crate) fn get(&self) -> u64 {
         self.0.load(Ordering::SeqCst)
     }
 }
@@ -92,7 +92,7 @@ struct ReplayAcker {
 }
 
 /// A replay's two halves, and how far it got.
-pub struct Opened {
+pub(crate) struct Opened {
     pub source: Box<dyn Source>,
     pub acker: Box<dyn Acker>,
     pub done: Done,
@@ -100,7 +100,7 @@ pub struct Opened {
 
 /// A source yielding the records of `aside` after `progress.done`, and its acker, which saves
 /// the progress in [`Progress::path`].
-pub fn open(aside: &Path, progress: Progress) -> Result<Opened, SourceError> {
+pub(crate) fn open(aside: &Path, progress: Progress) -> Result<Opened, SourceError> {
     let mut file = std::fs::File::open(aside)
         .map_err(|e| SourceError::io(format!("cannot open {}", aside.display()), e))?;
     file.seek(SeekFrom::Start(progress.done))

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 /// What would stop a source or sink at start (both at its `queue_url`).
 #[derive(Debug, thiserror::Error)]
-pub enum ReachError {
+pub(crate) enum ReachError {
     #[error(transparent)]
     Client(#[from] ClientError),
     #[error("sqs queue {url}: {}", .error.message)]
@@ -19,7 +19,7 @@ pub enum ReachError {
 
 /// Finds credentials and reads the queue's attributes, each call within `timeout`: what was
 /// reached (`sqs queue URL`).
-pub async fn reach(q: QueueRef<'_>, timeout: Duration) -> Result<String, ReachError> {
+pub(crate) async fn reach(q: QueueRef<'_>, timeout: Duration) -> Result<String, ReachError> {
     let client = client(q, timeout).await?;
     let answer = client
         .get_queue_attributes()

@@ -103,21 +103,22 @@ impl Template {
         let mut rest = text;
         let mut offset = 0;
         while let Some(c) = rest.chars().next() {
-            if c == '<' && !escaped {
-                if let Some(end) = rest.find('>') {
-                    let name = &rest[1..end];
-                    if let Some(var) = variable(name, offset)? {
-                        if !literal.is_empty() {
-                            parts.push(Part::Text(std::mem::take(&mut literal)));
-                        }
-                        parts.push(Part::Var {
-                            var,
-                            in_string: json && in_string,
-                        });
-                        offset += end + 1;
-                        rest = &rest[end + 1..];
-                        continue;
+            if c == '<'
+                && !escaped
+                && let Some(end) = rest.find('>')
+            {
+                let name = &rest[1..end];
+                if let Some(var) = variable(name, offset)? {
+                    if !literal.is_empty() {
+                        parts.push(Part::Text(std::mem::take(&mut literal)));
                     }
+                    parts.push(Part::Var {
+                        var,
+                        in_string: json && in_string,
+                    });
+                    offset += end + 1;
+                    rest = &rest[end + 1..];
+                    continue;
                 }
             }
             if json {

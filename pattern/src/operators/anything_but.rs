@@ -9,7 +9,7 @@ use crate::wildcard::Wildcard;
 use std::fmt;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum AnythingBut {
+pub(crate) enum AnythingBut {
     Strings(Vec<Box<[u8]>>),
     /// Keys of the doubles (see `number::key`).
     Numbers(Vec<u64>),
@@ -20,7 +20,7 @@ pub enum AnythingBut {
 }
 
 impl AnythingBut {
-    pub fn matches(&self, v: Scalar<'_>) -> bool {
+    pub(crate) fn matches(&self, v: Scalar<'_>) -> bool {
         match self {
             AnythingBut::Strings(set) => match v {
                 Scalar::Str(s) => !set.iter().any(|x| **x == *s),

@@ -7,7 +7,7 @@
 //! common case — take a byte-wise fast path with the same result.
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct CaseFold {
+pub(crate) struct CaseFold {
     text: Box<str>,
     /// Per pattern character, the byte strings it may appear as; empty when `text` is ASCII.
     alts: Vec<Vec<Box<[u8]>>>,
@@ -21,7 +21,7 @@ enum Anchor {
 }
 
 impl CaseFold {
-    pub fn new(text: &str) -> CaseFold {
+    pub(crate) fn new(text: &str) -> CaseFold {
         let alts = if text.is_ascii() {
             Vec::new()
         } else {
@@ -48,17 +48,17 @@ impl CaseFold {
         }
     }
 
-    pub fn text(&self) -> &str {
+    pub(crate) fn text(&self) -> &str {
         &self.text
     }
 
-    pub fn equals(&self, s: &[u8]) -> bool {
+    pub(crate) fn equals(&self, s: &[u8]) -> bool {
         self.run(s, Anchor::Whole)
     }
-    pub fn prefix_of(&self, s: &[u8]) -> bool {
+    pub(crate) fn prefix_of(&self, s: &[u8]) -> bool {
         self.run(s, Anchor::Prefix)
     }
-    pub fn suffix_of(&self, s: &[u8]) -> bool {
+    pub(crate) fn suffix_of(&self, s: &[u8]) -> bool {
         self.run(s, Anchor::Suffix)
     }
 

@@ -8,9 +8,9 @@ mod anything_but;
 mod caseless;
 mod numeric;
 
-pub use anything_but::AnythingBut;
-pub use caseless::CaseFold;
-pub use numeric::NumRange;
+pub(crate) use anything_but::AnythingBut;
+pub(crate) use caseless::CaseFold;
+pub(crate) use numeric::NumRange;
 
 use crate::cidr::IpRange;
 use crate::number;
@@ -19,7 +19,7 @@ use std::fmt;
 
 /// One leaf value of an event, as the scanner found it.
 #[derive(Debug, Clone, Copy)]
-pub enum Scalar<'a> {
+pub(crate) enum Scalar<'a> {
     /// String content with escapes already decoded.
     Str(&'a [u8]),
     /// Number literal text (validated against the JSON grammar) and its value if it is
@@ -30,7 +30,7 @@ pub enum Scalar<'a> {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Matcher {
+pub(crate) enum Matcher {
     /// Exact string.
     Str(Box<[u8]>),
     /// Exact string that is an IP address: event-ruler also accepts other spellings of the
@@ -61,7 +61,7 @@ pub enum Matcher {
 
 impl Matcher {
     /// An exact-value matcher for a pattern string, recognising IP addresses.
-    pub fn exact_str(s: &str) -> Matcher {
+    pub(crate) fn exact_str(s: &str) -> Matcher {
         match crate::cidr::parse_ip(s.as_bytes()) {
             Some((v6, addr)) => Matcher::StrIp {
                 text: s.as_bytes().into(),
@@ -73,14 +73,14 @@ impl Matcher {
     }
 
     /// An exact-value matcher for a pattern number literal.
-    pub fn exact_num(text: &str) -> Matcher {
+    pub(crate) fn exact_num(text: &str) -> Matcher {
         match number::comparable(text.as_bytes()) {
             Some(v) => Matcher::Num(number::key(v)),
             None => Matcher::NumText(text.as_bytes().into()),
         }
     }
 
-    pub fn matches(&self, v: Scalar<'_>) -> bool {
+    pub(crate) fn matches(&self, v: Scalar<'_>) -> bool {
         match (self, v) {
             (Matcher::Exists, _) => true,
             (Matcher::Str(p), Scalar::Str(s)) => **p == *s,

@@ -5,14 +5,14 @@
 use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct NumRange {
+pub(crate) struct NumRange {
     /// (bits of the bound, inclusive)
     pub lo: Option<(u64, bool)>,
     pub hi: Option<(u64, bool)>,
 }
 
 impl NumRange {
-    pub fn contains(&self, v: f64) -> bool {
+    pub(crate) fn contains(&self, v: f64) -> bool {
         if let Some((b, inc)) = self.lo {
             let b = f64::from_bits(b);
             if !(v > b || (inc && v == b)) {

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 /// Replaces the value of every field named in `fields`, at any depth, with "***". Payloads that
 /// are not JSON, or hold none of the fields, come back byte for byte.
-pub fn redact(payload: Vec<u8>, fields: &[String]) -> Vec<u8> {
+pub(crate) fn redact(payload: Vec<u8>, fields: &[String]) -> Vec<u8> {
     let Ok(mut value) = serde_json::from_slice::<Value>(&payload) else {
         return payload;
     };

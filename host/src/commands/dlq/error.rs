@@ -6,7 +6,7 @@ use crate::source::SourceError;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
-pub enum DlqError {
+pub(super) enum DlqError {
     /// A file of the DLQ (the file itself, the records set aside, their progress, a lock file)
     /// that cannot be opened, read, written, locked or removed.
     #[error("cannot {action} {}: {source}", path.display())]
@@ -51,7 +51,7 @@ pub enum DlqError {
 
 impl DlqError {
     /// `action` (open, read, write, lock, remove) failed on `path`.
-    pub fn file(action: &'static str, path: &Path, source: std::io::Error) -> DlqError {
+    pub(super) fn file(action: &'static str, path: &Path, source: std::io::Error) -> DlqError {
         DlqError::File {
             action,
             path: path.to_owned(),

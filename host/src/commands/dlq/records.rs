@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 /// One line of the DLQ file: commands select records by what they say, and write back the
 /// line as it was.
-pub struct Record {
+pub(super) struct Record {
     pub line: String,
     /// `None` for a line that is not a DLQ record (torn by a crash).
     pub parsed: Option<DlqRecord<'static>>,
@@ -15,23 +15,23 @@ pub struct Record {
 
 impl Record {
     /// Why the event failed, if the line is a record.
-    pub fn error(&self) -> Option<&Failure> {
+    pub(super) fn error(&self) -> Option<&Failure> {
         self.parsed.as_ref().map(|r| &*r.error)
     }
 
     /// Where the event failed (`source`, `plugin:NAME`, `sink`), or `?`.
-    pub fn stage(&self) -> &str {
+    pub(super) fn stage(&self) -> &str {
         self.error().map_or("?", |f| &f.stage)
     }
 
     /// The pipeline that wrote the record, if it says.
-    pub fn pipeline(&self) -> Option<&str> {
+    pub(super) fn pipeline(&self) -> Option<&str> {
         self.parsed.as_ref().and_then(|r| r.pipeline.as_deref())
     }
 }
 
 /// The records of a DLQ file (none if it does not exist).
-pub fn read(path: &Path) -> Result<Vec<Record>, DlqError> {
+pub(super) fn read(path: &Path) -> Result<Vec<Record>, DlqError> {
     let text = match std::fs::read(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
@@ -51,7 +51,7 @@ pub fn read(path: &Path) -> Result<Vec<Record>, DlqError> {
 
 /// Which records a command acts on: this pipeline's (a DLQ file may be shared), narrowed by
 /// stage, kind and an event pattern over the record; all of them if nothing narrows.
-pub struct Selection {
+pub(super) struct Selection {
     pub pipeline: String,
     /// `plugin:NAME`, or `plugin` for any plugin, `sink`, `source`.
     pub stage: Option<String>,
@@ -61,7 +61,7 @@ pub struct Selection {
 
 impl Selection {
     /// Compiles `--pattern`; the error is for the user.
-    pub fn new(
+    pub(super) fn new(
         pipeline: &str,
         stage: Option<String>,
         kind: Option<String>,
@@ -84,11 +84,11 @@ impl Selection {
     }
 
     /// Whether `r` is one of this pipeline's records (records that do not say are).
-    pub fn ours(&self, r: &Record) -> bool {
+    pub(super) fn ours(&self, r: &Record) -> bool {
         r.pipeline().is_none_or(|p| p == self.pipeline)
     }
 
-    pub fn matches(&self, r: &Record) -> bool {
+    pub(super) fn matches(&self, r: &Record) -> bool {
         if r.parsed.is_none() {
             // A torn line has no stage or kind: only "everything" takes it.
             return !self.narrowed();
@@ -113,7 +113,7 @@ impl Selection {
 }
 
 /// Replaces the DLQ file with `lines` (crash-safe: see [`crate::durable`]).
-pub fn write<'a>(path: &Path, lines: impl Iterator<Item = &'a str>) -> Result<(), DlqError> {
+pub(super) fn write<'a>(path: &Path, lines: impl Iterator<Item = &'a str>) -> Result<(), DlqError> {
     crate::durable::replace(path, |out| {
         for l in lines {
             out.write_all(l.as_bytes())?;
@@ -127,7 +127,10 @@ pub fn write<'a>(path: &Path, lines: impl Iterator<Item = &'a str>) -> Result<()
 /// Removes from the DLQ file the lines that are in `taken` (as many times as they are there),
 /// keeping the others in order. Doing it twice removes nothing more: a redrive interrupted
 /// right after it can simply do it again.
-pub fn take_out<'a>(path: &Path, taken: impl Iterator<Item = &'a str>) -> Result<usize, DlqError> {
+pub(super) fn take_out<'a>(
+    path: &Path,
+    taken: impl Iterator<Item = &'a str>,
+) -> Result<usize, DlqError> {
     let mut wanted: HashMap<&str, usize> = HashMap::new();
     for line in taken {
         *wanted.entry(line).or_default() += 1;
@@ -153,10 +156,10 @@ pub fn take_out<'a>(path: &Path, taken: impl Iterator<Item = &'a str>) -> Result
 
 /// The DLQ file's exclusive lock, the one a running weir holds on every file it appends to:
 /// while it is held here, no weir writes to the file.
-pub struct FileLock(#[allow(dead_code)] std::fs::File);
+pub(super) struct FileLock(#[allow(dead_code)] std::fs::File);
 
 /// Takes the lock of the DLQ file at `path`, or says who holds it.
-pub fn lock(path: &Path) -> Result<FileLock, DlqError> {
+pub(super) fn lock(path: &Path) -> Result<FileLock, DlqError> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .open(path)
@@ -171,7 +174,7 @@ pub fn lock(path: &Path) -> Result<FileLock, DlqError> {
 /// Removes what killed commands left beside the DLQ file: temporary files of a rewrite (this
 /// version's `<name>.tmp`, and earlier versions' `<stem>.tmp<pid>`). Only under the locks that
 /// keep other rewrites out.
-pub fn sweep_leftovers(dlq: &Path, aside: &Path) {
+pub(super) fn sweep_leftovers(dlq: &Path, aside: &Path) {
     let mut leftovers: Vec<PathBuf> = [dlq, aside]
         .iter()
         .map(|p| crate::durable::temp_path(p))

@@ -257,7 +257,7 @@ fn count_from(path: &Path, offset: u64) -> usize {
 }
 
 /// Events set aside by an interrupted redrive and not yet ended (for `inspect`).
-pub fn aside_count(aside: &Path) -> usize {
+pub(super) fn aside_count(aside: &Path) -> usize {
     let done = Progress::load(&Progress::path(aside)).map_or(0, |p| p.done);
     count_from(aside, done)
 }

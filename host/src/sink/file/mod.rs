@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileSinkConfig {
+pub(crate) struct FileSinkConfig {
     /// The file to append to; created with its directories if missing.
     pub path: PathBuf,
 }
@@ -113,7 +113,7 @@ impl FileSink {
 
 /// Why the sink's file cannot be appended to, found by `weir check`.
 #[derive(Debug, thiserror::Error)]
-pub enum OutputError {
+pub(crate) enum OutputError {
     #[error("{} is a directory", .path.display())]
     IsADirectory { path: PathBuf },
     #[error("cannot open {} for appending: {source}", .path.display())]

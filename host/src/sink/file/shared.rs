@@ -29,7 +29,7 @@ fn registry() -> MutexGuard<'static, HashMap<Identity, Weak<SharedFile>>> {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum OpenError {
+pub(super) enum OpenError {
     /// Another process holds the file's lock.
     #[error("locked by another process")]
     Locked,
@@ -38,7 +38,7 @@ pub enum OpenError {
 }
 
 /// A file open for appending, shared by every pipeline of the process that writes to it.
-pub struct SharedFile {
+pub(super) struct SharedFile {
     id: Identity,
     /// The name it was first opened under, for messages.
     path: PathBuf,
@@ -49,7 +49,7 @@ pub struct SharedFile {
 impl SharedFile {
     /// Opens `path` for appending (creating it and its directories), or joins the writer that
     /// already has it open in this process.
-    pub fn open(path: &Path) -> Result<Arc<SharedFile>, OpenError> {
+    pub(super) fn open(path: &Path) -> Result<Arc<SharedFile>, OpenError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
@@ -96,7 +96,7 @@ impl SharedFile {
         }
     }
 
-    pub fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         &self.path
     }
 
@@ -110,7 +110,7 @@ impl SharedFile {
     }
 
     /// Appends one line per body and flushes them: all of them reach the file, or none stays.
-    pub fn append<'a>(&self, bodies: impl Iterator<Item = &'a [u8]>) -> std::io::Result<()> {
+    pub(super) fn append<'a>(&self, bodies: impl Iterator<Item = &'a [u8]>) -> std::io::Result<()> {
         let mut guard = self.lock();
         let out = guard
             .as_mut()
@@ -135,7 +135,7 @@ impl SharedFile {
     }
 
     /// Makes everything appended so far durable.
-    pub fn sync(&self) -> std::io::Result<()> {
+    pub(super) fn sync(&self) -> std::io::Result<()> {
         match self.lock().as_ref() {
             Some(out) => out.get_ref().sync_data(),
             None => Err(std::io::Error::other("file sink is closed")),

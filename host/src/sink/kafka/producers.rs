@@ -11,14 +11,14 @@ use rdkafka::ClientConfig;
 use rdkafka::producer::FutureProducer;
 use std::sync::{Arc, Mutex};
 
-pub struct Producers {
+pub(super) struct Producers {
     config: ClientConfig,
     pipeline: String,
     current: Mutex<Arc<FutureProducer<Logged>>>,
 }
 
 impl Producers {
-    pub fn new(config: ClientConfig, pipeline: &str) -> Result<Self, SinkError> {
+    pub(super) fn new(config: ClientConfig, pipeline: &str) -> Result<Self, SinkError> {
         let first = create(&config, pipeline)?;
         Ok(Producers {
             config,
@@ -29,7 +29,7 @@ impl Producers {
 
     /// The producer to write with: the current one, or a new one if the current one has failed
     /// for good.
-    pub fn get(&self) -> Arc<FutureProducer<Logged>> {
+    pub(super) fn get(&self) -> Arc<FutureProducer<Logged>> {
         let current = self.lock().clone();
         if self.replace_if_fatal(&current).is_none() {
             return current;
@@ -40,7 +40,7 @@ impl Producers {
 
     /// If `used` has hit a fatal error, replaces it (unless another lane already did) and
     /// returns the error.
-    pub fn replace_if_fatal(&self, used: &Arc<FutureProducer<Logged>>) -> Option<String> {
+    pub(super) fn replace_if_fatal(&self, used: &Arc<FutureProducer<Logged>>) -> Option<String> {
         use rdkafka::producer::Producer;
         let (code, reason) = used.client().fatal_error()?;
         let fatal = format!("{code:?}: {reason}");
@@ -70,7 +70,7 @@ impl Producers {
 /// Lets go of a replaced producer on a thread of its own: destroying a librdkafka client waits
 /// for its threads to end, which must not hold up the async runtime's. Whoever lets go last
 /// (this, or a lane still finishing a write with it) destroys it.
-pub fn retire(producer: Arc<FutureProducer<Logged>>) {
+pub(super) fn retire(producer: Arc<FutureProducer<Logged>>) {
     let _ = std::thread::Builder::new()
         .name("kafka-retire".into())
         .spawn(move || drop(producer));

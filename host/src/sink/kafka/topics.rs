@@ -21,7 +21,7 @@ const MISSING_FOR: Duration = Duration::from_secs(1);
 
 /// What the cluster says of a topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Lookup {
+pub(super) enum Lookup {
     Exists,
     /// Absent from the metadata a broker sent: the topic does not exist.
     Missing,
@@ -31,7 +31,7 @@ pub enum Lookup {
 }
 
 /// Asks the cluster about `topic` (a fresh metadata request, waited for on a blocking thread).
-pub async fn lookup(producer: &FutureProducer<Logged>, topic: &str) -> Lookup {
+pub(super) async fn lookup(producer: &FutureProducer<Logged>, topic: &str) -> Lookup {
     let client = producer.clone();
     let name = topic.to_owned();
     let metadata = tokio::task::spawn_blocking(move || {
@@ -58,7 +58,7 @@ pub async fn lookup(producer: &FutureProducer<Logged>, topic: &str) -> Lookup {
 }
 
 /// The error for a record (or a sink) whose topic does not exist.
-pub fn missing(topic: &str) -> SinkError {
+pub(super) fn missing(topic: &str) -> SinkError {
     SinkError::permanent(format!(
         "kafka topic `{topic}` does not exist (weir does not create topics)"
     ))
@@ -67,7 +67,7 @@ pub fn missing(topic: &str) -> SinkError {
 /// At start: waits up to `wait` for `topic` to appear (a broker that just came up, topics
 /// created a moment later), saying so in the log. Fails for good if it never does; a cluster that
 /// cannot be reached is a retryable error (the pipeline waits it out as for any sink).
-pub async fn wait_for(
+pub(super) async fn wait_for(
     producer: &FutureProducer<Logged>,
     topic: &str,
     wait: Duration,
@@ -111,7 +111,7 @@ pub async fn wait_for(
 /// again after [`MISSING_FOR`], one the cluster said nothing about after [`UNSURE_FOR`] (so that
 /// an outage costs one metadata request per topic now and then, not one per record).
 #[derive(Default)]
-pub struct Topics {
+pub(super) struct Topics {
     known: Mutex<HashMap<String, (Known, Instant)>>,
 }
 
@@ -127,7 +127,7 @@ const UNSURE_FOR: Duration = Duration::from_secs(10);
 
 impl Topics {
     /// Whether records for `topic` can be sent: `Err` (permanent) when it does not exist.
-    pub async fn check(
+    pub(super) async fn check(
         &self,
         producer: &FutureProducer<Logged>,
         topic: &str,
@@ -154,12 +154,12 @@ impl Topics {
     }
 
     /// Looks `topic` up again next time (a record for it failed as an unknown topic).
-    pub fn forget(&self, topic: &str) {
+    pub(super) fn forget(&self, topic: &str) {
         self.lock().remove(topic);
     }
 
     /// Records `topic` as existing (checked at start).
-    pub fn exists(&self, topic: &str) {
+    pub(super) fn exists(&self, topic: &str) {
         self.lock()
             .insert(topic.to_owned(), (Known::Exists, Instant::now()));
     }

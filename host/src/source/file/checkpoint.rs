@@ -3,18 +3,18 @@
 //! written again is not), the byte offset and line number to resume after, and the files beside
 //! it that are finished. Checkpoints written before fingerprints existed still load.
 
-pub use super::identity::{Fingerprint, Known};
+pub(super) use super::identity::{Fingerprint, Known};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileId {
+pub(crate) struct FileId {
     pub dev: u64,
     pub ino: u64,
 }
 
 impl FileId {
-    pub fn of(meta: &std::fs::Metadata) -> FileId {
+    pub(crate) fn of(meta: &std::fs::Metadata) -> FileId {
         use std::os::unix::fs::MetadataExt;
         FileId {
             dev: meta.dev(),
@@ -24,7 +24,7 @@ impl FileId {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Checkpoint {
+pub(crate) struct Checkpoint {
     /// The path the file had when it was opened (informative; `file` identifies it).
     pub path: PathBuf,
     pub file: FileId,
@@ -42,23 +42,23 @@ pub struct Checkpoint {
 }
 
 /// Where a pipeline's file checkpoint lives.
-pub struct CheckpointStore {
+pub(crate) struct CheckpointStore {
     path: PathBuf,
 }
 
 impl CheckpointStore {
-    pub fn new(state_dir: &Path) -> Self {
+    pub(crate) fn new(state_dir: &Path) -> Self {
         CheckpointStore {
             path: state_dir.join("file-source.json"),
         }
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// The saved checkpoint; `Ok(None)` when there is none yet.
-    pub fn load(&self) -> Result<Option<Checkpoint>, String> {
+    pub(crate) fn load(&self) -> Result<Option<Checkpoint>, String> {
         match std::fs::read(&self.path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
                 format!(
@@ -75,7 +75,7 @@ impl CheckpointStore {
     }
 
     /// Saves atomically: a crash leaves either the old or the new checkpoint, never a torn one.
-    pub fn save(&self, cp: &Checkpoint) -> std::io::Result<()> {
+    pub(crate) fn save(&self, cp: &Checkpoint) -> std::io::Result<()> {
         let bytes = serde_json::to_vec(cp).map_err(std::io::Error::other)?;
         write_atomically(&self.path, &bytes)
     }

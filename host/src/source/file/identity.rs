@@ -15,17 +15,17 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 /// How many first bytes a fingerprint covers (fewer while the file is shorter).
-pub const FINGERPRINT_BYTES: u64 = 1024;
+pub(super) const FINGERPRINT_BYTES: u64 = 1024;
 
 /// The first bytes of a file: how many, and their SHA-256 (the first 8 bytes of it, in hex).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Fingerprint {
+pub(crate) struct Fingerprint {
     pub len: u64,
     pub sha256: String,
 }
 
 impl Fingerprint {
-    pub fn of(bytes: &[u8]) -> Fingerprint {
+    pub(crate) fn of(bytes: &[u8]) -> Fingerprint {
         let digest = Sha256::digest(bytes);
         Fingerprint {
             len: bytes.len() as u64,
@@ -34,18 +34,18 @@ impl Fingerprint {
     }
 
     /// The fingerprint of `file` as it is now.
-    pub fn read(file: &File) -> std::io::Result<Fingerprint> {
+    pub(crate) fn read(file: &File) -> std::io::Result<Fingerprint> {
         Ok(Fingerprint::of(&read_prefix(file, FINGERPRINT_BYTES)?))
     }
 
     /// Whether `file` begins with the bytes this fingerprint covers.
-    pub fn matches(&self, file: &File) -> std::io::Result<bool> {
+    pub(crate) fn matches(&self, file: &File) -> std::io::Result<bool> {
         let prefix = read_prefix(file, self.len)?;
         Ok(prefix.len() as u64 == self.len && Fingerprint::of(&prefix) == *self)
     }
 
     /// Covers all it can: a file that had fewer bytes when it was taken may have grown since.
-    pub fn complete(&self) -> bool {
+    pub(crate) fn complete(&self) -> bool {
         self.len >= FINGERPRINT_BYTES
     }
 }
@@ -69,21 +69,21 @@ fn read_prefix(file: &File, len: u64) -> std::io::Result<Vec<u8>> {
 
 /// A file recognised by identity and content.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Known {
+pub(crate) struct Known {
     pub file: FileId,
     pub fingerprint: Fingerprint,
 }
 
 impl Known {
     /// Whether `file` (with identity `id`) is this one.
-    pub fn is(&self, id: FileId, file: &File) -> bool {
+    pub(crate) fn is(&self, id: FileId, file: &File) -> bool {
         self.file == id && self.fingerprint.matches(file).unwrap_or(false)
     }
 }
 
 /// A file beside the path, under one of its rotated names (or the path itself).
 #[derive(Debug)]
-pub struct Sibling {
+pub(super) struct Sibling {
     pub path: PathBuf,
     pub file: FileId,
     pub len: u64,
@@ -93,7 +93,7 @@ pub struct Sibling {
 }
 
 impl Sibling {
-    pub fn open(&self) -> std::io::Result<File> {
+    pub(super) fn open(&self) -> std::io::Result<File> {
         File::open(&self.path)
     }
 }
@@ -104,7 +104,7 @@ const COMPRESSED: &[&str] = &[
 
 /// The regular files beside `path` that may be its rotations, and the file at `path` itself
 /// (if there), oldest first: rotated files by modification time, the file at `path` last.
-pub fn siblings(path: &Path) -> std::io::Result<Vec<Sibling>> {
+pub(super) fn siblings(path: &Path) -> std::io::Result<Vec<Sibling>> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -166,7 +166,7 @@ fn age_rank(path: &Path, prefix: usize) -> (u8, std::cmp::Reverse<u64>, Vec<u8>)
 }
 
 /// Whether `s` is one of `known`: same inode and still the same first bytes.
-pub fn is_known(s: &Sibling, known: &[Known]) -> bool {
+pub(super) fn is_known(s: &Sibling, known: &[Known]) -> bool {
     known.iter().any(|k| k.file == s.file)
         && s.open()
             .is_ok_and(|f| known.iter().any(|k| k.is(s.file, &f)))
@@ -175,7 +175,7 @@ pub fn is_known(s: &Sibling, known: &[Known]) -> bool {
 /// Where the file `known` is now, beside `path` (under its rotated names or at `path`), with
 /// at least `offset` bytes: the same inode with the same first bytes, else a copy of it
 /// (`copytruncate` rotation: another inode that begins with the same bytes).
-pub fn find(path: &Path, known: &Known, offset: u64) -> Option<(Sibling, File)> {
+pub(super) fn find(path: &Path, known: &Known, offset: u64) -> Option<(Sibling, File)> {
     let mut all = siblings(path).ok()?;
     all.retain(|s| s.len >= offset);
     // A copy is trusted only if its fingerprint covers everything read so far, or as much as a

@@ -11,7 +11,7 @@ mod checkpoint;
 mod identity;
 mod reader;
 
-pub use checkpoint::{Checkpoint, CheckpointStore, FileId};
+pub(crate) use checkpoint::{Checkpoint, CheckpointStore, FileId};
 
 use super::prefix::PrefixTracker;
 use super::{
@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileSourceConfig {
+pub(crate) struct FileSourceConfig {
     /// The file to read (relative paths are relative to the working directory).
     pub path: PathBuf,
     /// Keep reading as the file grows and rotates, until stopped; otherwise stop at its end.
@@ -54,7 +54,7 @@ pub struct FileSourceConfig {
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
-pub enum Start {
+pub(crate) enum Start {
     #[default]
     Beginning,
     End,

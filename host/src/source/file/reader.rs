@@ -17,7 +17,7 @@ const READ_BUFFER: usize = 256 * 1024;
 /// One file of the stream (a new one at each rotation or truncation): what the acker needs to
 /// name it in a checkpoint.
 #[derive(Debug, Clone)]
-pub struct Generation {
+pub(super) struct Generation {
     pub file: Known,
     /// The name it was opened under.
     pub path: PathBuf,
@@ -26,18 +26,18 @@ pub struct Generation {
 }
 
 /// The file behind each `Position::partition`.
-pub type Generations = Arc<Mutex<Vec<Generation>>>;
+pub(super) type Generations = Arc<Mutex<Vec<Generation>>>;
 
 /// Where files that could not be read are reported: never silently.
 #[derive(Clone, Default)]
-pub struct Losses {
+pub(super) struct Losses {
     pub pipeline: String,
     pub status: Option<Arc<Status>>,
 }
 
 impl Losses {
     /// `file` is gone before all of it was read; `unread` bytes of it, if known.
-    pub fn lost(&self, file: &Path, unread: Option<u64>, why: &str) {
+    pub(super) fn lost(&self, file: &Path, unread: Option<u64>, why: &str) {
         let unread_bytes = unread.map_or_else(|| "unknown".to_owned(), |n| n.to_string());
         tracing::warn!(pipeline = %self.pipeline, file = %file.display(), unread_bytes, "{why}: its unread lines are lost");
         if let Some(status) = &self.status {
@@ -51,7 +51,7 @@ impl Losses {
 
 /// What a reader follows: the configured path and its rotations.
 #[derive(Clone)]
-pub struct Stream {
+pub(super) struct Stream {
     /// The configured path; after a rotation, a new file appears here.
     pub path: PathBuf,
     pub max_line: usize,
@@ -60,7 +60,7 @@ pub struct Stream {
 }
 
 /// One complete line, without its line ending.
-pub struct RawLine {
+pub(super) struct RawLine {
     pub bytes: Vec<u8>,
     pub position: Position,
     /// Byte offset of the line's first byte in its file.
@@ -72,14 +72,14 @@ pub struct RawLine {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReadState {
+pub(super) enum ReadState {
     /// The batch is full; more may be there.
     More,
     /// No more data for now (the file may still grow).
     Idle,
 }
 
-pub struct LineReader {
+pub(super) struct LineReader {
     stream: Stream,
     file: BufReader<File>,
     current: Known,
@@ -102,7 +102,7 @@ pub struct LineReader {
 impl LineReader {
     /// Opens `file_path` (the configured path, or a rotated file found beside it) at `offset`,
     /// which begins line `line + 1`.
-    pub fn open(
+    pub(super) fn open(
         stream: Stream,
         file_path: &Path,
         offset: u64,
@@ -114,7 +114,7 @@ impl LineReader {
     }
 
     /// Like [`LineReader::open`], on a file already open.
-    pub fn new(
+    pub(super) fn new(
         stream: Stream,
         file: File,
         file_path: &Path,
@@ -142,7 +142,7 @@ impl LineReader {
     /// Reads up to `max` complete lines into `out`. At the end of the file it checks for rotation
     /// or truncation and moves on to the next file. When `ended` is true (the input is complete,
     /// not followed), a last line without a newline counts as a line.
-    pub fn read_lines(
+    pub(super) fn read_lines(
         &mut self,
         max: usize,
         ended: bool,
@@ -315,7 +315,7 @@ impl LineReader {
 /// The oldest file beside the stream's path that is not `done` nor `current`: rotated files by
 /// modification time, then the file at the path. Forgets `done` files that are no longer there.
 /// A file that vanishes between the listing and its opening is reported lost.
-pub fn next_unread(
+pub(super) fn next_unread(
     stream: &Stream,
     done: &mut Vec<Known>,
     current: Option<&Known>,
@@ -352,7 +352,7 @@ pub fn next_unread(
 }
 
 /// Every file beside `path` under a rotated name (not the path itself), as known files.
-pub fn rotated_files(path: &Path) -> Vec<Known> {
+pub(super) fn rotated_files(path: &Path) -> Vec<Known> {
     identity::siblings(path)
         .unwrap_or_default()
         .into_iter()
@@ -395,7 +395,7 @@ fn register(generations: &Generations, file: &Known, path: &Path, done: &[Known]
 }
 
 /// Counts the lines in the first `len` bytes of `path` (for numbering when starting at the end).
-pub fn count_lines(path: &Path, len: u64) -> std::io::Result<u64> {
+pub(super) fn count_lines(path: &Path, len: u64) -> std::io::Result<u64> {
     use std::io::Read;
     let mut file = File::open(path)?.take(len);
     let mut buf = vec![0u8; READ_BUFFER];

@@ -31,7 +31,7 @@ use tokio::sync::mpsc;
 /// resolved start is not committed (see [`Context::commit_starts`]).
 const START_RETRY: Duration = Duration::from_secs(5);
 
-pub struct Context {
+pub(super) struct Context {
     pub logged: Logged,
     pub shared: Arc<Shared>,
     pub start: Start,
@@ -48,7 +48,7 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(logged: Logged, shared: Arc<Shared>, cfg: &KafkaSourceConfig) -> Self {
+    pub(super) fn new(logged: Logged, shared: Arc<Shared>, cfg: &KafkaSourceConfig) -> Self {
         Context {
             logged,
             shared,
@@ -198,7 +198,7 @@ impl Context {
 }
 
 /// The offsets to commit as librdkafka's list.
-pub fn commit_list(commits: &[Commit]) -> KafkaResult<TopicPartitionList> {
+pub(super) fn commit_list(commits: &[Commit]) -> KafkaResult<TopicPartitionList> {
     let mut tpl = TopicPartitionList::new();
     for (_, (topic, partition), offset) in commits {
         tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset as i64))?;
@@ -320,7 +320,7 @@ fn list(parts: &[Partition]) -> String {
 }
 
 /// The poll loop. Returns when the pipeline stops taking batches (the receiver is closed).
-pub fn run(
+pub(super) fn run(
     consumer: Arc<BaseConsumer<Context>>,
     tx: mpsc::Sender<Vec<SourceEvent>>,
     format: Format,

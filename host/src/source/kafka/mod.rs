@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct KafkaSourceConfig {
+pub(crate) struct KafkaSourceConfig {
     /// Bootstrap brokers: `"host:9092"` or a list.
     pub brokers: Names,
     /// The topics to consume.
@@ -60,7 +60,7 @@ pub struct KafkaSourceConfig {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum Start {
+pub(crate) enum Start {
     #[default]
     Earliest,
     Latest,

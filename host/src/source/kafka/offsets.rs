@@ -14,10 +14,10 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 use tokio::sync::Notify;
 
-pub type Partition = (String, i32);
+pub(super) type Partition = (String, i32);
 
 #[derive(Default)]
-pub struct Shared {
+pub(super) struct Shared {
     state: Mutex<Offsets>,
     /// Signalled whenever an event finishes or a commit lands.
     changed: Condvar,
@@ -101,7 +101,7 @@ impl Stream {
 }
 
 /// One partition's offset to commit: `(stream, partition, offset)`.
-pub type Commit = (u32, Partition, u64);
+pub(super) type Commit = (u32, Partition, u64);
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Offsets> {
@@ -111,7 +111,7 @@ impl Shared {
 
     /// A partition assigned to this process, with where it starts if weir resolved that
     /// (to be committed): its stream id.
-    pub fn assign(&self, partition: Partition, start: Option<u64>) -> u32 {
+    pub(super) fn assign(&self, partition: Partition, start: Option<u64>) -> u32 {
         let mut s = self.lock();
         let id = s.next_stream;
         s.next_stream = s.next_stream.wrapping_add(1);
@@ -130,12 +130,12 @@ impl Shared {
     }
 
     /// The stream a partition's records belong to, if this process owns it.
-    pub fn stream_of(&self, topic: &str, partition: i32) -> Option<u32> {
+    pub(super) fn stream_of(&self, topic: &str, partition: i32) -> Option<u32> {
         self.lock().owned_stream(topic, partition)
     }
 
     /// The streams of these partitions (those owned).
-    pub fn streams_of(&self, partitions: &[Partition]) -> Vec<u32> {
+    pub(super) fn streams_of(&self, partitions: &[Partition]) -> Vec<u32> {
         let s = self.lock();
         partitions
             .iter()
@@ -144,7 +144,7 @@ impl Shared {
     }
 
     /// Events about to be handed to the pipeline, in the order they were read.
-    pub fn track(&self, positions: impl Iterator<Item = Position>) {
+    pub(super) fn track(&self, positions: impl Iterator<Item = Position>) {
         let mut s = self.lock();
         for p in positions {
             if let Some(stream) = s.streams.get_mut(&p.partition) {
@@ -153,7 +153,7 @@ impl Shared {
         }
     }
 
-    pub fn finish(&self, position: Position) {
+    pub(super) fn finish(&self, position: Position) {
         let mut s = self.lock();
         if let Some(stream) = s.streams.get_mut(&position.partition) {
             stream.tracker.finish(position);
@@ -163,7 +163,7 @@ impl Shared {
     }
 
     /// Owned partitions whose finished prefix moved past their last commit.
-    pub fn to_commit(&self) -> Vec<Commit> {
+    pub(super) fn to_commit(&self) -> Vec<Commit> {
         let s = self.lock();
         s.owned_streams()
             .filter_map(|id| {
@@ -176,7 +176,7 @@ impl Shared {
 
     /// Whether an owned partition's resolved start is not committed yet (its commit at the
     /// assignment failed): a crash now would resolve `start` again.
-    pub fn start_uncommitted(&self) -> bool {
+    pub(super) fn start_uncommitted(&self) -> bool {
         let s = self.lock();
         s.owned_streams().any(|id| {
             s.streams
@@ -186,7 +186,7 @@ impl Shared {
     }
 
     /// The broker confirmed these offsets (of partitions this process may no longer own).
-    pub fn committed(&self, confirmed: &[(Partition, u64)]) {
+    pub(super) fn committed(&self, confirmed: &[(Partition, u64)]) {
         let mut s = self.lock();
         for ((topic, partition), offset) in confirmed {
             let Some(id) = s.owned_stream(topic, *partition) else {
@@ -201,14 +201,14 @@ impl Shared {
     }
 
     /// The pipeline made everything finished so far durable.
-    pub fn synced(&self) {
+    pub(super) fn synced(&self) {
         self.lock().synced += 1;
         self.changed.notify_all();
     }
 
     /// Asks the pipeline for a checkpoint and waits until one completed after this call, or
     /// `deadline`. True if it did.
-    pub fn wait_synced(&self, deadline: Instant) -> bool {
+    pub(super) fn wait_synced(&self, deadline: Instant) -> bool {
         let s = self.lock();
         let target = s.synced + 1;
         self.checkpoint.notify_one();
@@ -216,7 +216,7 @@ impl Shared {
     }
 
     /// The finished, uncommitted prefix of `streams`, to commit before they are let go.
-    pub fn uncommitted(&self, streams: &[u32]) -> Vec<Commit> {
+    pub(super) fn uncommitted(&self, streams: &[u32]) -> Vec<Commit> {
         let s = self.lock();
         streams
             .iter()
@@ -228,7 +228,7 @@ impl Shared {
     }
 
     /// Waits until every event handed over from `streams` finished, or `deadline`.
-    pub fn wait_finished(&self, streams: &[u32], deadline: Instant) -> bool {
+    pub(super) fn wait_finished(&self, streams: &[u32], deadline: Instant) -> bool {
         Offsets::wait_until(self.lock(), &self.changed, deadline, |s| {
             streams.iter().all(|id| {
                 s.streams
@@ -241,7 +241,7 @@ impl Shared {
     /// The partitions are no longer ours: forget them. Events of theirs still in the pipeline
     /// finish into nothing. Returns how many were handed over and not finished (abandoned: the
     /// next owner reads them again).
-    pub fn revoke(&self, partitions: &[Partition]) -> usize {
+    pub(super) fn revoke(&self, partitions: &[Partition]) -> usize {
         let mut s = self.lock();
         let mut abandoned = 0;
         for p in partitions {
@@ -253,7 +253,7 @@ impl Shared {
     }
 
     /// Every owned partition (for a revocation of all of them).
-    pub fn owned(&self) -> Vec<Partition> {
+    pub(super) fn owned(&self) -> Vec<Partition> {
         let s = self.lock();
         s.owned
             .iter()

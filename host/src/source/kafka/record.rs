@@ -15,7 +15,7 @@ use std::borrow::Cow;
 /// Formats record timestamps, reusing the last one: records of one producer batch usually
 /// share their millisecond, and formatting a time costs more than the rest of the envelope.
 #[derive(Default)]
-pub struct Times {
+pub(super) struct Times {
     last: Option<(i64, String)>,
 }
 
@@ -33,7 +33,7 @@ impl Times {
     }
 }
 
-pub fn to_event(
+pub(super) fn to_event(
     msg: &BorrowedMessage<'_>,
     stream: u32,
     format: Format,
@@ -95,7 +95,7 @@ pub fn to_event(
 }
 
 /// The position of the record at `offset`: committing it means "resume at the next offset".
-pub fn position(stream: u32, offset: i64) -> Position {
+pub(super) fn position(stream: u32, offset: i64) -> Position {
     let offset = offset.max(0) as u64;
     Position {
         partition: stream,

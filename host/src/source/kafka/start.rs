@@ -16,13 +16,13 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use std::time::Duration;
 
 /// How long each lookup made during a rebalance (committed offsets, offsets by time) waits.
-pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The partitions of `tpl` (just assigned) without a committed offset, with the offset `start`
 /// resolves to for each; `tpl` is set to start them there. A partition whose lookup failed is
 /// left out (and left to `auto.offset.reset`, which weir sets from `start`): it is resolved
 /// again at its next assignment, the failure logged.
-pub fn resolve<C: ConsumerContext>(
+pub(super) fn resolve<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
     tpl: &mut TopicPartitionList,
     start: &Start,

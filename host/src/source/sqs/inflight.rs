@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
     .failures.len(),
     .failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
 )]
-pub struct NotDeleted {
+pub(super) struct NotDeleted {
     /// The messages there were to delete.
     finished: usize,
     failures: Vec<CallError>,
@@ -35,7 +35,7 @@ pub struct NotDeleted {
 
 /// Why one batch call, or one entry of it, failed.
 #[derive(Debug, thiserror::Error)]
-pub enum CallError {
+pub(super) enum CallError {
     #[error(transparent)]
     Aws(#[from] AwsError),
     #[error("sqs call task failed: {0}")]
@@ -50,7 +50,7 @@ const BATCH: usize = 10;
 /// Batch calls under way at once when deleting or extending many messages.
 const CONCURRENT_CALLS: usize = 8;
 
-pub struct InFlight {
+pub(super) struct InFlight {
     client: Client,
     queue_url: String,
     pipeline: String,
@@ -76,7 +76,7 @@ struct Entry {
 }
 
 impl InFlight {
-    pub fn new(client: Client, queue_url: &str, pipeline: &str, visibility: Duration) -> Self {
+    pub(super) fn new(client: Client, queue_url: &str, pipeline: &str, visibility: Duration) -> Self {
         InFlight {
             client,
             queue_url: queue_url.to_owned(),
@@ -94,13 +94,13 @@ impl InFlight {
 
     /// A number for one receive call: its messages' positions' partition (see
     /// `pipeline::hold`).
-    pub fn receive_id(&self) -> u32 {
+    pub(super) fn receive_id(&self) -> u32 {
         self.next_receive.fetch_add(1, Relaxed)
     }
 
     /// Registers a received message; `asked_at` is when its receive call was sent. Returns its
     /// sequence number.
-    pub fn add(&self, receipt: String, message_id: String, asked_at: Instant) -> u64 {
+    pub(super) fn add(&self, receipt: String, message_id: String, asked_at: Instant) -> u64 {
         let seq = self.next_seq.fetch_add(1, Relaxed);
         let entry = Entry {
             receipt,
@@ -114,13 +114,13 @@ impl InFlight {
         seq
     }
 
-    pub fn finish(&self, seq: u64) {
+    pub(super) fn finish(&self, seq: u64) {
         if let Some(e) = self.table().get_mut(&seq) {
             e.finished = true;
         }
     }
 
-    pub fn release(&self, seq: u64) {
+    pub(super) fn release(&self, seq: u64) {
         if let Some(e) = self.table().get_mut(&seq) {
             e.released = true;
         }
@@ -130,7 +130,7 @@ impl InFlight {
     /// its dead-letter queue once they reach its maxReceiveCount). At once rather than when
     /// their visibility runs out: weir already retried what `[retry]` allows, and a FIFO group
     /// stays blocked until all of its held messages are back, then comes again in order.
-    pub async fn return_released(&self) {
+    pub(super) async fn return_released(&self) {
         let released: Vec<u64> = self
             .table()
             .iter()
@@ -141,7 +141,7 @@ impl InFlight {
     }
 
     /// Deletes the finished messages (at a checkpoint: the sink has made them durable).
-    pub async fn delete_finished(&self) -> Result<(), NotDeleted> {
+    pub(super) async fn delete_finished(&self) -> Result<(), NotDeleted> {
         let finished: Vec<(u64, String)> = self
             .table()
             .iter()
@@ -222,7 +222,7 @@ impl InFlight {
     }
 
     /// Until `stop`: renews the visibility of every message held once half of it is used up.
-    pub async fn extend_visibility(self: std::sync::Arc<Self>, stop: CancellationToken) {
+    pub(super) async fn extend_visibility(self: std::sync::Arc<Self>, stop: CancellationToken) {
         let tick = (self.visibility / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
         let margin = self.visibility / 2;
         loop {
@@ -245,7 +245,7 @@ impl InFlight {
 
     /// Makes messages visible again at once: released ones, and ones read but never handed to
     /// the pipeline (another consumer, or this one after a restart, has them without waiting).
-    pub async fn return_to_queue(&self, seqs: &[u64]) {
+    pub(super) async fn return_to_queue(&self, seqs: &[u64]) {
         let list: Vec<(u64, String)> = {
             let mut table = self.table();
             seqs.iter()

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 /// `receive` numbers the receive call (the position's partition), `seq` the message (its
 /// offset).
-pub fn to_event(msg: Message, receive: u32, seq: u64, reading: &Reading, now: &str) -> SourceEvent {
+pub(super) fn to_event(msg: Message, receive: u32, seq: u64, reading: &Reading, now: &str) -> SourceEvent {
     let attributes = msg.attributes.unwrap_or_default();
     let attr = |name: MessageSystemAttributeName| attributes.get(&name).map(String::as_str);
     let receive_count: u32 = attr(MessageSystemAttributeName::ApproximateReceiveCount)

@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SqsSourceConfig {
+pub(crate) struct SqsSourceConfig {
     pub queue_url: String,
     /// By default the queue URL's region, else the AWS chain's.
     #[serde(default)]
@@ -67,7 +67,7 @@ pub struct SqsSourceConfig {
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
-pub enum SqsOnFailure {
+pub(crate) enum SqsOnFailure {
     #[default]
     Dlq,
     Redrive,

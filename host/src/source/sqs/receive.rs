@@ -15,7 +15,7 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-pub struct Receiver {
+pub(super) struct Receiver {
     client: Client,
     reading: Reading,
     inflight: Arc<InFlight>,
@@ -23,7 +23,7 @@ pub struct Receiver {
 }
 
 impl Receiver {
-    pub fn new(
+    pub(super) fn new(
         client: Client,
         reading: Reading,
         inflight: Arc<InFlight>,
@@ -37,7 +37,7 @@ impl Receiver {
         }
     }
 
-    pub async fn run(self, stop: CancellationToken) {
+    pub(super) async fn run(self, stop: CancellationToken) {
         let mut outage = Outage::new(&self.reading.pipeline, "sqs receive");
         loop {
             let asked_at = Instant::now();
