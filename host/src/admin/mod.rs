@@ -43,7 +43,7 @@ struct App {
 pub(crate) enum StartError {
     /// Refused as `weir check` refuses it (why, in its words).
     #[error("admin.address {0}")]
-    Refused(String),
+    Refused(#[source] crate::config::host::AdminRefusal),
     #[error("admin.address {0:?}: resolves to nothing")]
     Unresolved(String),
     #[error("admin.address {address:?}: cannot listen on {addr}: {source}")]

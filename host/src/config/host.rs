@@ -80,29 +80,52 @@ impl AdminSettings {
     /// What `weir run` refuses: an address that does not resolve, or one that is not loopback
     /// while no token is set (whoever reaches the port could tap events and reload pipelines).
     /// Returns the addresses it resolves to (empty when the admin server is `off`).
-    pub fn check(&self) -> Result<Vec<std::net::SocketAddr>, String> {
+    pub fn check(&self) -> Result<Vec<std::net::SocketAddr>, AdminRefusal> {
         if self.address == "off" {
             return Ok(Vec::new());
         }
         use std::net::ToSocketAddrs;
+        let address = || self.address.clone();
         let addrs: Vec<std::net::SocketAddr> = self
             .address
             .to_socket_addrs()
-            .map_err(|e| format!("{:?} is not a host:port that resolves: {e}", self.address))?
+            .map_err(|source| AdminRefusal::Unresolvable {
+                address: address(),
+                source,
+            })?
             .collect();
         if addrs.is_empty() {
-            return Err(format!("{:?} resolves to nothing", self.address));
+            return Err(AdminRefusal::Empty { address: address() });
         }
         let token = self.token.as_deref().is_some_and(|t| !t.is_empty());
-        if !token && let Some(open) = addrs.iter().find(|a| !a.ip().is_loopback()) {
-            return Err(format!(
-                "{:?} ({open}) is not a loopback address: set admin.token (WEIR_ADMIN__TOKEN) \
-                 so that callers must authenticate, or listen on 127.0.0.1",
-                self.address
-            ));
+        if !token && let Some(&open) = addrs.iter().find(|a| !a.ip().is_loopback()) {
+            return Err(AdminRefusal::Open {
+                address: address(),
+                open,
+            });
         }
         Ok(addrs)
     }
+}
+
+/// Why `admin.address` is refused (by `weir check`, and by `weir run` before it listens).
+#[derive(Debug, thiserror::Error)]
+pub enum AdminRefusal {
+    #[error("{address:?} is not a host:port that resolves: {source}")]
+    Unresolvable {
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("{address:?} resolves to nothing")]
+    Empty { address: String },
+    #[error(
+        "{address:?} ({open}) is not a loopback address: set admin.token (WEIR_ADMIN__TOKEN) \
+         so that callers must authenticate, or listen on 127.0.0.1"
+    )]
+    Open {
+        address: String,
+        open: std::net::SocketAddr,
+    },
 }
 
 fn default_admin_idle_timeout_s() -> u64 {
@@ -335,9 +358,9 @@ impl HostSettings {
         }
         if serve
             && let Some(s) = &settings
-            && let Err(message) = s.admin.check()
+            && let Err(refusal) = s.admin.check()
         {
-            errors.push(src.error(&root.key("admin").key("address"), message));
+            errors.push(src.error(&root.key("admin").key("address"), refusal.to_string()));
         }
         if let Some(s) = &settings
             && !(1..=MAX_ADMIN_CONNECTIONS).contains(&s.admin.max_connections)

@@ -58,19 +58,14 @@ impl CheckpointStore {
     }
 
     /// The saved checkpoint; `Ok(None)` when there is none yet.
-    pub(crate) fn load(&self) -> Result<Option<Checkpoint>, String> {
+    pub(crate) fn load(&self) -> Result<Option<Checkpoint>, LoadError> {
+        let path = self.path.clone();
         match std::fs::read(&self.path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-                format!(
-                    "checkpoint {} is corrupt ({e}); remove it to start over",
-                    self.path.display()
-                )
-            }),
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|source| LoadError::Corrupt { path, source }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(format!(
-                "cannot read checkpoint {}: {e}",
-                self.path.display()
-            )),
+            Err(source) => Err(LoadError::Unreadable { path, source }),
         }
     }
 
@@ -79,6 +74,22 @@ impl CheckpointStore {
         let bytes = serde_json::to_vec(cp).map_err(std::io::Error::other)?;
         write_atomically(&self.path, &bytes)
     }
+}
+
+/// Why a saved checkpoint cannot be used: the source refuses to start rather than guess where
+/// it stopped.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LoadError {
+    #[error("checkpoint {} is corrupt ({source}); remove it to start over", path.display())]
+    Corrupt {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("cannot read checkpoint {}: {source}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Writes `bytes` to `path` so that a crash leaves the old checkpoint or the new one, whole
@@ -118,6 +129,6 @@ mod tests {
         let old = store.load().unwrap().unwrap();
         assert_eq!((old.fingerprint, old.done, old.offset), (None, None, 10));
         std::fs::write(store.path(), b"{oops").unwrap();
-        assert!(store.load().unwrap_err().contains("corrupt"));
+        assert!(store.load().unwrap_err().to_string().contains("corrupt"));
     }
 }

@@ -153,7 +153,9 @@ fn resume(
     let path = &cfg.path;
     let pipeline = stream.losses.pipeline.clone();
     let meta = input_metadata(path)?;
-    let checkpoint = store.load().map_err(SourceError::Other)?;
+    let checkpoint = store
+        .load()
+        .map_err(|e| SourceError::Connector(Box::new(e)))?;
     let cannot = |e| SourceError::io(format!("cannot open {}", path.display()), e);
     let Some(cp) = checkpoint else {
         // The files already beside the path are older than this stream: not read.
