@@ -1000,3 +1000,209 @@ fn with_scratch<T>(f: impl FnOnce(&mut Scratch) -> T) -> T {
         Err(_) => f(&mut Scratch::default()),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The index of `patterns`, each under its position as id.
+    fn index<S: AsRef<str>>(patterns: &[S]) -> Index {
+        let compiled: Vec<(usize, Vec<Rule>)> = patterns
+            .iter()
+            .map(|text| {
+                crate::compile::compile(text.as_ref())
+                    .unwrap_or_else(|e| panic!("{}: {e}", text.as_ref()))
+            })
+            .enumerate()
+            .collect();
+        Index::build(&compiled)
+    }
+
+    fn path<'a>(idx: &'a Index, name: &str) -> &'a PathIdx {
+        idx.paths
+            .iter()
+            .find(|p| p.name == name)
+            .unwrap_or_else(|| panic!("no path {name}"))
+    }
+
+    #[test]
+    fn the_anchor_is_the_value_fewest_rules_share() {
+        // Every rule names the same source and its own detail-type: anchored on the rare one,
+        // an event selects only the rule of its own type, not all fifty.
+        let patterns: Vec<String> = (0..50)
+            .map(|i| format!(r#"{{"source": ["shop"], "detail-type": ["T{i}"]}}"#))
+            .collect();
+        let idx = index(&patterns);
+        let event = br#"{"source": "shop", "detail-type": "T7"}"#;
+        assert_eq!(idx.candidates(event), 1);
+        assert_eq!(idx.matching(event), vec![7]);
+        assert_eq!(
+            idx.candidates(br#"{"source": "shop", "detail-type": "T99"}"#),
+            0
+        );
+        assert!(path(&idx, "source").by_str.is_empty(), "never an anchor");
+        // The anchor's hit proves its condition, so verification skips it; the rarer condition
+        // is also the one checked first.
+        for rule in &idx.flat_rules {
+            assert_ne!(rule.proven, NONE);
+            let anchor = idx.flat_conds[(rule.start + rule.proven) as usize];
+            assert_eq!(idx.paths[anchor.path as usize].name, "detail-type");
+            assert_eq!(rule.proven, 0, "the rarest condition goes first");
+        }
+    }
+
+    #[test]
+    fn numbers_are_looked_up_by_value_not_by_spelling() {
+        let idx = index(&[r#"{"n": [300]}"#, r#"{"n": [1.5]}"#]);
+        assert_eq!(idx.candidates(br#"{"n": 3.0e2}"#), 1);
+        assert_eq!(idx.matching(br#"{"n": 3.0e2}"#), vec![0]);
+        assert_eq!(idx.matching(br#"{"n": 300.0}"#), vec![0]);
+        assert_eq!(idx.matching(br#"{"n": 15e-1}"#), vec![1]);
+        assert_eq!(idx.candidates(br#"{"n": 301}"#), 0);
+        assert_eq!(
+            idx.candidates(br#"{"n": "300"}"#),
+            0,
+            "a string is not a number"
+        );
+    }
+
+    #[test]
+    fn literals_have_their_own_tables() {
+        let idx = index(&[r#"{"v": [true]}"#, r#"{"v": [false]}"#, r#"{"v": [null]}"#]);
+        assert_eq!(idx.matching(br#"{"v": true}"#), vec![0]);
+        assert_eq!(idx.matching(br#"{"v": false}"#), vec![1]);
+        assert_eq!(idx.matching(br#"{"v": null}"#), vec![2]);
+        assert_eq!(idx.candidates(br#"{"v": "true"}"#), 0);
+    }
+
+    #[test]
+    fn prefixes_and_suffixes_cost_one_probe_per_distinct_length() {
+        let idx = index(&[
+            r#"{"s": [{"prefix": "ab"}]}"#,
+            r#"{"s": [{"prefix": "abc"}]}"#,
+            r#"{"s": [{"prefix": "xy"}]}"#,
+            r#"{"s": [{"suffix": ".png"}]}"#,
+            r#"{"s": [{"suffix": ".jpeg"}]}"#,
+        ]);
+        let s = path(&idx, "s");
+        let mut prefix_lens = s.prefix_lens.clone();
+        prefix_lens.sort_unstable();
+        assert_eq!(prefix_lens, vec![2, 3], "one entry per distinct length");
+        let mut suffix_lens = s.suffix_lens.clone();
+        suffix_lens.sort_unstable();
+        assert_eq!(suffix_lens, vec![4, 5]);
+        assert_eq!(idx.matching(br#"{"s": "abcd"}"#), vec![0, 1]);
+        assert_eq!(idx.matching(br#"{"s": "xyz.png"}"#), vec![2, 3]);
+        assert_eq!(idx.matching(br#"{"s": "photo.jpeg"}"#), vec![4]);
+        // Shorter than every prefix and suffix: no probe finds anything, and none reads past it.
+        assert_eq!(idx.candidates(br#"{"s": "a"}"#), 0);
+        assert_eq!(idx.candidates(br#"{"s": ""}"#), 0);
+    }
+
+    #[test]
+    fn a_rule_without_an_exact_value_is_a_candidate_only_where_its_path_has_a_value() {
+        let idx = index(&[r#"{"n": [{"numeric": [">", 5]}]}"#]);
+        assert_eq!(path(&idx, "n").on_any.len(), 1);
+        assert_eq!(idx.candidates(br#"{"m": 10}"#), 0);
+        // A candidate, refused when verified.
+        assert_eq!(idx.candidates(br#"{"n": 1}"#), 1);
+        assert!(idx.matching(br#"{"n": 1}"#).is_empty());
+        assert_eq!(idx.matching(br#"{"n": 6}"#), vec![0]);
+        assert_eq!(idx.candidates(br#"{"n": [1, 6, 9]}"#), 1, "selected once");
+    }
+
+    #[test]
+    fn a_rule_of_absent_fields_only_is_verified_for_every_event() {
+        let idx = index(&[r#"{"a": [{"exists": false}]}"#, r#"{"b": ["x"]}"#]);
+        assert_eq!(idx.always.len(), 1);
+        assert_eq!(idx.candidates(br#"{"c": 1}"#), 1);
+        assert_eq!(idx.matching(br#"{"c": 1}"#), vec![0]);
+        assert_eq!(idx.matching(br#"{"b": "x"}"#), vec![0, 1]);
+        assert_eq!(idx.matching(br#"{"a": 1, "b": "x"}"#), vec![1]);
+    }
+
+    #[test]
+    fn each_candidate_is_selected_once_however_many_values_select_it() {
+        let idx = index(&[r#"{"tags": ["a", "b", "c"]}"#]);
+        assert_eq!(idx.candidates(br#"{"tags": ["a", "b", "c", "a"]}"#), 1);
+        assert_eq!(idx.matching(br#"{"tags": ["c", "a"]}"#), vec![0]);
+    }
+
+    #[test]
+    fn a_pattern_that_matches_through_several_rules_is_reported_once() {
+        // `$or` compiles to one rule per branch, all of pattern 0.
+        let idx = index(&[
+            r#"{"$or": [{"a": ["x"]}, {"b": ["y"]}]}"#,
+            r#"{"a": ["x"]}"#,
+        ]);
+        assert_eq!(idx.rules.len(), 3);
+        assert_eq!(idx.matching(br#"{"a": "x", "b": "y"}"#), vec![0, 1]);
+        assert_eq!(idx.matching(br#"{"b": "y"}"#), vec![0]);
+        assert!(idx.matches_any(br#"{"b": "y"}"#));
+        assert!(!idx.matches_any(br#"{"b": "x"}"#));
+    }
+
+    #[test]
+    fn a_long_posting_list_is_split_by_a_second_field() {
+        // Twenty rules on account A, each for its own department among two values every rule
+        // lists (which makes their department dearer than their account), and two rules on A
+        // with no department: A's list of 22 is split by department.
+        let mut patterns: Vec<String> = (0..20)
+            .map(|i| format!(r#"{{"acct": ["A"], "dept": ["D{i}", "s1", "s2"]}}"#))
+            .collect();
+        for _ in 0..2 {
+            patterns.push(r#"{"acct": ["A"], "n": [{"numeric": [">", 0]}]}"#.into());
+        }
+        let idx = index(&patterns);
+        let posting = &path(&idx, "acct").by_str[b"A".as_slice()];
+        let second = posting.second.as_ref().expect("split");
+        assert_eq!(idx.paths[second.path as usize].name, "dept");
+        assert_eq!(
+            posting.rules.len(),
+            2,
+            "the rules without a department stay"
+        );
+        // Selected: the two without a department, and D3's rule; not the other nineteen.
+        assert_eq!(idx.candidates(br#"{"acct": "A", "dept": "D3"}"#), 3);
+        assert_eq!(
+            idx.matching(br#"{"acct": "A", "dept": "D3", "n": 1}"#),
+            vec![3, 20, 21]
+        );
+        assert_eq!(idx.candidates(br#"{"acct": "A", "dept": "zzz"}"#), 2);
+        assert_eq!(idx.candidates(br#"{"acct": "A", "dept": "s1"}"#), 22);
+        assert_eq!(idx.candidates(br#"{"acct": "B", "dept": "s1"}"#), 0);
+    }
+
+    #[test]
+    fn stamps_from_before_the_generation_counter_wrapped_are_not_taken_for_new_ones() {
+        let idx = index(&[
+            r#"{"d": ["w"]}"#,
+            r#"{"c": ["y"], "d": [{"exists": false}]}"#,
+        ]);
+        with_scratch(|s| *s = Scratch::default());
+        // Generation 1 stamps path d (and rule 0) as seen.
+        assert_eq!(idx.matching(br#"{"d": "w"}"#), vec![0]);
+        with_scratch(|s| s.epoch = u32::MAX - 1);
+        for _ in 0..2 {
+            assert!(idx.matching(br#"{"z": 1}"#).is_empty());
+        }
+        // Past the wrap the generations count from 1 again: a stamp left from the first
+        // generation 1 would say d has a value here.
+        assert_eq!(idx.matching(br#"{"c": "y"}"#), vec![1]);
+        assert_eq!(idx.matching(br#"{"d": "w"}"#), vec![0]);
+    }
+
+    #[test]
+    fn explain_names_the_first_failed_condition_of_the_rule_that_got_furthest() {
+        let idx = index(&[r#"{"a": ["x"]}"#, r#"{"a": ["y"], "b": ["z"]}"#]);
+        assert!(idx.explain(br#"{"a": "y", "b": "z"}"#).is_none());
+        let m = idx.explain(br#"{"a": "y", "b": "q"}"#).expect("no match");
+        assert_eq!(m.path, "b");
+        assert!(m.reason.contains("does not match"), "{}", m.reason);
+        let m = idx.explain(br#"{"a": "y"}"#).expect("no match");
+        assert_eq!(m.path, "b");
+        assert!(m.reason.starts_with("missing"), "{}", m.reason);
+        let m = idx.explain(b"[1]").expect("not an object");
+        assert_eq!(m.reason, "the event is not a valid JSON object");
+    }
+}

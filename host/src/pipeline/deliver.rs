@@ -469,3 +469,7 @@ async fn write(sink: &dyn Sink, batch: &[Outgoing<'_>]) -> Vec<Attempt> {
 fn dlq_record(pipeline: &str, event: &Envelope, failure: &Failure) -> String {
     DlqRecord::new(pipeline, event, failure).to_json()
 }
+
+#[cfg(test)]
+#[path = "deliver_tests.rs"]
+mod tests;

@@ -170,3 +170,204 @@ impl Runner {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! With the real fixture plugin `plugins/fixtures/faults` (built by
+    //! `scripts/build-plugins.sh`), which traps, loops or fails on the events that ask for it.
+    //! How many calls failed is read from the runner's own debug lines: one "batch failed" per
+    //! failed call over several events, one "isolated" per failed call over one.
+
+    use super::super::instance::Settings;
+    use super::*;
+    use std::sync::Mutex;
+    use std::time::Duration;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    /// The fixture plugin, loaded with this call deadline.
+    fn faults(timeout: Duration) -> Runner {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../plugins/fixtures/faults/faults.wasm");
+        assert!(
+            path.exists(),
+            "{} is missing: run scripts/build-plugins.sh",
+            path.display()
+        );
+        let settings = Settings {
+            pipeline: "p".into(),
+            name: "faults".into(),
+            path,
+            timeout,
+            init_timeout: Duration::from_secs(60),
+            memory_mb: 64,
+            config_json: "{}".into(),
+            cache_dir: None,
+        };
+        let (loaded, instance) = Loaded::load(&settings).unwrap_or_else(|e| panic!("{e}"));
+        Runner::new(loaded, instance)
+    }
+
+    /// Collects the message of every event logged.
+    struct Lines(Arc<Mutex<Vec<String>>>);
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Lines {
+        fn on_event(
+            &self,
+            event: &tracing::Event<'_>,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            struct Message(String);
+            impl tracing::field::Visit for Message {
+                fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+                    if f.name() == "message" {
+                        self.0 = format!("{v:?}");
+                    }
+                }
+            }
+            let mut m = Message(String::new());
+            event.record(&mut m);
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).push(m.0);
+        }
+    }
+
+    /// What became of each payload, as a word ("ok" or the failure's kind), and how many calls
+    /// failed over several events and over one.
+    struct Run {
+        outcomes: Vec<String>,
+        failed_batches: usize,
+        isolated: usize,
+    }
+
+    /// Ids `in:1`, `in:2`, ... for `n` events.
+    fn ids(n: usize) -> Vec<String> {
+        (1..=n).map(|n| format!("in:{n}")).collect()
+    }
+
+    fn events<'a>(ids: &'a [String], payloads: &[&'a str]) -> Vec<Event<'a>> {
+        ids.iter()
+            .zip(payloads)
+            .map(|(id, p)| Event {
+                id,
+                key: None,
+                payload: p.as_bytes(),
+            })
+            .collect()
+    }
+
+    /// `n` times `plain`, but `odd` at `at`.
+    fn all_but_one(
+        n: usize,
+        plain: &'static str,
+        at: usize,
+        odd: &'static str,
+    ) -> Vec<&'static str> {
+        let mut v = vec![plain; n];
+        v[at] = odd;
+        v
+    }
+
+    fn run(runner: &mut Runner, payloads: &[&str]) -> Run {
+        let ids = ids(payloads.len());
+        let events = events(&ids, payloads);
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let subscriber = tracing_subscriber::registry().with(Lines(lines.clone()));
+        let outcomes =
+            tracing::subscriber::with_default(subscriber, || runner.run(&events, &|_| Vec::new()));
+        let lines = lines.lock().unwrap_or_else(|e| e.into_inner());
+        let count = |start: &str| lines.iter().filter(|l| l.starts_with(start)).count();
+        Run {
+            outcomes: outcomes
+                .iter()
+                .map(|o| match o {
+                    Outcome::Emitted(list) if list.len() == 1 => "ok".to_owned(),
+                    Outcome::Emitted(list) => format!("{} outputs", list.len()),
+                    Outcome::Failed { kind, .. } => kind.to_string(),
+                })
+                .collect(),
+            failed_batches: count("batch failed"),
+            isolated: count("isolated the event"),
+        }
+    }
+
+    const PLAIN: &str = r#"{"a": 1}"#;
+
+    #[test]
+    fn a_trapping_event_is_isolated_by_halving_and_the_others_are_processed() {
+        let mut runner = faults(Duration::from_secs(30));
+        let r = run(
+            &mut runner,
+            &all_but_one(8, PLAIN, 5, r#"{"fault": "trap"}"#),
+        );
+        assert_eq!(r.outcomes, all_but_one(8, "ok", 5, "trap"));
+        // 0..8, then 4..8, then 4..6 failed; 5 alone; the halves without it ran once each.
+        assert_eq!((r.failed_batches, r.isolated), (3, 1));
+        // The runner made a fresh instance and goes on with it.
+        assert_eq!(run(&mut runner, &[PLAIN, PLAIN]).outcomes, ["ok", "ok"]);
+    }
+
+    #[test]
+    fn every_trapping_event_is_isolated() {
+        let mut runner = faults(Duration::from_secs(30));
+        let trap = r#"{"fault": "trap"}"#;
+        let r = run(&mut runner, &[trap, PLAIN, PLAIN, trap, PLAIN]);
+        assert_eq!(r.outcomes, ["trap", "ok", "ok", "trap", "ok"]);
+        assert_eq!(r.isolated, 2);
+    }
+
+    #[test]
+    fn a_slow_event_costs_two_deadlines_whatever_the_batch_size() {
+        let mut runner = faults(Duration::from_millis(500));
+        let r = run(
+            &mut runner,
+            &all_but_one(16, PLAIN, 9, r#"{"fault": "loop"}"#),
+        );
+        assert_eq!(r.outcomes, all_but_one(16, "ok", 9, "timeout"));
+        // The batch, then the slow event alone: each other event ran once more, alone, and
+        // passed; halving would have run the slow one on every level (five deadlines).
+        assert_eq!((r.failed_batches, r.isolated), (1, 1));
+    }
+
+    #[test]
+    fn a_failure_the_plugin_reports_costs_no_retry() {
+        let mut runner = faults(Duration::from_secs(30));
+        let r = run(
+            &mut runner,
+            &[
+                PLAIN,
+                r#"{"fault": "error"}"#,
+                r#"{"fault": "split", "n": 3}"#,
+                r#"{"fault": "drop"}"#,
+            ],
+        );
+        assert_eq!(r.outcomes, ["ok", "error", "3 outputs", "0 outputs"]);
+        assert_eq!((r.failed_batches, r.isolated), (0, 0));
+    }
+
+    #[test]
+    fn outputs_are_filed_under_their_inputs() {
+        let mut runner = faults(Duration::from_secs(30));
+        let ids = ids(2);
+        let events = events(&ids, &[r#"{"fault": "split", "n": 2}"#, r#"{"b": 2}"#]);
+        let out = runner.run(&events, &|_| Vec::new());
+        let parsed = |o: &Outcome| -> Vec<serde_json::Value> {
+            match o {
+                Outcome::Emitted(list) => list
+                    .iter()
+                    .map(|o| serde_json::from_slice(&o.payload).expect("JSON"))
+                    .collect(),
+                Outcome::Failed { message, .. } => panic!("failed: {message}"),
+            }
+        };
+        let first = parsed(&out[0]);
+        assert_eq!(first.len(), 2);
+        assert_eq!(
+            (first[0]["part"].as_u64(), first[1]["part"].as_u64()),
+            (Some(0), Some(1))
+        );
+        assert_eq!(
+            parsed(&out[1]),
+            [serde_json::json!({"b": 2, "seen_by": "faults"})]
+        );
+        assert!(runner.run(&[], &|_| Vec::new()).is_empty());
+    }
+}

@@ -302,4 +302,162 @@ mod tests {
         shared.finish(at(id, 5));
         assert_eq!(shared.to_commit(), vec![(id, p, 5)]);
     }
+
+    /// Tracks `offsets` (positions: the offset to resume after each) of `stream`, in order.
+    fn track(shared: &Shared, stream: u32, offsets: impl IntoIterator<Item = u64>) {
+        shared.track(offsets.into_iter().map(|o| at(stream, o)));
+    }
+
+    #[test]
+    fn each_partition_commits_its_own_finished_prefix_whatever_order_events_finish_in() {
+        let shared = Shared::default();
+        let (p0, p1) = (("in".to_owned(), 0), ("in".to_owned(), 1));
+        let (s0, s1) = (
+            shared.assign(p0.clone(), None),
+            shared.assign(p1.clone(), None),
+        );
+        assert_ne!(s0, s1);
+        track(&shared, s0, 1..=5);
+        track(&shared, s1, 1..=3);
+        // Lanes finish out of order: 2 and 3 before 1 on p0, 3 alone on p1.
+        shared.finish(at(s0, 3));
+        shared.finish(at(s0, 2));
+        shared.finish(at(s1, 3));
+        assert!(
+            shared.to_commit().is_empty(),
+            "no partition's first event finished"
+        );
+        shared.finish(at(s0, 1));
+        assert_eq!(shared.to_commit(), vec![(s0, p0.clone(), 3)]);
+        shared.finish(at(s1, 1));
+        let mut commits = shared.to_commit();
+        commits.sort();
+        assert_eq!(commits, vec![(s0, p0.clone(), 3), (s1, p1.clone(), 1)]);
+        // Committed: nothing more until more finishes; a confirmation never goes backwards.
+        shared.committed(&[(p0.clone(), 3), (p1.clone(), 1)]);
+        assert!(shared.to_commit().is_empty());
+        shared.committed(&[(p0.clone(), 2)]);
+        assert!(
+            shared.to_commit().is_empty(),
+            "an older confirmation changes nothing"
+        );
+        shared.finish(at(s0, 5));
+        assert!(shared.to_commit().is_empty(), "4 is not finished");
+        shared.finish(at(s0, 4));
+        assert_eq!(shared.to_commit(), vec![(s0, p0, 5)]);
+        assert_eq!(shared.uncommitted(&[s1]), vec![]);
+    }
+
+    #[test]
+    fn a_revoked_partition_is_forgotten_and_its_late_finishes_count_for_nothing() {
+        let shared = Shared::default();
+        let p = ("in".to_owned(), 2);
+        let old = shared.assign(p.clone(), None);
+        assert_eq!(shared.stream_of("in", 2), Some(old));
+        track(&shared, old, [11, 12, 13]);
+        shared.finish(at(old, 11));
+        // Before letting it go, the finished prefix is committed.
+        assert_eq!(shared.uncommitted(&[old]), vec![(old, p.clone(), 11)]);
+        assert_eq!(shared.revoke(std::slice::from_ref(&p)), 2, "two abandoned");
+        assert_eq!(shared.stream_of("in", 2), None);
+        assert!(shared.owned().is_empty());
+        assert!(shared.to_commit().is_empty());
+        // Assigned again (the group rebalanced back): a new stream, reading from 11 again.
+        let new = shared.assign(p.clone(), None);
+        assert_ne!(new, old);
+        assert_eq!(shared.streams_of(std::slice::from_ref(&p)), vec![new]);
+        track(&shared, new, [12, 13]);
+        // The old reads finish late: they do not mark the new reads finished.
+        shared.finish(at(old, 12));
+        shared.finish(at(old, 13));
+        assert!(shared.to_commit().is_empty());
+        shared.finish(at(new, 12));
+        assert_eq!(shared.to_commit(), vec![(new, p, 12)]);
+    }
+
+    #[test]
+    fn a_confirmation_for_a_partition_no_longer_owned_is_ignored() {
+        let shared = Shared::default();
+        let p = ("in".to_owned(), 0);
+        let id = shared.assign(p.clone(), Some(4));
+        shared.revoke(std::slice::from_ref(&p));
+        shared.committed(&[(p.clone(), 4)]);
+        assert!(!shared.start_uncommitted());
+        assert!(shared.uncommitted(&[id]).is_empty(), "forgotten");
+        let again = shared.assign(p.clone(), Some(4));
+        assert!(
+            shared.start_uncommitted(),
+            "the new assignment's start is its own"
+        );
+        assert_eq!(shared.to_commit(), vec![(again, p, 4)]);
+    }
+
+    #[test]
+    fn owned_lists_every_assigned_partition_of_every_topic() {
+        let shared = Shared::default();
+        for (topic, p) in [("a", 0), ("a", 1), ("b", 0)] {
+            shared.assign((topic.to_owned(), p), None);
+        }
+        shared.revoke(&[("a".to_owned(), 0)]);
+        let mut owned = shared.owned();
+        owned.sort();
+        assert_eq!(owned, vec![("a".to_owned(), 1), ("b".to_owned(), 0)]);
+        assert_eq!(
+            shared
+                .streams_of(&[("a".to_owned(), 0), ("b".to_owned(), 0)])
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn waiting_for_finished_events_ends_when_the_last_one_finishes() {
+        let shared = Arc::new(Shared::default());
+        let p = ("in".to_owned(), 0);
+        let id = shared.assign(p, None);
+        let now = Instant::now();
+        assert!(
+            shared.wait_finished(&[id], now),
+            "nothing in flight: done at once"
+        );
+        track(&shared, id, [1, 2]);
+        assert!(
+            !shared.wait_finished(&[id], now),
+            "in flight, deadline passed"
+        );
+        let finisher = {
+            let shared = shared.clone();
+            std::thread::spawn(move || {
+                shared.finish(at(id, 2));
+                shared.finish(at(id, 1));
+            })
+        };
+        let generous = Instant::now() + std::time::Duration::from_secs(60);
+        assert!(shared.wait_finished(&[id], generous));
+        finisher.join().expect("finisher");
+        assert_eq!(shared.uncommitted(&[id]).len(), 1);
+        // A stream that no longer exists has nothing in flight.
+        assert!(shared.wait_finished(&[id + 100], now));
+    }
+
+    #[test]
+    fn waiting_for_a_checkpoint_asks_for_one_and_ends_when_it_completes() {
+        let shared = Arc::new(Shared::default());
+        // The pipeline: waits to be asked, then completes a checkpoint.
+        let pipeline = {
+            let shared = shared.clone();
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(shared.checkpoint.notified());
+                shared.synced();
+            })
+        };
+        let generous = Instant::now() + std::time::Duration::from_secs(60);
+        assert!(shared.wait_synced(generous));
+        pipeline.join().expect("pipeline");
+        // Nobody answers now: an earlier checkpoint does not count for this call.
+        assert!(!shared.wait_synced(Instant::now()));
+    }
 }

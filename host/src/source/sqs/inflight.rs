@@ -351,3 +351,230 @@ async fn in_batches<T, F, Fut>(
         done(joined(r));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Against a stand-in for SQS: a local HTTP server that speaks the two batch calls (the
+    //! JSON protocol the SDK uses), records them, and answers per receipt handle: `gone-...` was
+    //! received again elsewhere (`ReceiptHandleIsInvalid`), `refused-...` fails otherwise,
+    //! anything else succeeds.
+
+    use super::*;
+    use axum::extract::State;
+    use axum::http::HeaderMap;
+    use serde_json::{Value, json};
+    use std::sync::Arc;
+
+    /// One batch call the server answered: its operation and `(receipt, visibility timeout)`
+    /// per entry.
+    #[derive(Debug, Clone)]
+    struct Call {
+        op: String,
+        entries: Vec<(String, Option<i64>)>,
+    }
+
+    type Calls = Arc<Mutex<Vec<Call>>>;
+
+    async fn answer(State(calls): State<Calls>, headers: HeaderMap, body: String) -> String {
+        let op = headers
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .trim_start_matches("AmazonSQS.")
+            .to_owned();
+        let request: Value = serde_json::from_str(&body).unwrap_or_default();
+        let entries = request["Entries"].as_array().cloned().unwrap_or_default();
+        let (mut successful, mut failed) = (Vec::new(), Vec::new());
+        let mut seen = Vec::new();
+        for e in &entries {
+            let id = e["Id"].as_str().unwrap_or("");
+            let receipt = e["ReceiptHandle"].as_str().unwrap_or("");
+            seen.push((receipt.to_owned(), e["VisibilityTimeout"].as_i64()));
+            let code = match receipt {
+                r if r.starts_with("gone-") => "ReceiptHandleIsInvalid",
+                r if r.starts_with("refused-") => "InternalError",
+                _ => {
+                    successful.push(json!({"Id": id}));
+                    continue;
+                }
+            };
+            failed.push(json!({"Id": id, "SenderFault": false, "Code": code, "Message": "no"}));
+        }
+        calls.lock().unwrap().push(Call { op, entries: seen });
+        json!({"Successful": successful, "Failed": failed}).to_string()
+    }
+
+    /// The stand-in server, and an InFlight whose client talks to it.
+    async fn in_flight(visibility: Duration) -> (Arc<InFlight>, Calls) {
+        let calls = Calls::default();
+        let app = axum::Router::new()
+            .route("/", axum::routing::post(answer))
+            .with_state(calls.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let conf = aws_sdk_sqs::Config::builder()
+            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+            .region(aws_sdk_sqs::config::Region::new("eu-west-1"))
+            .endpoint_url(format!("http://{addr}"))
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                "test", "test", None, None, "test",
+            ))
+            .build();
+        let client = Client::from_conf(conf);
+        let queue = format!("http://{addr}/000000000000/q");
+        (
+            Arc::new(InFlight::new(client, &queue, "p", visibility)),
+            calls,
+        )
+    }
+
+    fn taken(calls: &Calls) -> Vec<Call> {
+        std::mem::take(&mut *calls.lock().unwrap())
+    }
+
+    /// The receipts of `calls` of `op`, sorted.
+    fn receipts(calls: &[Call], op: &str) -> Vec<String> {
+        let mut r: Vec<String> = calls
+            .iter()
+            .filter(|c| c.op == op)
+            .flat_map(|c| c.entries.iter().map(|(r, _)| r.clone()))
+            .collect();
+        r.sort();
+        r
+    }
+
+    fn held(f: &InFlight) -> Vec<u64> {
+        let mut seqs: Vec<u64> = f.table().keys().copied().collect();
+        seqs.sort_unstable();
+        seqs
+    }
+
+    const LONG: Duration = Duration::from_secs(3600);
+
+    #[tokio::test]
+    async fn finished_messages_are_deleted_at_a_checkpoint_and_forgotten() {
+        let (f, calls) = in_flight(LONG).await;
+        let now = Instant::now();
+        let seqs: Vec<u64> = ["r1", "r2", "r3"]
+            .iter()
+            .map(|r| f.add(r.to_string(), format!("m-{r}"), now))
+            .collect();
+        assert_eq!(seqs.len(), 3);
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "numbered in order");
+        f.finish(seqs[0]);
+        f.finish(seqs[2]);
+        f.finish(9999); // unknown: ignored
+        f.delete_finished().await.expect("deleted");
+        let made = taken(&calls);
+        assert_eq!(receipts(&made, "DeleteMessageBatch"), ["r1", "r3"]);
+        assert_eq!(held(&f), vec![seqs[1]], "the unfinished one stays");
+        f.delete_finished().await.expect("nothing to delete");
+        assert!(taken(&calls).is_empty(), "no call for nothing");
+    }
+
+    #[tokio::test]
+    async fn many_finished_messages_are_deleted_ten_to_a_call() {
+        let (f, calls) = in_flight(LONG).await;
+        let now = Instant::now();
+        for i in 0..25 {
+            let seq = f.add(format!("r{i}"), format!("m{i}"), now);
+            f.finish(seq);
+        }
+        f.delete_finished().await.expect("deleted");
+        let mut sizes: Vec<usize> = taken(&calls).iter().map(|c| c.entries.len()).collect();
+        sizes.sort_unstable();
+        assert_eq!(sizes, vec![5, 10, 10]);
+        assert!(held(&f).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failed_delete_is_tried_again_at_the_next_checkpoint() {
+        let (f, calls) = in_flight(LONG).await;
+        let now = Instant::now();
+        let gone = f.add("gone-1".into(), "m1".into(), now);
+        let refused = f.add("refused-2".into(), "m2".into(), now);
+        f.finish(gone);
+        f.finish(refused);
+        let e = f.delete_finished().await.expect_err("one not deleted");
+        let e = e.to_string();
+        assert!(
+            e.starts_with("1 of 2 finished messages not deleted (tried again at the next checkpoint): InternalError"),
+            "{e}"
+        );
+        // Received again elsewhere: that copy will be delivered again, this one is forgotten.
+        assert_eq!(held(&f), vec![refused]);
+        taken(&calls);
+        assert!(f.delete_finished().await.is_err());
+        assert_eq!(
+            receipts(&taken(&calls), "DeleteMessageBatch"),
+            ["refused-2"]
+        );
+    }
+
+    #[tokio::test]
+    async fn released_messages_are_made_visible_at_once_and_forgotten() {
+        let (f, calls) = in_flight(LONG).await;
+        let now = Instant::now();
+        let kept = f.add("r1".into(), "m1".into(), now);
+        let released = f.add("r2".into(), "m2".into(), now);
+        let finished = f.add("r3".into(), "m3".into(), now);
+        f.release(released);
+        f.finish(finished);
+        f.return_released().await;
+        let made = taken(&calls);
+        assert_eq!(made.len(), 1);
+        assert_eq!(made[0].op, "ChangeMessageVisibilityBatch");
+        assert_eq!(made[0].entries, vec![("r2".to_owned(), Some(0))]);
+        assert_eq!(held(&f), vec![kept, finished]);
+        // Read but never handed to the pipeline: returned the same way; unknown ones skipped.
+        f.return_to_queue(&[kept, 12345]).await;
+        assert_eq!(taken(&calls)[0].entries, vec![("r1".to_owned(), Some(0))]);
+        f.return_to_queue(&[12345]).await;
+        assert!(taken(&calls).is_empty(), "no call for nothing");
+        assert_eq!(held(&f), vec![finished]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn visibility_is_extended_before_it_runs_out_until_an_extension_fails() {
+        let visibility = Duration::from_secs(2);
+        let (f, calls) = in_flight(visibility).await;
+        let now = Instant::now();
+        // Received a visibility ago: due now. Received in an hour: not due for long.
+        let due = f.add("r-due".into(), "m1".into(), now - visibility);
+        let lost = f.add("refused-due".into(), "m2".into(), now - visibility);
+        let later = f.add("r-later".into(), "m3".into(), now + LONG);
+        let stop = CancellationToken::new();
+        let extender = tokio::spawn(f.clone().extend_visibility(stop.clone()));
+        // Two rounds of extensions (a tick is half a second; the first extension is due again
+        // after half the visibility), waited for generously.
+        let mut made = Vec::new();
+        for _ in 0..600 {
+            made.extend(taken(&calls));
+            if made.len() >= 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        stop.cancel();
+        extender.await.expect("extender");
+        assert!(made.len() >= 2, "{made:?}");
+        assert!(made.iter().all(|c| c.op == "ChangeMessageVisibilityBatch"));
+        let mut first = made[0].entries.clone();
+        first.sort();
+        assert_eq!(
+            first,
+            vec![
+                ("r-due".to_owned(), Some(2)),
+                ("refused-due".to_owned(), Some(2))
+            ]
+        );
+        // The one SQS refused is lost (it may be received again): never tried again.
+        assert_eq!(made[1].entries, vec![("r-due".to_owned(), Some(2))]);
+        let table = f.table();
+        assert!(table[&lost].lost);
+        assert!(!table[&due].lost);
+        assert!(table[&due].visible_until > now, "extended");
+        assert!(table.contains_key(&later));
+    }
+}
