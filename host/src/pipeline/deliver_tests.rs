@@ -23,8 +23,8 @@ enum Fault {
 #[derive(Default)]
 struct Stand {
     faults: Mutex<HashMap<String, Fault>>,
-    /// Keys whose later entries in one call fail after one of theirs failed, as a Kafka
-    /// partition or an SQS FIFO group does (the sink's part of keeping a key's order).
+    /// An entry also fails when an earlier entry of its key failed in the same call, as in a
+    /// Kafka partition or an SQS FIFO group (the sink's part of keeping a key's order).
     keyed: bool,
     /// Each call's event ids, in the order they came.
     calls: Mutex<Vec<Vec<String>>>,
@@ -92,10 +92,10 @@ impl Sink for Stand {
         let ids = batch.iter().map(|o| o.event.id.clone()).collect();
         let mut calls = self.calls.lock().unwrap();
         calls.push(ids);
-        if let Some((n, stop)) = &self.stop_after {
-            if calls.len() >= *n {
-                stop.cancel();
-            }
+        if let Some((n, stop)) = &self.stop_after
+            && calls.len() >= *n
+        {
+            stop.cancel();
         }
         match failures.len() {
             0 => Ok(()),
@@ -130,9 +130,9 @@ fn outlets(
     let counters = Arc::new(Counters::default());
     let outlets = Outlets::new(
         &ctx,
-        Box::new(Shared(sink)),
+        Box::new(Handle(sink)),
         Body::default(),
-        Box::new(Shared(dlq)),
+        Box::new(Handle(dlq)),
         counters.clone(),
         cfg.retry,
         Status::new("p"),
@@ -141,10 +141,10 @@ fn outlets(
 }
 
 /// A sink the test keeps a handle on while Outlets owns it.
-struct Shared(Arc<Stand>);
+struct Handle(Arc<Stand>);
 
 #[async_trait]
-impl Sink for Shared {
+impl Sink for Handle {
     async fn write(&self, batch: &[Outgoing<'_>]) -> Result<(), SinkFailure> {
         self.0.write(batch).await
     }
