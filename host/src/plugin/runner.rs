@@ -178,6 +178,7 @@ mod tests {
     //! How many calls failed is read from the runner's own debug lines: one "batch failed" per
     //! failed call over several events, one "isolated" per failed call over one.
 
+    use super::super::config::Limits;
     use super::super::instance::Settings;
     use super::*;
     use std::sync::Mutex;
@@ -197,9 +198,11 @@ mod tests {
             pipeline: "p".into(),
             name: "faults".into(),
             path,
-            timeout,
-            init_timeout: Duration::from_secs(60),
-            memory_mb: 64,
+            limits: Limits {
+                timeout,
+                init_timeout: Duration::from_secs(60),
+                ..Limits::default()
+            },
             config_json: "{}".into(),
             cache_dir: None,
         };
