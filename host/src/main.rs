@@ -8,7 +8,7 @@ use weir::config::host::LogFormat;
 use weir::exit;
 
 /// mimalloc rather than glibc's malloc: measured faster on weir's per-event allocations, and it
-/// does not return memory to the kernel batch after batch (README, Performance).
+/// does not return memory to the kernel batch after batch (docs/performance.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

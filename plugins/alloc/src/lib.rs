@@ -13,7 +13,7 @@
 //! cache: a freed block of up to 16 KiB goes on a list for its size class (16, 32, ..., 16384
 //! bytes) and the next request of that class takes it back, in a few instructions and no loop.
 //! Measured with `cargo bench -p weir --bench plugins`, it makes the `redact` plugin ~20% faster
-//! (README, Performance, "Wasm plugins").
+//! (docs/performance.md, "Wasm plugins").
 //!
 //! What it costs: a block is rounded up to its class (at most twice the size asked for), and up
 //! to [`RETAINED_PER_CLASS`] bytes of free blocks per class stay on their list instead of going
