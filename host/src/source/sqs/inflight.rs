@@ -357,7 +357,9 @@ mod tests {
     //! Against a stand-in for SQS: a local HTTP server that speaks the two batch calls (the
     //! JSON protocol the SDK uses), records them, and answers per receipt handle: `gone-...` was
     //! received again elsewhere (`ReceiptHandleIsInvalid`), `refused-...` fails otherwise,
-    //! anything else succeeds.
+    //! anything else succeeds. A stand-in because the bookkeeping is about failures on chosen
+    //! receipts, which a real server (moto, in the e2e tests) cannot be made to give; the
+    //! e2e SQS tests run the same code against moto for everything that succeeds or expires.
 
     use super::*;
     use axum::extract::State;
