@@ -7,13 +7,13 @@
 //! but the compile cache. With `--connect` it also reaches the brokers and queues of each valid
 //! pipeline (`super::connect`).
 
+use crate::config::component::KeyError;
 use crate::config::{ConfigError, ConfigErrors, HostSettings, KeyPath, SourceText};
 use crate::exit;
 use crate::pipeline::PipelineConfig;
 use crate::pipeline::config::read_pipelines;
 use crate::pipeline::plugin_stage::PluginSet;
 use crate::sink::SinkConfig;
-use crate::source::KeyError;
 use std::path::{Path, PathBuf};
 
 /// `settings` as loaded (or why they did not load): they are checked too. `connect`: also

@@ -5,9 +5,9 @@
 //! metadata and queue attributes only: it joins no consumer group, commits nothing, sends and
 //! receives no message.
 
+use crate::config::component::KeyError;
 use crate::config::{ConfigError, KeyPath, SourceText};
 use crate::pipeline::PipelineConfig;
-use crate::source::KeyError;
 use std::time::Duration;
 
 /// How long one broker or queue may take to answer.

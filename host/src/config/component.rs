@@ -8,6 +8,10 @@
 use super::diagnostic::{ConfigError, KeyPath, Segment, SourceText, backticked, did_you_mean};
 use serde::de::DeserializeOwned;
 
+/// A problem `weir check` reports at one key of a source's or sink's table (`path`, `brokers`,
+/// `queue_url`, ...): the key, and the error with its causes.
+pub(crate) type KeyError = (&'static str, Box<dyn std::error::Error + Send + Sync>);
+
 /// Deserializes the table of a component of kind `kind` (the `type` key already removed).
 /// `extra_keys` are keys the caller handles itself, offered as suggestions too.
 pub(crate) fn deserialize_table<T: DeserializeOwned>(

@@ -18,7 +18,7 @@ mod topics;
 use super::{Outgoing, Render, Rendered, Sink, SinkContext, SinkError, SinkFailure, SinkKind};
 use crate::event::Envelope;
 use crate::kafka::{Names, Properties, Role, check_properties, client_config};
-use crate::source::KeyError;
+use crate::config::component::KeyError;
 use crate::template::Template;
 use async_trait::async_trait;
 use producers::Producers;

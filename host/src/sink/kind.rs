@@ -3,10 +3,10 @@
 //! `sinks!` (`sink/mod.rs`) with what it writes.
 
 use super::{Body, Encoding, REGISTRY, Rendered, Sink, SinkContext, SinkError, file};
+use crate::config::component::KeyError;
 use crate::config::component::{deserialize_table, take_key, take_kind};
 use crate::config::{ConfigError, KeyPath, SourceText};
 use crate::event::Envelope;
-use crate::source::KeyError;
 use crate::template::Template;
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;

@@ -13,7 +13,7 @@
 
 use super::{Outgoing, Render, Rendered, Sink, SinkContext, SinkError, SinkFailure, SinkKind};
 use crate::event::Envelope;
-use crate::source::KeyError;
+use crate::config::component::KeyError;
 use crate::sqs::{AwsError, QueueRef};
 use crate::template::Template;
 use async_trait::async_trait;

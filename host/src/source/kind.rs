@@ -3,7 +3,7 @@
 //! `sources!` (`source/mod.rs`).
 
 use super::{Acker, Format, REGISTRY, Source, SourceContext, SourceError};
-use crate::config::component::{deserialize_table, take_kind};
+use crate::config::component::{KeyError, deserialize_table, take_kind};
 use crate::config::{ConfigError, KeyPath, SourceText};
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
@@ -65,10 +65,6 @@ impl ReadSettings {
         }
     }
 }
-
-/// A problem `weir check` reports at one key of a source's or sink's table (`path`, `brokers`,
-/// `queue_url`, ...): the key, and the error with its causes.
-pub(crate) type KeyError = (&'static str, Box<dyn std::error::Error + Send + Sync>);
 
 /// A registered kind: its name, and how its table is read.
 pub(super) struct Registered {

@@ -12,7 +12,7 @@ mod kind;
 pub(crate) mod prefix;
 pub(crate) mod replay;
 
-pub(crate) use kind::{KeyError, ReadSettings, SourceConfig, SourceKind, kinds};
+pub(crate) use kind::{ReadSettings, SourceConfig, SourceKind, kinds};
 
 use crate::event::{Envelope, Payload, Position, Problem, RAW_BASE64};
 use async_trait::async_trait;

@@ -10,7 +10,7 @@ mod shared;
 
 use super::{Outgoing, Render, Rendered, Sink, SinkContext, SinkError, SinkFailure, SinkKind};
 use crate::event::Envelope;
-use crate::source::KeyError;
+use crate::config::component::KeyError;
 use async_trait::async_trait;
 use serde::Deserialize;
 use shared::{OpenError, SharedFile};

@@ -13,9 +13,10 @@ mod reader;
 
 pub(crate) use checkpoint::{Checkpoint, CheckpointStore, FileId};
 
+use crate::config::component::KeyError;
 use super::prefix::PrefixTracker;
 use super::{
-    Acker, Format, KeyError, ReadSettings, Source, SourceContext, SourceError, SourceEvent,
+    Acker, Format, ReadSettings, Source, SourceContext, SourceError, SourceEvent,
     SourceKind,
 };
 use crate::event::{Envelope, Position, now_rfc3339};

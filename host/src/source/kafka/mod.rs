@@ -13,8 +13,9 @@ mod offsets;
 mod record;
 mod start;
 
+use crate::config::component::KeyError;
 use super::{
-    Acker, Format, KeyError, ReadSettings, Source, SourceContext, SourceError, SourceEvent,
+    Acker, Format, ReadSettings, Source, SourceContext, SourceError, SourceEvent,
     SourceKind,
 };
 use crate::event::Position;

@@ -15,8 +15,9 @@ mod inflight;
 mod message;
 mod receive;
 
+use crate::config::component::KeyError;
 use super::{
-    Acker, Format, KeyError, ReadSettings, Source, SourceContext, SourceError, SourceEvent,
+    Acker, Format, ReadSettings, Source, SourceContext, SourceError, SourceEvent,
     SourceKind,
 };
 use crate::event::Position;
