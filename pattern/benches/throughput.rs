@@ -1,6 +1,6 @@
 //! Throughput of weir-pattern against quamina-rs on the same events and patterns.
 //!
-//! Run: `CARGO_TARGET_DIR=/work/target-pattern cargo bench -j 1 -p weir-pattern`
+//! Run: `CARGO_TARGET_DIR=target/pattern cargo bench -j 1 -p weir-pattern`
 //! (plain `harness = false` binary; one thread; prints a table). Results go in BENCH.md.
 //!
 //! Events are ~400-byte EventBridge-shaped order events with varied values; patterns are
