@@ -410,6 +410,21 @@ mod tests {
     }
 
     #[test]
+    fn a_json_events_record_holds_the_envelope_as_filters_and_templates_see_it() {
+        // One shape, two writers: the envelope's own (by hand, on the per-event path) and the
+        // record's (serde). Escaping, key and meta order must agree, or redrive and `weir dlq`
+        // would see another event than the pipeline did.
+        let mut e = envelope(
+            br#"{"a": "\u0001", "b": [1.50]}"#,
+            serde_json::json!({"path": "in \"x\"\n", "n": 1, "ctl": "\u{1f}\u{8}\u{c}\\", "z": null}),
+        );
+        e.key = Some("k\u{7f}\u{1}é\"".into());
+        e.id = "a\tb/0".into();
+        let out = DlqRecord::new("p", &e, &failure()).to_json();
+        assert_eq!(event_text(&out), Some(e.to_json().as_str()));
+    }
+
+    #[test]
     fn records_of_an_older_weir_still_read() {
         // No `meta.text` mark (a string is a JSON string), spaces, no `pipeline`, a source
         // weir no longer has.

@@ -326,12 +326,15 @@ pub(crate) fn read_pipelines(paths: &[PathBuf]) -> (Vec<PipelineConfig>, Vec<Con
     for path in paths {
         if path.is_dir() {
             match pipeline_files_in(path) {
-                Ok(found) if found.is_empty() => errors.push(plain_error(
+                Ok(found) if found.is_empty() => errors.push(ConfigError::of_file(
                     path,
                     "no *.toml pipeline files in this directory",
                 )),
                 Ok(found) => files.extend(found),
-                Err(e) => errors.push(plain_error(path, &format!("cannot list directory: {e}"))),
+                Err(e) => errors.push(ConfigError::of_file(
+                    path,
+                    format!("cannot list directory: {e}"),
+                )),
             }
         } else {
             files.push(path.clone());
@@ -347,7 +350,7 @@ pub(crate) fn read_pipelines(paths: &[PathBuf]) -> (Vec<PipelineConfig>, Vec<Con
                         p.name,
                         other.file.display()
                     );
-                    errors.push(plain_error(&file, &msg));
+                    errors.push(ConfigError::of_file(&file, msg));
                 } else {
                     pipelines.push(p);
                 }
@@ -369,8 +372,4 @@ pub(crate) fn pipeline_files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     }
     found.sort();
     Ok(found)
-}
-
-fn plain_error(file: &Path, message: &str) -> ConfigError {
-    ConfigError::of_file(file, message)
 }
