@@ -19,6 +19,7 @@ pub(crate) mod event;
 pub mod exit;
 pub(crate) mod kafka;
 pub mod logging;
+pub(crate) mod lookup;
 pub(crate) mod observe;
 pub mod pipeline;
 pub mod plugin;

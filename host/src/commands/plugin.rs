@@ -71,6 +71,7 @@ pub fn test(args: &TestArgs) -> i32 {
         limits: Limits::given(args.timeout_ms, None, args.memory_mb),
         config_json,
         cache_dir: args.state_dir.as_ref().map(|d| d.join(".plugin-cache")),
+        grants: Default::default(),
     };
     let (loaded, instance) = match Loaded::load(&settings) {
         Ok(l) => l,

@@ -123,6 +123,11 @@ impl Outlets {
         &self.retry
     }
 
+    /// Counts `n` events tried again (a retryable plugin failure: lane.rs).
+    pub(super) fn count_retried(&self, n: usize) {
+        Counters::add(&self.counters.retried, n);
+    }
+
     /// The pace of retrying the DLQ and its fallback file: from `[retry]`'s shortest pause,
     /// doubling to [`DLQ_BACKOFF_MAX`], without jitter.
     fn dlq_backoff(&self) -> Backoff {

@@ -5,15 +5,17 @@
 //! (on the blocking pool), delivers it with retries, dead-letters what failed, and reports every
 //! event that ended to the router, which acknowledges it. A retry holds up this lane only.
 //!
-//! `on_failure = "block"`: an event a plugin fails is retried (through the plugins again: a
-//! fixed version may have been hot-reloaded) until it passes, and nothing after it in the lane
-//! is delivered meanwhile; sink failures block inside [`Outlets::deliver`].
+//! An event a plugin fails retryably (an API that is down, a lookup that timed out) is tried
+//! again through the plugins as `[retry]` says, and nothing after it in the lane is delivered
+//! meanwhile, so its key keeps its order; when the policy runs out it is dead-lettered. With
+//! `on_failure = "block"` every plugin failure is tried so (a fixed version may have been
+//! hot-reloaded), without end; sink failures block inside [`Outlets::deliver`].
 
 use super::deliver::Outlets;
 use super::hold::Held;
 use super::plugin_stage::{PluginSet, PluginStage};
 use super::policy::OnFailure;
-use super::slot::{Ended, Fate, Slot};
+use super::slot::{Ended, Failure, Fate, RETRYABLE, Slot};
 use crate::backoff::pause;
 use crate::event::Position;
 use std::sync::Arc;
@@ -79,13 +81,11 @@ impl Lane {
         let block = self.outlets.retry().on_failure == OnFailure::Block;
         let mut start = 0;
         loop {
-            // With `block`, deliver up to the first event a plugin failed, then hold it.
-            let end = match block {
-                true => (start..slots.len())
-                    .find(|&i| failed_in_plugin(&slots[i]))
-                    .unwrap_or(slots.len()),
-                false => slots.len(),
-            };
+            // Deliver up to the first event a plugin failed that is to be tried again, then try
+            // it again: the events after it in this lane (its key's among them) wait.
+            let end = (start..slots.len())
+                .find(|&i| to_retry(&slots[i], block))
+                .unwrap_or(slots.len());
             self.outlets.deliver(&mut slots[start..end], stop).await;
             held.apply(&mut slots[start..end]); // learns the keys that failed at the sink
             self.outlets.dead_letter(&mut slots[start..end], stop).await;
@@ -95,35 +95,107 @@ impl Lane {
             if end == slots.len() {
                 return true;
             }
-            if !self.unblock(plugins, slots, end, stop).await {
+            if !self.retry_plugins(plugins, slots, end, block, stop).await {
                 return false;
             }
             start = end;
         }
     }
 
-    /// Retries slot `i`, failed by a plugin, through the plugins until it passes. False if
+    /// Tries slot `i` again through the plugins, as `[retry]` says, until it passes or fails
+    /// for good (then it goes to the DLQ with the reason). The later slots of the batch a plugin
+    /// also failed retryably are tried again with it, in the same call: an API that is down
+    /// fails the whole batch, and one call per round costs far less than one per event. With
+    /// `on_failure = "block"`, every plugin failure is tried again, without end. False if
     /// stopped first.
-    async fn unblock(
+    async fn retry_plugins(
         &self,
         plugins: &mut Option<PluginStage>,
         slots: &mut Vec<Slot>,
         i: usize,
+        block: bool,
         stop: &CancellationToken,
     ) -> bool {
-        let mut attempts = 1;
+        let retry = self.outlets.retry();
+        // Attempts and first failure time of each slot from `i` on, as this lane counts them.
+        let mut attempts: Vec<u32> = vec![1; slots.len()];
+        let mut first: Vec<Option<String>> = vec![None; slots.len()];
         while let Fate::Failed(f) = &slots[i].fate {
-            let delay = self.outlets.retry().backoff.delay(attempts);
-            tracing::error!(pipeline = %self.pipeline, lane = self.index, event = %slots[i].event.id,
-                stage = %f.stage, reason = %f.message, attempts, retry_in_ms = delay.as_millis() as u64,
-                "event failed; blocking its lane until it passes (on_failure = \"block\")");
+            if !to_retry(&slots[i], block) {
+                break; // failed for good this time
+            }
+            if !retry.may_retry(attempts[i], slots[i].received.elapsed()) {
+                let message = format!("gave up after {} attempts: {}", attempts[i], f.message);
+                let failure =
+                    Failure::now(&f.stage, "exhausted", message, attempts[i], first[i].take());
+                slots[i].fate = Fate::Failed(failure);
+                break;
+            }
+            let again: Vec<usize> = (i..slots.len())
+                .filter(|&j| to_retry(&slots[j], block))
+                .collect();
+            let delay = retry.backoff.delay(attempts[i]);
+            tracing::warn!(pipeline = %self.pipeline, lane = self.index, event = %slots[i].event.id,
+                stage = %f.stage, reason = %f.message, attempts = attempts[i], events = again.len(),
+                retry_in_ms = delay.as_millis() as u64,
+                "a plugin failed; trying again, the lane's later events waiting");
             if !pause(delay, stop).await {
                 return false;
             }
-            attempts += 1;
-            slots[i].fate = Fate::Pending;
-            slots[i].outputs = None;
-            self.apply_plugins(plugins, slots, i..i + 1).await;
+            self.outlets.count_retried(again.len());
+            for &j in &again {
+                if let Fate::Failed(f) = &slots[j].fate {
+                    first[j].get_or_insert_with(|| f.first_failed_at.clone());
+                }
+                attempts[j] += 1;
+                slots[j].fate = Fate::Pending;
+                slots[j].outputs = None;
+            }
+            if !self.apply_plugins_to(plugins, slots, &again).await {
+                return false;
+            }
+            // A failure now counts every attempt, and dates from the first.
+            for &j in &again {
+                if let Fate::Failed(f) = &mut slots[j].fate {
+                    f.attempts = attempts[j];
+                    if let Some(t) = &first[j] {
+                        f.first_failed_at = t.clone();
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// Runs the slots at `which` (in order) through the plugins, leaving the others as they are
+    /// (their plugins already ran). False if the slots were lost (the runtime is shutting down).
+    async fn apply_plugins_to(
+        &self,
+        plugins: &mut Option<PluginStage>,
+        slots: &mut Vec<Slot>,
+        which: &[usize],
+    ) -> bool {
+        let mut picked = Vec::with_capacity(which.len());
+        let mut rest = Vec::with_capacity(slots.len() - which.len());
+        for (k, slot) in std::mem::take(slots).into_iter().enumerate() {
+            match which.binary_search(&k) {
+                Ok(_) => picked.push(slot),
+                Err(_) => rest.push(slot),
+            }
+        }
+        let n = picked.len();
+        self.apply_plugins(plugins, &mut picked, 0..n).await;
+        if picked.len() != n {
+            return false;
+        }
+        let (mut picked, mut rest) = (picked.into_iter(), rest.into_iter());
+        let total = n + rest.len();
+        for k in 0..total {
+            let next = match which.binary_search(&k) {
+                Ok(_) => picked.next(),
+                Err(_) => rest.next(),
+            };
+            slots.extend(next);
         }
         true
     }
@@ -160,6 +232,8 @@ impl Lane {
     }
 }
 
-fn failed_in_plugin(slot: &Slot) -> bool {
-    matches!(&slot.fate, Fate::Failed(f) if f.stage.starts_with("plugin"))
+/// Whether a plugin failed the slot in a way that is tried again: it said the failure was
+/// retryable, or the pipeline blocks on every failure.
+fn to_retry(slot: &Slot, block: bool) -> bool {
+    matches!(&slot.fate, Fate::Failed(f) if f.stage.starts_with("plugin") && (block || f.kind == RETRYABLE))
 }

@@ -57,6 +57,7 @@ impl PluginSet {
                 limits: c.limits,
                 config_json: c.config_json.clone(),
                 cache_dir: state_root.map(|r| r.join(".plugin-cache")),
+                grants: Default::default(),
             };
             let (loaded, _checked) = crate::plugin::instance::Loaded::load(&settings)?;
             tracing::info!(pipeline = %pipeline, plugin = %c.name, path = %c.path.display(),
@@ -102,7 +103,7 @@ impl PluginSet {
                 ];
                 Plugin {
                     call_seconds: metrics::histogram!("weir_plugin_call_seconds", &labels),
-                    failures: ["error", "trap", "timeout", "memory"]
+                    failures: ["error", "retryable", "trap", "timeout", "memory"]
                         .map(|kind| {
                             let mut l = labels.to_vec();
                             l.push(("kind", kind.to_owned()));
@@ -149,7 +150,8 @@ struct Plugin {
     stage: String,
     /// Time per batch call (with any bisection after a trap).
     call_seconds: metrics::Histogram,
-    /// Events failed, by kind (`error` reported by the plugin, `trap`, `timeout`, `memory`).
+    /// Events failed, by kind (`error` or `retryable` reported by the plugin, `trap`, `timeout`,
+    /// `memory`).
     failures: Vec<(&'static str, metrics::Counter)>,
     tap: Option<Arc<Tap>>,
     current: Arc<Current>,

@@ -6,6 +6,10 @@ use crate::event::{Envelope, Position};
 pub(crate) use crate::observe::counters::Ended;
 use std::time::Instant;
 
+/// The `kind` of a failure a plugin said is worth trying again: the lane retries it (lane.rs);
+/// it reaches the DLQ only as `exhausted`.
+pub(crate) const RETRYABLE: &str = "retryable";
+
 #[derive(Debug)]
 pub(crate) struct Slot {
     pub position: Position,

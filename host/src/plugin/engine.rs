@@ -8,7 +8,7 @@
 //! calls are async and a wall-clock timer drops the waiting call (call.rs).
 
 use super::PluginError;
-use super::bindings::Transform;
+use super::bindings::{v1, v2};
 use super::store::StoreData;
 use crate::config::host::PluginProfiler;
 use std::hash::{Hash, Hasher};
@@ -85,7 +85,9 @@ impl PluginEngine {
         // stderr, which the host captures (store.rs, stdio.rs). Its async flavour: a plugin
         // blocked in a WASI wait yields to the caller, whose deadline can then end it.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        Transform::add_to_linker::<StoreData, HasSelf<StoreData>>(&mut linker, |s| s)?;
+        // Both contract versions: a component built against @0.1.0 imports its host interface.
+        v2::Transform::add_to_linker::<StoreData, HasSelf<StoreData>>(&mut linker, |s| s)?;
+        v1::Transform::add_to_linker::<StoreData, HasSelf<StoreData>>(&mut linker, |s| s)?;
 
         let mut h = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);

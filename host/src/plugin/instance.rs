@@ -15,8 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::{Store, Trap};
 
-pub use super::bindings::{BatchResult, Event, Output};
-use super::bindings::{Transform, TransformPre};
+pub use super::bindings::{BatchResult, Event, Failure, Output};
+use super::bindings::{v1, v2};
+use super::grants::Grants;
 
 /// One version of a plugin, ready to instantiate (cheaply: 8 µs for Rust, ~0.5 ms for JS or
 /// Python, measured) as often as a trap requires.
@@ -26,7 +27,7 @@ pub struct Loaded {
     /// SHA-256 of the `.wasm`: which version this is.
     pub hash: String,
     pub origin: Origin,
-    pre: TransformPre<StoreData>,
+    pre: Pre,
     engine: Arc<PluginEngine>,
     /// The budget of log lines its instances share (log_limit.rs).
     log_limit: Arc<LogLimit>,
@@ -42,6 +43,96 @@ pub struct Settings {
     pub config_json: String,
     /// `<state_dir>/.plugin-cache`, or None to always compile.
     pub cache_dir: Option<PathBuf>,
+    /// What it may reach (HTTP, tables) and its I/O budget.
+    pub grants: Grants,
+}
+
+/// The contract version a component was built against, ready to instantiate.
+enum Pre {
+    V2(v2::TransformPre<StoreData>),
+    V1(v1::TransformPre<StoreData>),
+}
+
+/// An instance's exports, of its version.
+enum Exports {
+    V2(v2::Transform),
+    V1(v1::Transform),
+}
+
+impl Pre {
+    /// The version whose exports the component has: @0.2.0, else @0.1.0.
+    fn new(pre: wasmtime::component::InstancePre<StoreData>) -> wasmtime::Result<Pre> {
+        match v2::TransformPre::new(pre.clone()) {
+            Ok(v2) => Ok(Pre::V2(v2)),
+            Err(e2) => match v1::TransformPre::new(pre) {
+                Ok(v1) => Ok(Pre::V1(v1)),
+                // Neither: say what the current contract lacks.
+                Err(_) => Err(e2),
+            },
+        }
+    }
+
+    async fn instantiate(&self, store: &mut Store<StoreData>) -> wasmtime::Result<Exports> {
+        Ok(match self {
+            Pre::V2(pre) => Exports::V2(pre.instantiate_async(store).await?),
+            Pre::V1(pre) => Exports::V1(pre.instantiate_async(store).await?),
+        })
+    }
+}
+
+impl Exports {
+    async fn init(
+        &self,
+        store: &mut Store<StoreData>,
+        config: &str,
+    ) -> wasmtime::Result<Result<(), String>> {
+        match self {
+            Exports::V2(b) => b.call_init(store, config).await,
+            Exports::V1(b) => b.call_init(store, config).await,
+        }
+    }
+
+    async fn process(
+        &self,
+        store: &mut Store<StoreData>,
+        events: &[Event<'_>],
+    ) -> wasmtime::Result<BatchResult> {
+        match self {
+            Exports::V2(b) => b.call_process(store, events).await,
+            Exports::V1(b) => {
+                let events: Vec<v1::weir::plugin::types::Event<'_>> = events
+                    .iter()
+                    .map(|e| v1::weir::plugin::types::Event {
+                        id: e.id,
+                        key: e.key,
+                        payload: e.payload,
+                    })
+                    .collect();
+                let r = b.call_process(store, &events).await?;
+                // @0.1.0 knows no retryable failures: each is for good, as it always was.
+                Ok(BatchResult {
+                    outputs: r
+                        .outputs
+                        .into_iter()
+                        .map(|o| Output {
+                            input: o.input,
+                            payload: o.payload,
+                            key: o.key,
+                        })
+                        .collect(),
+                    failures: r
+                        .failures
+                        .into_iter()
+                        .map(|f| Failure {
+                            input: f.input,
+                            message: f.message,
+                            retryable: false,
+                        })
+                        .collect(),
+                })
+            }
+        }
+    }
 }
 
 /// Why a call failed. Each makes the instance unusable.
@@ -119,7 +210,7 @@ impl Loaded {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| compile_err(format!("{e:#}")))?;
-        let pre = TransformPre::new(pre).map_err(|e| compile_err(format!("{e:#}")))?;
+        let pre = Pre::new(pre).map_err(|e| compile_err(format!("{e:#}")))?;
         let loaded = Arc::new(Loaded {
             settings: s.clone(),
             hash,
@@ -142,19 +233,30 @@ impl Loaded {
             self.settings.name.clone(),
             self.settings.limits.memory_mb,
             self.log_limit.clone(),
+            self.settings.grants.clone(),
         );
         let mut store = Store::new(&self.engine.engine, data);
         store.limiter(|d| &mut d.limits);
         let deadline = self.settings.limits.init_timeout;
+        let io_budget = self.settings.grants.io_budget;
         store.set_epoch_deadline(engine::ticks(deadline));
+        if self.settings.grants.any() {
+            store.epoch_deadline_callback(work_deadline);
+        }
         store.data().stdio.begin("init".into());
+        store.data_mut().work_limit = deadline;
+        store.data().io.start(deadline + io_budget);
         let pre = &self.pre;
         let config = &self.settings.config_json;
-        let started = call::within(deadline, async {
-            let bindings = pre.instantiate_async(&mut store).await?;
-            let init = bindings.call_init(&mut store, config).await?;
-            Ok::<_, wasmtime::Error>((bindings, init))
-        });
+        let clock = store.data().io.clone();
+        let started = call::within(
+            deadline + io_budget,
+            clock.timed(async {
+                let bindings = pre.instantiate(&mut store).await?;
+                let init = bindings.init(&mut store, config).await?;
+                Ok::<_, wasmtime::Error>((bindings, init))
+            }),
+        );
         let output = store.data().stdio.end(true);
         let failed = |error: CallError| match error {
             CallError::Timeout(t) => InitError::Timeout(t),
@@ -182,7 +284,7 @@ impl Loaded {
 /// One instance: its own Store, so its memory and its failure are its own.
 pub struct Instance {
     store: Store<StoreData>,
-    bindings: Transform,
+    bindings: Exports,
     limits: Limits,
 }
 
@@ -197,11 +299,15 @@ impl Instance {
         call: String,
     ) -> Result<BatchResult, Failed> {
         let timeout = self.limits.timeout;
+        let bound = timeout + self.store.data().grants.io_budget;
         self.store.set_epoch_deadline(engine::ticks(timeout));
         self.store.data().stdio.begin(call);
+        self.store.data_mut().work_limit = timeout;
+        self.store.data().io.start(bound);
+        let clock = self.store.data().io.clone();
         let bindings = &self.bindings;
         let result = metadata::lend(&mut self.store, metadata, events.len(), |store| {
-            call::within(timeout, bindings.call_process(store, events))
+            call::within(bound, clock.timed(bindings.process(store, events)))
         });
         // A batch that failed runs again, event by event or in halves (runner.rs): what it said
         // is logged then.
@@ -213,6 +319,18 @@ impl Instance {
             Err(unfinished) => unfinished_error(unfinished, timeout),
         };
         Err(Failed { error, output })
+    }
+}
+
+/// The epoch callback of a plugin with grants: the epoch deadline (the call's `timeout`) has
+/// passed in wall time, but time spent waiting on HTTP or lookups is not work (io_clock.rs).
+fn work_deadline(
+    store: wasmtime::StoreContextMut<'_, StoreData>,
+) -> wasmtime::Result<wasmtime::UpdateDeadline> {
+    let data = store.data();
+    match data.io.extend(data.work_limit) {
+        Some(left) => Ok(wasmtime::UpdateDeadline::Continue(engine::ticks(left))),
+        None => Err(Trap::Interrupt.into()),
     }
 }
 

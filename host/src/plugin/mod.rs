@@ -7,9 +7,13 @@
 //! engine.rs   one shared wasmtime Engine, its epoch ticker and the Linker (WASI with nothing granted)
 //! cache.rs    compiled components on disk, keyed by content hash and engine settings
 //! call.rs     running a call to its end within a wall-clock deadline, waits in host calls included
-//! bindings.rs the `bindgen!` of the WIT contract, alone
+//! bindings.rs the `bindgen!` of the WIT contract (@0.2.0 and @0.1.0), alone
 //! store.rs    per-Store state: the memory limit, the WASI context, the imports' state
 //! memory.rs   the cap on an instance's linear memory
+//! grants.rs   what a plugin may reach (HTTP, lookup tables), shared by its instances
+//! http/       the `http` grant: its client, limits and cache, for `http` and `wasi:http` calls
+//! tables.rs   the `lookup` import: a plugin's lookups, checked against its `tables` grant
+//! io_clock.rs telling a call's work (bound by `timeout_ms`) from its waiting (`io_budget_ms`)
 //! imports.rs  the host functions a plugin imports, bound to the files that implement them
 //! stdio.rs    what a plugin writes to stdout and stderr and its `log` import: logged, and its end kept per call
 //! log_limit.rs the cap on a plugin's log lines
@@ -25,8 +29,11 @@ pub(crate) mod cache;
 pub(crate) mod call;
 pub mod config;
 pub mod engine;
+pub mod grants;
+pub mod http;
 mod imports;
 pub mod instance;
+pub(crate) mod io_clock;
 pub(crate) mod last_words;
 pub(crate) mod log_limit;
 pub(crate) mod memory;
@@ -35,6 +42,7 @@ pub(crate) mod reload;
 pub mod runner;
 pub(crate) mod stdio;
 pub(crate) mod store;
+pub(crate) mod tables;
 pub(crate) mod wasm_file;
 
 pub use config::PluginConfig;

@@ -23,7 +23,8 @@ use std::sync::Arc;
 pub enum Outcome {
     /// Its outputs, in order (none: dropped).
     Emitted(Vec<Output>),
-    /// The plugin reported a failure for it, or it alone trapped, timed out or ran out of memory.
+    /// The plugin reported a failure for it (`kind` "error", or "retryable" if it said so), or it
+    /// alone trapped, timed out or ran out of memory.
     /// `output`: the end of what the plugin wrote to stdout and stderr in the call that failed
     /// on it alone (empty for a failure the plugin reported).
     Failed {
@@ -162,7 +163,12 @@ impl Runner {
             }
             if !matches!(out[base + i], Outcome::Failed { .. }) {
                 out[base + i] = Outcome::Failed {
-                    kind: "error",
+                    // The pipeline's name for a failure worth trying again (pipeline/slot.rs).
+                    kind: if failure.retryable {
+                        "retryable"
+                    } else {
+                        "error"
+                    },
                     message: failure.message,
                     output: String::new(),
                 };
@@ -205,6 +211,7 @@ mod tests {
             },
             config_json: "{}".into(),
             cache_dir: None,
+            grants: Default::default(),
         };
         let (loaded, instance) = Loaded::load(&settings).unwrap_or_else(|e| panic!("{e}"));
         Runner::new(loaded, instance)

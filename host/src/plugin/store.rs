@@ -1,6 +1,9 @@
 //! What each plugin instance's Store holds: its memory limit, a WASI context that grants nothing
-//! but captured stdout and stderr, where its `log` calls go and what its `metadata` calls answer.
+//! but captured stdout and stderr, where its `log` calls go, what its `metadata` calls answer,
+//! and what its grants let it reach (HTTP, lookup tables), on the clock of the call under way.
 
+use super::grants::Grants;
+use super::io_clock::IoClock;
 use super::log_limit::LogLimit;
 use super::memory::MemoryLimit;
 use super::metadata::{Lends, Lent};
@@ -12,7 +15,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 pub struct StoreData {
     pub limits: MemoryLimit,
     wasi: WasiCtx,
-    table: ResourceTable,
+    /// WASI's resources (streams, pollables) and wasi:http's (requests, responses).
+    pub(crate) table: ResourceTable,
     /// `pipeline` and `plugin` fields of the plugin's log lines.
     pub pipeline: Arc<str>,
     pub plugin: Arc<str>,
@@ -20,10 +24,22 @@ pub struct StoreData {
     pub stdio: Capture,
     /// What `metadata` answers during a `process` call.
     pub metadata: Lent,
+    /// What the plugin may reach: shared by every instance of the plugin.
+    pub grants: Grants,
+    /// The call under way: its deadline for requests, its time spent waiting (io_clock.rs).
+    pub io: IoClock,
+    /// The call under way's `timeout` (or `init_timeout`): how much work it may do.
+    pub work_limit: std::time::Duration,
 }
 
 impl StoreData {
-    pub fn new(pipeline: Arc<str>, plugin: Arc<str>, memory_mb: u64, limit: Arc<LogLimit>) -> Self {
+    pub fn new(
+        pipeline: Arc<str>,
+        plugin: Arc<str>,
+        memory_mb: u64,
+        limit: Arc<LogLimit>,
+        grants: Grants,
+    ) -> Self {
         // Nothing is granted: no preopened directories, no environment, no arguments, no network
         // (sockets are denied by default and switched off here too), no stdin. stdout and stderr
         // go to the host's log and explain traps (stdio.rs). Clocks and random are available:
@@ -44,6 +60,9 @@ impl StoreData {
             plugin,
             stdio,
             metadata: Lent::default(),
+            grants,
+            io: IoClock::default(),
+            work_limit: std::time::Duration::ZERO,
         }
     }
 }
