@@ -19,6 +19,7 @@ out=var/plugin-target/wasm32-wasip2/release
 install_if_changed() { cmp -s "$1" "$2" 2>/dev/null || cp "$1" "$2"; }
 install_if_changed "$out/redact.wasm" plugins/redact/redact.wasm
 install_if_changed "$out/split_order.wasm" plugins/split-order/split-order.wasm
+install_if_changed "$out/enrich_rs.wasm" plugins/enrich-rs/enrich-rs.wasm
 install_if_changed "$out/faults.wasm" plugins/fixtures/faults/faults.wasm
 
 # JavaScript and Python guests take seconds to componentize (they embed a whole interpreter), and
