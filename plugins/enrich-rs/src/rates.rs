@@ -88,7 +88,9 @@ fn sent_wrong(error: wstd::http::Error, fail: &impl Fn(bool, String) -> Failed) 
             | ErrorCode::HttpResponseHeaderSectionSize(_)
             | ErrorCode::HttpResponseHeaderSize(_)
             | ErrorCode::DestinationIpProhibited
-            | ErrorCode::ConfigurationError,
+            | ErrorCode::ConfigurationError
+            // weir reports an `invalid` request (a bad header, URL or method) as an internal error.
+            | ErrorCode::InternalError(_),
         ) => false,
         // Not a wasi:http error: the request could not be built (a header, a URL).
         None => false,
