@@ -140,7 +140,9 @@ async function addRates(orders) {
 // GET `rates_url + currency`: the rate from a 2xx `{"rate": number}` answer, or a Failed.
 async function rate(currency) {
   const url = config.ratesUrl + currency;
-  const fail = (why, retryable) => new Failed(`no rate for ${currency}: ${why} (GET ${url})`, retryable);
+  // The URL once: weir's own error messages may name it already.
+  const fail = (why, retryable) =>
+    new Failed(`no rate for ${currency}: ${why}${why.includes(url) ? '' : ` (GET ${url})`}`, retryable);
   let response, body;
   try {
     response = await fetch(url);

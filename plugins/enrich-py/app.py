@@ -179,7 +179,9 @@ def read_rate(currency: str, url: str, answer) -> float | Failed:
     """The rate from a 2xx `{"rate": number}` answer, or why there is none."""
 
     def fail(why: str, retryable: bool) -> Failed:
-        return Failed(f"no rate for {currency}: {why} (GET {url})", retryable)
+        # The URL once: weir's own error messages may name it already.
+        where = "" if url in why else f" (GET {url})"
+        return Failed(f"no rate for {currency}: {why}{where}", retryable)
 
     if isinstance(answer, Err):
         error = answer.value

@@ -43,8 +43,13 @@ pub(crate) fn add_rates(rates_url: &str, orders: &mut [Result<Order, Failed>]) {
 /// GET `rates_url + currency` and read `{"rate": number}` from a 2xx answer.
 async fn rate(client: &Client, rates_url: &str, currency: &str) -> Result<f64, Failed> {
     let url = format!("{rates_url}{currency}");
+    // The URL once: weir's own error messages may name it already.
     let fail = |retryable: bool, why: String| Failed {
-        message: format!("no rate for {currency}: {why} (GET {url})"),
+        message: if why.contains(&url) {
+            format!("no rate for {currency}: {why}")
+        } else {
+            format!("no rate for {currency}: {why} (GET {url})")
+        },
         retryable,
     };
     let request = Request::get(&url)
