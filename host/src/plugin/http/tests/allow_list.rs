@@ -15,8 +15,9 @@ async fn only_requests_under_a_prefix_with_a_granted_method_leave() {
     assert_eq!(
         send(&access, get(&format!("http://{addr}/exact")))
             .await
-            .map(|r| r.status),
-        Ok(200)
+            .map(|r| r.status)
+            .ok(),
+        Some(200)
     );
     assert_eq!(seen.count(), 2);
 
@@ -59,12 +60,13 @@ async fn the_denial_names_plugin_method_and_url() {
     let (addr, _seen) = server().await;
     let access = access(&format!("allow = [\"http://{addr}/rates/\"]"));
     let url = format!("http://{addr}/ratesX");
-    assert_eq!(
-        send(&access, get(&url)).await,
-        Err(HttpError::Denied(format!(
-            "plugin enrich may not GET {url}: not under an allowed prefix"
-        )))
-    );
+    match send(&access, get(&url)).await {
+        Err(HttpError::Denied(why)) => assert_eq!(
+            why,
+            format!("plugin enrich may not GET {url}: not under an allowed prefix")
+        ),
+        other => panic!("expected a denial, got {other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -119,8 +121,8 @@ async fn a_batch_is_answered_in_order() {
     ];
     let answers = access.send_all(requests, far()).await;
     assert_eq!(answers.len(), 3);
-    assert_eq!(answers[0].as_ref().map(|r| r.status), Ok(200));
+    assert_eq!(answers[0].as_ref().map(|r| r.status).ok(), Some(200));
     assert!(matches!(answers[1], Err(HttpError::Denied(_))));
-    assert_eq!(answers[2].as_ref().map(|r| r.status), Ok(404));
+    assert_eq!(answers[2].as_ref().map(|r| r.status).ok(), Some(404));
     assert_eq!(seen.count(), 2);
 }
