@@ -30,3 +30,28 @@ impl Tables {
             .collect()
     }
 }
+
+/// One `[[table]]` entry.
+#[derive(Debug, Clone)]
+pub struct TableConfig {
+    pub name: String,
+}
+
+impl TableConfig {
+    pub fn parse(
+        src: &crate::config::SourceText<'_>,
+        at: &crate::config::KeyPath,
+        _table: toml::Table,
+    ) -> Result<Self, Vec<crate::config::ConfigError>> {
+        Err(vec![src.error(at, "tables are being built")])
+    }
+}
+
+impl Tables {
+    pub fn open(
+        _configs: &[TableConfig],
+        _pipeline: &str,
+    ) -> Result<std::sync::Arc<Tables>, TableError> {
+        Ok(std::sync::Arc::new(Tables {}))
+    }
+}
