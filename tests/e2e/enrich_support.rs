@@ -206,19 +206,6 @@ pub(crate) fn reasons(dlq: &[Value], plugin: &str) -> Vec<String> {
         .collect()
 }
 
-/// Runs a follow-mode pipeline in the background until `done` holds of what it wrote, then
-/// stops it (SIGTERM) and returns its log.
-pub(crate) fn run_until(
-    s: &Scratch,
-    p: &Path,
-    what: &str,
-    mut done: impl FnMut(&Outcome) -> bool,
-) -> String {
-    let child = s.spawn_logged(p);
-    wait_logged(s, what, || done(&Outcome::read(s)));
-    stop(s, child)
-}
-
 /// SIGTERM, then the exit checked clean; the log.
 pub(crate) fn stop(s: &Scratch, child: std::process::Child) -> String {
     signal(&child, libc::SIGTERM);

@@ -265,7 +265,7 @@ fn kill_9_during_enrichment_loses_nothing_and_keeps_keys_in_order() {
         )
     );
     let p = s.write("p.toml", enrich_pipeline("killed", true, "", &parts));
-    for round in 0..2 {
+    for _ in 0..2 {
         let mut child = s.spawn_logged(&p);
         let before = lines(&s.path("out.jsonl")).len();
         wait_logged(&s, "some events enriched", || {
@@ -273,7 +273,6 @@ fn kill_9_during_enrichment_loses_nothing_and_keeps_keys_in_order() {
         });
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
-        let _ = round;
     }
     let child = s.spawn_logged(&p);
     wait_logged(&s, "every event", || {

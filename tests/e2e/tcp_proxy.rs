@@ -18,23 +18,20 @@ impl TcpProxy {
     pub(crate) fn start(target: SocketAddr) -> Self {
         let connections = Arc::new(AtomicU64::new(0));
         let counted = connections.clone();
-        let port = Switchable::open(
-            "tcp proxy",
-            Arc::new(move |mut client: TcpStream, mut closed| {
-                counted.fetch_add(1, Ordering::SeqCst);
-                Box::pin(async move {
-                    let Ok(mut server) = TcpStream::connect(target).await else {
-                        return; // the client sees the connection closed
-                    };
-                    let _ = client.set_nodelay(true);
-                    let _ = server.set_nodelay(true);
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = closed.wait_for(|c| *c) => {}
-                    }
-                })
-            }),
-        );
+        let port = Switchable::open("tcp proxy", move |mut client: TcpStream, mut closed| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                let Ok(mut server) = TcpStream::connect(target).await else {
+                    return; // the client sees the connection closed
+                };
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
+                tokio::select! {
+                    _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                    _ = closed.wait_for(|c| *c) => {}
+                }
+            }
+        });
         TcpProxy { port, connections }
     }
 
