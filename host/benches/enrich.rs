@@ -213,12 +213,10 @@ fn weir_rate(dir: &Path, name: &str, parts: &str, events: u64) -> f64 {
         let _ = std::fs::remove_dir_all(state.join(name));
         let start = Instant::now();
         let result = Command::new(env!("CARGO_BIN_EXE_weir"))
-            .args([
-                "run".as_ref(),
-                p.as_os_str(),
-                "--state-dir".as_ref(),
-                state.as_os_str(),
-            ])
+            .arg("run")
+            .arg(&p)
+            .arg("--state-dir")
+            .arg(&state)
             .env("WEIR_ADMIN__ADDRESS", "127.0.0.1:0")
             .env_remove("RUST_LOG")
             .output()
