@@ -617,5 +617,47 @@ mod tests {
         assert!(api.url("/rates/EUR").starts_with("https://127.0.0.1:"));
         // Plain HTTP to the TLS port gets no answer.
         assert_eq!(get(&api.url("/rates/EUR").replace("https", "http")).0, 0);
+        // A client trusting the CA gets the rate, for the name and for the address.
+        for name in ["127.0.0.1", "localhost"] {
+            let answer = tls_get(api.ca_file(), api.port(), name);
+            assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+            assert!(
+                answer.ends_with("{\"rate\":1.1,\"currency\":\"EUR\"}"),
+                "{answer}"
+            );
+        }
+    }
+
+    /// `GET /rates/EUR` over TLS, trusting only the CA in `ca_file`: the whole answer.
+    fn tls_get(ca_file: &Path, port: u16, name: &str) -> String {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, ServerName};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_file(ca_file).unwrap())
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            let server = ServerName::try_from(name.to_owned()).unwrap();
+            let mut tls = connector.connect(server, tcp).await.unwrap();
+            let request =
+                format!("GET /rates/EUR HTTP/1.1\r\nhost: {name}\r\nconnection: close\r\n\r\n");
+            tls.write_all(request.as_bytes()).await.unwrap();
+            let mut answer = String::new();
+            let _ = tls.read_to_string(&mut answer).await;
+            answer
+        })
     }
 }

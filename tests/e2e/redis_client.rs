@@ -2,7 +2,7 @@
 //! (127.0.0.1:6379): one command per connection, the reply as text. Self-contained: the
 //! enrichment benchmark includes it too.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 
 pub(crate) const REDIS: &str = "127.0.0.1:6379";
