@@ -241,5 +241,5 @@ impl Lane {
 /// Whether a plugin failed the slot in a way that is tried again: it said the failure was
 /// retryable, or the pipeline blocks on every failure.
 fn to_retry(slot: &Slot, block: bool) -> bool {
-    matches!(&slot.fate, Fate::Failed(f) if f.stage.starts_with("plugin") && (block || f.kind == RETRYABLE))
+    matches!(&slot.fate, Fate::Failed(f) if f.stage.starts_with("plugin") && (block || RETRYABLE.contains(&f.kind.as_str())))
 }

@@ -108,13 +108,20 @@ impl PluginSet {
                 ];
                 Plugin {
                     call_seconds: metrics::histogram!("weir_plugin_call_seconds", &labels),
-                    failures: ["error", "retryable", "trap", "timeout", "memory"]
-                        .map(|kind| {
-                            let mut l = labels.to_vec();
-                            l.push(("kind", kind.to_owned()));
-                            (kind, metrics::counter!("weir_plugin_failures_total", &l))
-                        })
-                        .to_vec(),
+                    failures: [
+                        "error",
+                        "retryable",
+                        "trap",
+                        "timeout",
+                        "memory",
+                        "io_budget",
+                    ]
+                    .map(|kind| {
+                        let mut l = labels.to_vec();
+                        l.push(("kind", kind.to_owned()));
+                        (kind, metrics::counter!("weir_plugin_failures_total", &l))
+                    })
+                    .to_vec(),
                     tap: self.tap.clone(),
                     stage: stage.clone(),
                     current: current.clone(),
@@ -191,7 +198,7 @@ struct Plugin {
     /// Time per batch call (with any bisection after a trap).
     call_seconds: metrics::Histogram,
     /// Events failed, by kind (`error` or `retryable` reported by the plugin, `trap`, `timeout`,
-    /// `memory`).
+    /// `memory`, `io_budget`).
     failures: Vec<(&'static str, metrics::Counter)>,
     tap: Option<Arc<Tap>>,
     current: Arc<Current>,
