@@ -203,6 +203,13 @@ impl ApiServer {
         });
     }
 
+    /// `currency` is answered again.
+    pub(crate) fn mend_currency(&self, currency: &str) {
+        self.control(|c| {
+            c.broken.remove(currency);
+        });
+    }
+
     pub(crate) fn set_body(&self, mode: BodyMode) {
         self.control(|c| c.body = mode);
     }
@@ -603,6 +610,7 @@ mod tests {
         assert!(api.most_within(Duration::from_secs(3600)) == 11);
         assert!(api.max_in_flight() >= 1);
         assert_eq!(api.per_path().len(), 2);
+        assert_eq!(api.arrivals()[..2], ["/rates/USD", "/rates/GBP"]);
         assert!(api.url("/").contains(&api.port().to_string()));
         api.reset_counts();
         assert_eq!((api.total(), api.count("/rates/USD")), (0, 0));

@@ -335,6 +335,8 @@ fn same_scenario(plugin: &Path, api: &ApiServer) -> (Vec<Value>, Vec<(u64, u32)>
     o.check(0..24);
     let mut delivered = o.out.clone();
     delivered.sort_by_key(seq);
+    // Numbers compared as numbers: JavaScript writes 5 where Rust and Python write 5.0.
+    let delivered: Vec<Value> = delivered.iter().map(numbers_as_f64).collect();
     let mut dead: Vec<(u64, u32)> = o
         .dlq
         .iter()
@@ -347,6 +349,27 @@ fn same_scenario(plugin: &Path, api: &ApiServer) -> (Vec<Value>, Vec<(u64, u32)>
         .collect();
     dead.sort_unstable();
     (delivered, dead)
+}
+
+/// `v` with every number but `seq` as a float.
+fn numbers_as_f64(v: &Value) -> Value {
+    match v {
+        Value::Number(n) => n.as_f64().map_or(Value::Null, Value::from),
+        Value::Array(a) => a.iter().map(numbers_as_f64).collect(),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, v)| {
+                    let v = if k == "seq" {
+                        v.clone()
+                    } else {
+                        numbers_as_f64(v)
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        other => other.clone(),
+    }
 }
 
 #[test]
