@@ -11,6 +11,7 @@ mod dlq_resume;
 mod dry_run;
 mod enrich_support;
 mod enrichment;
+mod enrichment_budget;
 mod enrichment_tables;
 mod fidelity;
 mod file_pipeline;

@@ -79,6 +79,7 @@ impl Lane {
         self.apply_plugins(plugins, slots, 0..slots.len()).await;
         held.apply(slots);
         let block = self.outlets.retry().on_failure == OnFailure::Block;
+        let mut tries = Tries::new(slots.len());
         let mut start = 0;
         loop {
             // Deliver up to the first event a plugin failed that is to be tried again, then try
@@ -95,7 +96,10 @@ impl Lane {
             if end == slots.len() {
                 return true;
             }
-            if !self.retry_plugins(plugins, slots, end, block, stop).await {
+            if !self
+                .retry_plugins(plugins, slots, end, &mut tries, block, stop)
+                .await
+            {
                 return false;
             }
             start = end;
@@ -113,13 +117,12 @@ impl Lane {
         plugins: &mut Option<PluginStage>,
         slots: &mut Vec<Slot>,
         i: usize,
+        tries: &mut Tries,
         block: bool,
         stop: &CancellationToken,
     ) -> bool {
         let retry = self.outlets.retry();
-        // Attempts and first failure time of each slot from `i` on, as this lane counts them.
-        let mut attempts: Vec<u32> = vec![1; slots.len()];
-        let mut first: Vec<Option<String>> = vec![None; slots.len()];
+        let Tries { attempts, first } = tries;
         while let Fate::Failed(f) = &slots[i].fate {
             if !to_retry(&slots[i], block) {
                 break; // failed for good this time
@@ -234,6 +237,22 @@ impl Lane {
             Err(e) => {
                 tracing::error!(pipeline = %self.pipeline, lane = self.index, error = %e, "plugin task failed");
             }
+        }
+    }
+}
+
+/// Attempts and first failure time of each slot of a batch, as the lane counts them: a slot
+/// tried again along with an earlier one has its attempts counted when its own turn comes.
+struct Tries {
+    attempts: Vec<u32>,
+    first: Vec<Option<String>>,
+}
+
+impl Tries {
+    fn new(n: usize) -> Self {
+        Tries {
+            attempts: vec![1; n],
+            first: vec![None; n],
         }
     }
 }

@@ -19,6 +19,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+/// Time left to a plugin between its requests' deadline and its call's end.
+const REPLY_MARGIN: Duration = Duration::from_millis(50);
+
 /// One call's clock: when it started, how long it has waited so far, and its wall deadline.
 #[derive(Clone)]
 pub struct IoClock {
@@ -53,10 +56,13 @@ impl IoClock {
         self.inner.started.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// When the call under way must be over: no request it makes may wait past this.
+    /// No request of the call under way may wait past this: a little before the call itself
+    /// must be over, so that the plugin hears of the timeout and can say what to do (fail the
+    /// event retryably, in its own words) before the call is dropped.
     pub fn deadline(&self) -> Instant {
         let (started, bound) = *self.lock();
-        started + bound
+        let margin = (bound / 4).min(REPLY_MARGIN);
+        started + bound - margin
     }
 
     /// Wall time since the call started, and how much of it was spent waiting.

@@ -206,6 +206,11 @@ mod tests {
 
     /// The fixture plugin, loaded with this call deadline.
     fn faults(timeout: Duration) -> Runner {
+        faults_waiting(timeout, Duration::ZERO)
+    }
+
+    /// The fixture plugin, loaded with this call deadline and I/O budget.
+    fn faults_waiting(timeout: Duration, io_budget: Duration) -> Runner {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../plugins/fixtures/faults/faults.wasm");
         assert!(
@@ -224,7 +229,10 @@ mod tests {
             },
             config_json: "{}".into(),
             cache_dir: None,
-            grants: Default::default(),
+            grants: crate::plugin::grants::Grants {
+                io_budget,
+                ..Default::default()
+            },
         };
         let (loaded, instance) = Loaded::load(&settings).unwrap_or_else(|e| panic!("{e}"));
         Runner::new(loaded, instance)
@@ -348,6 +356,22 @@ mod tests {
         // The batch, then the slow event alone: each other event ran once more, alone, and
         // passed; halving would have run the slow one on every level (five deadlines).
         assert_eq!((r.failed_batches, r.isolated), (1, 1));
+    }
+
+    #[test]
+    fn waiting_past_the_io_budget_fails_the_batch_without_isolating_an_event() {
+        let mut runner = faults_waiting(Duration::from_millis(100), Duration::from_millis(200));
+        let sleep = r#"{"fault": "sleep", "ms": 5000}"#;
+        let r = run(&mut runner, &[PLAIN, sleep, PLAIN, sleep]);
+        assert_eq!(r.outcomes, ["io_budget"; 4]);
+        // One call, no event run again on its own: a slow backend is no event's fault.
+        assert_eq!((r.failed_batches, r.isolated), (0, 0));
+        // The budget is for waiting: work past `timeout_ms` is still a timeout, isolated.
+        let r = run(
+            &mut runner,
+            &all_but_one(4, PLAIN, 2, r#"{"fault": "loop"}"#),
+        );
+        assert_eq!(r.outcomes, all_but_one(4, "ok", 2, "timeout"));
     }
 
     #[test]
