@@ -29,7 +29,7 @@ fn every_event_gets_its_rate_and_each_batch_sends_its_requests_at_once() {
     api.set_rate("GBP", 2.0);
     api.set_latency(Duration::from_millis(20));
     let s = Scratch::new();
-    let cur = |n: u64| if n % 2 == 0 { "USD" } else { "GBP" }.to_owned();
+    let cur = |n: u64| if n.is_multiple_of(2) { "USD" } else { "GBP" }.to_owned();
     s.write("in.jsonl", events(0..200, 7, cur));
     let p = s.write(
         "p.toml",
