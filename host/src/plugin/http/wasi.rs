@@ -59,6 +59,7 @@ impl WasiHttpHooks for Hooks {
                 return Err(Error::HttpRequestDenied);
             };
             let body = body.collect().await?.to_bytes();
+            // Content-Length among them is dropped by HttpAccess: the client sends the body's own.
             let headers = parts
                 .headers
                 .iter()

@@ -4,7 +4,7 @@ use super::super::wasi::Hooks;
 use super::*;
 use crate::plugin::io_clock::IoClock;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Empty, Full};
 use wasmtime_wasi_http::{Error, WasiBody, WasiHttpHooks};
 
 fn wasi_get(url: &str) -> http::Request<WasiBody> {
@@ -74,4 +74,30 @@ async fn without_a_grant_wasi_http_is_denied_and_nothing_leaves() {
         Err(Error::HttpRequestDenied)
     ));
     assert_eq!(seen.count(), 0);
+}
+
+#[tokio::test]
+async fn wasi_http_sends_a_body() {
+    let (addr, _seen) = server().await;
+    let access = access(&format!(
+        "allow = [\"http://{addr}/\"]\nmethods = [\"POST\"]"
+    ));
+    let mut hooks = hooks(Some(access));
+    let body = Full::new(Bytes::from_static(b"payload"))
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let request = http::Request::post(format!("http://{addr}/echo"))
+        .header("content-length", "7")
+        .body(body)
+        .expect("a request");
+    let sent = hooks.send_request(request, None, Box::new(async { Ok(()) }));
+    let (response, _io) = Box::into_pin(sent).await.expect("an answer");
+    assert_eq!(response.status(), 200);
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("a body")
+        .to_bytes();
+    assert_eq!(&body[..], b"payload");
 }
