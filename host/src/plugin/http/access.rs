@@ -161,10 +161,7 @@ impl HttpAccess {
             Err(HttpError::Unavailable(_)) => "unavailable",
             Err(HttpError::TooLarge(_)) => "too_large",
         };
-        metrics::counter!("weir_plugin_http_requests_total",
-            "pipeline" => self.pipeline.to_string(), "plugin" => self.plugin.to_string(),
-            "outcome" => outcome)
-        .increment(1);
+        count(&self.pipeline, &self.plugin, outcome);
         answer
     }
 
@@ -359,6 +356,14 @@ impl HttpAccess {
             body: bytes,
         })
     }
+}
+
+/// Counts a request's outcome in `weir_plugin_http_requests_total`: a request of a plugin with no
+/// `http` grant is counted too (`denied`), though it never gets as far as an [`HttpAccess`].
+pub(crate) fn count(pipeline: &str, plugin: &str, outcome: &'static str) {
+    metrics::counter!("weir_plugin_http_requests_total",
+        "pipeline" => pipeline.to_owned(), "plugin" => plugin.to_owned(), "outcome" => outcome)
+    .increment(1);
 }
 
 /// A request that passed the grant's checks.

@@ -46,7 +46,11 @@ async fn hooked(grant: Option<&str>) -> (SocketAddr, Arc<Seen>, Hooks) {
     let access = grant.map(|g| access(&g.replace("ADDR", &addr.to_string())));
     let io = IoClock::default();
     io.start(Duration::from_secs(60));
-    (addr, seen, Hooks::new(access, "enrich".into(), io))
+    (
+        addr,
+        seen,
+        Hooks::new(access, "test".into(), "enrich".into(), io),
+    )
 }
 
 #[tokio::test]
