@@ -57,8 +57,12 @@ impl StoreData {
             .stderr(stdio.stderr())
             .build();
         let io = IoClock::default();
-        let http_hooks =
-            super::http::wasi::Hooks::new(grants.http.clone(), plugin.clone(), io.clone());
+        let http_hooks = super::http::wasi::Hooks::new(
+            grants.http.clone(),
+            pipeline.clone(),
+            plugin.clone(),
+            io.clone(),
+        );
         StoreData {
             limits: MemoryLimit::new(memory_mb),
             wasi,

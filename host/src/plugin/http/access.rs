@@ -5,7 +5,8 @@
 //! A request goes: method and URL checked against the grant (a denial never leaves weir), headers
 //! checked and the grant's secret headers put in, the cache asked (GET), then a
 //! `max_concurrency` slot and a `rate_limit_per_s` start awaited, then the exchange, bounded by
-//! `timeout_ms` and the call's deadline, reading at most `max_response_bytes`.
+//! `timeout_ms` and the call's deadline, reading at most `max_response_bytes`. Redirects are not
+//! followed: a 3xx goes back to the plugin, and the request it makes next is checked again.
 
 use super::super::bindings::v2::weir::plugin::http::{HttpError, Request, Response};
 use super::allow::{self, Refusal};
@@ -160,10 +161,7 @@ impl HttpAccess {
             Err(HttpError::Unavailable(_)) => "unavailable",
             Err(HttpError::TooLarge(_)) => "too_large",
         };
-        metrics::counter!("weir_plugin_http_requests_total",
-            "pipeline" => self.pipeline.to_string(), "plugin" => self.plugin.to_string(),
-            "outcome" => outcome)
-        .increment(1);
+        count(&self.pipeline, &self.plugin, outcome);
         answer
     }
 
@@ -226,6 +224,10 @@ impl HttpAccess {
                 |why: &str| HttpError::Invalid(format!("{method} {url}: header {name:?}: {why}"));
             let name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| invalid("not a valid header name"))?;
+            // The body's length is the client's to say: it knows it, and a wrong one is refused.
+            if name == http::header::CONTENT_LENGTH {
+                continue;
+            }
             if RESERVED_HEADERS.contains(&name.as_str()) {
                 return Err(invalid("set by the HTTP layer alone"));
             }
@@ -354,6 +356,14 @@ impl HttpAccess {
             body: bytes,
         })
     }
+}
+
+/// Counts a request's outcome in `weir_plugin_http_requests_total`: a request of a plugin with no
+/// `http` grant is counted too (`denied`), though it never gets as far as an [`HttpAccess`].
+pub(crate) fn count(pipeline: &str, plugin: &str, outcome: &'static str) {
+    metrics::counter!("weir_plugin_http_requests_total",
+        "pipeline" => pipeline.to_owned(), "plugin" => plugin.to_owned(), "outcome" => outcome)
+    .increment(1);
 }
 
 /// A request that passed the grant's checks.

@@ -37,7 +37,10 @@ pub(crate) async fn send_all(
     let Some(access) = data.grants.http.clone() else {
         return requests
             .iter()
-            .map(|r| Err(no_grant(&data.plugin, &r.method, &r.url)))
+            .map(|r| {
+                access::count(&data.pipeline, &data.plugin, "denied");
+                Err(no_grant(&data.plugin, &r.method, &r.url))
+            })
             .collect();
     };
     access.send_all(requests, data.io.deadline()).await

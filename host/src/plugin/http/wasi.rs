@@ -19,13 +19,24 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 /// The wasi:http hooks of one Store: its plugin's access and the clock of the call under way.
 pub(crate) struct Hooks {
     access: Option<Arc<HttpAccess>>,
+    pipeline: Arc<str>,
     plugin: Arc<str>,
     io: IoClock,
 }
 
 impl Hooks {
-    pub(crate) fn new(access: Option<Arc<HttpAccess>>, plugin: Arc<str>, io: IoClock) -> Hooks {
-        Hooks { access, plugin, io }
+    pub(crate) fn new(
+        access: Option<Arc<HttpAccess>>,
+        pipeline: Arc<str>,
+        plugin: Arc<str>,
+        io: IoClock,
+    ) -> Hooks {
+        Hooks {
+            access,
+            pipeline,
+            plugin,
+            io,
+        }
     }
 }
 
@@ -50,15 +61,16 @@ impl WasiHttpHooks for Hooks {
         _fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> Box<dyn Future<Output = Sent> + Send> {
         let access = self.access.clone();
-        let plugin = self.plugin.clone();
+        let (pipeline, plugin) = (self.pipeline.clone(), self.plugin.clone());
         let deadline = self.io.deadline();
         Box::new(async move {
             let (parts, body) = request.into_parts();
             let Some(access) = access else {
-                tracing::debug!(plugin = &*plugin, "wasi:http request denied: no http grant");
+                super::access::count(&pipeline, &plugin, "denied");
                 return Err(Error::HttpRequestDenied);
             };
             let body = body.collect().await?.to_bytes();
+            // Content-Length among them is dropped by HttpAccess: the client sends the body's own.
             let headers = parts
                 .headers
                 .iter()

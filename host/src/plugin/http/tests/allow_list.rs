@@ -96,7 +96,7 @@ async fn malformed_requests_are_invalid_and_never_sent() {
         },
         Request {
             method: "POST".into(),
-            headers: vec![("content-length".into(), "0".into())],
+            headers: vec![("transfer-encoding".into(), "chunked".into())],
             ..get(&url)
         },
     ];
@@ -125,4 +125,22 @@ async fn a_batch_is_answered_in_order() {
     assert!(matches!(answers[1], Err(HttpError::Denied(_))));
     assert_eq!(answers[2].as_ref().map(|r| r.status).ok(), Some(404));
     assert_eq!(seen.count(), 2);
+}
+
+#[tokio::test]
+async fn a_body_is_sent_with_its_own_length() {
+    let (addr, _seen) = server().await;
+    let access = access(&format!(
+        "allow = [\"http://{addr}/\"]\nmethods = [\"POST\"]"
+    ));
+    let post = Request {
+        method: "POST".into(),
+        url: format!("http://{addr}/echo"),
+        // A wrong length from the plugin is dropped; the client sends the body's own.
+        headers: vec![("content-length".into(), "999".into())],
+        body: b"{\"q\": 1}".to_vec(),
+    };
+    let answer = send(&access, post).await.expect("an answer");
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.body, b"{\"q\": 1}");
 }

@@ -36,6 +36,7 @@ impl Seen {
 }
 
 /// Routes:
+/// - `/echo`: the request's body
 /// - `/rates/{code}`: `{"rate": 1.5}`; `/rates/XXX`: 404
 /// - `/hold`: answers after 100 ms (for concurrency counts)
 /// - `/slow`: answers after 30 s
@@ -55,6 +56,10 @@ async fn handle(State(seen): State<Arc<Seen>>, request: axum::extract::Request) 
     seen.max_in_flight.fetch_max(now, Ordering::SeqCst);
     let path = request.uri().path().to_owned();
     let answer = match path.as_str() {
+        "/echo" => match axum::body::to_bytes(request.into_body(), 1 << 20).await {
+            Ok(body) => (200, Body::from(body)),
+            Err(_) => (400, Body::from("unreadable body")),
+        },
         "/rates/XXX" => (404, Body::from("no such currency")),
         p if p.starts_with("/rates/") => (200, Body::from(r#"{"rate": 1.5}"#)),
         "/hold" => {
