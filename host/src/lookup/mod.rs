@@ -77,7 +77,8 @@ struct Table {
 
 enum Backend {
     File(FileTable),
-    Redis(RedisTable),
+    // Boxed: the client's connection settings are large, and a table is made once.
+    Redis(Box<RedisTable>),
     Postgres(PostgresTable),
 }
 
@@ -163,7 +164,7 @@ impl Table {
                 let password = secret::resolve(password)?;
                 let redis = RedisTable::open(url, key_prefix, *command, password, limits.timeout)?;
                 let what = format!("redis {}", redis.address());
-                (Backend::Redis(redis), what)
+                (Backend::Redis(Box::new(redis)), what)
             }
             Configured::Postgres {
                 connection,

@@ -118,7 +118,7 @@ async fn redis_hgetall_answers_the_hash_as_an_object() {
     let mut conn = redis().await;
     let _: () = redis::cmd("HSET")
         .arg(format!("{p}c1"))
-        .arg(["tier", "gold", "region", "eu"])
+        .arg(&["tier", "gold", "region", "eu"][..])
         .query_async(&mut conn)
         .await
         .unwrap();
@@ -260,7 +260,7 @@ async fn file_tables_answer_through_tables() {
         },
         limits: TableLimits::default(),
     };
-    let tables = Tables::open(&[config.clone()], "test").unwrap();
+    let tables = Tables::open(std::slice::from_ref(&config), "test").unwrap();
     let answers = rows(
         tables
             .get_many("customers", keys(&["c1", "c9"]), soon())
