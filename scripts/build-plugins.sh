@@ -3,8 +3,8 @@
 # Idempotent and quick when nothing changed: scripts/test.sh runs it before every test run, so each
 # step below first checks whether its inputs changed since it last succeeded.
 # Outputs: plugins/<name>/<name>.wasm for the Rust examples (and plugins/fixtures/faults/faults.wasm
-# for the tests), plugins/enrich-js/enrich.wasm (JavaScript), plugins/classify-py/classify.wasm
-# (Python).
+# for the tests), plugins/enrich-js/enrich.wasm and plugins/enrich-api-js/enrich-api.wasm
+# (JavaScript), plugins/classify-py/classify.wasm and plugins/enrich-py/enrich.wasm (Python).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +19,7 @@ out=var/plugin-target/wasm32-wasip2/release
 install_if_changed() { cmp -s "$1" "$2" 2>/dev/null || cp "$1" "$2"; }
 install_if_changed "$out/redact.wasm" plugins/redact/redact.wasm
 install_if_changed "$out/split_order.wasm" plugins/split-order/split-order.wasm
+install_if_changed "$out/enrich_rs.wasm" plugins/enrich-rs/enrich-rs.wasm
 install_if_changed "$out/faults.wasm" plugins/fixtures/faults/faults.wasm
 
 # JavaScript and Python guests take seconds to componentize (they embed a whole interpreter), and
@@ -41,43 +42,56 @@ fresh() {
 }
 need() { command -v "$1" >/dev/null || { echo "error: $1 is required to build $2" >&2; exit 1; }; }
 
-# JavaScript: componentize-js (npm, pinned by package-lock.json), called as a library from
-# build.mjs because the `jco componentize` CLI is broken for it.
-js=plugins/enrich-js
-need node "$js"
-need npm "$js"
-# `npm ci` wipes and reinstalls node_modules (about 20 s), so only when it is missing or was
-# installed from another lockfile. npm ci also checks that the lockfile matches package.json.
-deps=$(digest "$js/package.json" "$js/package-lock.json" "node $(node --version)")
-if [ ! -d "$js/node_modules" ] || ! fresh enrich-js.npm "$deps"; then
-  (cd "$js" && npm ci --no-audit --no-fund --loglevel=error)
-  echo "$deps" > "$stamps/enrich-js.npm"
-fi
-src=$(digest "$js/enrich.js" "$js/build.mjs" wit/*.wit "$deps")
-if ! fresh enrich-js.build "$src" "$js/enrich.wasm"; then
-  echo "building $js/enrich.wasm (componentize-js, ~5 s)" >&2
-  (cd "$js" && node build.mjs)
-  echo "$src" > "$stamps/enrich-js.build"
-fi
+# JavaScript: componentize-js (npm, pinned by each plugin's package-lock.json), called as a
+# library from the plugin's build.mjs because the `jco componentize` CLI is broken for it.
+# build_js DIR SOURCE OUTPUT: DIR/SOURCE (with DIR/build.mjs) -> DIR/OUTPUT.
+build_js() {
+  local js=$1 source=$2 output=$3 name
+  name=$(basename "$js")
+  need node "$js"
+  need npm "$js"
+  # `npm ci` wipes and reinstalls node_modules (about 20 s), so only when it is missing or was
+  # installed from another lockfile. npm ci also checks that the lockfile matches package.json.
+  local deps src
+  deps=$(digest "$js/package.json" "$js/package-lock.json" "node $(node --version)")
+  if [ ! -d "$js/node_modules" ] || ! fresh "$name.npm" "$deps"; then
+    (cd "$js" && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$deps" > "$stamps/$name.npm"
+  fi
+  src=$(digest "$js/$source" "$js/build.mjs" wit/*.wit "$deps")
+  if ! fresh "$name.build" "$src" "$js/$output"; then
+    echo "building $js/$output (componentize-js, ~5 s)" >&2
+    (cd "$js" && node build.mjs)
+    echo "$src" > "$stamps/$name.build"
+  fi
+}
+build_js plugins/enrich-js enrich.js enrich.wasm
+build_js plugins/enrich-api-js enrich-api.js enrich-api.wasm
 
 # Python: componentize-py from PyPI, in a venv of its own under var/ so that the machine's Python
 # is left alone; pip runs only when that venv lacks the pinned version.
-py=plugins/classify-py
 componentize_py_version=0.25.1
 venv=var/py-venv
-need python3 "$py"
+need python3 "plugins/*-py"
 if [ "$("$venv/bin/componentize-py" --version 2>/dev/null)" != "componentize-py $componentize_py_version" ]; then
   [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "componentize-py==$componentize_py_version"
 fi
-src=$(digest "$py"/*.py wit/*.wit "componentize-py $componentize_py_version")
-if ! fresh classify-py.build "$src" "$py/classify.wasm"; then
-  echo "building $py/classify.wasm (componentize-py, ~6 s)" >&2
-  # It generates the bindings (module wit_world) itself, in memory: nothing to keep in the tree.
-  # (Its embedded CPython leaves a __pycache__ beside app.py; .gitignore ignores it.) Write to a
-  # temporary file so that an interrupted build never leaves a truncated classify.wasm behind.
-  (cd "$py" && "../../$venv/bin/componentize-py" -d ../../wit -w transform \
-    componentize app -o classify.wasm.tmp >/dev/null)
-  mv "$py/classify.wasm.tmp" "$py/classify.wasm"
-  echo "$src" > "$stamps/classify-py.build"
-fi
+# build_py DIR OUTPUT: the module app.py of DIR -> DIR/OUTPUT.
+build_py() {
+  local py=$1 output=$2 name src
+  name=$(basename "$py")
+  src=$(digest "$py"/*.py wit/*.wit "componentize-py $componentize_py_version")
+  if ! fresh "$name.build" "$src" "$py/$output"; then
+    echo "building $py/$output (componentize-py, ~6 s)" >&2
+    # It generates the bindings (module wit_world) itself, in memory: nothing to keep in the tree.
+    # (Its embedded CPython leaves a __pycache__ beside app.py; .gitignore ignores it.) Write to a
+    # temporary file so that an interrupted build never leaves a truncated output behind.
+    (cd "$py" && "../../$venv/bin/componentize-py" -d ../../wit -w transform \
+      componentize app -o "$output.tmp" >/dev/null)
+    mv "$py/$output.tmp" "$py/$output"
+    echo "$src" > "$stamps/$name.build"
+  fi
+}
+build_py plugins/classify-py classify.wasm
+build_py plugins/enrich-py enrich.wasm

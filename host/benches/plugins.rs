@@ -164,6 +164,7 @@ fn load(path: &Path, config: &str) -> (Runner, LoadTimes) {
         },
         config_json: config.to_owned(),
         cache_dir: Some(cache.clone()),
+        grants: Default::default(),
     };
     let start = Instant::now();
     let (loaded, instance) = Loaded::load(&settings).unwrap_or_else(|e| panic!("{e}"));

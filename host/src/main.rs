@@ -208,6 +208,18 @@ enum PluginCommand {
         /// Cache compiled plugins in DIR/.plugin-cache [default: none, compile every time]
         #[arg(long, value_name = "DIR")]
         state_dir: Option<PathBuf>,
+        /// Grant HTTP requests to URLs under PREFIX (repeatable), as `[plugin.http] allow`
+        #[arg(long, value_name = "PREFIX")]
+        allow_http: Vec<String>,
+        /// Methods the HTTP grant allows (repeatable) [default: GET]
+        #[arg(long, value_name = "METHOD")]
+        http_method: Vec<String>,
+        /// Grant a lookup table NAME read from a CSV or JSON-lines FILE (repeatable)
+        #[arg(long, value_name = "NAME=FILE")]
+        table: Vec<String>,
+        /// The key column of the `--table` files
+        #[arg(long, value_name = "COLUMN", default_value = "id")]
+        table_key: String,
     },
 }
 
@@ -255,6 +267,10 @@ fn main() {
             memory_mb,
             batch_size,
             ref state_dir,
+            ref allow_http,
+            ref http_method,
+            ref table,
+            ref table_key,
         }) => {
             // `--config` is the plugin's config here (`weir plugin test X.wasm --config '{...}'`),
             // so host settings come from weir.toml and the environment only.
@@ -274,6 +290,12 @@ fn main() {
                 memory_mb,
                 batch_size,
                 state_dir: state_dir.clone(),
+                grants: commands::plugin::GrantArgs {
+                    allow_http: allow_http.clone(),
+                    http_methods: http_method.clone(),
+                    tables: table.clone(),
+                    table_key: table_key.clone(),
+                },
             })
         }
         Command::DryRun {

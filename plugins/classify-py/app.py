@@ -53,7 +53,7 @@ class WitWorld(wit_world.WitWorld):
             try:
                 payload = classify(event.payload)
             except ValueError as e:
-                failures.append(Failure(input=i, message=str(e)))
+                failures.append(Failure(input=i, message=str(e), retryable=False))
                 continue
             # key=None keeps the event's key.
             outputs.append(Output(input=i, payload=payload, key=None))

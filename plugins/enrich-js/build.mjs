@@ -8,8 +8,8 @@ import { fileURLToPath } from 'node:url';
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 const { component } = await componentize({
   sourcePath: here('./enrich.js'),
-  // The folder holding plugin.wit (package weir:plugin@0.1.0); enrich.js imports
-  // 'weir:plugin/host@0.1.0' from it.
+  // The folder holding plugin.wit (package weir:plugin@0.2.0); enrich.js imports
+  // 'weir:plugin/host@0.2.0' from it.
   witPath: here('../../wit'),
   worldName: 'transform',
   // No HTTP: plugins get no network, and these features would import wasi:http.

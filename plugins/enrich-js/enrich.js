@@ -4,7 +4,7 @@
 // `detail.itemCount` (sum of quantities), `detail.lineCount` and `detail.size` ("large" when
 // amount >= config.large_from, default 100, else "small"). Events that are not JSON objects with
 // a `detail` object pass through unchanged.
-import { log } from 'weir:plugin/host@0.1.0';
+import { log } from 'weir:plugin/host@0.2.0';
 
 let largeFrom = 100;
 const decoder = new TextDecoder();

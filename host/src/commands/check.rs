@@ -96,8 +96,21 @@ fn preflight(p: &PipelineConfig, state_root: Option<&Path>) -> Vec<ConfigError> 
     }
     // One at a time, so that every plugin at fault is named, each loaded exactly as `weir run`
     // loads it (compiled or from the cache, then an instance initialised).
+    let tables = match p.open_tables() {
+        Ok(t) => t,
+        Err(e) => {
+            errors.push(src.error(&root.key("table"), e.to_string()));
+            None
+        }
+    };
     for (i, plugin) in p.plugins.iter().enumerate() {
-        if let Err(e) = PluginSet::load(&p.name, std::slice::from_ref(plugin), state_root, false) {
+        if let Err(e) = PluginSet::load(
+            &p.name,
+            std::slice::from_ref(plugin),
+            tables.as_ref(),
+            state_root,
+            false,
+        ) {
             let at = p
                 .plugin_key(&e)
                 .unwrap_or_else(|| root.key("plugin").index(i));

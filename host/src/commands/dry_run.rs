@@ -208,6 +208,8 @@ enum LoadError {
     Filter(#[source] weir_pattern::PatternError),
     #[error(transparent)]
     Plugin(#[from] PluginError),
+    #[error("{0}")]
+    Tables(String),
     #[error("plugin {0} did not load")]
     NotLoaded(String),
     #[error("sink: {0}")]
@@ -224,10 +226,19 @@ impl Stages {
             .collect::<Result<Vec<_>, _>>()
             .map_err(LoadError::Filter)?;
         let mut plugins = Vec::with_capacity(cfg.plugins.len());
+        // The plugins reach their grants for real: dry-run shows what the pipeline would send.
+        let tables =
+            (cfg.open_tables()).map_err(|e| LoadError::Tables(cfg.error_at("table", e)))?;
         for c in &cfg.plugins {
             // No compile cache (it would be written under the state directory), no hot reload.
-            let set = PluginSet::load(&cfg.name, std::slice::from_ref(c), None, false)?
-                .ok_or_else(|| LoadError::NotLoaded(c.name.to_string()))?;
+            let set = PluginSet::load(
+                &cfg.name,
+                std::slice::from_ref(c),
+                tables.as_ref(),
+                None,
+                false,
+            )?
+            .ok_or_else(|| LoadError::NotLoaded(c.name.to_string()))?;
             let stage = set.stage();
             plugins.push((format!("plugin:{}", c.name), set, stage));
         }

@@ -8,6 +8,7 @@ pub mod dlq;
 pub mod dry_run;
 pub mod pattern;
 pub mod plugin;
+mod plugin_grants;
 pub mod run;
 pub mod tap;
 pub mod top;

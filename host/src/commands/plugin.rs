@@ -11,7 +11,12 @@
 //! that failed on it alone (a traceback, a panic message); what it writes otherwise is logged to
 //! stderr, as `weir run` logs it.
 //! Exit 0 if every event was processed, 1 if some failed, 2 if the plugin could not be loaded.
+//!
+//! Grants, as a pipeline gives them: `--allow-http PREFIX` (`--http-method`), `--table NAME=FILE`
+//! (`--table-key`); plugin_grants.rs.
 
+pub use super::plugin_grants::GrantArgs;
+use super::plugin_grants::grants;
 use crate::event::{Envelope, Payload};
 use crate::exit;
 use crate::pipeline::plugin_stage::{from_wit, metadata, to_wit};
@@ -31,6 +36,8 @@ pub struct TestArgs {
     pub batch_size: usize,
     /// Where compiled plugins are cached (the host's state dir); None compiles every time.
     pub state_dir: Option<PathBuf>,
+    /// What it may reach: HTTP prefixes, file tables.
+    pub grants: GrantArgs,
 }
 
 pub fn test(args: &TestArgs) -> i32 {
@@ -64,6 +71,13 @@ pub fn test(args: &TestArgs) -> i32 {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "plugin".into());
+    let grants = match grants(&args.grants, &name) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
     let settings = Settings {
         pipeline: "plugin-test".into(),
         name: name.as_str().into(),
@@ -71,7 +85,7 @@ pub fn test(args: &TestArgs) -> i32 {
         limits: Limits::given(args.timeout_ms, None, args.memory_mb),
         config_json,
         cache_dir: args.state_dir.as_ref().map(|d| d.join(".plugin-cache")),
-        grants: Default::default(),
+        grants,
     };
     let (loaded, instance) = match Loaded::load(&settings) {
         Ok(l) => l,

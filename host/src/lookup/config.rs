@@ -31,7 +31,7 @@ const MAX_POOL_SIZE: u64 = 64;
 
 /// One `[[table]]` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct TableConfig {
+pub struct TableConfig {
     /// What plugins' `tables` grants and their lookups name it by.
     pub(crate) name: String,
     pub(crate) backend: Backend,
@@ -144,13 +144,9 @@ struct RawPostgres {
     pool_size: Option<u64>,
 }
 
-#[allow(
-    dead_code,
-    reason = "called by pipeline/config.rs for each [[table]], wired by the lead"
-)]
 impl TableConfig {
     /// Parses one `[[table]]` table that sits at `at`.
-    pub(crate) fn parse(
+    pub fn parse(
         src: &SourceText<'_>,
         at: &KeyPath,
         mut table: toml::Table,

@@ -1,15 +1,17 @@
-//! The pipeline file: `[pipeline]`, `[source]`, `[[filter]]`, `[[plugin]]`, `[ordering]`,
-//! `[retry]`, `[sink]`, `[dlq]`.
+//! The pipeline file: `[pipeline]`, `[source]`, `[[filter]]`, `[[table]]`, `[[plugin]]`,
+//! `[ordering]`, `[retry]`, `[sink]`, `[dlq]`.
 
 use super::policy::{Ordering, Retry};
 use crate::config::component::{deserialize_table, every_error};
 use crate::config::diagnostic::{ConfigError, ConfigErrors, KeyPath, SourceText};
+use crate::lookup::{TableConfig, TableError, Tables};
 use crate::plugin::PluginConfig;
 use crate::sink::SinkConfig;
 use crate::source::SourceConfig;
 use crate::template::Template;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A validated pipeline, ready to run.
@@ -23,6 +25,8 @@ pub struct PipelineConfig {
     pub source: SourceConfig,
     /// Event patterns, OR-ed; empty keeps every event.
     pub filters: Vec<String>,
+    /// Lookup tables, granted to plugins by name.
+    pub tables: Vec<TableConfig>,
     /// Wasm plugins, run in order after the filters.
     pub plugins: Vec<PluginConfig>,
     /// Lanes and ordering keys.
@@ -48,6 +52,8 @@ struct RawPipelineFile {
     source: Option<toml::Table>,
     #[serde(default)]
     filter: Vec<toml::Table>,
+    #[serde(default)]
+    table: Vec<toml::Table>,
     #[serde(default)]
     plugin: Vec<toml::Table>,
     #[serde(default)]
@@ -209,12 +215,46 @@ pub fn parse_pipeline(file: &Path, text: &str) -> Result<PipelineConfig, ConfigE
         v
     });
 
+    let mut tables: Vec<TableConfig> = Vec::new();
+    // The names the file declares, parsed or not: a grant naming a table that has a mistake of
+    // its own is not a second mistake.
+    let declared: Vec<String> = raw
+        .table
+        .iter()
+        .filter_map(|t| t.get("name").and_then(|n| n.as_str()).map(str::to_owned))
+        .collect();
+    for (i, table) in raw.table.into_iter().enumerate() {
+        let at = root.key("table").index(i);
+        let (t, e) = every_error(&at, table, |t| TableConfig::parse(&src, &at, t));
+        errors.extend(e);
+        let Some(t) = t else { continue };
+        if tables.iter().any(|o| o.name == t.name) {
+            errors.push(src.error(
+                &at.key("name"),
+                format!("table name `{}` is used twice in this pipeline", t.name),
+            ));
+        }
+        tables.push(t);
+    }
+
     let mut plugins: Vec<PluginConfig> = Vec::new();
     for (i, table) in raw.plugin.into_iter().enumerate() {
         let at = root.key("plugin").index(i);
         let (p, e) = every_error(&at, table, |t| PluginConfig::parse(&src, &at, t));
         errors.extend(e);
         let Some(p) = p else { continue };
+        for (k, granted) in p.tables.iter().enumerate() {
+            if !declared.contains(granted) {
+                let known = match declared.is_empty() {
+                    true => "the pipeline has no [[table]]".to_owned(),
+                    false => format!("its tables: {}", declared.join(", ")),
+                };
+                errors.push(src.error(
+                    &at.key("tables").index(k),
+                    format!("no [[table]] named {granted:?} ({known})"),
+                ));
+            }
+        }
         if plugins.iter().any(|o| o.name == p.name) {
             errors.push(src.error(
                 &at.key("name"),
@@ -237,6 +277,7 @@ pub fn parse_pipeline(file: &Path, text: &str) -> Result<PipelineConfig, ConfigE
                 checkpoint_interval: Duration::from_millis(pipeline.checkpoint_interval_ms),
                 source,
                 filters,
+                tables,
                 plugins,
                 ordering: ordering.unwrap_or_default(),
                 retry: retry.unwrap_or_default(),
@@ -257,6 +298,15 @@ impl PipelineConfig {
         self.located(&key, message.to_string())
     }
 
+    /// Opens the pipeline's lookup tables (file tables read now; Redis and PostgreSQL reached
+    /// lazily), `None` if it has none.
+    pub(crate) fn open_tables(&self) -> Result<Option<Arc<Tables>>, TableError> {
+        if self.tables.is_empty() {
+            return Ok(None);
+        }
+        Tables::open(&self.tables, &self.name).map(Some)
+    }
+
     /// A plugin that failed to load, placed at its `[[plugin]]` table.
     pub fn plugin_error(&self, e: &crate::plugin::PluginError) -> String {
         match self.plugin_key(e) {
@@ -271,7 +321,7 @@ impl PipelineConfig {
         use crate::plugin::PluginError;
         let (name, at_path) = match e {
             PluginError::Read { name, .. } | PluginError::Compile { name, .. } => (name, true),
-            PluginError::Init { name, .. } => (name, false),
+            PluginError::Init { name, .. } | PluginError::Grant { name, .. } => (name, false),
             _ => return None,
         };
         let i = self.plugins.iter().position(|p| &p.name == name)?;

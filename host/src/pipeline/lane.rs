@@ -135,10 +135,16 @@ impl Lane {
                 .filter(|&j| to_retry(&slots[j], block))
                 .collect();
             let delay = retry.backoff.delay(attempts[i]);
-            tracing::warn!(pipeline = %self.pipeline, lane = self.index, event = %slots[i].event.id,
-                stage = %f.stage, reason = %f.message, attempts = attempts[i], events = again.len(),
-                retry_in_ms = delay.as_millis() as u64,
-                "a plugin failed; trying again, the lane's later events waiting");
+            let (event, retry_in_ms) = (&slots[i].event.id, delay.as_millis() as u64);
+            if block {
+                tracing::error!(pipeline = %self.pipeline, lane = self.index, %event, stage = %f.stage,
+                    reason = %f.message, attempts = attempts[i], events = again.len(), retry_in_ms,
+                    "event failed; blocking its lane until it passes (on_failure = \"block\")");
+            } else {
+                tracing::warn!(pipeline = %self.pipeline, lane = self.index, %event, stage = %f.stage,
+                    reason = %f.message, attempts = attempts[i], events = again.len(), retry_in_ms,
+                    "a plugin failed retryably; trying again, the lane's later events waiting");
+            }
             if !pause(delay, stop).await {
                 return false;
             }
@@ -235,5 +241,5 @@ impl Lane {
 /// Whether a plugin failed the slot in a way that is tried again: it said the failure was
 /// retryable, or the pipeline blocks on every failure.
 fn to_retry(slot: &Slot, block: bool) -> bool {
-    matches!(&slot.fate, Fate::Failed(f) if f.stage.starts_with("plugin") && (block || f.kind == RETRYABLE))
+    matches!(&slot.fate, Fate::Failed(f) if f.stage.starts_with("plugin") && (block || RETRYABLE.contains(&f.kind.as_str())))
 }

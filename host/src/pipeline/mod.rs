@@ -205,8 +205,15 @@ impl Pipeline {
         let plugin_cfgs = self.cfg.plugins.clone();
         let state_root = self.state_root.clone();
         let pname = name.clone();
+        let tables = (self.cfg.open_tables()).map_err(|e| fail(self.cfg.error_at("table", e)))?;
         let plugins = tokio::task::spawn_blocking(move || {
-            PluginSet::load(&pname, &plugin_cfgs, Some(&state_root), true)
+            PluginSet::load(
+                &pname,
+                &plugin_cfgs,
+                tables.as_ref(),
+                Some(&state_root),
+                true,
+            )
         })
         .await
         .map_err(|e| fail(format!("plugin loading failed: {e}")))?

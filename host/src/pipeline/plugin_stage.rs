@@ -13,10 +13,13 @@
 
 use super::slot::{Failure, Fate, Slot};
 use crate::event::{Envelope, KEY_BASE64, Payload, RAW_BASE64};
+use crate::lookup::Tables;
 use crate::observe::status::{PluginVersion, PluginVersions};
 use crate::observe::tap::Tap;
 use crate::plugin::PluginError;
 use crate::plugin::config::PluginConfig;
+use crate::plugin::grants::Grants;
+use crate::plugin::http::HttpAccess;
 use crate::plugin::instance::{Event, Settings};
 use crate::plugin::reload::{self, Current};
 use crate::plugin::runner::{Outcome, Runner};
@@ -38,9 +41,11 @@ impl PluginSet {
     /// `init_timeout_ms`. `None` when there are no plugins. With `watch`, each plugin's file is
     /// watched for hot reload while the set lives. What `weir run` does at a pipeline's start,
     /// and what a pre-flight check should do (with `watch` false) to refuse what it would.
+    /// `tables`: the pipeline's lookup tables, for the plugins granted some.
     pub(crate) fn load(
         pipeline: &str,
         configs: &[PluginConfig],
+        tables: Option<&Arc<Tables>>,
         state_root: Option<&Path>,
         watch: bool,
     ) -> Result<Option<Self>, PluginError> {
@@ -57,7 +62,7 @@ impl PluginSet {
                 limits: c.limits,
                 config_json: c.config_json.clone(),
                 cache_dir: state_root.map(|r| r.join(".plugin-cache")),
-                grants: Default::default(),
+                grants: grants(&pipeline, c, tables)?,
             };
             let (loaded, _checked) = crate::plugin::instance::Loaded::load(&settings)?;
             tracing::info!(pipeline = %pipeline, plugin = %c.name, path = %c.path.display(),
@@ -103,13 +108,20 @@ impl PluginSet {
                 ];
                 Plugin {
                     call_seconds: metrics::histogram!("weir_plugin_call_seconds", &labels),
-                    failures: ["error", "retryable", "trap", "timeout", "memory"]
-                        .map(|kind| {
-                            let mut l = labels.to_vec();
-                            l.push(("kind", kind.to_owned()));
-                            (kind, metrics::counter!("weir_plugin_failures_total", &l))
-                        })
-                        .to_vec(),
+                    failures: [
+                        "error",
+                        "retryable",
+                        "trap",
+                        "timeout",
+                        "memory",
+                        "io_budget",
+                    ]
+                    .map(|kind| {
+                        let mut l = labels.to_vec();
+                        l.push(("kind", kind.to_owned()));
+                        (kind, metrics::counter!("weir_plugin_failures_total", &l))
+                    })
+                    .to_vec(),
                     tap: self.tap.clone(),
                     stage: stage.clone(),
                     current: current.clone(),
@@ -120,6 +132,39 @@ impl PluginSet {
             .collect();
         PluginStage { plugins }
     }
+}
+
+/// What plugin `c` may reach: an HTTP client of its own (its limits and cache are its own, shared
+/// by its instances in every lane), the pipeline's tables if it is granted some.
+fn grants(
+    pipeline: &str,
+    c: &PluginConfig,
+    tables: Option<&Arc<Tables>>,
+) -> Result<Grants, PluginError> {
+    let http = match &c.http {
+        None => None,
+        Some(grant) => Some(
+            HttpAccess::new(grant.clone(), pipeline, &c.name).map_err(|e| PluginError::Grant {
+                name: c.name.clone(),
+                message: e.to_string(),
+            })?,
+        ),
+    };
+    let tables = match (c.tables.is_empty(), tables) {
+        (true, _) => None,
+        (false, Some(t)) => Some((t.clone(), c.tables.clone())),
+        (false, None) => {
+            return Err(PluginError::Grant {
+                name: c.name.clone(),
+                message: "granted lookup tables, but the pipeline opened none".into(),
+            });
+        }
+    };
+    Ok(Grants {
+        http,
+        tables,
+        io_budget: c.io_budget,
+    })
 }
 
 impl PluginVersions for PluginSet {
@@ -151,7 +196,7 @@ struct Plugin {
     /// Time per batch call (with any bisection after a trap).
     call_seconds: metrics::Histogram,
     /// Events failed, by kind (`error` or `retryable` reported by the plugin, `trap`, `timeout`,
-    /// `memory`).
+    /// `memory`, `io_budget`).
     failures: Vec<(&'static str, metrics::Counter)>,
     tap: Option<Arc<Tap>>,
     current: Arc<Current>,

@@ -6,9 +6,10 @@ use crate::event::{Envelope, Position};
 pub(crate) use crate::observe::counters::Ended;
 use std::time::Instant;
 
-/// The `kind` of a failure a plugin said is worth trying again: the lane retries it (lane.rs);
-/// it reaches the DLQ only as `exhausted`.
-pub(crate) const RETRYABLE: &str = "retryable";
+/// The `kind`s of plugin failures worth trying again: one the plugin said is (`retryable`), and
+/// a call that waited past its I/O budget (`io_budget`). The lane retries them (lane.rs); they
+/// reach the DLQ only as `exhausted`.
+pub(crate) const RETRYABLE: [&str; 2] = ["retryable", "io_budget"];
 
 #[derive(Debug)]
 pub(crate) struct Slot {

@@ -1,5 +1,5 @@
 //! `[[plugin]]`: `path`, `name` (default: the file's stem), `timeout_ms`, `init_timeout_ms`,
-//! `memory_mb`, `config`.
+//! `memory_mb`, `config`, and what it is granted: `tables`, `[plugin.http]`, `io_budget_ms`.
 
 use crate::config::component::deserialize_table;
 use crate::config::{ConfigError, KeyPath, SourceText};
@@ -20,7 +20,17 @@ pub struct PluginConfig {
     pub limits: Limits,
     /// The `config` table as JSON text, passed to the plugin's `init`.
     pub config_json: String,
+    /// The lookup tables (`[[table]]` names) it may use; the pipeline checks they exist.
+    pub tables: Vec<String>,
+    /// `[plugin.http]`: what it may request, if anything.
+    pub http: Option<super::http::HttpGrant>,
+    /// Time a batch call may spend waiting on HTTP and lookups, apart from `timeout_ms`:
+    /// `io_budget_ms`, by default [`DEFAULT_IO_BUDGET`] with a grant and nothing without.
+    pub io_budget: Duration,
 }
+
+/// The I/O budget of a plugin with grants that sets none: a few slow requests' worth.
+pub const DEFAULT_IO_BUDGET: Duration = Duration::from_millis(5000);
 
 /// What a plugin may take: `timeout_ms`, `init_timeout_ms` and `memory_mb` of its `[[plugin]]`
 /// table (or `weir plugin test`'s flags), carried as they are to where each acts: the deadlines
@@ -79,6 +89,12 @@ struct RawPlugin {
     memory_mb: Option<u64>,
     #[serde(default)]
     config: toml::Table,
+    #[serde(default)]
+    tables: Vec<String>,
+    #[serde(default)]
+    http: Option<toml::Table>,
+    #[serde(default)]
+    io_budget_ms: Option<u64>,
 }
 
 impl PluginConfig {
@@ -137,6 +153,39 @@ impl PluginConfig {
                 format!("must be between 1 and {MAX_MEMORY_MB}"),
             ));
         }
+        if out_of_range(raw.io_budget_ms, MAX_TIMEOUT_MS) {
+            errors.push(src.error(
+                &at.key("io_budget_ms"),
+                format!("must be between 1 and {MAX_TIMEOUT_MS}"),
+            ));
+        }
+        for (i, t) in raw.tables.iter().enumerate() {
+            if raw.tables[..i].contains(t) {
+                errors.push(src.error(
+                    &at.key("tables").index(i),
+                    format!("table {t:?} is granted twice"),
+                ));
+            }
+        }
+        let http = match raw.http {
+            None => None,
+            Some(t) => {
+                let at = at.key("http");
+                match super::http::HttpGrant::parse(src, &at, t) {
+                    Ok(grant) => Some(grant),
+                    Err(e) => {
+                        errors.extend(e);
+                        None
+                    }
+                }
+            }
+        };
+        let granted = http.is_some() || !raw.tables.is_empty();
+        let io_budget = match raw.io_budget_ms {
+            Some(ms) => Duration::from_millis(ms),
+            None if granted => DEFAULT_IO_BUDGET,
+            None => Duration::ZERO,
+        };
         let config_json = match serde_json::to_string(&raw.config) {
             Ok(json) => json,
             Err(e) => {
@@ -152,6 +201,9 @@ impl PluginConfig {
             name,
             limits: Limits::given(raw.timeout_ms, raw.init_timeout_ms, raw.memory_mb),
             config_json,
+            tables: raw.tables,
+            http,
+            io_budget,
         })
     }
 }

@@ -142,6 +142,9 @@ pub enum CallError {
     Trap(String),
     Timeout(Duration),
     Memory(u64),
+    /// It waited on HTTP or lookups past its I/O budget (`io_budget_ms`): a slow backend, which
+    /// says nothing about any one event and may pass later.
+    IoBudget(Duration),
 }
 
 /// Why a fresh instance is not ready for calls.
@@ -171,6 +174,7 @@ impl CallError {
             CallError::Trap(_) => "trap",
             CallError::Timeout(_) => "timeout",
             CallError::Memory(_) => "memory",
+            CallError::IoBudget(_) => "io_budget",
         }
     }
 
@@ -179,6 +183,10 @@ impl CallError {
             CallError::Trap(why) => format!("plugin {plugin} trapped: {why}"),
             CallError::Timeout(t) => format!("plugin {plugin} exceeded {} ms", t.as_millis()),
             CallError::Memory(mb) => format!("plugin {plugin} exceeded {mb} MiB"),
+            CallError::IoBudget(t) => format!(
+                "plugin {plugin} waited on HTTP or lookups for more than its I/O budget of {} ms (io_budget_ms)",
+                t.as_millis()
+            ),
         }
     }
 }
@@ -316,6 +324,11 @@ impl Instance {
         let error = match result {
             Ok(Ok(batch)) => return Ok(batch),
             Ok(Err(e)) => classify(&mut self.store, e, timeout, self.limits.memory_mb, &output),
+            // Past `timeout + io_budget` of wall time with at most `timeout` of work (the epoch
+            // deadline sees to that): the rest was waiting.
+            Err(Unfinished::Elapsed) if !self.store.data().grants.io_budget.is_zero() => {
+                CallError::IoBudget(self.store.data().grants.io_budget)
+            }
             Err(unfinished) => unfinished_error(unfinished, timeout),
         };
         Err(Failed { error, output })

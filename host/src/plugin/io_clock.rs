@@ -105,3 +105,40 @@ impl<F: Future> Future for Timed<F> {
         polled
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A call that waits (a pending host call) has that time counted as waited, not as work.
+    #[test]
+    fn time_spent_pending_is_waiting_not_work() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime");
+        let clock = IoClock::default();
+        clock.start(Duration::from_secs(3600));
+        rt.block_on(clock.timed(async { tokio::time::sleep(Duration::from_millis(30)).await }));
+        let (elapsed, waited) = clock.elapsed();
+        assert!(
+            waited > Duration::ZERO && waited <= elapsed,
+            "{waited:?} of {elapsed:?}"
+        );
+        // Nearly all of it was waiting: a timeout of the waited time plus the work left room.
+        assert!(clock.extend(waited + Duration::from_secs(60)).is_some());
+        // Without waiting, work is the elapsed time: a timeout already passed gives no more.
+        clock.start(Duration::from_secs(3600));
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(clock.extend(Duration::from_millis(1)), None);
+    }
+
+    #[test]
+    fn a_new_call_starts_from_nothing_waited() {
+        let clock = IoClock::default();
+        clock.inner.waited_ns.store(5_000_000, Ordering::Relaxed);
+        clock.start(Duration::from_millis(10));
+        assert_eq!(clock.elapsed().1, Duration::ZERO);
+        assert!(clock.deadline() <= Instant::now() + Duration::from_millis(10));
+    }
+}

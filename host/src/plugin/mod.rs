@@ -68,6 +68,9 @@ pub enum PluginError {
         #[source]
         source: instance::InitError,
     },
+    /// Its grants could not be set up (a CA file that cannot be read, a secret not set).
+    #[error("plugin {name}: {message}")]
+    Grant { name: String, message: String },
     #[error("plugin engine: {0}")]
     Engine(String),
 }

@@ -106,6 +106,19 @@ impl Runner {
             Err(failed) => failed,
         };
         self.instance = None;
+        // Waiting too long on a slow backend is no event's fault: isolating one would cost a
+        // budget per event. They all fail, to be tried again later as a batch (lane.rs).
+        if let CallError::IoBudget(_) = error {
+            let message = error.message(&self.loaded.settings.name);
+            for o in &mut out[base..base + events.len()] {
+                *o = Outcome::Failed {
+                    kind: error.kind(),
+                    message: message.clone(),
+                    output: output.clone(),
+                };
+            }
+            return;
+        }
         if events.len() == 1 {
             self.isolated(&events[0], &error);
             out[base] = Outcome::Failed {

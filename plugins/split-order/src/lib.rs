@@ -8,8 +8,12 @@
 //! An order with an empty `items` list emits nothing (dropped); an event without an `items`
 //! list is a failure (dead-lettered with the reason). Config: `{ "key_by": "sku" }` (optional)
 //! sets each line's ordering key to that field of the item.
+//!
+//! Built against the previous contract, `weir:plugin@0.1.0` (wit/v0.1.0), on purpose: weir must
+//! keep loading and running components built before @0.2.0, and this plugin is the @0.1.0
+//! component its tests run. Its failures have no `retryable` flag: all are permanent.
 
-wit_bindgen::generate!({ world: "transform", path: "../../wit" });
+wit_bindgen::generate!({ world: "transform", path: "../../wit/v0.1.0" });
 
 // Size-class free lists in front of wasi-libc's malloc: faster for a plugin that builds JSON
 // values per event (plugins/alloc/src/lib.rs).

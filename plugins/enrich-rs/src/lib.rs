@@ -1,0 +1,82 @@
+//! `enrich-rs`: fills in orders from the systems that know (weir example plugin in Rust).
+//!
+//! For each event (a JSON object), with config `{"table": "customers", "customer_field":
+//! "customer", "rates_url": "http://127.0.0.1:8080/rates/"}` (every key optional):
+//! 1. `table`: looks up `event[customer_field]` (default field `customer`) in that lookup table,
+//!    with one `lookup.get-many` call for the whole batch, and adds `"tier"`: the row's `tier`, or
+//!    `null` when there is no row.
+//! 2. `rates_url`: GETs `rates_url + event.currency` for every event of the batch, all under way
+//!    at once, through the standard wasi:http with an ordinary client (`wstd`), and adds `"rate"`
+//!    and `"amount_eur": amount * rate` from a `{"rate": number}` answer.
+//!
+//! Failures: a lookup or request that failed for now (`unavailable`, `timeout`, a 429 or 5xx) is a
+//! retryable failure, so the pipeline's `[retry]` policy tries the event again later; anything
+//! that will not get better (`denied`, a 404, a body that is not `{"rate": number}`, a payload that
+//! is not a JSON object) is permanent and dead-letters the event with the reason. The pipeline
+//! must grant the table (`tables = ["customers"]`) and the URL prefix (`[plugin.http] allow`).
+
+wit_bindgen::generate!({ world: "transform", path: "../../wit" });
+
+mod config;
+mod customers;
+mod order;
+mod rates;
+
+// Size-class free lists in front of wasi-libc's malloc (plugins/alloc/src/lib.rs).
+#[global_allocator]
+static ALLOC: weir_plugin_alloc::SizeClasses = weir_plugin_alloc::SizeClasses::new();
+
+use config::Config;
+use order::{Failed, Order};
+use std::cell::RefCell;
+use weir::plugin::types::{Failure, Output};
+
+struct Enrich;
+
+thread_local! {
+    // Set by `init`, once per instance. Wasm instances are single-threaded.
+    static CONFIG: RefCell<Config> = RefCell::new(Config::default());
+}
+
+impl Guest for Enrich {
+    fn init(config: String) -> Result<(), String> {
+        let config = Config::parse(&config)?;
+        CONFIG.with(|c| *c.borrow_mut() = config);
+        Ok(())
+    }
+
+    fn process(events: Vec<Event>) -> BatchResult {
+        let config = CONFIG.with(|c| c.borrow().clone());
+        let mut orders: Vec<Result<Order, Failed>> = events
+            .iter()
+            .map(|event| Order::parse(&event.payload))
+            .collect();
+        if let Some(table) = &config.table {
+            customers::add_tiers(table, &config.customer_field, &mut orders);
+        }
+        if let Some(rates_url) = &config.rates_url {
+            rates::add_rates(rates_url, &mut orders);
+        }
+        let mut result = BatchResult {
+            outputs: Vec::new(),
+            failures: Vec::new(),
+        };
+        for (input, order) in (0u32..).zip(orders) {
+            match order {
+                Ok(order) => result.outputs.push(Output {
+                    input,
+                    payload: order.into_payload(),
+                    key: None,
+                }),
+                Err(failed) => result.failures.push(Failure {
+                    input,
+                    message: failed.message,
+                    retryable: failed.retryable,
+                }),
+            }
+        }
+        result
+    }
+}
+
+export!(Enrich);
