@@ -302,3 +302,69 @@ async fn no_more_backend_calls_than_max_concurrency_at_once() {
     }
     assert_eq!(most.load(Ordering::SeqCst), 3);
 }
+
+/// A stand-in for Redis going away and coming back: a proxy of the test's own in front of the
+/// real one, whose connections are cut and which then listens again on the same port.
+struct Proxy {
+    port: u16,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    async fn start(port: u16) -> Proxy {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("the proxy's port");
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            let mut links = tokio::task::JoinSet::new();
+            while let Ok((mut client, _)) = listener.accept().await {
+                links.spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect("127.0.0.1:6379").await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        });
+        Proxy { port, task }
+    }
+
+    /// Closes the listener and every connection through it (the JoinSet aborts its tasks).
+    async fn stop(self) -> u16 {
+        self.task.abort();
+        let _ = self.task.await;
+        self.port
+    }
+}
+
+#[tokio::test]
+async fn a_redis_that_goes_away_is_unavailable_then_answers_again() {
+    let p = prefix("restart");
+    set(&format!("{p}c1"), "\"gold\"").await;
+    let proxy = Proxy::start(0).await;
+    let url = format!("redis://127.0.0.1:{}/0", proxy.port);
+    let tables = Tables::open(&[redis_table("t", &url, &p, RedisCommand::Get, 0)], "test").unwrap();
+    let ask = || tables.get_many("t", keys(&["c1"]), soon());
+    assert_eq!(ask().await, [Ok(Some("\"gold\"".to_owned()))]);
+
+    let port = proxy.stop().await;
+    let answer = ask().await;
+    assert!(
+        matches!(answer[..], [Err(TableError::Unavailable(_))]),
+        "{answer:?}"
+    );
+
+    let proxy = Proxy::start(port).await;
+    // The connection manager reconnects on its own; lookups answer again once it has.
+    let give_up = Instant::now() + Duration::from_secs(30);
+    let answer = loop {
+        let answer = ask().await;
+        if answer[0].is_ok() || Instant::now() > give_up {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    proxy.stop().await;
+    clean(&p).await;
+    assert_eq!(answer, [Ok(Some("\"gold\"".to_owned()))]);
+}
