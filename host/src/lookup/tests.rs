@@ -368,3 +368,75 @@ async fn a_redis_that_goes_away_is_unavailable_then_answers_again() {
     clean(&p).await;
     assert_eq!(answer, [Ok(Some("\"gold\"".to_owned()))]);
 }
+
+#[tokio::test]
+async fn lookups_are_counted_as_hits_misses_and_errors() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    let p = prefix("metrics");
+    set(&format!("{p}c1"), "1").await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.csv");
+    std::fs::write(&path, "id\na\nb\n").unwrap();
+    let file = TableConfig {
+        name: "f".to_owned(),
+        backend: Backend::File {
+            path,
+            key: "id".to_owned(),
+            format: FileFormat::Csv,
+        },
+        limits: TableLimits::default(),
+    };
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    // The handles are made at open, under the recorder; they count wherever they are used.
+    let tables = metrics::with_local_recorder(&recorder, || {
+        Tables::open(
+            &[
+                redis_table("r", REDIS, &p, RedisCommand::Get, 600),
+                redis_table("down", "redis://127.0.0.1:1/0", "", RedisCommand::Get, 600),
+                file,
+            ],
+            "m",
+        )
+        .unwrap()
+    });
+    // c1 twice and none once from Redis (misses), then both from the cache (hits).
+    tables
+        .get_many("r", keys(&["c1", "c1", "none"]), soon())
+        .await;
+    tables.get_many("r", keys(&["c1", "none"]), soon()).await;
+    tables.get_many("down", keys(&["x"]), soon()).await;
+    tables.get_many("f", keys(&["a", "z"]), soon()).await;
+    clean(&p).await;
+    let mut seen = std::collections::BTreeMap::new();
+    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+        let labels: Vec<String> = key
+            .key()
+            .labels()
+            .filter(|l| l.key() != "pipeline")
+            .map(|l| format!("{}={}", l.key(), l.value()))
+            .collect();
+        let value = match value {
+            DebugValue::Counter(n) => n as f64,
+            DebugValue::Gauge(g) => g.into_inner(),
+            DebugValue::Histogram(_) => continue,
+        };
+        if value != 0.0 {
+            seen.insert(
+                format!("{}{{{}}}", key.key().name(), labels.join(",")),
+                value,
+            );
+        }
+    }
+    let want: std::collections::BTreeMap<String, f64> = [
+        ("weir_table_lookups_total{table=r,result=miss}", 3.0),
+        ("weir_table_lookups_total{table=r,result=hit}", 2.0),
+        ("weir_table_lookups_total{table=down,result=error}", 1.0),
+        ("weir_table_lookups_total{table=f,result=hit}", 2.0),
+        ("weir_table_rows{table=f}", 2.0),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    assert_eq!(seen, want);
+}
