@@ -40,6 +40,18 @@ fn redis_table(
     }
 }
 
+fn csv_table(name: &str, path: &std::path::Path) -> TableConfig {
+    TableConfig {
+        name: name.to_owned(),
+        backend: Backend::File {
+            path: path.to_owned(),
+            key: "id".to_owned(),
+            format: FileFormat::Csv,
+        },
+        limits: TableLimits::default(),
+    }
+}
+
 fn soon() -> Instant {
     Instant::now() + Duration::from_secs(5)
 }
@@ -251,15 +263,7 @@ async fn file_tables_answer_through_tables() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.csv");
     std::fs::write(&path, "id,tier\nc1,gold\n").unwrap();
-    let config = TableConfig {
-        name: "customers".to_owned(),
-        backend: Backend::File {
-            path: path.clone(),
-            key: "id".to_owned(),
-            format: FileFormat::Csv,
-        },
-        limits: TableLimits::default(),
-    };
+    let config = csv_table("customers", &path);
     let tables = Tables::open(std::slice::from_ref(&config), "test").unwrap();
     let answers = rows(
         tables
@@ -377,15 +381,7 @@ async fn lookups_are_counted_as_hits_misses_and_errors() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("f.csv");
     std::fs::write(&path, "id\na\nb\n").unwrap();
-    let file = TableConfig {
-        name: "f".to_owned(),
-        backend: Backend::File {
-            path,
-            key: "id".to_owned(),
-            format: FileFormat::Csv,
-        },
-        limits: TableLimits::default(),
-    };
+    let file = csv_table("f", &path);
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     // The handles are made at open, under the recorder; they count wherever they are used.
