@@ -31,7 +31,7 @@ const MAX_POOL_SIZE: u64 = 64;
 
 /// One `[[table]]` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableConfig {
+pub(crate) struct TableConfig {
     /// What plugins' `tables` grants and their lookups name it by.
     pub(crate) name: String,
     pub(crate) backend: Backend,
@@ -146,7 +146,7 @@ struct RawPostgres {
 
 impl TableConfig {
     /// Parses one `[[table]]` table that sits at `at`.
-    pub fn parse(
+    pub(crate) fn parse(
         src: &SourceText<'_>,
         at: &KeyPath,
         mut table: toml::Table,

@@ -52,6 +52,15 @@ pub enum TableError {
     Unavailable(String),
 }
 
+/// Why the tables could not be opened: a file table's file (naming `file:line`), a password's
+/// variable or file, a connection setting.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("table {table}: {reason}")]
+pub(crate) struct OpenError {
+    pub(crate) table: String,
+    pub(crate) reason: String,
+}
+
 /// The pipeline's tables, by name.
 pub struct Tables {
     tables: HashMap<String, Table>,
@@ -75,14 +84,13 @@ enum Backend {
 
 impl Tables {
     /// Opens the tables of `pipeline` (which labels their metrics and logs): file tables are
-    /// loaded now, Redis and PostgreSQL connect on their first lookup. The error (a file table's
-    /// mistake at `file:line`, a password's variable unset, ...) names the table; it is
-    /// [`TableError::Unknown`]: the table cannot answer as it is.
-    pub fn open(configs: &[TableConfig], pipeline: &str) -> Result<Arc<Tables>, TableError> {
+    /// loaded now, Redis and PostgreSQL connect on their first lookup.
+    pub(crate) fn open(configs: &[TableConfig], pipeline: &str) -> Result<Arc<Tables>, OpenError> {
         let mut tables = HashMap::new();
         for config in configs {
-            let table = Table::open(config, pipeline).map_err(|reason| {
-                TableError::Unknown(format!("table {}: {reason}", config.name))
+            let table = Table::open(config, pipeline).map_err(|reason| OpenError {
+                table: config.name.clone(),
+                reason,
             })?;
             tables.insert(config.name.clone(), table);
         }
@@ -115,10 +123,6 @@ impl Tables {
 
     /// For `weir check --connect`: each table by name, and whether its backend answers (Redis:
     /// a PING; PostgreSQL: the query prepared, its parameter and columns checked; a file: loaded).
-    #[allow(
-        dead_code,
-        reason = "for `weir check --connect`, to be wired by the lead"
-    )]
     pub(crate) async fn reach(&self) -> Vec<(String, Result<(), String>)> {
         let mut names: Vec<&String> = self.tables.keys().collect();
         names.sort_unstable();
