@@ -135,7 +135,14 @@ impl Tables {
                 Backend::Redis(r) => table.limit.run(deadline, r.ping()).await,
                 Backend::Postgres(p) => table.limit.run(deadline, p.check()).await,
             };
-            out.push((name.clone(), reached.map_err(|e| e.to_string())));
+            // The caller names the table; the reason alone, without its `table NAME: `.
+            let prefix = format!("table {name}: ");
+            let reached = reached.map_err(|e| {
+                let text = e.to_string();
+                text.strip_prefix(&prefix)
+                    .map_or(text.clone(), str::to_owned)
+            });
+            out.push((name.clone(), reached));
         }
         out
     }
