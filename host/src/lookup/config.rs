@@ -144,10 +144,6 @@ struct RawPostgres {
     pool_size: Option<u64>,
 }
 
-#[allow(
-    dead_code,
-    reason = "called by pipeline/config.rs for each [[table]], wired by the lead"
-)]
 impl TableConfig {
     /// Parses one `[[table]]` table that sits at `at`.
     pub(crate) fn parse(

@@ -77,7 +77,8 @@ struct Table {
 
 enum Backend {
     File(FileTable),
-    Redis(RedisTable),
+    // Boxed: the client's connection settings are large, and a table is made once.
+    Redis(Box<RedisTable>),
     Postgres(PostgresTable),
 }
 
@@ -134,7 +135,14 @@ impl Tables {
                 Backend::Redis(r) => table.limit.run(deadline, r.ping()).await,
                 Backend::Postgres(p) => table.limit.run(deadline, p.check()).await,
             };
-            out.push((name.clone(), reached.map_err(|e| e.to_string())));
+            // The caller names the table; the reason alone, without its `table NAME: `.
+            let prefix = format!("table {name}: ");
+            let reached = reached.map_err(|e| {
+                let text = e.to_string();
+                text.strip_prefix(&prefix)
+                    .map_or(text.clone(), str::to_owned)
+            });
+            out.push((name.clone(), reached));
         }
         out
     }
@@ -159,7 +167,7 @@ impl Table {
                 let password = secret::resolve(password)?;
                 let redis = RedisTable::open(url, key_prefix, *command, password, limits.timeout)?;
                 let what = format!("redis {}", redis.address());
-                (Backend::Redis(redis), what)
+                (Backend::Redis(Box::new(redis)), what)
             }
             Configured::Postgres {
                 connection,

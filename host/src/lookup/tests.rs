@@ -40,6 +40,18 @@ fn redis_table(
     }
 }
 
+fn csv_table(name: &str, path: &std::path::Path) -> TableConfig {
+    TableConfig {
+        name: name.to_owned(),
+        backend: Backend::File {
+            path: path.to_owned(),
+            key: "id".to_owned(),
+            format: FileFormat::Csv,
+        },
+        limits: TableLimits::default(),
+    }
+}
+
 fn soon() -> Instant {
     Instant::now() + Duration::from_secs(5)
 }
@@ -190,7 +202,12 @@ async fn a_redis_that_is_down_is_unavailable_and_its_password_never_shown() {
     }
     let reached = tables.reach().await;
     assert_eq!(reached.len(), 1);
-    assert!(reached[0].1.is_err());
+    let Err(why) = &reached[0].1 else {
+        panic!("expected an error, got {reached:?}");
+    };
+    // The reason alone: `weir check --connect` names the table itself.
+    assert!(why.starts_with("redis 127.0.0.1:1: "), "{why}");
+    assert!(!why.contains(secret), "{why}");
 }
 
 #[tokio::test]
@@ -251,16 +268,8 @@ async fn file_tables_answer_through_tables() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.csv");
     std::fs::write(&path, "id,tier\nc1,gold\n").unwrap();
-    let config = TableConfig {
-        name: "customers".to_owned(),
-        backend: Backend::File {
-            path: path.clone(),
-            key: "id".to_owned(),
-            format: FileFormat::Csv,
-        },
-        limits: TableLimits::default(),
-    };
-    let tables = Tables::open(&[config.clone()], "test").unwrap();
+    let config = csv_table("customers", &path);
+    let tables = Tables::open(std::slice::from_ref(&config), "test").unwrap();
     let answers = rows(
         tables
             .get_many("customers", keys(&["c1", "c9"]), soon())
@@ -301,4 +310,134 @@ async fn no_more_backend_calls_than_max_concurrency_at_once() {
         call.unwrap().unwrap();
     }
     assert_eq!(most.load(Ordering::SeqCst), 3);
+}
+
+/// A stand-in for Redis going away and coming back: a proxy of the test's own in front of the
+/// real one, whose connections are cut and which then listens again on the same port.
+struct Proxy {
+    port: u16,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    async fn start(port: u16) -> Proxy {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("the proxy's port");
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            let mut links = tokio::task::JoinSet::new();
+            while let Ok((mut client, _)) = listener.accept().await {
+                links.spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect("127.0.0.1:6379").await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        });
+        Proxy { port, task }
+    }
+
+    /// Closes the listener and every connection through it (the JoinSet aborts its tasks).
+    async fn stop(self) -> u16 {
+        self.task.abort();
+        let _ = self.task.await;
+        self.port
+    }
+}
+
+#[tokio::test]
+async fn a_redis_that_goes_away_is_unavailable_then_answers_again() {
+    let p = prefix("restart");
+    set(&format!("{p}c1"), "\"gold\"").await;
+    let proxy = Proxy::start(0).await;
+    let url = format!("redis://127.0.0.1:{}/0", proxy.port);
+    let tables = Tables::open(&[redis_table("t", &url, &p, RedisCommand::Get, 0)], "test").unwrap();
+    let ask = || tables.get_many("t", keys(&["c1"]), soon());
+    assert_eq!(ask().await, [Ok(Some("\"gold\"".to_owned()))]);
+
+    let port = proxy.stop().await;
+    let answer = ask().await;
+    assert!(
+        matches!(answer[..], [Err(TableError::Unavailable(_))]),
+        "{answer:?}"
+    );
+
+    let proxy = Proxy::start(port).await;
+    // The connection manager reconnects on its own; lookups answer again once it has.
+    let give_up = Instant::now() + Duration::from_secs(30);
+    let answer = loop {
+        let answer = ask().await;
+        if answer[0].is_ok() || Instant::now() > give_up {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    proxy.stop().await;
+    clean(&p).await;
+    assert_eq!(answer, [Ok(Some("\"gold\"".to_owned()))]);
+}
+
+#[tokio::test]
+async fn lookups_are_counted_as_hits_misses_and_errors() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    let p = prefix("metrics");
+    set(&format!("{p}c1"), "1").await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.csv");
+    std::fs::write(&path, "id\na\nb\n").unwrap();
+    let file = csv_table("f", &path);
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    // The handles are made at open, under the recorder; they count wherever they are used.
+    let tables = metrics::with_local_recorder(&recorder, || {
+        Tables::open(
+            &[
+                redis_table("r", REDIS, &p, RedisCommand::Get, 600),
+                redis_table("down", "redis://127.0.0.1:1/0", "", RedisCommand::Get, 600),
+                file,
+            ],
+            "m",
+        )
+        .unwrap()
+    });
+    // c1 twice and none once from Redis (misses), then both from the cache (hits).
+    tables
+        .get_many("r", keys(&["c1", "c1", "none"]), soon())
+        .await;
+    tables.get_many("r", keys(&["c1", "none"]), soon()).await;
+    tables.get_many("down", keys(&["x"]), soon()).await;
+    tables.get_many("f", keys(&["a", "z"]), soon()).await;
+    clean(&p).await;
+    let mut seen = std::collections::BTreeMap::new();
+    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+        let labels: Vec<String> = key
+            .key()
+            .labels()
+            .filter(|l| l.key() != "pipeline")
+            .map(|l| format!("{}={}", l.key(), l.value()))
+            .collect();
+        let value = match value {
+            DebugValue::Counter(n) => n as f64,
+            DebugValue::Gauge(g) => g.into_inner(),
+            DebugValue::Histogram(_) => continue,
+        };
+        if value != 0.0 {
+            seen.insert(
+                format!("{}{{{}}}", key.key().name(), labels.join(",")),
+                value,
+            );
+        }
+    }
+    let want: std::collections::BTreeMap<String, f64> = [
+        ("weir_table_lookups_total{table=r,result=miss}", 3.0),
+        ("weir_table_lookups_total{table=r,result=hit}", 2.0),
+        ("weir_table_lookups_total{table=down,result=error}", 1.0),
+        ("weir_table_lookups_total{table=f,result=hit}", 2.0),
+        ("weir_table_rows{table=f}", 2.0),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    assert_eq!(seen, want);
 }

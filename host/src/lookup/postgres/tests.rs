@@ -108,17 +108,20 @@ async fn rows_are_objects_of_their_columns_and_no_row_is_none() {
         .await;
     let reached = tables.reach().await;
     schema.drop_now().await;
+    // The numeric is checked in the text below, with every digit.
+    let mut row = parsed(&answers[0]).expect("row 7");
+    row.as_object_mut().and_then(|o| o.remove("balance"));
     assert_eq!(
-        parsed(&answers[0]),
-        Some(json!({
+        row,
+        json!({
             "id": 7, "tier": "gold", "region": "eu", "code": "abc", "small": -2,
             "big": 9007199254740993_i64, "score": 1.25, "ratio": 0.1,
-            "balance": 12345678901234.5678, "active": true, "meta": {"a": [1, 2]},
+            "active": true, "meta": {"a": [1, 2]},
             "doc": {"b": null}, "since": "2024-05-01T10:00:00.500Z",
             "local": "2024-05-01T12:00:00", "day": "2024-05-01", "at": "08:30:00",
             "uid": "00112233-4455-6677-8899-aabbccddeeff", "level": "high",
             "nothing": null, "odd": "NaN"
-        }))
+        })
     );
     // Every digit of the numeric, as written.
     let text = answers[0].as_ref().unwrap().as_ref().unwrap();
