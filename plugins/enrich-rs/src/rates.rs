@@ -32,11 +32,21 @@ pub(crate) fn add_rates(rates_url: &str, orders: &mut [Result<Order, Failed>]) {
         let Ok(order) = &mut orders[i] else { continue };
         match answer {
             Ok(rate) => {
-                order.0.insert("rate".into(), rate.into());
-                order.0.insert("amount_eur".into(), (amount * rate).into());
+                order.0.insert("rate".into(), number(rate));
+                order.0.insert("amount_eur".into(), number(amount * rate));
             }
             Err(failed) => orders[i] = Err(failed),
         }
+    }
+}
+
+/// A number as JavaScript writes it (and the other examples, so that all three emit the same
+/// JSON): a whole one without a fraction (`3`, not `3.0`).
+fn number(x: f64) -> Value {
+    if x.fract() == 0.0 && x.abs() < 9.0e15 {
+        Value::from(x as i64)
+    } else {
+        Value::from(x)
     }
 }
 
