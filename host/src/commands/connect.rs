@@ -1,4 +1,4 @@
-//! `weir check --connect`: after the offline checks, reach every broker and queue a pipeline
+//! `weir check --connect`: after the offline checks, reach every broker, queue and lookup table a pipeline
 //! names, as `weir run` would at start, and report what would stop it there: brokers out of
 //! reach or refusing the client's settings (TLS, SASL), topics that do not exist, queues that do
 //! not exist or refuse these credentials, and AWS credentials that cannot be found. It reads
@@ -38,6 +38,24 @@ pub(crate) fn connect(p: &PipelineConfig, src: &SourceText<'_>) -> (Vec<ConfigEr
     for (table, cfg) in [("sink", Some(&p.sink)), ("dlq", p.dlq.as_ref())] {
         let Some(cfg) = cfg else { continue };
         report(table, runtime.block_on(cfg.reach(&p.name, CONNECT_TIMEOUT)));
+    }
+    // Lookup tables: Redis answers a PING, PostgreSQL prepares the query. (A file table that
+    // cannot be read fails the offline check already.)
+    match p.open_tables() {
+        Ok(None) => {}
+        Ok(Some(tables)) => {
+            for (name, answer) in runtime.block_on(tables.reach()) {
+                let at = match p.tables.iter().position(|t| t.name == name) {
+                    Some(i) => root.key("table").index(i),
+                    None => root.key("table"),
+                };
+                match answer {
+                    Ok(()) => reached.push(format!("table {name}: answers")),
+                    Err(e) => errors.push(src.error(&at, format!("table {name}: {e}"))),
+                }
+            }
+        }
+        Err(e) => errors.push(src.error(&root.key("table"), e.to_string())),
     }
     (errors, reached)
 }

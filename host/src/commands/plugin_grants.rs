@@ -77,7 +77,7 @@ pub(crate) fn grants(args: &GrantArgs, plugin: &str) -> Result<Grants, String> {
     let http = match document.remove("http") {
         Some(toml::Value::Table(t)) => {
             let grant = HttpGrant::parse(&src, &root.key("http"), t).map_err(errors)?;
-            Some(HttpAccess::new(&grant, "plugin-test", plugin).map_err(|e| e.to_string())?)
+            Some(HttpAccess::new(grant, "plugin-test", plugin).map_err(|e| e.to_string())?)
         }
         _ => None,
     };

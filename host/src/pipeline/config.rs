@@ -4,7 +4,7 @@
 use super::policy::{Ordering, Retry};
 use crate::config::component::{deserialize_table, every_error};
 use crate::config::diagnostic::{ConfigError, ConfigErrors, KeyPath, SourceText};
-use crate::lookup::{TableConfig, TableError, Tables};
+use crate::lookup::{OpenError, TableConfig, Tables};
 use crate::plugin::PluginConfig;
 use crate::sink::SinkConfig;
 use crate::source::SourceConfig;
@@ -26,7 +26,7 @@ pub struct PipelineConfig {
     /// Event patterns, OR-ed; empty keeps every event.
     pub filters: Vec<String>,
     /// Lookup tables, granted to plugins by name.
-    pub tables: Vec<TableConfig>,
+    pub(crate) tables: Vec<TableConfig>,
     /// Wasm plugins, run in order after the filters.
     pub plugins: Vec<PluginConfig>,
     /// Lanes and ordering keys.
@@ -300,7 +300,7 @@ impl PipelineConfig {
 
     /// Opens the pipeline's lookup tables (file tables read now; Redis and PostgreSQL reached
     /// lazily), `None` if it has none.
-    pub(crate) fn open_tables(&self) -> Result<Option<Arc<Tables>>, TableError> {
+    pub(crate) fn open_tables(&self) -> Result<Option<Arc<Tables>>, OpenError> {
         if self.tables.is_empty() {
             return Ok(None);
         }

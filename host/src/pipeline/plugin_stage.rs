@@ -143,14 +143,12 @@ fn grants(
 ) -> Result<Grants, PluginError> {
     let http = match &c.http {
         None => None,
-        Some(grant) => {
-            Some(
-                HttpAccess::new(grant, pipeline, &c.name).map_err(|e| PluginError::Grant {
-                    name: c.name.clone(),
-                    message: e.to_string(),
-                })?,
-            )
-        }
+        Some(grant) => Some(
+            HttpAccess::new(grant.clone(), pipeline, &c.name).map_err(|e| PluginError::Grant {
+                name: c.name.clone(),
+                message: e.to_string(),
+            })?,
+        ),
     };
     let tables = match (c.tables.is_empty(), tables) {
         (true, _) => None,

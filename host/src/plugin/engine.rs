@@ -85,6 +85,9 @@ impl PluginEngine {
         // stderr, which the host captures (store.rs, stdio.rs). Its async flavour: a plugin
         // blocked in a WASI wait yields to the caller, whose deadline can then end it.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        // wasi:http, for toolchains whose HTTP client speaks it: every request goes through the
+        // plugin's `http` grant, and without one is denied (plugin/http/wasi.rs).
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         // Both contract versions: a component built against @0.1.0 imports its host interface.
         v2::Transform::add_to_linker::<StoreData, HasSelf<StoreData>>(&mut linker, |s| s)?;
         v1::Transform::add_to_linker::<StoreData, HasSelf<StoreData>>(&mut linker, |s| s)?;

@@ -11,6 +11,7 @@ use super::stdio::Capture;
 use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 pub struct StoreData {
     pub limits: MemoryLimit,
@@ -30,6 +31,9 @@ pub struct StoreData {
     pub io: IoClock,
     /// The call under way's `timeout` (or `init_timeout`): how much work it may do.
     pub work_limit: std::time::Duration,
+    /// wasi:http: its context, and hooks that send through the plugin's `http` grant.
+    http: WasiHttpCtx,
+    http_hooks: super::http::wasi::Hooks,
 }
 
 impl StoreData {
@@ -52,6 +56,9 @@ impl StoreData {
             .stdout(stdio.stdout())
             .stderr(stdio.stderr())
             .build();
+        let io = IoClock::default();
+        let http_hooks =
+            super::http::wasi::Hooks::new(grants.http.clone(), plugin.clone(), io.clone());
         StoreData {
             limits: MemoryLimit::new(memory_mb),
             wasi,
@@ -61,8 +68,10 @@ impl StoreData {
             stdio,
             metadata: Lent::default(),
             grants,
-            io: IoClock::default(),
+            io,
             work_limit: std::time::Duration::ZERO,
+            http: WasiHttpCtx::new(),
+            http_hooks,
         }
     }
 }
@@ -72,6 +81,16 @@ impl WasiView for StoreData {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for StoreData {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.http_hooks,
         }
     }
 }
