@@ -10,6 +10,40 @@ if [ ! -d ../shared/conformance ]; then
   exit 1
 fi
 
+# The shared services the tests talk to (DESIGN.md "Real services"): Redis and PostgreSQL run on
+# the project's machines, started before each session; the tests never start or stop them. Say
+# which one is missing and how to start it, rather than letting dozens of tests time out.
+service_missing=0
+answers() { # host port
+  (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
+}
+if command -v redis-cli >/dev/null 2>&1; then
+  redis_ok() { [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" = PONG ]; }
+else
+  redis_ok() { answers 127.0.0.1 6379; }
+fi
+if ! redis_ok; then
+  echo "error: Redis does not answer on 127.0.0.1:6379 (the lookup-table tests need it)." >&2
+  echo "  start it: redis-server --bind 127.0.0.1 --port 6379 --save '' --appendonly no --daemonize yes" >&2
+  echo "  (or: sudo systemctl start redis-server)" >&2
+  service_missing=1
+fi
+if command -v pg_isready >/dev/null 2>&1; then
+  postgres_ok() { pg_isready -q -h 127.0.0.1 -p 5432 -U postgres -d test; }
+else
+  postgres_ok() { answers 127.0.0.1 5432; }
+fi
+if ! postgres_ok; then
+  echo "error: PostgreSQL does not answer on 127.0.0.1:5432 (the lookup-table tests need it:" >&2
+  echo "  user postgres, trust auth, database test)." >&2
+  echo "  start it: sudo systemctl start postgresql   (or: pg_ctlcluster <version> main start)" >&2
+  echo "  then, once: createdb -h 127.0.0.1 -U postgres test" >&2
+  service_missing=1
+fi
+if [ "$service_missing" = 1 ]; then
+  exit 1
+fi
+
 # Formatting first: it takes a second and needs nothing built. (rustfmt and clippy come with
 # the default toolchain profile; a minimal one lacks them.)
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then

@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `weir` binary on real files (and, in later suites, real brokers).
 
+mod api_server;
 mod cli;
 mod connect;
 mod delivery;
@@ -8,6 +9,9 @@ mod dlq_edit;
 mod dlq_fallback;
 mod dlq_resume;
 mod dry_run;
+mod enrich_support;
+mod enrichment;
+mod enrichment_tables;
 mod fidelity;
 mod file_pipeline;
 mod follow;
@@ -24,7 +28,9 @@ mod plugin_deadlines;
 mod plugin_files;
 mod plugin_output;
 mod plugins;
+mod redis_client;
 mod service;
 mod sqs;
 mod sqs_server;
 mod support;
+mod tcp_proxy;

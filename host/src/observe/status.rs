@@ -122,6 +122,8 @@ pub struct PluginVersion {
     pub reloads: u64,
     /// Why the newest version on disk was refused, until a version loads (the one above runs).
     pub reload_refused: Option<String>,
+    /// What it may reach: `table NAME`, `http METHODS PREFIX` (empty: nothing).
+    pub grants: Vec<String>,
 }
 
 impl std::fmt::Debug for Status {

@@ -31,6 +31,8 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub(crate) struct PluginSet {
     plugins: Vec<(String, Arc<Current>)>,
+    /// What each plugin is granted, in words (its status).
+    grants: Vec<Vec<String>>,
     /// Where each plugin publishes what it emitted (`weir tap --stage plugin:NAME`).
     tap: Option<Arc<Tap>>,
 }
@@ -54,6 +56,7 @@ impl PluginSet {
         }
         let pipeline: Arc<str> = pipeline.into();
         let mut plugins = Vec::with_capacity(configs.len());
+        let summaries = configs.iter().map(PluginConfig::grant_summary).collect();
         for c in configs {
             let settings = Settings {
                 pipeline: pipeline.clone(),
@@ -74,7 +77,11 @@ impl PluginSet {
             }
             plugins.push((format!("plugin:{}", c.name), current));
         }
-        Ok(Some(PluginSet { plugins, tap: None }))
+        Ok(Some(PluginSet {
+            plugins,
+            grants: summaries,
+            tap: None,
+        }))
     }
 
     /// Tells `hook` (stage `plugin:NAME`, message) of each new version hot reload refuses.
@@ -172,7 +179,8 @@ impl PluginVersions for PluginSet {
     fn versions(&self) -> Vec<PluginVersion> {
         self.plugins
             .iter()
-            .map(|(_, current)| {
+            .zip(&self.grants)
+            .map(|((_, current), grants)| {
                 let (generation, loaded) = current.get();
                 PluginVersion {
                     name: loaded.settings.name.to_string(),
@@ -180,6 +188,7 @@ impl PluginVersions for PluginSet {
                     version: loaded.hash.clone(),
                     reloads: generation,
                     reload_refused: current.refused(),
+                    grants: grants.clone(),
                 }
             })
             .collect()

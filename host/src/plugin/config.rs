@@ -208,6 +208,21 @@ impl PluginConfig {
     }
 }
 
+impl PluginConfig {
+    /// What it is granted, in a few words each (`/pipelines`, `weir top`): `table customers`,
+    /// `http GET,POST https://api.example.com:443/v1/`. No secret is part of a grant's words.
+    pub fn grant_summary(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.tables.iter().map(|t| format!("table {t}")).collect();
+        if let Some(http) = &self.http {
+            let methods: Vec<&str> = http.methods.iter().map(|m| m.as_str()).collect();
+            for prefix in &http.allow {
+                out.push(format!("http {} {prefix}", methods.join(",")));
+            }
+        }
+        out
+    }
+}
+
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 100

@@ -21,6 +21,17 @@ pub struct Prefix {
     pub(crate) written: String,
 }
 
+/// As written in the grant, normalised: `https://host:443/path`.
+impl std::fmt::Display for Prefix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}://{}:{}{}",
+            self.scheme, self.host, self.port, self.path
+        )
+    }
+}
+
 impl Prefix {
     /// Parses an `allow` entry; the error says what is wrong with it.
     pub(crate) fn parse(written: &str) -> Result<Prefix, String> {
