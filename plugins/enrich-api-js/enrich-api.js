@@ -17,7 +17,10 @@
 // allow`).
 //
 // `process` is async: componentize-js runs the event loop until its promise settles, so the
-// component's `process` export stays the synchronous call weir makes.
+// component's `process` export stays the synchronous call weir makes. `fetch` goes out through
+// the standard wasi:http, under the same grant as weir's `http` import (build.mjs keeps
+// componentize-js's `http` feature on).
+import { send } from 'weir:plugin/http@0.2.0';
 import { getMany } from 'weir:plugin/lookup@0.2.0';
 
 const config = { table: null, customerField: 'customer', ratesUrl: null };
@@ -143,14 +146,25 @@ async function rate(currency) {
   // The URL once: weir's own error messages may name it already.
   const fail = (why, retryable) =>
     new Failed(`no rate for ${currency}: ${why}${why.includes(url) ? '' : ` (GET ${url})`}`, retryable);
-  let response, body;
+  let status, body;
   try {
-    response = await fetch(url);
+    const response = await fetch(url);
+    status = response.status;
     body = await response.text();
-  } catch (e) {
-    return fetchFailed(e, fail);
+  } catch {
+    // `fetch` rejects with a bare TypeError ("NetworkError when attempting to fetch resource")
+    // whatever happened: outside the grant (permanent) or a server down (transient) look alike.
+    // weir's own `http.send` says why: ask it once. A request outside the grant never leaves
+    // weir, so this costs nothing there; elsewhere it is one more try, whose answer is used.
+    try {
+      const response = send({ method: 'GET', url, headers: [], body: new Uint8Array() });
+      status = response.status;
+      body = decoder.decode(response.body);
+    } catch (e) {
+      const { tag, val } = e.payload; // an `http-error`
+      return fail(`${tag}: ${val}`, tag === 'timeout' || tag === 'unavailable');
+    }
   }
-  const status = response.status;
   if (status >= 200 && status < 300) {
     let rate;
     try {
@@ -160,13 +174,4 @@ async function rate(currency) {
     return rate;
   }
   return fail(String(status), status === 429 || status >= 500);
-}
-
-// A request without a response. `fetch` rejects with a TypeError whose message is all it tells;
-// weir refusing the request (outside the grant, too large) will not change on a retry, anything
-// else (refused, reset, timed out) may.
-function fetchFailed(error, fail) {
-  const why = error && error.message ? error.message : String(error);
-  const permanent = /denied|too large|body size|invalid/i.test(why);
-  return fail(why, !permanent);
 }

@@ -171,8 +171,16 @@ def add_rates(orders: list[dict | Failed], rates_url: str) -> None:
         else:
             order = orders[i]
             assert isinstance(order, dict)
-            order["rate"] = rate
-            order["amount_eur"] = amount * rate
+            order["rate"] = number(rate)
+            order["amount_eur"] = number(amount * rate)
+
+
+def number(x: float) -> float | int:
+    """A number as JavaScript writes it (and the other examples, so that all three emit the same
+    JSON): a whole one without a fraction (`3`, not `3.0`)."""
+    if isinstance(x, float) and x.is_integer() and abs(x) < 9e15:
+        return int(x)
+    return x
 
 
 def read_rate(currency: str, url: str, answer) -> float | Failed:

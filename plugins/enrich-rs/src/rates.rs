@@ -32,11 +32,21 @@ pub(crate) fn add_rates(rates_url: &str, orders: &mut [Result<Order, Failed>]) {
         let Ok(order) = &mut orders[i] else { continue };
         match answer {
             Ok(rate) => {
-                order.0.insert("rate".into(), rate.into());
-                order.0.insert("amount_eur".into(), (amount * rate).into());
+                order.0.insert("rate".into(), number(rate));
+                order.0.insert("amount_eur".into(), number(amount * rate));
             }
             Err(failed) => orders[i] = Err(failed),
         }
+    }
+}
+
+/// A number as JavaScript writes it (and the other examples, so that all three emit the same
+/// JSON): a whole one without a fraction (`3`, not `3.0`).
+fn number(x: f64) -> Value {
+    if x.fract() == 0.0 && x.abs() < 9.0e15 {
+        Value::from(x as i64)
+    } else {
+        Value::from(x)
     }
 }
 
@@ -54,7 +64,7 @@ async fn rate(client: &Client, rates_url: &str, currency: &str) -> Result<f64, F
     };
     let request = Request::get(&url)
         .body(Body::empty())
-        .map_err(|e| fail(false, format!("invalid request: {e}")))?;
+        .map_err(|e| fail(false, format!("invalid: {e}")))?;
     let mut response = client
         .send(request)
         .await
@@ -80,26 +90,37 @@ async fn rate(client: &Client, rates_url: &str, currency: &str) -> Result<f64, F
     }
 }
 
-/// A request without a response: transient unless weir refused it (outside the grant, too large)
-/// or it could never be sent as it is.
+/// A request without a response, named by the kind of the `http` interface's errors (the words
+/// the other languages' examples use): transient unless weir refused it (outside the grant, too
+/// large) or it could never be sent as it is.
 fn sent_wrong(error: wstd::http::Error, fail: &impl Fn(bool, String) -> Failed) -> Failed {
-    let retryable = match error.downcast_ref::<ErrorCode>() {
+    let (kind, retryable) = match error.downcast_ref::<ErrorCode>() {
+        Some(ErrorCode::HttpRequestDenied | ErrorCode::DestinationIpProhibited) => {
+            ("denied", false)
+        }
         Some(
-            ErrorCode::HttpRequestDenied
-            | ErrorCode::HttpRequestMethodInvalid
+            ErrorCode::HttpResponseBodySize(_)
+            | ErrorCode::HttpResponseHeaderSectionSize(_)
+            | ErrorCode::HttpResponseHeaderSize(_),
+        ) => ("too-large", false),
+        Some(
+            ErrorCode::HttpRequestMethodInvalid
             | ErrorCode::HttpRequestUriInvalid
             | ErrorCode::HttpRequestUriTooLong
-            | ErrorCode::HttpResponseBodySize(_)
-            | ErrorCode::HttpResponseHeaderSectionSize(_)
-            | ErrorCode::HttpResponseHeaderSize(_)
-            | ErrorCode::DestinationIpProhibited
             | ErrorCode::ConfigurationError
             // weir reports an `invalid` request (a bad header, URL or method) as an internal error.
             | ErrorCode::InternalError(_),
-        ) => false,
+        ) => ("invalid", false),
+        Some(
+            ErrorCode::ConnectionTimeout
+            | ErrorCode::ConnectionReadTimeout
+            | ErrorCode::ConnectionWriteTimeout
+            | ErrorCode::HttpResponseTimeout
+            | ErrorCode::DnsTimeout,
+        ) => ("timeout", true),
+        Some(_) => ("unavailable", true),
         // Not a wasi:http error: the request could not be built (a header, a URL).
-        None => false,
-        Some(_) => true,
+        None => ("invalid", false),
     };
-    fail(retryable, format!("{error:#}"))
+    fail(retryable, format!("{kind}: {error:#}"))
 }
