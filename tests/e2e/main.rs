@@ -12,6 +12,7 @@ mod dry_run;
 mod enrich_support;
 mod enrichment;
 mod enrichment_budget;
+mod enrichment_cli;
 mod enrichment_tables;
 mod fidelity;
 mod file_pipeline;

@@ -83,8 +83,25 @@ fn describe() {
     );
     describe_counter!(
         "weir_plugin_failures_total",
-        "Events a plugin failed, by kind (error, trap, timeout, memory)"
+        "Events a plugin failed, by kind (error, retryable, trap, timeout, memory, io_budget)"
     );
+    describe_counter!(
+        "weir_plugin_http_requests_total",
+        "Requests a plugin made under its HTTP grant, by outcome (ok, denied, invalid, timeout, unavailable, too_large)"
+    );
+    describe_counter!(
+        "weir_plugin_http_cache_total",
+        "GET requests answered from the plugin's response cache (hit) or not (miss)"
+    );
+    describe_counter!(
+        "weir_table_lookups_total",
+        "Lookups in a table, by result (hit: from the cache or a file table, miss: from the backend, error)"
+    );
+    describe_counter!(
+        "weir_table_reloads_total",
+        "Reloads of a file table, by outcome (ok, refused: the new file was broken and the old rows kept)"
+    );
+    describe_gauge!("weir_table_rows", "Rows of a file table");
     describe_gauge!("weir_events_in_flight", "Events read and not yet ended");
     describe_gauge!("weir_pipeline_up", "1 while the pipeline runs");
     describe_gauge!(
@@ -102,6 +119,10 @@ fn describe() {
     describe_histogram!(
         "weir_plugin_call_seconds",
         "Time per batch call of a plugin"
+    );
+    describe_histogram!(
+        "weir_plugin_http_request_seconds",
+        "Time per request under a plugin's HTTP grant"
     );
     describe_histogram!(
         "weir_batch_size",
