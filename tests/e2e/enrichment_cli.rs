@@ -98,8 +98,13 @@ fn dry_run_enriches_with_the_grants_of_the_pipeline_file() {
         .output()
         .expect("weir dry-run");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("silver1"), "{text}");
-    assert!(text.contains("\"amount_eur\":2"), "{text}");
+    // What the sink would get, per event: the body enriched from the table and the API.
+    let bodies: Vec<Value> = json_stdout(&out)
+        .iter()
+        .map(|l| serde_json::from_str(l["sink"]["body"].as_str().unwrap_or("null")).unwrap())
+        .collect();
+    assert_eq!(bodies.len(), 2, "{bodies:?}");
+    assert_eq!(bodies[1]["tier"], "silver1");
+    assert_eq!(bodies[1]["amount_eur"].as_f64(), Some(2.0));
     assert_eq!(api.total(), 2);
 }
