@@ -1,6 +1,6 @@
 //! The host functions a plugin may import, for both contract versions, bound to the files that
 //! implement them: `log` in stdio.rs (a plugin's log lines go where its stdout and stderr go),
-//! `metadata` in metadata.rs, `lookup` in tables.rs, `http` in http/. This is only the table
+//! `metadata` in metadata.rs, `lookup` in tables.rs, `http` in requests.rs (through http/). This is only the table
 //! that binds them to the Store.
 
 use super::bindings::{v1, v2};
@@ -60,13 +60,13 @@ impl v2::weir::plugin::lookup::Host for StoreData {
 
 impl v2::weir::plugin::http::Host for StoreData {
     async fn send(&mut self, request: Request) -> Result<Response, HttpError> {
-        let mut answers = super::http::send_all(self, vec![request]).await;
+        let mut answers = super::requests::send_all(self, vec![request]).await;
         answers
             .pop()
             .unwrap_or_else(|| Err(HttpError::Unavailable("no answer".into())))
     }
 
     async fn send_all(&mut self, requests: Vec<Request>) -> Vec<Result<Response, HttpError>> {
-        super::http::send_all(self, requests).await
+        super::requests::send_all(self, requests).await
     }
 }

@@ -13,6 +13,7 @@
 //! grants.rs   what a plugin may reach (HTTP, lookup tables), shared by its instances
 //! http/       the `http` grant: its client, limits and cache, for `http` and `wasi:http` calls
 //! tables.rs   the `lookup` import: a plugin's lookups, checked against its `tables` grant
+//! requests.rs the `http` import: a plugin's requests, through its `http` grant
 //! io_clock.rs telling a call's work (bound by `timeout_ms`) from its waiting (`io_budget_ms`)
 //! imports.rs  the host functions a plugin imports, bound to the files that implement them
 //! stdio.rs    what a plugin writes to stdout and stderr and its `log` import: logged, and its end kept per call
@@ -39,6 +40,7 @@ pub(crate) mod log_limit;
 pub(crate) mod memory;
 pub(crate) mod metadata;
 pub(crate) mod reload;
+pub(crate) mod requests;
 pub mod runner;
 pub(crate) mod stdio;
 pub(crate) mod store;

@@ -12,6 +12,7 @@ use super::super::bindings::v2::weir::plugin::http::{HttpError, Request, Respons
 use super::allow::{self, Refusal};
 use super::cache::ResponseCache;
 use super::denials::DenialLog;
+pub use super::error::HttpSetupError;
 use super::grant::{HttpGrant, RESERVED_HEADERS, Secret};
 use super::limits::RateLimit;
 use bytes::Bytes;
@@ -26,42 +27,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use url::Url;
-
-/// Why a plugin's HTTP access could not be set up. Never holds a secret's value.
-#[derive(Debug, thiserror::Error)]
-pub enum HttpSetupError {
-    #[error(
-        "plugin {plugin}: http header {header}: environment variable {var} is not set or not UTF-8"
-    )]
-    SecretEnv {
-        plugin: String,
-        header: String,
-        var: String,
-    },
-    #[error("plugin {plugin}: http header {header}: cannot read {path}: {message}")]
-    SecretFile {
-        plugin: String,
-        header: String,
-        path: String,
-        message: String,
-    },
-    #[error(
-        "plugin {plugin}: http header {header}: the value from {from} is not a valid header value"
-    )]
-    SecretValue {
-        plugin: String,
-        header: String,
-        from: String,
-    },
-    #[error("plugin {plugin}: http ca_file {path}: {message}")]
-    CaFile {
-        plugin: String,
-        path: String,
-        message: String,
-    },
-    #[error("plugin {plugin}: http TLS set-up: {message}")]
-    Tls { plugin: String, message: String },
-}
 
 type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 

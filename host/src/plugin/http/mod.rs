@@ -8,6 +8,7 @@
 //! cache.rs    the cache of GET responses
 //! tls.rs      the roots HTTPS trusts: the system's and `ca_file`
 //! denials.rs  the rate-limited log line of denied requests
+//! error.rs    why a plugin's HTTP access could not be set up
 //! wasi.rs     wasi:http (wstd, componentize-js `fetch`): the same grant, through the same client
 //! ```
 
@@ -15,6 +16,7 @@ mod access;
 mod allow;
 mod cache;
 mod denials;
+mod error;
 mod grant;
 mod limits;
 #[cfg(test)]
@@ -22,32 +24,7 @@ mod tests;
 mod tls;
 pub(crate) mod wasi;
 
+pub(crate) use access::count;
 pub use access::{HttpAccess, HttpSetupError};
 pub use allow::Prefix;
 pub use grant::{CacheSettings, HttpGrant, Secret};
-
-use super::bindings::v2::weir::plugin::http::{HttpError, Request, Response};
-use super::store::StoreData;
-
-/// One answer per request, in order: through the plugin's grant, by the call's deadline.
-pub(crate) async fn send_all(
-    data: &mut StoreData,
-    requests: Vec<Request>,
-) -> Vec<Result<Response, HttpError>> {
-    let Some(access) = data.grants.http.clone() else {
-        return requests
-            .iter()
-            .map(|r| {
-                access::count(&data.pipeline, &data.plugin, "denied");
-                Err(no_grant(&data.plugin, &r.method, &r.url))
-            })
-            .collect();
-    };
-    access.send_all(requests, data.io.deadline()).await
-}
-
-fn no_grant(plugin: &str, method: &str, url: &str) -> HttpError {
-    HttpError::Denied(format!(
-        "plugin {plugin} has no http grant (`[plugin.http]` in its [[plugin]] entry): {method} {url}"
-    ))
-}

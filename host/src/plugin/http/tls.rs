@@ -1,7 +1,7 @@
 //! The roots a plugin's HTTPS requests trust: the system's (read once per process) and the
 //! grant's `ca_file`. rustls with aws-lc-rs, the provider the rest of the binary already links.
 
-use super::access::HttpSetupError;
+use super::error::HttpSetupError;
 use rustls::RootCertStore;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
