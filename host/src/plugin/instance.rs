@@ -16,8 +16,8 @@ use std::time::Duration;
 use wasmtime::{Store, Trap};
 
 pub use super::bindings::{BatchResult, Event, Failure, Output};
-use super::bindings::{v1, v2};
 use super::grants::Grants;
+use super::versions::{Exports, Pre};
 
 /// One version of a plugin, ready to instantiate (cheaply: 8 µs for Rust, ~0.5 ms for JS or
 /// Python, measured) as often as a trap requires.
@@ -45,94 +45,6 @@ pub struct Settings {
     pub cache_dir: Option<PathBuf>,
     /// What it may reach (HTTP, tables) and its I/O budget.
     pub grants: Grants,
-}
-
-/// The contract version a component was built against, ready to instantiate.
-enum Pre {
-    V2(v2::TransformPre<StoreData>),
-    V1(v1::TransformPre<StoreData>),
-}
-
-/// An instance's exports, of its version.
-enum Exports {
-    V2(v2::Transform),
-    V1(v1::Transform),
-}
-
-impl Pre {
-    /// The version whose exports the component has: @0.2.0, else @0.1.0.
-    fn new(pre: wasmtime::component::InstancePre<StoreData>) -> wasmtime::Result<Pre> {
-        match v2::TransformPre::new(pre.clone()) {
-            Ok(v2) => Ok(Pre::V2(v2)),
-            Err(e2) => match v1::TransformPre::new(pre) {
-                Ok(v1) => Ok(Pre::V1(v1)),
-                // Neither: say what the current contract lacks.
-                Err(_) => Err(e2),
-            },
-        }
-    }
-
-    async fn instantiate(&self, store: &mut Store<StoreData>) -> wasmtime::Result<Exports> {
-        Ok(match self {
-            Pre::V2(pre) => Exports::V2(pre.instantiate_async(store).await?),
-            Pre::V1(pre) => Exports::V1(pre.instantiate_async(store).await?),
-        })
-    }
-}
-
-impl Exports {
-    async fn init(
-        &self,
-        store: &mut Store<StoreData>,
-        config: &str,
-    ) -> wasmtime::Result<Result<(), String>> {
-        match self {
-            Exports::V2(b) => b.call_init(store, config).await,
-            Exports::V1(b) => b.call_init(store, config).await,
-        }
-    }
-
-    async fn process(
-        &self,
-        store: &mut Store<StoreData>,
-        events: &[Event<'_>],
-    ) -> wasmtime::Result<BatchResult> {
-        match self {
-            Exports::V2(b) => b.call_process(store, events).await,
-            Exports::V1(b) => {
-                let events: Vec<v1::weir::plugin::types::Event<'_>> = events
-                    .iter()
-                    .map(|e| v1::weir::plugin::types::Event {
-                        id: e.id,
-                        key: e.key,
-                        payload: e.payload,
-                    })
-                    .collect();
-                let r = b.call_process(store, &events).await?;
-                // @0.1.0 knows no retryable failures: each is for good, as it always was.
-                Ok(BatchResult {
-                    outputs: r
-                        .outputs
-                        .into_iter()
-                        .map(|o| Output {
-                            input: o.input,
-                            payload: o.payload,
-                            key: o.key,
-                        })
-                        .collect(),
-                    failures: r
-                        .failures
-                        .into_iter()
-                        .map(|f| Failure {
-                            input: f.input,
-                            message: f.message,
-                            retryable: false,
-                        })
-                        .collect(),
-                })
-            }
-        }
-    }
 }
 
 /// Why a call failed. Each makes the instance unusable.

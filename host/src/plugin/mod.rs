@@ -20,6 +20,7 @@
 //! log_limit.rs the cap on a plugin's log lines
 //! last_words.rs why a plugin failed, in its own words (a traceback, a panic message)
 //! metadata.rs the `metadata` import: an event's metadata, built only when a plugin asks
+//! versions.rs the contract version a component was built against, and its calls
 //! instance.rs a loaded plugin (InstancePre + config) and its instances
 //! runner.rs   one plugin's batch call, and isolating the event that traps or is too slow
 //! reload.rs   the version to run now; watching the `.wasm` and preparing a new one off the hot path
@@ -45,6 +46,7 @@ pub mod runner;
 pub(crate) mod stdio;
 pub(crate) mod store;
 pub(crate) mod tables;
+mod versions;
 pub(crate) mod wasm_file;
 
 pub use config::PluginConfig;
