@@ -305,16 +305,7 @@ impl HttpAccess {
                 bytes.extend_from_slice(&data);
             }
         }
-        let headers = parts
-            .headers
-            .iter()
-            .map(|(n, v)| {
-                (
-                    n.as_str().to_owned(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
+        let headers = header_pairs(&parts.headers);
         Ok(Response {
             status: parts.status.as_u16(),
             headers,
@@ -410,4 +401,18 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// Headers as the `http` interface carries them: name and value pairs, a value that is not UTF-8
+/// decoded lossily.
+pub(crate) fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
 }

@@ -71,16 +71,7 @@ impl WasiHttpHooks for Hooks {
             };
             let body = body.collect().await?.to_bytes();
             // Content-Length among them is dropped by HttpAccess: the client sends the body's own.
-            let headers = parts
-                .headers
-                .iter()
-                .map(|(n, v)| {
-                    (
-                        n.as_str().to_owned(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
-                .collect();
+            let headers = super::access::header_pairs(&parts.headers);
             let request = Request {
                 method: parts.method.to_string(),
                 url: parts.uri.to_string(),
