@@ -22,28 +22,43 @@ fn allow(api: &ApiServer) -> String {
     format!("allow = [{:?}]\n", api.rates_url())
 }
 
+/// What a finished run of the rates pipeline left, its exit checked clean.
+struct Ran {
+    s: Scratch,
+    o: Outcome,
+    err: String,
+}
+
+/// Runs `input` through enrich-rs asking `rates_url` under the grant `http`, with `[retry]`
+/// as given (a file pipeline named `name`, keyed by `k`: enrich_support.rs).
+fn run_rates(name: &str, input: &str, retry: &str, rates_url: &str, http: &str) -> Ran {
+    let s = Scratch::new();
+    s.write("in.jsonl", input);
+    let p = s.write(
+        "p.toml",
+        enrich_pipeline(name, false, retry, &rates_plugin(rates_url, http)),
+    );
+    let out = s.run(&p);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let o = Outcome::read(&s);
+    Ran { s, o, err }
+}
+
 #[test]
 fn every_event_gets_its_rate_and_each_batch_sends_its_requests_at_once() {
     let api = ApiServer::start();
     api.set_rate("USD", 0.5);
     api.set_rate("GBP", 2.0);
     api.set_latency(Duration::from_millis(20));
-    let s = Scratch::new();
     let cur = |n: u64| if n.is_multiple_of(2) { "USD" } else { "GBP" }.to_owned();
-    s.write("in.jsonl", events(0..200, 7, cur));
-    let p = s.write(
-        "p.toml",
-        enrich_pipeline(
-            "rates",
-            false,
-            "",
-            &rates_plugin(&api.rates_url(), &allow(&api)),
-        ),
+    let Ran { s: _, o, err: _ } = run_rates(
+        "rates",
+        &events(0..200, 7, cur),
+        "",
+        &api.rates_url(),
+        &allow(&api),
     );
-    let out = s.run(&p);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(0), "{err}");
-    let o = Outcome::read(&s);
     assert!(o.check(0..200).is_empty(), "{:?}", o.dlq);
     let e = o.event(3);
     assert_eq!(
@@ -204,21 +219,13 @@ fn a_failing_event_holds_back_its_key_while_other_keys_go_on() {
 fn a_server_failing_for_a_while_then_recovering_loses_nothing_and_keeps_order() {
     let api = ApiServer::start();
     api.fail_next(40, 500);
-    let s = Scratch::new();
-    s.write("in.jsonl", events(0..100, 5, |n| format!("C{}", n % 3)));
-    let p = s.write(
-        "p.toml",
-        enrich_pipeline(
-            "recovers",
-            false,
-            "",
-            &rates_plugin(&api.rates_url(), &allow(&api)),
-        ),
+    let Ran { s: _, o, err } = run_rates(
+        "recovers",
+        &events(0..100, 5, |n| format!("C{}", n % 3)),
+        "",
+        &api.rates_url(),
+        &allow(&api),
     );
-    let out = s.run(&p);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(0), "{err}");
-    let o = Outcome::read(&s);
     assert!(
         o.check(0..100).is_empty(),
         "nothing dead-lettered: {:?}",
@@ -233,20 +240,13 @@ fn a_server_failing_for_a_while_then_recovering_loses_nothing_and_keeps_order() 
 fn throttled_with_429_then_served() {
     let api = ApiServer::start();
     api.throttle_next(10, 1);
-    let s = Scratch::new();
-    s.write("in.jsonl", events(0..30, 3, usd));
-    let p = s.write(
-        "p.toml",
-        enrich_pipeline(
-            "throttled",
-            false,
-            "",
-            &rates_plugin(&api.rates_url(), &allow(&api)),
-        ),
+    let Ran { s, o: _, err } = run_rates(
+        "throttled",
+        &events(0..30, 3, usd),
+        "",
+        &api.rates_url(),
+        &allow(&api),
     );
-    let out = s.run(&p);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(Outcome::read(&s).check(0..30).is_empty());
     assert!(stat(&err, "retried") > 0, "{err}");
     assert!(
@@ -289,20 +289,13 @@ fn a_slow_server_past_the_request_timeout_is_retryable() {
     // A body that trickles in past the timeout is a timeout too.
     api.set_latency(Duration::ZERO);
     api.set_body(BodyMode::Trickle(Duration::from_millis(100)));
-    let s = Scratch::new();
-    s.write("in.jsonl", events(0..2, 2, usd));
-    let p = s.write(
-        "p.toml",
-        enrich_pipeline(
-            "trickle",
-            false,
-            "max_attempts = 2",
-            &rates_plugin(&api.rates_url(), &http),
-        ),
+    let Ran { s: _, o, err: _ } = run_rates(
+        "trickle",
+        &events(0..2, 2, usd),
+        "max_attempts = 2",
+        &api.rates_url(),
+        &http,
     );
-    let out = s.run(&p);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let o = Outcome::read(&s);
     assert_eq!(o.check(0..2).len(), 2);
     assert!(
         o.dlq.iter().all(|r| r["error"]["attempts"] == 2),
@@ -315,21 +308,14 @@ fn a_slow_server_past_the_request_timeout_is_retryable() {
 fn a_404_huge_or_malformed_answer_is_dead_lettered_at_once() {
     let api = ApiServer::start();
     api.remove_currency("XXX");
-    let s = Scratch::new();
     let cur = |n: u64| if n % 4 == 1 { "XXX" } else { "USD" }.to_owned();
-    s.write("in.jsonl", events(0..20, 4, cur));
-    let p = s.write(
-        "p.toml",
-        enrich_pipeline(
-            "missing",
-            false,
-            "max_attempts = 5",
-            &rates_plugin(&api.rates_url(), &allow(&api)),
-        ),
+    let Ran { s: _, o, err: _ } = run_rates(
+        "missing",
+        &events(0..20, 4, cur),
+        "max_attempts = 5",
+        &api.rates_url(),
+        &allow(&api),
     );
-    let out = s.run(&p);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let o = Outcome::read(&s);
     assert_eq!(o.check(0..20), [1, 5, 9, 13, 17].into());
     for (r, reason) in o.dlq.iter().zip(reasons(&o.dlq, "enrich-rs")) {
         assert_eq!(r["error"]["attempts"], 1, "{r}");
@@ -491,20 +477,13 @@ fn tls_with_the_test_ca_and_refused_without_it() {
     assert_eq!(api.total(), 10);
 
     // Without the CA, the certificate is not trusted: unavailable, retried, then dead-lettered.
-    let s = Scratch::new();
-    s.write("in.jsonl", events(0..4, 2, usd));
-    let p = s.write(
-        "p.toml",
-        enrich_pipeline(
-            "untrusted",
-            false,
-            "max_attempts = 2",
-            &rates_plugin(&api.rates_url(), &allow(&api)),
-        ),
+    let Ran { s: _, o, err: _ } = run_rates(
+        "untrusted",
+        &events(0..4, 2, usd),
+        "max_attempts = 2",
+        &api.rates_url(),
+        &allow(&api),
     );
-    let out = s.run(&p);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let o = Outcome::read(&s);
     assert_eq!(o.check(0..4).len(), 4);
     for (r, reason) in o.dlq.iter().zip(reasons(&o.dlq, "enrich-rs")) {
         assert_eq!(r["error"]["attempts"], 2, "retryable: {r}");
