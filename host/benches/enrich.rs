@@ -101,6 +101,18 @@ fn main() {
         baseline,
         String::new(),
     ));
+    // The plugin alone, doing no step: what the boundary costs before any lookup.
+    let alone = weir_rate(
+        dir,
+        "plugin-alone",
+        &format!("[[plugin]]\npath = {plugin:?}\nconfig = {{}}\n"),
+        events,
+    );
+    rows.push((
+        "weir, enrich-rs configured to do nothing".into(),
+        alone,
+        format!("{:.2} x without", alone / baseline),
+    ));
     for (cache, ttl) in [("off", 0), ("on", 60)] {
         let table = format!(
             "[[table]]\nname = \"customers\"\ntype = \"redis\"\nurl = \"redis://127.0.0.1:6379/0\"\n\
@@ -117,7 +129,11 @@ fn main() {
         rows.push((
             format!("weir, enrich-rs Redis lookup, cache {cache}"),
             rate,
-            format!("{:.2} x without{target}", rate / baseline),
+            format!(
+                "{:.2} x without, {:.2} x the plugin alone{target}",
+                rate / baseline,
+                rate / alone
+            ),
         ));
     }
     redis_client::redis_clear(&prefix);
