@@ -502,23 +502,32 @@ impl Switchable {
         let (ended, end) = std::sync::mpsc::channel();
         let handler = self.handler.clone();
         self.runtime.spawn(async move {
+            // Every connection's task, so that closing can end them all before it returns:
+            // a connection still forwarding after `close()` returned would let a test that
+            // "cut" the server still get answers.
+            let mut connections = tokio::task::JoinSet::new();
             loop {
                 tokio::select! {
+                    biased;
                     _ = stop.wait_for(|c| *c) => break,
                     accepted = listener.accept() => {
                         if let Ok((stream, _)) = accepted {
-                            tokio::spawn(handler(stream, closed.clone()));
+                            connections.spawn(handler(stream, closed.clone()));
                         }
+                        while connections.try_join_next().is_some() {}
                     }
                 }
             }
             drop(listener);
+            connections.abort_all();
+            while connections.join_next().await.is_some() {}
             let _ = ended.send(());
         });
         *self.open.lock().unwrap() = Some((close, end));
     }
 
-    /// Closes the listener and every connection; returns once the port is closed.
+    /// Closes the listener and every connection; returns once the port and every connection
+    /// it accepted are closed.
     pub(crate) fn close(&self) {
         if let Some((close, end)) = self.open.lock().unwrap().take() {
             let _ = close.send(true);

@@ -195,6 +195,8 @@ impl Outlets {
             drop(batch);
             let mut retrying = 0;
             let mut last_error = None;
+            // The longest wait the destination asked for (`Retry-After`).
+            let mut asked = Duration::ZERO;
             for (&(i, k), result) in pending.iter().zip(results) {
                 let e = match result {
                     Attempt::Written => {
@@ -215,6 +217,7 @@ impl Outlets {
                         Fate::Failed(Failure::now("sink", "rejected", e.message, attempts, first));
                 } else if self.retry.may_retry(attempts, slots[i].received.elapsed()) {
                     retrying += 1;
+                    asked = asked.max(e.retry_after.unwrap_or_default());
                     last_error = Some(e);
                 } else {
                     let message = format!("gave up after {attempts} attempts: {}", e.message);
@@ -228,7 +231,7 @@ impl Outlets {
                 continue; // returns: nothing is pending any more
             }
             Counters::add(&self.counters.retried, retrying);
-            let delay = self.retry.backoff.delay(attempts);
+            let delay = self.retry.backoff.delay(attempts).max(asked);
             let error = last_error.map(|e| e.message).unwrap_or_default();
             self.status.error("sink", &error);
             waiting.failed(retrying, &error, delay);

@@ -125,6 +125,7 @@ fn outlets(
         .unwrap_or_else(|e| panic!("{e}"));
     let ctx = SinkContext {
         pipeline: "p".into(),
+        target: "sink".into(),
         state_dir: state.path().to_owned(),
     };
     let counters = Arc::new(Counters::default());

@@ -231,6 +231,7 @@ impl Pipeline {
         });
         let kctx = SinkContext {
             pipeline: name.clone(),
+            target: "sink".into(),
             state_dir: self.state_dir.clone(),
         };
         let sink = open_sink(

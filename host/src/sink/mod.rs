@@ -109,6 +109,9 @@ pub struct SinkError {
     /// The error it comes from, if any (shared: a batch's refusal is every entry's).
     #[source]
     pub cause: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    /// The destination asked to be tried again no sooner than this (an HTTP `Retry-After`):
+    /// the retry waits at least this long, whatever the backoff says.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl SinkError {
@@ -117,6 +120,7 @@ impl SinkError {
             message: message.into(),
             retryable: true,
             cause: None,
+            retry_after: None,
         }
     }
     pub fn permanent(message: impl Into<String>) -> Self {
@@ -124,7 +128,14 @@ impl SinkError {
             message: message.into(),
             retryable: false,
             cause: None,
+            retry_after: None,
         }
+    }
+
+    /// The same error, to be tried again no sooner than `after` (a destination's `Retry-After`).
+    pub fn after(mut self, after: std::time::Duration) -> Self {
+        self.retry_after = Some(after);
+        self
     }
 
     /// The same error, coming from `cause` (whose text the message already holds).
@@ -208,6 +219,9 @@ pub(crate) fn named_templates(
 #[derive(Debug, Clone)]
 pub struct SinkContext {
     pub pipeline: String,
+    /// The target it writes for: its `[[target]]` name, `sink` for `[sink]`, `dlq` for a
+    /// dead-letter queue (metric labels, log fields).
+    pub target: String,
     pub state_dir: PathBuf,
 }
 

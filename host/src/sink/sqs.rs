@@ -380,6 +380,7 @@ impl SqsSink {
                     message: format!("sqs: {}", e.message),
                     retryable: e.retryable,
                     cause: None,
+                    retry_after: None,
                 }
                 .caused_by(e);
                 return indexes.into_iter().map(|i| (i, e.clone())).collect();
@@ -401,6 +402,7 @@ impl SqsSink {
                     message,
                     retryable: !f.sender_fault,
                     cause: None,
+                    retry_after: None,
                 },
             ));
         }
