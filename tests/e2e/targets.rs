@@ -277,3 +277,140 @@ fn assert_no_skips(target: &str, got: &[u64], want: &BTreeSet<u64>) {
         at.insert(customer(seq), i);
     }
 }
+
+/// Two targets taking every event: `good` in the scratch dir, `full` on a small disk. `retry`
+/// is `full`'s `[target.retry]`.
+fn full_disk_pipeline(name: &str, full: &Path, retry: &str) -> String {
+    format!(
+        r#"[pipeline]
+name = "{name}"
+checkpoint_interval_ms = 20
+[source]
+type = "file"
+path = "in.jsonl"
+batch_size = 100
+[ordering]
+key = "<$.data.detail.customerId>"
+lanes = 4
+max_in_flight = 100000
+[[target]]
+name = "good"
+type = "file"
+path = "good.jsonl"
+[[target]]
+name = "full"
+type = "file"
+path = "{}"
+[target.retry]
+{retry}
+"#,
+        full.display()
+    )
+}
+
+#[test]
+fn a_target_that_is_down_holds_up_only_itself_and_gets_everything_when_it_is_back() {
+    const N: u64 = 3000;
+    let s = Scratch::new();
+    s.write("in.jsonl", order_lines(0..N));
+    let disk = crate::delivery::SmallDisk::mount(s.path("disk"), 1024);
+    let full = disk.dir.join("full.jsonl");
+    crate::delivery::fill(&disk.dir.join("filler"));
+    let p = s.write(
+        "p.toml",
+        full_disk_pipeline("half-down", &full, "backoff_ms = [10, 200]"),
+    );
+    let mut child = s.spawn_logged(&p);
+    // The good target takes every event while the other cannot write a byte.
+    wait_logged(&s, "the good target to have every event", || {
+        lines(&s.path("good.jsonl")).len() as u64 == N
+    });
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "weir ended with a target down"
+    );
+    assert!(lines(&full).is_empty());
+    let address = admin_address(&s.log()).expect("the admin address in the log");
+    let (_, body) = admin_get(&address, "/pipelines");
+    let status: Value = serde_json::from_str(&body).unwrap();
+    let targets = &status["pipelines"][0]["targets"];
+    assert_eq!(targets[0]["name"], "good", "{body}");
+    assert_eq!(targets[0]["delivered"], N, "{body}");
+    assert_eq!(targets[1]["name"], "full", "{body}");
+    assert_eq!(targets[1]["delivered"], 0, "{body}");
+    assert_eq!(targets[1]["in_flight"], N, "{body}");
+    assert!(targets[1]["retried"].as_u64().unwrap() > 0, "{body}");
+    assert_eq!(
+        status["pipelines"][0]["in_flight"], N,
+        "nothing is committed yet: {body}"
+    );
+
+    // Room again: the held-up target gets every event, in key order, and the run ends.
+    std::fs::remove_file(disk.dir.join("filler")).unwrap();
+    let (code, _) = wait_exit(child);
+    assert_eq!(code, Some(0), "{}", s.log());
+    let want: BTreeSet<u64> = (0..N).collect();
+    for path in [s.path("good.jsonl"), full.clone()] {
+        let got = read_target(&path, false);
+        assert_eq!(
+            got.len() as u64,
+            N,
+            "{}: an event twice or missing",
+            path.display()
+        );
+        assert_eq!(got.iter().copied().collect::<BTreeSet<u64>>(), want);
+    }
+    let counts = target_counts(&s.log());
+    assert_eq!(counts["good"], (N, N));
+    assert_eq!(counts["full"], (N, N));
+}
+
+#[test]
+fn an_event_a_target_dead_lettered_is_redriven_to_that_target_only() {
+    const N: u64 = 300;
+    let s = Scratch::new();
+    s.write("in.jsonl", order_lines(0..N));
+    let disk = crate::delivery::SmallDisk::mount(s.path("disk"), 1024);
+    let full = disk.dir.join("full.jsonl");
+    crate::delivery::fill(&disk.dir.join("filler"));
+    let p = s.write(
+        "p.toml",
+        full_disk_pipeline(
+            "redrive-one",
+            &full,
+            "max_attempts = 2\nbackoff_ms = [10, 20]",
+        ),
+    );
+    let out = s.run(&p);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(lines(&s.path("good.jsonl")).len() as u64, N);
+    let dlq = json_lines(&s.state_dir().join("redrive-one/dlq.jsonl"));
+    assert_eq!(dlq.len() as u64, N);
+    assert!(
+        dlq.iter()
+            .all(|r| r["error"]["stage"] == "target:full" && r["error"]["kind"] == "exhausted"),
+        "{:?}",
+        dlq[0]
+    );
+
+    std::fs::remove_file(disk.dir.join("filler")).unwrap();
+    let redrive = weir()
+        .args(["dlq", "redrive", "p.toml", "--state-dir"])
+        .arg(s.state_dir())
+        .current_dir(s.path(""))
+        .output()
+        .unwrap();
+    assert_eq!(redrive.status.code(), Some(0), "{}", stderr(&redrive));
+    // The full target has them now, once each; the good one did not get them again.
+    let got = read_target(&full, false);
+    assert_eq!(
+        got.iter().copied().collect::<BTreeSet<u64>>(),
+        (0..N).collect()
+    );
+    assert_eq!(got.len() as u64, N);
+    assert_eq!(
+        lines(&s.path("good.jsonl")).len() as u64,
+        N,
+        "the good target got them twice"
+    );
+}
