@@ -252,6 +252,7 @@ impl HttpSink {
                     }
                     Unit::Send { indexes, keys, out } => {
                         busy.extend(keys.iter().copied());
+                        blocked.extend(keys.iter().copied());
                         running.push(async move {
                             let result = self.send(&out).await;
                             (indexes, keys, result)
@@ -260,6 +261,8 @@ impl HttpSink {
                 }
             }
             let Some((indexes, keys, result)) = running.next().await else {
+                // Nothing in flight: nothing blocks what is left, and the pass above took it all.
+                debug_assert!(pending.is_empty());
                 break;
             };
             for k in &keys {
