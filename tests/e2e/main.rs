@@ -35,4 +35,5 @@ mod service;
 mod sqs;
 mod sqs_server;
 mod support;
+mod targets;
 mod tcp_proxy;
