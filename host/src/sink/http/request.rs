@@ -84,7 +84,10 @@ impl Requests {
                 }
             }
         }
-        match &cfg.auth {
+        let auth = cfg
+            .auth()
+            .map_err(|(key, why)| SinkError::permanent(format!("{key}: {why}")))?;
+        match &auth {
             Some(Auth::Basic { username, password }) => {
                 let value = secret("auth.password", password)?
                     .map(|p| {
@@ -102,7 +105,7 @@ impl Requests {
                 fixed.push((name(header)?, v));
             }
             // The token is fetched when a request needs it (oauth2.rs).
-            Some(Auth::Oauth2 { .. }) | None => {}
+            Some(Auth::OAuth2 { .. }) | None => {}
         }
         let idempotency = match &cfg.idempotency_key {
             Some(t) => Some((
@@ -119,7 +122,7 @@ impl Requests {
             idempotency_header: idempotency.as_ref().map(|(n, _)| n.clone()),
             idempotency,
             fixed,
-            bearer: matches!(cfg.auth, Some(Auth::Oauth2 { .. })),
+            bearer: matches!(auth, Some(Auth::OAuth2 { .. })),
         })
     }
 

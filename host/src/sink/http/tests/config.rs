@@ -26,7 +26,18 @@ fn mistakes_are_named_at_their_key() {
             "{url}[auth]\ntype = \"oauth2\"\ntoken_url = \"nope\"\nclient_id = \"c\"\nclient_secret = {{ env = \"S\" }}"
         ))
         .0,
-        "auth"
+        "auth.token_url"
+    );
+    assert_eq!(
+        invalid(&format!("{url}[auth]\ntype = \"api_key\"\nvalue = {{ env = \"K\" }}")).0,
+        "auth.header"
+    );
+    assert_eq!(
+        invalid(&format!(
+            "{url}[auth]\ntype = \"api_key\"\nheader = \"X-K\"\nvalue = {{ env = \"K\" }}\nusername = \"u\""
+        ))
+        .0,
+        "auth.username"
     );
     let unknown = toml::from_str::<HttpSinkConfig>(&format!("{url}retries = 3"));
     assert!(unknown.is_err());
