@@ -47,11 +47,34 @@ pub(crate) struct HttpSinkConfig {
 }
 
 /// A header's value: a template rendered per event, or a secret read when the sink opens.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub(crate) enum HeaderSetting {
     Template(String),
     Secret(Secret),
+}
+
+/// A string is a template; a table is a secret, with the secret's own messages.
+impl<'de> Deserialize<'de> for HeaderSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Setting;
+        impl<'de> serde::de::Visitor<'de> for Setting {
+            type Value = HeaderSetting;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(f, "a template, or a secret: {}", crate::http_client::SECRET_SHAPE)
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<HeaderSetting, E> {
+                Ok(HeaderSetting::Template(v.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<HeaderSetting, A::Error> {
+                Secret::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(HeaderSetting::Secret)
+            }
+        }
+        d.deserialize_any(Setting)
+    }
 }
 
 /// `[sink.auth]` as written: one table for every type, so that a mistake is named at its key;

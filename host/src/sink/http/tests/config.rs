@@ -45,6 +45,11 @@ fn mistakes_are_named_at_their_key() {
         "{url}[auth]\ntype = \"basic\"\nusername = \"u\"\npassword = \"plain\""
     ));
     assert!(secret_as_text.is_err());
+    let e = toml::from_str::<HttpSinkConfig>(&format!(
+        "{url}headers = {{ \"X-K\" = {{ env = \"\" }} }}"
+    ))
+    .expect_err("not a secret");
+    assert!(e.message().contains("{ env = \"VAR\" }"), "{e}");
 }
 
 #[test]
