@@ -19,6 +19,8 @@ pub(super) struct Requests {
     pipeline: String,
     pub(super) method: Method,
     url: Template,
+    /// The URL when the template is plain text (the same for every event): parsed once.
+    fixed_url: Option<(http::Uri, String)>,
     /// Headers rendered per event.
     templates: Vec<(HeaderName, Template)>,
     idempotency: Option<(HeaderName, Template)>,
@@ -118,6 +120,11 @@ impl Requests {
             pipeline: pipeline.to_owned(),
             method,
             url: parse("url", &cfg.url)?,
+            fixed_url: parse("url", &cfg.url)?
+                .constant(pipeline)
+                .filter(|text| *text == cfg.url)
+                .and_then(|text| Some((http::Uri::try_from(text.as_str()).ok()?, text)))
+                .filter(|(_, text)| url::check(text).is_ok()),
             templates,
             idempotency_header: idempotency.as_ref().map(|(n, _)| n.clone()),
             idempotency,
@@ -130,8 +137,10 @@ impl Requests {
     /// way every time).
     pub(super) fn prepare(&self, o: &Outgoing<'_>) -> Result<Prepared, SinkError> {
         let event = o.event;
-        let (uri, url) =
-            url::render(&self.url, event, &self.pipeline).map_err(SinkError::permanent)?;
+        let (uri, url) = match &self.fixed_url {
+            Some(fixed) => fixed.clone(),
+            None => url::render(&self.url, event, &self.pipeline).map_err(SinkError::permanent)?,
+        };
         let mut headers = HeaderMap::with_capacity(self.templates.len());
         for (name, t) in &self.templates {
             let text = t.render(event, &self.pipeline);
