@@ -115,3 +115,18 @@ async fn reach_connects_to_a_literal_host_only() {
     assert_eq!(cfg.reach("test", Duration::from_secs(5)).await.expect("nothing"), None);
     assert!(server.seen().is_empty(), "reach sent a request");
 }
+
+#[test]
+fn the_readme_example_is_a_valid_table() {
+    let readme = include_str!("../../../../../README.md");
+    let section = &readme[readme.find("### HTTP target").expect("a section")..];
+    let start = section.find("```toml\n").expect("an example") + "```toml\n".len();
+    let example = &section[start..start + section[start..].find("```").expect("its end")];
+    let mut file: toml::Table = toml::from_str(example).expect("TOML");
+    let Some(toml::Value::Table(mut sink)) = file.remove("sink") else {
+        panic!("no [sink] in {example}");
+    };
+    assert_eq!(sink.remove("type"), Some("http".into()));
+    let cfg: HttpSinkConfig = toml::Value::Table(sink).try_into().expect("a valid table");
+    cfg.validate().expect("valid");
+}
