@@ -17,6 +17,7 @@ pub(crate) mod dlq_record;
 pub(crate) mod durable;
 pub(crate) mod event;
 pub mod exit;
+pub(crate) mod http_client;
 pub(crate) mod kafka;
 pub mod logging;
 pub(crate) mod lookup;
