@@ -344,6 +344,21 @@ fn a_target_that_is_down_holds_up_only_itself_and_gets_everything_when_it_is_bac
         status["pipelines"][0]["in_flight"], N,
         "nothing is committed yet: {body}"
     );
+    // `weir top` shows each target on a line of its own, the one that is down with its events
+    // in flight.
+    let top = weir()
+        .args(["top", "--iterations", "1", "--admin", &address])
+        .output()
+        .unwrap();
+    let top = String::from_utf8_lossy(&top.stdout).into_owned();
+    let line = |name: &str| {
+        top.lines()
+            .find(|l| l.trim_start().starts_with(&format!("-> {name}")))
+            .unwrap_or_else(|| panic!("no line for target {name}: {top}"))
+            .to_owned()
+    };
+    assert!(line("full").split_whitespace().any(|w| w == N.to_string()), "{top}");
+    assert!(line("good").split_whitespace().any(|w| w == "0"), "{top}");
 
     // Room again: the held-up target gets every event, in key order, and the run ends.
     std::fs::remove_file(disk.dir.join("filler")).unwrap();

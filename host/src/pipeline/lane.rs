@@ -352,15 +352,15 @@ fn copy_for(slot: &Slot, which: &[usize]) -> Slot {
 
 /// `slot` itself, target-bound with its deliverables at `which`.
 fn take_for(mut slot: Slot, which: &[usize]) -> Slot {
-    if let Some(list) = &mut slot.outputs {
-        if which.len() != list.len() {
-            let mut k = 0;
-            list.retain(|_| {
-                let keep = which.binary_search(&k).is_ok();
-                k += 1;
-                keep
-            });
-        }
+    if let Some(list) = &mut slot.outputs
+        && which.len() != list.len()
+    {
+        let mut k = 0;
+        list.retain(|_| {
+            let keep = which.binary_search(&k).is_ok();
+            k += 1;
+            keep
+        });
     }
     slot
 }
