@@ -16,6 +16,7 @@ pub mod config;
 pub(crate) mod dlq_record;
 pub(crate) mod durable;
 pub(crate) mod event;
+pub(crate) mod http_client;
 pub mod exit;
 pub(crate) mod kafka;
 pub mod logging;

@@ -5,8 +5,8 @@
 //! 1. model: the event, DLQ records, configuration reading and host settings, exit codes, files
 //!    replaced durably, shutdown, logging, retry backoff
 //! 2. pattern (its own crate), templates, observation (counters, status, tap)
-//! 3. the plugin sandbox, sources, sinks, and the broker clients they share (Kafka, SQS, AWS
-//!    credentials)
+//! 3. the plugin sandbox, sources, sinks, and the clients they share (Kafka, SQS, AWS
+//!    credentials, HTTP)
 //! 4. the pipeline: its file's model and its runtime (router, lanes, delivery, the plugin stage)
 //! 5. the service and its admin API
 //! 6. the commands
@@ -33,6 +33,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("source", 3),
     ("sink", 3),
     ("kafka", 3),
+    ("http_client", 3),
     ("sqs", 3),
     ("aws_credentials", 3),
     ("lookup", 3),

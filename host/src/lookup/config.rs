@@ -4,6 +4,7 @@
 
 use crate::config::component::{deserialize_table, take_key, take_kind};
 use crate::config::{ConfigError, KeyPath, SourceText};
+use crate::http_client::Secret;
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -53,7 +54,9 @@ pub(crate) enum Backend {
         url: String,
         key_prefix: String,
         command: RedisCommand,
-        password: Secret,
+        /// Where the password is read from when the table opens (`password_env`,
+        /// `password_file`): never the pipeline file itself.
+        password: Option<Secret>,
     },
     Postgres {
         /// libpq's `key=value` form or a `postgresql://` URL, with no password in it.
@@ -61,7 +64,7 @@ pub(crate) enum Backend {
         /// One statement with `$1`, the key.
         query: String,
         pool_size: usize,
-        password: Secret,
+        password: Option<Secret>,
     },
 }
 
@@ -80,17 +83,6 @@ pub(crate) enum RedisCommand {
     Get,
     /// `HGETALL prefix+key` (pipelined for many keys): the hash as an object of strings.
     Hgetall,
-}
-
-/// Where a password is read from when the table opens: never the pipeline file itself.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub(crate) enum Secret {
-    #[default]
-    None,
-    /// `password_env = "VAR"`.
-    Env(String),
-    /// `password_file = "/run/secrets/x"`.
-    File(PathBuf),
 }
 
 /// `cache_ttl_s`, `cache_max_entries`, `max_concurrency` and `timeout_ms`.
@@ -248,7 +240,7 @@ impl Reader<'_, '_> {
     }
 
     /// `password_env` or `password_file`, for the kinds that connect to a server.
-    fn secret(&mut self, table: &mut toml::Table, kind: &str) -> Secret {
+    fn secret(&mut self, table: &mut toml::Table, kind: &str) -> Option<Secret> {
         let env: Option<String> = self.take(table, "password_env");
         let file: Option<String> = self.take(table, "password_file");
         if kind == "file" {
@@ -260,7 +252,7 @@ impl Reader<'_, '_> {
                     self.error(key, "a file table needs no password: it reads a local file");
                 }
             }
-            return Secret::None;
+            return None;
         }
         let problem = match (&env, &file) {
             (Some(_), Some(_)) => Some((
@@ -275,12 +267,12 @@ impl Reader<'_, '_> {
         };
         if let Some((key, message)) = problem {
             self.error(key, message);
-            return Secret::None;
+            return None;
         }
         match (env, file) {
-            (Some(var), _) => Secret::Env(var),
-            (None, Some(path)) => Secret::File(PathBuf::from(path)),
-            (None, None) => Secret::None,
+            (Some(var), _) => Some(Secret::Env(var)),
+            (None, Some(path)) => Some(Secret::File(PathBuf::from(path))),
+            (None, None) => None,
         }
     }
 
@@ -324,7 +316,7 @@ impl Reader<'_, '_> {
         })
     }
 
-    fn redis(&mut self, table: toml::Table, password: Secret) -> Option<Backend> {
+    fn redis(&mut self, table: toml::Table, password: Option<Secret>) -> Option<Backend> {
         let raw: RawRedis = self.kind_table(table)?;
         if let Err(why) = check_redis_url(&raw.url) {
             self.address_error("url", why);
@@ -337,7 +329,7 @@ impl Reader<'_, '_> {
         })
     }
 
-    fn postgres(&mut self, table: toml::Table, password: Secret) -> Option<Backend> {
+    fn postgres(&mut self, table: toml::Table, password: Option<Secret>) -> Option<Backend> {
         let raw: RawPostgres = self.kind_table(table)?;
         if let Err(why) = check_connection(&raw.connection) {
             self.address_error("connection", why);
@@ -536,7 +528,7 @@ mod tests {
                 url: "redis://127.0.0.1:6379/0".into(),
                 key_prefix: "cust:".into(),
                 command: RedisCommand::Hgetall,
-                password: Secret::Env("REDIS_PW".into()),
+                password: Some(Secret::Env("REDIS_PW".into())),
             }
         );
         assert_eq!(redis.limits.cache_ttl, Duration::ZERO);
@@ -558,7 +550,7 @@ mod tests {
         };
         assert_eq!(
             (pool_size, password),
-            (4, Secret::File("/run/secrets/pg".into()))
+            (4, Some(Secret::File("/run/secrets/pg".into())))
         );
     }
 

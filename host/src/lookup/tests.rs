@@ -3,7 +3,8 @@
 //! down (a port nothing listens on) or never answer (a listener of the test's own), the cache,
 //! and the bound on backend calls.
 
-use super::config::{Backend, FileFormat, RedisCommand, Secret, TableConfig, TableLimits};
+use crate::http_client::Secret;
+use super::config::{Backend, FileFormat, RedisCommand, TableConfig, TableLimits};
 use super::limit::CallLimit;
 use super::{TableError, Tables};
 use serde_json::{Value, json};
@@ -31,7 +32,7 @@ fn redis_table(
             url: url.to_owned(),
             key_prefix: prefix.to_owned(),
             command,
-            password: Secret::None,
+            password: None,
         },
         limits: TableLimits {
             cache_ttl: Duration::from_secs(ttl_s),
@@ -187,7 +188,7 @@ async fn a_redis_that_is_down_is_unavailable_and_its_password_never_shown() {
     std::fs::write(&file, format!("{secret}\n")).unwrap();
     let mut config = redis_table("t", "redis://127.0.0.1:1/0", "x:", RedisCommand::Get, 60);
     if let Backend::Redis { password, .. } = &mut config.backend {
-        *password = Secret::File(file);
+        *password = Some(Secret::File(file));
     }
     let tables = Tables::open(&[config], "test").unwrap();
     for _ in 0..2 {

@@ -37,6 +37,7 @@ sinks! {
     file::FileSinkConfig,
     kafka::KafkaSinkConfig,
     sqs::SqsSinkConfig,
+    http::HttpSinkConfig,
 }
 
 /// One event ready for a sink: its encoded body, and the event for sinks that take more from it

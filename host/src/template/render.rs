@@ -7,11 +7,29 @@ use serde_json::Value;
 impl Template {
     /// Renders the template for `event` in pipeline `pipeline`.
     pub fn render(&self, event: &Envelope, pipeline: &str) -> String {
+        self.render_escaped(event, pipeline, |_, value| value.into())
+    }
+
+    /// Renders a plain template with each inserted value's text passed through `escape`, which
+    /// is given the text rendered so far (to tell where the value lands: in a URL's path or its
+    /// query) and the value; the template's own text is kept as written. A JSON template's
+    /// values are escaped as JSON, and `escape` is not called.
+    pub fn render_escaped(
+        &self,
+        event: &Envelope,
+        pipeline: &str,
+        escape: impl for<'v> Fn(&str, &'v str) -> std::borrow::Cow<'v, str>,
+    ) -> String {
         let tree = self.needs_tree.then(|| envelope_tree(event));
         let mut out = String::new();
         for part in &self.parts {
             match part {
                 Part::Text(t) => out.push_str(t),
+                Part::Var { var, .. } if !self.json => {
+                    let text = resolve(var, event, pipeline, tree.as_ref()).text();
+                    let escaped = escape(&out, &text);
+                    out.push_str(&escaped);
+                }
                 Part::Var { var, in_string } => {
                     let value = resolve(var, event, pipeline, tree.as_ref());
                     self.insert(&mut out, value, *in_string);

@@ -212,3 +212,16 @@ fn path_errors_point_at_the_byte_at_fault_in_words() {
     assert!(e.message.contains("invalid JSONPath"), "{e}");
     assert!(!e.to_string().contains("Rule"), "{e}");
 }
+
+#[test]
+fn escaped_rendering_escapes_values_only_and_knows_what_came_before() {
+    let t = Template::parse("/a b/<$.data.detail.customerId>?q=<$.data.detail.tags>").unwrap();
+    let out = t.render_escaped(&event(ORDER), "billing", |before, value| {
+        format!("[{}:{value}]", before.contains('?')).into()
+    });
+    assert_eq!(out, r#"/a b/[false:C42]?q=[true:["a","b"]]"#);
+    // A JSON template is escaped as JSON, whatever the function.
+    let t = Template::parse(r#"{"c": "<$.data.detail.customerId>"}"#).unwrap();
+    let out = t.render_escaped(&event(ORDER), "billing", |_, _| "X".into());
+    assert_eq!(out, r#"{"c": "C42"}"#);
+}

@@ -1,7 +1,8 @@
 //! PostgreSQL tables against the machine's server (127.0.0.1:5432, user postgres, database
 //! test, trust auth), in a schema of this test's own, dropped at the end.
 
-use super::super::config::{Backend, Secret, TableConfig, TableLimits};
+use crate::http_client::Secret;
+use super::super::config::{Backend, TableConfig, TableLimits};
 use super::super::{TableError, Tables};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -51,7 +52,7 @@ fn table(schema: &Schema, query: &str, limits: TableLimits) -> TableConfig {
             connection: CONNECTION.to_owned(),
             query: query.replace("$schema", &schema.name),
             pool_size: 4,
-            password: Secret::None,
+            password: None,
         },
         limits,
     }
@@ -192,7 +193,7 @@ async fn a_server_that_is_down_is_unavailable_and_its_password_never_shown() {
             connection: "host=127.0.0.1 port=1 user=postgres dbname=test".to_owned(),
             query: "SELECT 1 AS one WHERE $1::text IS NOT NULL".to_owned(),
             pool_size: 2,
-            password: Secret::File(file),
+            password: Some(Secret::File(file)),
         },
         limits: TableLimits::default(),
     };

@@ -13,22 +13,16 @@ use super::allow::{self, Refusal};
 use super::cache::ResponseCache;
 use super::denials::DenialLog;
 pub use super::error::HttpSetupError;
-use super::grant::{HttpGrant, RESERVED_HEADERS, Secret};
-use super::limits::RateLimit;
+use super::grant::{HttpGrant, RESERVED_HEADERS};
+use crate::http_client::{HttpsClient, RateLimit, Secret, SecretError, TlsError, error_chain};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use http_body_util::{BodyExt, Full};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::sync::Semaphore;
 use url::Url;
-
-type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// A plugin's `http` grant, its client, limits and cache: shared by its instances.
 pub struct HttpAccess {
@@ -66,19 +60,20 @@ impl HttpAccess {
         for (name, secret) in &grant.headers {
             secret_headers.push((name.clone(), read_secret(plugin, name, secret)?));
         }
-        let tls = super::tls::client_config(plugin, grant.ca_file.as_deref())?;
-        let mut http = HttpConnector::new();
-        // https:// URLs go to the TLS layer wrapped around this connector.
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(connector);
+        let tls = crate::http_client::client_config(grant.ca_file.as_deref(), None).map_err(
+            |e| match e {
+                TlsError::CaFile { path, message } => HttpSetupError::CaFile {
+                    plugin: plugin.to_owned(),
+                    path,
+                    message,
+                },
+                other => HttpSetupError::Tls {
+                    plugin: plugin.to_owned(),
+                    message: other.to_string(),
+                },
+            },
+        )?;
+        let client = crate::http_client::https_client(tls);
         Ok(Arc::new(HttpAccess {
             pipeline: pipeline.into(),
             plugin: plugin.into(),
@@ -357,50 +352,26 @@ fn read_secret(
     secret: &Secret,
 ) -> Result<HeaderValue, HttpSetupError> {
     let header = name.as_str().to_owned();
-    let (text, from) = match secret {
-        Secret::Env(var) => {
-            let value = std::env::var(var).map_err(|_| HttpSetupError::SecretEnv {
-                plugin: plugin.to_owned(),
-                header: header.clone(),
-                var: var.clone(),
-            })?;
-            (value, format!("environment variable {var}"))
-        }
-        Secret::File(path) => {
-            let value = std::fs::read_to_string(path).map_err(|e| HttpSetupError::SecretFile {
-                plugin: plugin.to_owned(),
-                header: header.clone(),
-                path: path.display().to_string(),
-                message: e.to_string(),
-            })?;
-            // A secret file usually ends with a newline that is not part of the secret.
-            let trimmed = value.trim_end_matches(['\n', '\r']).to_owned();
-            (trimmed, format!("file {}", path.display()))
-        }
-    };
+    let text = secret.read().map_err(|e| match e {
+        SecretError::NotSet(var) | SecretError::NotUnicode(var) => HttpSetupError::SecretEnv {
+            plugin: plugin.to_owned(),
+            header: header.clone(),
+            var,
+        },
+        SecretError::File { path, message } => HttpSetupError::SecretFile {
+            plugin: plugin.to_owned(),
+            header: header.clone(),
+            path,
+            message,
+        },
+    })?;
     let mut value = HeaderValue::from_str(&text).map_err(|_| HttpSetupError::SecretValue {
         plugin: plugin.to_owned(),
         header,
-        from,
+        from: secret.origin(),
     })?;
     value.set_sensitive(true);
     Ok(value)
-}
-
-/// An error and its causes, on one line: hyper's own message ("client error (Connect)") says
-/// little without them.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// Headers as the `http` interface carries them: name and value pairs, a value that is not UTF-8

@@ -5,6 +5,7 @@
 
 use super::allow::Prefix;
 use crate::config::component::deserialize_table;
+use crate::http_client::Secret;
 use crate::config::{ConfigError, KeyPath, SourceText};
 use http::{HeaderName, Method};
 use serde::Deserialize;
@@ -52,7 +53,7 @@ pub struct HttpGrant {
     pub ca_file: Option<PathBuf>,
     pub cache: Option<CacheSettings>,
     /// Headers weir adds to every request; the values are read at set-up.
-    pub headers: Vec<(HeaderName, Secret)>,
+    pub(crate) headers: Vec<(HeaderName, Secret)>,
 }
 
 /// `cache = { ttl_s, max_entries }`: GET responses with a 2xx status.
@@ -60,13 +61,6 @@ pub struct HttpGrant {
 pub struct CacheSettings {
     pub ttl: Duration,
     pub max_entries: usize,
-}
-
-/// Where a secret header's value is read from. Holds no value, so it may be shown.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Secret {
-    Env(String),
-    File(PathBuf),
 }
 
 #[derive(Deserialize)]

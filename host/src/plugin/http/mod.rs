@@ -4,9 +4,7 @@
 //! grant.rs    the `[plugin.http]` table: prefixes, methods, limits, cache, secret headers
 //! allow.rs    whether a URL is under an allowed prefix, after normalising it
 //! access.rs   a plugin's client, limits and cache, shared by its instances: every request goes through it
-//! limits.rs   `rate_limit_per_s`
 //! cache.rs    the cache of GET responses
-//! tls.rs      the roots HTTPS trusts: the system's and `ca_file`
 //! denials.rs  the rate-limited log line of denied requests
 //! error.rs    why a plugin's HTTP access could not be set up
 //! wasi.rs     wasi:http (wstd, componentize-js `fetch`): the same grant, through the same client
@@ -18,13 +16,11 @@ mod cache;
 mod denials;
 mod error;
 mod grant;
-mod limits;
 #[cfg(test)]
 mod tests;
-mod tls;
 pub(crate) mod wasi;
 
 pub(crate) use access::count;
 pub use access::{HttpAccess, HttpSetupError};
 pub use allow::Prefix;
-pub use grant::{CacheSettings, HttpGrant, Secret};
+pub use grant::{CacheSettings, HttpGrant};

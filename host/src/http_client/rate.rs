@@ -1,11 +1,11 @@
-//! `rate_limit_per_s`: when the plugin's next request may start. Shared by every instance and
-//! lane of the plugin, like its `max_concurrency` semaphore (access.rs).
+//! `rate_limit_per_s`: when the next request may start. Shared by every request it paces (a
+//! plugin's instances and lanes, a sink's lanes), like their `max_concurrency` semaphore.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Starts spaced at least `1 / rate` apart, with no burst: in any second, at most `rate`
-/// requests start, however the plugin's batches fall.
+/// requests start, however the batches fall.
 #[derive(Debug)]
 pub(crate) struct RateLimit {
     per_s: u32,
@@ -27,7 +27,7 @@ impl RateLimit {
     }
 
     /// Reserves the earliest free start, if it is no later than `deadline`: a request that
-    /// could only start after its call's deadline takes no slot from the others.
+    /// could only start after its deadline takes no slot from the others.
     pub(crate) fn reserve(&self, deadline: Instant) -> Option<Instant> {
         let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
         let slot = (*next).max(Instant::now());
