@@ -252,6 +252,8 @@ impl HttpSink {
                     }
                     Unit::Send { indexes, keys, out } => {
                         busy.extend(keys.iter().copied());
+                        // The later units of these keys wait for this one, in this pass too.
+                        blocked.extend(keys.iter().copied());
                         running.push(async move {
                             let result = self.send(&out).await;
                             (indexes, keys, result)
