@@ -68,7 +68,8 @@ mod tests {
             .read()
             .unwrap_err();
         assert!(
-            e.to_string().starts_with("cannot read /nonexistent/weir-secret"),
+            e.to_string()
+                .starts_with("cannot read /nonexistent/weir-secret"),
             "{e}"
         );
     }

@@ -3,10 +3,10 @@
 //! down (a port nothing listens on) or never answer (a listener of the test's own), the cache,
 //! and the bound on backend calls.
 
-use crate::http_client::Secret;
 use super::config::{Backend, FileFormat, RedisCommand, TableConfig, TableLimits};
 use super::limit::CallLimit;
 use super::{TableError, Tables};
+use crate::http_client::Secret;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,9 +1,9 @@
 //! PostgreSQL tables against the machine's server (127.0.0.1:5432, user postgres, database
 //! test, trust auth), in a schema of this test's own, dropped at the end.
 
-use crate::http_client::Secret;
 use super::super::config::{Backend, TableConfig, TableLimits};
 use super::super::{TableError, Tables};
+use crate::http_client::Secret;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

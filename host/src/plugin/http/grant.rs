@@ -5,8 +5,8 @@
 
 use super::allow::Prefix;
 use crate::config::component::deserialize_table;
-use crate::http_client::Secret;
 use crate::config::{ConfigError, KeyPath, SourceText};
+use crate::http_client::Secret;
 use http::{HeaderName, Method};
 use serde::Deserialize;
 use std::path::PathBuf;

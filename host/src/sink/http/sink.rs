@@ -252,7 +252,6 @@ impl HttpSink {
                     }
                     Unit::Send { indexes, keys, out } => {
                         busy.extend(keys.iter().copied());
-                        // The later units of these keys wait for this one, in this pass too.
                         blocked.extend(keys.iter().copied());
                         running.push(async move {
                             let result = self.send(&out).await;
@@ -262,6 +261,8 @@ impl HttpSink {
                 }
             }
             let Some((indexes, keys, result)) = running.next().await else {
+                // Nothing in flight: nothing blocks what is left, and the pass above took it all.
+                debug_assert!(pending.is_empty());
                 break;
             };
             for k in &keys {

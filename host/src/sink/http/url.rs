@@ -38,18 +38,51 @@ pub(super) fn check(text: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A value inserted after `before`: in the query once a `?` has been written (values never add
-/// one: theirs are encoded), in the path (or the authority) before.
+/// Where in the URL a value lands, from the text rendered before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// Before `scheme://`: the value gives the URL's start (or all of it), taken as it is and
+    /// checked whole.
+    Start,
+    /// The host and port.
+    Authority,
+    Path,
+    Query,
+}
+
+fn place(before: &str) -> Place {
+    if before.contains(['?', '#']) {
+        return Place::Query;
+    }
+    match before.find("://") {
+        None => Place::Start,
+        Some(i) if before[i + 3..].contains('/') => Place::Path,
+        Some(_) => Place::Authority,
+    }
+}
+
+/// A value inserted after `before`, encoded for where it lands (values never add a `/`, `?` or
+/// `#` of their own: theirs are encoded).
 fn escape<'v>(before: &str, value: &'v str) -> Cow<'v, str> {
-    let in_query = before.contains('?');
+    let place = place(before);
     let keep = |b: u8| {
         b.is_ascii_alphanumeric()
             || matches!(b, b'-' | b'.' | b'_' | b'~')
-            || (!in_query && matches!(b, b':' | b'@' | b'!' | b'$' | b'\'' | b'(' | b')' | b'*' | b',' | b';' | b'=' | b'+'))
-            || (in_query && matches!(b, b':' | b'@' | b'!' | b'$' | b'\'' | b'(' | b')' | b'*' | b',' | b'/' | b'?'))
+            || match place {
+                Place::Start => true,
+                Place::Authority => matches!(b, b':' | b'[' | b']'),
+                Place::Path => matches!(
+                    b,
+                    b':' | b'@' | b'!' | b'$' | b'\'' | b'(' | b')' | b'*' | b',' | b';' | b'=' | b'+'
+                ),
+                Place::Query => matches!(
+                    b,
+                    b':' | b'@' | b'!' | b'$' | b'\'' | b'(' | b')' | b'*' | b',' | b'/' | b'?'
+                ),
+            }
     };
     // A whole segment of dots would be read as "this" or "parent" directory.
-    let dots = !in_query && matches!(value, "." | "..");
+    let dots = place == Place::Path && matches!(value, "." | "..");
     if !dots && value.bytes().all(keep) {
         return Cow::Borrowed(value);
     }
@@ -76,6 +109,9 @@ mod tests {
         assert_eq!(escape("https://h/o/", "ü"), "%C3%BC");
         assert_eq!(escape("https://h/o/", ".."), "%2E%2E");
         assert_eq!(escape("https://h/o?x=", ".."), "..");
+        assert_eq!(escape("https://", "evil.com/x?y@z:8"), "evil.com%2Fx%3Fy%40z:8");
+        assert_eq!(escape("", "https://h/a b"), "https://h/a b");
+        assert_eq!(escape("https://h/o#", "a b"), "a%20b");
     }
 
     #[test]
@@ -84,7 +120,7 @@ mod tests {
         assert_eq!(check("http://127.0.0.1:8080/x?y=1"), Ok(()));
         assert!(check("/orders/1").unwrap_err().contains("relative URL"));
         assert!(check("ftp://h/x").unwrap_err().contains("scheme"));
-        assert!(check("https:///x").is_err());
+        assert!(check("https://").is_err());
         assert!(check("https://u:p@h/x").unwrap_err().contains("credentials"));
     }
 }

@@ -46,18 +46,22 @@ async fn a_failed_request_fails_all_its_events_and_holds_back_their_keys() {
     })
     .await;
     let sink = open(&format!("url = \"{}\"\nbatch_size = 2", server.url("/bulk"))).await;
+    // Requests: [A0, B1] (fails), [C2, C3] (sent), [B4] (held back: B1 failed).
     let events = vec![
         event("e0", Some("A"), r#"{"n":0}"#),
         event("e1", Some("B"), r#"{"n":1}"#),
-        event("e2", Some("B"), r#"{"n":2}"#),
+        event("e2", Some("C"), r#"{"n":2}"#),
         event("e3", Some("C"), r#"{"n":3}"#),
-        event("e4", Some("C"), r#"{"n":4}"#),
+        event("e4", Some("B"), r#"{"n":4}"#),
     ];
     let results = write(sink.as_ref(), &events).await;
     let failed: Vec<usize> = (0..5).filter(|i| results[*i].is_err()).collect();
-    assert_eq!(failed, [0, 1, 2]);
-    assert!(results[2].as_ref().err().is_some_and(|e| e.message.starts_with("not sent")));
-    assert_eq!(server.bodies().len(), 2, "the request with B's later entry was sent");
+    assert_eq!(failed, [0, 1, 4]);
+    assert!(results[1].as_ref().err().is_some_and(|e| e.message.starts_with("HTTP 500")));
+    assert!(results[4].as_ref().err().is_some_and(|e| e.message.starts_with("not sent")));
+    let mut bodies = server.bodies();
+    bodies.sort();
+    assert_eq!(bodies, [r#"[{"n":0},{"n":1}]"#, r#"[{"n":2},{"n":3}]"#]);
 }
 
 #[tokio::test]
