@@ -235,7 +235,7 @@ fn the_server_down_for_a_while_then_back_loses_nothing() {
 fn oauth_tokens_are_fetched_again_when_they_expire_or_are_refused_and_the_secret_stays_hidden() {
     let api = TargetServer::start();
     let secret = "sh-h-this-is-the-client-secret";
-    api.set_auth(Auth::OAuth {
+    api.set_auth(Auth::OAuth2 {
         client_id: "weir-client".into(),
         client_secret: secret.into(),
         expires_in: Duration::from_secs(2),

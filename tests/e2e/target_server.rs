@@ -40,7 +40,7 @@ pub(crate) enum Auth {
     /// `Authorization: Bearer T`, T a token the token endpoint handed out that has not expired.
     /// The endpoint takes the form `grant_type=client_credentials&client_id=..&client_secret=..`
     /// and answers a new token each time, valid for `expires_in`.
-    OAuth {
+    OAuth2 {
         client_id: String,
         client_secret: String,
         expires_in: Duration,
@@ -483,7 +483,7 @@ fn authenticate(shared: &Shared, c: &mut Control, headers: &HeaderMap) -> Option
             value,
         } => (header(name) != Some(value.as_str()))
             .then(|| format!("{{\"error\":\"missing or wrong {name}\"}}")),
-        Auth::OAuth { .. } => {
+        Auth::OAuth2 { .. } => {
             let token = header("authorization").and_then(|a| a.strip_prefix("Bearer "));
             match token.and_then(|t| c.tokens.get(t)) {
                 None => Some("{\"error\":\"invalid_token\"}".into()),
@@ -504,7 +504,7 @@ fn token(shared: &Shared, method: &hyper::Method, body: &[u8]) -> Response<Body>
         .collect();
     shared.token_forms.lock().unwrap().push(form.clone());
     let mut c = shared.control.lock().unwrap();
-    let Auth::OAuth {
+    let Auth::OAuth2 {
         client_id,
         client_secret,
         expires_in,
@@ -659,7 +659,7 @@ mod tests {
     #[test]
     fn oauth_tokens_are_handed_out_checked_expire_and_can_be_revoked() {
         let api = TargetServer::start();
-        api.set_auth(Auth::OAuth {
+        api.set_auth(Auth::OAuth2 {
             client_id: "weir".into(),
             client_secret: "s3cret".into(),
             expires_in: Duration::from_secs(1),
