@@ -364,10 +364,19 @@ fn the_rate_limit_holds_at_the_server_in_every_second() {
         &[],
     );
     assert!(check_once(&api, &r.dlq, 0..100).is_empty(), "{:?}", r.dlq);
+    // The sink spaces starts 50 ms apart and never starts early; a start the machine delays
+    // (seen: 70 ms, on a loaded 2-core machine) arrives closer to the next ones, so a window
+    // opening at it can hold one more than the limit besides the edge's. A burst of 20 (a token
+    // bucket) would show up to 40 in a second, no limit all 100.
     let most = api.most_within(Duration::from_secs(1));
     assert!(
-        most <= 21,
+        most <= 22,
         "{most} requests within one second, the limit 20"
+    );
+    let most = api.most_within(Duration::from_secs(3));
+    assert!(
+        most <= 62,
+        "{most} requests within three seconds, the limit 60"
     );
 }
 
