@@ -203,6 +203,34 @@ fn a_503_spell_then_recovery_delivers_everything_in_key_order() {
 }
 
 #[test]
+fn a_server_slower_than_timeout_ms_is_retried_then_dead_lettered_as_exhausted() {
+    let api = TargetServer::start();
+    api.set_latency(Duration::from_millis(800));
+    let sink = format!("url = {:?}\ntimeout_ms = 100\n", api.url("/orders"));
+    let r = run(
+        &events(0..4, 1, usd),
+        &pipeline("slow", 1, "max_attempts = 2", &sink),
+        &[],
+    );
+    // The server answers 200 after the client gave up: these requests count for nothing.
+    assert_eq!(r.dlq.len(), 4, "{:?}", r.dlq);
+    let dead: Vec<u64> = r.dlq.iter().map(|d| seq(&d["event"]["data"])).collect();
+    assert_eq!(
+        dead,
+        [0, 1, 2, 3],
+        "the key's events dead-lettered in order"
+    );
+    let first = sink_error(&r.dlq[0]);
+    assert_eq!(
+        (&first["kind"], &first["attempts"]),
+        (&"exhausted".into(), &2.into())
+    );
+    let message = first["message"].as_str().unwrap();
+    assert!(message.contains("within timeout_ms 100"), "{message}");
+    assert_eq!(stat(&r.err, "dead_lettered"), 4);
+}
+
+#[test]
 fn the_server_down_for_a_while_then_back_loses_nothing() {
     let api = TargetServer::start();
     api.set_latency(Duration::from_millis(2));
