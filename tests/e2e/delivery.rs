@@ -18,7 +18,7 @@ use std::time::Duration;
 
 /// A tmpfs of a few MiB, unmounted when dropped.
 pub(crate) struct SmallDisk {
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
 }
 
 impl SmallDisk {

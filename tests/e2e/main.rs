@@ -37,4 +37,5 @@ mod sqs;
 mod sqs_server;
 mod support;
 mod target_server;
+mod targets;
 mod tcp_proxy;

@@ -65,6 +65,18 @@ fn describe() {
         "Failed events by the stage they failed at"
     );
     describe_counter!(
+        "weir_target_events_total",
+        "Events per target: routed to it, and how they ended there (outcome)"
+    );
+    describe_counter!(
+        "weir_target_retries_total",
+        "A target's sink retries, counted as weir_sink_retries_total counts them"
+    );
+    describe_gauge!(
+        "weir_target_in_flight",
+        "Events routed to a target and not yet ended there"
+    );
+    describe_counter!(
         "weir_sink_retries_total",
         "Sink retries: each event of a failed sink write, once per retry (DLQ retries are not counted)"
     );
@@ -152,6 +164,23 @@ pub(crate) fn render(handle: &PrometheusHandle, statuses: &[Arc<Status>]) -> Str
         for (stage, n) in &v.failed_by_stage {
             metrics::counter!("weir_events_failed_total", "pipeline" => p.clone(), "stage" => stage.clone())
                 .absolute(*n);
+        }
+        for t in &v.targets {
+            let c = &t.counts;
+            for (outcome, value) in [
+                ("routed", c.routed),
+                ("delivered", c.delivered),
+                ("dead_lettered", c.dead_lettered),
+                ("dropped", c.dropped),
+                ("released", c.released),
+            ] {
+                metrics::counter!("weir_target_events_total", "pipeline" => p.clone(), "target" => t.name.clone(), "outcome" => outcome)
+                    .absolute(value);
+            }
+            metrics::counter!("weir_target_retries_total", "pipeline" => p.clone(), "target" => t.name.clone())
+                .absolute(c.retried);
+            metrics::gauge!("weir_target_in_flight", "pipeline" => p.clone(), "target" => t.name.clone())
+                .set(t.in_flight as f64);
         }
         for plugin in &v.plugins {
             metrics::counter!("weir_plugin_reloads_total", "pipeline" => p.clone(), "plugin" => plugin.name.clone())

@@ -74,15 +74,20 @@ fn preflight(p: &PipelineConfig, state_root: Option<&Path>) -> Vec<ConfigError> 
     };
     let root = KeyPath::default();
     let mut errors = Vec::new();
-    let mut refused = |table: &str, found: Result<(), KeyError>| {
+    let mut refused = |at: KeyPath, found: Result<(), KeyError>| {
         if let Err((key, e)) = found {
-            errors.push(src.error(&root.key(table).key(key), e.to_string()));
+            errors.push(src.error(&at.key(key), e.to_string()));
         }
     };
-    refused("source", p.source.preflight());
-    refused("sink", p.sink.preflight());
+    refused(root.key("source"), p.source.preflight());
+    for t in &p.targets {
+        refused(t.at.clone(), t.sink.preflight());
+        if let Some(dlq) = &t.dlq {
+            refused(t.at.key("dlq"), dlq.preflight());
+        }
+    }
     match &p.dlq {
-        Some(dlq) => refused("dlq", dlq.preflight()),
+        Some(dlq) => refused(root.key("dlq"), dlq.preflight()),
         None => {
             if let Some(state) = state_root
                 && let Err((_, e)) = SinkConfig::default_dlq(&state.join(&p.name)).preflight()

@@ -29,15 +29,33 @@ pub(crate) fn connect(p: &PipelineConfig, src: &SourceText<'_>) -> (Vec<ConfigEr
             return (errors, reached);
         }
     };
-    let mut report = |table: &str, found: Result<Option<String>, KeyError>| match found {
-        Ok(Some(r)) => reached.push(format!("{table}: {r}")),
+    let mut report = |what: &str, at: KeyPath, found: Result<Option<String>, KeyError>| match found
+    {
+        Ok(Some(r)) => reached.push(format!("{what}: {r}")),
         Ok(None) => {}
-        Err((key, e)) => errors.push(src.error(&root.key(table).key(key), e.to_string())),
+        Err((key, e)) => errors.push(src.error(&at.key(key), e.to_string())),
     };
-    report("source", runtime.block_on(p.source.reach(CONNECT_TIMEOUT)));
-    for (table, cfg) in [("sink", Some(&p.sink)), ("dlq", p.dlq.as_ref())] {
-        let Some(cfg) = cfg else { continue };
-        report(table, runtime.block_on(cfg.reach(&p.name, CONNECT_TIMEOUT)));
+    let source = p.source.reach(CONNECT_TIMEOUT);
+    report("source", root.key("source"), runtime.block_on(source));
+    for t in &p.targets {
+        let what = match t.is_shorthand() {
+            true => "sink".to_owned(),
+            false => format!("target {}", t.name),
+        };
+        let reach = t.sink.reach(&p.name, CONNECT_TIMEOUT);
+        report(&what, t.at.clone(), runtime.block_on(reach));
+        if let Some(dlq) = &t.dlq {
+            let reach = dlq.reach(&p.name, CONNECT_TIMEOUT);
+            report(
+                &format!("{what} dlq"),
+                t.at.key("dlq"),
+                runtime.block_on(reach),
+            );
+        }
+    }
+    if let Some(dlq) = &p.dlq {
+        let reach = dlq.reach(&p.name, CONNECT_TIMEOUT);
+        report("dlq", root.key("dlq"), runtime.block_on(reach));
     }
     // Lookup tables: Redis answers a PING, PostgreSQL prepares the query. (A file table that
     // cannot be read fails the offline check already.)

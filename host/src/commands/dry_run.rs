@@ -37,6 +37,14 @@
 //!   reveals (a broker's refusal) cannot be foreseen. With `[retry] on_failure = "drop"` or
 //!   `"block"`, `weir run` would drop or retry such an event instead of dead-lettering it.
 //!
+//! - With `[[target]]` entries instead of `[sink]`, each event a plugin left is routed by the
+//!   targets' rules as `weir run` routes it: a `delivered` line has `targets` instead of
+//!   `sink`, an object with what each target it reaches would send (`{"billing": {...},
+//!   "audit": {...}}`), and a target that refuses the event has `{"refused": "why", "stage":
+//!   "target:NAME"}` there (the input then counts as dead-lettered). An event no target's rule
+//!   matches is `filtered`, its `why` saying per target (`"target": NAME`) the first field
+//!   that failed.
+//!
 //! A summary goes to stderr: `N inputs: a delivered, b filtered, c dead-lettered, d dropped`.
 //! Exit 0 if nothing would be dead-lettered, 1 otherwise, 2 if the pipeline is invalid, a
 //! plugin does not load, or the input cannot be read.
@@ -45,6 +53,7 @@ use crate::event::Envelope;
 use crate::exit;
 use crate::pipeline::filter::FilterStage;
 use crate::pipeline::plugin_stage::{PluginSet, PluginStage};
+use crate::pipeline::route::{Router, Rules};
 use crate::pipeline::slot::{Failure, Fate, Slot};
 use crate::pipeline::{PipelineConfig, load_pipeline};
 use crate::plugin::PluginError;
@@ -71,6 +80,8 @@ struct Line<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     sink: Option<&'a Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    targets: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     why: Option<&'a [Why]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     stage: Option<&'a str>,
@@ -93,6 +104,8 @@ enum Note {
     Dropped(String),
     /// Delivered: what the sink would send for each event, by id and key.
     Sent(Vec<(String, Option<String>, Value)>),
+    /// Routed to targets: for each event, by id and key, what each target would send.
+    Routed(Vec<(String, Option<String>, Value)>),
     /// The sink refuses this event of a split.
     Refused(String),
 }
@@ -114,7 +127,11 @@ struct Stages {
     patterns: Vec<Pattern>,
     /// Each plugin in a set of its own, so that a drop can be told apart by plugin.
     plugins: Vec<(String, PluginSet, PluginStage)>,
-    preview: Preview,
+    /// Each target's rendering, in the pipeline's order.
+    previews: Vec<Preview>,
+    router: Router,
+    /// Each target's rule compiled alone, to explain why an event reaches none.
+    rules: Vec<(String, Vec<Pattern>)>,
 }
 
 pub fn dry_run(pipeline: &Path, input: &Path) -> i32 {
@@ -242,13 +259,26 @@ impl Stages {
             let stage = set.stage();
             plugins.push((format!("plugin:{}", c.name), set, stage));
         }
-        let preview = cfg.sink.preview(&cfg.name).map_err(LoadError::Sink)?;
+        let previews = (cfg.targets.iter())
+            .map(|t| t.sink.preview(&cfg.name))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(LoadError::Sink)?;
+        let rules = Rules::new(&cfg.targets).map_err(|(_, e)| LoadError::Filter(e))?;
+        let router = Router::new(std::sync::Arc::new(rules));
+        let rules = (cfg.targets.iter())
+            .map(|t| {
+                let patterns = t.when.iter().filter_map(|p| Pattern::compile(p).ok());
+                (t.name.clone(), patterns.collect())
+            })
+            .collect();
         Ok(Stages {
             cfg,
             filter,
             patterns,
             plugins,
-            preview,
+            previews,
+            router,
+            rules,
         })
     }
 
@@ -294,14 +324,20 @@ impl Stages {
                 }
             }
         }
+        let shorthand = self.cfg.targets[0].is_shorthand();
         for (slot, note) in slots.iter_mut().zip(&mut notes) {
             if !matches!(slot.fate, Fate::Pending) {
                 continue;
             }
+            if !shorthand {
+                *note = self.route(slot);
+                continue;
+            }
+            let preview = &self.previews[0];
             let mut sent = Vec::new();
             let mut refused = None;
             for event in slot.deliverables() {
-                match self.preview.render(event) {
+                match preview.render(event) {
                     Ok(v) => sent.push((event.id.clone(), event.key.clone(), v)),
                     Err(e) => {
                         refused = Some((event.id.clone(), e.message));
@@ -324,6 +360,69 @@ impl Stages {
     }
 }
 
+impl Stages {
+    /// Routes a slot to the targets as `weir run` would, and renders what each would send.
+    fn route(&mut self, slot: &mut Slot) -> Note {
+        let routed = self.router.route(slot);
+        let events = slot.deliverables();
+        if routed.is_empty() {
+            let why = self.unrouted(events);
+            slot.fate = Fate::Filtered;
+            return Note::Filters(why);
+        }
+        let mut refused: Option<(String, String)> = None;
+        let mut lines = Vec::with_capacity(events.len());
+        for (k, event) in events.iter().enumerate() {
+            let mut to = serde_json::Map::new();
+            for (t, which) in &routed {
+                if !which.contains(&k) {
+                    continue;
+                }
+                let target = &self.cfg.targets[*t];
+                let value = match self.previews[*t].render(event) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        let stage = target.stage();
+                        let v = serde_json::json!({"refused": e.message, "stage": stage});
+                        refused.get_or_insert((stage, e.message));
+                        v
+                    }
+                };
+                to.insert(target.name.clone(), value);
+            }
+            if !to.is_empty() {
+                lines.push((event.id.clone(), event.key.clone(), Value::Object(to)));
+            }
+        }
+        slot.fate = match refused {
+            Some((stage, why)) => Fate::Failed(Failure::now(&stage, "rejected", why, 1, None)),
+            None => Fate::Delivered,
+        };
+        Note::Routed(lines)
+    }
+
+    /// Why no target's rule matches any of `events`: per target with a rule, its first
+    /// pattern's first failing field for the first event.
+    fn unrouted(&self, events: &[Envelope]) -> Vec<Why> {
+        let Some(event) = events.first() else {
+            return Vec::new(); // unreachable: a pending slot delivers at least one event
+        };
+        let json = event.to_json();
+        let mut why = Vec::new();
+        for (target, patterns) in &self.rules {
+            if let Some(m) = patterns.iter().find_map(|p| p.explain(json.as_bytes())) {
+                why.push(Why {
+                    filter: None,
+                    target: Some(target.clone()),
+                    field: m.path,
+                    reason: m.reason,
+                });
+            }
+        }
+        why
+    }
+}
+
 /// Runs one plugin over a chunk. A panic in the host's plugin code fails the chunk's pending
 /// events, as a lane does, and the next chunk gets fresh instances.
 fn apply(stage: &mut PluginStage, set: &PluginSet, slots: &mut [Slot]) {
@@ -335,7 +434,11 @@ fn apply(stage: &mut PluginStage, set: &PluginSet, slots: &mut [Slot]) {
 /// Why one filter did not match an event.
 #[derive(Serialize)]
 struct Why {
-    filter: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    filter: Option<usize>,
+    /// For an event no target's rule matches: the target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<String>,
     #[serde(skip_serializing_if = "str::is_empty")]
     field: String,
     reason: String,
@@ -350,7 +453,8 @@ fn explain(patterns: &[Pattern], event: &Envelope) -> Vec<Why> {
         .filter_map(|(filter, p)| {
             let m = p.explain(json.as_bytes())?;
             Some(Why {
-                filter,
+                filter: Some(filter),
+                target: None,
                 field: m.path,
                 reason: m.reason,
             })
@@ -382,6 +486,28 @@ fn print(
                         outcome: "delivered",
                         key: key.as_deref(),
                         sink: Some(sink),
+                        ..base
+                    };
+                    write_line(out, &line)?;
+                }
+            }
+            (Fate::Delivered | Fate::Failed(_), Note::Routed(lines)) => {
+                let failed = match &slot.fate {
+                    Fate::Failed(_) => {
+                        totals.dead_lettered += 1;
+                        true
+                    }
+                    _ => {
+                        totals.delivered += 1;
+                        false
+                    }
+                };
+                for (id, key, targets) in lines {
+                    let line = Line {
+                        id,
+                        outcome: if failed { "dead-lettered" } else { "delivered" },
+                        key: key.as_deref(),
+                        targets: Some(targets),
                         ..base
                     };
                     write_line(out, &line)?;

@@ -34,6 +34,20 @@ struct Row {
     last_error: Option<LastError>,
     #[serde(default)]
     plugins: Vec<Plugin>,
+    #[serde(default)]
+    targets: Vec<Target>,
+}
+
+/// One target of a pipeline (`[[target]]`; the `[sink]` shorthand's is not shown apart).
+#[derive(Deserialize)]
+struct Target {
+    name: String,
+    delivered: u64,
+    dead_lettered: u64,
+    dropped: u64,
+    released: u64,
+    retried: u64,
+    in_flight: u64,
 }
 
 #[derive(Deserialize)]
@@ -74,6 +88,7 @@ pub fn top(args: &TopArgs, settings: &HostSettings) -> i32 {
     );
     let tty = std::io::stdout().is_terminal();
     let mut previous: HashMap<String, (Counts, Instant)> = HashMap::new();
+    let mut previous_targets: HashMap<(String, String), Counts> = HashMap::new();
     let mut frame = 0u64;
     loop {
         let listing = match client.json::<Listing>("/pipelines") {
@@ -84,7 +99,15 @@ pub fn top(args: &TopArgs, settings: &HostSettings) -> i32 {
             }
         };
         let now = Instant::now();
-        let text = render(&listing, &previous, now);
+        let text = render(&listing, &previous, &previous_targets, now);
+        previous_targets = listing
+            .pipelines
+            .iter()
+            .flat_map(|r| {
+                let at = |t: &Target| ((r.name.clone(), t.name.clone()), t.counts());
+                r.targets.iter().map(at)
+            })
+            .collect();
         previous = listing
             .pipelines
             .iter()
@@ -106,7 +129,26 @@ pub fn top(args: &TopArgs, settings: &HostSettings) -> i32 {
     }
 }
 
-fn render(l: &Listing, previous: &HashMap<String, (Counts, Instant)>, now: Instant) -> String {
+impl Target {
+    /// As a pipeline's counts, for the same columns.
+    fn counts(&self) -> Counts {
+        Counts {
+            delivered: self.delivered,
+            dead_lettered: self.dead_lettered,
+            dropped: self.dropped,
+            released: self.released,
+            retried: self.retried,
+            ..Counts::default()
+        }
+    }
+}
+
+fn render(
+    l: &Listing,
+    previous: &HashMap<String, (Counts, Instant)>,
+    previous_targets: &HashMap<(String, String), Counts>,
+    now: Instant,
+) -> String {
     let mut s = format!(
         "weir top  {}  ({} pipelines)\n",
         chrono::Utc::now().format("%H:%M:%S"),
@@ -154,6 +196,35 @@ fn render(l: &Listing, previous: &HashMap<String, (Counts, Instant)>, now: Insta
             r.lag.map(|l| l.to_string()).unwrap_or_else(|| "-".into()),
             clip(&error, 80),
         ));
+        // Each target on a line of its own (`-> NAME`), when the pipeline has `[[target]]`s:
+        // a target that is down shows as its in-flight count growing while the others deliver.
+        let named = r
+            .targets
+            .iter()
+            .filter(|t| !(r.targets.len() == 1 && t.name == "sink"));
+        for t in named {
+            let now_counts = t.counts();
+            let rate = match (
+                previous.get(&r.name),
+                previous_targets.get(&(r.name.clone(), t.name.clone())),
+            ) {
+                (Some(_), Some(before)) => diff(&now_counts, before),
+                _ => Counts::default(),
+            };
+            let failed = rate.dead_lettered + rate.dropped + rate.released;
+            s.push_str(&format!(
+                "{:<24} {:<9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>9} {:>10}\n",
+                clip(&format!("  -> {}", t.name), 24),
+                "",
+                "",
+                per_s(rate.delivered),
+                "",
+                per_s(failed),
+                per_s(rate.retried),
+                t.in_flight,
+                "",
+            ));
+        }
         // A refused hot reload stays visible until a version loads: the file on disk is not
         // what runs.
         for p in &r.plugins {

@@ -8,7 +8,7 @@
 //! `earlier`, so that the totals the metrics report never go down (also when a pipeline is
 //! removed and added again: Prometheus counters must not go back).
 
-use super::counters::{Counters, Snapshot};
+use super::counters::{Counters, Snapshot, TargetSnapshot};
 use super::tap::Tap;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -39,7 +39,8 @@ pub trait PluginVersions: Send + Sync {
 pub struct Run {
     pub file: String,
     pub source: &'static str,
-    pub sink: &'static str,
+    /// The targets' sink kinds, `,`-separated.
+    pub sink: String,
 }
 
 /// The newest error seen, and when.
@@ -67,7 +68,7 @@ struct Inner {
     state: State,
     file: String,
     source: &'static str,
-    sink: &'static str,
+    sink: String,
     started_at: String,
     /// Runs of this pipeline so far in this process (a changed file restarts it).
     runs: u64,
@@ -76,6 +77,8 @@ struct Inner {
     /// Counts of earlier runs, and their failures by stage.
     earlier: Snapshot,
     earlier_failed: BTreeMap<String, u64>,
+    /// Earlier runs' counts per target (a target the file no longer has keeps its totals).
+    earlier_targets: Vec<(String, TargetSnapshot)>,
     last_error: Option<LastError>,
     /// Source lag by partition (`topic/partition`), where the source knows it (Kafka).
     lag: BTreeMap<String, i64>,
@@ -91,7 +94,7 @@ pub struct View {
     pub state: State,
     pub file: String,
     pub source: &'static str,
-    pub sink: &'static str,
+    pub sink: String,
     pub started_at: String,
     pub runs: u64,
     /// The source reaches its broker or queue (as far as it can tell).
@@ -101,6 +104,9 @@ pub struct View {
     pub in_flight: u64,
     /// Dead-lettered, dropped and released events by the stage they failed at.
     pub failed_by_stage: BTreeMap<String, u64>,
+    /// Each target's counts (all runs), in the pipeline's order; the `[sink]` shorthand's is
+    /// `sink`.
+    pub targets: Vec<TargetView>,
     pub last_error: Option<LastError>,
     pub plugins: Vec<PluginVersion>,
     /// Total source lag (events not yet read), where known.
@@ -110,6 +116,16 @@ pub struct View {
     pub checkpoint_age_s: Option<f64>,
     /// Files the file source could not read to their end (since weir started).
     pub files_lost: u64,
+}
+
+/// One target's totals.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetView {
+    pub name: String,
+    #[serde(flatten)]
+    pub counts: TargetSnapshot,
+    /// Routed to it and not yet ended there (this run).
+    pub in_flight: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -144,13 +160,14 @@ impl Status {
                 state: State::Starting,
                 file: String::new(),
                 source: "",
-                sink: "",
+                sink: String::new(),
                 started_at: now(),
                 runs: 0,
                 current: None,
                 plugins: None,
                 earlier: Snapshot::default(),
                 earlier_failed: BTreeMap::new(),
+                earlier_targets: Vec::new(),
                 last_error: None,
                 lag: BTreeMap::new(),
                 unfinished: 0,
@@ -207,6 +224,12 @@ impl Status {
             let s = &mut *s;
             s.unfinished = c.snapshot().in_flight();
             add_run(&mut s.earlier, &mut s.earlier_failed, &c);
+            for (name, counts) in c.targets() {
+                match s.earlier_targets.iter_mut().find(|(n, _)| *n == name) {
+                    Some((_, earlier)) => earlier.add(&counts),
+                    None => s.earlier_targets.push((name, counts)),
+                }
+            }
         }
         s.plugins = None;
         s.lag.clear();
@@ -269,9 +292,31 @@ impl Status {
         let mut counts = s.earlier;
         let mut failed_by_stage = s.earlier_failed.clone();
         let mut in_flight = 0;
+        let mut targets: Vec<TargetView> = s
+            .earlier_targets
+            .iter()
+            .map(|(name, counts)| TargetView {
+                name: name.clone(),
+                counts: *counts,
+                in_flight: 0,
+            })
+            .collect();
         if let Some(c) = &s.current {
             in_flight = c.snapshot().in_flight();
             add_run(&mut counts, &mut failed_by_stage, c);
+            for (name, now) in c.targets() {
+                match targets.iter_mut().find(|t| t.name == name) {
+                    Some(t) => {
+                        t.counts.add(&now);
+                        t.in_flight = now.in_flight();
+                    }
+                    None => targets.push(TargetView {
+                        name,
+                        counts: now,
+                        in_flight: now.in_flight(),
+                    }),
+                }
+            }
         }
         let last = self.last_checkpoint_ms.load(Relaxed);
         let checkpoint_age_s = (last > 0).then(|| unix_ms().saturating_sub(last) as f64 / 1000.0);
@@ -280,13 +325,14 @@ impl Status {
             state: s.state,
             file: s.file.clone(),
             source: s.source,
-            sink: s.sink,
+            sink: s.sink.clone(),
             started_at: s.started_at.clone(),
             runs: s.runs,
             source_connected: self.source_connected(),
             counts,
             in_flight,
             failed_by_stage,
+            targets,
             last_error: s.last_error.clone(),
             plugins: s.plugins.as_ref().map(|p| p.versions()).unwrap_or_default(),
             lag: (!s.lag.is_empty()).then(|| s.lag.values().sum()),

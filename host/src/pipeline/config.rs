@@ -1,7 +1,8 @@
 //! The pipeline file: `[pipeline]`, `[source]`, `[[filter]]`, `[[table]]`, `[[plugin]]`,
-//! `[ordering]`, `[retry]`, `[sink]`, `[dlq]`.
+//! `[ordering]`, `[retry]`, `[sink]` or `[[target]]` (target.rs), `[dlq]`.
 
 use super::policy::{Ordering, Retry};
+use super::target::TargetConfig;
 use crate::config::component::{deserialize_table, every_error};
 use crate::config::diagnostic::{ConfigError, ConfigErrors, KeyPath, SourceText};
 use crate::lookup::{OpenError, TableConfig, Tables};
@@ -31,10 +32,12 @@ pub struct PipelineConfig {
     pub plugins: Vec<PluginConfig>,
     /// Lanes and ordering keys.
     pub ordering: Ordering,
-    /// What to do when an event fails.
+    /// What to do when an event fails (a target's own `[target.retry]` replaces it there).
     pub retry: Retry,
-    pub sink: SinkConfig,
-    /// Where failed events go; `None` means the default file `<state dir>/dlq.jsonl`.
+    /// Where events go: one or more, each with its rule (`[sink]` is one, without a rule).
+    pub targets: Vec<TargetConfig>,
+    /// Where failed events go (a target's own `[target.dlq]` replaces it there); `None` means
+    /// the default file `<state dir>/dlq.jsonl`.
     pub dlq: Option<SinkConfig>,
     /// `[pipeline] correlation_id`: where an event's correlation id is (`<$.data.requestId>`);
     /// events without one use their id ([`crate::event::Envelope::correlation_id`]).
@@ -62,6 +65,8 @@ struct RawPipelineFile {
     retry: Option<toml::Table>,
     #[serde(default)]
     sink: Option<toml::Table>,
+    #[serde(default)]
+    target: Vec<toml::Table>,
     #[serde(default)]
     dlq: Option<toml::Table>,
 }
@@ -104,17 +109,24 @@ pub fn parse_pipeline(file: &Path, text: &str) -> Result<PipelineConfig, ConfigE
     let document: toml::Table = toml::from_str(text)
         .map_err(|e| src.error_at(e.span(), root.clone(), e.message().to_owned()))?;
     let mut errors = Vec::new();
-    let missing: Vec<&str> = ["pipeline", "source", "sink"]
+    let mut missing: Vec<&str> = ["pipeline", "source"]
         .into_iter()
         .filter(|section| !document.contains_key(*section))
         .collect();
+    if !document.contains_key("sink") && !document.contains_key("target") {
+        missing.push("sink");
+    }
     let (raw, found) = every_error(&root, document, |t| {
         deserialize_table::<RawPipelineFile>(&src, &root, t, &[]).map_err(|e| vec![e])
     });
     // A section missing because its name is misspelt (`[sorce]`) is one mistake, said once.
     for section in missing {
         if !crate::config::component::misspelt(&found, section) {
-            errors.push(src.error(&root, format!("missing required section `[{section}]`")));
+            let or = match section {
+                "sink" => " (or `[[target]]` entries)",
+                _ => "",
+            };
+            errors.push(src.error(&root, format!("missing required section `[{section}]`{or}")));
         }
     }
     errors.extend(found);
@@ -182,9 +194,11 @@ pub fn parse_pipeline(file: &Path, text: &str) -> Result<PipelineConfig, ConfigE
             v
         })
     };
+    let has_sink = raw.sink.is_some();
     let sink = sink_table("sink", raw.sink);
     let has_dlq = raw.dlq.is_some();
     let dlq = sink_table("dlq", raw.dlq);
+    let targets = read_targets(&src, &root, raw.target, has_sink, &mut errors);
 
     let mut filters = Vec::new();
     for (i, table) in raw.filter.into_iter().enumerate() {
@@ -267,9 +281,13 @@ pub fn parse_pipeline(file: &Path, text: &str) -> Result<PipelineConfig, ConfigE
         plugins.push(p);
     }
 
-    match (pipeline, source, sink) {
-        (Some(pipeline), Some(source), Some(sink))
-            if errors.is_empty() && (dlq.is_some() || !has_dlq) =>
+    let targets = match sink {
+        Some(sink) => vec![TargetConfig::shorthand(sink)],
+        None => targets,
+    };
+    match (pipeline, source) {
+        (Some(pipeline), Some(source))
+            if errors.is_empty() && (dlq.is_some() || !has_dlq) && !targets.is_empty() =>
         {
             Ok(PipelineConfig {
                 file: file.to_owned(),
@@ -281,7 +299,7 @@ pub fn parse_pipeline(file: &Path, text: &str) -> Result<PipelineConfig, ConfigE
                 plugins,
                 ordering: ordering.unwrap_or_default(),
                 retry: retry.unwrap_or_default(),
-                sink,
+                targets,
                 dlq,
                 correlation_id,
             })
@@ -290,7 +308,54 @@ pub fn parse_pipeline(file: &Path, text: &str) -> Result<PipelineConfig, ConfigE
     }
 }
 
+/// Reads the `[[target]]` entries: each on its own, names unique, and not beside `[sink]`.
+fn read_targets(
+    src: &SourceText<'_>,
+    root: &KeyPath,
+    tables: Vec<toml::Table>,
+    has_sink: bool,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<TargetConfig> {
+    let mut targets: Vec<TargetConfig> = Vec::new();
+    for (i, table) in tables.into_iter().enumerate() {
+        let at = root.key("target").index(i);
+        if has_sink && i == 0 {
+            errors.push(src.error(
+                &at,
+                "a pipeline has either `[sink]` (one target) or `[[target]]` entries, not both: make the `[sink]` a `[[target]]` too",
+            ));
+        }
+        let (t, e) = every_error(&at, table, |t| TargetConfig::parse(src, &at, t));
+        errors.extend(e);
+        let Some(t) = t else { continue };
+        if targets.iter().any(|o| o.name == t.name) {
+            errors.push(src.error(
+                &at.key("name"),
+                format!("target name `{}` is used twice in this pipeline", t.name),
+            ));
+        }
+        targets.push(t);
+    }
+    targets
+}
+
 impl PipelineConfig {
+    /// The target named `name`.
+    pub fn target(&self, name: &str) -> Option<&TargetConfig> {
+        self.targets.iter().find(|t| t.name == name)
+    }
+
+    /// The sink kinds of the targets, `,`-separated (`http,file`), for status and logs.
+    pub fn sink_kinds(&self) -> String {
+        let kinds: Vec<&str> = self.targets.iter().map(|t| t.sink.kind()).collect();
+        kinds.join(",")
+    }
+
+    /// A run-time error placed at `key` of the file (`p.toml:9:1: ...`); the file is read again.
+    pub fn error_at_key(&self, key: &KeyPath, message: impl std::fmt::Display) -> String {
+        self.located(key, message.to_string())
+    }
+
     /// A run-time error about the settings of section `section` (`source`, `sink`, ...), placed
     /// at that section of the file (`p.toml:9:1: \`source\`: ...`); the file is read again.
     pub fn error_at(&self, section: &str, message: impl std::fmt::Display) -> String {

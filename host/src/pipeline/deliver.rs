@@ -1,141 +1,137 @@
-//! Delivery to the sink and the dead-letter queue, shared by every lane of a pipeline.
+//! Delivery to one target's sink, shared by every lane of a pipeline.
 //!
-//! The sink and the DLQ are shared by the lanes, which write to them concurrently; each sink
-//! keeps one call's entries together (a file holds a lock for a batch, Kafka lets batches
-//! overlap).
+//! A sink is shared by the lanes, which write to it concurrently; each sink keeps one call's
+//! entries together (a file holds a lock for a batch, Kafka lets batches overlap).
 //!
-//! A failed write is retried, only the entries that failed, as `[retry]` says (exponential
-//! backoff with jitter, `max_attempts`, `max_record_age_s`); then, or at once for a permanent
-//! rejection, the event fails with stage `sink` and goes where `on_failure` says. A DLQ write that
-//! fails retryably is retried until it succeeds or the pipeline stops: an event is never
-//! acknowledged without having ended somewhere. One the DLQ refuses for good goes to the
-//! fallback ([`super::dlq_fallback`]) instead of holding its lane forever. A failing sink or DLQ
-//! is logged as one condition ([`super::retry_log`]), not once per attempt and lane.
+//! A failed write is retried, only the entries that failed, as the target's `[retry]` says
+//! (exponential backoff with jitter, `max_attempts`, `max_record_age_s`, at least as long as the
+//! destination's `Retry-After`); then, or at once for a permanent rejection, the event fails
+//! with the target's stage (`sink`, or `target:NAME`) and goes where `on_failure` says: its
+//! dead-letter queue ([`super::dead_letters`]). A failing sink is logged as one condition
+//! ([`super::retry_log`]), not once per attempt and lane.
 //!
-//! Order: a lane is sequential, and waits for a batch's retries before its next batch, so a
-//! key's events reach the sink in order. Within one write call, a sink that can fail only some
-//! entries must not write an entry after a failed entry with the same key (Kafka's partitions
-//! and SQS FIFO groups keep that); the file and stdout sinks fail whole batches.
+//! Order: a target's lane is sequential, and waits for a batch's retries before its next batch,
+//! so a key's events reach the sink in order. Within one write call, a sink that can fail only
+//! some entries must not write an entry after a failed entry with the same key (Kafka's
+//! partitions and SQS FIFO groups keep that); the file and stdout sinks fail whole batches.
 
-use super::dlq_fallback::{Fallback, cut_record};
-use super::failure_log::FailureLog;
+use super::dead_letters::DeadLetters;
 use super::hold::Held;
 use super::policy::{OnFailure, Retry};
 use super::retry_log::{RetryLog, Severity};
 use super::slot::{Failure, Fate, Slot};
-use crate::backoff::{Backoff, pause};
-use crate::dlq_record::DlqRecord;
-use crate::event::Envelope;
-use crate::observe::counters::Counters;
+use crate::backoff::pause;
+use crate::observe::counters::{Counters, TargetCounters};
 use crate::observe::status::Status;
 use crate::sink::{Body, Outgoing, Sink, SinkContext, SinkError, SinkFailure};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// A DLQ that fails is retried at this pace, whatever `[retry]` says: it is the last resort.
-const DLQ_BACKOFF_MAX: Duration = Duration::from_secs(5);
-
+/// One target: its sink, what it writes, its retry policy, its DLQ, its counts.
 pub(super) struct Outlets {
     pipeline: Arc<str>,
+    /// Its failures' stage: `sink` (the `[sink]` shorthand) or `target:NAME`.
+    stage: Arc<str>,
     sink: Box<dyn Sink>,
     body: Body,
-    dlq: Box<dyn Sink>,
-    /// Where what the DLQ refuses for good goes.
-    fallback: Fallback,
+    /// Its dead-letter queue: the pipeline's, or its own.
+    dead: Arc<DeadLetters>,
     counters: Arc<Counters>,
+    target: Arc<TargetCounters>,
     retry: Retry,
     status: Arc<Status>,
     metrics: OutletMetrics,
-    /// Failed events, logged without flooding.
-    failure_log: FailureLog,
-    /// A failing sink and a failing DLQ, logged as conditions.
+    /// A failing sink, logged as a condition.
     sink_log: RetryLog,
-    dlq_log: RetryLog,
 }
 
-/// Per write call: time and size, for the sink and the DLQ.
+/// Per write call: time and size.
 struct OutletMetrics {
     sink_seconds: metrics::Histogram,
     sink_batch: metrics::Histogram,
-    dlq_seconds: metrics::Histogram,
 }
 
 impl OutletMetrics {
-    fn new(pipeline: &str) -> Self {
-        let p = pipeline.to_owned();
+    fn new(pipeline: &str, stage: &str) -> Self {
+        let (p, s) = (pipeline.to_owned(), stage.to_owned());
         OutletMetrics {
-            sink_seconds: metrics::histogram!("weir_stage_seconds", "pipeline" => p.clone(), "stage" => "sink"),
-            sink_batch: metrics::histogram!("weir_batch_size", "pipeline" => p.clone(), "stage" => "sink"),
-            dlq_seconds: metrics::histogram!("weir_stage_seconds", "pipeline" => p, "stage" => "dlq"),
+            sink_seconds: metrics::histogram!("weir_stage_seconds", "pipeline" => p.clone(), "stage" => s.clone()),
+            sink_batch: metrics::histogram!("weir_batch_size", "pipeline" => p, "stage" => s),
         }
     }
 }
 
 /// The outcome of one write attempt, per entry of the attempted batch.
-enum Attempt {
+pub(super) enum Attempt {
     Written,
     Failed(SinkError),
 }
 
 impl Outlets {
+    /// `ctx.target` names the target; `stage` is what its failures are recorded under.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         ctx: &SinkContext,
+        stage: &str,
         sink: Box<dyn Sink>,
         body: Body,
-        dlq: Box<dyn Sink>,
+        dead: Arc<DeadLetters>,
         counters: Arc<Counters>,
         retry: Retry,
         status: Arc<Status>,
     ) -> Self {
         let pipeline: Arc<str> = ctx.pipeline.as_str().into();
         let block = retry.on_failure == OnFailure::Block;
-        Outlets {
-            metrics: OutletMetrics::new(&pipeline),
-            failure_log: FailureLog::new(pipeline.clone()),
-            sink_log: match block {
-                true => RetryLog::new(
-                    pipeline.clone(),
-                    "sink write",
-                    "; blocking these events' lane until it succeeds (on_failure = \"block\")",
-                    Severity::Error,
-                ),
-                false => RetryLog::new(pipeline.clone(), "sink write", "", Severity::Warn),
-            },
-            dlq_log: RetryLog::new(
+        let what: &'static str = match stage == "sink" {
+            true => "sink write",
+            false => "target write",
+        };
+        let sink_log = match block {
+            true => RetryLog::new(
                 pipeline.clone(),
-                "dead-letter queue write",
-                " (the events stay unacknowledged)",
+                what,
+                "; blocking these events' lane until it succeeds (on_failure = \"block\")",
                 Severity::Error,
             ),
-            fallback: Fallback::new(ctx),
+            false => RetryLog::new(pipeline.clone(), what, "", Severity::Warn),
+        };
+        Outlets {
+            metrics: OutletMetrics::new(&pipeline, stage),
+            target: counters.target(&ctx.target),
+            stage: stage.into(),
+            sink_log,
             pipeline,
             sink,
             body,
-            dlq,
+            dead,
             counters,
             retry,
             status,
         }
     }
 
-    pub(super) fn retry(&self) -> &Retry {
-        &self.retry
+    /// This target's counts.
+    pub(super) fn counts(&self) -> &TargetCounters {
+        &self.target
     }
 
-    /// Counts `n` events tried again (a retryable plugin failure: lane.rs).
-    pub(super) fn count_retried(&self, n: usize) {
-        Counters::add(&self.counters.retried, n);
+    /// This target's counts, to share.
+    pub(super) fn counts_handle(&self) -> Arc<TargetCounters> {
+        self.target.clone()
     }
 
-    /// The pace of retrying the DLQ and its fallback file: from `[retry]`'s shortest pause,
-    /// doubling to [`DLQ_BACKOFF_MAX`], without jitter.
-    fn dlq_backoff(&self) -> Backoff {
-        Backoff {
-            max: DLQ_BACKOFF_MAX,
-            jitter: false,
-            ..self.retry.backoff
-        }
+    /// Ends the `Failed` slots in this target's DLQ, as its `on_failure` says
+    /// ([`DeadLetters::dead_letter`]).
+    pub(super) async fn dead_letter(&self, slots: &mut [Slot], stop: &CancellationToken) {
+        self.dead
+            .dead_letter(slots, self.retry.on_failure, stop)
+            .await
+    }
+
+    /// Makes the sink's writes durable.
+    pub(super) async fn sync(&self) -> Result<(), SinkError> {
+        self.sink.sync().await
     }
 
     /// Delivers the pending slots: `Delivered` once every event the slot carries (itself, or
@@ -213,16 +209,26 @@ impl Outlets {
                 if !e.retryable && !block {
                     // Other events of a split may already be written: the DLQ record keeps the
                     // original event, and says which stage rejected it.
-                    slots[i].fate =
-                        Fate::Failed(Failure::now("sink", "rejected", e.message, attempts, first));
+                    slots[i].fate = Fate::Failed(Failure::now(
+                        &self.stage,
+                        "rejected",
+                        e.message,
+                        attempts,
+                        first,
+                    ));
                 } else if self.retry.may_retry(attempts, slots[i].received.elapsed()) {
                     retrying += 1;
                     asked = asked.max(e.retry_after.unwrap_or_default());
                     last_error = Some(e);
                 } else {
                     let message = format!("gave up after {attempts} attempts: {}", e.message);
-                    slots[i].fate =
-                        Fate::Failed(Failure::now("sink", "exhausted", message, attempts, first));
+                    slots[i].fate = Fate::Failed(Failure::now(
+                        &self.stage,
+                        "exhausted",
+                        message,
+                        attempts,
+                        first,
+                    ));
                 }
             }
             mark_delivered(slots, &written);
@@ -231,219 +237,16 @@ impl Outlets {
                 continue; // returns: nothing is pending any more
             }
             Counters::add(&self.counters.retried, retrying);
+            Counters::add(&self.target.retried, retrying);
             let delay = self.retry.backoff.delay(attempts).max(asked);
             let error = last_error.map(|e| e.message).unwrap_or_default();
-            self.status.error("sink", &error);
+            self.status.error(&self.stage, &error);
             waiting.failed(retrying, &error, delay);
             if !pause(delay, stop).await {
                 mark_delivered(slots, &written);
                 return;
             }
         }
-    }
-
-    /// Ends the `Failed` slots: handed back to their source if they were read so
-    /// (`Released`), else as `on_failure` says: written to the DLQ (`DeadLettered`; retried until
-    /// written or `stop`, slots left `Failed` stay unacknowledged), or `Dropped`.
-    pub(super) async fn dead_letter(&self, slots: &mut [Slot], stop: &CancellationToken) {
-        self.release(slots);
-        if self.retry.on_failure == OnFailure::Drop {
-            for slot in slots.iter_mut() {
-                if let Fate::Failed(f) = &slot.fate {
-                    self.failure_log
-                        .event("dropped (on_failure = \"drop\")", slot, f);
-                    self.failed(f);
-                    slot.fate = Fate::Dropped;
-                }
-            }
-            return;
-        }
-        let mut failures = 0;
-        let mut waiting = self.dlq_log.waiting();
-        // cut[i]: the DLQ refused slot i's record for good; the whole record is in the fallback
-        // file, and this (its payload cut to fit) is what the DLQ is offered instead.
-        let mut cut: Vec<Option<String>> = vec![None; slots.len()];
-        loop {
-            let failed: Vec<usize> = (0..slots.len())
-                .filter(|&i| matches!(slots[i].fate, Fate::Failed(_)))
-                .collect();
-            if failed.is_empty() {
-                waiting.settled();
-                return;
-            }
-            let batch: Vec<Outgoing<'_>> = failed
-                .iter()
-                .filter_map(|&i| match (&slots[i].fate, &cut[i]) {
-                    (Fate::Failed(_), Some(record)) => Some(Outgoing {
-                        body: record.clone().into(),
-                        event: &slots[i].event,
-                    }),
-                    (Fate::Failed(f), None) => Some(Outgoing {
-                        body: dlq_record(&self.pipeline, &slots[i].event, f).into(),
-                        event: &slots[i].event,
-                    }),
-                    _ => None,
-                })
-                .collect();
-            let started = std::time::Instant::now();
-            let results = write(self.dlq.as_ref(), &batch).await;
-            self.metrics
-                .dlq_seconds
-                .record(started.elapsed().as_secs_f64());
-            drop(batch);
-            let mut retrying = 0;
-            let mut refused = Vec::new();
-            let mut dlq_error = None;
-            for (&i, result) in failed.iter().zip(results) {
-                match result {
-                    Attempt::Written => match cut[i] {
-                        Some(_) => self.fell_back(&mut slots[i], "dlq", None),
-                        None => {
-                            if let Fate::Failed(f) = &slots[i].fate {
-                                self.failure_log.event("dead-lettered", &slots[i], f);
-                                self.failed(f);
-                            }
-                            slots[i].fate = Fate::DeadLettered;
-                        }
-                    },
-                    Attempt::Failed(e) if !e.retryable => refused.push((i, e)),
-                    Attempt::Failed(e) => {
-                        retrying += 1;
-                        dlq_error.get_or_insert(e);
-                    }
-                }
-            }
-            if !refused.is_empty() && !self.fall_back(slots, &mut cut, refused, stop).await {
-                return; // stopped before the fallback file took them
-            }
-            let Some(e) = dlq_error else {
-                continue; // the refused ones' cut records go at once; else nothing is left
-            };
-            failures += 1;
-            let delay = self.dlq_backoff().delay(failures);
-            self.status.error("dlq", &e.message);
-            waiting.failed(retrying, &e.message, delay);
-            if !pause(delay, stop).await {
-                return;
-            }
-        }
-    }
-
-    /// The DLQ refused these slots' records for good. A whole record goes to the fallback file
-    /// (retried until it is written or `stop`; false if stopped), then its cut version is what
-    /// the DLQ is offered next (`cut[i]`); an event whose cut record was refused too, or that
-    /// has none that fits, ends with the fallback file alone.
-    async fn fall_back(
-        &self,
-        slots: &mut [Slot],
-        cut: &mut [Option<String>],
-        refused: Vec<(usize, SinkError)>,
-        stop: &CancellationToken,
-    ) -> bool {
-        let (again, first): (Vec<_>, Vec<_>) =
-            refused.into_iter().partition(|(i, _)| cut[*i].is_some());
-        for (i, e) in again {
-            self.fell_back(&mut slots[i], "file", Some(&e));
-        }
-        if first.is_empty() {
-            return true;
-        }
-        let records: Vec<Outgoing<'_>> = first
-            .iter()
-            .filter_map(|(i, _)| match &slots[*i].fate {
-                Fate::Failed(f) => Some(Outgoing {
-                    body: dlq_record(&self.pipeline, &slots[*i].event, f).into(),
-                    event: &slots[*i].event,
-                }),
-                _ => None,
-            })
-            .collect();
-        let mut failures = 0;
-        while let Err(e) = self.fallback.write(&records).await {
-            failures += 1;
-            let delay = self.dlq_backoff().delay(failures);
-            let message = format!("DLQ fallback file: {e}");
-            self.status.error("dlq", &message);
-            tracing::error!(pipeline = %self.pipeline, events = records.len(), error = %message,
-                retry_in_ms = delay.as_millis() as u64,
-                "the dead-letter queue refused these records for good, and the fallback file cannot take them; retrying");
-            if !pause(delay, stop).await {
-                return false;
-            }
-        }
-        drop(records);
-        let whole_in = self.fallback.path();
-        for (i, e) in first {
-            let slot = &slots[i];
-            let Fate::Failed(f) = &slot.fate else {
-                continue;
-            };
-            let room = self.dlq.max_body_bytes(&slot.event);
-            let record = DlqRecord::new(&self.pipeline, &slot.event, f);
-            cut[i] = room.and_then(|room| cut_record(&record, room, &e.message, whole_in));
-            if cut[i].is_none() {
-                self.fell_back(&mut slots[i], "file", Some(&e));
-            }
-        }
-        true
-    }
-
-    /// Ends a slot whose DLQ record the DLQ refused for good, now that its whole record is in
-    /// the fallback file (`to`: `dlq` if the DLQ took the cut record too, `file` if not, with
-    /// the refusal): counted, alarmed on (ERROR, `last_error`), dead-lettered.
-    fn fell_back(&self, slot: &mut Slot, to: &'static str, refusal: Option<&SinkError>) {
-        let Fate::Failed(f) = &slot.fate else { return };
-        let file = self.fallback.path().display();
-        let message = match (to, refusal) {
-            ("dlq", _) => format!(
-                "the dead-letter queue refused event {}'s record; the whole record is in {file}, the DLQ has it with its payload cut",
-                slot.event.id
-            ),
-            (_, refusal) => format!(
-                "the dead-letter queue refused event {}'s record ({}); the record is in {file} only",
-                slot.event.id,
-                refusal.map_or("", |e| e.message.as_str())
-            ),
-        };
-        tracing::error!(pipeline = %self.pipeline, event = %slot.event.id,
-            correlation_id = %slot.event.correlation_id(), to, fallback_file = %file, "{message}");
-        self.failure_log.event("dead-lettered", slot, f);
-        self.counters.failed_at(&f.stage);
-        self.status.error("dlq", &message);
-        Counters::add(&self.counters.dlq_fallback, 1);
-        metrics::counter!("weir_dlq_fallback_total", "pipeline" => self.pipeline.to_string(), "to" => to)
-            .increment(1);
-        slot.fate = Fate::DeadLettered;
-    }
-
-    /// Hands the failed events read with `release_on_failure` back to their source.
-    fn release(&self, slots: &mut [Slot]) {
-        for slot in slots.iter_mut() {
-            if let (Fate::Failed(f), true) = (&slot.fate, slot.release_on_failure) {
-                self.failure_log
-                    .event("failed and handed back to its source", slot, f);
-                self.failed(f);
-                slot.fate = Fate::Released;
-            }
-        }
-    }
-
-    /// Counts a failed event by its stage and remembers it as the pipeline's last error.
-    fn failed(&self, f: &Failure) {
-        self.counters.failed_at(&f.stage);
-        self.status.error(&f.stage, &f.message);
-    }
-
-    /// Logs the summaries of failed events whose interval is over (`all`: every one, at the end).
-    pub(super) fn flush_failure_log(&self, all: bool) {
-        self.failure_log.flush(all);
-    }
-
-    /// Makes the sink's and the DLQ's writes durable. On error, says which.
-    pub(super) async fn sync(&self) -> Result<(), (&'static str, SinkError)> {
-        self.sink.sync().await.map_err(|e| ("sink", e))?;
-        self.dlq.sync().await.map_err(|e| ("dlq", e))?;
-        self.fallback.sync().await.map_err(|e| ("dlq fallback", e))
     }
 }
 
@@ -457,7 +260,7 @@ fn mark_delivered(slots: &mut [Slot], written: &[Vec<bool>]) {
 }
 
 /// Writes `batch`, returning one result per entry.
-async fn write(sink: &dyn Sink, batch: &[Outgoing<'_>]) -> Vec<Attempt> {
+pub(super) async fn write(sink: &dyn Sink, batch: &[Outgoing<'_>]) -> Vec<Attempt> {
     match sink.write(batch).await {
         Ok(()) => batch.iter().map(|_| Attempt::Written).collect(),
         Err(SinkFailure::All(e)) => batch.iter().map(|_| Attempt::Failed(e.clone())).collect(),
@@ -471,11 +274,6 @@ async fn write(sink: &dyn Sink, batch: &[Outgoing<'_>]) -> Vec<Attempt> {
             r
         }
     }
-}
-
-/// The DLQ record of `event` (as first read), which failed with `failure`.
-fn dlq_record(pipeline: &str, event: &Envelope, failure: &Failure) -> String {
-    DlqRecord::new(pipeline, event, failure).to_json()
 }
 
 #[cfg(test)]

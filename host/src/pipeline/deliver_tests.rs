@@ -129,11 +129,19 @@ fn outlets(
         state_dir: state.path().to_owned(),
     };
     let counters = Arc::new(Counters::default());
+    let dead = Arc::new(DeadLetters::new(
+        &ctx,
+        Box::new(Handle(dlq)),
+        counters.clone(),
+        cfg.retry.backoff,
+        Status::new("p"),
+    ));
     let outlets = Outlets::new(
         &ctx,
+        "sink",
         Box::new(Handle(sink)),
         Body::default(),
-        Box::new(Handle(dlq)),
+        dead,
         counters.clone(),
         cfg.retry,
         Status::new("p"),

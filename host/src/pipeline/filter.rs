@@ -50,7 +50,7 @@ impl FilterStage {
 
 /// Whether the pattern's only top-level field is `data` (so nothing else of the envelope can
 /// change its result).
-fn addresses_only_data(pattern: &str) -> bool {
+pub(super) fn addresses_only_data(pattern: &str) -> bool {
     match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(pattern) {
         Ok(top) => top.keys().all(|k| k == "data"),
         Err(_) => false,

@@ -2,22 +2,27 @@
 //! to the lane of its key, so a key's events are handled in order; lanes run side by side.
 //!
 //! A lane takes what has queued up (up to a batch), runs it through its own plugin instances
-//! (on the blocking pool), delivers it with retries, dead-letters what failed, and reports every
-//! event that ended to the router, which acknowledges it. A retry holds up this lane only.
+//! (on the blocking pool), dead-letters what failed there, and routes the rest to the targets
+//! whose rules they match: to each target's lane of the same index ([`super::target_lane`]),
+//! which delivers them in the order they came. Events that ended here (filtered, dead-lettered)
+//! are reported to the router, which acknowledges them.
 //!
 //! An event a plugin fails retryably (an API that is down, a lookup that timed out) is tried
-//! again through the plugins as `[retry]` says, and nothing after it in the lane is delivered
+//! again through the plugins as `[retry]` says, and nothing after it in the lane is routed
 //! meanwhile, so its key keeps its order; when the policy runs out it is dead-lettered. With
 //! `on_failure = "block"` every plugin failure is tried so (a fixed version may have been
-//! hot-reloaded), without end; sink failures block inside [`Outlets::deliver`].
+//! hot-reloaded), without end; sink failures block inside [`super::deliver::Outlets::deliver`].
 
-use super::deliver::Outlets;
+use super::dead_letters::DeadLetters;
+use super::fanout::Fanout;
 use super::hold::Held;
 use super::plugin_stage::{PluginSet, PluginStage};
-use super::policy::OnFailure;
+use super::policy::{OnFailure, Retry};
+use super::route::Router;
 use super::slot::{Ended, Failure, Fate, RETRYABLE, Slot};
 use crate::backoff::pause;
 use crate::event::Position;
+use crate::observe::counters::{Counters, TargetCounters};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -30,7 +35,13 @@ pub(super) struct Lane {
     pub pipeline: Arc<str>,
     pub rx: mpsc::UnboundedReceiver<Slot>,
     pub plugin_set: Option<PluginSet>,
-    pub outlets: Arc<Outlets>,
+    /// The pipeline's `[retry]`: plugin failures are tried again as it says.
+    pub retry: Retry,
+    pub counters: Arc<Counters>,
+    /// The pipeline's dead-letter queue: source and plugin failures end there.
+    pub dead: Arc<DeadLetters>,
+    /// Each target's lane of this index, and the target's counts, in the pipeline's order.
+    pub targets: Vec<(mpsc::UnboundedSender<Slot>, Arc<TargetCounters>)>,
     pub done: mpsc::UnboundedSender<Finished>,
     /// Most events taken at once.
     pub batch_size: usize,
@@ -40,7 +51,8 @@ impl Lane {
     /// Runs until the router closes the lane and it has handled everything queued, or until
     /// `stop` leaves an event unfinished (its sink or DLQ failing): then the rest of the queue
     /// is left unacknowledged too, so that nothing of this lane overtakes that event.
-    pub(super) async fn run(mut self, stop: CancellationToken) {
+    /// `router`: this lane's routing to the targets.
+    pub(super) async fn run(mut self, mut router: Router, stop: CancellationToken) {
         let mut plugins = self.plugin_set.as_ref().map(PluginSet::stage);
         let mut buf: Vec<Slot> = Vec::with_capacity(self.batch_size);
         let mut held = Held::default();
@@ -49,16 +61,10 @@ impl Lane {
                 return; // closed and drained
             }
             let mut slots = std::mem::replace(&mut buf, Vec::with_capacity(self.batch_size));
+            // What ended here is reported as it is forwarded; what could not end is not.
             let complete = self
-                .handle(&mut slots, &mut plugins, &mut held, &stop)
+                .handle(&mut slots, &mut plugins, &mut held, &mut router, &stop)
                 .await;
-            let finished: Finished = slots
-                .iter()
-                .filter_map(|s| s.fate.ended().map(|how| (s.position, how)))
-                .collect();
-            if !finished.is_empty() && self.done.send(finished).is_err() {
-                return; // the router is gone
-            }
             if !complete {
                 tracing::warn!(pipeline = %self.pipeline, lane = self.index,
                     "stopping with undelivered events; they and the lane's later events will be read again on restart");
@@ -68,42 +74,100 @@ impl Lane {
         }
     }
 
-    /// Takes `slots` through plugins, delivery and the DLQ. False if some could not end.
+    /// Takes `slots` through plugins, the DLQ and routing. False if some could not end or be
+    /// routed (stopped while the DLQ was failing).
     async fn handle(
         &self,
         slots: &mut Vec<Slot>,
         plugins: &mut Option<PluginStage>,
         held: &mut Held,
+        router: &mut Router,
         stop: &CancellationToken,
     ) -> bool {
         self.apply_plugins(plugins, slots, 0..slots.len()).await;
         held.apply(slots);
-        let block = self.outlets.retry().on_failure == OnFailure::Block;
+        let block = self.retry.on_failure == OnFailure::Block;
         let mut tries = Tries::new(slots.len());
-        let mut start = 0;
         loop {
-            // Deliver up to the first event a plugin failed that is to be tried again, then try
+            // Route up to the first event a plugin failed that is to be tried again, then try
             // it again: the events after it in this lane (its key's among them) wait.
-            let end = (start..slots.len())
+            let end = (0..slots.len())
                 .find(|&i| to_retry(&slots[i], block))
                 .unwrap_or(slots.len());
-            self.outlets.deliver(&mut slots[start..end], stop).await;
-            held.apply(&mut slots[start..end]); // learns the keys that failed at the sink
-            self.outlets.dead_letter(&mut slots[start..end], stop).await;
-            if slots[start..end].iter().any(|s| s.fate.ended().is_none()) {
+            let rest = slots.split_off(end);
+            let ready = std::mem::replace(slots, rest);
+            tries.advance(end);
+            if !self.forward(ready, router, stop).await {
                 return false;
             }
-            if end == slots.len() {
+            if slots.is_empty() {
                 return true;
             }
             if !self
-                .retry_plugins(plugins, slots, end, &mut tries, block, stop)
+                .retry_plugins(plugins, slots, 0, &mut tries, block, stop)
                 .await
             {
                 return false;
             }
-            start = end;
+            held.apply(slots);
         }
+    }
+
+    /// Ends what failed (in the pipeline's DLQ) or was filtered out, and sends the rest to the
+    /// targets their rules pick, in order. False if a failed event could not be dead-lettered
+    /// before `stop`: it and what follows stay unacknowledged.
+    async fn forward(
+        &self,
+        mut slots: Vec<Slot>,
+        router: &mut Router,
+        stop: &CancellationToken,
+    ) -> bool {
+        self.dead
+            .dead_letter(&mut slots, self.retry.on_failure, stop)
+            .await;
+        let mut finished: Finished = Vec::new();
+        let mut complete = true;
+        for mut slot in slots {
+            match slot.fate {
+                Fate::Pending => {}
+                Fate::Failed(_) => {
+                    complete = false; // the DLQ did not take it before `stop`
+                    break;
+                }
+                _ => {
+                    if let Some(how) = slot.fate.ended() {
+                        finished.push((slot.position, how));
+                    }
+                    continue;
+                }
+            }
+            let mut routed = router.route(&slot);
+            let Some((last, which)) = routed.pop() else {
+                // No target's rule matches: filtered, as by `[[filter]]`.
+                finished.push((slot.position, Ended::Filtered));
+                continue;
+            };
+            if !routed.is_empty() {
+                slot.fanout = Some(Arc::new(Fanout::new(routed.len() + 1)));
+            }
+            for (t, which) in routed {
+                self.send(t, copy_for(&slot, &which));
+            }
+            self.send(last, take_for(slot, &which));
+        }
+        if !finished.is_empty() && self.done.send(finished).is_err() {
+            return false; // the router is gone
+        }
+        complete
+    }
+
+    /// Sends a routed slot to target `t`'s lane of this index. The send fails only if that
+    /// lane stopped with an undelivered event: this one then stays unacknowledged behind it
+    /// and is read again after the restart.
+    fn send(&self, t: usize, slot: Slot) {
+        let (tx, counts) = &self.targets[t];
+        Counters::add(&counts.routed, 1);
+        let _ = tx.send(slot);
     }
 
     /// Tries slot `i` again through the plugins, as `[retry]` says, until it passes or fails
@@ -121,7 +185,7 @@ impl Lane {
         block: bool,
         stop: &CancellationToken,
     ) -> bool {
-        let retry = self.outlets.retry();
+        let retry = &self.retry;
         let Tries { attempts, first } = tries;
         while let Fate::Failed(f) = &slots[i].fate {
             if !to_retry(&slots[i], block) {
@@ -151,7 +215,7 @@ impl Lane {
             if !pause(delay, stop).await {
                 return false;
             }
-            self.outlets.count_retried(again.len());
+            Counters::add(&self.counters.retried, again.len());
             for &j in &again {
                 if let Fate::Failed(f) = &slots[j].fate {
                     first[j].get_or_insert_with(|| f.first_failed_at.clone());
@@ -255,6 +319,44 @@ impl Tries {
             first: vec![None; n],
         }
     }
+
+    /// Forgets the first `n` slots' (forwarded): the rest are counted from 0 again.
+    fn advance(&mut self, n: usize) {
+        self.attempts.drain(..n);
+        self.first.drain(..n);
+    }
+}
+
+/// The copy of `slot` target-bound with its deliverables at `which` (the others go elsewhere).
+fn copy_for(slot: &Slot, which: &[usize]) -> Slot {
+    let outputs = slot
+        .outputs
+        .as_ref()
+        .map(|list| which.iter().filter_map(|&k| list.get(k).cloned()).collect());
+    Slot {
+        position: slot.position,
+        received: slot.received,
+        event: slot.event.clone(),
+        outputs,
+        fate: Fate::Pending,
+        release_on_failure: slot.release_on_failure,
+        fanout: slot.fanout.clone(),
+    }
+}
+
+/// `slot` itself, target-bound with its deliverables at `which`.
+fn take_for(mut slot: Slot, which: &[usize]) -> Slot {
+    if let Some(list) = &mut slot.outputs {
+        if which.len() != list.len() {
+            let mut k = 0;
+            list.retain(|_| {
+                let keep = which.binary_search(&k).is_ok();
+                k += 1;
+                keep
+            });
+        }
+    }
+    slot
 }
 
 /// Whether a plugin failed the slot in a way that is tried again: it said the failure was

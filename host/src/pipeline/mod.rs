@@ -18,33 +18,40 @@
 //! source reads it again after a restart.
 
 pub(crate) mod config;
+mod dead_letters;
 mod deliver;
 mod dlq_fallback;
 mod failure_log;
+mod fanout;
 pub(crate) mod filter;
 mod hold;
 mod lane;
+mod outputs;
 pub(crate) mod plugin_stage;
 pub(crate) mod policy;
 mod retry_log;
+pub(crate) mod route;
 pub(crate) mod slot;
+pub mod target;
+mod target_lane;
 
-use crate::backoff;
 use crate::observe::counters::{Counters, Snapshot};
 use crate::observe::status::Status;
-use crate::sink::{SinkConfig, SinkContext, SinkError};
+use crate::sink::SinkError;
 use crate::source::{Acker, Source, SourceContext, SourceError, SourceEvent};
 use crate::template::Template;
 pub use config::{PipelineConfig, load_pipeline, load_pipelines, parse_pipeline};
-use deliver::Outlets;
 use filter::FilterStage;
 use lane::{Finished, Lane};
+use outputs::Outputs;
 use plugin_stage::PluginSet;
+use route::{Router, Rules};
 use slot::{Ended, Failure, Fate, Slot};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
+use target_lane::TargetLane;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -154,7 +161,7 @@ impl Pipeline {
         let run = crate::observe::status::Run {
             file: self.cfg.file.display().to_string(),
             source: self.cfg.source.kind(),
-            sink: self.cfg.sink.kind(),
+            sink: self.cfg.sink_kinds(),
         };
         self.status.begin(run, self.counters.clone());
         let _lock = self.lock_state()?;
@@ -192,11 +199,6 @@ impl Pipeline {
             pipeline: name.clone(),
             source,
         };
-        let sink_err = |what, source| PipelineError::Sink {
-            pipeline: name.clone(),
-            what,
-            source,
-        };
 
         let filter = FilterStage::new(&self.cfg.filters)
             .map_err(|e| fail(format!("invalid filter pattern: {e}")))?;
@@ -229,37 +231,25 @@ impl Pipeline {
                     }
                 })
         });
-        let kctx = SinkContext {
-            pipeline: name.clone(),
-            target: "sink".into(),
-            state_dir: self.state_dir.clone(),
-        };
-        let sink = open_sink(
-            &self.cfg.sink,
-            &kctx,
-            "sink",
+        let rules = Rules::new(&self.cfg.targets).map_err(|(target, e)| {
+            fail(format!(
+                "target {target}: invalid event pattern in `when`: {e}"
+            ))
+        })?;
+        let rules = Arc::new(rules);
+        let outputs = Outputs::open(
+            &self.cfg,
+            &self.state_dir,
+            &self.counters,
             &self.status,
-            &self.cfg.retry,
             &stop,
         )
-        .await
-        .map_err(|e| fail(self.cfg.error_at("sink", e)))?;
-        let dlq_cfg = self
-            .cfg
-            .dlq
-            .clone()
-            .unwrap_or_else(|| SinkConfig::default_dlq(&self.state_dir));
-        let dlq = open_sink(&dlq_cfg, &kctx, "dlq", &self.status, &self.cfg.retry, &stop)
-            .await
-            .map_err(|e| match self.cfg.dlq {
-                Some(_) => fail(self.cfg.error_at("dlq", e)),
-                None => sink_err("dlq", e),
-            })?;
+        .await?;
         let ordering = self.cfg.ordering.clone();
         self.status
             .running(plugins.clone().map(|p| Arc::new(p) as _));
-        tracing::info!(pipeline = %name, source = self.cfg.source.kind(), sink = self.cfg.sink.kind(),
-            filters = self.cfg.filters.len(), plugins = self.cfg.plugins.len(), lanes = ordering.lanes,
+        tracing::info!(pipeline = %name, source = self.cfg.source.kind(), sink = %self.cfg.sink_kinds(),
+            targets = self.cfg.targets.len(), filters = self.cfg.filters.len(), plugins = self.cfg.plugins.len(), lanes = ordering.lanes,
             "pipeline started");
 
         let (tx, rx) = mpsc::channel(READ_AHEAD_BATCHES);
@@ -273,33 +263,44 @@ impl Pipeline {
             Ok::<(), SourceError>(())
         });
 
-        let outlets = Arc::new(Outlets::new(
-            &kctx,
-            sink,
-            self.cfg.sink.body.clone(),
-            dlq,
-            self.counters.clone(),
-            self.cfg.retry.clone(),
-            self.status.clone(),
-        ));
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         let mut lanes = Vec::with_capacity(ordering.lanes);
         let mut lane_tasks = tokio::task::JoinSet::new();
         for index in 0..ordering.lanes {
             let (lane_tx, lane_rx) = mpsc::unbounded_channel();
             lanes.push(lane_tx);
+            // This lane's part of each target: a lane of that target's own, in the same order.
+            let mut targets = Vec::with_capacity(outputs.targets.len());
+            for (outlets, t) in outputs.targets.iter().zip(&self.cfg.targets) {
+                let (tx, rx) = mpsc::unbounded_channel();
+                targets.push((tx, outlets.counts_handle()));
+                let target_lane = TargetLane {
+                    lane: index,
+                    target: t.name.as_str().into(),
+                    pipeline: name.as_str().into(),
+                    rx,
+                    outlets: outlets.clone(),
+                    done: done_tx.clone(),
+                    batch_size: LANE_BATCH,
+                };
+                lane_tasks.spawn(target_lane.run(stop.clone()));
+            }
             let lane = Lane {
                 index,
                 pipeline: name.as_str().into(),
                 rx: lane_rx,
                 plugin_set: plugins.clone(),
-                outlets: outlets.clone(),
+                retry: self.cfg.retry.clone(),
+                counters: self.counters.clone(),
+                dead: outputs.dead.clone(),
+                targets,
                 done: done_tx.clone(),
                 batch_size: LANE_BATCH,
             };
-            lane_tasks.spawn(lane.run(stop.clone()));
+            lane_tasks.spawn(lane.run(Router::new(rules.clone()), stop.clone()));
         }
-        // Only the lanes hold senders now: the channel closes when the last lane ends.
+        // Only the lanes hold senders now: the channel closes when the last lane ends (a target's
+        // lane ends once its lane has, and it has delivered what it was sent).
         drop(done_tx);
 
         let mut run = Run {
@@ -313,7 +314,7 @@ impl Pipeline {
             source_batch: metrics::histogram!("weir_batch_size", "pipeline" => name.clone(), "stage" => "source"),
             lanes,
             max_in_flight: ordering.max_in_flight,
-            outlets,
+            outputs,
             acker,
             checkpoint_interval: self.cfg.checkpoint_interval,
             last_checkpoint: Instant::now(),
@@ -330,13 +331,20 @@ impl Pipeline {
             .map_err(|e| fail(format!("source task failed: {e}")))?;
         // Whatever happened, make what did finish durable.
         let saved = run.checkpoint().await;
-        run.outlets.flush_failure_log(true);
+        run.outputs.flush_failure_log(true);
         let snapshot = self.counters.snapshot();
         tracing::info!(pipeline = %name, received = snapshot.received, delivered = snapshot.delivered,
             filtered = snapshot.filtered, dead_lettered = snapshot.dead_lettered, dropped = snapshot.dropped,
             released = snapshot.released, retried = snapshot.retried, dlq_fallback = snapshot.dlq_fallback,
             unfinished = snapshot.in_flight(),
             failed_by_stage = %self.counters.failed_by_stage(), "pipeline stopped");
+        if !self.cfg.targets[0].is_shorthand() {
+            for (target, t) in self.counters.targets() {
+                tracing::info!(pipeline = %name, target = %target, routed = t.routed, delivered = t.delivered,
+                    dead_lettered = t.dead_lettered, dropped = t.dropped, released = t.released,
+                    retried = t.retried, unfinished = t.in_flight(), "target stopped");
+            }
+        }
         if snapshot.in_flight() > 0 {
             tracing::warn!(pipeline = %name, unfinished = snapshot.in_flight(),
                 "pipeline stopped with events unfinished (neither delivered, filtered nor dead-lettered): their positions were not committed, they are read again when it next starts");
@@ -344,42 +352,6 @@ impl Pipeline {
         read.map_err(source_err)?;
         saved?;
         Ok(snapshot)
-    }
-}
-
-/// Opens a sink, waiting out errors that go away by themselves (a full disk, a broker not up
-/// yet) as `[retry]` paces it, until `stop`; meanwhile the error is the pipeline's `last_error`.
-/// A permanent error (a bad path) fails at once.
-async fn open_sink(
-    cfg: &SinkConfig,
-    ctx: &SinkContext,
-    what: &str,
-    status: &Status,
-    retry: &policy::Retry,
-    stop: &CancellationToken,
-) -> Result<Box<dyn crate::sink::Sink>, SinkError> {
-    let mut attempts = 0;
-    loop {
-        // Opening can itself wait (a Kafka sink waits for its topic): a stop ends that too.
-        let opened = tokio::select! {
-            opened = cfg.open(ctx) => opened,
-            _ = stop.cancelled() => Err(SinkError::retryable(format!("stopped while opening the {what}"))),
-        };
-        match opened {
-            Ok(sink) => return Ok(sink),
-            Err(e) if e.retryable && stop.is_cancelled() => return Err(e),
-            Err(e) if e.retryable => {
-                attempts += 1;
-                status.error(what, &format!("cannot open: {}", e.message));
-                let delay = retry.backoff.delay(attempts);
-                tracing::warn!(pipeline = %ctx.pipeline, what, error = %e, attempts,
-                    retry_in_ms = delay.as_millis() as u64, "cannot open; retrying");
-                if !backoff::pause(delay, stop).await {
-                    return Err(e);
-                }
-            }
-            Err(e) => return Err(e),
-        }
     }
 }
 
@@ -401,7 +373,7 @@ struct Run {
     /// Closed (emptied) once the source is finished, so that lanes drain and end.
     lanes: Vec<mpsc::UnboundedSender<Slot>>,
     max_in_flight: usize,
-    outlets: Arc<Outlets>,
+    outputs: Outputs,
     acker: Box<dyn Acker>,
     checkpoint_interval: std::time::Duration,
     last_checkpoint: Instant,
@@ -519,7 +491,7 @@ impl Run {
     /// A periodic checkpoint. Its failure is not fatal: finished events stay finished and the
     /// next checkpoint covers them; a crash before then re-reads them.
     async fn checkpoint_now(&mut self) {
-        self.outlets.flush_failure_log(false);
+        self.outputs.flush_failure_log(false);
         if let Err(e) = self.checkpoint().await {
             tracing::error!(pipeline = %self.name, error = %e, "checkpoint failed; will retry");
         }
@@ -534,7 +506,7 @@ impl Run {
             self.status.checkpointed();
             return Ok(());
         }
-        self.outlets
+        self.outputs
             .sync()
             .await
             .map_err(|(what, source)| PipelineError::Sink {

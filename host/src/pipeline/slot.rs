@@ -1,9 +1,11 @@
 //! A slot is one source event on its way through the stages, and how it ended.
 
+use super::fanout::Fanout;
 /// Why a slot failed: its DLQ record's `error`.
 pub(crate) use crate::dlq_record::Failure;
 use crate::event::{Envelope, Position};
 pub(crate) use crate::observe::counters::Ended;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// The `kind`s of plugin failures worth trying again: one the plugin said is (`retryable`), and
@@ -25,6 +27,9 @@ pub(crate) struct Slot {
     /// A failure hands the event back to its source rather than to the DLQ (see
     /// [`crate::source::SourceEvent::release_on_failure`]).
     pub release_on_failure: bool,
+    /// Set when the event went to several targets: this is one target's copy, and the event
+    /// ends when every copy has ([`Fanout`]).
+    pub fanout: Option<Arc<Fanout>>,
 }
 
 impl Slot {
@@ -36,6 +41,7 @@ impl Slot {
             outputs: None,
             fate,
             release_on_failure: false,
+            fanout: None,
         }
     }
 

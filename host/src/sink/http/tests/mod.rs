@@ -6,6 +6,7 @@ mod batching;
 mod config;
 mod order;
 mod responses;
+mod tls;
 
 use super::HttpSinkConfig;
 use crate::event::{Envelope, Payload};

@@ -91,7 +91,7 @@ async fn values_in_the_url_are_escaped_and_its_text_kept() {
 #[tokio::test]
 async fn a_url_that_renders_invalid_fails_that_event_for_good() {
     let server = Server::start(|_| Reply::ok()).await;
-    let sink = open(&format!("url = \"<$.data.endpoint>\"\n")).await;
+    let sink = open("url = \"<$.data.endpoint>\"").await;
     let good = event("e1", Some("k"), &format!(r#"{{"endpoint": "{}"}}"#, server.url("/ok")));
     let bad = event("e2", Some("j"), r#"{"endpoint": "not a url"}"#);
     let results = write(sink.as_ref(), &[good, bad]).await;
