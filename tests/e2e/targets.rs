@@ -414,3 +414,33 @@ fn an_event_a_target_dead_lettered_is_redriven_to_that_target_only() {
         "the good target got them twice"
     );
 }
+
+#[test]
+fn the_routing_example_sends_each_order_where_its_rules_say() {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let s = Scratch::new();
+    for rel in ["pipelines/routing.toml", "pipelines/data/orders.jsonl"] {
+        s.write(rel, std::fs::read(root.join(rel)).unwrap());
+    }
+    s.write(
+        "plugins/redact/redact.wasm",
+        std::fs::read(crate::plugins::plugin("redact/redact.wasm")).unwrap(),
+    );
+    assert_eq!(s.check(&s.path("pipelines/routing.toml")).status.code(), Some(0));
+    let out = s.run(&s.path("pipelines/routing.toml"));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let orders = json_lines(&s.path("pipelines/data/orders.jsonl"));
+    let archive = json_lines(&s.path("var/out/routing-archive.jsonl"));
+    assert_eq!(archive.len(), orders.len());
+    assert!(archive.iter().all(|e| e["data"]["detail"]["email"] == "***"), "redacted before routing");
+    let billing = json_lines(&s.path("var/out/routing-billing.jsonl"));
+    let want = orders.iter().filter(|o| o["detail"]["department"] == "billing").count();
+    assert!(want > 0 && billing.len() == want);
+    let big = json_lines(&s.path("var/out/routing-big.jsonl"));
+    let want: Vec<&Value> = orders
+        .iter()
+        .filter(|o| o["detail"]["amount"].as_f64().unwrap() > 200.0)
+        .collect();
+    assert_eq!(big.len(), want.len());
+    assert!(big.iter().all(|b| b["amount"].as_f64().unwrap() > 200.0 && b.get("order").is_some()));
+}

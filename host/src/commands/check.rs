@@ -76,7 +76,7 @@ fn preflight(p: &PipelineConfig, state_root: Option<&Path>) -> Vec<ConfigError> 
     let mut errors = Vec::new();
     let mut refused = |at: KeyPath, found: Result<(), KeyError>| {
         if let Err((key, e)) = found {
-            errors.push(src.error(&at.key(key), e.to_string()));
+            errors.push(src.error(&at.dotted(key), e.to_string()));
         }
     };
     refused(root.key("source"), p.source.preflight());

@@ -95,6 +95,12 @@ impl KeyPath {
         p
     }
 
+    /// The key `dotted` names below this one, a dot going down a table: `auth.password` is the
+    /// `password` key of the `auth` table (what a component's checks name).
+    pub fn dotted(&self, dotted: &str) -> KeyPath {
+        dotted.split('.').fold(self.clone(), |p, k| p.key(k))
+    }
+
     pub fn index(&self, i: usize) -> KeyPath {
         let mut p = self.clone();
         p.0.push(Segment::Index(i));

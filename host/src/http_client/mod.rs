@@ -15,5 +15,5 @@ mod tls;
 
 pub(crate) use client::{HttpsClient, error_chain, https_client};
 pub(crate) use rate::RateLimit;
-pub(crate) use secret::{Secret, SecretError};
+pub(crate) use secret::{SECRET_SHAPE, Secret, SecretError};
 pub(crate) use tls::{ClientIdentity, TlsError, client_config};

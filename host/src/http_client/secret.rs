@@ -6,11 +6,56 @@ use serde::Deserialize;
 use std::path::PathBuf;
 
 /// Where a secret's value is read from. Holds no value, so it may be shown.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Secret {
     Env(String),
     File(PathBuf),
+}
+
+/// What a secret setting must look like.
+pub(crate) const SECRET_SHAPE: &str = "give `{ env = \"VAR\" }` (an environment variable) or \
+    `{ file = \"/run/secrets/name\" }` (a file) to read the value from";
+
+/// From `{ env = "VAR" }` or `{ file = "path" }`. Whatever else is written there is never
+/// echoed in the error: it may be the very secret that must not be in the file.
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Shape;
+        impl<'de> serde::de::Visitor<'de> for Shape {
+            type Value = Secret;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(SECRET_SHAPE)
+            }
+            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Secret, E> {
+                Err(E::custom(format!(
+                    "a secret is never written in the pipeline file; {SECRET_SHAPE}"
+                )))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Secret, A::Error> {
+                let shape = || serde::de::Error::custom(SECRET_SHAPE);
+                let Some(key) = map.next_key::<String>()? else {
+                    return Err(shape());
+                };
+                let secret = match key.as_str() {
+                    "env" => Secret::Env(map.next_value()?),
+                    "file" => Secret::File(PathBuf::from(map.next_value::<String>()?)),
+                    _ => return Err(shape()),
+                };
+                if map.next_key::<String>()?.is_some() {
+                    return Err(shape());
+                }
+                match &secret {
+                    Secret::Env(v) if v.is_empty() => Err(shape()),
+                    Secret::File(p) if p.as_os_str().is_empty() => Err(shape()),
+                    _ => Ok(secret),
+                }
+            }
+        }
+        d.deserialize_any(Shape)
+    }
 }
 
 /// Why a secret could not be read: names the variable or file, never a value.
@@ -89,5 +134,19 @@ mod tests {
             .try_into()
             .unwrap();
         assert_eq!(s, Secret::Env("K".into()));
+        for wrong in [
+            "\"s3cret-value\"",
+            "{ env = \"\" }",
+            "{ env = \"A\", file = \"/f\" }",
+            "{ path = \"/f\" }",
+        ] {
+            let text = format!("k = {wrong}");
+            // The message alone: TOML's own display quotes the line, as for any mistake.
+            let e = toml::from_str::<std::collections::BTreeMap<String, Secret>>(&text)
+                .expect_err("not a secret")
+                .message()
+                .to_owned();
+            assert!(e.contains(SECRET_SHAPE) && !e.contains("s3cret"), "{e}");
+        }
     }
 }

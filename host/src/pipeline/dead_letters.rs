@@ -7,7 +7,7 @@
 //! the fallback ([`super::dlq_fallback`]) instead of holding its lane forever. A failing DLQ is
 //! logged as one condition ([`super::retry_log`]), not once per attempt and lane.
 
-use super::deliver::{Attempt, write};
+use super::sink_write::{Attempt, write};
 use super::dlq_fallback::{Fallback, cut_record};
 use super::failure_log::FailureLog;
 use super::policy::OnFailure;

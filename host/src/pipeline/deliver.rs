@@ -16,6 +16,7 @@
 //! partitions and SQS FIFO groups keep that); the file and stdout sinks fail whole batches.
 
 use super::dead_letters::DeadLetters;
+use super::sink_write::{Attempt, write};
 use super::hold::Held;
 use super::policy::{OnFailure, Retry};
 use super::retry_log::{RetryLog, Severity};
@@ -23,7 +24,7 @@ use super::slot::{Failure, Fate, Slot};
 use crate::backoff::pause;
 use crate::observe::counters::{Counters, TargetCounters};
 use crate::observe::status::Status;
-use crate::sink::{Body, Outgoing, Sink, SinkContext, SinkError, SinkFailure};
+use crate::sink::{Body, Outgoing, Sink, SinkContext, SinkError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -60,12 +61,6 @@ impl OutletMetrics {
             sink_batch: metrics::histogram!("weir_batch_size", "pipeline" => p, "stage" => s),
         }
     }
-}
-
-/// The outcome of one write attempt, per entry of the attempted batch.
-pub(super) enum Attempt {
-    Written,
-    Failed(SinkError),
 }
 
 impl Outlets {
@@ -255,23 +250,6 @@ fn mark_delivered(slots: &mut [Slot], written: &[Vec<bool>]) {
     for (slot, done) in slots.iter_mut().zip(written) {
         if matches!(slot.fate, Fate::Pending) && done.iter().all(|&w| w) {
             slot.fate = Fate::Delivered;
-        }
-    }
-}
-
-/// Writes `batch`, returning one result per entry.
-pub(super) async fn write(sink: &dyn Sink, batch: &[Outgoing<'_>]) -> Vec<Attempt> {
-    match sink.write(batch).await {
-        Ok(()) => batch.iter().map(|_| Attempt::Written).collect(),
-        Err(SinkFailure::All(e)) => batch.iter().map(|_| Attempt::Failed(e.clone())).collect(),
-        Err(SinkFailure::Some(failures)) => {
-            let mut r: Vec<Attempt> = batch.iter().map(|_| Attempt::Written).collect();
-            for (i, e) in failures {
-                if let Some(slot) = r.get_mut(i) {
-                    *slot = Attempt::Failed(e);
-                }
-            }
-            r
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::event::{Envelope, Payload, Position};
-use crate::sink::Outgoing;
+use crate::sink::{Outgoing, SinkFailure};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -4,7 +4,7 @@
 //! acknowledged, so a target that is down holds back the source's commit, never the other
 //! targets' deliveries.
 
-use super::slot::Ended;
+use crate::observe::counters::Ended;
 use std::sync::Mutex;
 
 #[derive(Debug)]

@@ -113,26 +113,23 @@ impl Lane {
         }
     }
 
-    /// Ends what failed (in the pipeline's DLQ) or was filtered out, and sends the rest to the
-    /// targets their rules pick, in order. False if a failed event could not be dead-lettered
-    /// before `stop`: it and what follows stay unacknowledged.
+    /// Sends the pending slots to the targets their rules pick, in order, then ends what failed
+    /// (in the pipeline's DLQ) or was filtered out. False if a failed event could not be
+    /// dead-lettered before `stop`: it stays unacknowledged, and the lane stops.
     async fn forward(
         &self,
-        mut slots: Vec<Slot>,
+        slots: Vec<Slot>,
         router: &mut Router,
         stop: &CancellationToken,
     ) -> bool {
-        self.dead
-            .dead_letter(&mut slots, self.retry.on_failure, stop)
-            .await;
         let mut finished: Finished = Vec::new();
-        let mut complete = true;
+        let mut failed: Vec<Slot> = Vec::new();
         for mut slot in slots {
             match slot.fate {
                 Fate::Pending => {}
                 Fate::Failed(_) => {
-                    complete = false; // the DLQ did not take it before `stop`
-                    break;
+                    failed.push(slot);
+                    continue;
                 }
                 _ => {
                     if let Some(how) = slot.fate.ended() {
@@ -155,10 +152,19 @@ impl Lane {
             }
             self.send(last, take_for(slot, &which));
         }
+        // Failures go to the DLQ once the others are on their way (a DLQ that is down then
+        // holds up this lane, not those events).
+        self.dead
+            .dead_letter(&mut failed, self.retry.on_failure, stop)
+            .await;
+        let ended = failed
+            .iter()
+            .filter_map(|s| s.fate.ended().map(|how| (s.position, how)));
+        finished.extend(ended);
         if !finished.is_empty() && self.done.send(finished).is_err() {
             return false; // the router is gone
         }
-        complete
+        failed.iter().all(|s| s.fate.ended().is_some())
     }
 
     /// Sends a routed slot to target `t`'s lane of this index. The send fails only if that

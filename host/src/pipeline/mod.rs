@@ -30,6 +30,7 @@ mod outputs;
 pub(crate) mod plugin_stage;
 pub(crate) mod policy;
 mod retry_log;
+mod sink_write;
 pub(crate) mod route;
 pub(crate) mod slot;
 pub mod target;

@@ -24,7 +24,8 @@ pub trait SinkKind: DeserializeOwned + Debug + Send + Sync + 'static {
     /// Its table's `type` (`"file"`).
     const KIND: &'static str;
 
-    /// Checks values that parse but make no sense: `(key, message)`.
+    /// Checks values that parse but make no sense: `(key, message)`; a key in a sub-table is
+    /// dotted (`auth.password`), as for [`SinkKind::preflight`].
     fn validate(&self) -> Result<(), (&'static str, String)> {
         Ok(())
     }
@@ -183,7 +184,7 @@ impl SinkConfig {
             .expect("take_kind only returns registered kinds");
         let kind = (registered.parse)(src, at, table)?;
         kind.validate()
-            .map_err(|(key, msg)| src.error(&at.key(key), msg))?;
+            .map_err(|(key, msg)| src.error(&at.dotted(key), msg))?;
         Ok(SinkConfig { kind, body })
     }
 

@@ -6,7 +6,7 @@
 use super::allow::Prefix;
 use crate::config::component::deserialize_table;
 use crate::config::{ConfigError, KeyPath, SourceText};
-use crate::http_client::Secret;
+use crate::http_client::{SECRET_SHAPE, Secret};
 use http::{HeaderName, Method};
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -271,9 +271,6 @@ fn parse_headers(
     }
     parsed
 }
-
-const SECRET_SHAPE: &str = "give `{ env = \"VAR\" }` (an environment variable) or \
-    `{ file = \"/run/secrets/name\" }` (a file) to read the value from";
 
 #[cfg(test)]
 mod tests {

@@ -43,35 +43,137 @@ pub(crate) struct HttpSinkConfig {
     #[serde(default)]
     pub client_key: Option<PathBuf>,
     #[serde(default)]
-    pub auth: Option<Auth>,
+    pub auth: Option<AuthTable>,
 }
 
 /// A header's value: a template rendered per event, or a secret read when the sink opens.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub(crate) enum HeaderSetting {
     Template(String),
     Secret(Secret),
 }
 
-/// `[sink.auth]`.
+/// A string is a template; a table is a secret, with the secret's own messages.
+impl<'de> Deserialize<'de> for HeaderSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Setting;
+        impl<'de> serde::de::Visitor<'de> for Setting {
+            type Value = HeaderSetting;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(f, "a template, or a secret: {}", crate::http_client::SECRET_SHAPE)
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<HeaderSetting, E> {
+                Ok(HeaderSetting::Template(v.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<HeaderSetting, A::Error> {
+                Secret::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(HeaderSetting::Secret)
+            }
+        }
+        d.deserialize_any(Setting)
+    }
+}
+
+/// `[sink.auth]` as written: one table for every type, so that a mistake is named at its key;
+/// [`AuthTable::auth`] checks it and gives the typed [`Auth`].
 #[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AuthTable {
+    #[serde(rename = "type")]
+    kind: AuthKind,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password: Option<Secret>,
+    #[serde(default)]
+    header: Option<String>,
+    #[serde(default)]
+    value: Option<Secret>,
+    #[serde(default)]
+    token_url: Option<String>,
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    client_secret: Option<Secret>,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    audience: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum AuthKind {
+    Basic,
+    ApiKey,
+    Oauth2,
+}
+
+/// How requests authenticate.
+#[derive(Debug, Clone)]
 pub(crate) enum Auth {
     /// `Authorization: Basic base64(username:password)`.
     Basic { username: String, password: Secret },
     /// `header: value`.
     ApiKey { header: String, value: Secret },
     /// OAuth 2 client credentials: a bearer token from `token_url` (oauth2.rs).
-    Oauth2 {
+    OAuth2 {
         token_url: String,
         client_id: String,
         client_secret: Secret,
-        #[serde(default)]
         scope: Option<String>,
-        #[serde(default)]
         audience: Option<String>,
     },
+}
+
+impl AuthTable {
+    /// The auth this table describes, or the key at fault: each type's keys present, no other
+    /// type's.
+    pub(super) fn auth(&self) -> Result<Auth, Invalid> {
+        let t = self.clone();
+        let given: [(&'static str, bool, &[AuthKind]); 9] = [
+            ("auth.username", t.username.is_some(), &[AuthKind::Basic]),
+            ("auth.password", t.password.is_some(), &[AuthKind::Basic]),
+            ("auth.header", t.header.is_some(), &[AuthKind::ApiKey]),
+            ("auth.value", t.value.is_some(), &[AuthKind::ApiKey]),
+            ("auth.token_url", t.token_url.is_some(), &[AuthKind::Oauth2]),
+            ("auth.client_id", t.client_id.is_some(), &[AuthKind::Oauth2]),
+            ("auth.client_secret", t.client_secret.is_some(), &[AuthKind::Oauth2]),
+            ("auth.scope", t.scope.is_some(), &[AuthKind::Oauth2]),
+            ("auth.audience", t.audience.is_some(), &[AuthKind::Oauth2]),
+        ];
+        let name = match t.kind {
+            AuthKind::Basic => "basic",
+            AuthKind::ApiKey => "api_key",
+            AuthKind::Oauth2 => "oauth2",
+        };
+        for (key, present, kinds) in given {
+            if present && !kinds.contains(&t.kind) {
+                return Err((key, format!("not a key of `type = \"{name}\"` auth")));
+            }
+        }
+        let missing = |key: &'static str| (key, format!("`type = \"{name}\"` auth needs it"));
+        Ok(match t.kind {
+            AuthKind::Basic => Auth::Basic {
+                username: t.username.ok_or_else(|| missing("auth.username"))?,
+                password: t.password.ok_or_else(|| missing("auth.password"))?,
+            },
+            AuthKind::ApiKey => Auth::ApiKey {
+                header: t.header.ok_or_else(|| missing("auth.header"))?,
+                value: t.value.ok_or_else(|| missing("auth.value"))?,
+            },
+            AuthKind::Oauth2 => Auth::OAuth2 {
+                token_url: t.token_url.ok_or_else(|| missing("auth.token_url"))?,
+                client_id: t.client_id.ok_or_else(|| missing("auth.client_id"))?,
+                client_secret: t.client_secret.ok_or_else(|| missing("auth.client_secret"))?,
+                scope: t.scope,
+                audience: t.audience,
+            },
+        })
+    }
 }
 
 fn default_method() -> String {
@@ -187,29 +289,32 @@ impl HttpSinkConfig {
             }
             _ => {}
         }
-        match &self.auth {
+        match self.auth()? {
             Some(Auth::Basic { username, .. }) if username.is_empty() => {
-                Err(("auth", "basic: username is empty".into()))
+                Err(("auth.username", "is empty".into()))
             }
-            Some(Auth::ApiKey { header, .. }) => {
-                header_name(header)
-                    .map(|_| ())
-                    .map_err(|why| ("auth", format!("api_key: header: {why}")))
-            }
-            Some(Auth::Oauth2 {
+            Some(Auth::ApiKey { header, .. }) => header_name(&header)
+                .map(|_| ())
+                .map_err(|why| ("auth.header", why)),
+            Some(Auth::OAuth2 {
                 token_url,
                 client_id,
                 ..
             }) => {
-                super::url::check(token_url)
-                    .map_err(|why| ("auth", format!("oauth2: token_url {token_url:?}: {why}")))?;
+                super::url::check(&token_url)
+                    .map_err(|why| ("auth.token_url", format!("{token_url:?}: {why}")))?;
                 if client_id.is_empty() {
-                    return Err(("auth", "oauth2: client_id is empty".into()));
+                    return Err(("auth.client_id", "is empty".into()));
                 }
                 Ok(())
             }
             _ => Ok(()),
         }
+    }
+
+    /// The auth, checked.
+    pub(super) fn auth(&self) -> Result<Option<Auth>, Invalid> {
+        self.auth.as_ref().map(AuthTable::auth).transpose()
     }
 
     /// Every secret the table refers to, with the key it is at (for messages).
@@ -222,13 +327,16 @@ impl HttpSinkConfig {
                 HeaderSetting::Template(_) => None,
             })
             .collect();
-        match &self.auth {
-            Some(Auth::Basic { password, .. }) => all.push(("auth.password".into(), password)),
-            Some(Auth::ApiKey { value, .. }) => all.push(("auth.value".into(), value)),
-            Some(Auth::Oauth2 { client_secret, .. }) => {
-                all.push(("auth.client_secret".into(), client_secret))
+        if let Some(a) = &self.auth {
+            for (key, secret) in [
+                ("auth.password", &a.password),
+                ("auth.value", &a.value),
+                ("auth.client_secret", &a.client_secret),
+            ] {
+                if let Some(s) = secret {
+                    all.push((key.to_owned(), s));
+                }
             }
-            None => {}
         }
         all
     }

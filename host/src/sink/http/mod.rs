@@ -76,8 +76,11 @@ impl SinkKind for HttpSinkConfig {
             .map_err(|(_, e)| SinkError::permanent(format!("http: {e}")))?;
         let client = https_client(tls);
         let timeout = Duration::from_millis(self.timeout_ms);
-        let tokens = match &self.auth {
-            Some(Auth::Oauth2 {
+        let auth = self
+            .auth()
+            .map_err(|(key, why)| SinkError::permanent(format!("{key}: {why}")))?;
+        let tokens = match &auth {
+            Some(Auth::OAuth2 {
                 token_url,
                 client_id,
                 client_secret,
@@ -133,10 +136,11 @@ impl HttpSinkConfig {
 
 /// The table key a secret sits under, as `weir check` points at it.
 fn secret_key(path: &str) -> &'static str {
-    if path.starts_with("headers.") {
-        "headers"
-    } else {
-        "auth"
+    match path {
+        "auth.password" => "auth.password",
+        "auth.value" => "auth.value",
+        "auth.client_secret" => "auth.client_secret",
+        _ => "headers",
     }
 }
 

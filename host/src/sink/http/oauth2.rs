@@ -122,8 +122,11 @@ impl Tokens {
                 .await
                 .map_err(|e| failed(error_chain(&e)))?;
             if !parts.status.is_success() {
+                // Retryable whatever the status, and no sooner than its Retry-After.
                 let e = status_error(parts.status, &parts.headers, &bytes, "POST", &self.token_url);
-                return Err(failed(e.message));
+                let mut error = failed(e.message);
+                error.retry_after = e.retry_after;
+                return Err(error);
             }
             Ok(bytes)
         };

@@ -19,6 +19,8 @@ pub(super) struct Requests {
     pipeline: String,
     pub(super) method: Method,
     url: Template,
+    /// The URL when the template is plain text (the same for every event): parsed once.
+    fixed_url: Option<(http::Uri, String)>,
     /// Headers rendered per event.
     templates: Vec<(HeaderName, Template)>,
     idempotency: Option<(HeaderName, Template)>,
@@ -84,7 +86,10 @@ impl Requests {
                 }
             }
         }
-        match &cfg.auth {
+        let auth = cfg
+            .auth()
+            .map_err(|(key, why)| SinkError::permanent(format!("{key}: {why}")))?;
+        match &auth {
             Some(Auth::Basic { username, password }) => {
                 let value = secret("auth.password", password)?
                     .map(|p| {
@@ -102,7 +107,7 @@ impl Requests {
                 fixed.push((name(header)?, v));
             }
             // The token is fetched when a request needs it (oauth2.rs).
-            Some(Auth::Oauth2 { .. }) | None => {}
+            Some(Auth::OAuth2 { .. }) | None => {}
         }
         let idempotency = match &cfg.idempotency_key {
             Some(t) => Some((
@@ -115,11 +120,16 @@ impl Requests {
             pipeline: pipeline.to_owned(),
             method,
             url: parse("url", &cfg.url)?,
+            fixed_url: parse("url", &cfg.url)?
+                .constant(pipeline)
+                .filter(|text| *text == cfg.url)
+                .and_then(|text| Some((http::Uri::try_from(text.as_str()).ok()?, text)))
+                .filter(|(_, text)| url::check(text).is_ok()),
             templates,
             idempotency_header: idempotency.as_ref().map(|(n, _)| n.clone()),
             idempotency,
             fixed,
-            bearer: matches!(cfg.auth, Some(Auth::Oauth2 { .. })),
+            bearer: matches!(auth, Some(Auth::OAuth2 { .. })),
         })
     }
 
@@ -127,8 +137,10 @@ impl Requests {
     /// way every time).
     pub(super) fn prepare(&self, o: &Outgoing<'_>) -> Result<Prepared, SinkError> {
         let event = o.event;
-        let (uri, url) =
-            url::render(&self.url, event, &self.pipeline).map_err(SinkError::permanent)?;
+        let (uri, url) = match &self.fixed_url {
+            Some(fixed) => fixed.clone(),
+            None => url::render(&self.url, event, &self.pipeline).map_err(SinkError::permanent)?,
+        };
         let mut headers = HeaderMap::with_capacity(self.templates.len());
         for (name, t) in &self.templates {
             let text = t.render(event, &self.pipeline);

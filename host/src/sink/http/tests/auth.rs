@@ -56,7 +56,7 @@ async fn a_missing_secret_is_named_without_its_value() {
         "auth.password: environment variable WEIR_HTTP_SINK_TEST_NO_SUCH_VAR is not set"
     );
     let (key, e) = config(text).preflight().expect_err("refused");
-    assert_eq!(key, "auth");
+    assert_eq!(key, "auth.password");
     assert!(e.to_string().contains("WEIR_HTTP_SINK_TEST_NO_SUCH_VAR"), "{e}");
 }
 

@@ -26,7 +26,18 @@ fn mistakes_are_named_at_their_key() {
             "{url}[auth]\ntype = \"oauth2\"\ntoken_url = \"nope\"\nclient_id = \"c\"\nclient_secret = {{ env = \"S\" }}"
         ))
         .0,
-        "auth"
+        "auth.token_url"
+    );
+    assert_eq!(
+        invalid(&format!("{url}[auth]\ntype = \"api_key\"\nvalue = {{ env = \"K\" }}")).0,
+        "auth.header"
+    );
+    assert_eq!(
+        invalid(&format!(
+            "{url}[auth]\ntype = \"api_key\"\nheader = \"X-K\"\nvalue = {{ env = \"K\" }}\nusername = \"u\""
+        ))
+        .0,
+        "auth.username"
     );
     let unknown = toml::from_str::<HttpSinkConfig>(&format!("{url}retries = 3"));
     assert!(unknown.is_err());
@@ -34,6 +45,11 @@ fn mistakes_are_named_at_their_key() {
         "{url}[auth]\ntype = \"basic\"\nusername = \"u\"\npassword = \"plain\""
     ));
     assert!(secret_as_text.is_err());
+    let e = toml::from_str::<HttpSinkConfig>(&format!(
+        "{url}headers = {{ \"X-K\" = {{ env = \"\" }} }}"
+    ))
+    .expect_err("not a secret");
+    assert!(e.message().contains("{ env = \"VAR\" }"), "{e}");
 }
 
 #[test]
@@ -98,4 +114,19 @@ async fn reach_connects_to_a_literal_host_only() {
     let cfg = config("url = \"<$.data.endpoint>\"");
     assert_eq!(cfg.reach("test", Duration::from_secs(5)).await.expect("nothing"), None);
     assert!(server.seen().is_empty(), "reach sent a request");
+}
+
+#[test]
+fn the_readme_example_is_a_valid_table() {
+    let readme = include_str!("../../../../../README.md");
+    let section = &readme[readme.find("### HTTP target").expect("a section")..];
+    let start = section.find("```toml\n").expect("an example") + "```toml\n".len();
+    let example = &section[start..start + section[start..].find("```").expect("its end")];
+    let mut file: toml::Table = toml::from_str(example).expect("TOML");
+    let Some(toml::Value::Table(mut sink)) = file.remove("sink") else {
+        panic!("no [sink] in {example}");
+    };
+    assert_eq!(sink.remove("type"), Some("http".into()));
+    let cfg: HttpSinkConfig = toml::Value::Table(sink).try_into().expect("a valid table");
+    cfg.validate().expect("valid");
 }
