@@ -24,7 +24,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
 
-type Body = UnsyncBoxBody<Bytes, Infallible>;
+pub(crate) type Body = UnsyncBoxBody<Bytes, Infallible>;
 
 /// How the body of a 200 answer is made.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -305,30 +305,38 @@ async fn connection(
     stream: TcpStream,
     tls: Option<TlsAcceptor>,
     shared: Arc<Shared>,
-    mut closed: watch::Receiver<bool>,
+    closed: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
-    let service = hyper::service::service_fn(move |req| {
+    let answer = move |req| {
         let shared = shared.clone();
-        async move { Ok::<_, Infallible>(answer(&shared, req).await) }
-    });
-    let serve = async {
-        match tls {
-            Some(acceptor) => {
-                // A client that refuses the certificate ends here: nothing to answer.
-                if let Ok(stream) = acceptor.accept(stream).await {
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                }
-            }
-            None => {
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+        async move { answer(&shared, req).await }
+    };
+    match tls {
+        Some(acceptor) => {
+            // A client that refuses the certificate ends here: nothing to answer.
+            if let Ok(stream) = acceptor.accept(stream).await {
+                serve_http(stream, closed, answer).await;
             }
         }
-    };
+        None => serve_http(stream, closed, answer).await,
+    }
+}
+
+/// Serves HTTP/1.1 on one connection (plain or after a TLS handshake), each request answered
+/// by `answer`, until the client closes it or the port closes (`closed` turns true).
+pub(crate) async fn serve_http<IO, F, Fut>(io: IO, mut closed: watch::Receiver<bool>, answer: F)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    F: Fn(Request<Incoming>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Response<Body>> + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| {
+        let answered = answer(req);
+        async move { Ok::<_, Infallible>(answered.await) }
+    });
+    let serve =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), service);
     tokio::select! {
         _ = serve => {}
         _ = closed.wait_for(|c| *c) => {}
@@ -411,7 +419,7 @@ async fn answer(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
     }
 }
 
-fn json(status: u16, text: String) -> Response<Body> {
+pub(crate) fn json(status: u16, text: String) -> Response<Body> {
     Response::builder()
         .status(StatusCode::from_u16(status).unwrap())
         .header("content-type", "application/json")
@@ -422,30 +430,82 @@ fn json(status: u16, text: String) -> Response<Body> {
 /// A server certificate for 127.0.0.1 and localhost signed by a fresh CA: the server's TLS
 /// settings and the CA's PEM.
 fn test_tls() -> (rustls::ServerConfig, String) {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "weir test CA");
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca, ca_key);
-    let key = KeyPair::generate().unwrap();
-    let mut server = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
-    server
-        .distinguished_name
-        .push(DnType::CommonName, "weir test API");
-    let cert = server.signed_by(&key, &issuer).unwrap();
-    let key_der = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
-    // The provider named: whichever other crates enable, rustls then need not guess.
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.der().clone()], key_der)
-        .unwrap();
-    (config, ca_cert.pem())
+    let ca = TestCa::new();
+    (ca.server_config(false), ca.pem.clone())
+}
+
+/// A fresh certificate authority for one test: it signs a server certificate for 127.0.0.1
+/// and localhost, and client certificates (mTLS).
+pub(crate) struct TestCa {
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    /// The CA's certificate, PEM (what a client's `ca_file` holds).
+    pub(crate) pem: String,
+    der: rustls::pki_types::CertificateDer<'static>,
+}
+
+impl TestCa {
+    pub(crate) fn new() -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "weir test CA");
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        TestCa {
+            pem: ca_cert.pem(),
+            der: ca_cert.der().clone(),
+            issuer: Issuer::new(ca, ca_key),
+        }
+    }
+
+    /// TLS settings of a server for 127.0.0.1 and localhost; with `client_auth`, a client must
+    /// present a certificate this CA signed.
+    pub(crate) fn server_config(&self, client_auth: bool) -> rustls::ServerConfig {
+        use rcgen::{CertificateParams, DnType, KeyPair};
+        let key = KeyPair::generate().unwrap();
+        let mut server =
+            CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+        server
+            .distinguished_name
+            .push(DnType::CommonName, "weir test API");
+        let cert = server.signed_by(&key, &self.issuer).unwrap();
+        let key_der = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+        // The provider named: whichever other crates enable, rustls then need not guess.
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap();
+        let builder = if client_auth {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(self.der.clone()).unwrap();
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .unwrap();
+            builder.with_client_cert_verifier(verifier)
+        } else {
+            builder.with_no_client_auth()
+        };
+        builder
+            .with_single_cert(vec![cert.der().clone()], key_der)
+            .unwrap()
+    }
+
+    /// A client certificate this CA signed: its PEM and its private key's PEM.
+    pub(crate) fn client_cert(&self) -> (String, String) {
+        use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair};
+        let key = KeyPair::generate().unwrap();
+        let mut client = CertificateParams::new(Vec::<String>::new()).unwrap();
+        client
+            .distinguished_name
+            .push(DnType::CommonName, "weir test client");
+        client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = client.signed_by(&key, &self.issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
 }
 
 /// What a port does with one connection, until it ends or the port closes.
