@@ -38,4 +38,5 @@ mod sqs_server;
 mod support;
 mod target_server;
 mod targets;
+mod targets_kinds;
 mod tcp_proxy;

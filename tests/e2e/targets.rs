@@ -357,7 +357,10 @@ fn a_target_that_is_down_holds_up_only_itself_and_gets_everything_when_it_is_bac
             .unwrap_or_else(|| panic!("no line for target {name}: {top}"))
             .to_owned()
     };
-    assert!(line("full").split_whitespace().any(|w| w == N.to_string()), "{top}");
+    assert!(
+        line("full").split_whitespace().any(|w| w == N.to_string()),
+        "{top}"
+    );
     assert!(line("good").split_whitespace().any(|w| w == "0"), "{top}");
 
     // Room again: the held-up target gets every event, in key order, and the run ends.
@@ -441,15 +444,26 @@ fn the_routing_example_sends_each_order_where_its_rules_say() {
         "plugins/redact/redact.wasm",
         std::fs::read(crate::plugins::plugin("redact/redact.wasm")).unwrap(),
     );
-    assert_eq!(s.check(&s.path("pipelines/routing.toml")).status.code(), Some(0));
+    assert_eq!(
+        s.check(&s.path("pipelines/routing.toml")).status.code(),
+        Some(0)
+    );
     let out = s.run(&s.path("pipelines/routing.toml"));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let orders = json_lines(&s.path("pipelines/data/orders.jsonl"));
     let archive = json_lines(&s.path("var/out/routing-archive.jsonl"));
     assert_eq!(archive.len(), orders.len());
-    assert!(archive.iter().all(|e| e["data"]["detail"]["email"] == "***"), "redacted before routing");
+    assert!(
+        archive
+            .iter()
+            .all(|e| e["data"]["detail"]["email"] == "***"),
+        "redacted before routing"
+    );
     let billing = json_lines(&s.path("var/out/routing-billing.jsonl"));
-    let want = orders.iter().filter(|o| o["detail"]["department"] == "billing").count();
+    let want = orders
+        .iter()
+        .filter(|o| o["detail"]["department"] == "billing")
+        .count();
     assert!(want > 0 && billing.len() == want);
     let big = json_lines(&s.path("var/out/routing-big.jsonl"));
     let want: Vec<&Value> = orders
@@ -457,5 +471,8 @@ fn the_routing_example_sends_each_order_where_its_rules_say() {
         .filter(|o| o["detail"]["amount"].as_f64().unwrap() > 200.0)
         .collect();
     assert_eq!(big.len(), want.len());
-    assert!(big.iter().all(|b| b["amount"].as_f64().unwrap() > 200.0 && b.get("order").is_some()));
+    assert!(
+        big.iter()
+            .all(|b| b["amount"].as_f64().unwrap() > 200.0 && b.get("order").is_some())
+    );
 }

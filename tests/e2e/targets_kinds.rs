@@ -33,7 +33,11 @@ fn assert_in_order(target: &str, got: &[u64], want: &BTreeSet<u64>) {
             .binary_search(&seq)
             .unwrap_or_else(|_| panic!("{target}: seq {seq} does not match its rule"));
         match at.get(&customer(seq)) {
-            Some(&prev) => assert!(i <= prev + 1, "{target}: C{:03} skipped to {seq}", customer(seq)),
+            Some(&prev) => assert!(
+                i <= prev + 1,
+                "{target}: C{:03} skipped to {seq}",
+                customer(seq)
+            ),
             None => assert_eq!(i, 0, "{target}: C{:03} starts at {seq}", customer(seq)),
         }
         at.insert(customer(seq), i);
@@ -91,7 +95,11 @@ endpoint_url = "{}"
     // The API fails the first requests (503), then recovers.
     api.fail_next(30, 503, "");
     api.set_latency(std::time::Duration::from_millis(5));
-    let size = || std::fs::metadata(s.path("archive.jsonl")).map(|m| m.len()).unwrap_or(0);
+    let size = || {
+        std::fs::metadata(s.path("archive.jsonl"))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    };
     let mut kills = 0;
     for round in 0..3u32 {
         api.set_run(round);
@@ -111,7 +119,10 @@ endpoint_url = "{}"
     let done = s.run(&p);
     let log = stderr(&done);
     assert_eq!(done.status.code(), Some(0), "{log}");
-    assert!(kills >= 2, "finished before it was killed often enough ({kills})");
+    assert!(
+        kills >= 2,
+        "finished before it was killed often enough ({kills})"
+    );
     assert!(api.count_status(503) >= 30, "the API's failures were seen");
 
     let billing: BTreeSet<u64> = (0..N).filter(|&n| dept(n) == 0).collect();
@@ -132,13 +143,21 @@ endpoint_url = "{}"
         for &seq in &got {
             assert!(billing.contains(&seq), "api: {seq} is not a billing order");
             if let Some(&before) = last.get(&customer(seq)) {
-                assert!(seq > before, "api run {run}: C{:03} went from {before} to {seq}", customer(seq));
+                assert!(
+                    seq > before,
+                    "api run {run}: C{:03} went from {before} to {seq}",
+                    customer(seq)
+                );
             }
             last.insert(customer(seq), seq);
         }
         all.extend(got);
     }
-    assert_eq!(all.iter().copied().collect::<BTreeSet<u64>>(), billing, "api: events missing");
+    assert_eq!(
+        all.iter().copied().collect::<BTreeSet<u64>>(),
+        billing,
+        "api: events missing"
+    );
 
     // File: everything, each customer in order modulo re-reads.
     let archive: Vec<u64> = lines(&s.path("archive.jsonl"))
@@ -152,7 +171,11 @@ endpoint_url = "{}"
     let got: Vec<u64> = sqs
         .drain(&queue)
         .iter()
-        .map(|m| serde_json::from_str::<Value>(&m.body).unwrap()["seq"].as_u64().unwrap())
+        .map(|m| {
+            serde_json::from_str::<Value>(&m.body).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
         .collect();
     assert_in_order("shipping", &got, &shipping);
 
@@ -162,7 +185,10 @@ endpoint_url = "{}"
             .lines()
             .find(|l| l.contains("target stopped") && l.contains(&format!("target={target} ")))
             .unwrap_or_else(|| panic!("no final line for {target}: {log}"));
-        assert!(line.contains("unfinished=0") && line.contains("dead_lettered=0"), "{line}");
+        assert!(
+            line.contains("unfinished=0") && line.contains("dead_lettered=0"),
+            "{line}"
+        );
     }
     assert!(log.contains("unfinished=0"), "{log}");
 }

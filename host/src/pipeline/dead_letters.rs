@@ -7,11 +7,11 @@
 //! the fallback ([`super::dlq_fallback`]) instead of holding its lane forever. A failing DLQ is
 //! logged as one condition ([`super::retry_log`]), not once per attempt and lane.
 
-use super::sink_write::{Attempt, write};
 use super::dlq_fallback::{Fallback, cut_record};
 use super::failure_log::FailureLog;
 use super::policy::OnFailure;
 use super::retry_log::{RetryLog, Severity};
+use super::sink_write::{Attempt, write};
 use super::slot::{Failure, Fate, Slot};
 use crate::backoff::{Backoff, pause};
 use crate::dlq_record::DlqRecord;

@@ -16,10 +16,10 @@
 //! partitions and SQS FIFO groups keep that); the file and stdout sinks fail whole batches.
 
 use super::dead_letters::DeadLetters;
-use super::sink_write::{Attempt, write};
 use super::hold::Held;
 use super::policy::{OnFailure, Retry};
 use super::retry_log::{RetryLog, Severity};
+use super::sink_write::{Attempt, write};
 use super::slot::{Failure, Fate, Slot};
 use crate::backoff::pause;
 use crate::observe::counters::{Counters, TargetCounters};

@@ -24,4 +24,3 @@ pub(super) async fn write(sink: &dyn Sink, batch: &[Outgoing<'_>]) -> Vec<Attemp
         }
     }
 }
-
