@@ -95,11 +95,6 @@ endpoint_url = "{}"
     // The API fails the first requests (503), then recovers.
     api.fail_next(30, 503, "");
     api.set_latency(std::time::Duration::from_millis(5));
-    let size = || {
-        std::fs::metadata(s.path("archive.jsonl"))
-            .map(|m| m.len())
-            .unwrap_or(0)
-    };
     let mut kills = 0;
     for round in 0..3u32 {
         api.set_run(round);
