@@ -26,6 +26,7 @@ use crate::observe::counters::{Counters, TargetCounters};
 use crate::observe::status::Status;
 use crate::sink::{Body, Outgoing, Sink, SinkContext, SinkError};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -45,6 +46,9 @@ pub(super) struct Outlets {
     metrics: OutletMetrics,
     /// A failing sink, logged as a condition.
     sink_log: RetryLog,
+    /// Written to since the last sync: a checkpoint syncs only the targets that were (of a
+    /// thousand targets, most take nothing between two checkpoints).
+    dirty: AtomicBool,
 }
 
 /// Per write call: time and size.
@@ -96,6 +100,7 @@ impl Outlets {
             target: counters.target(&ctx.target),
             stage: stage.into(),
             sink_log,
+            dirty: AtomicBool::new(false),
             pipeline,
             sink,
             body,
@@ -124,9 +129,16 @@ impl Outlets {
             .await
     }
 
-    /// Makes the sink's writes durable.
+    /// Makes the sink's writes durable (if it was written to since the last time).
     pub(super) async fn sync(&self) -> Result<(), SinkError> {
-        self.sink.sync().await
+        if !self.dirty.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let synced = self.sink.sync().await;
+        if synced.is_err() {
+            self.dirty.store(true, Ordering::Release);
+        }
+        synced
     }
 
     /// Delivers the pending slots: `Delivered` once every event the slot carries (itself, or
@@ -172,6 +184,8 @@ impl Outlets {
                 .collect();
             let started = std::time::Instant::now();
             let results = write(self.sink.as_ref(), &batch).await;
+            // Before any of it is acknowledged, so the checkpoint that covers it syncs it.
+            self.dirty.store(true, Ordering::Release);
             self.metrics
                 .sink_seconds
                 .record(started.elapsed().as_secs_f64());

@@ -19,8 +19,8 @@ use weir_pattern::{PatternError, PatternSet};
 pub(crate) struct Rules {
     /// `None` when no target has a rule: every event goes to every target, unmatched.
     set: Option<PatternSet>,
-    /// `ruled[t]`: target `t` has a rule.
-    ruled: Vec<bool>,
+    /// The targets without a rule: they take every event.
+    unruled: Vec<usize>,
     /// Each target's failure stage (`sink`, `target:NAME`), to find a redriven event's target.
     stages: Vec<String>,
     /// Every rule addresses only `data` (match against `{"data": ...}` alone).
@@ -45,14 +45,12 @@ impl Rules {
         }
         Ok(Rules {
             set,
-            ruled: targets.iter().map(|t| !t.when.is_empty()).collect(),
+            unruled: (0..targets.len())
+                .filter(|&t| targets[t].when.is_empty())
+                .collect(),
             stages: targets.iter().map(TargetConfig::stage).collect(),
             data_only,
         })
-    }
-
-    pub(crate) fn targets(&self) -> usize {
-        self.ruled.len()
     }
 }
 
@@ -60,8 +58,8 @@ impl Rules {
 pub(crate) struct Router {
     rules: Arc<Rules>,
     scratch: String,
-    /// `hit[t]`: the event being routed matches target `t`.
-    hit: Vec<bool>,
+    /// The targets the event being routed goes to, ascending.
+    hits: Vec<usize>,
 }
 
 /// Where one slot goes: per target (by index), the indexes of the slot's deliverables it takes,
@@ -71,30 +69,23 @@ pub(crate) type Routed = Vec<(usize, Vec<usize>)>;
 impl Router {
     pub(crate) fn new(rules: Arc<Rules>) -> Self {
         Router {
-            hit: vec![false; rules.targets()],
             rules,
             scratch: String::new(),
+            hits: Vec::new(),
         }
     }
 
     /// The targets `slot`'s events go to. Empty: none of them matches any rule (filtered).
+    /// Costs what matching the event once costs, plus its hits: never a pass over every
+    /// target (a pipeline may have a thousand).
     pub(crate) fn route(&mut self, slot: &Slot) -> Routed {
-        let n = self.rules.targets();
         let events = slot.deliverables();
         let only = self.redriven_to(&slot.event);
         let mut routed: Routed = Vec::new();
-        if self.rules.set.is_none() {
-            // No rules: every event to every target (or to the one a redrive names).
-            let all: Vec<usize> = (0..events.len()).collect();
-            for t in (0..n).filter(|t| only.is_none_or(|o| o == *t)) {
-                routed.push((t, all.clone()));
-            }
-            return routed;
-        }
         for (k, event) in events.iter().enumerate() {
             self.matching(event);
-            for t in 0..n {
-                if !self.hit[t] || only.is_some_and(|o| o != t) {
+            for &t in &self.hits {
+                if only.is_some_and(|o| o != t) {
                     continue;
                 }
                 match routed.iter_mut().find(|(target, _)| *target == t) {
@@ -107,11 +98,10 @@ impl Router {
         routed
     }
 
-    /// Sets `hit` for `event`: the targets whose rule it matches, and those without a rule.
+    /// Sets `hits` for `event`: the targets whose rule it matches, and those without a rule.
     fn matching(&mut self, event: &Envelope) {
-        for (hit, ruled) in self.hit.iter_mut().zip(&self.rules.ruled) {
-            *hit = !ruled;
-        }
+        self.hits.clear();
+        self.hits.extend_from_slice(&self.rules.unruled);
         let Some(set) = &self.rules.set else { return };
         self.scratch.clear();
         if self.rules.data_only {
@@ -121,11 +111,10 @@ impl Router {
         } else {
             event.write_json(&mut self.scratch);
         }
-        for t in set.matching(self.scratch.as_bytes()) {
-            if let Some(hit) = self.hit.get_mut(t) {
-                *hit = true;
-            }
-        }
+        // A target with several patterns may be matched by several of them.
+        self.hits.extend(set.matching(self.scratch.as_bytes()));
+        self.hits.sort_unstable();
+        self.hits.dedup();
     }
 
     /// The target a redriven event failed at, if it is one of this pipeline's.

@@ -31,14 +31,15 @@ impl TargetLane {
     /// leaves an event unfinished (its sink or DLQ failing): then the rest of the queue is left
     /// unacknowledged too, so that nothing of this lane overtakes that event at this target.
     pub(super) async fn run(mut self, stop: CancellationToken) {
-        let mut buf: Vec<Slot> = Vec::with_capacity(self.batch_size);
+        // Grown when events come: a pipeline may have a thousand targets, most lanes idle.
+        let mut buf: Vec<Slot> = Vec::new();
         // A failed event handed back to its source takes its key's later events with it.
         let mut held = Held::default();
         loop {
             if self.rx.recv_many(&mut buf, self.batch_size).await == 0 {
                 return; // closed and drained
             }
-            let mut slots = std::mem::replace(&mut buf, Vec::with_capacity(self.batch_size));
+            let mut slots = std::mem::take(&mut buf);
             held.apply(&mut slots);
             self.outlets.deliver(&mut slots, &stop).await;
             held.apply(&mut slots); // learns the keys that failed at the sink
