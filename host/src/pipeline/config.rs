@@ -340,11 +340,6 @@ fn read_targets(
 }
 
 impl PipelineConfig {
-    /// The target named `name`.
-    pub fn target(&self, name: &str) -> Option<&TargetConfig> {
-        self.targets.iter().find(|t| t.name == name)
-    }
-
     /// The sink kinds of the targets, `,`-separated (`http,file`), for status and logs.
     pub fn sink_kinds(&self) -> String {
         let kinds: Vec<&str> = self.targets.iter().map(|t| t.sink.kind()).collect();

@@ -1,17 +1,20 @@
 //! The pipeline runtime: read batches, filter them, route each event to the lane of its key,
-//! and acknowledge every event that ended so the source can commit.
+//! then to the targets whose rules it matches, and acknowledge every event that ended so the
+//! source can commit.
 //!
 //! ```text
-//! reader task ──bounded channel──▶ router: filter, key ──▶ lane 0 ─┐ plugins ─▶ sink ─▶ DLQ
-//!                                    ▲                  ──▶ lane 1 ─┤  (each lane its own
-//!                                    │                  ──▶ ...    ─┘   plugin instances)
-//!                                    └──── ended events ◀──────────────┘
-//!                 (checkpoint: sink.sync, dlq.sync, acker.checkpoint of the finished prefix)
+//! reader ─bounded─▶ router: filter, key ─▶ lane 0 ─┐ plugins, ─▶ target A's lane 0 ─▶ sink A
+//!                     ▲                 ─▶ lane 1 ─┤ route     ─▶ target B's lane 0 ─▶ sink B
+//!                     │                 ─▶ ...    ─┘ (rules)      (failures: its DLQ)
+//!                     └──── ended events ◀── lanes (filtered, failed) and targets' lanes
+//!      (checkpoint: each written sink and the DLQs synced, acker.checkpoint of the finished prefix)
 //! ```
-//! A key's events all go to one lane, which is sequential: a key is never reordered. Lanes end
-//! events out of order, so the source commits only the longest finished prefix of positions.
-//! The router stops taking batches while `max_in_flight` events are under way; the bounded
-//! channel then stops the reader: a slow sink slows the source, and memory stays bounded.
+//! A key's events all go to one lane, which is sequential, and from there to one lane of each
+//! target, sequential too: a key is never reordered at any target. Lanes end events out of
+//! order, so the source commits only the longest finished prefix of positions; an event sent to
+//! several targets ends when the last of them has ended it (fanout.rs). The router stops taking
+//! batches while `max_in_flight` events are under way; the bounded channel then stops the
+//! reader: a slow target slows the source, and memory stays bounded.
 //! An event is acknowledged only once it is delivered, filtered, dead-lettered, dropped or
 //! released (handed back to a source that can take it, an SQS queue); one
 //! that could be none of these (stopping while its sink is down) stays unacknowledged, so the
