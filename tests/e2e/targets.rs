@@ -344,6 +344,33 @@ fn a_target_that_is_down_holds_up_only_itself_and_gets_everything_when_it_is_bac
         status["pipelines"][0]["in_flight"], N,
         "nothing is committed yet: {body}"
     );
+    let (_, metrics) = admin_get(&address, "/metrics");
+    let metric = |target: &str, outcome: &str| -> Option<String> {
+        metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("weir_target_events_total{")
+                    && l.contains(&format!("target=\"{target}\""))
+                    && l.contains(&format!("outcome=\"{outcome}\""))
+            })
+            .and_then(|l| l.split_whitespace().last())
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        metric("good", "delivered").as_deref(),
+        Some(N.to_string().as_str()),
+        "{metrics}"
+    );
+    assert_eq!(
+        metric("full", "routed").as_deref(),
+        Some(N.to_string().as_str()),
+        "{metrics}"
+    );
+    assert_eq!(
+        metric("full", "delivered").as_deref(),
+        Some("0"),
+        "{metrics}"
+    );
     // `weir top` shows each target on a line of its own, the one that is down with its events
     // in flight.
     let top = weir()
