@@ -12,6 +12,7 @@
 //! oauth2.rs    the client-credentials token, cached and renewed
 //! ```
 
+mod answer;
 mod config;
 mod exchange;
 mod oauth2;

@@ -4,7 +4,7 @@
 //! once ([`Tokens::renew`]): if another request already renewed the token it was sent with,
 //! that one is used.
 
-use super::exchange::{read_limited, status_error};
+use super::answer::{read_limited, status_error};
 use crate::http_client::{HttpsClient, error_chain};
 use crate::sink::SinkError;
 use bytes::Bytes;

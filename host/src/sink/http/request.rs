@@ -214,3 +214,11 @@ impl Render for Requests {
         }))
     }
 }
+
+/// A request ready to go: one event's, or several events' (a JSON array).
+pub(super) struct Outbound {
+    pub(super) uri: http::Uri,
+    pub(super) url: String,
+    pub(super) headers: HeaderMap,
+    pub(super) body: Bytes,
+}

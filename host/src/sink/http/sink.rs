@@ -8,7 +8,8 @@
 //! past one that failed. Requests of different keys go side by side, up to `max_concurrency`
 //! for the sink as a whole (exchange.rs).
 
-use super::exchange::{Outbound, Outcome};
+use super::answer::Outcome;
+use super::request::Outbound;
 use super::oauth2::Tokens;
 use super::request::{Prepared, Requests};
 use crate::http_client::{HttpsClient, RateLimit};
