@@ -5,7 +5,8 @@
 //! Routing runs after the plugins, on what they made of the event: each event a plugin emitted
 //! is routed on its own, so a split event's parts may go to different targets. A redriven event
 //! (`weir dlq redrive`) that had failed at one target goes to that target only, so the targets
-//! that took it the first time do not get it twice.
+//! that took it the first time do not get it twice (one whose target the file no longer has is
+//! routed by the rules, as a new event is).
 
 use super::filter::addresses_only_data;
 use super::slot::Slot;
