@@ -14,18 +14,7 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 
 cargo build --release --locked -q -p weir
-python3 - "$n" > "$dir/in.jsonl" <<'PY'
-import json, sys, random
-random.seed(1)
-depts = ["billing", "shipping", "support", "returns"]
-for i in range(int(sys.argv[1])):
-    print(json.dumps({"version": "0", "id": f"ev-{i:012d}", "detail-type": "OrderCreated", "source": "shop.orders",
-        "account": "123456789012", "time": "2026-11-22T10:00:00Z", "region": "eu-west-1", "resources": [],
-        "detail": {"orderId": f"O{i}", "customerId": f"C{i % 5000:05d}", "department": depts[i % 4],
-                   "amount": round(random.uniform(1, 500), 2), "currency": "EUR",
-                   "items": [{"sku": f"SKU-{random.randint(1, 999):03d}", "qty": random.randint(1, 5)} for _ in range(2)]}},
-        separators=(",", ":")))
-PY
+python3 scripts/orders.py "$n" > "$dir/in.jsonl"
 head() { # NAME
   printf '[pipeline]\nname = "%s"\n[source]\ntype = "file"\npath = "%s/in.jsonl"\nbatch_size = 1024\n' "$1" "$dir"
 }
