@@ -263,17 +263,7 @@ impl ApiServer {
     /// The most requests that arrived within any window of `window` (sliding, not aligned to
     /// whole seconds like [`ApiServer::per_second`]).
     pub(crate) fn most_within(&self, window: Duration) -> usize {
-        let mut at = self.shared.seen.lock().unwrap().arrivals.clone();
-        at.sort();
-        let mut most = 0;
-        let mut start = 0;
-        for end in 0..at.len() {
-            while at[end] - at[start] >= window {
-                start += 1;
-            }
-            most = most.max(end - start + 1);
-        }
-        most
+        most_within(self.shared.seen.lock().unwrap().arrivals.clone(), window)
     }
 
     /// The most requests that were being answered at once.
@@ -622,6 +612,21 @@ impl Drop for Switchable {
     fn drop(&mut self) {
         self.close();
     }
+}
+
+/// The most of `arrivals` (times since a start) that fall within any window of `window`
+/// (sliding): what a rate limit held at a server looks like.
+pub(crate) fn most_within(mut arrivals: Vec<Duration>, window: Duration) -> usize {
+    arrivals.sort();
+    let mut most = 0;
+    let mut start = 0;
+    for end in 0..arrivals.len() {
+        while arrivals[end] - arrivals[start] >= window {
+            start += 1;
+        }
+        most = most.max(end - start + 1);
+    }
+    most
 }
 
 #[cfg(test)]

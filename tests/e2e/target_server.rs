@@ -320,24 +320,8 @@ impl TargetServer {
 
     /// The most requests that arrived within any window of `window` (sliding).
     pub(crate) fn most_within(&self, window: Duration) -> usize {
-        let mut at: Vec<Duration> = self
-            .shared
-            .seen
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|r| r.at)
-            .collect();
-        at.sort();
-        let mut most = 0;
-        let mut start = 0;
-        for end in 0..at.len() {
-            while at[end] - at[start] >= window {
-                start += 1;
-            }
-            most = most.max(end - start + 1);
-        }
-        most
+        let seen = self.shared.seen.lock().unwrap();
+        crate::api_server::most_within(seen.iter().map(|r| r.at).collect(), window)
     }
 
     /// The most requests that were being answered at once.

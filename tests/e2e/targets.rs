@@ -249,7 +249,7 @@ fn killed_mid_stream_every_target_gets_every_matching_event_in_key_order() {
 
 /// Per customer, the target's events go forward one at a time through what its rule matches,
 /// stepping back only where a restart read them again: never skipping one ahead.
-fn assert_no_skips(target: &str, got: &[u64], want: &BTreeSet<u64>) {
+pub(crate) fn assert_no_skips(target: &str, got: &[u64], want: &BTreeSet<u64>) {
     let customer = |seq: u64| seq % 17; // as order_lines makes them
     let mut expected: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
     for &seq in want {
@@ -258,7 +258,9 @@ fn assert_no_skips(target: &str, got: &[u64], want: &BTreeSet<u64>) {
     let mut at: BTreeMap<u64, usize> = BTreeMap::new();
     for &seq in got {
         let list = &expected[&customer(seq)];
-        let i = list.binary_search(&seq).expect("a matching event");
+        let i = list
+            .binary_search(&seq)
+            .unwrap_or_else(|_| panic!("{target}: seq {seq} does not match its rule"));
         if let Some(&prev) = at.get(&customer(seq)) {
             assert!(
                 i <= prev + 1,

@@ -5,6 +5,7 @@
 use crate::sqs_server::SqsServer;
 use crate::support::*;
 use crate::target_server::TargetServer;
+use crate::targets::assert_no_skips;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,29 +20,10 @@ fn dept(seq: u64) -> u64 {
     seq % 3
 }
 
-/// Per customer, the seqs in `got` go forward one at a time through `want`'s, stepping back
-/// only where a restart read them again.
+/// Every event of `want` is in `got`, and per customer they go forward one at a time,
+/// stepping back only where a restart read them again.
 fn assert_in_order(target: &str, got: &[u64], want: &BTreeSet<u64>) {
-    let mut expected: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
-    for &seq in want {
-        expected.entry(customer(seq)).or_default().push(seq);
-    }
-    let mut at: BTreeMap<u64, usize> = BTreeMap::new();
-    for &seq in got {
-        let list = &expected[&customer(seq)];
-        let i = list
-            .binary_search(&seq)
-            .unwrap_or_else(|_| panic!("{target}: seq {seq} does not match its rule"));
-        match at.get(&customer(seq)) {
-            Some(&prev) => assert!(
-                i <= prev + 1,
-                "{target}: C{:03} skipped to {seq}",
-                customer(seq)
-            ),
-            None => assert_eq!(i, 0, "{target}: C{:03} starts at {seq}", customer(seq)),
-        }
-        at.insert(customer(seq), i);
-    }
+    assert_no_skips(target, got, want);
     let set: BTreeSet<u64> = got.iter().copied().collect();
     assert_eq!(&set, want, "{target}: events missing");
 }
