@@ -111,6 +111,11 @@ impl Outlets {
         }
     }
 
+    /// Its failures' stage: `sink` or `target:NAME`.
+    pub(super) fn stage(&self) -> &str {
+        &self.stage
+    }
+
     /// This target's counts.
     pub(super) fn counts(&self) -> &TargetCounters {
         &self.target

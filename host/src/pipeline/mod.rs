@@ -72,7 +72,8 @@ pub enum PipelineError {
     #[error("pipeline {pipeline}: {what}: {source}")]
     Sink {
         pipeline: String,
-        what: &'static str,
+        /// `sink`, `target:NAME`, `dlq`, `dlq fallback`.
+        what: String,
         source: SinkError,
     },
     #[error("pipeline {pipeline}: {message}")]

@@ -65,7 +65,7 @@ impl Outputs {
                 Some(_) => fail(cfg.error_at("dlq", e)),
                 None => PipelineError::Sink {
                     pipeline: name.clone(),
-                    what: "dlq",
+                    what: "dlq".into(),
                     source: e,
                 },
             })?;
@@ -122,13 +122,19 @@ impl Outputs {
         std::iter::once(&self.dead).chain(&self.own_dead)
     }
 
-    /// Makes every target's and DLQ's writes durable. On error, says which.
-    pub(super) async fn sync(&self) -> Result<(), (&'static str, SinkError)> {
+    /// Makes every target's and DLQ's writes durable. On error, says which (`sink`,
+    /// `target:NAME`, `dlq`, `dlq fallback`).
+    pub(super) async fn sync(&self) -> Result<(), (String, SinkError)> {
         for target in &self.targets {
-            target.sync().await.map_err(|e| ("sink", e))?;
+            target
+                .sync()
+                .await
+                .map_err(|e| (target.stage().to_owned(), e))?;
         }
         for dead in self.all_dead() {
-            dead.sync().await?;
+            dead.sync()
+                .await
+                .map_err(|(what, e)| (what.to_owned(), e))?;
         }
         Ok(())
     }
