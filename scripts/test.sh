@@ -10,8 +10,9 @@ if [ ! -d ../shared/conformance ]; then
   exit 1
 fi
 
-# The shared services the tests talk to (DESIGN.md "Real services"): Redis and PostgreSQL run on
-# the project's machines, started before each session; the tests never start or stop them. Say
+# The shared services the tests talk to (DESIGN.md "Real services"): Redis, PostgreSQL, RabbitMQ
+# and NATS run on the project's machines, started before each session; the tests never start or
+# stop them. Say
 # which one is missing and how to start it, rather than letting dozens of tests time out.
 service_missing=0
 answers() { # host port
@@ -40,6 +41,29 @@ if ! postgres_ok; then
   echo "  then, once: createdb -h 127.0.0.1 -U postgres test" >&2
   service_missing=1
 fi
+# RabbitMQ: the AMQP port answers (the RabbitMQ source and sink tests create and remove queues
+# and exchanges of their own under the default vhost, as guest/guest).
+if ! answers 127.0.0.1 5672; then
+  echo "error: RabbitMQ does not answer on 127.0.0.1:5672 (the RabbitMQ tests need it, guest/guest)." >&2
+  echo "  start it: sudo systemctl start rabbitmq-server   (or: rabbitmq-server -detached)" >&2
+  service_missing=1
+fi
+# NATS with JetStream: the server's INFO line, which it sends on connect, says whether
+# JetStream is on (a server started without -js answers, but every stream request fails).
+nats_info() {
+  timeout 3 bash -c 'exec 3<>/dev/tcp/127.0.0.1/4222 && IFS= read -r line <&3 && printf "%s" "$line"' 2>/dev/null
+}
+case "$(nats_info)" in
+  *'"jetstream":true'*) ;;
+  INFO*)
+    echo "error: NATS on 127.0.0.1:4222 runs without JetStream (the NATS tests need streams)." >&2
+    echo "  restart it with -js: nats-server -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server" >&2
+    service_missing=1 ;;
+  *)
+    echo "error: NATS does not answer on 127.0.0.1:4222 (the NATS JetStream tests need it)." >&2
+    echo "  start it: sudo systemctl start nats-server   (or: nats-server -a 127.0.0.1 -p 4222 -js -D &)" >&2
+    service_missing=1 ;;
+esac
 if [ "$service_missing" = 1 ]; then
   exit 1
 fi
