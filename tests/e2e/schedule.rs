@@ -49,10 +49,15 @@ fn fired(s: &Scratch, name: &str) -> Vec<Fired> {
             let scheduled = e["meta"]["scheduled_time"].as_str().unwrap().to_owned();
             assert_eq!(e["id"], format!("{name}:{scheduled}"), "{e}");
             assert_eq!(e["source"], "schedule");
-            assert_eq!(e["data"], serde_json::json!({"job": "tick", "at": scheduled}));
+            assert_eq!(
+                e["data"],
+                serde_json::json!({"job": "tick", "at": scheduled})
+            );
             assert_eq!(e["meta"]["name"], name);
             assert_eq!(e["meta"]["schedule"], "rate(1 second)");
-            let at = DateTime::parse_from_rfc3339(&scheduled).unwrap().with_timezone(&Utc);
+            let at = DateTime::parse_from_rfc3339(&scheduled)
+                .unwrap()
+                .with_timezone(&Utc);
             let time = DateTime::parse_from_rfc3339(e["time"].as_str().unwrap()).unwrap();
             assert_eq!(time, at, "the event's time is the scheduled time");
             assert!(e["meta"]["fired_at"].is_string());
@@ -122,19 +127,28 @@ fn schedule_rate_fires_every_second_and_catches_up_all() {
     let first = fired(&s, &name);
     assert!(next >= first[3].at.timestamp() as f64, "next firing {next}");
     assert!(first.iter().all(|f| !f.catch_up));
-    assert!(counts(&first).values().all(|n| *n == 1), "a firing repeated: {first:?}");
+    assert!(
+        counts(&first).values().all(|n| *n == 1),
+        "a firing repeated: {first:?}"
+    );
     assert_no_gap(&first);
     let last = first.last().unwrap().at;
 
     std::thread::sleep(Duration::from_secs(3));
     let all = run_until(&s, &p, &name, 2);
     let after: Vec<_> = all.iter().filter(|f| f.at > last).cloned().collect();
-    assert!(counts(&all).values().all(|n| *n == 1), "a firing repeated: {all:?}");
+    assert!(
+        counts(&all).values().all(|n| *n == 1),
+        "a firing repeated: {all:?}"
+    );
     assert_no_gap(&all);
     // The missed seconds came first, marked, then the regular firings.
     let caught: Vec<_> = after.iter().take_while(|f| f.catch_up).collect();
     assert!(caught.len() >= 2, "missed firings caught up: {after:?}");
-    assert!(after[caught.len()..].iter().all(|f| !f.catch_up), "{after:?}");
+    assert!(
+        after[caught.len()..].iter().all(|f| !f.catch_up),
+        "{after:?}"
+    );
 }
 
 #[test]
@@ -147,7 +161,10 @@ fn schedule_catch_up_last_and_none() {
         let last = first.last().unwrap().at;
         std::thread::sleep(Duration::from_secs(3));
         let all = run_until(&s, &p, &name, 2);
-        assert!(counts(&all).values().all(|n| *n == 1), "{catch_up}: a firing repeated: {all:?}");
+        assert!(
+            counts(&all).values().all(|n| *n == 1),
+            "{catch_up}: a firing repeated: {all:?}"
+        );
         let after: Vec<_> = all.iter().filter(|f| f.at > last).cloned().collect();
         let caught: Vec<_> = after.iter().filter(|f| f.catch_up).collect();
         let regular: Vec<_> = after.iter().filter(|f| !f.catch_up).collect();
@@ -156,7 +173,10 @@ fn schedule_catch_up_last_and_none() {
             "last" => {
                 assert_eq!(caught.len(), 1, "{after:?}");
                 assert_eq!(after[0].at, caught[0].at, "the catch-up comes first");
-                assert!((caught[0].at - last).num_seconds() >= 3, "only the latest missed: {after:?}");
+                assert!(
+                    (caught[0].at - last).num_seconds() >= 3,
+                    "only the latest missed: {after:?}"
+                );
                 assert_eq!(
                     (regular[0].at - caught[0].at).num_seconds(),
                     1,
@@ -165,7 +185,10 @@ fn schedule_catch_up_last_and_none() {
             }
             _ => {
                 assert!(caught.is_empty(), "{after:?}");
-                assert!((regular[0].at - last).num_seconds() >= 3, "missed ones skipped: {after:?}");
+                assert!(
+                    (regular[0].at - last).num_seconds() >= 3,
+                    "missed ones skipped: {after:?}"
+                );
             }
         }
     }
@@ -192,7 +215,10 @@ fn schedule_sigkill_loses_no_firing() {
     let repeats: usize = counts(&all).values().map(|n| n - 1).sum();
     // At-least-once: a kill repeats at most the firings emitted and not yet checkpointed
     // (a checkpoint every 50 ms at one firing a second: one or two).
-    assert!(repeats <= 6, "{repeats} repeated firings over 3 kills: {all:?}");
+    assert!(
+        repeats <= 6,
+        "{repeats} repeated firings over 3 kills: {all:?}"
+    );
     eprintln!("3 kills: {} firings, {repeats} repeated", all.len());
 }
 
@@ -209,13 +235,18 @@ fn schedule_data_too_deep_is_dead_lettered_and_check_reports_errors() {
         ),
     );
     let child = s.spawn_logged(&p);
-    wait_logged(&s, "a dead-lettered firing", || !lines(&s.path("dlq.jsonl")).is_empty());
+    wait_logged(&s, "a dead-lettered firing", || {
+        !lines(&s.path("dlq.jsonl")).is_empty()
+    });
     signal(&child, libc::SIGTERM);
     let (code, _) = wait_exit(child);
     assert_eq!(code, Some(0), "{}", s.log());
     let record = &json_lines(&s.path("dlq.jsonl"))[0];
     assert_eq!(record["error"]["stage"], "source", "{record}");
-    assert!(record["event"]["id"].as_str().unwrap().starts_with("deep:"), "{record}");
+    assert!(
+        record["event"]["id"].as_str().unwrap().starts_with("deep:"),
+        "{record}"
+    );
     assert!(lines(&s.path("out.jsonl")).is_empty());
 
     // `weir check`: the key and line of a bad expression.
@@ -226,7 +257,9 @@ fn schedule_data_too_deep_is_dead_lettered_and_check_reports_errors() {
     let out = s.check(&bad);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("bad.toml:5:1: `source.schedule`: cron day-of-week `8`: must be 1-7 or SUN-SAT"),
+        stderr(&out).contains(
+            "bad.toml:5:1: `source.schedule`: cron day-of-week `8`: must be 1-7 or SUN-SAT"
+        ),
         "{}",
         stderr(&out)
     );

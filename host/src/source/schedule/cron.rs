@@ -234,8 +234,8 @@ fn check_item(item: &str, spec: &Field, flavor: Flavor) -> Result<String, String
     }
     if spec.dow_specials && step.is_none() {
         if base == "L" {
-            // AWS: "the last day of the week", Saturday.
-            return Ok(if aws_dow { "6".into() } else { "L".into() });
+            // AWS: "the last day of the week", Saturday (in either numbering).
+            return Ok("6".into());
         }
         if let Some(day) = base.strip_suffix('L') {
             let d = value(day, spec)?;
@@ -251,8 +251,13 @@ fn check_item(item: &str, spec: &Field, flavor: Flavor) -> Result<String, String
             return Ok(format!("{}#{n}", dow(d) % 7));
         }
     }
+    // Names (`JUL`, `WED`) hold these letters too: look for them in what is left without names.
+    let mut bare = base.to_owned();
+    for (name, _) in spec.names {
+        bare = bare.replace(name, "");
+    }
     for c in ['L', 'W', '#'] {
-        if base.contains(c) {
+        if bare.contains(c) {
             let allowed = match c {
                 'L' => spec.dom_specials || spec.dow_specials,
                 'W' => spec.dom_specials,

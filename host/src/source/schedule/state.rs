@@ -10,10 +10,40 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Saved {
-    pub done: DateTime<Utc>,
-    pub emitted: DateTime<Utc>,
+    pub(crate) done: DateTime<Utc>,
+    pub(crate) emitted: DateTime<Utc>,
+}
+
+/// The file's content: milliseconds since the epoch, and the same times in RFC 3339 for people.
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    done_ms: i64,
+    emitted_ms: i64,
+    #[serde(default)]
+    done: String,
+    #[serde(default)]
+    emitted: String,
+}
+
+impl Stored {
+    fn of(s: Saved) -> Stored {
+        let text = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        Stored {
+            done_ms: s.done.timestamp_millis(),
+            emitted_ms: s.emitted.timestamp_millis(),
+            done: text(s.done),
+            emitted: text(s.emitted),
+        }
+    }
+
+    fn saved(&self) -> Option<Saved> {
+        Some(Saved {
+            done: DateTime::from_timestamp_millis(self.done_ms)?,
+            emitted: DateTime::from_timestamp_millis(self.emitted_ms)?,
+        })
+    }
 }
 
 /// The state file, shared by the source and its acker.
@@ -39,12 +69,21 @@ impl StateFile {
     /// The saved state; `None` for a pipeline that never ran.
     pub(crate) fn load(&self) -> Result<Option<Saved>, String> {
         let saved = match std::fs::read(&self.path) {
-            Ok(bytes) => Some(serde_json::from_slice::<Saved>(&bytes).map_err(|e| {
-                format!(
-                    "schedule state {} is corrupt ({e}); remove it to start over",
-                    self.path.display()
+            Ok(bytes) => {
+                let corrupt = |e: String| {
+                    format!(
+                        "schedule state {} is corrupt ({e}); remove it to start over",
+                        self.path.display()
+                    )
+                };
+                let stored: Stored =
+                    serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+                Some(
+                    stored
+                        .saved()
+                        .ok_or_else(|| corrupt("a time out of range".into()))?,
                 )
-            })?),
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => {
                 return Err(format!(
@@ -81,7 +120,7 @@ impl StateFile {
         if old == Some(new) {
             return Ok(());
         }
-        let bytes = serde_json::to_vec(&new).map_err(std::io::Error::other)?;
+        let bytes = serde_json::to_vec(&Stored::of(new)).map_err(std::io::Error::other)?;
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }

@@ -97,6 +97,9 @@ fn aws_cron_numbers_days_of_the_week_from_sunday_1() {
     assert_eq!(next_n(&sat, "2026-12-20T00:00:00Z", 1), ["2026-12-26T08:00:00Z"]);
     let named = schedule("cron(0 8 ? * MON-FRI *)", "UTC");
     assert_eq!(next_n(&named, "2026-12-19T00:00:00Z", 1), ["2026-12-21T08:00:00Z"]);
+    // Names holding the letters of L, W and #.
+    let wed = schedule("cron(0 8 ? JUL WED 2027)", "UTC");
+    assert_eq!(next_n(&wed, "2027-01-01T00:00:00Z", 1), ["2027-07-07T08:00:00Z"]);
     let list = schedule("cron(0 8 ? * SUN,sat *)", "UTC");
     assert_eq!(
         next_n(&list, "2026-12-21T00:00:00Z", 2),
