@@ -255,7 +255,7 @@ fn schedule_data_too_deep_is_dead_lettered_and_check_reports_errors() {
         "[pipeline]\nname = \"b\"\n[source]\ntype = \"schedule\"\nschedule = \"cron(0 12 ? * 8 *)\"\n[sink]\ntype = \"stdout\"\n",
     );
     let out = s.check(&bad);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         stderr(&out).contains(
             "bad.toml:5:1: `source.schedule`: cron day-of-week `8`: must be 1-7 or SUN-SAT"

@@ -150,10 +150,10 @@ impl SourceKind for ScheduleSourceConfig {
     }
 }
 
-fn open(
-    cfg: &ScheduleSourceConfig,
-    ctx: &SourceContext,
-) -> Result<(Box<dyn Source>, Box<dyn Acker>), SourceError> {
+/// An opened source: its reader and its acker.
+type Opened = (Box<dyn Source>, Box<dyn Acker>);
+
+fn open(cfg: &ScheduleSourceConfig, ctx: &SourceContext) -> Result<Opened, SourceError> {
     let (schedule, template) = cfg
         .compile()
         .map_err(|(key, e)| SourceError::Config(format!("source.{key}: {e}")))?;
