@@ -3,10 +3,10 @@
 //! schedule's name and the firing's time) so that a downstream can drop the duplicates a crash
 //! may bring (at-least-once).
 //!
-//! Its position is the firing's time (ms since the epoch). The acker saves the time through
-//! which firings are finished, the source the latest it emitted ([`state`]); at start, firings
-//! emitted and not finished are emitted again, and the ones missed while weir was stopped are
-//! caught up as `catch_up` says.
+//! Its position is the firing's time (ms since the epoch). The source saves which firings it
+//! hands out before it does, the acker through which time they are finished ([`state`]); at
+//! start, firings handed out and not finished are emitted again, and the ones missed while weir
+//! was stopped are caught up as `catch_up` says.
 
 mod cron;
 mod expr;
@@ -163,6 +163,12 @@ fn open(cfg: &ScheduleSourceConfig, ctx: &SourceContext) -> Result<Opened, Sourc
     let now = Utc::now();
     let pipeline = ctx.pipeline.clone();
     let mut queue = VecDeque::new();
+    let cannot_save = |e| {
+        SourceError::io(
+            format!("cannot save schedule state {}", file.path().display()),
+            e,
+        )
+    };
     let cursor = match saved {
         None => {
             // A fresh pipeline starts from now; a one-time at() already past fires at once,
@@ -174,23 +180,16 @@ fn open(cfg: &ScheduleSourceConfig, ctx: &SourceContext) -> Result<Opened, Sourc
                 queue.push_back((at, true));
                 tracing::info!(pipeline, at = %at, "one-time schedule was due before this pipeline's first start: firing it now");
             }
-            file.save(Some(now), None)
-                .map_err(|e| SourceError::io(format!("cannot save schedule state {}", file.path().display()), e))?;
+            file.begin(now).map_err(cannot_save)?;
             now
         }
         Some(saved) => {
             // Emitted and not finished before weir stopped: again, whatever catch_up says.
-            let mut t = saved.done;
-            let mut again = 0u64;
-            while let Some(next) = schedule.next_after(t).filter(|n| *n <= saved.emitted) {
-                queue.push_back((next, false));
-                t = next;
-                again += 1;
-            }
-            if again > 0 {
-                tracing::info!(pipeline, firings = again, after = %saved.done,
+            if !saved.pending.is_empty() {
+                tracing::info!(pipeline, firings = saved.pending.len(), after = %saved.done,
                     "emitting again the firings that had not finished when weir stopped");
             }
+            queue.extend(saved.pending.iter().map(|t| (*t, false)));
             let from = saved.emitted.max(saved.done);
             catch_up(cfg, &schedule, from, now, &pipeline, &mut queue);
             now.max(from)
@@ -332,8 +331,9 @@ impl ScheduleSource {
         let Some(&(last, _)) = batch.last() else {
             return Ok(Vec::new());
         };
+        let times: Vec<_> = batch.iter().map(|(t, _)| *t).collect();
         let file = &self.file;
-        tokio::task::block_in_place(|| file.save(None, Some(last))).map_err(|e| {
+        tokio::task::block_in_place(|| file.emitted(&times)).map_err(|e| {
             SourceError::io(
                 format!("cannot save schedule state {}", file.path().display()),
                 e,
@@ -372,7 +372,7 @@ impl Acker for ScheduleAcker {
             return Ok(());
         };
         let file = &self.file;
-        tokio::task::block_in_place(|| file.save(Some(done), None)).map_err(|e| {
+        tokio::task::block_in_place(|| file.finished(done)).map_err(|e| {
             let message = format!("cannot save schedule state {}: {e}", file.path().display());
             if let Some(s) = &self.status {
                 s.error("source", &message);

@@ -1,26 +1,33 @@
 //! The schedule's durable state, `schedule-source.json` in the pipeline's state directory:
-//! `done`, the firing time through which every firing is finished (or was never to fire: a
-//! fresh pipeline starts from its first start), and `emitted`, the latest firing handed to the
-//! pipeline. Firings in `(done, emitted]` were emitted and may not have finished: a restart
-//! emits them again whatever `catch_up` says. Both the source (before it hands out firings) and
-//! its acker (at each checkpoint) save the file, whole ([`crate::durable::replace`]).
+//! `done`, the firing time through which everything is finished or was never to fire (a fresh
+//! pipeline starts from its first start); `emitted`, the latest firing handed to the pipeline;
+//! and `pending`, the firings handed to it and not finished yet. At start the pending ones are
+//! emitted again whatever `catch_up` says, and firings after `emitted` are the missed ones.
+//! Keeping the pending firings themselves (not a range) keeps what a catch-up skipped skipped
+//! after a crash. The source saves the file before it hands out firings, its acker at each
+//! checkpoint; the file is replaced whole ([`crate::durable::replace`]).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Saved {
     pub(crate) done: DateTime<Utc>,
     pub(crate) emitted: DateTime<Utc>,
+    /// Oldest first.
+    pub(crate) pending: Vec<DateTime<Utc>>,
 }
 
-/// The file's content: milliseconds since the epoch, and the same times in RFC 3339 for people.
+/// The file's content: milliseconds since the epoch, and `done` and `emitted` in RFC 3339 for
+/// people.
 #[derive(Serialize, Deserialize)]
 struct Stored {
     done_ms: i64,
     emitted_ms: i64,
+    #[serde(default)]
+    pending_ms: Vec<i64>,
     #[serde(default)]
     done: String,
     #[serde(default)]
@@ -28,20 +35,29 @@ struct Stored {
 }
 
 impl Stored {
-    fn of(s: Saved) -> Stored {
+    fn of(s: &Saved) -> Stored {
         let text = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         Stored {
             done_ms: s.done.timestamp_millis(),
             emitted_ms: s.emitted.timestamp_millis(),
+            pending_ms: s.pending.iter().map(|t| t.timestamp_millis()).collect(),
             done: text(s.done),
             emitted: text(s.emitted),
         }
     }
 
     fn saved(&self) -> Option<Saved> {
+        let mut pending = self
+            .pending_ms
+            .iter()
+            .map(|ms| DateTime::from_timestamp_millis(*ms))
+            .collect::<Option<Vec<_>>>()?;
+        pending.sort();
+        pending.dedup();
         Some(Saved {
             done: DateTime::from_timestamp_millis(self.done_ms)?,
             emitted: DateTime::from_timestamp_millis(self.emitted_ms)?,
+            pending,
         })
     }
 }
@@ -50,7 +66,7 @@ impl Stored {
 #[derive(Clone)]
 pub(crate) struct StateFile {
     path: PathBuf,
-    /// What was saved last (held while saving, so that the two writers take turns).
+    /// The state as saved last (held while saving, so that the two writers take turns).
     saved: Arc<Mutex<Option<Saved>>>,
 }
 
@@ -92,40 +108,60 @@ impl StateFile {
                 ));
             }
         };
-        *self.lock() = saved;
+        *self.lock() = saved.clone();
         Ok(saved)
     }
 
-    /// Saves `done` and `emitted` where given, keeping the other as saved; neither moves back.
-    pub(crate) fn save(
-        &self,
-        done: Option<DateTime<Utc>>,
-        emitted: Option<DateTime<Utc>>,
-    ) -> std::io::Result<()> {
+    /// A fresh pipeline: nothing through `done` is to fire.
+    pub(crate) fn begin(&self, done: DateTime<Utc>) -> std::io::Result<()> {
+        self.update(|s| {
+            *s = Some(Saved {
+                done,
+                emitted: done,
+                pending: Vec::new(),
+            })
+        })
+    }
+
+    /// `firings` (oldest first) are handed to the pipeline.
+    pub(crate) fn emitted(&self, firings: &[DateTime<Utc>]) -> std::io::Result<()> {
+        self.update(|s| {
+            if let Some(s) = s {
+                for t in firings {
+                    if s.pending.last().is_none_or(|last| t > last) {
+                        s.pending.push(*t);
+                    }
+                    s.emitted = s.emitted.max(*t);
+                }
+            }
+        })
+    }
+
+    /// Every firing through `through` has finished.
+    pub(crate) fn finished(&self, through: DateTime<Utc>) -> std::io::Result<()> {
+        self.update(|s| {
+            if let Some(s) = s {
+                s.done = s.done.max(through);
+                s.emitted = s.emitted.max(through);
+                s.pending.retain(|t| *t > through);
+            }
+        })
+    }
+
+    /// Changes the state and saves it if it changed.
+    fn update(&self, change: impl FnOnce(&mut Option<Saved>)) -> std::io::Result<()> {
         let mut saved = self.lock();
-        let old = *saved;
-        let pick = |new: Option<DateTime<Utc>>, old: Option<DateTime<Utc>>| match (new, old) {
-            (Some(n), Some(o)) => Some(n.max(o)),
-            (n, o) => n.or(o),
-        };
-        let done = pick(done, old.map(|s| s.done));
-        let emitted = pick(emitted, old.map(|s| s.emitted));
-        let (Some(done), Some(emitted)) = (done, emitted.or(done)) else {
+        let mut new = saved.clone();
+        change(&mut new);
+        let Some(state) = new.as_ref().filter(|n| Some(*n) != saved.as_ref()) else {
             return Ok(());
         };
-        let new = Saved {
-            done,
-            emitted: emitted.max(done),
-        };
-        if old == Some(new) {
-            return Ok(());
-        }
-        let bytes = serde_json::to_vec(&Stored::of(new)).map_err(std::io::Error::other)?;
+        let bytes = serde_json::to_vec(&Stored::of(state)).map_err(std::io::Error::other)?;
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
         crate::durable::replace(&self.path, |w| w.write_all(&bytes))?;
-        *saved = Some(new);
+        *saved = new;
         Ok(())
     }
 
@@ -139,21 +175,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn saves_and_never_moves_back() {
+    fn keeps_what_is_pending_and_never_moves_back() {
         let dir = tempfile::tempdir().unwrap();
         let file = StateFile::new(dir.path());
         assert_eq!(file.load().unwrap(), None);
         let t = |s: i64| DateTime::from_timestamp(s, 0).unwrap();
-        file.save(Some(t(10)), None).unwrap();
-        file.save(None, Some(t(20))).unwrap();
-        file.save(Some(t(15)), None).unwrap();
-        file.save(Some(t(12)), Some(t(18))).unwrap();
+        file.begin(t(10)).unwrap();
+        // A catch-up that skipped 11 to 14, then 15 and 16 handed out.
+        file.emitted(&[t(15)]).unwrap();
+        file.emitted(&[t(16)]).unwrap();
+        file.finished(t(15)).unwrap();
+        file.finished(t(12)).unwrap();
         let again = StateFile::new(dir.path());
         assert_eq!(
             again.load().unwrap(),
             Some(Saved {
                 done: t(15),
-                emitted: t(20)
+                emitted: t(16),
+                pending: vec![t(16)],
             })
         );
         std::fs::write(file.path(), b"{oops").unwrap();
