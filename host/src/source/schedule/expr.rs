@@ -3,7 +3,7 @@
 //! and end; and the firing times they give.
 
 use super::cron::{self, Flavor};
-use chrono::{DateTime, Duration, LocalResult, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
 /// What the expression says, parsed.
@@ -43,11 +43,14 @@ impl Expr {
             return Ok(Expr::Cron(Box::new(cron)));
         }
         if let Some(b) = body("at(") {
-            return NaiveDateTime::parse_from_str(b, AT_FORMAT)
-                .map(Expr::At)
-                .map_err(|e| {
-                    format!("at({b}): expected a local date and time yyyy-mm-ddThh:mm:ss ({e})")
-                });
+            let at = NaiveDateTime::parse_from_str(b, AT_FORMAT).map_err(|e| {
+                format!("at({b}): expected a local date and time yyyy-mm-ddThh:mm:ss ({e})")
+            })?;
+            // Positions are milliseconds since the Unix epoch.
+            if at.year() < 1970 {
+                return Err(format!("at({b}): must be in 1970 or later"));
+            }
+            return Ok(Expr::At(at));
         }
         Err(format!(
             "`{text}` is not a schedule expression; expected rate(N unit), cron(...) or at(yyyy-mm-ddThh:mm:ss)"

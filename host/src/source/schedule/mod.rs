@@ -79,8 +79,9 @@ fn default_batch_size() -> usize {
     100
 }
 
-/// The most firings counted when saying how many a catch-up dropped.
-const COUNT_CAP: u64 = 10_000_000;
+/// The most firings counted when saying how many a catch-up dropped or skipped (a cron
+/// expression's are counted one by one; beyond this the log says "at least").
+const COUNT_CAP: u64 = 100_000;
 
 impl ScheduleSourceConfig {
     /// The schedule and the data template, as `validate` checks them.

@@ -191,6 +191,7 @@ fn at_fires_once_in_its_zone() {
     );
     assert!(error("at(2026-12-24 18:00)").contains("yyyy-mm-ddThh:mm:ss"));
     assert!(error("at(2026-02-30T18:00:00)").contains("yyyy-mm-ddThh:mm:ss"));
+    assert!(error("at(1969-12-31T23:59:59)").contains("1970 or later"));
 }
 
 #[test]
