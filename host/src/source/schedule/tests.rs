@@ -212,6 +212,17 @@ fn time_zones_and_daylight_saving() {
         next_n(&s, "2026-10-24T12:00:00Z", 2),
         ["2026-10-25T00:30:00Z", "2026-10-26T01:30:00Z"]
     );
+    // An hourly job fires every real hour: twice at 02:00 local when the clock falls back,
+    // never at 02:00 when it springs forward.
+    let hourly = schedule("cron(0 * * * ? *)", "Europe/Paris");
+    assert_eq!(
+        next_n(&hourly, "2026-10-24T23:30:00Z", 3),
+        ["2026-10-25T00:00:00Z", "2026-10-25T01:00:00Z", "2026-10-25T02:00:00Z"]
+    );
+    assert_eq!(
+        next_n(&hourly, "2026-03-28T23:30:00Z", 2),
+        ["2026-03-29T00:00:00Z", "2026-03-29T01:00:00Z"]
+    );
     // at() in a gap: the first minute after it; in an overlap: the first of the two.
     let gap = schedule("at(2026-03-29T02:30:00)", "Europe/Paris");
     assert_eq!(next_n(&gap, "2026-01-01T00:00:00Z", 1), ["2026-03-29T01:00:00Z"]);
