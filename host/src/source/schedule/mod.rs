@@ -107,15 +107,24 @@ impl ScheduleSourceConfig {
         }
         let template = Template::parse(self.data.as_deref().unwrap_or(firing::DEFAULT_DATA))
             .map_err(|e| ("data", format!("invalid template: {e}")))?;
-        Ok((
-            Schedule {
-                expr,
-                tz,
-                start,
-                end,
-            },
-            template,
-        ))
+        let schedule = Schedule {
+            expr,
+            tz,
+            start,
+            end,
+        };
+        // Feb 30, or a window without a firing: surely a mistake, and a source that would sit
+        // idle for ever.
+        let dawn = DateTime::UNIX_EPOCH - chrono::Duration::milliseconds(1);
+        if schedule.next_after(dawn).is_none() {
+            let window = if start.is_some() || end.is_some() {
+                " between start and end"
+            } else {
+                ""
+            };
+            return Err(("schedule", format!("`{}` never fires{window}", self.schedule)));
+        }
+        Ok((schedule, template))
     }
 }
 

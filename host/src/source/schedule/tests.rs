@@ -328,3 +328,27 @@ mod restarts {
         assert_eq!(saved.load().unwrap().unwrap().pending.len(), all.len());
     }
 }
+
+#[test]
+fn a_cron_that_never_fires_has_no_next_firing() {
+    let started = std::time::Instant::now();
+    let s = schedule("cron(0 0 30 2 ? *)", "UTC");
+    assert_eq!(s.next_after(utc("2026-01-01T00:00:00Z")), None);
+    assert_eq!(s.last_at_or_before(utc("2026-01-01T00:00:00Z")), None);
+    eprintln!("took {:?}", started.elapsed());
+    // `weir check` says so.
+    let cfg: super::ScheduleSourceConfig =
+        toml::from_str("schedule = \"cron(0 0 30 2 ? *)\"").unwrap();
+    assert_eq!(
+        cfg.compile().err().map(|(k, e)| format!("{k}: {e}")),
+        Some("schedule: `cron(0 0 30 2 ? *)` never fires".into())
+    );
+    let cfg: super::ScheduleSourceConfig = toml::from_str(
+        "schedule = \"at(2026-12-24T18:00:00)\"\nend = \"2026-12-01T00:00:00Z\"",
+    )
+    .unwrap();
+    assert_eq!(
+        cfg.compile().err().map(|(k, e)| format!("{k}: {e}")),
+        Some("schedule: `at(2026-12-24T18:00:00)` never fires between start and end".into())
+    );
+}
