@@ -32,6 +32,7 @@ mod plugin_files;
 mod plugin_output;
 mod plugins;
 mod redis_client;
+mod schedule;
 mod service;
 mod sqs;
 mod sqs_server;

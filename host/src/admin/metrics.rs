@@ -121,6 +121,14 @@ fn describe() {
         "Events in the source not yet read (Kafka), by partition"
     );
     describe_gauge!(
+        "weir_schedule_next_firing_seconds",
+        "Unix time of a schedule source's next firing"
+    );
+    describe_counter!(
+        "weir_schedule_catch_up_total",
+        "Firings a schedule source emitted late, missed while weir was stopped"
+    );
+    describe_gauge!(
         "weir_checkpoint_age_seconds",
         "Seconds since the last checkpoint"
     );
