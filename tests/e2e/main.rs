@@ -25,6 +25,7 @@ mod kafka_lag;
 mod kafka_sink;
 mod kafka_start;
 mod kill_restart;
+mod nats;
 mod logs;
 mod pattern_cli;
 mod plugin_deadlines;

@@ -37,6 +37,7 @@ sinks! {
     file::FileSinkConfig,
     kafka::KafkaSinkConfig,
     sqs::SqsSinkConfig,
+    nats::NatsSinkConfig,
     http::HttpSinkConfig,
 }
 
