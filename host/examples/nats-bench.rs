@@ -51,7 +51,9 @@ async fn main() {
 }
 
 async fn js() -> jetstream::Context {
-    let client = async_nats::connect(SERVER).await.expect("nats-server at 127.0.0.1:4222");
+    let client = async_nats::connect(SERVER)
+        .await
+        .expect("nats-server at 127.0.0.1:4222");
     jetstream::new(client)
 }
 
@@ -157,7 +159,7 @@ async fn publish(name: &str, path: &str, count: u64, window: usize) {
             .nth(1)
             .and_then(|r| r.split('"').next())
             .unwrap_or("none");
-        let message = jetstream::context::Publish::build()
+        let message = jetstream::message::PublishMessage::build()
             .payload(line.clone().into())
             .message_id(format!("{path}:{}", i + 1));
         acks.push(

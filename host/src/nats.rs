@@ -239,10 +239,15 @@ pub(crate) fn stream_missing(e: &async_nats::jetstream::context::GetStreamError)
 }
 
 /// Whether `e` says the consumer does not exist.
-pub(crate) fn consumer_missing(e: &async_nats::jetstream::stream::ConsumerError) -> bool {
-    use async_nats::jetstream::stream::ConsumerErrorKind;
-    matches!(e.kind(), ConsumerErrorKind::JetStream(j)
-        if j.error_code() == async_nats::jetstream::ErrorCode::CONSUMER_NOT_FOUND)
+pub(crate) fn consumer_missing(e: &async_nats::jetstream::context::ConsumerInfoError) -> bool {
+    use async_nats::jetstream::context::ConsumerInfoErrorKind;
+    match e.kind() {
+        ConsumerInfoErrorKind::NotFound => true,
+        ConsumerInfoErrorKind::JetStream(j) => {
+            j.error_code() == async_nats::jetstream::ErrorCode::CONSUMER_NOT_FOUND
+        }
+        _ => false,
+    }
 }
 
 /// What `weir check --connect` reports of a source: connected, the stream found, and the
@@ -283,7 +288,10 @@ pub(crate) async fn reach_consumer(
                 "no consumer `{consumer}` on stream `{stream}` (set create_consumer = true to have weir create it)"
             )),
         )),
-        Err(e) => Err(("consumer", NatsError::Other(format!("consumer `{consumer}`: {e}")))),
+        Err(e) => Err((
+            "consumer",
+            NatsError::Other(format!("consumer `{consumer}`: {e}")),
+        )),
     }
 }
 

@@ -141,16 +141,26 @@ fn keyed(n: u64, keys: u64) -> Vec<(String, String)> {
             let seq = i / keys;
             (
                 format!("T.{k}"),
-                format!("{{\"k\":\"{k}\",\"seq\":{seq},\"pad\":\"{}\"}}", "x".repeat(40)),
+                format!(
+                    "{{\"k\":\"{k}\",\"seq\":{seq},\"pad\":\"{}\"}}",
+                    "x".repeat(40)
+                ),
             )
         })
         .collect()
 }
 
+/// `[source]` for `stream`: a short `ack_wait` (3 s unless `extra` sets one), so that what a
+/// killed process held comes back soon.
 fn source(stream: &TestStream, server: &str, extra: &str) -> String {
+    let ack_wait = if extra.contains("ack_wait_s") {
+        ""
+    } else {
+        "ack_wait_s = 3\n"
+    };
     format!(
         "[source]\ntype = \"nats\"\nservers = \"nats://{server}\"\nstream = {:?}\n\
-         consumer = \"weir\"\nack_wait_s = 3\nexpires_ms = 1000\n{extra}\n",
+         consumer = \"weir\"\n{ack_wait}expires_ms = 1000\n{extra}\n",
         stream.name
     )
 }
@@ -174,7 +184,10 @@ fn check_keyed(out: &Path, n: u64, keys: u64, repeats: bool) -> usize {
             continue;
         }
         let want = next.entry(k.clone()).or_default();
-        assert_eq!(seq, *want, "key {k}: expected seq {want} next (lost or reordered)");
+        assert_eq!(
+            seq, *want,
+            "key {k}: expected seq {want} next (lost or reordered)"
+        );
         *want += 1;
     }
     assert_eq!(seen.len() as u64, n, "every message delivered");
@@ -217,7 +230,9 @@ fn nats_stream_to_file_every_message_once_in_key_order() {
     );
     let child = s.spawn_logged(&p);
     let out = s.path("out.jsonl");
-    wait_logged(&s, "every message written", || lines(&out).len() as u64 >= n);
+    wait_logged(&s, "every message written", || {
+        lines(&out).len() as u64 >= n
+    });
     wait_logged(&s, "every message acknowledged", || {
         st.consumer_state("weir").1 == 0
     });
@@ -258,9 +273,13 @@ fn nats_envelope_holds_subject_headers_and_sequences() {
         ),
     );
     let child = s.spawn_logged(&p);
-    wait_logged(&s, "both written", || lines(&s.path("out.jsonl")).len() >= 2);
+    wait_logged(&s, "both written", || {
+        lines(&s.path("out.jsonl")).len() >= 2
+    });
     stop(&s, child);
-    let out = json_lines(&s.path("out.jsonl"));
+    let mut out = json_lines(&s.path("out.jsonl"));
+    // Two keys: two lanes, in either order.
+    out.sort_by_key(|v| v["meta"]["stream_seq"].as_u64());
     let first = &out[0];
     assert_eq!(first["source"], "nats");
     assert_eq!(first["id"], "order-1", "the Nats-Msg-Id: {first}");
@@ -304,7 +323,12 @@ fn nats_sigkill_mid_stream_loses_nothing_and_keeps_key_order() {
         let got: BTreeSet<(String, u64)> = lines(&out)
             .iter()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .map(|v| (v["k"].as_str().unwrap().to_owned(), v["seq"].as_u64().unwrap()))
+            .map(|v| {
+                (
+                    v["k"].as_str().unwrap().to_owned(),
+                    v["seq"].as_u64().unwrap(),
+                )
+            })
             .collect();
         got.len() as u64 >= n
     });
@@ -357,7 +381,10 @@ fn nats_connection_cut_mid_stream_recovers_without_loss() {
     assert!(last.contains("unfinished=0"), "{last}");
     let log = s.log();
     assert!(log.contains("nats source disconnected"), "{log}");
-    assert!(proxy.connections() >= 2, "weir reconnected through the proxy");
+    assert!(
+        proxy.connections() >= 2,
+        "weir reconnected through the proxy"
+    );
     let dups = check_keyed(&out, n, keys, true);
     eprintln!("repeats after the cut: {dups}");
 }
@@ -421,9 +448,14 @@ fn nats_two_processes_share_one_consumer() {
             ),
         )
     };
-    let (pa, pb) = (pipeline("share-a", "a.jsonl"), pipeline("share-b", "b.jsonl"));
+    let (pa, pb) = (
+        pipeline("share-a", "a.jsonl"),
+        pipeline("share-b", "b.jsonl"),
+    );
     let a = s.spawn_logged(&pa);
-    wait_logged(&s, "the first to start", || s.log().contains("nats source started"));
+    wait_logged(&s, "the first to start", || {
+        s.log().contains("nats source started")
+    });
     let b = s.spawn_logged(&pb);
     wait_logged(&s, "the second to start", || {
         s.log().matches("nats source started").count() >= 2
@@ -444,7 +476,12 @@ fn nats_two_processes_share_one_consumer() {
     stop(&s, a);
     stop(&s, b);
     let (la, lb) = (lines(&fa), lines(&fb));
-    assert!(!la.is_empty() && !lb.is_empty(), "each got some: {} {}", la.len(), lb.len());
+    assert!(
+        !la.is_empty() && !lb.is_empty(),
+        "each got some: {} {}",
+        la.len(),
+        lb.len()
+    );
     let all: BTreeSet<String> = la.iter().chain(lb.iter()).cloned().collect();
     assert_eq!(all.len(), n as usize, "together every message");
     assert_eq!(la.len() + lb.len(), n as usize, "each once");
@@ -471,7 +508,9 @@ fn nats_in_progress_keeps_a_slow_message_from_coming_again() {
         ),
     );
     let child = s.spawn_logged(&p);
-    wait_logged(&s, "all written", || lines(&s.path("out.jsonl")).len() >= 20);
+    wait_logged(&s, "all written", || {
+        lines(&s.path("out.jsonl")).len() >= 20
+    });
     wait_logged(&s, "every message acknowledged", || {
         st.consumer_state("weir").1 == 0
     });
@@ -511,7 +550,11 @@ fn nats_sink_publishes_in_order_and_dedups_after_sigkill() {
     let out = s.run(&p);
     assert!(out.status.success(), "{}", stderr(&out));
     let msgs = st.messages();
-    assert_eq!(msgs.len() as u64, n, "each event stored once: re-sent ones de-duplicated");
+    assert_eq!(
+        msgs.len() as u64,
+        n,
+        "each event stored once: re-sent ones de-duplicated"
+    );
     let mut next: BTreeMap<String, u64> = BTreeMap::new();
     for (subject, body, id) in &msgs {
         let v: Value = serde_json::from_str(body).unwrap();

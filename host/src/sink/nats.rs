@@ -344,7 +344,7 @@ impl Sink for NatsSink {
                 }
             };
             let payload = bytes::Bytes::copy_from_slice(o.body.bytes().unwrap_or_default());
-            let message = async_nats::jetstream::context::Publish::build()
+            let message = async_nats::jetstream::message::PublishMessage::build()
                 .payload(payload)
                 .headers(address.headers);
             match self.js.send_publish(address.subject.clone(), message).await {

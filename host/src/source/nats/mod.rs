@@ -294,8 +294,11 @@ async fn open(
         }
     })?;
     let consumer: async_nats::jetstream::consumer::PullConsumer =
-        match stream.get_consumer(&cfg.consumer).await {
-            Ok(c) => c,
+        match stream.consumer_info(&cfg.consumer).await {
+            Ok(_) => stream
+                .get_consumer(&cfg.consumer)
+                .await
+                .map_err(|e| fail(format!("source.consumer: `{}`: {e}", cfg.consumer)))?,
             Err(e) if crate::nats::consumer_missing(&e) && cfg.create_consumer => {
                 tracing::info!(pipeline = %ctx.pipeline, stream = %cfg.stream, consumer = %cfg.consumer,
                     "creating the durable pull consumer");

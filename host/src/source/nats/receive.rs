@@ -185,10 +185,12 @@ impl Receiver {
         let (data, problem) = self.reading.format.decode(&m.message.payload, &mut meta);
         let seq = self.inflight.add(m.message.reply.clone(), delivered);
         let delivered = u32::try_from(delivered).unwrap_or(u32::MAX);
-        let release_on_failure = match self.reading.dead_letter_from {
-            Some(from) => delivered < from,
-            None => true,
-        };
+        // Input that cannot be read as it is will not read better next time: to the DLQ at once.
+        let release_on_failure = problem.is_none()
+            && match self.reading.dead_letter_from {
+                Some(from) => delivered < from,
+                None => true,
+            };
         let mut envelope = Envelope {
             id: id.unwrap_or_else(|| format!("nats:{seq}")),
             source: "nats",
