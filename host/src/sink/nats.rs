@@ -407,7 +407,7 @@ impl Sink for NatsSink {
                 vs.iter().map(move |v| n + v.as_str().len() + 4)
             })
             .sum();
-        let max = usize::try_from(self.client.server_info().max_payload).ok()?;
+        let max = self.client.server_info().max_payload;
         max.checked_sub(headers + 16)
     }
 }
