@@ -475,3 +475,56 @@ impl Acker for NatsAcker {
         Some(self.inflight.ack_wanted.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str) -> NatsSourceConfig {
+        toml::from_str(&format!(
+            "servers = \"nats://127.0.0.1:4222\"\nstream = \"S\"\nconsumer = \"c\"\n{extra}"
+        ))
+        .unwrap()
+    }
+
+    fn refused(extra: &str) -> (&'static str, String) {
+        config(extra).validate().unwrap_err()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = config("");
+        assert_eq!(c.validate(), Ok(()));
+        assert!(c.create_consumer);
+        assert_eq!(c.on_failure, NatsOnFailure::Dlq);
+        let created = c.consumer_config();
+        assert_eq!(created.durable_name.as_deref(), Some("c"));
+        assert_eq!(created.ack_wait, Duration::from_secs(30));
+        assert_eq!(created.max_ack_pending, 20_000);
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        assert_eq!(refused("user = \"u\"").0, "password");
+        assert_eq!(refused("tls_cert = \"c.pem\"").0, "tls_key");
+        assert_eq!(refused("ack_wait_s = 0").0, "ack_wait_s");
+        assert_eq!(refused("max_deliver = 0").0, "max_deliver");
+        assert_eq!(refused("key = '{\"k\": <$.data.k>'").0, "key");
+        assert_eq!(
+            refused("on_failure = \"redrive\"\nmax_attempts = 2").0,
+            "max_attempts"
+        );
+        let bad_server: NatsSourceConfig =
+            toml::from_str("servers = \"http://x\"\nstream = \"S\"\nconsumer = \"c\"").unwrap();
+        assert_eq!(bad_server.validate().unwrap_err().0, "servers");
+    }
+
+    #[test]
+    fn a_url_password_is_never_shown() {
+        let c: NatsSourceConfig = toml::from_str(
+            "servers = [\"nats://me:secret@a:4222\", \"b:4222\"]\nstream = \"S\"\nconsumer = \"c\"",
+        )
+        .unwrap();
+        assert_eq!(c.servers.shown(), "nats://me:***@a:4222,b:4222");
+    }
+}
