@@ -624,3 +624,46 @@ fn nats_check_connect_names_a_missing_stream() {
     assert!(err.contains("no stream `weir_no_such_stream`"), "{err}");
     assert!(err.contains("stream"), "{err}");
 }
+
+/// A failed message is handed back (`-NAK` with a delay) until its `max_attempts`-th delivery,
+/// then dead-lettered and terminated; the key's other messages go on.
+#[test]
+fn nats_failure_is_redelivered_then_dead_lettered() {
+    let st = TestStream::new("nak");
+    st.publish(&[
+        ("T.a".to_owned(), "{\"k\":\"a\",\"seq\":0}".to_owned()),
+        (
+            "T.b".to_owned(),
+            "{\"k\":\"b\",\"seq\":0,\"fault\":\"error\"}".to_owned(),
+        ),
+        ("T.a".to_owned(), "{\"k\":\"a\",\"seq\":1}".to_owned()),
+    ]);
+    let s = Scratch::new();
+    let p = s.write(
+        "p.toml",
+        format!(
+            "[pipeline]\nname = \"nats-nak\"\ncheckpoint_interval_ms = 100\n{}\
+             [[plugin]]\npath = {:?}\n[retry]\nmax_attempts = 1\n{}\
+             [dlq]\ntype = \"file\"\npath = \"dlq.jsonl\"\n",
+            source(&st, SERVER, "format = \"json\"\nmax_attempts = 2"),
+            crate::plugins::plugin("fixtures/faults/faults.wasm"),
+            sink_file("out.jsonl"),
+        ),
+    );
+    let child = s.spawn_logged(&p);
+    wait_logged(&s, "the failed message dead-lettered", || {
+        !lines(&s.path("dlq.jsonl")).is_empty()
+    });
+    wait_logged(&s, "every message answered", || {
+        st.consumer_state("weir").1 == 0
+    });
+    let last = stop(&s, child);
+    assert!(last.contains("released=1"), "{last}");
+    assert!(last.contains("dead_lettered=1"), "{last}");
+    assert!(last.contains("delivered=2"), "{last}");
+    let dlq = json_lines(&s.path("dlq.jsonl"));
+    assert_eq!(dlq.len(), 1);
+    assert_eq!(dlq[0]["event"]["meta"]["delivered"], 2, "{}", dlq[0]);
+    assert_eq!(dlq[0]["error"]["stage"], "plugin:faults");
+    assert_eq!(check_keyed(&s.path("out.jsonl"), 2, 1, false), 0);
+}
