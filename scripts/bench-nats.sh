@@ -13,9 +13,14 @@ cd "$(dirname "$0")/.."
 n=${1:-200000}
 source scripts/bench-common.sh
 
-cargo build --release --locked -q -p weir --bin weir --example nats-bench
-bench=$PWD/target/release/examples/nats-bench
-weir=$PWD/target/release/weir
+# PROFILE=dev: a quick check of the script with the debug build (its numbers mean nothing).
+if [ "${PROFILE:-release}" = dev ]; then
+  cargo build --locked -q -p weir --bin weir --example nats-bench; dir=debug
+else
+  cargo build --release --locked -q -p weir --bin weir --example nats-bench; dir=release
+fi
+bench=$PWD/target/$dir/examples/nats-bench
+weir=$PWD/target/$dir/weir
 name=weirbench$$
 trap '"$bench" teardown "$name" || true; cleanup' EXIT
 

@@ -2,15 +2,16 @@
 //! progress (`+WPI`) before its `ack_wait` runs out; at each checkpoint the ended ones are
 //! answered: `+ACK` (delivered, filtered), `+TERM` (dead-lettered: never delivered again) or
 //! `-NAK` with a delay (handed back for redelivery). Every answer asks for the server's
-//! confirmation, and a message leaves the table only once it came: an answer lost with the
-//! connection is sent again at the next checkpoint.
+//! confirmation, and a message leaves the table only once it came: an answer not confirmed
+//! within `CONFIRM_WAIT` (lost with the connection) is sent again at the next checkpoint. The
+//! checkpoint does not wait for the confirmations: the pipeline goes on meanwhile.
 //!
 //! Each message gets a sequence number of weir's as it arrives (its position's offset).
 
 use crate::backoff::Backoff;
 use async_nats::Subject;
 use futures_util::StreamExt;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -31,6 +32,8 @@ struct Entry {
     /// When it was delivered or last said to be in progress.
     progress_at: Instant,
     ended: Option<Ending>,
+    /// When its answer was sent (then it waits for the confirmation).
+    answered_at: Option<Instant>,
 }
 
 /// A handed-back message comes again after this, growing with its deliveries.
@@ -40,7 +43,7 @@ const NAK_DELAY: Backoff = Backoff {
     jitter: false,
 };
 
-/// How long a checkpoint waits for the server to confirm its answers.
+/// How long an answer waits for the server's confirmation before it is sent again.
 const CONFIRM_WAIT: Duration = Duration::from_secs(10);
 
 pub(super) struct InFlight {
@@ -51,7 +54,6 @@ pub(super) struct InFlight {
     next_seq: AtomicU64,
     /// Confirmations of answers arrive at `<inbox>.<seq>`.
     inbox: String,
-    confirmations: tokio::sync::Mutex<async_nats::Subscriber>,
     /// Notified when many ended messages wait for a checkpoint.
     pub(super) ack_wanted: std::sync::Arc<Notify>,
     ack_early_at: usize,
@@ -64,24 +66,54 @@ impl InFlight {
         pipeline: &str,
         ack_wait: Duration,
         ack_early_at: usize,
-    ) -> Result<Self, String> {
+    ) -> Result<(Self, async_nats::Subscriber), String> {
         let inbox = client.new_inbox();
         let confirmations = client
             .subscribe(format!("{inbox}.*"))
             .await
             .map_err(|e| format!("source: nats: cannot subscribe to confirmations: {e}"))?;
-        Ok(InFlight {
+        let inflight = InFlight {
             client,
             pipeline: pipeline.to_owned(),
             ack_wait,
             messages: Mutex::new(HashMap::new()),
             next_seq: AtomicU64::new(1),
             inbox,
-            confirmations: tokio::sync::Mutex::new(confirmations),
             ack_wanted: Default::default(),
             ack_early_at,
             ended: AtomicU64::new(0),
-        })
+        };
+        Ok((inflight, confirmations))
+    }
+
+    /// Until `stop`: takes in the server's confirmations of answers; a confirmed message leaves
+    /// the table.
+    pub(super) async fn take_confirmations(
+        self: std::sync::Arc<Self>,
+        mut confirmations: async_nats::Subscriber,
+        stop: CancellationToken,
+    ) {
+        loop {
+            let msg = tokio::select! {
+                _ = stop.cancelled() => return,
+                m = confirmations.next() => match m {
+                    Some(m) => m,
+                    None => return,
+                },
+            };
+            let seq = msg
+                .subject
+                .as_str()
+                .rsplit('.')
+                .next()
+                .and_then(|s| s.parse::<u64>().ok());
+            if let Some(seq) = seq {
+                let mut table = self.table();
+                if table.get(&seq).is_some_and(|e| e.answered_at.is_some()) {
+                    table.remove(&seq);
+                }
+            }
+        }
     }
 
     fn table(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Entry>> {
@@ -96,6 +128,7 @@ impl InFlight {
             delivered,
             progress_at: Instant::now(),
             ended: None,
+            answered_at: None,
         };
         self.table().insert(seq, entry);
         seq
@@ -113,27 +146,31 @@ impl InFlight {
         }
     }
 
-    /// Answers every ended message and waits for the server's confirmations (at a checkpoint:
-    /// the sink has made the delivered ones durable).
+    /// Answers every ended message not answered yet, and again those whose answer was not
+    /// confirmed within `CONFIRM_WAIT` (at a checkpoint: the sink has made the delivered ones
+    /// durable). Confirmations are taken in by [`InFlight::take_confirmations`].
     pub(super) async fn acknowledge(&self) -> Result<(), String> {
-        let due: Vec<(u64, Subject, Ending, i64)> = self
-            .table()
-            .iter()
-            .filter_map(|(&seq, e)| {
-                let how = e.ended?;
-                Some((seq, e.reply.clone()?, how, e.delivered))
-            })
-            .collect();
-        // Ended messages without an acknowledgement subject have nothing to answer.
-        self.table()
-            .retain(|_, e| !(e.ended.is_some() && e.reply.is_none()));
-        if due.is_empty() {
-            self.ended.store(0, Relaxed);
-            return Ok(());
-        }
-        // One checkpoint at a time: the confirmations are this one's.
-        let mut confirmations = self.confirmations.lock().await;
-        let mut waiting: HashSet<u64> = HashSet::with_capacity(due.len());
+        let now = Instant::now();
+        let mut unconfirmed = 0;
+        let due: Vec<(u64, Subject, Ending, i64)> = {
+            let mut table = self.table();
+            // Ended messages without an acknowledgement subject have nothing to answer.
+            table.retain(|_, e| !(e.ended.is_some() && e.reply.is_none()));
+            table
+                .iter_mut()
+                .filter_map(|(&seq, e)| {
+                    let how = e.ended?;
+                    match e.answered_at {
+                        Some(t) if now.duration_since(t) < CONFIRM_WAIT => return None,
+                        Some(_) => unconfirmed += 1,
+                        None => {}
+                    }
+                    e.answered_at = Some(now);
+                    Some((seq, e.reply.clone()?, how, e.delivered))
+                })
+                .collect()
+        };
+        self.ended.store(0, Relaxed);
         let mut send_error = None;
         for (seq, reply, how, delivered) in &due {
             let answer: bytes::Bytes = match how {
@@ -145,48 +182,28 @@ impl InFlight {
                 }
             };
             let confirm = format!("{}.{seq}", self.inbox);
-            match self
+            if let Err(e) = self
                 .client
                 .publish_with_reply(reply.clone(), confirm, answer)
                 .await
             {
-                Ok(()) => {
-                    waiting.insert(*seq);
-                }
-                Err(e) => {
-                    send_error = Some(e.to_string());
-                    break;
-                }
+                send_error = Some(e.to_string());
+                break;
             }
         }
-        let _ = self.client.flush().await;
-        let deadline = tokio::time::Instant::now() + CONFIRM_WAIT;
-        while !waiting.is_empty() {
-            let next = tokio::time::timeout_at(deadline, confirmations.next()).await;
-            let Ok(Some(msg)) = next else { break };
-            let seq = msg
-                .subject
-                .as_str()
-                .rsplit('.')
-                .next()
-                .and_then(|s| s.parse::<u64>().ok());
-            if let Some(seq) = seq
-                && waiting.remove(&seq)
-            {
-                self.table().remove(&seq);
-            }
+        if let Err(e) = self.client.flush().await {
+            send_error.get_or_insert(e.to_string());
         }
-        let left = self.table().values().filter(|e| e.ended.is_some()).count();
-        self.ended.store(left as u64, Relaxed);
-        if send_error.is_none() && waiting.is_empty() {
-            return Ok(());
+        match (send_error, unconfirmed) {
+            (None, 0) => Ok(()),
+            (error, n) => Err(format!(
+                "nats: {n} answers (acks) not confirmed by the server within {} s, sent again{}",
+                CONFIRM_WAIT.as_secs(),
+                error
+                    .map(|e| format!("; sending failed: {e}"))
+                    .unwrap_or_default()
+            )),
         }
-        Err(format!(
-            "nats: {} of {} ended messages not acknowledged yet (sent again at the next checkpoint){}",
-            left,
-            due.len(),
-            send_error.map(|e| format!(": {e}")).unwrap_or_default()
-        ))
     }
 
     /// Until `stop`: tells the server that the messages held are in progress once half of
@@ -205,7 +222,9 @@ impl InFlight {
                 let mut table = self.table();
                 table
                     .values_mut()
-                    .filter(|e| now.duration_since(e.progress_at) >= margin)
+                    .filter(|e| {
+                        e.answered_at.is_none() && now.duration_since(e.progress_at) >= margin
+                    })
                     .filter_map(|e| {
                         e.progress_at = now;
                         e.reply.clone()

@@ -339,7 +339,10 @@ async fn open(
         n if n > 0 => (n as usize / 2).max(1),
         _ => usize::MAX,
     };
-    let inflight = Arc::new(InFlight::new(client.clone(), &ctx.pipeline, ack_wait, ack_early_at).await.map_err(fail)?);
+    let (inflight, confirmations) = InFlight::new(client.clone(), &ctx.pipeline, ack_wait, ack_early_at)
+        .await
+        .map_err(fail)?;
+    let inflight = Arc::new(inflight);
     // A crashed process's messages stay unacknowledged until their ack_wait runs out, then come
     // again, but newer messages are delivered meanwhile: pulling only once they are due again
     // makes them come first, so a key keeps its order across a crash.
@@ -362,6 +365,11 @@ async fn open(
     };
     tokio::spawn(receiver.run(stop.clone()));
     tokio::spawn(inflight.clone().keep_in_progress(stop.clone()));
+    tokio::spawn(
+        inflight
+            .clone()
+            .take_confirmations(confirmations, stop.clone()),
+    );
     tracing::info!(pipeline = %ctx.pipeline, servers = %cfg.servers.shown(), stream = %cfg.stream,
         consumer = %cfg.consumer, ack_wait_s = ack_wait.as_secs_f64(), on_failure = ?cfg.on_failure,
         "nats source started");
