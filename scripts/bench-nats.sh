@@ -4,7 +4,7 @@
 #   (a) plain pull consumer (same batch size, each message acknowledged) -> JSON lines file
 #   (b) weir: nats source -> file
 #   (c) plain JetStream publisher (Nats-Msg-Id, 1,024 publishes under way, then their acks)
-#   (d) weir: file -> nats sink (4 lanes of 256-event batches: 1,024 under way)
+#   (d) weir: file -> nats sink (batches of 1,024 over 4 lanes: ~1,024 under way)
 # Each row gets fresh streams loaded with the same events; a row's rate runs from the first
 # output to the last (a consumer's creation and weir's start do not count).
 # Usage: scripts/bench-nats.sh [EVENTS] (default 200000 events of ~400 bytes)
@@ -50,7 +50,7 @@ TOML
 "$weir" run --state-dir "$root/state" "$root/in.toml" > "$root/in.log" 2>&1 &
 pid=$!; pids+=("$pid")
 b=$("$bench" wait-file "$root/weir.jsonl" "$n")
-kill "$pid"; wait "$pid" || true
+kill "$pid" 2>/dev/null || true; wait "$pid" || true
 printf '%-48s %s\n' "(b) weir: nats -> file" "$b"
 
 "$bench" file "$n" "$root/events.jsonl"
@@ -65,6 +65,7 @@ name = "bench-nats-out"
 [source]
 type = "file"
 path = "$root/events.jsonl"
+batch_size = 1024                 # 4 lanes of ~256: 1,024 publishes under way, as in (c)
 [ordering]
 key = "<\$.data.detail.customerId>"
 lanes = 4
@@ -77,7 +78,7 @@ TOML
 "$weir" run --state-dir "$root/state" "$root/out.toml" > "$root/out.log" 2>&1 &
 pid=$!; pids+=("$pid")
 d=$("$bench" wait-stream "$name" "$n")
-kill "$pid" 2>/dev/null; wait "$pid" || true
+kill "$pid" 2>/dev/null || true; wait "$pid" || true
 printf '%-48s %s\n' "(d) weir: file -> nats" "$d"
 
 echo "weir / plain: source $(ratio "$(rate "$b")" "$(rate "$a")"), sink $(ratio "$(rate "$d")" "$(rate "$c")")"
