@@ -21,6 +21,7 @@ pub(crate) mod http_client;
 pub(crate) mod kafka;
 pub mod logging;
 pub(crate) mod lookup;
+pub(crate) mod nats;
 pub(crate) mod observe;
 pub mod pipeline;
 pub mod plugin;

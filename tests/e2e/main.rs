@@ -26,6 +26,7 @@ mod kafka_sink;
 mod kafka_start;
 mod kill_restart;
 mod logs;
+mod nats;
 mod pattern_cli;
 mod plugin_deadlines;
 mod plugin_files;

@@ -488,6 +488,7 @@ impl Run {
         self.counters.ended(how);
         match how {
             Ended::Released => self.acker.release(position),
+            Ended::DeadLettered => self.acker.finish_dead_lettered(position),
             _ => self.acker.finish(position),
         }
         self.finished_since_checkpoint = true;

@@ -36,6 +36,7 @@ sources! {
     file::FileSourceConfig,
     kafka::KafkaSourceConfig,
     sqs::SqsSourceConfig,
+    nats::NatsSourceConfig,
     schedule::ScheduleSourceConfig,
 }
 
@@ -126,6 +127,12 @@ pub trait Acker: Send {
     /// `release_on_failure`): the source makes it available again later instead of treating it
     /// as finished. Sources that never ask for this treat it as finished.
     fn release(&mut self, position: Position) {
+        self.finish(position);
+    }
+    /// The event at `position` is finished by going to the dead-letter queue. Sources that can
+    /// tell their broker so (NATS JetStream: terminate, never deliver again) do; the others
+    /// treat it as any finished event.
+    fn finish_dead_lettered(&mut self, position: Position) {
         self.finish(position);
     }
     /// Makes the finished prefix durable (checkpoint file, Kafka commit, SQS delete). Called after

@@ -1,0 +1,218 @@
+//! The receiver: one continuous pull on the durable consumer (async-nats keeps a pull request
+//! open, renews it as messages are taken, and sends a new one after a reconnection). Each
+//! message is registered in the in-flight table as it arrives, so that it is kept in progress
+//! from then on, and becomes an event.
+
+use super::Reading;
+use super::inflight::InFlight;
+use crate::backoff::{Backoff, pause};
+use crate::event::{Envelope, Position};
+use crate::source::SourceEvent;
+use async_nats::jetstream::consumer::PullConsumer;
+use futures_util::{FutureExt, StreamExt};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub(super) struct Receiver {
+    pub consumer: PullConsumer,
+    pub reading: Reading,
+    pub inflight: Arc<InFlight>,
+    pub tx: mpsc::Sender<Vec<SourceEvent>>,
+    /// How long to wait before the first pull (see `open`).
+    pub wait_first: Duration,
+}
+
+const RETRY: Backoff = Backoff {
+    min: Duration::from_millis(200),
+    max: Duration::from_secs(10),
+    jitter: false,
+};
+
+/// A failing pull is logged once, then at most this often while it keeps failing.
+const LOG_EVERY: Duration = Duration::from_secs(30);
+
+impl Receiver {
+    pub(super) async fn run(self, stop: CancellationToken) {
+        if !self.wait_first.is_zero() && !pause(self.wait_first, &stop).await {
+            return;
+        }
+        let mut failures: u32 = 0;
+        let mut last_logged: Option<Instant> = None;
+        loop {
+            let pulled = self
+                .consumer
+                .stream()
+                .max_messages_per_batch(self.reading.batch_size)
+                // No idle heartbeat: while the pipeline is full this stream is not polled, and
+                // a heartbeat timer would report that as a failure. A pull the server never
+                // answers is renewed after `expires` by the client anyway.
+                .expires(self.reading.expires)
+                .messages()
+                .await;
+            let mut messages = match pulled {
+                Ok(m) => m,
+                Err(e) => {
+                    self.failed(&e.to_string(), &mut failures, &mut last_logged);
+                    if !pause(RETRY.delay(failures), &stop).await {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            loop {
+                let first = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    m = messages.next() => m,
+                };
+                let Some(first) = first else { break };
+                let mut batch = Vec::with_capacity(self.reading.batch_size);
+                let mut error = None;
+                match first {
+                    Ok(m) => batch.push(m),
+                    Err(e) => error = Some(e.to_string()),
+                }
+                // Whatever else has already arrived, without waiting.
+                while error.is_none() && batch.len() < self.reading.batch_size {
+                    match messages.next().now_or_never() {
+                        Some(Some(Ok(m))) => batch.push(m),
+                        Some(Some(Err(e))) => error = Some(e.to_string()),
+                        _ => break,
+                    }
+                }
+                if let Some(e) = error {
+                    // A missed heartbeat or a failed pull request: the stream goes on (it pulls
+                    // again after a reconnection); said once per outage.
+                    self.failed(&e, &mut failures, &mut last_logged);
+                }
+                if batch.is_empty() {
+                    continue;
+                }
+                if failures > 0 {
+                    tracing::info!(pipeline = %self.reading.pipeline, failures, "nats pull works again");
+                    failures = 0;
+                    last_logged = None;
+                }
+                if let Some(s) = &self.reading.status {
+                    s.set_source_connected(true);
+                }
+                let now = crate::event::now_rfc3339();
+                let events: Vec<SourceEvent> =
+                    batch.into_iter().map(|m| self.to_event(m, &now)).collect();
+                let seqs: Vec<u64> = events.iter().map(|e| e.position.offset).collect();
+                tokio::select! {
+                    _ = stop.cancelled() => {
+                        self.inflight.hand_back(&seqs).await;
+                        return;
+                    }
+                    sent = self.tx.send(events) => if sent.is_err() {
+                        self.inflight.hand_back(&seqs).await;
+                        return;
+                    },
+                }
+            }
+            // The stream ended (the consumer was deleted, or the pull was refused): pull anew.
+            self.failed(
+                "the pull ended (was the consumer deleted?)",
+                &mut failures,
+                &mut last_logged,
+            );
+            if !pause(RETRY.delay(failures), &stop).await {
+                return;
+            }
+        }
+    }
+
+    fn failed(&self, e: &str, failures: &mut u32, last_logged: &mut Option<Instant>) {
+        *failures = failures.saturating_add(1);
+        if last_logged.is_none_or(|t| t.elapsed() >= LOG_EVERY) {
+            *last_logged = Some(Instant::now());
+            tracing::warn!(pipeline = %self.reading.pipeline, failures = *failures, error = %e,
+                "nats pull failing; retrying");
+        }
+        if let Some(s) = &self.reading.status {
+            s.error("source", &format!("nats pull: {e}"));
+        }
+    }
+
+    /// The message as an event: its payload is the data, its subject the key (unless `key`
+    /// says otherwise), and `meta` holds the subject, stream, sequences, delivery count,
+    /// publication time and headers.
+    fn to_event(&self, m: async_nats::jetstream::Message, now: &str) -> SourceEvent {
+        let mut meta = Map::with_capacity(9);
+        let subject = m.message.subject.to_string();
+        meta.insert("subject".into(), subject.clone().into());
+        let mut delivered: i64 = 1;
+        let mut id = None;
+        let mut time = None;
+        if let Ok(info) = m.info() {
+            delivered = info.delivered;
+            meta.insert("stream".into(), info.stream.into());
+            meta.insert("consumer".into(), info.consumer.into());
+            meta.insert("stream_seq".into(), info.stream_sequence.into());
+            meta.insert("consumer_seq".into(), info.consumer_sequence.into());
+            meta.insert("delivered".into(), info.delivered.into());
+            meta.insert("pending".into(), info.pending.into());
+            let nanos = info.published.unix_timestamp_nanos();
+            time = i64::try_from(nanos).ok().map(|n| {
+                chrono::DateTime::from_timestamp_nanos(n)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            });
+            id = Some(format!("{}:{}", info.stream, info.stream_sequence));
+        }
+        let mut headers = Map::new();
+        if let Some(h) = &m.message.headers {
+            for (name, values) in h.iter() {
+                let value = match values.as_slice() {
+                    [one] => Value::String(one.as_str().to_owned()),
+                    many => Value::Array(
+                        many.iter()
+                            .map(|v| Value::String(v.as_str().to_owned()))
+                            .collect(),
+                    ),
+                };
+                headers.insert(name.to_string(), value);
+            }
+            // The publisher's id, which the stream de-duplicates on, is stable across
+            // re-publications: the event's id.
+            if let Some(msg_id) = h.get_last("Nats-Msg-Id") {
+                id = Some(msg_id.as_str().to_owned());
+            }
+        }
+        meta.insert("headers".into(), Value::Object(headers));
+        let (data, problem) = self.reading.format.decode(&m.message.payload, &mut meta);
+        let seq = self.inflight.add(m.message.reply.clone(), delivered);
+        let delivered = u32::try_from(delivered).unwrap_or(u32::MAX);
+        // Input that cannot be read as it is will not read better next time: to the DLQ at once.
+        let release_on_failure = problem.is_none()
+            && match self.reading.dead_letter_from {
+                Some(from) => delivered < from,
+                None => true,
+            };
+        let mut envelope = Envelope {
+            id: id.unwrap_or_else(|| format!("nats:{seq}")),
+            source: "nats",
+            key: None,
+            time: time.unwrap_or_else(|| now.to_owned()),
+            received_at: now.to_owned(),
+            data,
+            meta,
+        };
+        envelope.key = Some(match &self.reading.key {
+            Some(t) => t.render(&envelope, &self.reading.pipeline),
+            None => subject,
+        });
+        SourceEvent {
+            envelope,
+            position: Position {
+                partition: 0,
+                offset: seq,
+                ordinal: seq,
+            },
+            problem,
+            release_on_failure,
+        }
+    }
+}
