@@ -36,6 +36,7 @@ sources! {
     file::FileSourceConfig,
     kafka::KafkaSourceConfig,
     sqs::SqsSourceConfig,
+    http::HttpSourceConfig,
 }
 
 /// The registered source kind of this name (a DLQ record's `event.source`), as the `'static`
