@@ -188,7 +188,7 @@ async fn respond(shared: &Shared, peer: SocketAddr, req: Request<Incoming>) -> A
         return answer(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n", Some(1));
     }
     let path = req.uri().path().to_owned();
-    if !shared.paths.iter().any(|p| *p == path) {
+    if !shared.paths.contains(&path) {
         return answer(StatusCode::NOT_FOUND, "", None);
     }
     if req.method() != http::Method::POST {
