@@ -503,7 +503,10 @@ fn http_source_full_disk_under_the_log_answers_503_and_loses_nothing() {
             &[],
             &format!(
                 "[{}]",
-                (0..150).map(|_| event("b", n)).collect::<Vec<_>>().join(",")
+                (0..150)
+                    .map(|_| event("b", n))
+                    .collect::<Vec<_>>()
+                    .join(",")
             ),
         )
         .unwrap();

@@ -79,7 +79,7 @@ async fn open(
     let addr = cfg.listen_addr().map_err(|e| SourceError::Config(format!("source.listen: {e}")))?;
     let (state_dir, segment_bytes, pipeline) =
         (ctx.state_dir.clone(), cfg.segment_bytes, ctx.pipeline.clone());
-    let (wal, replay, writer) =
+    let (wal, replay, mut writer) =
         tokio::task::spawn_blocking(move || wal::open(&state_dir, segment_bytes, &pipeline))
             .await
             .map_err(|e| SourceError::caused(format!("http source failed to start: {e}"), e))?
@@ -87,6 +87,7 @@ async fn open(
     let listener = server::bind(addr)
         .await
         .map_err(|e| SourceError::io(format!("source.listen: cannot listen on {addr}"), e))?;
+    writer.status = ctx.status.clone();
     let (appends, append_rx) = mpsc::channel(1024);
     let (events_tx, events) = mpsc::unbounded_channel();
     std::thread::Builder::new()
@@ -110,7 +111,7 @@ async fn open(
     tracing::info!(pipeline = %ctx.pipeline, listen = %addr, tls = tls.is_some(),
         replaying = replay.left, "http source listening");
     tokio::spawn(server::serve(listener, tls, shared));
-    log_bytes_gauge(&ctx.pipeline, &wal);
+    wal.report_bytes();
     Ok((
         Box::new(HttpSource {
             replay: Some(replay),
@@ -126,15 +127,9 @@ async fn open(
             tracker: PrefixTracker::default(),
             wal,
             saved: None,
-            pipeline: ctx.pipeline.clone(),
             _closing: closing.drop_guard(),
         }),
     ))
-}
-
-fn log_bytes_gauge(pipeline: &str, wal: &Wal) {
-    metrics::gauge!("weir_http_log_bytes", "pipeline" => pipeline.to_owned())
-        .set(wal.bytes.load(Relaxed) as f64);
 }
 
 struct HttpSource {
@@ -248,8 +243,7 @@ struct HttpAcker {
     tracker: PrefixTracker,
     wal: Arc<Wal>,
     saved: Option<Position>,
-    pipeline: String,
-    #[allow(dead_code)]
+    /// Stops the listener when the acker goes.
     _closing: tokio_util::sync::DropGuard,
 }
 
@@ -282,7 +276,6 @@ impl Acker for HttpAcker {
         tokio::task::block_in_place(|| wal.checkpoint(cp))
             .map_err(|e| SourceError::io("http source: checkpoint", e))?;
         self.saved = Some(done);
-        log_bytes_gauge(&self.pipeline, wal);
         Ok(())
     }
 }

@@ -61,6 +61,7 @@ pub(super) struct Checkpoint {
 /// The log's state shared by the writer, the server (quota) and the acker (removal).
 #[derive(Debug)]
 pub(super) struct Wal {
+    pipeline: String,
     dir: PathBuf,
     checkpoint_path: PathBuf,
     /// Segment starts, oldest first; the last one is written to.
@@ -90,6 +91,8 @@ pub(super) struct Writer {
     end: u64,
     next_ordinal: u64,
     segment_bytes: u64,
+    /// Told why requests are refused when the log cannot be written (`/pipelines`).
+    pub status: Option<Arc<crate::observe::status::Status>>,
 }
 
 fn segment_path(dir: &Path, start: u64) -> PathBuf {
@@ -182,6 +185,7 @@ pub(super) fn open(
     let next_ordinal = checkpoint.map_or(0, |c| c.ordinal + 1);
     let first = starts.first().copied().unwrap_or(end);
     let wal = Arc::new(Wal {
+        pipeline: pipeline.to_owned(),
         dir,
         checkpoint_path,
         segments: Mutex::new(starts),
@@ -201,6 +205,7 @@ pub(super) fn open(
         end,
         next_ordinal: next_ordinal + left as u64,
         segment_bytes,
+        status: None,
     };
     Ok((wal, replay, writer))
 }
@@ -353,14 +358,18 @@ impl Writer {
             match self.append(&group, &mut buf) {
                 Ok((stored, firsts)) => {
                     self.wal.in_flight.fetch_add(stored.len(), Relaxed);
+                    self.wal.report_bytes();
                     let _ = events.send(stored);
                     for (a, first) in group.drain(..).zip(firsts) {
                         let _ = a.reply.send(Ok(first));
                     }
                 }
                 Err(e) => {
-                    tracing::error!(log = %self.wal.dir.display(), error = %e,
+                    tracing::error!(pipeline = %self.wal.pipeline, log = %self.wal.dir.display(), error = %e,
                         "cannot write to the log; requests are refused until it can");
+                    if let Some(s) = &self.status {
+                        s.error("source", &format!("cannot write to the log: {e}"));
+                    }
                     for a in group.drain(..) {
                         let _ = a.reply.send(Err(e.to_string()));
                     }
@@ -435,6 +444,12 @@ impl Wal {
         self.segments.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Sets the `weir_http_log_bytes` gauge.
+    pub(super) fn report_bytes(&self) {
+        metrics::gauge!("weir_http_log_bytes", "pipeline" => self.pipeline.clone())
+            .set(self.bytes.load(Relaxed) as f64);
+    }
+
     /// Saves the finished prefix, then removes the segments entirely below it.
     pub(super) fn checkpoint(&self, cp: Checkpoint) -> std::io::Result<()> {
         let bytes = serde_json::to_vec(&cp).map_err(std::io::Error::other)?;
@@ -457,6 +472,7 @@ impl Wal {
         drop(segments);
         if removed {
             crate::durable::sync_dir(&segment_path(&self.dir, 0))?;
+            self.report_bytes();
         }
         Ok(())
     }
