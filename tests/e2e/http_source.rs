@@ -633,10 +633,28 @@ fn http_source_malformed_json_is_refused_with_json_and_kept_as_text_with_auto() 
         post(auto, &[], "{\"a\":1}\nplain text\n").unwrap().status,
         200
     );
+    // JSON no stage could read (deeper than weir's limit): taken, and dead-lettered with why.
+    let deep = format!("{}1{}", "[".repeat(110), "]".repeat(110));
+    assert_eq!(post(strict, &[], &deep).unwrap().status, 200);
     let (o1, o2) = (s.path("out1.jsonl"), s.path("out2.jsonl"));
+    let dlq = s.state_dir().join("hs-json/dlq.jsonl");
     wait_logged(&s, "the events delivered", || {
-        lines(&o1).len() == 1 && lines(&o2).len() == 2
+        lines(&o1).len() == 1 && lines(&o2).len() == 2 && lines(&dlq).len() == 1
     });
+    assert!(
+        lines(&dlq)[0].contains("nested deeper than"),
+        "{:?}",
+        lines(&dlq)
+    );
+    let admin = admin_address(&s.log()).expect("an admin address");
+    let (_, metrics) = admin_get(&admin, "/metrics");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("weir_http_requests_total{") && l.contains("status=\"200\"")),
+        "{metrics}"
+    );
+    assert!(metrics.contains("weir_http_log_bytes{"), "{metrics}");
     stop(c1, &s);
     stop(c2, &s);
     let e = &json_lines(&o1)[0];
