@@ -230,9 +230,12 @@ impl Verifier {
     pub(super) fn headers_ok(&self, headers: &http::HeaderMap) -> bool {
         match self {
             Verifier::Bearer(tokens) => {
+                // The scheme's name is case-insensitive (RFC 9110).
                 let Some(given) = headers
                     .get(http::header::AUTHORIZATION)
-                    .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+                    .map(|v| v.as_bytes())
+                    .filter(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case(b"bearer "))
+                    .map(|v| &v[7..])
                 else {
                     return false;
                 };
@@ -371,6 +374,8 @@ mod tests {
         let mut h = http::HeaderMap::new();
         assert!(!v.headers_ok(&h));
         h.insert("authorization", "Bearer t0ken".parse().unwrap());
+        assert!(v.headers_ok(&h));
+        h.insert("authorization", "bearer t0ken".parse().unwrap());
         assert!(v.headers_ok(&h));
         h.insert("authorization", "Bearer t0ke".parse().unwrap());
         assert!(!v.headers_ok(&h));

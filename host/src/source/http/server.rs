@@ -151,6 +151,10 @@ where
 
 type Answer = Response<Full<Bytes>>;
 
+/// How long a request's body may take to arrive: a sender that stalls does not hold a
+/// connection for ever.
+const BODY_TIMEOUT: Duration = Duration::from_secs(60);
+
 fn answer(status: StatusCode, body: impl Into<Bytes>, retry_after: Option<u32>) -> Answer {
     let body: Bytes = body.into();
     let mut r = Response::builder().status(status);
@@ -222,10 +226,18 @@ async fn respond(shared: &Shared, peer: SocketAddr, req: Request<Incoming>) -> A
         return busy;
     }
     let (parts, incoming) = req.into_parts();
-    let body = match Limited::new(incoming, shared.max_body_bytes).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
-        Err(e) => {
+    let reading = Limited::new(incoming, shared.max_body_bytes).collect();
+    let body = match tokio::time::timeout(BODY_TIMEOUT, reading).await {
+        Err(_) => {
+            return answer(
+                StatusCode::REQUEST_TIMEOUT,
+                "the body did not arrive in time\n",
+                None,
+            );
+        }
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
+        Ok(Err(e)) => {
             tracing::debug!(%peer, error = %e, "http source: cannot read a request body");
             return answer(StatusCode::BAD_REQUEST, "cannot read the body\n", None);
         }
