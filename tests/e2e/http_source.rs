@@ -257,6 +257,20 @@ fn http_source_kill_9_after_2xx_loses_nothing_and_the_log_shrinks() {
     let wal = s.state_dir().join("hs-kill").join("http-wal");
     let segments = || std::fs::read_dir(&wal).map(|d| d.count()).unwrap_or(0);
     wait_logged(&s, "finished segments removed", || segments() <= 2);
+    // Segments are named by their first record's offset: the log's beginning is gone.
+    let first: u64 = std::fs::read_dir(&wal)
+        .unwrap()
+        .filter_map(|e| {
+            e.unwrap()
+                .file_name()
+                .to_str()?
+                .strip_suffix(".wal")?
+                .parse()
+                .ok()
+        })
+        .min()
+        .unwrap();
+    assert!(first > 500_000, "the log still begins at {first}");
     stop(child, &s);
     let (by_key, repeats, torn) = first_seen(&out);
     for (k, seqs) in &by_key {
