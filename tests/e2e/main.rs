@@ -18,6 +18,7 @@ mod fidelity;
 mod file_pipeline;
 mod follow;
 mod hostile_patterns;
+mod http_source;
 mod http_target;
 mod kafka;
 mod kafka_broker;

@@ -114,6 +114,14 @@ fn describe() {
         "Reloads of a file table, by outcome (ok, refused: the new file was broken and the old rows kept)"
     );
     describe_gauge!("weir_table_rows", "Rows of a file table");
+    describe_counter!(
+        "weir_http_requests_total",
+        "Requests to an HTTP source, by status (200, 400, 401, 413, 429, 503, ...)"
+    );
+    describe_gauge!(
+        "weir_http_log_bytes",
+        "Bytes in an HTTP source's write-ahead log"
+    );
     describe_gauge!("weir_events_in_flight", "Events read and not yet ended");
     describe_gauge!("weir_pipeline_up", "1 while the pipeline runs");
     describe_gauge!(

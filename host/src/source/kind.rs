@@ -155,7 +155,7 @@ impl SourceConfig {
         let config = (registered.parse)(src, at, table)?;
         config
             .validate()
-            .map_err(|(key, msg)| src.error(&at.key(key), msg))?;
+            .map_err(|(key, msg)| src.error(&at.dotted(key), msg))?;
         Ok(SourceConfig(config))
     }
 

@@ -36,6 +36,7 @@ sources! {
     file::FileSourceConfig,
     kafka::KafkaSourceConfig,
     sqs::SqsSourceConfig,
+    http::HttpSourceConfig,
     nats::NatsSourceConfig,
     schedule::ScheduleSourceConfig,
 }
