@@ -99,10 +99,18 @@ impl Connection<'_> {
         }
         match (self.user, self.password, self.token) {
             (Some(_), None, _) => {
-                return Err(("password", "`user` needs a `password`".into()));
+                // Worded as a missing key, so that a `password` refused for its value (written
+                // in the file) is not reported a second time as missing.
+                return Err((
+                    "password",
+                    "missing required key `password`: `user` needs one".into(),
+                ));
             }
             (None, Some(_), _) => {
-                return Err(("user", "`password` needs a `user`".into()));
+                return Err((
+                    "user",
+                    "missing required key `user`: `password` needs one".into(),
+                ));
             }
             (Some(_), Some(_), Some(_)) => {
                 return Err((

@@ -85,6 +85,8 @@ pub(super) struct Replay {
 /// The writer thread's state.
 pub(super) struct Writer {
     wal: Arc<Wal>,
+    /// The log's lock, held for as long as this writer lives ([`lock`]).
+    _lock: std::fs::File,
     file: std::fs::File,
     /// The current segment's length and the global offset past the last record.
     len: u64,
@@ -112,6 +114,7 @@ pub(super) fn open(
 ) -> std::io::Result<(Arc<Wal>, Replay, Writer)> {
     let dir = state_dir.join("http-wal");
     std::fs::create_dir_all(&dir).map_err(io_err(format!("cannot create {}", dir.display())))?;
+    let lock = lock(&dir, pipeline)?;
     let checkpoint_path = state_dir.join("http-source.json");
     let checkpoint = load_checkpoint(&checkpoint_path)?;
     let mut starts = Vec::new();
@@ -200,6 +203,7 @@ pub(super) fn open(
     };
     let writer = Writer {
         wal: wal.clone(),
+        _lock: lock,
         file,
         len: end - current,
         end,
@@ -208,6 +212,54 @@ pub(super) fn open(
         status: None,
     };
     Ok((wal, replay, writer))
+}
+
+/// How long opening the log waits for the writer of the source it replaces: that writer
+/// finishes the requests under way when their source stops, and a body may take
+/// `server::BODY_TIMEOUT` (60 s) to arrive.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(75);
+
+/// Takes the log's lock (`flock` on `http-wal/LOCK`), waiting up to [`LOCK_WAIT`]. A pipeline
+/// reloaded in place opens its log while the old source's writer may still be appending the
+/// requests that were under way: scanning the tail then would cut a record being written as
+/// torn, and both writers would append at the same offsets. The writer thread holds the lock
+/// until it ends, so the new source reads the log only once the old writer is done, and replays
+/// what it wrote last.
+fn lock(dir: &Path, pipeline: &str) -> std::io::Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let path = dir.join("LOCK");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_err(format!("cannot open {}", path.display())))?;
+    let started = std::time::Instant::now();
+    let mut told = false;
+    loop {
+        // SAFETY: flock on a descriptor this function owns; it only reads the descriptor.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(file);
+        }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
+            return Err(io_err(format!("cannot lock {}", path.display()))(e));
+        }
+        if started.elapsed() >= LOCK_WAIT {
+            return Err(std::io::Error::other(format!(
+                "{} is still held by another writer after {} s (the source this one replaces, \
+                 or another weir process on the same state dir)",
+                path.display(),
+                LOCK_WAIT.as_secs()
+            )));
+        }
+        if !told {
+            tracing::info!(pipeline, log = %dir.display(),
+                "waiting for the previous writer of the log to finish the requests under way");
+            told = true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 fn load_checkpoint(path: &Path) -> std::io::Result<Option<Checkpoint>> {
@@ -557,5 +609,22 @@ mod tests {
         let (more, h) = append(writer, 1);
         h.join().unwrap();
         assert_eq!((more[0].start, more[0].ordinal), (stored[199].end, 200));
+    }
+
+    /// A source reloaded in place opens the log while the old writer still appends what was
+    /// under way: the new one waits for it, then replays what it wrote.
+    #[test]
+    fn a_second_open_waits_for_the_writer_before_it_and_replays_its_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_wal, _replay, writer) = open(dir.path(), 1 << 20, "t").unwrap();
+        let old = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            let (stored, h) = append(writer, 3);
+            h.join().unwrap();
+            stored.len()
+        });
+        let (_wal, replay, _writer) = open(dir.path(), 1 << 20, "t").unwrap();
+        assert_eq!(old.join().unwrap(), 3);
+        assert_eq!(replay.left, 3, "the new source replays what the old writer wrote last");
     }
 }
