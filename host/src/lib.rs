@@ -22,6 +22,7 @@ pub(crate) mod kafka;
 pub mod logging;
 pub(crate) mod lookup;
 pub(crate) mod observe;
+pub(crate) mod rabbitmq;
 pub mod pipeline;
 pub mod plugin;
 pub(crate) mod service;

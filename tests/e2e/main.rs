@@ -31,6 +31,7 @@ mod plugin_deadlines;
 mod plugin_files;
 mod plugin_output;
 mod plugins;
+mod rabbitmq;
 mod redis_client;
 mod service;
 mod sqs;

@@ -38,6 +38,7 @@ sinks! {
     kafka::KafkaSinkConfig,
     sqs::SqsSinkConfig,
     http::HttpSinkConfig,
+    rabbitmq::RabbitmqSinkConfig,
 }
 
 /// One event ready for a sink: its encoded body, and the event for sinks that take more from it

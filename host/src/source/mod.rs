@@ -36,6 +36,7 @@ sources! {
     file::FileSourceConfig,
     kafka::KafkaSourceConfig,
     sqs::SqsSourceConfig,
+    rabbitmq::RabbitmqSourceConfig,
 }
 
 /// The registered source kind of this name (a DLQ record's `event.source`), as the `'static`
@@ -218,6 +219,8 @@ pub struct SourceContext {
     pub state_dir: PathBuf,
     /// Where a source reports what it alone knows (Kafka: lag).
     pub status: Option<std::sync::Arc<crate::observe::status::Status>>,
+    /// The pipeline's `[ordering] max_in_flight`: a broker's prefetch follows it (RabbitMQ).
+    pub max_in_flight: usize,
 }
 
 #[cfg(test)]

@@ -1,0 +1,224 @@
+//! The deliveries this process holds unacknowledged, and acknowledging them.
+//!
+//! A delivery tag means something only on the channel that delivered it: tags start again at 1
+//! on every new channel, and acknowledging a tag on another channel would acknowledge the wrong
+//! message or close the channel. So each delivery gets a weir sequence number (its position's
+//! offset) and remembers its channel's generation and its tag. At a checkpoint (after the sink
+//! made the deliveries durable) the finished deliveries of the current channel are acknowledged
+//! (a contiguous run at once with `multiple`), and released ones rejected without requeue (the
+//! queue's dead-letter exchange takes them). A finished delivery of a channel that is gone can
+//! no longer be acknowledged: the broker hands it out again (at least once) and it is forgotten.
+
+use lapin::Channel;
+use lapin::options::{BasicAckOptions, BasicRejectOptions};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use tokio::sync::Notify;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Pending,
+    Finished,
+    Released,
+}
+
+struct Entry {
+    generation: u32,
+    tag: u64,
+    state: State,
+}
+
+#[derive(Default)]
+struct Table {
+    /// The channel deliveries now come on, and its generation (0: none yet).
+    channel: Option<Channel>,
+    generation: u32,
+    next_seq: u64,
+    /// By sequence number, so by arrival.
+    entries: BTreeMap<u64, Entry>,
+}
+
+pub(super) struct InFlight {
+    table: Mutex<Table>,
+    /// Finished or released, not yet acknowledged or rejected.
+    done: AtomicUsize,
+    /// This many done and the pipeline is asked for a checkpoint now: the broker sends no more
+    /// than `prefetch` unacknowledged deliveries, so waiting for the interval would stall it.
+    eager_at: usize,
+    /// Notified for an early checkpoint ([`crate::source::Acker::checkpoint_requests`]).
+    pub(super) wanted: std::sync::Arc<Notify>,
+    pipeline: String,
+}
+
+/// What a checkpoint did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Settled {
+    pub acked: usize,
+    pub rejected: usize,
+    /// Finished on a channel that is gone: they come again.
+    pub orphaned: usize,
+}
+
+impl InFlight {
+    pub(super) fn new(pipeline: &str, prefetch: u16) -> Self {
+        InFlight {
+            table: Mutex::new(Table {
+                next_seq: 1,
+                ..Default::default()
+            }),
+            done: AtomicUsize::new(0),
+            eager_at: (usize::from(prefetch) / 2).max(1),
+            wanted: Default::default(),
+            pipeline: pipeline.to_owned(),
+        }
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A new channel consumes: its generation. Deliveries of the older ones still held can no
+    /// longer be acknowledged.
+    pub(super) fn new_channel(&self, channel: Channel) -> u32 {
+        let mut t = self.table();
+        t.generation += 1;
+        t.channel = Some(channel);
+        t.generation
+    }
+
+    /// The channel of `generation` is gone.
+    pub(super) fn channel_lost(&self, generation: u32) {
+        let mut t = self.table();
+        if t.generation == generation {
+            t.channel = None;
+        }
+    }
+
+    /// Registers a delivery of channel `generation`: its sequence number.
+    pub(super) fn add(&self, generation: u32, tag: u64) -> u64 {
+        let mut t = self.table();
+        let seq = t.next_seq;
+        t.next_seq += 1;
+        t.entries.insert(
+            seq,
+            Entry {
+                generation,
+                tag,
+                state: State::Pending,
+            },
+        );
+        seq
+    }
+
+    fn settle(&self, seq: u64, state: State) {
+        let changed = match self.table().entries.get_mut(&seq) {
+            Some(e) if e.state == State::Pending => {
+                e.state = state;
+                true
+            }
+            _ => false,
+        };
+        if changed && self.done.fetch_add(1, Relaxed) + 1 == self.eager_at {
+            self.wanted.notify_one();
+        }
+    }
+
+    pub(super) fn finish(&self, seq: u64) {
+        self.settle(seq, State::Finished);
+    }
+
+    pub(super) fn release(&self, seq: u64) {
+        self.settle(seq, State::Released);
+    }
+
+    /// Acknowledges the finished deliveries of the current channel and rejects the released
+    /// ones (at a checkpoint: the sink has made them durable); forgets those of channels that
+    /// are gone. A channel failing meanwhile leaves its deliveries to come again.
+    pub(super) async fn settle_done(&self) -> Settled {
+        let mut out = Settled::default();
+        let (channel, multiple_up_to, singles, rejects) = {
+            let mut t = self.table();
+            let generation = t.generation;
+            let has_channel = t.channel.is_some();
+            // The lowest tag of the current channel still outstanding (not finished): every
+            // finished tag below it can go in one `multiple` acknowledgement.
+            let lowest_open = t
+                .entries
+                .values()
+                .filter(|e| e.generation == generation && e.state != State::Finished)
+                .map(|e| e.tag)
+                .min()
+                .unwrap_or(u64::MAX);
+            let mut multiple_up_to = None::<u64>;
+            let mut singles = Vec::new();
+            let mut rejects = Vec::new();
+            t.entries.retain(|_, e| {
+                if e.state == State::Pending {
+                    return true;
+                }
+                if e.generation != generation || !has_channel {
+                    out.orphaned += 1;
+                    return false;
+                }
+                match e.state {
+                    State::Finished if e.tag < lowest_open => {
+                        multiple_up_to = multiple_up_to.max(Some(e.tag));
+                        out.acked += 1;
+                    }
+                    State::Finished => {
+                        singles.push(e.tag);
+                        out.acked += 1;
+                    }
+                    _ => {
+                        rejects.push(e.tag);
+                        out.rejected += 1;
+                    }
+                }
+                false
+            });
+            self.done.store(0, Relaxed);
+            (t.channel.clone(), multiple_up_to, singles, rejects)
+        };
+        if let Some(channel) = channel {
+            let result = ack_all(&channel, multiple_up_to, &singles, &rejects).await;
+            if let Err(e) = result {
+                tracing::warn!(pipeline = %self.pipeline, error = %e,
+                    "could not acknowledge finished deliveries (the channel is gone?): the broker will deliver them again");
+            }
+        }
+        if out.orphaned > 0 {
+            tracing::warn!(pipeline = %self.pipeline, deliveries = out.orphaned,
+                "finished deliveries of a lost connection cannot be acknowledged: the broker delivers them again (at least once)");
+        }
+        out
+    }
+
+    /// Deliveries held, any state (tests, status).
+    #[cfg(test)]
+    pub(super) fn held(&self) -> usize {
+        self.table().entries.len()
+    }
+}
+
+async fn ack_all(
+    channel: &Channel,
+    multiple_up_to: Option<u64>,
+    singles: &[u64],
+    rejects: &[u64],
+) -> Result<(), lapin::Error> {
+    if let Some(tag) = multiple_up_to {
+        channel
+            .basic_ack(tag, BasicAckOptions { multiple: true })
+            .await?;
+    }
+    for &tag in singles {
+        channel.basic_ack(tag, BasicAckOptions::default()).await?;
+    }
+    for &tag in rejects {
+        channel
+            .basic_reject(tag, BasicRejectOptions { requeue: false })
+            .await?;
+    }
+    Ok(())
+}
