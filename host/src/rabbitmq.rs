@@ -151,7 +151,10 @@ pub(crate) async fn open_channel(
 ) -> Result<(Connection, Channel), RabbitError> {
     let conn = broker.connect(default_name).await?;
     let channel = conn.create_channel().await.map_err(|e| {
-        RabbitError::new(format!("{}: cannot open a channel: {e}", broker.shown()), &e)
+        RabbitError::new(
+            format!("{}: cannot open a channel: {e}", broker.shown()),
+            &e,
+        )
     })?;
     Ok((conn, channel))
 }
@@ -318,7 +321,9 @@ pub(crate) fn value_to_json(v: &lapin::types::AMQPValue) -> serde_json::Value {
         A::LongInt(n) => (*n).into(),
         A::LongUInt(n) => (*n).into(),
         A::LongLongInt(n) => (*n).into(),
-        A::Float(f) => serde_json::Number::from_f64(f64::from(*f)).map_or(Value::Null, Value::Number),
+        A::Float(f) => {
+            serde_json::Number::from_f64(f64::from(*f)).map_or(Value::Null, Value::Number)
+        }
         A::Double(f) => serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number),
         A::DecimalValue(d) => {
             let v = f64::from(d.value) / 10f64.powi(i32::from(d.scale));

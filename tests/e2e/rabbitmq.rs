@@ -294,7 +294,10 @@ fn rabbitmq_queue_to_file_every_event_once_in_key_order_and_poison_to_the_dlq() 
     for r in &poison {
         assert_eq!(r["error"]["kind"], "malformed", "{r}");
         assert!(
-            r["error"]["message"].as_str().unwrap().contains("not valid JSON"),
+            r["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("not valid JSON"),
             "{r}"
         );
         assert!(r["event"]["data"].as_str().unwrap().starts_with("not json"));
@@ -470,7 +473,10 @@ fn rabbitmq_redrive_rejects_failed_messages_to_the_queues_dead_letter_exchange()
     let mut got = BTreeSet::new();
     for (body, props) in &dead_letters {
         let v: Value = serde_json::from_str(body).unwrap();
-        got.insert((v["k"].as_str().unwrap().to_owned(), v["seq"].as_u64().unwrap()));
+        got.insert((
+            v["k"].as_str().unwrap().to_owned(),
+            v["seq"].as_u64().unwrap(),
+        ));
         // The broker's x-death header names the queue it was rejected from.
         let headers = props.headers().as_ref().expect("x-death");
         assert!(headers.inner().contains_key("x-death"), "{body}");
@@ -481,7 +487,10 @@ fn rabbitmq_redrive_rejects_failed_messages_to_the_queues_dead_letter_exchange()
         .iter()
         .map(|l| {
             let v: Value = serde_json::from_str(l).unwrap();
-            (v["k"].as_str().unwrap().to_owned(), v["seq"].as_u64().unwrap())
+            (
+                v["k"].as_str().unwrap().to_owned(),
+                v["seq"].as_u64().unwrap(),
+            )
         })
         .collect();
     let want: BTreeSet<(String, u64)> = stream
@@ -619,5 +628,8 @@ fn rabbitmq_check_connect_names_a_missing_queue_and_exchange() {
         .unwrap();
     let err = stderr(&out) + &String::from_utf8_lossy(&out.stdout);
     assert_ne!(out.status.code(), Some(0), "{err}");
-    assert!(err.contains(&format!("queue `{missing}` does not exist")), "{err}");
+    assert!(
+        err.contains(&format!("queue `{missing}` does not exist")),
+        "{err}"
+    );
 }

@@ -111,7 +111,7 @@ impl SinkKind for RabbitmqSinkConfig {
         crate::rabbitmq::reach(self.broker(), Declared::Exchange(&self.exchange), timeout)
             .await
             .map(Some)
-            .map_err(|e| ("exchange", e))
+            .map_err(|e| ("exchange", e.into()))
     }
 
     async fn open(&self, ctx: &SinkContext) -> Result<Box<dyn Sink>, SinkError> {

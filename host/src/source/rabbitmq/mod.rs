@@ -127,7 +127,7 @@ impl SourceKind for RabbitmqSourceConfig {
         crate::rabbitmq::reach(self.broker(), Declared::Queue(&self.queue), timeout)
             .await
             .map(Some)
-            .map_err(|e| ("queue", e))
+            .map_err(|e| ("queue", e.into()))
     }
 
     async fn open(
@@ -252,6 +252,7 @@ struct RabbitmqSource {
     batch: Arc<AtomicU32>,
     /// Stops consuming when the source goes (deliveries it never handed on go back to the
     /// queue when the connection closes).
+    #[allow(dead_code)]
     stop: tokio_util::sync::DropGuard,
 }
 
