@@ -123,11 +123,13 @@ impl SinkKind for RabbitmqSinkConfig {
             exchange: self.exchange.clone(),
             messages: Messages::new(self, &ctx.pipeline)?,
             confirm_timeout: Duration::from_millis(self.confirm_timeout_ms),
-            link: tokio::sync::Mutex::new(None),
+            links: (0..CHANNELS).map(|_| tokio::sync::Mutex::new(None)).collect(),
+            next: Default::default(),
         };
         // Checks that the exchange exists and the credentials work: a refusal fails the start
         // (the router tries again), as a broker out of reach does.
-        sink.channel().await?;
+        let first = sink.connect().await?;
+        *sink.links[0].lock().await = Some(first);
         Ok(Box::new(sink))
     }
 }
@@ -244,10 +246,16 @@ struct RabbitmqSink {
     exchange: String,
     messages: Messages,
     confirm_timeout: Duration,
-    /// The connection and its confirm-mode channel, shared by the lanes; `None` after it
-    /// failed, until the next write opens another.
-    link: tokio::sync::Mutex<Option<Link>>,
+    /// Connections with a confirm-mode channel each; a write has one to itself, so that the
+    /// messages the broker returns during it are its own (lapin hands a returned message to
+    /// whichever confirm completes next on the channel). `None` after it failed, until a write
+    /// opens another.
+    links: Vec<tokio::sync::Mutex<Option<Link>>>,
+    next: std::sync::atomic::AtomicUsize,
 }
+
+/// Writes under way at once (lanes beyond this wait for a channel).
+const CHANNELS: usize = 4;
 
 struct Link {
     conn: Connection,
@@ -263,17 +271,8 @@ impl RabbitmqSink {
         }
     }
 
-    /// The channel to publish on, opening one (and checking the exchange) if there is none.
-    async fn channel(&self) -> Result<Channel, SinkError> {
-        let mut link = self.link.lock().await;
-        if let Some(l) = link.as_ref()
-            && l.channel.status().connected()
-        {
-            return Ok(l.channel.clone());
-        }
-        if let Some(old) = link.take() {
-            let _ = old.conn.close(200, "reconnecting".into()).await;
-        }
+    /// A new connection and confirm-mode channel, once the exchange is known to exist.
+    async fn connect(&self) -> Result<Link, SinkError> {
         let fail = |e: crate::rabbitmq::RabbitError| {
             let error = if e.permanent {
                 SinkError::permanent(e.message.clone())
@@ -301,21 +300,7 @@ impl RabbitmqSink {
                     self.broker().shown()
                 ))
             })?;
-        *link = Some(Link {
-            conn,
-            channel: channel.clone(),
-        });
-        Ok(channel)
-    }
-
-    /// Forgets the channel `failed` (not a newer one another lane opened meanwhile).
-    async fn drop_channel(&self, failed: &Channel) {
-        let mut link = self.link.lock().await;
-        if link.as_ref().is_some_and(|l| l.channel.id() == failed.id() && !l.channel.status().connected()) {
-            if let Some(old) = link.take() {
-                let _ = old.conn.close(200, "reconnecting".into()).await;
-            }
-        }
+        Ok(Link { conn, channel })
     }
 
     fn unroutable(&self, routing_key: &str, code: u16, text: &str) -> SinkError {
@@ -344,7 +329,21 @@ impl Sink for RabbitmqSink {
         if messages.is_empty() {
             return Err(SinkFailure::Some(failures));
         }
-        let channel = self.channel().await.map_err(SinkFailure::All)?;
+        let slot = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.links.len();
+        let mut link = self.links[slot].lock().await;
+        if link
+            .as_ref()
+            .is_some_and(|l| !l.channel.status().connected())
+            && let Some(old) = link.take()
+        {
+            let _ = old.conn.close(200, "reconnecting".into()).await;
+        }
+        if link.is_none() {
+            *link = Some(self.connect().await.map_err(SinkFailure::All)?);
+        }
+        let Some(channel) = link.as_ref().map(|l| l.channel.clone()) else {
+            return Err(SinkFailure::All(SinkError::retryable("rabbitmq: no channel")));
+        };
         let options = BasicPublishOptions {
             mandatory: self.messages.mandatory,
             ..Default::default()
@@ -379,19 +378,22 @@ impl Sink for RabbitmqSink {
             }
         }
         let deadline = tokio::time::Instant::now() + self.confirm_timeout;
+        let mut returned = Vec::new();
+        let mut confirmed = Vec::with_capacity(pending.len());
         for (i, routing_key, confirm) in pending {
             let answer = tokio::time::timeout_at(deadline, confirm).await;
             let failure = match answer {
-                Ok(Ok(Confirmation::Ack(None))) | Ok(Ok(Confirmation::NotRequested)) => None,
-                Ok(Ok(Confirmation::Ack(Some(returned))))
-                | Ok(Ok(Confirmation::Nack(Some(returned)))) => Some(self.unroutable(
-                    routing_key,
-                    returned.reply_code,
-                    returned.reply_text.as_str(),
-                )),
-                Ok(Ok(Confirmation::Nack(None))) => Some(SinkError::retryable(
-                    "rabbitmq: the broker refused the message (negative confirm)",
-                )),
+                Ok(Ok(Confirmation::Ack(r))) => {
+                    returned.extend(r);
+                    None
+                }
+                Ok(Ok(Confirmation::NotRequested)) => None,
+                Ok(Ok(Confirmation::Nack(r))) => {
+                    returned.extend(r);
+                    Some(SinkError::retryable(
+                        "rabbitmq: the broker refused the message (negative confirm)",
+                    ))
+                }
                 Ok(Err(e)) => {
                     broken.get_or_insert_with(|| {
                         SinkError::retryable(format!(
@@ -411,13 +413,30 @@ impl Sink for RabbitmqSink {
                     broken.clone()
                 }
             };
-            if let Some(e) = failure {
-                failures.push((i, e));
+            match failure {
+                Some(e) => failures.push((i, e)),
+                None => confirmed.push((i, routing_key)),
             }
         }
-        if broken.is_some() {
-            self.drop_channel(&channel).await;
+        // The broker returned these (unroutable); lapin attaches each to whichever confirm
+        // completed next, so they are matched to their entries by message id and routing key.
+        for r in returned {
+            let id = r.delivery.properties.message_id().as_ref().map(|s| s.as_str());
+            let rk = r.delivery.routing_key.as_str();
+            let found = confirmed.iter().position(|(i, k)| {
+                *k == rk && Some(messages_id(&messages, *i)) == id
+            });
+            if let Some(at) = found {
+                let (i, k) = confirmed.swap_remove(at);
+                failures.push((i, self.unroutable(k, r.reply_code, r.reply_text.as_str())));
+            }
         }
+        if broken.is_some()
+            && let Some(old) = link.take()
+        {
+            let _ = old.conn.close(200, "reconnecting".into()).await;
+        }
+        drop(link);
         if failures.is_empty() {
             return Ok(());
         }
@@ -458,4 +477,13 @@ impl Sink for RabbitmqSink {
         // A confirmed message is durable: nothing is held back.
         Ok(())
     }
+}
+
+/// The message id entry `i` was published with.
+fn messages_id<'a>(messages: &'a [(usize, Message<'_>)], i: usize) -> &'a str {
+    messages
+        .iter()
+        .find(|(j, _)| *j == i)
+        .and_then(|(_, m)| m.properties.message_id().as_ref())
+        .map_or("", |s| s.as_str())
 }
