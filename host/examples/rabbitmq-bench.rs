@@ -103,8 +103,9 @@ async fn load(ch: &Channel, queue: &str, count: u64) {
     for start in (0..count).step_by(1000) {
         for n in start..(start + 1000).min(count) {
             let (_, body) = orders::order(n);
-            let _ = ch
-                .basic_publish(
+            // Confirms are awaited together below.
+            drop(
+                ch.basic_publish(
                     "".into(),
                     queue.into(),
                     BasicPublishOptions::default(),
@@ -112,7 +113,8 @@ async fn load(ch: &Channel, queue: &str, count: u64) {
                     BasicProperties::default().with_delivery_mode(2),
                 )
                 .await
-                .expect("publish");
+                .expect("publish"),
+            );
         }
         ch.wait_for_confirms().await.expect("confirms");
     }
@@ -139,7 +141,7 @@ async fn consume(ch: &Channel, queue: &str, count: u64, prefetch: u16, file: &st
         out.write_all(&d.data).expect("write");
         out.write_all(b"\n").expect("write");
         n += 1;
-        if n % every == 0 || n == count {
+        if n.is_multiple_of(every) || n == count {
             out.flush().expect("flush");
             ch.basic_ack(d.delivery_tag, BasicAckOptions { multiple: true })
                 .await

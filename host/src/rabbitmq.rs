@@ -211,7 +211,7 @@ pub(crate) async fn reach_checked(
                     queue.consumer_count()
                 )
             }
-            Declared::Exchange(x) if x.is_empty() => {
+            Declared::Exchange("") => {
                 format!("the default exchange on {}", broker.shown())
             }
             Declared::Exchange(x) => {

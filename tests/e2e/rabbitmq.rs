@@ -134,7 +134,8 @@ impl Mq {
                         .with_headers(headers)
                         .with_delivery_mode(2)
                         .with_app_id("weir-test".into());
-                    let _ = self
+                    // Confirms are awaited together below.
+                    let confirm = self
                         .ch
                         .basic_publish(
                             "".into(),
@@ -145,6 +146,7 @@ impl Mq {
                         )
                         .await
                         .unwrap();
+                    drop(confirm);
                 }
                 self.ch.wait_for_confirms().await.unwrap();
             }

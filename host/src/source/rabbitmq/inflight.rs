@@ -136,69 +136,77 @@ impl InFlight {
     /// ones (at a checkpoint: the sink has made them durable); forgets those of channels that
     /// are gone. A channel failing meanwhile leaves its deliveries to come again.
     pub(super) async fn settle_done(&self) -> Settled {
-        let mut out = Settled::default();
-        let (channel, multiple_up_to, singles, rejects) = {
+        let (channel, plan) = {
             let mut t = self.table();
-            let generation = t.generation;
             let has_channel = t.channel.is_some();
-            // The lowest tag of the current channel still outstanding (not finished): every
-            // finished tag below it can go in one `multiple` acknowledgement.
-            let lowest_open = t
-                .entries
-                .values()
-                .filter(|e| e.generation == generation && e.state != State::Finished)
-                .map(|e| e.tag)
-                .min()
-                .unwrap_or(u64::MAX);
-            let mut multiple_up_to = None::<u64>;
-            let mut singles = Vec::new();
-            let mut rejects = Vec::new();
-            t.entries.retain(|_, e| {
-                if e.state == State::Pending {
-                    return true;
-                }
-                if e.generation != generation || !has_channel {
-                    out.orphaned += 1;
-                    return false;
-                }
-                match e.state {
-                    State::Finished if e.tag < lowest_open => {
-                        multiple_up_to = multiple_up_to.max(Some(e.tag));
-                        out.acked += 1;
-                    }
-                    State::Finished => {
-                        singles.push(e.tag);
-                        out.acked += 1;
-                    }
-                    _ => {
-                        rejects.push(e.tag);
-                        out.rejected += 1;
-                    }
-                }
-                false
-            });
+            let generation = t.generation;
+            let plan = plan(&mut t.entries, generation, has_channel);
             self.done.store(0, Relaxed);
-            (t.channel.clone(), multiple_up_to, singles, rejects)
+            (t.channel.clone(), plan)
         };
         if let Some(channel) = channel {
-            let result = ack_all(&channel, multiple_up_to, &singles, &rejects).await;
+            let result = ack_all(&channel, plan.multiple_up_to, &plan.singles, &plan.rejects).await;
             if let Err(e) = result {
                 tracing::warn!(pipeline = %self.pipeline, error = %e,
                     "could not acknowledge finished deliveries (the channel is gone?): the broker will deliver them again");
             }
         }
-        if out.orphaned > 0 {
-            tracing::warn!(pipeline = %self.pipeline, deliveries = out.orphaned,
+        if plan.settled.orphaned > 0 {
+            tracing::warn!(pipeline = %self.pipeline, deliveries = plan.settled.orphaned,
                 "finished deliveries of a lost connection cannot be acknowledged: the broker delivers them again (at least once)");
         }
-        out
+        plan.settled
     }
+}
 
-    /// Deliveries held, any state (tests, status).
-    #[cfg(test)]
-    pub(super) fn held(&self) -> usize {
-        self.table().entries.len()
-    }
+/// What a checkpoint sends on the current channel.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Plan {
+    /// Acknowledge every tag up to this one at once (`multiple`).
+    multiple_up_to: Option<u64>,
+    singles: Vec<u64>,
+    /// Reject without requeue.
+    rejects: Vec<u64>,
+    settled: Settled,
+}
+
+/// Takes the finished and released deliveries out of `entries`: what to acknowledge and reject
+/// on the channel of `generation` (if it is still there), and what is orphaned.
+fn plan(entries: &mut BTreeMap<u64, Entry>, generation: u32, has_channel: bool) -> Plan {
+    let mut p = Plan::default();
+    // The lowest tag of the current channel still outstanding (not finished): every finished
+    // tag below it can go in one `multiple` acknowledgement.
+    let lowest_open = entries
+        .values()
+        .filter(|e| e.generation == generation && e.state != State::Finished)
+        .map(|e| e.tag)
+        .min()
+        .unwrap_or(u64::MAX);
+    entries.retain(|_, e| {
+        if e.state == State::Pending {
+            return true;
+        }
+        if e.generation != generation || !has_channel {
+            p.settled.orphaned += 1;
+            return false;
+        }
+        match e.state {
+            State::Finished if e.tag < lowest_open => {
+                p.multiple_up_to = p.multiple_up_to.max(Some(e.tag));
+                p.settled.acked += 1;
+            }
+            State::Finished => {
+                p.singles.push(e.tag);
+                p.settled.acked += 1;
+            }
+            _ => {
+                p.rejects.push(e.tag);
+                p.settled.rejected += 1;
+            }
+        }
+        false
+    });
+    p
 }
 
 async fn ack_all(
@@ -221,4 +229,61 @@ async fn ack_all(
             .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(generation: u32, tag: u64, state: State) -> Entry {
+        Entry {
+            generation,
+            tag,
+            state,
+        }
+    }
+
+    #[test]
+    fn a_finished_run_is_acked_at_once_others_singly_old_channels_orphaned() {
+        use State::*;
+        let mut entries: BTreeMap<u64, Entry> = [
+            entry(1, 7, Finished), // a lost channel's: cannot be acked
+            entry(2, 1, Finished),
+            entry(2, 2, Finished),
+            entry(2, 3, Pending),
+            entry(2, 4, Finished),
+            entry(2, 5, Released),
+            entry(2, 6, Finished),
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| (i as u64 + 1, e))
+        .collect();
+        let p = plan(&mut entries, 2, true);
+        assert_eq!(p.multiple_up_to, Some(2));
+        assert_eq!(p.singles, vec![4, 6]);
+        assert_eq!(p.rejects, vec![5]);
+        assert_eq!(
+            p.settled,
+            Settled {
+                acked: 4,
+                rejected: 1,
+                orphaned: 1
+            }
+        );
+        // Only the pending one is left; once it finishes it is acked at once.
+        assert_eq!(entries.len(), 1);
+        entries.values_mut().for_each(|e| e.state = Finished);
+        let p = plan(&mut entries, 2, true);
+        assert_eq!((p.multiple_up_to, p.singles.len()), (Some(3), 0));
+    }
+
+    #[test]
+    fn without_a_channel_nothing_is_acked() {
+        let mut entries: BTreeMap<u64, Entry> =
+            [(1, entry(3, 1, State::Finished))].into_iter().collect();
+        let p = plan(&mut entries, 3, false);
+        assert_eq!(p.multiple_up_to, None);
+        assert_eq!(p.settled.orphaned, 1);
+    }
 }
