@@ -46,7 +46,7 @@ impl Consumer {
                 c = crate::rabbitmq::open_channel(self.reading.broker(), &self.reading.default_name) => c,
             };
             let (conn, channel) = match connected {
-                Ok(c) => c,
+                Ok((conn, channel)) => (Arc::new(conn), channel),
                 Err(e) => {
                     self.down(&mut outage, &e);
                     if !pause(outage.backoff(), &stop_consuming).await {
@@ -55,11 +55,14 @@ impl Consumer {
                     continue;
                 }
             };
-            let ended = self.consume(&channel, &mut outage, &stop_consuming).await;
+            let ended = self
+                .consume(conn.clone(), &channel, &mut outage, &stop_consuming)
+                .await;
             match ended {
                 Ended::Stopped => {
-                    // Keep the connection until the acker is done with it (the final checkpoint),
-                    // then close it: what is still unacknowledged goes back to the queue.
+                    // Keep the connection until the acker is done with it (the final checkpoint
+                    // closes it once everything is settled), then close it: what is still
+                    // unacknowledged goes back to the queue.
                     stop_all.cancelled().await;
                     let _ = conn.close(200, "weir stopped".into()).await;
                     return;
@@ -86,6 +89,7 @@ impl Consumer {
 
     async fn consume(
         &self,
+        conn: Arc<lapin::Connection>,
         channel: &lapin::Channel,
         outage: &mut Outage,
         stop: &CancellationToken,
@@ -115,7 +119,7 @@ impl Consumer {
             Ok(c) => c,
             Err(e) => return lost(&format!("consuming queue `{}`", r.queue), e),
         };
-        let generation = self.inflight.new_channel(channel.clone());
+        let generation = self.inflight.new_channel(conn, channel.clone());
         outage.ok();
         if let Some(s) = &r.status {
             s.set_source_connected(true);
@@ -144,9 +148,13 @@ impl Consumer {
             let now = crate::event::now_rfc3339();
             let batch = self.batch.load(Relaxed);
             let event = to_event(&delivery, generation, seq, batch, r, &now);
-            tokio::select! {
-                _ = stop.cancelled() => break Ended::Stopped,
-                sent = self.tx.send(event) => if sent.is_err() { break Ended::Stopped },
+            let sent = tokio::select! {
+                _ = stop.cancelled() => false,
+                sent = self.tx.send(event) => sent.is_ok(),
+            };
+            if !sent {
+                self.inflight.abandon(seq);
+                break Ended::Stopped;
             }
         };
         match &ended {

@@ -9,7 +9,9 @@
 //! queue's dead-letter exchange takes them). A finished delivery of a channel that is gone can
 //! no longer be acknowledged: the broker hands it out again (at least once) and it is forgotten.
 
-use lapin::Channel;
+use lapin::{Channel, Connection};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use lapin::options::{BasicAckOptions, BasicRejectOptions};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -33,6 +35,9 @@ struct Entry {
 struct Table {
     /// The channel deliveries now come on, and its generation (0: none yet).
     channel: Option<Channel>,
+    /// Its connection: closed by the checkpoint that settles the last delivery once the source
+    /// stopped, so that the acknowledgements reach the broker before the process exits.
+    conn: Option<Arc<Connection>>,
     generation: u32,
     next_seq: u64,
     /// By sequence number, so by arrival.
@@ -48,6 +53,8 @@ pub(super) struct InFlight {
     eager_at: usize,
     /// Notified for an early checkpoint ([`crate::source::Acker::checkpoint_requests`]).
     pub(super) wanted: std::sync::Arc<Notify>,
+    /// The source stopped reading: no delivery comes any more.
+    stopping: AtomicBool,
     pipeline: String,
 }
 
@@ -70,6 +77,7 @@ impl InFlight {
             done: AtomicUsize::new(0),
             eager_at: (usize::from(prefetch) / 2).max(1),
             wanted: Default::default(),
+            stopping: AtomicBool::new(false),
             pipeline: pipeline.to_owned(),
         }
     }
@@ -80,11 +88,23 @@ impl InFlight {
 
     /// A new channel consumes: its generation. Deliveries of the older ones still held can no
     /// longer be acknowledged.
-    pub(super) fn new_channel(&self, channel: Channel) -> u32 {
+    pub(super) fn new_channel(&self, conn: Arc<Connection>, channel: Channel) -> u32 {
         let mut t = self.table();
         t.generation += 1;
         t.channel = Some(channel);
+        t.conn = Some(conn);
         t.generation
+    }
+
+    /// The source stopped reading; what it read and never handed on is `abandoned`.
+    pub(super) fn stop_reading(&self) {
+        self.stopping.store(true, Relaxed);
+    }
+
+    /// A delivery never handed to the pipeline: it is not acknowledged (the broker hands it
+    /// out again once the connection closes).
+    pub(super) fn abandon(&self, seq: u64) {
+        self.table().entries.remove(&seq);
     }
 
     /// The channel of `generation` is gone.
@@ -92,6 +112,7 @@ impl InFlight {
         let mut t = self.table();
         if t.generation == generation {
             t.channel = None;
+            t.conn = None;
         }
     }
 
@@ -136,13 +157,15 @@ impl InFlight {
     /// ones (at a checkpoint: the sink has made them durable); forgets those of channels that
     /// are gone. A channel failing meanwhile leaves its deliveries to come again.
     pub(super) async fn settle_done(&self) -> Settled {
-        let (channel, plan) = {
+        let (channel, plan, close) = {
             let mut t = self.table();
             let has_channel = t.channel.is_some();
             let generation = t.generation;
             let plan = plan(&mut t.entries, generation, has_channel);
             self.done.store(0, Relaxed);
-            (t.channel.clone(), plan)
+            let last = self.stopping.load(Relaxed) && t.entries.is_empty();
+            let close = if last { t.conn.take() } else { None };
+            (t.channel.clone(), plan, close)
         };
         if let Some(channel) = channel {
             let result = ack_all(&channel, plan.multiple_up_to, &plan.singles, &plan.rejects).await;
@@ -150,6 +173,11 @@ impl InFlight {
                 tracing::warn!(pipeline = %self.pipeline, error = %e,
                     "could not acknowledge finished deliveries (the channel is gone?): the broker will deliver them again");
             }
+        }
+        if let Some(conn) = close {
+            // Waits for the broker's close-ok: every acknowledgement before it was applied.
+            let _ = conn.close(200, "weir stopped".into()).await;
+            self.table().channel = None;
         }
         if plan.settled.orphaned > 0 {
             tracing::warn!(pipeline = %self.pipeline, deliveries = plan.settled.orphaned,

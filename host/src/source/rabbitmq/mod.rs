@@ -233,6 +233,7 @@ async fn open(
         prefetch, on_failure = ?cfg.on_failure, "rabbitmq source started");
     Ok((
         Box::new(RabbitmqSource {
+            inflight: inflight.clone(),
             rx,
             batch_size: cfg.batch_size,
             batch,
@@ -246,6 +247,7 @@ async fn open(
 }
 
 struct RabbitmqSource {
+    inflight: Arc<InFlight>,
     rx: mpsc::Receiver<SourceEvent>,
     batch_size: usize,
     /// Numbers the batches (positions' partition).
@@ -263,7 +265,10 @@ impl Source for RabbitmqSource {
         stop: &CancellationToken,
     ) -> Result<Option<Vec<SourceEvent>>, SourceError> {
         let first = tokio::select! {
-            _ = stop.cancelled() => return Ok(None),
+            _ = stop.cancelled() => {
+                self.stop_reading();
+                return Ok(None);
+            }
             e = self.rx.recv() => match e {
                 Some(e) => e,
                 None => return Ok(None),
@@ -279,6 +284,17 @@ impl Source for RabbitmqSource {
         }
         self.batch.fetch_add(1, Relaxed);
         Ok(Some(events))
+    }
+}
+
+impl RabbitmqSource {
+    /// No more reading: what arrived and was never handed on is left unacknowledged.
+    fn stop_reading(&mut self) {
+        self.inflight.stop_reading();
+        self.rx.close();
+        while let Ok(e) = self.rx.try_recv() {
+            self.inflight.abandon(e.position.offset);
+        }
     }
 }
 
