@@ -15,7 +15,7 @@ prefetch=1000
 batch=256
 source scripts/bench-common.sh
 
-cargo build --release --locked -q -p weir --bin weir --example rabbitmq-bench
+[ -n "${NO_BUILD:-}" ] || cargo build --release --locked -q -p weir --bin weir --example rabbitmq-bench
 bench=$PWD/target/release/examples/rabbitmq-bench
 weir=$PWD/target/release/weir
 q=weir-bench-$$

@@ -687,3 +687,42 @@ fn rabbitmq_sink_connection_cut_mid_stream_retries_and_keeps_key_order() {
     assert_eq!(seen.len() as u64, n, "every event delivered");
     eprintln!("rabbitmq sink cut: {} messages for {n} events", got.len());
 }
+
+#[test]
+fn rabbitmq_dry_run_shows_the_message_without_connecting() {
+    let s = Scratch::new();
+    s.write(
+        "events.jsonl",
+        "{\"k\":\"C1\",\"type\":\"created\"}\nnot json\n",
+    );
+    let p = s.write(
+        "p.toml",
+        "[pipeline]\nname = \"rmq-dry\"\n\
+         [source]\ntype = \"rabbitmq\"\nurl = \"amqp://weir@127.0.0.1:1/%2f\"\nqueue = \"in\"\nformat = \"json\"\n\
+         [sink]\ntype = \"rabbitmq\"\nurl = \"amqp://weir@127.0.0.1:1/%2f\"\nexchange = \"orders\"\n\
+         routing_key = \"orders.<$.data.type>\"\nheaders = { customer = \"<$.data.k>\" }\n",
+    );
+    let out = weir()
+        .arg("dry-run")
+        .arg(&p)
+        .arg("--input")
+        .arg("events.jsonl")
+        .env("WEIR_STATE_DIR", s.state_dir())
+        .current_dir(s.dir.path())
+        .output()
+        .unwrap();
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{}", stderr(&out));
+    let sink = &lines[0]["sink"];
+    assert_eq!(lines[0]["outcome"], "delivered", "{sink}");
+    assert_eq!(sink["exchange"], "orders");
+    assert_eq!(sink["routing_key"], "orders.created");
+    assert_eq!(sink["headers"]["customer"], "C1");
+    assert_eq!(sink["properties"]["delivery_mode"], 2);
+    assert_eq!(sink["mandatory"], true);
+    assert_eq!(lines[1]["outcome"], "dead-lettered", "{}", lines[1]);
+    assert_eq!(lines[1]["stage"], "source");
+}
