@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-50000}
 url=${RABBITMQ_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
-prefetch=1000
+prefetch=${PREFETCH:-1000}
 batch=256
 source scripts/bench-common.sh
 
