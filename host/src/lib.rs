@@ -25,6 +25,7 @@ pub(crate) mod nats;
 pub(crate) mod observe;
 pub mod pipeline;
 pub mod plugin;
+pub(crate) mod rabbitmq;
 pub(crate) mod service;
 pub(crate) mod shutdown;
 pub(crate) mod sink;

@@ -38,6 +38,12 @@ pub fn init(level: &str, format: LogFormat) -> Result<(), InitError> {
         level: level.to_owned(),
         source,
     })?;
+    // lapin logs every message the broker returns (unroutable), its body included, at WARN:
+    // the RabbitMQ sink dead-letters it with the reason instead, and bodies stay out of logs.
+    let filter = match "lapin::returned_messages=off".parse() {
+        Ok(quiet) => filter.add_directive(quiet),
+        Err(_) => filter,
+    };
     use std::io::IsTerminal;
     // Colours only for a person at a terminal, not in files or pipes.
     let builder = tracing_subscriber::fmt()

@@ -36,6 +36,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("http_client", 3),
     ("sqs", 3),
     ("nats", 3),
+    ("rabbitmq", 3),
     ("aws_credentials", 3),
     ("lookup", 3),
     ("pipeline", 4),

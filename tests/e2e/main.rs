@@ -33,6 +33,7 @@ mod plugin_deadlines;
 mod plugin_files;
 mod plugin_output;
 mod plugins;
+mod rabbitmq;
 mod redis_client;
 mod schedule;
 mod service;

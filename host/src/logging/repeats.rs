@@ -25,9 +25,10 @@ pub(super) struct Repeats {
     seen: Mutex<HashMap<(&'static str, String), Instant>>,
 }
 
-/// Whether the throttle applies: warnings and errors of the AWS SDK's crates.
+/// Whether the throttle applies: warnings and errors of the AWS SDK's crates, and of lapin
+/// (RabbitMQ), which logs each failed reconnection on its own besides weir's report.
 fn throttled(target: &str, level: &Level) -> bool {
-    *level <= Level::WARN && target.starts_with("aws_")
+    *level <= Level::WARN && (target.starts_with("aws_") || target.starts_with("lapin"))
 }
 
 impl<S: Subscriber> Layer<S> for Repeats {

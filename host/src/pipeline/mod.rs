@@ -174,6 +174,7 @@ impl Pipeline {
             pipeline: self.cfg.name.clone(),
             state_dir: self.state_dir.clone(),
             status: Some(self.status.clone()),
+            max_in_flight: self.cfg.ordering.max_in_flight,
         };
         let (source, acker) =
             self.cfg

@@ -38,6 +38,7 @@ sinks! {
     kafka::KafkaSinkConfig,
     sqs::SqsSinkConfig,
     http::HttpSinkConfig,
+    rabbitmq::RabbitmqSinkConfig,
     nats::NatsSinkConfig,
 }
 

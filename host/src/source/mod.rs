@@ -37,6 +37,7 @@ sources! {
     kafka::KafkaSourceConfig,
     sqs::SqsSourceConfig,
     http::HttpSourceConfig,
+    rabbitmq::RabbitmqSourceConfig,
     nats::NatsSourceConfig,
     schedule::ScheduleSourceConfig,
 }
@@ -227,6 +228,8 @@ pub struct SourceContext {
     pub state_dir: PathBuf,
     /// Where a source reports what it alone knows (Kafka: lag).
     pub status: Option<std::sync::Arc<crate::observe::status::Status>>,
+    /// The pipeline's `[ordering] max_in_flight`: a broker's prefetch follows it (RabbitMQ).
+    pub max_in_flight: usize,
 }
 
 #[cfg(test)]

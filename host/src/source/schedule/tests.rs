@@ -299,6 +299,7 @@ mod restarts {
             pipeline: "p".into(),
             state_dir: dir.path().to_owned(),
             status: None,
+            max_in_flight: 10_000,
         };
         let cfg = config("last");
         let state = super::super::state::StateFile::new(dir.path());
