@@ -308,10 +308,6 @@ impl Outage {
 pub(crate) fn value_to_json(v: &lapin::types::AMQPValue) -> serde_json::Value {
     use lapin::types::AMQPValue as A;
     use serde_json::Value;
-    let bytes = |b: &[u8]| match std::str::from_utf8(b) {
-        Ok(s) => Value::String(s.to_owned()),
-        Err(_) => crate::sink::preview_bytes(b),
-    };
     match v {
         A::Boolean(b) => (*b).into(),
         A::ShortShortInt(n) => (*n).into(),
@@ -330,11 +326,11 @@ pub(crate) fn value_to_json(v: &lapin::types::AMQPValue) -> serde_json::Value {
             serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number)
         }
         A::ShortString(s) => s.as_str().into(),
-        A::LongString(s) => bytes(s.as_bytes()),
+        A::LongString(s) => crate::event::preview_bytes(s.as_bytes()),
         A::FieldArray(a) => Value::Array(a.as_slice().iter().map(value_to_json).collect()),
         A::Timestamp(t) => (*t).into(),
         A::FieldTable(t) => table_to_json(t),
-        A::ByteArray(b) => crate::sink::preview_bytes(b.as_slice()),
+        A::ByteArray(b) => crate::event::preview_bytes(b.as_slice()),
         A::Void => Value::Null,
     }
 }

@@ -88,17 +88,7 @@ impl Rendered<'_> {
     }
 }
 
-/// Bytes as `weir dry-run` shows them: UTF-8 as a string, others as `{"base64": "..."}`.
-pub(crate) fn preview_bytes(bytes: &[u8]) -> serde_json::Value {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => text.into(),
-        Err(_) => {
-            use base64::Engine;
-            let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
-            serde_json::json!({ "base64": b64 })
-        }
-    }
-}
+pub(crate) use crate::event::preview_bytes;
 
 /// Why a sink could not take an event (or open): the message for the operator, and whether
 /// trying again may help.

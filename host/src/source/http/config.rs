@@ -5,7 +5,10 @@ use crate::config::component::KeyError;
 use crate::source::Format;
 use serde::Deserialize;
 use std::net::SocketAddr;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -52,6 +55,37 @@ pub(crate) struct HttpSourceConfig {
 pub(crate) struct TlsFiles {
     pub cert_file: PathBuf,
     pub key_file: PathBuf,
+}
+
+impl TlsFiles {
+    /// The server's TLS configuration from these files, or the key at fault (`weir check`
+    /// loads it too).
+    pub(super) fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, KeyError> {
+        let files = self;
+        let cert = std::fs::read(&files.cert_file)
+            .map_err(|e| -> KeyError { ("tls.cert_file", format!("cannot read {}: {e}", files.cert_file.display()).into()) })?;
+        let chain = CertificateDer::pem_slice_iter(&cert)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| -> KeyError { ("tls.cert_file", format!("{}: not PEM certificates: {e}", files.cert_file.display()).into()) })?;
+        if chain.is_empty() {
+            return Err((
+                "tls.cert_file",
+                format!("{} holds no PEM certificate", files.cert_file.display()).into(),
+            ));
+        }
+        let key = std::fs::read(&files.key_file)
+            .map_err(|e| -> KeyError { ("tls.key_file", format!("cannot read {}: {e}", files.key_file.display()).into()) })?;
+        let key = PrivateKeyDer::from_pem_slice(&key)
+            .map_err(|e| -> KeyError { ("tls.key_file", format!("{}: no PEM private key: {e}", files.key_file.display()).into()) })?;
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| -> KeyError { ("tls", e.to_string().into()) })?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .map_err(|e| -> KeyError { ("tls.key_file", format!("does not go with cert_file: {e}").into()) })?;
+        Ok(Arc::new(config))
+    }
 }
 
 fn default_listen() -> String {
@@ -156,7 +190,7 @@ impl HttpSourceConfig {
             a.verifier()?;
         }
         if let Some(t) = &self.tls {
-            super::server::tls_config(t)?;
+            t.server_config()?;
         }
         Ok(())
     }

@@ -68,7 +68,7 @@ async fn open(
 ) -> Result<(Box<dyn Source>, Box<dyn Acker>), SourceError> {
     let keyed = |(key, e): KeyError| SourceError::Config(format!("source.{key}: {e}"));
     let verifier = cfg.auth.as_ref().map(|a| a.verifier()).transpose().map_err(keyed)?;
-    let tls = cfg.tls.as_ref().map(server::tls_config).transpose().map_err(keyed)?;
+    let tls = cfg.tls.as_ref().map(config::TlsFiles::server_config).transpose().map_err(keyed)?;
     let key = match &cfg.key {
         Some(k) => Some(
             Template::parse(k)

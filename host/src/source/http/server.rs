@@ -4,17 +4,13 @@
 
 use super::auth::Verifier;
 use super::body;
-use super::config::TlsFiles;
 use super::wal::{Append, RequestMeta, Wal};
-use crate::config::component::KeyError;
 use crate::source::Format;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -37,33 +33,6 @@ pub(super) struct Shared {
     pub appends: mpsc::Sender<Append>,
     /// Cancelled when the source stops: new requests are answered 503.
     pub closing: CancellationToken,
-}
-
-/// The server's TLS configuration from `[source.tls]`, or the key at fault.
-pub(super) fn tls_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, KeyError> {
-    let cert = std::fs::read(&files.cert_file)
-        .map_err(|e| -> KeyError { ("tls.cert_file", format!("cannot read {}: {e}", files.cert_file.display()).into()) })?;
-    let chain = CertificateDer::pem_slice_iter(&cert)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| -> KeyError { ("tls.cert_file", format!("{}: not PEM certificates: {e}", files.cert_file.display()).into()) })?;
-    if chain.is_empty() {
-        return Err((
-            "tls.cert_file",
-            format!("{} holds no PEM certificate", files.cert_file.display()).into(),
-        ));
-    }
-    let key = std::fs::read(&files.key_file)
-        .map_err(|e| -> KeyError { ("tls.key_file", format!("cannot read {}: {e}", files.key_file.display()).into()) })?;
-    let key = PrivateKeyDer::from_pem_slice(&key)
-        .map_err(|e| -> KeyError { ("tls.key_file", format!("{}: no PEM private key: {e}", files.key_file.display()).into()) })?;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| -> KeyError { ("tls", e.to_string().into()) })?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(|e| -> KeyError { ("tls.key_file", format!("does not go with cert_file: {e}").into()) })?;
-    Ok(Arc::new(config))
 }
 
 /// Binds `addr`. A pipeline reloaded in place binds while its old source lets go of the port:
