@@ -185,7 +185,7 @@ pub(crate) const TOMBSTONE: &str = "tombstone";
 pub struct Envelope {
     /// Stable across re-reads: `path:line` for files, `topic/partition/offset` for Kafka.
     pub id: String,
-    /// The kind of source: "file", "kafka", "sqs".
+    /// The kind of source, as registered in `sources!` ("file", "kafka", "sqs", "http", ...).
     pub source: &'static str,
     /// The ordering key, if the source or the pipeline gives one.
     pub key: Option<String>,
