@@ -1,8 +1,9 @@
 //! How long to wait before trying again, and the wait itself: the one policy of every retry loop
 //! (the router opening a sink, delivery to the sink and the DLQ, a lane blocked on a failed
-//! event, the SQS client during an outage).
+//! event, the SQS client during an outage), and how an outage of a broker is logged while it is
+//! retried ([`Outage`]).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 /// Exponential backoff: `min` after the first failure, doubling after each one more, never above
@@ -35,6 +36,63 @@ pub(crate) async fn pause(delay: Duration, stop: &CancellationToken) -> bool {
     tokio::select! {
         _ = stop.cancelled() => false,
         _ = tokio::time::sleep(delay) => true,
+    }
+}
+
+/// A broker call or connection that fails and is tried again (SQS receives, RabbitMQ and NATS
+/// connections): logged once when it starts failing, at most every 30 s while it keeps failing,
+/// and once when it works again, so that a broker that is down does not flood the log; and the
+/// pause before each next try.
+pub(crate) struct Outage {
+    pipeline: String,
+    what: &'static str,
+    backoff: Backoff,
+    since: Option<Instant>,
+    last_logged: Option<Instant>,
+    failures: u32,
+}
+
+const OUTAGE_LOG_EVERY: Duration = Duration::from_secs(30);
+
+impl Outage {
+    /// `what` names the call in the log ("sqs receive", "nats pull").
+    pub(crate) fn new(pipeline: &str, what: &'static str, backoff: Backoff) -> Self {
+        Outage {
+            pipeline: pipeline.to_owned(),
+            what,
+            backoff,
+            since: None,
+            last_logged: None,
+            failures: 0,
+        }
+    }
+
+    pub(crate) fn failed(&mut self, error: &str) {
+        self.failures = self.failures.saturating_add(1);
+        self.since.get_or_insert_with(Instant::now);
+        if self
+            .last_logged
+            .is_none_or(|t| t.elapsed() >= OUTAGE_LOG_EVERY)
+        {
+            self.last_logged = Some(Instant::now());
+            tracing::error!(pipeline = %self.pipeline, failures = self.failures, error = %error,
+                "{} failing; retrying", self.what);
+        }
+    }
+
+    pub(crate) fn ok(&mut self) {
+        if let Some(since) = self.since.take() {
+            tracing::info!(pipeline = %self.pipeline, failures = self.failures,
+                down_ms = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX),
+                "{} works again", self.what);
+            self.failures = 0;
+            self.last_logged = None;
+        }
+    }
+
+    /// The pause before the next try.
+    pub(crate) fn backoff(&self) -> Duration {
+        self.backoff.delay(self.failures)
     }
 }
 

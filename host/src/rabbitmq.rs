@@ -9,7 +9,7 @@ use crate::backoff::Backoff;
 use crate::http_client::Secret;
 use lapin::uri::{AMQPScheme, AMQPUri};
 use lapin::{Channel, Connection, ConnectionProperties};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Where the broker is: the table keys the source and sink share.
 #[derive(Debug, Clone, Copy)]
@@ -243,64 +243,13 @@ pub(crate) async fn reach_checked(
     }
 }
 
-/// Logs a lost connection once when it goes, at most every 30 s while it stays down, and once
-/// when it is back: a broker that is down must not flood the log.
-pub(crate) struct Outage {
-    pipeline: String,
-    what: &'static str,
-    since: Option<Instant>,
-    last_logged: Option<Instant>,
-    failures: u32,
-}
-
-const OUTAGE_LOG_EVERY: Duration = Duration::from_secs(30);
-
 /// The pace of reconnecting: 0.2 s doubling to 10 s, with jitter (several weir processes of one
 /// queue should not all come back at the same moment).
-const RECONNECT: Backoff = Backoff {
+pub(crate) const RECONNECT: Backoff = Backoff {
     min: Duration::from_millis(200),
     max: Duration::from_secs(10),
     jitter: true,
 };
-
-impl Outage {
-    pub(crate) fn new(pipeline: &str, what: &'static str) -> Self {
-        Outage {
-            pipeline: pipeline.to_owned(),
-            what,
-            since: None,
-            last_logged: None,
-            failures: 0,
-        }
-    }
-
-    pub(crate) fn failed(&mut self, message: &str) {
-        self.failures = self.failures.saturating_add(1);
-        self.since.get_or_insert_with(Instant::now);
-        if self
-            .last_logged
-            .is_none_or(|t| t.elapsed() >= OUTAGE_LOG_EVERY)
-        {
-            self.last_logged = Some(Instant::now());
-            tracing::error!(pipeline = %self.pipeline, failures = self.failures, error = %message,
-                "{} failing; reconnecting", self.what);
-        }
-    }
-
-    pub(crate) fn ok(&mut self) {
-        if let Some(since) = self.since.take() {
-            tracing::info!(pipeline = %self.pipeline, failures = self.failures,
-                down_ms = since.elapsed().as_millis() as u64, "{} works again", self.what);
-            self.failures = 0;
-            self.last_logged = None;
-        }
-    }
-
-    /// The pause before the next try.
-    pub(crate) fn backoff(&self) -> Duration {
-        RECONNECT.delay(self.failures)
-    }
-}
 
 /// An AMQP field-table value as JSON: numbers as numbers, strings as strings (bytes that are
 /// not UTF-8 in base64, as `{"base64": ...}`), tables as objects, arrays as arrays, timestamps as

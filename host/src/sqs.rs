@@ -14,7 +14,7 @@ use crate::backoff::Backoff;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::config::Region;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Where a queue is and how to reach it.
 #[derive(Debug, Clone, Copy)]
@@ -189,65 +189,14 @@ fn chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-/// Logs a failing call once, then at most every 30 s while it keeps failing, and once when it
-/// works again: an unreachable endpoint must not flood the log.
-pub(crate) struct Outage {
-    pipeline: String,
-    what: &'static str,
-    since: Option<Instant>,
-    last_logged: Option<Instant>,
-    failures: u64,
-}
-
-const OUTAGE_LOG_EVERY: Duration = Duration::from_secs(30);
-
-/// The pace of retrying during an outage ([`Outage::backoff`]).
-const OUTAGE_BACKOFF: Backoff = Backoff {
+/// The pace of retrying a receive during an outage: 0.2 s doubling to 10 s, exact. Unjittered:
+/// each receiver keeps its own outage, and a few receivers of one queue retrying together put
+/// no load on SQS worth spreading.
+pub(crate) const OUTAGE_BACKOFF: Backoff = Backoff {
     min: Duration::from_millis(200),
     max: Duration::from_secs(10),
     jitter: false,
 };
-
-impl Outage {
-    pub(crate) fn new(pipeline: &str, what: &'static str) -> Self {
-        Outage {
-            pipeline: pipeline.to_owned(),
-            what,
-            since: None,
-            last_logged: None,
-            failures: 0,
-        }
-    }
-
-    pub(crate) fn failed(&mut self, e: &AwsError) {
-        self.failures += 1;
-        self.since.get_or_insert_with(Instant::now);
-        if self
-            .last_logged
-            .is_none_or(|t| t.elapsed() >= OUTAGE_LOG_EVERY)
-        {
-            self.last_logged = Some(Instant::now());
-            tracing::error!(pipeline = %self.pipeline, failures = self.failures, error = %e.message,
-                "{} failing; retrying", self.what);
-        }
-    }
-
-    pub(crate) fn ok(&mut self) {
-        if let Some(since) = self.since.take() {
-            tracing::info!(pipeline = %self.pipeline, failures = self.failures,
-                down_s = since.elapsed().as_secs(), "{} works again", self.what);
-            self.failures = 0;
-            self.last_logged = None;
-        }
-    }
-
-    /// The backoff before the next try: 0.2 s doubling to 10 s, exact. Unjittered: each
-    /// receiver keeps its own outage, and a few receivers of one queue retrying together put no
-    /// load on SQS worth spreading.
-    pub(crate) fn backoff(&self) -> Duration {
-        OUTAGE_BACKOFF.delay(u32::try_from(self.failures).unwrap_or(u32::MAX))
-    }
-}
 
 #[cfg(test)]
 mod tests {

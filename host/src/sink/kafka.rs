@@ -431,14 +431,7 @@ impl Sink for KafkaSink {
         if self.producers.replace_if_fatal(&producer).is_some() {
             producers::retire(producer);
         }
-        if failures.is_empty() {
-            Ok(())
-        } else if failures.len() == batch.len() && failures.iter().all(|(_, e)| e.retryable) {
-            let e = failures.swap_remove(0).1;
-            Err(SinkFailure::All(e))
-        } else {
-            Err(SinkFailure::Some(failures))
-        }
+        SinkFailure::of(batch.len(), failures)
     }
 
     async fn sync(&self) -> Result<(), SinkError> {

@@ -163,6 +163,21 @@ pub enum SinkFailure {
     Some(Vec<(usize, SinkError)>),
 }
 
+impl SinkFailure {
+    /// A write's outcome from the entries that failed in a batch of `len`: none is success;
+    /// every entry failing retryably is [`SinkFailure::All`] (the first one's error stands for
+    /// the write, retried whole); otherwise each entry with its own error.
+    pub(crate) fn of(len: usize, mut failures: Vec<(usize, SinkError)>) -> Result<(), Self> {
+        if failures.is_empty() {
+            Ok(())
+        } else if failures.len() == len && failures.iter().all(|(_, e)| e.retryable) {
+            Err(SinkFailure::All(failures.swap_remove(0).1))
+        } else {
+            Err(SinkFailure::Some(failures))
+        }
+    }
+}
+
 /// A sink is shared by the lanes of its pipeline, which write concurrently: a sink that needs
 /// writes one at a time (a file) serializes them itself, one that can have several in flight
 /// (Kafka, SQS) lets their round trips overlap.

@@ -382,14 +382,8 @@ impl Sink for NatsSink {
                 }
             }
         }
-        if failures.is_empty() {
-            Ok(())
-        } else if failures.len() == batch.len() && failures.iter().all(|(_, e)| e.retryable) {
-            Err(SinkFailure::All(failures.swap_remove(0).1))
-        } else {
-            failures.sort_by_key(|(i, _)| *i);
-            Err(SinkFailure::Some(failures))
-        }
+        failures.sort_by_key(|(i, _)| *i);
+        SinkFailure::of(batch.len(), failures)
     }
 
     async fn sync(&self) -> Result<(), SinkError> {

@@ -510,13 +510,7 @@ impl Sink for SqsSink {
                 }
             }
         }
-        if failures.is_empty() {
-            Ok(())
-        } else if failures.len() == batch.len() && failures.iter().all(|(_, e)| e.retryable) {
-            Err(SinkFailure::All(failures.swap_remove(0).1))
-        } else {
-            Err(SinkFailure::Some(failures))
-        }
+        SinkFailure::of(batch.len(), failures)
     }
 
     async fn sync(&self) -> Result<(), SinkError> {

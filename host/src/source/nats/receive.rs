@@ -5,14 +5,14 @@
 
 use super::Reading;
 use super::inflight::InFlight;
-use crate::backoff::{Backoff, pause};
+use crate::backoff::{Backoff, Outage, pause};
 use crate::event::{Envelope, Position};
 use crate::source::SourceEvent;
 use async_nats::jetstream::consumer::PullConsumer;
 use futures_util::{FutureExt, StreamExt};
 use serde_json::{Map, Value};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -31,16 +31,12 @@ const RETRY: Backoff = Backoff {
     jitter: false,
 };
 
-/// A failing pull is logged once, then at most this often while it keeps failing.
-const LOG_EVERY: Duration = Duration::from_secs(30);
-
 impl Receiver {
     pub(super) async fn run(self, stop: CancellationToken) {
         if !self.wait_first.is_zero() && !pause(self.wait_first, &stop).await {
             return;
         }
-        let mut failures: u32 = 0;
-        let mut last_logged: Option<Instant> = None;
+        let mut outage = Outage::new(&self.reading.pipeline, "nats pull", RETRY);
         loop {
             let pulled = self
                 .consumer
@@ -55,8 +51,8 @@ impl Receiver {
             let mut messages = match pulled {
                 Ok(m) => m,
                 Err(e) => {
-                    self.failed(&e.to_string(), &mut failures, &mut last_logged);
-                    if !pause(RETRY.delay(failures), &stop).await {
+                    self.failed(&mut outage, &e.to_string());
+                    if !pause(outage.backoff(), &stop).await {
                         return;
                     }
                     continue;
@@ -85,16 +81,12 @@ impl Receiver {
                 if let Some(e) = error {
                     // A missed heartbeat or a failed pull request: the stream goes on (it pulls
                     // again after a reconnection); said once per outage.
-                    self.failed(&e, &mut failures, &mut last_logged);
+                    self.failed(&mut outage, &e);
                 }
                 if batch.is_empty() {
                     continue;
                 }
-                if failures > 0 {
-                    tracing::info!(pipeline = %self.reading.pipeline, failures, "nats pull works again");
-                    failures = 0;
-                    last_logged = None;
-                }
+                outage.ok();
                 if let Some(s) = &self.reading.status {
                     s.set_source_connected(true);
                 }
@@ -114,24 +106,15 @@ impl Receiver {
                 }
             }
             // The stream ended (the consumer was deleted, or the pull was refused): pull anew.
-            self.failed(
-                "the pull ended (was the consumer deleted?)",
-                &mut failures,
-                &mut last_logged,
-            );
-            if !pause(RETRY.delay(failures), &stop).await {
+            self.failed(&mut outage, "the pull ended (was the consumer deleted?)");
+            if !pause(outage.backoff(), &stop).await {
                 return;
             }
         }
     }
 
-    fn failed(&self, e: &str, failures: &mut u32, last_logged: &mut Option<Instant>) {
-        *failures = failures.saturating_add(1);
-        if last_logged.is_none_or(|t| t.elapsed() >= LOG_EVERY) {
-            *last_logged = Some(Instant::now());
-            tracing::warn!(pipeline = %self.reading.pipeline, failures = *failures, error = %e,
-                "nats pull failing; retrying");
-        }
+    fn failed(&self, outage: &mut Outage, e: &str) {
+        outage.failed(e);
         if let Some(s) = &self.reading.status {
             s.error("source", &format!("nats pull: {e}"));
         }

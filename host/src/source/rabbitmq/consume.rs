@@ -7,7 +7,8 @@ use super::Reading;
 use super::inflight::InFlight;
 use super::message::to_event;
 use crate::backoff::pause;
-use crate::rabbitmq::{Outage, RabbitError};
+use crate::backoff::Outage;
+use crate::rabbitmq::{RECONNECT, RabbitError};
 use crate::source::SourceEvent;
 use futures_util::StreamExt;
 use lapin::options::{BasicConsumeOptions, BasicQosOptions};
@@ -36,7 +37,7 @@ impl Consumer {
     /// stays open; `stop_consuming` (the source stopped reading) only cancels the consumer, so
     /// that the final checkpoint can still acknowledge.
     pub(super) async fn run(self, stop_consuming: CancellationToken, stop_all: CancellationToken) {
-        let mut outage = Outage::new(&self.reading.pipeline, "rabbitmq source connection");
+        let mut outage = Outage::new(&self.reading.pipeline, "rabbitmq source connection", RECONNECT);
         loop {
             if stop_consuming.is_cancelled() {
                 break;

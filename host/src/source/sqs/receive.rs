@@ -7,7 +7,8 @@ use super::inflight::InFlight;
 use super::message::to_event;
 use crate::backoff::pause;
 use crate::source::SourceEvent;
-use crate::sqs::{AwsError, Outage};
+use crate::backoff::Outage;
+use crate::sqs::{AwsError, OUTAGE_BACKOFF};
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use std::sync::Arc;
@@ -38,7 +39,7 @@ impl Receiver {
     }
 
     pub(super) async fn run(self, stop: CancellationToken) {
-        let mut outage = Outage::new(&self.reading.pipeline, "sqs receive");
+        let mut outage = Outage::new(&self.reading.pipeline, "sqs receive", OUTAGE_BACKOFF);
         loop {
             let asked_at = Instant::now();
             let call = self
@@ -66,7 +67,7 @@ impl Receiver {
                 }
                 Err(e) => {
                     let e = AwsError::from_sdk("ReceiveMessage", &e);
-                    outage.failed(&e);
+                    outage.failed(&e.message);
                     self.reading.failed(&e);
                     if !pause(outage.backoff(), &stop).await {
                         return;
