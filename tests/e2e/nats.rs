@@ -344,6 +344,74 @@ fn nats_sigkill_mid_stream_loses_nothing_and_keeps_key_order() {
     assert!(dups as u64 <= 3 * 20_000, "{dups}");
 }
 
+/// A process that died holding messages leaves deadlines out of stream order: the older half,
+/// said to be in progress shortly before it died, is due again after the newer half. The server
+/// delivers them again in the order they came due; weir must still write the key in order.
+#[test]
+fn nats_a_dead_processs_messages_come_back_in_stream_order_whatever_their_deadlines() {
+    use async_nats::jetstream::AckKind;
+    use async_nats::jetstream::consumer::{AckPolicy, pull};
+    use futures_util::StreamExt;
+    let st = TestStream::new("deadlines");
+    let n = 200;
+    st.publish(&keyed(n, 1));
+    st.rt.block_on(async {
+        let client = async_nats::connect(SERVER).await.unwrap();
+        let js = jetstream::new(client.clone());
+        let stream = js.get_stream(&st.name).await.unwrap();
+        let consumer = stream
+            .create_consumer(pull::Config {
+                durable_name: Some("weir".into()),
+                ack_policy: AckPolicy::Explicit,
+                ack_wait: Duration::from_secs(3),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let mut taken = Vec::new();
+        while taken.len() < n as usize {
+            let mut batch = consumer
+                .fetch()
+                .max_messages(n as usize - taken.len())
+                .messages()
+                .await
+                .unwrap();
+            while let Some(m) = batch.next().await {
+                taken.push(m.unwrap());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        for m in &taken[..n as usize / 2] {
+            m.ack_with(AckKind::Progress).await.unwrap();
+        }
+        client.flush().await.unwrap();
+    });
+    assert_eq!(
+        st.consumer_state("weir").1,
+        n as usize,
+        "all held, none acknowledged"
+    );
+    let s = Scratch::new();
+    let p = s.write(
+        "p.toml",
+        format!(
+            "[pipeline]\nname = \"nats-deadlines\"\ncheckpoint_interval_ms = 100\n{}{}",
+            source(&st, SERVER, "format = \"json\""),
+            sink_file("out.jsonl"),
+        ),
+    );
+    let out = s.path("out.jsonl");
+    let child = s.spawn_logged(&p);
+    wait_logged(&s, "every message written", || {
+        lines(&out).len() as u64 >= n
+    });
+    wait_logged(&s, "every message acknowledged", || {
+        st.consumer_state("weir").1 == 0
+    });
+    stop(&s, child);
+    assert_eq!(check_keyed(&out, n, 1, false), 0);
+}
+
 #[test]
 fn nats_connection_cut_mid_stream_recovers_without_loss() {
     let st = TestStream::new("cut");

@@ -16,6 +16,7 @@
 
 mod inflight;
 mod receive;
+mod recovery;
 
 use super::{Acker, Format, ReadSettings, Source, SourceContext, SourceError, SourceEvent, SourceKind};
 use crate::config::component::KeyError;
@@ -344,15 +345,22 @@ async fn open(
         .map_err(fail)?;
     let inflight = Arc::new(inflight);
     // A crashed process's messages stay unacknowledged until their ack_wait runs out, then come
-    // again, but newer messages are delivered meanwhile: pulling only once they are due again
-    // makes them come first, so a key keeps its order across a crash.
-    let wait_first = if info.num_ack_pending > 0 {
+    // again, but newer messages are delivered meanwhile: pulling only once they are all due
+    // again makes them come first, and gathering them puts them back in stream order (see
+    // recovery.rs), so a key keeps its order across a crash.
+    let (wait_first, recovery) = if info.num_ack_pending > 0 {
         tracing::info!(pipeline = %ctx.pipeline, unacknowledged = info.num_ack_pending,
             ack_wait_s = ack_wait.as_secs_f64(),
             "the consumer holds unacknowledged messages (of a stopped process, or of one that shares it): waiting ack_wait before the first pull so that they come first");
-        ack_wait + Duration::from_millis(500)
+        (
+            ack_wait + Duration::from_millis(500),
+            Some(recovery::Recovery::new(
+                info.delivered.stream_sequence,
+                info.num_ack_pending,
+            )),
+        )
     } else {
-        Duration::ZERO
+        (Duration::ZERO, None)
     };
     let stop = CancellationToken::new();
     let (tx, rx) = mpsc::channel(4);
@@ -362,6 +370,7 @@ async fn open(
         inflight: inflight.clone(),
         tx,
         wait_first,
+        recovery,
     };
     tokio::spawn(receiver.run(stop.clone()));
     tokio::spawn(inflight.clone().keep_in_progress(stop.clone()));

@@ -5,6 +5,7 @@
 
 use super::Reading;
 use super::inflight::InFlight;
+use super::recovery::Recovery;
 use crate::backoff::{Backoff, Outage, pause};
 use crate::event::{Envelope, Position};
 use crate::source::SourceEvent;
@@ -23,6 +24,9 @@ pub(super) struct Receiver {
     pub tx: mpsc::Sender<Vec<SourceEvent>>,
     /// How long to wait before the first pull (see `open`).
     pub wait_first: Duration,
+    /// Set when a stopped process left messages unacknowledged: they are gathered and put
+    /// back in stream order before anything else goes on.
+    pub recovery: Option<Recovery>,
 }
 
 const RETRY: Backoff = Backoff {
@@ -32,7 +36,7 @@ const RETRY: Backoff = Backoff {
 };
 
 impl Receiver {
-    pub(super) async fn run(self, stop: CancellationToken) {
+    pub(super) async fn run(mut self, stop: CancellationToken) {
         if !self.wait_first.is_zero() && !pause(self.wait_first, &stop).await {
             return;
         }
@@ -60,10 +64,26 @@ impl Receiver {
             };
             loop {
                 let first = tokio::select! {
-                    _ = stop.cancelled() => return,
+                    _ = stop.cancelled() => {
+                        self.hand_back_recovered().await;
+                        return;
+                    }
                     m = messages.next() => m,
+                    // Gathering redeliveries and none came for a pull's wait: all that were
+                    // due came.
+                    _ = tokio::time::sleep(self.reading.expires), if self.recovery.is_some() => {
+                        if !self.finish_recovery(&stop).await {
+                            return;
+                        }
+                        continue;
+                    }
                 };
-                let Some(first) = first else { break };
+                let Some(first) = first else {
+                    if !self.finish_recovery(&stop).await {
+                        return;
+                    }
+                    break;
+                };
                 let mut batch = Vec::with_capacity(self.reading.batch_size);
                 let mut error = None;
                 match first {
@@ -91,18 +111,27 @@ impl Receiver {
                     s.set_source_connected(true);
                 }
                 let now = crate::event::now_rfc3339();
-                let events: Vec<SourceEvent> =
-                    batch.into_iter().map(|m| self.to_event(m, &now)).collect();
-                let seqs: Vec<u64> = events.iter().map(|e| e.position.offset).collect();
-                tokio::select! {
-                    _ = stop.cancelled() => {
-                        self.inflight.hand_back(&seqs).await;
-                        return;
+                let events: Vec<SourceEvent> = match self.recovery.take() {
+                    None => batch.into_iter().map(|m| self.to_event(m, &now)).collect(),
+                    Some(mut recovery) => {
+                        let numbered: Vec<(u64, SourceEvent)> = batch
+                            .into_iter()
+                            .map(|m| {
+                                let seq = m.info().map_or(u64::MAX, |i| i.stream_sequence);
+                                (seq, self.to_event(m, &now))
+                            })
+                            .collect();
+                        match recovery.take(numbered) {
+                            Some(events) => events,
+                            None => {
+                                self.recovery = Some(recovery);
+                                continue;
+                            }
+                        }
                     }
-                    sent = self.tx.send(events) => if sent.is_err() {
-                        self.inflight.hand_back(&seqs).await;
-                        return;
-                    },
+                };
+                if !self.send(events, &stop).await {
+                    return;
                 }
             }
             // The stream ended (the consumer was deleted, or the pull was refused): pull anew.
@@ -110,6 +139,43 @@ impl Receiver {
             if !pause(outage.backoff(), &stop).await {
                 return;
             }
+        }
+    }
+
+    /// Hands events on to the source; `false` once stopped (then they went back to the
+    /// server).
+    async fn send(&self, events: Vec<SourceEvent>, stop: &CancellationToken) -> bool {
+        if events.is_empty() {
+            return true;
+        }
+        let seqs: Vec<u64> = events.iter().map(|e| e.position.offset).collect();
+        tokio::select! {
+            _ = stop.cancelled() => {
+                self.inflight.hand_back(&seqs).await;
+                false
+            }
+            sent = self.tx.send(events) => {
+                if sent.is_err() {
+                    self.inflight.hand_back(&seqs).await;
+                }
+                sent.is_ok()
+            }
+        }
+    }
+
+    /// Ends the gathering of redeliveries, if under way: what was gathered goes on, in stream
+    /// order. `false` once stopped.
+    async fn finish_recovery(&mut self, stop: &CancellationToken) -> bool {
+        match self.recovery.take() {
+            Some(mut r) => self.send(r.finish(), stop).await,
+            None => true,
+        }
+    }
+
+    /// Stopping while gathering: the gathered messages go back to the server at once.
+    async fn hand_back_recovered(&mut self) {
+        if let Some(r) = self.recovery.take() {
+            self.inflight.hand_back(&r.held_offsets()).await;
         }
     }
 
