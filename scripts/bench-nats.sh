@@ -7,14 +7,16 @@
 #   (d) weir: file -> nats sink (batches of 1,024 over 4 lanes: ~1,024 under way)
 # Each row gets fresh streams loaded with the same events; a row's rate runs from the first
 # output to the last (a consumer's creation and weir's start do not count).
-# Usage: scripts/bench-nats.sh [EVENTS] (default 200000 events of ~400 bytes)
+# Usage: scripts/bench-nats.sh [EVENTS] (default 200000 events of ~400 bytes; NO_BUILD=1 runs
+# the release binaries as they are)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-200000}
 source scripts/bench-common.sh
 
 # PROFILE=dev: a quick check of the script with the debug build (its numbers mean nothing).
-if [ "${PROFILE:-release}" = dev ]; then
+if [ -n "${NO_BUILD:-}" ]; then dir=release
+elif [ "${PROFILE:-release}" = dev ]; then
   cargo build --locked -q -p weir --bin weir --example nats-bench; dir=debug
 else
   cargo build --release --locked -q -p weir --bin weir --example nats-bench; dir=release

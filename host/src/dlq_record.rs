@@ -10,9 +10,10 @@
 //!
 //! Other tools read these files, so the bytes are part of weir's interface: the fields in this
 //! order, strings escaped as serde_json escapes them, the event's JSON payload copied as it came
-//! (a [`RawValue`], never parsed), and the text of a record that was not JSON marked in
-//! `meta.text`. Every record an earlier weir wrote has the same fields (without `meta.text` and
-//! `cut`, which came later) and reads back; fields a hand-made record leaves out take defaults.
+//! (written raw through a [`RawValue`], never parsed into a tree), and the text of a record that
+//! was not JSON marked in `meta.text`. Every record an earlier weir wrote has the same fields
+//! (without `meta.text` and `cut`, which came later) and reads back; fields a hand-made record
+//! leaves out take defaults.
 
 use crate::event::{Envelope, Payload};
 use serde::de::Deserializer;
@@ -242,7 +243,11 @@ struct PayloadJson<'p>(&'p Payload);
 impl Serialize for PayloadJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self.0 {
-            Payload::Json(raw) => raw.serialize(s),
+            // Written as it is: serde_json writes text raw only from a `RawValue`, which it
+            // makes by reading the text again (the DLQ's path, not the events').
+            Payload::Json(json) => serde_json::from_str::<&RawValue>(json.get())
+                .map_err(serde::ser::Error::custom)?
+                .serialize(s),
             Payload::Text(text) => s.serialize_str(text),
         }
     }
@@ -293,7 +298,7 @@ impl<'de> Deserialize<'de> for RecordedEvent<'_> {
                 let text = serde_json::from_str(w.data.get()).map_err(serde::de::Error::custom)?;
                 Payload::Text(text)
             }
-            false => Payload::Json(w.data),
+            false => Payload::Json(w.data.into()),
         };
         Ok(RecordedEvent {
             id: Cow::Owned(w.id),

@@ -27,7 +27,7 @@ pub struct Position {
 pub enum Payload {
     /// Valid JSON, kept as text: most events are filtered on a few fields and delivered as they
     /// came, so they are never parsed into a tree on the hot path.
-    Json(Box<RawValue>),
+    Json(JsonText),
     /// Not JSON (or not valid UTF-8: then decoded lossily, and the raw bytes are in
     /// `meta.raw_base64`).
     Text(String),
@@ -47,23 +47,37 @@ impl Payload {
     /// holding it stays readable) with [`Problem::TooDeep`].
     pub fn decode(bytes: &[u8]) -> Decoded {
         match std::str::from_utf8(bytes) {
-            Ok(text) => match serde_json::from_str::<Box<RawValue>>(text) {
-                Ok(raw) if nests_deeper_than(raw.get(), MAX_DATA_DEPTH) => Decoded {
-                    payload: Payload::Text(text.to_owned()),
-                    problem: Some(Problem::TooDeep),
-                },
-                Ok(raw) => Decoded {
-                    payload: Payload::Json(raw),
+            Ok(text) => match JsonText::parse(text) {
+                Some(json) => Decoded {
+                    payload: Payload::Json(json),
                     problem: None,
                 },
-                Err(e) => Decoded {
-                    payload: Payload::Text(text.to_owned()),
-                    problem: Some(Problem::NotJson(format!("not valid JSON: {e}"))),
-                },
+                // Not JSON, or too deep: serde_json says which, and what is wrong.
+                None => Self::decode_rejected(text),
             },
             Err(e) => Decoded {
                 payload: Payload::Text(String::from_utf8_lossy(bytes).into_owned()),
                 problem: Some(Problem::NotUtf8(format!("not valid UTF-8: {e}"))),
+            },
+        }
+    }
+
+    /// A record's text that `JsonText::parse` refused.
+    fn decode_rejected(text: &str) -> Decoded {
+        match serde_json::from_str::<Box<RawValue>>(text) {
+            Ok(raw) if nests_deeper_than(raw.get(), MAX_DATA_DEPTH) => Decoded {
+                payload: Payload::Text(text.to_owned()),
+                problem: Some(Problem::TooDeep),
+            },
+            // Never, while the two agree (a test holds them to it); serde_json is the
+            // reference.
+            Ok(raw) => Decoded {
+                payload: Payload::Json(raw.into()),
+                problem: None,
+            },
+            Err(e) => Decoded {
+                payload: Payload::Text(text.to_owned()),
+                problem: Some(Problem::NotJson(format!("not valid JSON: {e}"))),
             },
         }
     }
@@ -85,6 +99,42 @@ impl Payload {
             Payload::Text(text) => serde_json::Value::String(text.clone()),
         }
     }
+}
+
+/// One JSON value as text, known to be valid (and at most [`MAX_DATA_DEPTH`] deep): checked
+/// once, when its record was decoded. serde_json's `RawValue` is the same idea, but one can
+/// only be made by parsing the text with serde_json, which costs four times weir's own check
+/// (`weir_pattern::is_json`, the event scanner's, tested against serde_json) on every record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonText(Box<str>);
+
+impl JsonText {
+    /// `text` without the whitespace around it, if it is one JSON value nesting at most
+    /// [`MAX_DATA_DEPTH`] levels.
+    pub fn parse(text: &str) -> Option<JsonText> {
+        weir_pattern::is_json(text.as_bytes(), MAX_DATA_DEPTH)
+            .then(|| JsonText(text.trim_matches(is_json_whitespace).into()))
+    }
+
+    /// `null`.
+    pub fn null() -> JsonText {
+        JsonText("null".into())
+    }
+
+    pub fn get(&self) -> &str {
+        &self.0
+    }
+}
+
+/// serde_json checked it already (a record read back from the DLQ).
+impl From<Box<RawValue>> for JsonText {
+    fn from(raw: Box<RawValue>) -> Self {
+        JsonText(raw.into())
+    }
+}
+
+fn is_json_whitespace(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\r')
 }
 
 /// The result of [`Payload::decode`]: the payload, and why it is not JSON if it is not.
@@ -338,7 +388,54 @@ pub(crate) fn push_json_string(out: &mut String, s: &str) {
 
 /// Now, in RFC 3339 with millisecond precision and a `Z`.
 pub(crate) fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    rfc3339_millis(chrono::Utc::now())
+}
+
+/// `t` in RFC 3339 with millisecond precision and a `Z` (`2026-12-07T01:02:03.456Z`), as
+/// chrono's `to_rfc3339_opts(Millis, true)` writes it. By hand because sources stamp every
+/// event with a time (a broker's publication time), and chrono's general formatter costs ten
+/// times this; years outside 0..=9999 and leap seconds go to chrono.
+pub(crate) fn rfc3339_millis(t: chrono::DateTime<chrono::Utc>) -> String {
+    let secs = t.timestamp();
+    let nanos = t.timestamp_subsec_nanos();
+    let days = secs.div_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+        return t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    }
+    let second_of_day = secs.rem_euclid(86_400) as u32;
+    let mut text = *b"0000-00-00T00:00:00.000Z";
+    for (at, width, value) in [
+        (0, 4, year as u32),
+        (5, 2, month),
+        (8, 2, day),
+        (11, 2, second_of_day / 3600),
+        (14, 2, second_of_day / 60 % 60),
+        (17, 2, second_of_day % 60),
+        (20, 3, nanos / 1_000_000),
+    ] {
+        let mut v = value;
+        for digit in text[at..at + width].iter_mut().rev() {
+            *digit = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    }
+    // ASCII digits and separators only: always UTF-8.
+    String::from_utf8(text.to_vec()).unwrap_or_default()
+}
+
+/// The proleptic Gregorian (year, month, day) of a day counted from 1970-01-01 (Howard
+/// Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097); // [0, 146096]
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
+    let mp = (5 * doy + 2) / 153; // [0, 11], from March
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
 }
 
 /// Bytes as `weir dry-run` shows them, and as sources put binary values in `meta`: UTF-8 as a
@@ -357,6 +454,33 @@ pub(crate) fn preview_bytes(bytes: &[u8]) -> serde_json::Value {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_millis_writes_what_chrono_writes() {
+        use chrono::{DateTime, SecondsFormat, Utc};
+        let chrono = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
+        // A spread of instants from 1970 to 9999 (a multiplicative walk), their millisecond
+        // edges, and the far ends.
+        let mut ms: i64 = 1;
+        let mut checked = 0;
+        while ms < 253_402_300_799_999 {
+            for m in [ms, ms - 1, ms / 1000 * 1000, ms / 1000 * 1000 + 999] {
+                let t = DateTime::from_timestamp_millis(m).unwrap();
+                assert_eq!(rfc3339_millis(t), chrono(t), "{m}");
+                checked += 1;
+            }
+            ms = ms * 7 / 5 + 13;
+        }
+        assert!(checked > 300);
+        for t in [
+            DateTime::<Utc>::MIN_UTC,
+            DateTime::<Utc>::MAX_UTC,
+            DateTime::from_timestamp(-1, 5_000_000).unwrap(),
+            DateTime::from_timestamp(1_483_228_799, 1_500_000_000).unwrap(), // a leap second
+        ] {
+            assert_eq!(rfc3339_millis(t), chrono(t));
+        }
+    }
 
     /// An event of a file source, for tests.
     pub(crate) fn envelope(data: &[u8]) -> Envelope {

@@ -301,6 +301,22 @@ impl Scan {
     }
 }
 
+/// Whether `text` is one JSON value (RFC 8259: any value, with whitespace around it at most)
+/// nesting at most `max_depth` arrays and objects (at most [`MAX_EVENT_DEPTH`]), as serde_json
+/// would read it. UTF-8 inside strings is not checked: the caller has checked it. The same
+/// iterative skip the event scanner uses, so it cannot overflow the stack.
+pub fn is_json(text: &[u8], max_depth: usize) -> bool {
+    let mut s = Cursor { b: text, i: 0 };
+    s.ws();
+    if s.skip_value(MAX_EVENT_DEPTH - max_depth.min(MAX_EVENT_DEPTH))
+        .is_err()
+    {
+        return false;
+    }
+    s.ws();
+    s.i == text.len()
+}
+
 struct Cursor<'a> {
     b: &'a [u8],
     i: usize,
@@ -438,13 +454,14 @@ impl Cursor<'_> {
             // Expect a value.
             self.ws();
             match self.peek() {
+                // The depth counts empty containers too, as serde_json's does.
                 Some(b'{') => {
+                    if base + sp >= MAX_EVENT_DEPTH {
+                        return Err(Invalid);
+                    }
                     self.i += 1;
                     self.ws();
                     if !self.eat(b'}') {
-                        if base + sp >= MAX_EVENT_DEPTH {
-                            return Err(Invalid);
-                        }
                         stack[sp / 64] |= 1 << (sp % 64);
                         sp += 1;
                         self.key_colon()?;
@@ -452,12 +469,12 @@ impl Cursor<'_> {
                     }
                 }
                 Some(b'[') => {
+                    if base + sp >= MAX_EVENT_DEPTH {
+                        return Err(Invalid);
+                    }
                     self.i += 1;
                     self.ws();
                     if !self.eat(b']') {
-                        if base + sp >= MAX_EVENT_DEPTH {
-                            return Err(Invalid);
-                        }
                         stack[sp / 64] &= !(1 << (sp % 64));
                         sp += 1;
                         continue;
@@ -751,6 +768,113 @@ mod tests {
         assert!(s.run(ok.as_bytes(), &t));
         let ok = format!("{{\"x\": {}1{}}}", "[".repeat(100), "]".repeat(100));
         assert!(s.run(ok.as_bytes(), &t));
+    }
+
+    /// `is_json` against serde_json on edge cases and on many mutations of JSON documents: the
+    /// host takes an event as JSON on `is_json`'s word, and every other reader is serde_json.
+    #[test]
+    fn is_json_agrees_with_serde_json() {
+        let serde_ok = |t: &str| serde_json::from_str::<serde::de::IgnoredAny>(t).is_ok();
+        let seeds = [
+            r#"{"id":"a-1","detail":{"amount":12.5e-3,"tags":["x","y\"z",null,true,false],"n":-0}}"#,
+            r#"[1, -2.0, 3E+7, "\u00e9\n\t\/\b\f\r", {}, [], [[{"k": {}}]]]"#,
+            r#"  "just a string with \\ and \" and é"  "#,
+            "0",
+            " true ",
+            r#"{"a":[{"b":[{"c":1}]}],"d":"\ud83d\ude00"}"#,
+        ];
+        let edge = [
+            "",
+            " ",
+            "{",
+            "}",
+            "[",
+            "]",
+            "[,]",
+            "[1,]",
+            "{,}",
+            r#"{"a":1,}"#,
+            r#"{"a"}"#,
+            r#"{"a":}"#,
+            r#"{1:2}"#,
+            "01",
+            "-",
+            "-0",
+            "1.",
+            ".5",
+            "1e",
+            "1e+",
+            "1E5",
+            "+1",
+            "tru",
+            "truex",
+            "nul",
+            "nulll",
+            "[true false]",
+            r#""\x""#,
+            r#""\u12""#,
+            r#""\u12G4""#,
+            "\"a\u{1}b\"",
+            "\"a\tb\"",
+            "\"tab\\tok\"",
+            "1 2",
+            "[] []",
+            "{}x",
+            "\u{feff}{}",
+            "[1]\n",
+            "\t{}\r\n",
+            r#"{"a":1 "b":2}"#,
+            r#"["a" "b"]"#,
+        ];
+        for t in seeds.iter().chain(edge.iter()) {
+            assert_eq!(is_json(t.as_bytes(), 100), serde_ok(t), "{t:?}");
+        }
+        let alphabet = b"{}[]:,\"\\ \t\nu0123456789.eE+-aflnrstux\x01";
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let mut checked = 0;
+        for round in 0..60_000 {
+            let mut b = seeds[round % seeds.len()].as_bytes().to_vec();
+            for _ in 0..1 + next(3) {
+                let at = next(b.len() + 1);
+                let c = alphabet[next(alphabet.len())];
+                match next(4) {
+                    0 if at < b.len() => b[at] = c,
+                    1 => b.insert(at, c),
+                    2 if at < b.len() => {
+                        b.remove(at);
+                    }
+                    _ => b.truncate(at),
+                }
+            }
+            let Ok(t) = std::str::from_utf8(&b) else {
+                continue;
+            };
+            assert_eq!(is_json(&b, 100), serde_ok(t), "{t:?}");
+            checked += 1;
+        }
+        assert!(checked > 50_000, "{checked}");
+    }
+
+    #[test]
+    fn is_json_bounds_the_depth_empty_containers_included() {
+        for (open, close) in [("[", "]"), ("{\"k\":", "}")] {
+            let nest = |n: usize, inner: &str| {
+                let head = open.repeat(n);
+                let tail = close.repeat(n);
+                format!("{head}{inner}{tail}")
+            };
+            assert!(is_json(nest(100, "1").as_bytes(), 100));
+            assert!(!is_json(nest(101, "1").as_bytes(), 100));
+            assert!(is_json(nest(99, "[]").as_bytes(), 100));
+            assert!(!is_json(nest(100, "[]").as_bytes(), 100));
+            assert!(!is_json(nest(100_000, "1").as_bytes(), 100));
+        }
     }
 
     #[test]

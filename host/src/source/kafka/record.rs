@@ -9,7 +9,6 @@ use crate::source::{Format, SourceEvent, keep_exact_bytes};
 use rdkafka::Message;
 use rdkafka::message::{BorrowedMessage, Headers};
 use serde_json::Value;
-use serde_json::value::RawValue;
 use std::borrow::Cow;
 
 /// Formats record timestamps, reusing the last one: records of one producer batch usually
@@ -26,8 +25,7 @@ impl Times {
         {
             return Some(text.clone());
         }
-        let text = chrono::DateTime::from_timestamp_millis(millis)?
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let text = crate::event::rfc3339_millis(chrono::DateTime::from_timestamp_millis(millis)?);
         self.last = Some((millis, text.clone()));
         Some(text)
     }
@@ -65,7 +63,7 @@ pub(super) fn to_event(
         // value (for filters, and for a sink to write no value either).
         None => {
             meta.insert(TOMBSTONE.into(), true.into());
-            (Payload::Json(null()), None)
+            (Payload::Json(crate::event::JsonText::null()), None)
         }
     };
     let key = msg.key().map(|k| match String::from_utf8_lossy(k) {
@@ -104,6 +102,3 @@ pub(super) fn position(stream: u32, offset: i64) -> Position {
     }
 }
 
-fn null() -> Box<RawValue> {
-    RawValue::from_string("null".into()).unwrap_or_else(|_| unreachable!("`null` is JSON"))
-}

@@ -1,10 +1,13 @@
 //! The messages this process holds: delivered and not yet acknowledged. Each is kept in
 //! progress (`+WPI`) before its `ack_wait` runs out; at each checkpoint the ended ones are
 //! answered: `+ACK` (delivered, filtered), `+TERM` (dead-lettered: never delivered again) or
-//! `-NAK` with a delay (handed back for redelivery). Every answer asks for the server's
-//! confirmation, and a message leaves the table only once it came: an answer not confirmed
-//! within `CONFIRM_WAIT` (lost with the connection) is sent again at the next checkpoint. The
-//! checkpoint does not wait for the confirmations: the pipeline goes on meanwhile.
+//! `-NAK` with a delay (handed back for redelivery). The last answer of each checkpoint asks for
+//! the server's confirmation, and the messages answered at that checkpoint leave the table only
+//! once it came: the server takes a consumer's answers in the order they were sent, so the last
+//! one's confirmation says that all before it were taken too (one confirmation per checkpoint,
+//! not one message back per event). Answers not confirmed within `CONFIRM_WAIT` (lost with the
+//! connection) are sent again at the next checkpoint. The checkpoint does not wait for the
+//! confirmation: the pipeline goes on meanwhile.
 //!
 //! Each message gets a sequence number of weir's as it arrives (its position's offset).
 
@@ -32,8 +35,9 @@ struct Entry {
     /// When it was delivered or last said to be in progress.
     progress_at: Instant,
     ended: Option<Ending>,
-    /// When its answer was sent (then it waits for the confirmation).
-    answered_at: Option<Instant>,
+    /// When its answer was sent, and the checkpoint round it was sent in (then it waits for
+    /// that round's confirmation).
+    answered: Option<(Instant, u64)>,
 }
 
 /// A handed-back message comes again after this, growing with its deliveries.
@@ -52,8 +56,10 @@ pub(super) struct InFlight {
     ack_wait: Duration,
     messages: Mutex<HashMap<u64, Entry>>,
     next_seq: AtomicU64,
-    /// Confirmations of answers arrive at `<inbox>.<seq>`.
+    /// Confirmations of answers arrive at `<inbox>.<round>`.
     inbox: String,
+    /// Checkpoint rounds that sent answers, numbered.
+    rounds: AtomicU64,
     /// Notified when many ended messages wait for a checkpoint.
     pub(super) ack_wanted: std::sync::Arc<Notify>,
     ack_early_at: usize,
@@ -79,6 +85,7 @@ impl InFlight {
             messages: Mutex::new(HashMap::new()),
             next_seq: AtomicU64::new(1),
             inbox,
+            rounds: AtomicU64::new(0),
             ack_wanted: Default::default(),
             ack_early_at,
             ended: AtomicU64::new(0),
@@ -86,8 +93,8 @@ impl InFlight {
         Ok((inflight, confirmations))
     }
 
-    /// Until `stop`: takes in the server's confirmations of answers; a confirmed message leaves
-    /// the table.
+    /// Until `stop`: takes in the server's confirmations of answers; the messages answered in a
+    /// confirmed round leave the table.
     pub(super) async fn take_confirmations(
         self: std::sync::Arc<Self>,
         mut confirmations: async_nats::Subscriber,
@@ -101,17 +108,15 @@ impl InFlight {
                     None => return,
                 },
             };
-            let seq = msg
+            let round = msg
                 .subject
                 .as_str()
                 .rsplit('.')
                 .next()
                 .and_then(|s| s.parse::<u64>().ok());
-            if let Some(seq) = seq {
-                let mut table = self.table();
-                if table.get(&seq).is_some_and(|e| e.answered_at.is_some()) {
-                    table.remove(&seq);
-                }
+            if let Some(round) = round {
+                self.table()
+                    .retain(|_, e| !e.answered.is_some_and(|(_, r)| r == round));
             }
         }
     }
@@ -128,7 +133,7 @@ impl InFlight {
             delivered,
             progress_at: Instant::now(),
             ended: None,
-            answered_at: None,
+            answered: None,
         };
         self.table().insert(seq, entry);
         seq
@@ -148,11 +153,13 @@ impl InFlight {
 
     /// Answers every ended message not answered yet, and again those whose answer was not
     /// confirmed within `CONFIRM_WAIT` (at a checkpoint: the sink has made the delivered ones
-    /// durable). Confirmations are taken in by [`InFlight::take_confirmations`].
+    /// durable), in the order they arrived; the last answer asks for the confirmation of the
+    /// round, taken in by [`InFlight::take_confirmations`].
     pub(super) async fn acknowledge(&self) -> Result<(), String> {
         let now = Instant::now();
+        let round = self.rounds.fetch_add(1, Relaxed) + 1;
         let mut unconfirmed = 0;
-        let due: Vec<(u64, Subject, Ending, i64)> = {
+        let mut due: Vec<(u64, Subject, Ending, i64)> = {
             let mut table = self.table();
             // Ended messages without an acknowledgement subject have nothing to answer.
             table.retain(|_, e| !(e.ended.is_some() && e.reply.is_none()));
@@ -160,33 +167,38 @@ impl InFlight {
                 .iter_mut()
                 .filter_map(|(&seq, e)| {
                     let how = e.ended?;
-                    match e.answered_at {
-                        Some(t) if now.duration_since(t) < CONFIRM_WAIT => return None,
+                    match e.answered {
+                        Some((t, _)) if now.duration_since(t) < CONFIRM_WAIT => return None,
                         Some(_) => unconfirmed += 1,
                         None => {}
                     }
-                    e.answered_at = Some(now);
+                    e.answered = Some((now, round));
                     Some((seq, e.reply.clone()?, how, e.delivered))
                 })
                 .collect()
         };
+        due.sort_unstable_by_key(|d| d.0);
         self.ended.store(0, Relaxed);
         let mut send_error = None;
-        for (seq, reply, how, delivered) in &due {
+        let last = due.len().saturating_sub(1);
+        for (i, (_, reply, how, delivered)) in due.into_iter().enumerate() {
             let answer: bytes::Bytes = match how {
                 Ending::Ack => async_nats::jetstream::AckKind::Ack.into(),
                 Ending::Term => async_nats::jetstream::AckKind::Term.into(),
                 Ending::Nak => {
-                    let delay = NAK_DELAY.delay(u32::try_from(*delivered - 1).unwrap_or(0));
+                    let delay = NAK_DELAY.delay(u32::try_from(delivered - 1).unwrap_or(0));
                     async_nats::jetstream::AckKind::Nak(Some(delay)).into()
                 }
             };
-            let confirm = format!("{}.{seq}", self.inbox);
-            if let Err(e) = self
-                .client
-                .publish_with_reply(reply.clone(), confirm, answer)
-                .await
-            {
+            let sent = if i == last {
+                let confirm = format!("{}.{round}", self.inbox);
+                self.client
+                    .publish_with_reply(reply, confirm, answer)
+                    .await
+            } else {
+                self.client.publish(reply, answer).await
+            };
+            if let Err(e) = sent {
                 send_error = Some(e.to_string());
                 break;
             }
@@ -223,7 +235,7 @@ impl InFlight {
                 table
                     .values_mut()
                     .filter(|e| {
-                        e.answered_at.is_none() && now.duration_since(e.progress_at) >= margin
+                        e.answered.is_none() && now.duration_since(e.progress_at) >= margin
                     })
                     .filter_map(|e| {
                         e.progress_at = now;

@@ -14,6 +14,7 @@
 //! Positions: weir numbers the messages it receives itself (partition: the batch it came in;
 //! offset: its own counter); each maps to the message's acknowledgement subject.
 
+mod ack_info;
 mod inflight;
 mod receive;
 mod recovery;

@@ -4,6 +4,7 @@
 //! from then on, and becomes an event.
 
 use super::Reading;
+use super::ack_info;
 use super::inflight::InFlight;
 use super::recovery::Recovery;
 use crate::backoff::{Backoff, Outage, pause};
@@ -117,7 +118,12 @@ impl Receiver {
                         let numbered: Vec<(u64, SourceEvent)> = batch
                             .into_iter()
                             .map(|m| {
-                                let seq = m.info().map_or(u64::MAX, |i| i.stream_sequence);
+                                let seq = m
+                                    .message
+                                    .reply
+                                    .as_deref()
+                                    .and_then(ack_info::parse)
+                                    .map_or(u64::MAX, |i| i.stream_seq);
                                 (seq, self.to_event(m, &now))
                             })
                             .collect();
@@ -191,25 +197,22 @@ impl Receiver {
     /// publication time and headers.
     fn to_event(&self, m: async_nats::jetstream::Message, now: &str) -> SourceEvent {
         let mut meta = Map::with_capacity(9);
-        let subject = m.message.subject.to_string();
+        let subject = m.message.subject.as_str().to_owned();
         meta.insert("subject".into(), subject.clone().into());
         let mut delivered: i64 = 1;
         let mut id = None;
         let mut time = None;
-        if let Ok(info) = m.info() {
+        if let Some(info) = m.message.reply.as_deref().and_then(ack_info::parse) {
             delivered = info.delivered;
             meta.insert("stream".into(), info.stream.into());
             meta.insert("consumer".into(), info.consumer.into());
-            meta.insert("stream_seq".into(), info.stream_sequence.into());
-            meta.insert("consumer_seq".into(), info.consumer_sequence.into());
+            meta.insert("stream_seq".into(), info.stream_seq.into());
+            meta.insert("consumer_seq".into(), info.consumer_seq.into());
             meta.insert("delivered".into(), info.delivered.into());
             meta.insert("pending".into(), info.pending.into());
-            let nanos = info.published.unix_timestamp_nanos();
-            time = i64::try_from(nanos).ok().map(|n| {
-                chrono::DateTime::from_timestamp_nanos(n)
-                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-            });
-            id = Some(format!("{}:{}", info.stream, info.stream_sequence));
+            let published = chrono::DateTime::from_timestamp_nanos(info.published_nanos);
+            time = Some(crate::event::rfc3339_millis(published));
+            id = Some(stream_id(info.stream, info.stream_seq));
         }
         let mut headers = Map::new();
         if let Some(h) = &m.message.headers {
@@ -264,4 +267,16 @@ impl Receiver {
             release_on_failure,
         }
     }
+}
+
+/// `<stream>:<stream sequence>`: the id of a message without a `Nats-Msg-Id` (without
+/// `format!`, which costs several times this per event).
+fn stream_id(stream: &str, seq: u64) -> String {
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(seq);
+    let mut id = String::with_capacity(stream.len() + 1 + digits.len());
+    id.push_str(stream);
+    id.push(':');
+    id.push_str(digits);
+    id
 }

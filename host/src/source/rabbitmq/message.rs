@@ -65,7 +65,7 @@ pub(super) fn to_event(
         .timestamp()
         .and_then(|t| i64::try_from(t).ok())
         .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .map(crate::event::rfc3339_millis)
         .unwrap_or_else(|| now.to_owned());
     // A message id set by the publisher is stable across redeliveries; without one, the id
     // names this delivery only (the same message delivered again gets another).

@@ -44,12 +44,8 @@ impl Firing {
             key: None,
             time: at.to_rfc3339_opts(SecondsFormat::Millis, true),
             received_at: fired_at.to_rfc3339_opts(SecondsFormat::Millis, true),
-            data: Payload::Text(String::new()),
+            data: Payload::Json(crate::event::JsonText::null()),
             meta,
-        };
-        envelope.data = match serde_json::value::RawValue::from_string("null".into()) {
-            Ok(null) => Payload::Json(null),
-            Err(_) => Payload::Text(String::new()),
         };
         let rendered = self.template.render(&envelope, &self.pipeline);
         let decoded = Payload::decode(rendered.as_bytes());

@@ -19,7 +19,7 @@ pub(super) fn to_event(msg: Message, receive: u32, seq: u64, reading: &Reading, 
     let time = attr(MessageSystemAttributeName::SentTimestamp)
         .and_then(|t| t.parse::<i64>().ok())
         .and_then(chrono::DateTime::from_timestamp_millis)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .map(crate::event::rfc3339_millis)
         .unwrap_or_else(|| now.to_owned());
     let message_id = msg.message_id.unwrap_or_default();
     // A FIFO group is the unit of order; a standard queue has none, so each message is its own
