@@ -116,7 +116,7 @@ impl InFlight {
                 .and_then(|s| s.parse::<u64>().ok());
             if let Some(round) = round {
                 self.table()
-                    .retain(|_, e| !e.answered.is_some_and(|(_, r)| r == round));
+                    .retain(|_, e| e.answered.is_none_or(|(_, r)| r != round));
             }
         }
     }
