@@ -113,19 +113,14 @@ impl Receiver {
                 }
                 let now = crate::event::now_rfc3339();
                 let events: Vec<SourceEvent> = match self.recovery.take() {
-                    None => batch.into_iter().map(|m| self.to_event(m, &now)).collect(),
+                    None => batch
+                        .into_iter()
+                        .map(|m| self.to_event(m, &now).1)
+                        .collect(),
                     Some(mut recovery) => {
                         let numbered: Vec<(u64, SourceEvent)> = batch
                             .into_iter()
-                            .map(|m| {
-                                let seq = m
-                                    .message
-                                    .reply
-                                    .as_deref()
-                                    .and_then(ack_info::parse)
-                                    .map_or(u64::MAX, |i| i.stream_seq);
-                                (seq, self.to_event(m, &now))
-                            })
+                            .map(|m| self.to_event(m, &now))
                             .collect();
                         match recovery.take(numbered) {
                             Some(events) => events,
@@ -195,15 +190,20 @@ impl Receiver {
     /// The message as an event: its payload is the data, its subject the key (unless `key`
     /// says otherwise), and `meta` holds the subject, stream, sequences, delivery count,
     /// publication time and headers.
-    fn to_event(&self, m: async_nats::jetstream::Message, now: &str) -> SourceEvent {
+    ///
+    /// Also returns the message's stream sequence (`u64::MAX` for a message without one), by
+    /// which redeliveries are put back in order (see recovery.rs).
+    fn to_event(&self, m: async_nats::jetstream::Message, now: &str) -> (u64, SourceEvent) {
         let mut meta = Map::with_capacity(9);
         let subject = m.message.subject.as_str().to_owned();
         meta.insert("subject".into(), subject.clone().into());
         let mut delivered: i64 = 1;
+        let mut stream_seq = u64::MAX;
         let mut id = None;
         let mut time = None;
         if let Some(info) = m.message.reply.as_deref().and_then(ack_info::parse) {
             delivered = info.delivered;
+            stream_seq = info.stream_seq;
             meta.insert("stream".into(), info.stream.into());
             meta.insert("consumer".into(), info.consumer.into());
             meta.insert("stream_seq".into(), info.stream_seq.into());
@@ -256,7 +256,7 @@ impl Receiver {
             Some(t) => t.render(&envelope, &self.reading.pipeline),
             None => subject,
         });
-        SourceEvent {
+        let event = SourceEvent {
             envelope,
             position: Position {
                 partition: 0,
@@ -265,7 +265,8 @@ impl Receiver {
             },
             problem,
             release_on_failure,
-        }
+        };
+        (stream_seq, event)
     }
 }
 
