@@ -73,6 +73,16 @@ pub(crate) fn default_connect_timeout_ms() -> u64 {
     5000
 }
 
+/// What the owner of a connection hears of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Link {
+    Connected,
+    Disconnected,
+    /// The client dropped messages for a subscription that did not keep up with them (they
+    /// never reach it, as if lost on the way).
+    SlowConsumer,
+}
+
 impl Connection<'_> {
     /// Checks the settings: `(key, message)`.
     pub(crate) fn validate(&self) -> Result<(), (&'static str, String)> {
@@ -158,7 +168,7 @@ impl Connection<'_> {
     pub(crate) async fn connect(
         &self,
         name: &str,
-        events: Option<Box<dyn Fn(bool) + Send + Sync>>,
+        events: Option<Box<dyn Fn(Link) + Send + Sync>>,
     ) -> Result<async_nats::Client, NatsError> {
         let mut opts = async_nats::ConnectOptions::new()
             .name(name)
@@ -185,8 +195,9 @@ impl Connection<'_> {
                 let events = events.clone();
                 async move {
                     match event {
-                        async_nats::Event::Connected => events(true),
-                        async_nats::Event::Disconnected => events(false),
+                        async_nats::Event::Connected => events(Link::Connected),
+                        async_nats::Event::Disconnected => events(Link::Disconnected),
+                        async_nats::Event::SlowConsumer(_) => events(Link::SlowConsumer),
                         _ => {}
                     }
                 }

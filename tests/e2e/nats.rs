@@ -412,11 +412,8 @@ fn nats_a_dead_processs_messages_come_back_in_stream_order_whatever_their_deadli
     assert_eq!(check_keyed(&out, n, 1, false), 0);
 }
 
-#[test]
-fn nats_connection_cut_mid_stream_recovers_without_loss() {
-    let st = TestStream::new("cut");
-    let (n, keys) = (6_000, 10);
-    st.publish(&keyed(n, keys));
+/// weir reading `st` to `out.jsonl` through a proxy the test controls, in batches of 50.
+fn through_proxy(st: &TestStream) -> (TcpProxy, Scratch, std::process::Child) {
     let proxy = TcpProxy::start(SERVER.parse().unwrap());
     let s = Scratch::new();
     let p = s.write(
@@ -424,28 +421,49 @@ fn nats_connection_cut_mid_stream_recovers_without_loss() {
         format!(
             "[pipeline]\nname = \"nats-cut\"\ncheckpoint_interval_ms = 100\n{}{}",
             source(
-                &st,
+                st,
                 &format!("127.0.0.1:{}", proxy.port()),
                 "format = \"json\"\nbatch_size = 50"
             ),
             sink_file("out.jsonl"),
         ),
     );
-    let out = s.path("out.jsonl");
     let child = s.spawn_logged(&p);
+    (proxy, s, child)
+}
+
+/// Waits until `n` distinct messages are written and the consumer holds nothing, then stops
+/// weir: its final line.
+fn written_and_acknowledged(
+    st: &TestStream,
+    s: &Scratch,
+    child: std::process::Child,
+    n: u64,
+) -> String {
+    let out = s.path("out.jsonl");
+    wait_logged(s, "every message written", || {
+        let got: BTreeSet<String> = lines(&out).into_iter().collect();
+        got.len() as u64 >= n
+    });
+    wait_logged(s, "every message acknowledged", || {
+        let (pending, ack_pending, _) = st.consumer_state("weir");
+        pending == 0 && ack_pending == 0
+    });
+    stop(s, child)
+}
+
+#[test]
+fn nats_connection_cut_mid_stream_recovers_without_loss() {
+    let st = TestStream::new("cut");
+    let (n, keys) = (6_000, 10);
+    st.publish(&keyed(n, keys));
+    let (proxy, s, child) = through_proxy(&st);
+    let out = s.path("out.jsonl");
     wait_logged(&s, "some progress", || lines(&out).len() >= 1000);
     proxy.cut();
     std::thread::sleep(Duration::from_millis(1500));
     proxy.restore();
-    wait_logged(&s, "every message written", || {
-        let got: BTreeSet<String> = lines(&out).into_iter().collect();
-        got.len() as u64 >= n
-    });
-    wait_logged(&s, "every message acknowledged", || {
-        let (pending, ack_pending, _) = st.consumer_state("weir");
-        pending == 0 && ack_pending == 0
-    });
-    let last = stop(&s, child);
+    let last = written_and_acknowledged(&st, &s, child, n);
     assert!(last.contains("unfinished=0"), "{last}");
     let log = s.log();
     assert!(log.contains("nats source disconnected"), "{log}");
@@ -455,6 +473,45 @@ fn nats_connection_cut_mid_stream_recovers_without_loss() {
     );
     let dups = check_keyed(&out, n, keys, true);
     eprintln!("repeats after the cut: {dups}");
+}
+
+/// Deliveries the server sent as the connection broke never reach weir, and the server sends
+/// them again only after `ack_wait`, after the newer messages the resumed pull brings at once.
+/// weir holds the newer ones back until the lost ones came, so each key keeps its order. Here
+/// the proxy throws away what the server sends for a while (the deliveries of that while are
+/// lost), then cuts, while a publisher keeps publishing.
+#[test]
+fn nats_deliveries_lost_in_a_cut_come_before_newer_messages() {
+    let st = TestStream::new("lost");
+    let (n, keys) = (4_000, 8);
+    let msgs = keyed(n, keys);
+    let (proxy, s, child) = through_proxy(&st);
+    let out = s.path("out.jsonl");
+    std::thread::scope(|scope| {
+        // About 2,000 messages a second, so that deliveries are under way at the cut.
+        scope.spawn(|| {
+            for chunk in msgs.chunks(40) {
+                st.publish(chunk);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        wait_logged(&s, "some progress", || lines(&out).len() >= 800);
+        proxy.lose_replies(true);
+        std::thread::sleep(Duration::from_millis(400));
+        proxy.cut();
+        proxy.lose_replies(false);
+        std::thread::sleep(Duration::from_millis(300));
+        proxy.restore();
+    });
+    let last = written_and_acknowledged(&st, &s, child, n);
+    assert!(last.contains("unfinished=0"), "{last}");
+    let repeats = check_keyed(&out, n, keys, true);
+    eprintln!("repeats after the cut: {repeats}");
+    let log = s.log();
+    assert!(
+        log.contains("nats deliveries lost in the connection cut"),
+        "deliveries were lost in the cut (the case under test):\n{log}"
+    );
 }
 
 #[test]

@@ -355,34 +355,62 @@ fn check_dlq_bodies(msgs: &[Msg], stream: &Stream) {
     assert!(msgs.iter().all(|m| m.receive_count >= 2), "{msgs:?}");
 }
 
-/// A plugin slower than the visibility timeout: weir extends the messages' visibility, so none
-/// is received twice.
-#[test]
-fn a_slow_plugin_does_not_make_messages_come_twice() {
+/// weir running four messages the faults plugin takes `ms` each on, from a queue of their own.
+struct SlowRun {
+    server: SqsServer,
+    input: String,
+    msgs: Vec<(Option<String>, String)>,
+    s: Scratch,
+    child: std::process::Child,
+}
+
+/// Starts a `SlowRun`: one receiver with `source_extra` (visibility and waits), two lanes, to
+/// a file.
+fn slow_messages(ms: u64, source_extra: &str) -> SlowRun {
     let server = SqsServer::start();
     let input = server.create_queue("in", &[]);
-    let slow = |i: u64| format!("{{\"k\":\"K{i}\",\"seq\":0,\"fault\":\"slow\",\"ms\":7000}}");
+    let slow = |i: u64| format!("{{\"k\":\"K{i}\",\"seq\":0,\"fault\":\"slow\",\"ms\":{ms}}}");
     let msgs: Vec<(Option<String>, String)> = (0..4).map(|i| (None, slow(i))).collect();
     server.send(&input, &msgs);
-
+    // `source_extra` sets the visibility, and may set the long polls' wait.
+    let mut src = source(&server, &input, &format!("{source_extra}\n{ONE_RECEIVER}"))
+        .replace("visibility_timeout_s = 10\n", "");
+    if source_extra.contains("wait_time_s") {
+        src = src.replace("wait_time_s = 1\n", "");
+    }
     let s = Scratch::new();
     let p = s.write(
-        "v.toml",
+        "slow.toml",
         format!(
             "[pipeline]\nname = \"slow\"\ncheckpoint_interval_ms = 50\n{}\
              [[plugin]]\npath = {:?}\ntimeout_ms = 20000\n\
              [ordering]\nlanes = 2\n\
              [sink]\ntype = \"file\"\npath = \"out.jsonl\"\n",
-            source(
-                &server,
-                &input,
-                &format!("visibility_timeout_s = 3\n{ONE_RECEIVER}")
-            )
-            .replace("visibility_timeout_s = 10\n", ""),
+            src,
             plugin("fixtures/faults/faults.wasm"),
         ),
     );
     let child = s.spawn_logged(&p);
+    SlowRun {
+        server,
+        input,
+        msgs,
+        s,
+        child,
+    }
+}
+
+/// A plugin slower than the visibility timeout: weir extends the messages' visibility, so none
+/// is received twice.
+#[test]
+fn a_slow_plugin_does_not_make_messages_come_twice() {
+    let SlowRun {
+        server,
+        input,
+        msgs,
+        s,
+        child,
+    } = slow_messages(7000, "visibility_timeout_s = 3");
     wait_logged(&s, "every message delivered and deleted", || {
         lines(&s.path("out.jsonl")).len() >= msgs.len() && server.count(&input) == 0
     });
@@ -392,6 +420,41 @@ fn a_slow_plugin_does_not_make_messages_come_twice() {
     assert!(last.contains(&format!("received={}", msgs.len())), "{last}");
     assert_eq!(lines(&s.path("out.jsonl")).len(), msgs.len());
     assert!(!s.log().contains("may be delivered twice"), "{}", s.log());
+}
+
+/// A message the queue hands out again while weir still holds it is delivered once. Here weir
+/// is frozen (SIGSTOP) for three visibility timeouts while its long poll waits at the server:
+/// no extension can go out, the held messages become visible, and that poll returns them again.
+#[test]
+fn a_message_received_again_while_held_is_delivered_once() {
+    // Long polls of 20 s: one is under way at the server whenever weir is frozen.
+    let SlowRun {
+        server,
+        input,
+        msgs,
+        s,
+        child,
+    } = slow_messages(1500, "visibility_timeout_s = 1\nwait_time_s = 20");
+    wait_logged(&s, "weir to receive every message", || {
+        server.not_visible(&input) == msgs.len()
+    });
+    // Its next long poll is under way (20 s); freeze weir for three visibilities.
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, libc::SIGSTOP);
+    std::thread::sleep(Duration::from_secs(3));
+    signal(&child, libc::SIGCONT);
+    wait_logged(&s, "every message delivered and deleted", || {
+        lines(&s.path("out.jsonl")).len() >= msgs.len() && server.count(&input) == 0
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let last = stop(&s, child);
+    let log = s.log();
+    assert!(
+        log.contains("message received again while this process holds it"),
+        "the queue handed the messages out again (the case under test):\n{log}"
+    );
+    assert_eq!(lines(&s.path("out.jsonl")).len(), msgs.len(), "{log}");
+    assert!(last.contains(&format!("received={}", msgs.len())), "{last}");
 }
 
 /// SIGKILL at random points of the stream: restarted, weir delivers everything (repeats allowed:

@@ -193,6 +193,13 @@ impl SqsServer {
             .sum()
     }
 
+    /// Messages received and not yet deleted or visible again.
+    pub(crate) fn not_visible(&self, url: &str) -> usize {
+        let name = QueueAttributeName::ApproximateNumberOfMessagesNotVisible;
+        let a = self.attributes(url, std::slice::from_ref(&name));
+        a.get(&name).and_then(|v| v.parse().ok()).unwrap_or(0)
+    }
+
     /// Receives and deletes everything visible in the queue, in the order the queue hands it
     /// out.
     pub(crate) fn drain(&self, url: &str) -> Vec<Msg> {

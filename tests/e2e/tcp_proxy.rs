@@ -1,38 +1,70 @@
 //! A TCP proxy a test controls, between weir and a server other tests share (Redis,
 //! PostgreSQL): `cut()` drops every connection and refuses new ones, as if the server had gone
 //! away, without stopping it for everyone; `restore()` lets connections through again.
+//! `lose_replies(true)` throws away what the server sends while the connections stay up: bytes
+//! lost in flight, which the server believes delivered.
 
 use crate::api_server::Switchable;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 pub(crate) struct TcpProxy {
     port: Switchable,
     connections: Arc<AtomicU64>,
+    losing: Arc<AtomicBool>,
 }
 
 impl TcpProxy {
     /// A proxy on 127.0.0.1 (a free port) to `target`.
     pub(crate) fn start(target: SocketAddr) -> Self {
         let connections = Arc::new(AtomicU64::new(0));
+        let losing = Arc::new(AtomicBool::new(false));
         let counted = connections.clone();
-        let port = Switchable::open("tcp proxy", move |mut client: TcpStream, mut closed| {
+        let lose = losing.clone();
+        let port = Switchable::open("tcp proxy", move |client: TcpStream, mut closed| {
             counted.fetch_add(1, Ordering::SeqCst);
+            let lose = lose.clone();
             async move {
-                let Ok(mut server) = TcpStream::connect(target).await else {
+                let Ok(server) = TcpStream::connect(target).await else {
                     return; // the client sees the connection closed
                 };
                 let _ = client.set_nodelay(true);
                 let _ = server.set_nodelay(true);
+                let (mut client_in, mut client_out) = client.into_split();
+                let (mut server_in, mut server_out) = server.into_split();
+                let up = tokio::io::copy(&mut client_in, &mut server_out);
+                let down = async {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = server_in.read(&mut buf).await?;
+                        if n == 0 {
+                            return Ok::<(), std::io::Error>(());
+                        }
+                        if !lose.load(Ordering::SeqCst) {
+                            client_out.write_all(&buf[..n]).await?;
+                        }
+                    }
+                };
                 tokio::select! {
-                    _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                    _ = up => {}
+                    _ = down => {}
                     _ = closed.wait_for(|c| *c) => {}
                 }
             }
         });
-        TcpProxy { port, connections }
+        TcpProxy {
+            port,
+            connections,
+            losing,
+        }
+    }
+
+    /// While on, what the server sends is read and thrown away (the connections stay up).
+    pub(crate) fn lose_replies(&self, on: bool) {
+        self.losing.store(on, Ordering::SeqCst);
     }
 
     pub(crate) fn port(&self) -> u16 {

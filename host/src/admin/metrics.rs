@@ -136,6 +136,10 @@ fn describe() {
         "weir_schedule_catch_up_total",
         "Firings a schedule source emitted late, missed while weir was stopped"
     );
+    describe_counter!(
+        "weir_sqs_received_again_total",
+        "SQS messages received again while this process held them (visibility ran out): delivered once"
+    );
     describe_gauge!(
         "weir_checkpoint_age_seconds",
         "Seconds since the last checkpoint"

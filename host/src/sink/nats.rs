@@ -13,7 +13,7 @@ use super::{Outgoing, Render, Rendered, Sink, SinkContext, SinkError, SinkFailur
 use crate::config::component::KeyError;
 use crate::event::Envelope;
 use crate::http_client::Secret;
-use crate::nats::{Connection, Servers};
+use crate::nats::{Connection, Link, Servers};
 use crate::template::Template;
 use async_nats::HeaderMap;
 use async_nats::jetstream::context::PublishErrorKind;
@@ -144,12 +144,15 @@ impl SinkKind for NatsSinkConfig {
     async fn open(&self, ctx: &SinkContext) -> Result<Box<dyn Sink>, SinkError> {
         let pipeline = ctx.pipeline.clone();
         let target = ctx.target.clone();
-        let events: Box<dyn Fn(bool) + Send + Sync> = Box::new(move |up| {
-            if up {
+        let events: Box<dyn Fn(Link) + Send + Sync> = Box::new(move |link| match link {
+            Link::Connected => {
                 tracing::info!(pipeline = %pipeline, target = %target, "nats sink connected");
-            } else {
+            }
+            Link::Disconnected => {
                 tracing::warn!(pipeline = %pipeline, target = %target, "nats sink disconnected; reconnecting");
             }
+            // A sink subscribes only to the answers of its own requests.
+            Link::SlowConsumer => {}
         });
         let client = self
             .connection()

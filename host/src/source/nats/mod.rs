@@ -15,6 +15,7 @@
 //! offset: its own counter); each maps to the message's acknowledgement subject.
 
 mod ack_info;
+mod gaps;
 mod inflight;
 mod receive;
 mod recovery;
@@ -23,7 +24,7 @@ use super::{Acker, Format, ReadSettings, Source, SourceContext, SourceError, Sou
 use crate::config::component::KeyError;
 use crate::event::Position;
 use crate::http_client::Secret;
-use crate::nats::{Connection, Servers};
+use crate::nats::{Connection, Link, Servers};
 use crate::template::Template;
 use async_trait::async_trait;
 use inflight::InFlight;
@@ -260,18 +261,30 @@ async fn open(
     let fail = |m: String| SourceError::Other(m);
     let status = ctx.status.clone();
     let pipeline = ctx.pipeline.clone();
-    let events: Box<dyn Fn(bool) + Send + Sync> = Box::new(move |up| {
-        if let Some(s) = &status {
-            s.set_source_connected(up);
-        }
+    let cuts = Arc::new(gaps::Cuts::default());
+    let cut = cuts.clone();
+    let events: Box<dyn Fn(Link) + Send + Sync> = Box::new(move |link| {
         // Each change once: the client reconnects by itself, and pulls resume after it.
-        if up {
-            tracing::info!(pipeline = %pipeline, "nats source connected");
-        } else {
-            tracing::warn!(pipeline = %pipeline, "nats source disconnected; reconnecting");
-            if let Some(s) = &status {
-                s.error("source", "nats: disconnected; reconnecting");
+        match link {
+            Link::Connected => {
+                tracing::info!(pipeline = %pipeline, "nats source connected");
             }
+            Link::Disconnected => {
+                cut.record();
+                tracing::warn!(pipeline = %pipeline, "nats source disconnected; reconnecting");
+                if let Some(s) = &status {
+                    s.error("source", "nats: disconnected; reconnecting");
+                }
+            }
+            Link::SlowConsumer => {
+                cut.record();
+                tracing::warn!(pipeline = %pipeline, "nats client dropped deliveries that did not keep up (they come again after ack_wait)");
+            }
+        }
+        if let Some(s) = &status
+            && link != Link::SlowConsumer
+        {
+            s.set_source_connected(link == Link::Connected);
         }
     });
     let conn = cfg.connection();
@@ -355,7 +368,7 @@ async fn open(
             "the consumer holds unacknowledged messages (of a stopped process, or of one that shares it): waiting ack_wait before the first pull so that they come first");
         (
             ack_wait + Duration::from_millis(500),
-            Some(recovery::Recovery::new(
+            Some(recovery::Recovery::after_start(
                 info.delivered.stream_sequence,
                 info.num_ack_pending,
             )),
@@ -372,6 +385,7 @@ async fn open(
         tx,
         wait_first,
         recovery,
+        gaps: gaps::Gaps::new(cuts, ack_wait, &ctx.pipeline),
     };
     tokio::spawn(receiver.run(stop.clone()));
     tokio::spawn(inflight.clone().keep_in_progress(stop.clone()));

@@ -5,8 +5,9 @@
 
 use super::Reading;
 use super::ack_info;
+use super::gaps::Gaps;
 use super::inflight::InFlight;
-use super::recovery::Recovery;
+use super::recovery::{Pulled, Recovery};
 use crate::backoff::{Backoff, Outage, pause};
 use crate::event::{Envelope, Position};
 use crate::source::SourceEvent;
@@ -25,9 +26,10 @@ pub(super) struct Receiver {
     pub tx: mpsc::Sender<Vec<SourceEvent>>,
     /// How long to wait before the first pull (see `open`).
     pub wait_first: Duration,
-    /// Set when a stopped process left messages unacknowledged: they are gathered and put
-    /// back in stream order before anything else goes on.
+    /// Set when a stopped process left messages unacknowledged, or a cut lost deliveries:
+    /// redeliveries are gathered and put back in stream order before anything else goes on.
     pub recovery: Option<Recovery>,
+    pub gaps: Gaps,
 }
 
 const RETRY: Backoff = Backoff {
@@ -64,15 +66,20 @@ impl Receiver {
                 }
             };
             loop {
+                let gathering_ends = self
+                    .recovery
+                    .as_ref()
+                    .map(|r| tokio::time::Instant::from_std(r.ends_at(self.reading.expires)));
                 let first = tokio::select! {
                     _ = stop.cancelled() => {
                         self.hand_back_recovered().await;
                         return;
                     }
                     m = messages.next() => m,
-                    // Gathering redeliveries and none came for a pull's wait: all that were
-                    // due came.
-                    _ = tokio::time::sleep(self.reading.expires), if self.recovery.is_some() => {
+                    // Gathering redeliveries, and none came for a pull's wait (after a start)
+                    // or they were due (after a cut): all that will come came.
+                    _ = tokio::time::sleep_until(gathering_ends.unwrap_or_else(tokio::time::Instant::now)),
+                        if gathering_ends.is_some() => {
                         if !self.finish_recovery(&stop).await {
                             return;
                         }
@@ -112,30 +119,26 @@ impl Receiver {
                     s.set_source_connected(true);
                 }
                 let now = crate::event::now_rfc3339();
+                let pulled: Vec<Pulled> =
+                    batch.into_iter().map(|m| self.to_event(m, &now)).collect();
+                self.watch_for_gaps(&pulled);
                 let events: Vec<SourceEvent> = match self.recovery.take() {
-                    None => batch
-                        .into_iter()
-                        .map(|m| self.to_event(m, &now).1)
-                        .collect(),
-                    Some(mut recovery) => {
-                        let numbered: Vec<(u64, SourceEvent)> = batch
-                            .into_iter()
-                            .map(|m| self.to_event(m, &now))
-                            .collect();
-                        match recovery.take(numbered) {
-                            Some(events) => events,
-                            None => {
-                                self.recovery = Some(recovery);
-                                continue;
-                            }
+                    None => pulled.into_iter().map(|p| p.event).collect(),
+                    Some(mut recovery) => match recovery.take(pulled) {
+                        Some(events) => events,
+                        None => {
+                            self.recovery = Some(recovery);
+                            continue;
                         }
-                    }
+                    },
                 };
                 if !self.send(events, &stop).await {
                     return;
                 }
             }
             // The stream ended (the consumer was deleted, or the pull was refused): pull anew.
+            // What the server still sends to the old pull's inbox is lost, as in a cut.
+            self.gaps.pull_ended();
             self.failed(&mut outage, "the pull ended (was the consumer deleted?)");
             if !pause(outage.backoff(), &stop).await {
                 return;
@@ -164,11 +167,29 @@ impl Receiver {
         }
     }
 
+    /// Deliveries lost in a cut: what comes from now on waits for their redeliveries.
+    fn watch_for_gaps(&mut self, pulled: &[Pulled]) {
+        for p in pulled {
+            if let Some(lost) = self.gaps.see(p.consumer_seq) {
+                match &mut self.recovery {
+                    Some(r) => r.add_cut(lost.missing, lost.due_by),
+                    None => self.recovery = Some(Recovery::after_cut(lost.missing, lost.due_by)),
+                }
+            }
+        }
+    }
+
     /// Ends the gathering of redeliveries, if under way: what was gathered goes on, in stream
     /// order. `false` once stopped.
     async fn finish_recovery(&mut self, stop: &CancellationToken) -> bool {
         match self.recovery.take() {
-            Some(mut r) => self.send(r.finish(), stop).await,
+            Some(mut r) => {
+                if r.left() > 0 {
+                    tracing::info!(pipeline = %self.reading.pipeline, not_come = r.left(),
+                        "nats: going on without redeliveries that did not come in time (another process holds them, or they were acknowledged)");
+                }
+                self.send(r.finish(), stop).await
+            }
             None => true,
         }
     }
@@ -191,19 +212,21 @@ impl Receiver {
     /// says otherwise), and `meta` holds the subject, stream, sequences, delivery count,
     /// publication time and headers.
     ///
-    /// Also returns the message's stream sequence (`u64::MAX` for a message without one), by
-    /// which redeliveries are put back in order (see recovery.rs).
-    fn to_event(&self, m: async_nats::jetstream::Message, now: &str) -> (u64, SourceEvent) {
+    /// With the event go the message's stream sequence (`u64::MAX` for a message without one),
+    /// by which redeliveries are put back in order (see recovery.rs), and its delivery.
+    fn to_event(&self, m: async_nats::jetstream::Message, now: &str) -> Pulled {
         let mut meta = Map::with_capacity(9);
         let subject = m.message.subject.as_str().to_owned();
         meta.insert("subject".into(), subject.clone().into());
         let mut delivered: i64 = 1;
         let mut stream_seq = u64::MAX;
+        let mut consumer_seq = 0;
         let mut id = None;
         let mut time = None;
         if let Some(info) = m.message.reply.as_deref().and_then(ack_info::parse) {
             delivered = info.delivered;
             stream_seq = info.stream_seq;
+            consumer_seq = info.consumer_seq;
             meta.insert("stream".into(), info.stream.into());
             meta.insert("consumer".into(), info.consumer.into());
             meta.insert("stream_seq".into(), info.stream_seq.into());
@@ -236,6 +259,7 @@ impl Receiver {
         meta.insert("headers".into(), Value::Object(headers));
         let (data, problem) = self.reading.format.decode(&m.message.payload, &mut meta);
         let seq = self.inflight.add(m.message.reply.clone(), delivered);
+        let deliveries = delivered;
         let delivered = u32::try_from(delivered).unwrap_or(u32::MAX);
         // Input that cannot be read as it is will not read better next time: to the DLQ at once.
         let release_on_failure = problem.is_none()
@@ -266,7 +290,12 @@ impl Receiver {
             problem,
             release_on_failure,
         };
-        (stream_seq, event)
+        Pulled {
+            stream_seq,
+            consumer_seq,
+            delivered: deliveries,
+            event,
+        }
     }
 }
 

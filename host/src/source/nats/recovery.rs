@@ -1,48 +1,115 @@
-//! Putting a stopped process's messages back in stream order.
+//! Putting messages the server sends again back in stream order, in the two cases where
+//! redeliveries would otherwise come after newer messages.
 //!
-//! A process killed while holding messages leaves them unacknowledged; the server delivers each
-//! again once its own `ack_wait` deadline passes, and the redeliveries come before any newer
-//! message. But those deadlines are not in stream order: a message said to be in progress
-//! (`+WPI`) shortly before the kill has a later deadline than a newer one that was not, so the
-//! server hands the newer one out first and a key would be reordered. So after the wait before
-//! the first pull (see `open`), the receiver gathers the redeliveries (the messages up to the
-//! highest stream sequence delivered before it started) and hands them on sorted by stream
-//! sequence, once all it expects came, or a newer message came, or none came for a while.
+//! **After a start.** A process killed while holding messages leaves them unacknowledged; the
+//! server delivers each again once its own `ack_wait` deadline passes, and the redeliveries come
+//! before any newer message. But those deadlines are not in stream order: a message said to be
+//! in progress (`+WPI`) shortly before the kill has a later deadline than a newer one that was
+//! not, so the server hands the newer one out first and a key would be reordered. So after the
+//! wait before the first pull (see `open`), the receiver gathers the redeliveries (the messages
+//! up to the highest stream sequence delivered before it started) and hands them on sorted by
+//! stream sequence, once all it expects came, or a newer message came, or none came for a while.
+//!
+//! **After a connection cut.** Messages the server sent as the connection broke never arrived;
+//! the server sends them again once their `ack_wait` runs out, while the resumed pull brings
+//! newer messages at once (gaps.rs finds how many were lost). Here newer messages come first, so
+//! everything that arrives is held until that many redeliveries came, or until they were due
+//! (the deadline), and then handed on sorted by stream sequence.
 
 use crate::source::SourceEvent;
+use std::time::Instant;
+
+/// A message as the receiver took it: its stream sequence (`u64::MAX` if unknown), its
+/// delivery, and the event.
+pub(super) struct Pulled {
+    pub stream_seq: u64,
+    /// The consumer's number for this delivery (0 if unknown): see gaps.rs.
+    pub consumer_seq: u64,
+    pub delivered: i64,
+    pub event: SourceEvent,
+}
+
+/// What ends the gathering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Until {
+    /// After a start: redeliveries are the messages up to this stream sequence, and they come
+    /// before newer ones (the first pull waited until they were due), so a newer message ends
+    /// the gathering, as does a pull's wait with nothing.
+    Newer { upto: u64 },
+    /// After a cut: redeliveries (delivered more than once) come after newer messages, so
+    /// everything waits, until the expected redeliveries came or this instant.
+    Deadline(Instant),
+}
 
 pub(super) struct Recovery {
-    /// The highest stream sequence delivered before this process started: a message up to it
-    /// that comes now is a redelivery.
-    upto: u64,
-    /// Redeliveries still expected (the consumer's unacknowledged count at the start; some of
-    /// them may belong to a live process that shares the consumer, and never come here).
+    until: Until,
+    /// Redeliveries still expected (after a start: the consumer's unacknowledged count, some of
+    /// which may belong to a live process that shares the consumer and never come here).
     left: usize,
-    /// Gathered so far, with their stream sequences.
+    /// Gathered so far, with their stream sequences, in arrival order.
     held: Vec<(u64, SourceEvent)>,
 }
 
 impl Recovery {
-    pub(super) fn new(upto: u64, unacknowledged: usize) -> Self {
+    /// After a start: `upto` is the highest stream sequence delivered before it.
+    pub(super) fn after_start(upto: u64, unacknowledged: usize) -> Self {
         Recovery {
-            upto,
+            until: Until::Newer { upto },
             left: unacknowledged,
             held: Vec::new(),
         }
     }
 
-    /// Takes a batch of `(stream sequence, event)` in arrival order. `None` while gathering;
-    /// once over, the gathered events in stream order followed by the rest of the batch as it
-    /// came (a redelivery that comes after a newer message keeps its place: it was not due
-    /// when the gathering ended).
-    pub(super) fn take(&mut self, batch: Vec<(u64, SourceEvent)>) -> Option<Vec<SourceEvent>> {
+    /// After a cut that lost `missing` deliveries, due again by `deadline`.
+    pub(super) fn after_cut(missing: usize, deadline: Instant) -> Self {
+        Recovery {
+            until: Until::Deadline(deadline),
+            left: missing,
+            held: Vec::new(),
+        }
+    }
+
+    /// Another cut while gathering: `missing` more, due by `deadline`. Everything is held from
+    /// now on.
+    pub(super) fn add_cut(&mut self, missing: usize, deadline: Instant) {
+        self.left += missing;
+        self.until = match self.until {
+            Until::Deadline(d) => Until::Deadline(d.max(deadline)),
+            Until::Newer { .. } => Until::Deadline(deadline),
+        };
+    }
+
+    /// When the gathering ends if nothing else ends it: after a start, once nothing came for
+    /// `idle` (asked again after each arrival); after a cut, at the deadline.
+    pub(super) fn ends_at(&self, idle: std::time::Duration) -> Instant {
+        match self.until {
+            Until::Newer { .. } => Instant::now() + idle,
+            Until::Deadline(d) => d,
+        }
+    }
+
+    /// Takes a batch in arrival order. `None` while gathering; once over, the gathered events
+    /// in stream order, followed (after a start) by the rest of the batch as it came: a
+    /// redelivery that comes after a newer message keeps its place, as it was not due when the
+    /// gathering ended.
+    pub(super) fn take(&mut self, batch: Vec<Pulled>) -> Option<Vec<SourceEvent>> {
         let mut rest = Vec::new();
-        for (seq, event) in batch {
-            if rest.is_empty() && seq <= self.upto && self.left > 0 {
-                self.held.push((seq, event));
-                self.left -= 1;
-            } else {
-                rest.push(event);
+        for p in batch {
+            match self.until {
+                Until::Newer { upto } => {
+                    if rest.is_empty() && p.stream_seq <= upto && self.left > 0 {
+                        self.held.push((p.stream_seq, p.event));
+                        self.left -= 1;
+                    } else {
+                        rest.push(p.event);
+                    }
+                }
+                Until::Deadline(_) => {
+                    if p.delivered > 1 {
+                        self.left = self.left.saturating_sub(1);
+                    }
+                    self.held.push((p.stream_seq, p.event));
+                }
             }
         }
         if rest.is_empty() && self.left > 0 {
@@ -53,13 +120,19 @@ impl Recovery {
         Some(out)
     }
 
-    /// Ends the gathering (nothing more came for a while, or the pull stopped): the gathered
-    /// events in stream order.
+    /// Ends the gathering (nothing more came for a while, the deadline passed, or the pull
+    /// stopped): the gathered events in stream order.
     pub(super) fn finish(&mut self) -> Vec<SourceEvent> {
         self.left = 0;
         let mut held = std::mem::take(&mut self.held);
+        // Stable: messages without a stream sequence keep their arrival order, last.
         held.sort_by_key(|(seq, _)| *seq);
         held.into_iter().map(|(_, e)| e).collect()
+    }
+
+    /// Redeliveries still expected.
+    pub(super) fn left(&self) -> usize {
+        self.left
     }
 
     /// The weir sequences of the gathered events (to hand them back when stopping).
@@ -94,12 +167,27 @@ mod tests {
         }
     }
 
-    /// `(stream seq, weir offset)` pairs, weir offsets in arrival order.
-    fn batch(seqs: &[u64], first_offset: u64) -> Vec<(u64, SourceEvent)> {
+    /// Messages of these stream seqs, weir offsets in arrival order from `first_offset`;
+    /// first deliveries.
+    fn batch(seqs: &[u64], first_offset: u64) -> Vec<Pulled> {
         seqs.iter()
             .zip(first_offset..)
-            .map(|(&s, o)| (s, event(o)))
+            .map(|(&stream_seq, o)| Pulled {
+                stream_seq,
+                consumer_seq: 0,
+                delivered: 1,
+                event: event(o),
+            })
             .collect()
+    }
+
+    /// The same, delivered again.
+    fn again(seqs: &[u64], first_offset: u64) -> Vec<Pulled> {
+        let mut b = batch(seqs, first_offset);
+        for p in &mut b {
+            p.delivered = 2;
+        }
+        b
     }
 
     fn offsets(events: &[SourceEvent]) -> Vec<u64> {
@@ -108,7 +196,7 @@ mod tests {
 
     #[test]
     fn redeliveries_across_batches_come_out_in_stream_order() {
-        let mut r = Recovery::new(10, 4);
+        let mut r = Recovery::after_start(10, 4);
         // Stream seqs 7 and 8 expired first, then 3 and 4 (in progress later).
         assert!(r.take(batch(&[7, 8], 1)).is_none());
         assert_eq!(r.held_offsets(), vec![1, 2]);
@@ -120,7 +208,7 @@ mod tests {
 
     #[test]
     fn a_newer_message_ends_the_gathering_and_follows_it() {
-        let mut r = Recovery::new(10, 5);
+        let mut r = Recovery::after_start(10, 5);
         assert!(r.take(batch(&[9], 1)).is_none());
         let out = r.take(batch(&[5, 11, 6], 2)).unwrap();
         assert_eq!(offsets(&out), vec![2, 1, 3, 4]);
@@ -128,10 +216,50 @@ mod tests {
 
     #[test]
     fn finishing_early_hands_on_what_was_gathered() {
-        let mut r = Recovery::new(10, 5);
+        let mut r = Recovery::after_start(10, 5);
         assert!(r.take(batch(&[9, 2], 1)).is_none());
         assert_eq!(offsets(&r.finish()), vec![2, 1]);
         assert!(r.held_offsets().is_empty());
         assert_eq!(offsets(&r.take(batch(&[1], 3)).unwrap()), vec![3]);
+    }
+
+    #[test]
+    fn after_a_cut_newer_messages_wait_for_the_lost_ones() {
+        let far = Instant::now() + std::time::Duration::from_secs(3600);
+        let mut r = Recovery::after_cut(2, far);
+        // The resumed pull brings newer messages first: held.
+        assert!(r.take(batch(&[20, 21], 1)).is_none());
+        assert!(r.take(batch(&[22], 3)).is_none());
+        assert_eq!(r.left(), 2);
+        // The two lost ones come again after ack_wait, with a newer one.
+        assert!(r.take(again(&[18], 4)).is_none());
+        let mut last = again(&[19], 5);
+        last.extend(batch(&[23], 6));
+        let out = r.take(last).unwrap();
+        assert_eq!(offsets(&out), vec![4, 5, 1, 2, 3, 6]);
+        assert_eq!(r.left(), 0);
+    }
+
+    #[test]
+    fn after_a_cut_the_deadline_ends_the_wait() {
+        let soon = Instant::now();
+        let mut r = Recovery::after_cut(3, soon);
+        assert!(r.take(batch(&[30, 31], 1)).is_none());
+        assert!(r.ends_at(std::time::Duration::from_secs(5)) <= soon);
+        // The receiver's timer: what came goes on in stream order.
+        assert_eq!(offsets(&r.finish()), vec![1, 2]);
+    }
+
+    #[test]
+    fn a_cut_while_gathering_after_a_start_holds_everything() {
+        let far = Instant::now() + std::time::Duration::from_secs(3600);
+        let mut r = Recovery::after_start(10, 2);
+        assert!(r.take(batch(&[9], 1)).is_none());
+        r.add_cut(1, far);
+        // A newer message no longer ends the gathering: the lost delivery is awaited.
+        assert!(r.take(batch(&[12], 2)).is_none());
+        assert!(r.take(again(&[8], 3)).is_none(), "one more expected from the start");
+        let out = r.take(again(&[11], 4)).unwrap();
+        assert_eq!(offsets(&out), vec![3, 1, 4, 2]);
     }
 }

@@ -5,6 +5,11 @@
 //!
 //! Each message gets a sequence number when it arrives (its position's offset): the pipeline
 //! reports finished and released events by it.
+//!
+//! A message received again while this process still holds it (its visibility ran out before an
+//! extension reached SQS, on a stalled network or a starved machine) is the same message: the
+//! held copy takes the new receipt handle and the new copy is not delivered, so one process never
+//! writes one message twice.
 
 use crate::sqs::AwsError;
 use aws_sdk_sqs::Client;
@@ -56,12 +61,32 @@ pub(super) struct InFlight {
     pipeline: String,
     /// The visibility timeout that receives ask for and extensions renew.
     visibility: Duration,
-    messages: Mutex<HashMap<u64, Entry>>,
+    messages: Mutex<Table>,
     next_seq: AtomicU64,
     next_receive: AtomicU32,
 }
 
+/// The messages held, by sequence number and by message id.
+#[derive(Default)]
+struct Table {
+    entries: HashMap<u64, Entry>,
+    /// The sequence number of each held message id: a message that comes again while held is
+    /// recognised by it.
+    by_id: HashMap<String, u64>,
+}
+
+impl Table {
+    fn remove(&mut self, seq: u64) -> Option<Entry> {
+        let e = self.entries.remove(&seq)?;
+        if self.by_id.get(&e.message_id) == Some(&seq) {
+            self.by_id.remove(&e.message_id);
+        }
+        Some(e)
+    }
+}
+
 struct Entry {
+    /// The latest receipt handle: SQS deletes a message received twice only with the latest.
     receipt: String,
     message_id: String,
     /// When the message becomes visible again unless extended (counted from before the call
@@ -82,13 +107,13 @@ impl InFlight {
             queue_url: queue_url.to_owned(),
             pipeline: pipeline.to_owned(),
             visibility,
-            messages: Mutex::new(HashMap::new()),
+            messages: Mutex::new(Table::default()),
             next_seq: AtomicU64::new(1),
             next_receive: AtomicU32::new(1),
         }
     }
 
-    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Entry>> {
+    fn table(&self) -> std::sync::MutexGuard<'_, Table> {
         self.messages.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -99,29 +124,59 @@ impl InFlight {
     }
 
     /// Registers a received message; `asked_at` is when its receive call was sent. Returns its
-    /// sequence number.
-    pub(super) fn add(&self, receipt: String, message_id: String, asked_at: Instant) -> u64 {
+    /// sequence number, or `None` for a message this process already holds, unreleased: the
+    /// held copy takes the new receipt and visibility, and the new copy is not to be delivered.
+    /// (moto also hands one message to two receives under way at once.) A released message
+    /// that comes back before it was handed back is a new delivery of it.
+    pub(super) fn add(&self, receipt: String, message_id: String, asked_at: Instant) -> Option<u64> {
+        let visible_until = asked_at + self.visibility;
+        let mut table = self.table();
+        if let Some(&held) = table.by_id.get(&message_id) {
+            match table.entries.get_mut(&held) {
+                Some(e) if !e.released => {
+                    e.receipt = receipt;
+                    e.visible_until = visible_until;
+                    e.lost = false;
+                    drop(table);
+                    self.received_again(&message_id);
+                    return None;
+                }
+                _ => {
+                    table.remove(held);
+                }
+            }
+        }
         let seq = self.next_seq.fetch_add(1, Relaxed);
+        if !message_id.is_empty() {
+            table.by_id.insert(message_id.clone(), seq);
+        }
         let entry = Entry {
             receipt,
             message_id,
-            visible_until: asked_at + self.visibility,
+            visible_until,
             finished: false,
             released: false,
             lost: false,
         };
-        self.table().insert(seq, entry);
-        seq
+        table.entries.insert(seq, entry);
+        Some(seq)
+    }
+
+    fn received_again(&self, message_id: &str) {
+        metrics::counter!("weir_sqs_received_again_total", "pipeline" => self.pipeline.clone())
+            .increment(1);
+        tracing::warn!(pipeline = %self.pipeline, message = %message_id,
+            "message received again while this process holds it (its visibility ran out before an extension reached SQS): delivered once; a longer visibility_timeout_s leaves more room");
     }
 
     pub(super) fn finish(&self, seq: u64) {
-        if let Some(e) = self.table().get_mut(&seq) {
+        if let Some(e) = self.table().entries.get_mut(&seq) {
             e.finished = true;
         }
     }
 
     pub(super) fn release(&self, seq: u64) {
-        if let Some(e) = self.table().get_mut(&seq) {
+        if let Some(e) = self.table().entries.get_mut(&seq) {
             e.released = true;
         }
     }
@@ -133,6 +188,7 @@ impl InFlight {
     pub(super) async fn return_released(&self) {
         let released: Vec<u64> = self
             .table()
+            .entries
             .iter()
             .filter(|(_, e)| e.released)
             .map(|(&seq, _)| seq)
@@ -142,12 +198,14 @@ impl InFlight {
 
     /// Deletes the finished messages (at a checkpoint: the sink has made them durable).
     pub(super) async fn delete_finished(&self) -> Result<(), NotDeleted> {
-        let finished: Vec<(u64, String)> = self
+        let mut finished: Vec<(u64, String)> = self
             .table()
+            .entries
             .iter()
             .filter(|(_, e)| e.finished)
             .map(|(&seq, e)| (seq, e.receipt.clone()))
             .collect();
+        finished.sort_unstable_by_key(|(seq, _)| *seq);
         let mut failures = Vec::new();
         let call = |chunk: &[(u64, String)]| {
             let entries = chunk
@@ -172,7 +230,7 @@ impl InFlight {
             }
         };
         in_batches(&finished, call, |result| {
-            self.deleted(result, &mut failures)
+            self.deleted(result, &finished, &mut failures)
         })
         .await;
         if failures.is_empty() {
@@ -185,10 +243,12 @@ impl InFlight {
         }
     }
 
-    /// Takes in one DeleteMessageBatch's result: deleted messages leave the table.
+    /// Takes in one DeleteMessageBatch's result: deleted messages leave the table. `sent` is
+    /// what was asked, sorted by sequence number.
     fn deleted(
         &self,
         result: Result<DeleteMessageBatchOutput, CallError>,
+        sent: &[(u64, String)],
         failures: &mut Vec<CallError>,
     ) {
         let out = match result {
@@ -198,7 +258,7 @@ impl InFlight {
         let mut table = self.table();
         for ok in &out.successful {
             if let Ok(seq) = ok.id.parse::<u64>() {
-                table.remove(&seq);
+                table.remove(seq);
             }
         }
         for failed in &out.failed {
@@ -206,9 +266,14 @@ impl InFlight {
                 continue;
             };
             if failed.code == "ReceiptHandleIsInvalid" {
+                if receipt_changed(&table, sent, seq) {
+                    // Received again here while the delete was under way: deleted with the new
+                    // receipt at the next checkpoint.
+                    continue;
+                }
                 // It was received again elsewhere after its visibility ran out: that copy will
                 // be delivered again.
-                if let Some(e) = table.remove(&seq) {
+                if let Some(e) = table.remove(seq) {
                     tracing::warn!(pipeline = %self.pipeline, message = %e.message_id,
                         "finished message could not be deleted (its visibility had run out and it was received again): it will be delivered again");
                 }
@@ -233,6 +298,7 @@ impl InFlight {
             let now = Instant::now();
             let due: Vec<(u64, String)> = self
                 .table()
+                .entries
                 .iter()
                 .filter(|(_, e)| !e.lost && e.visible_until <= now + margin)
                 .map(|(&seq, e)| (seq, e.receipt.clone()))
@@ -249,7 +315,7 @@ impl InFlight {
         let list: Vec<(u64, String)> = {
             let mut table = self.table();
             seqs.iter()
-                .filter_map(|seq| table.remove(seq).map(|e| (*seq, e.receipt)))
+                .filter_map(|&seq| table.remove(seq).map(|e| (seq, e.receipt)))
                 .collect()
         };
         if !list.is_empty() {
@@ -283,13 +349,20 @@ impl InFlight {
                     .map_err(|e| AwsError::from_sdk("ChangeMessageVisibilityBatch", &e).into())
             }
         };
-        in_batches(list, call, |result| self.changed(result, asked_at, timeout)).await;
+        let mut sent = list.to_vec();
+        sent.sort_unstable_by_key(|(seq, _)| *seq);
+        in_batches(list, call, |result| {
+            self.changed(result, &sent, asked_at, timeout)
+        })
+        .await;
     }
 
-    /// Takes in one ChangeMessageVisibilityBatch's result.
+    /// Takes in one ChangeMessageVisibilityBatch's result; `sent` is what was asked, sorted by
+    /// sequence number.
     fn changed(
         &self,
         result: Result<ChangeMessageVisibilityBatchOutput, CallError>,
+        sent: &[(u64, String)],
         asked_at: Instant,
         timeout: Duration,
     ) {
@@ -304,23 +377,43 @@ impl InFlight {
         };
         let mut table = self.table();
         for ok in &out.successful {
-            if let Some(e) = ok.id.parse().ok().and_then(|seq: u64| table.get_mut(&seq)) {
+            let Ok(seq) = ok.id.parse::<u64>() else {
+                continue;
+            };
+            if receipt_changed(&table, sent, seq) {
+                continue; // received again meanwhile: its new visibility counts
+            }
+            if let Some(e) = table.entries.get_mut(&seq) {
                 e.visible_until = asked_at + timeout;
             }
         }
         for failed in &out.failed {
-            if let Some(e) = failed
-                .id
-                .parse()
-                .ok()
-                .and_then(|seq: u64| table.get_mut(&seq))
-            {
+            let Ok(seq) = failed.id.parse::<u64>() else {
+                continue;
+            };
+            if receipt_changed(&table, sent, seq) {
+                continue; // the old receipt failed; the new one is good
+            }
+            if let Some(e) = table.entries.get_mut(&seq) {
                 e.lost = true;
                 tracing::warn!(pipeline = %self.pipeline, message = %e.message_id, code = %failed.code,
                     reason = failed.message.as_deref().unwrap_or(""),
                     "could not extend a message's visibility (it ran out first?): it may be delivered twice");
             }
         }
+    }
+}
+
+/// Whether the message `seq` holds a receipt other than the one `sent` (sorted by sequence
+/// number) used: it was received again while the call was under way.
+fn receipt_changed(table: &Table, sent: &[(u64, String)], seq: u64) -> bool {
+    let used = sent
+        .binary_search_by_key(&seq, |(s, _)| *s)
+        .ok()
+        .map(|i| sent[i].1.as_str());
+    match (table.entries.get(&seq), used) {
+        (Some(e), Some(used)) => e.receipt != used,
+        _ => false,
     }
 }
 
@@ -447,7 +540,7 @@ mod tests {
     }
 
     fn held(f: &InFlight) -> Vec<u64> {
-        let mut seqs: Vec<u64> = f.table().keys().copied().collect();
+        let mut seqs: Vec<u64> = f.table().entries.keys().copied().collect();
         seqs.sort_unstable();
         seqs
     }
@@ -460,7 +553,7 @@ mod tests {
         let now = Instant::now();
         let seqs: Vec<u64> = ["r1", "r2", "r3"]
             .iter()
-            .map(|r| f.add(r.to_string(), format!("m-{r}"), now))
+            .map(|r| f.add(r.to_string(), format!("m-{r}"), now).expect("new"))
             .collect();
         assert_eq!(seqs.len(), 3);
         assert!(seqs.windows(2).all(|w| w[0] < w[1]), "numbered in order");
@@ -480,7 +573,7 @@ mod tests {
         let (f, calls) = in_flight(LONG).await;
         let now = Instant::now();
         for i in 0..25 {
-            let seq = f.add(format!("r{i}"), format!("m{i}"), now);
+            let seq = f.add(format!("r{i}"), format!("m{i}"), now).expect("new");
             f.finish(seq);
         }
         f.delete_finished().await.expect("deleted");
@@ -494,8 +587,8 @@ mod tests {
     async fn a_failed_delete_is_tried_again_at_the_next_checkpoint() {
         let (f, calls) = in_flight(LONG).await;
         let now = Instant::now();
-        let gone = f.add("gone-1".into(), "m1".into(), now);
-        let refused = f.add("refused-2".into(), "m2".into(), now);
+        let gone = f.add("gone-1".into(), "m1".into(), now).expect("new");
+        let refused = f.add("refused-2".into(), "m2".into(), now).expect("new");
         f.finish(gone);
         f.finish(refused);
         let e = f.delete_finished().await.expect_err("one not deleted");
@@ -518,9 +611,9 @@ mod tests {
     async fn released_messages_are_made_visible_at_once_and_forgotten() {
         let (f, calls) = in_flight(LONG).await;
         let now = Instant::now();
-        let kept = f.add("r1".into(), "m1".into(), now);
-        let released = f.add("r2".into(), "m2".into(), now);
-        let finished = f.add("r3".into(), "m3".into(), now);
+        let kept = f.add("r1".into(), "m1".into(), now).expect("new");
+        let released = f.add("r2".into(), "m2".into(), now).expect("new");
+        let finished = f.add("r3".into(), "m3".into(), now).expect("new");
         f.release(released);
         f.finish(finished);
         f.return_released().await;
@@ -537,15 +630,77 @@ mod tests {
         assert_eq!(held(&f), vec![finished]);
     }
 
+    #[tokio::test]
+    async fn a_message_received_again_while_held_is_not_delivered_twice() {
+        let (f, calls) = in_flight(LONG).await;
+        let now = Instant::now();
+        let first = f.add("r1-old".into(), "m1".into(), now).expect("new");
+        // Its visibility ran out and the queue handed it out again: the same message.
+        assert_eq!(f.add("r1-new".into(), "m1".into(), now), None);
+        assert_eq!(held(&f), vec![first]);
+        // Finished, and received a third time before the checkpoint: still one message.
+        f.finish(first);
+        assert_eq!(f.add("r1-third".into(), "m1".into(), now), None);
+        f.delete_finished().await.expect("deleted");
+        assert_eq!(
+            receipts(&taken(&calls), "DeleteMessageBatch"),
+            ["r1-third"],
+            "deleted with the latest receipt"
+        );
+        assert!(held(&f).is_empty());
+        // Deleted and forgotten: a message with that id now is a new delivery.
+        assert!(f.add("r1-fourth".into(), "m1".into(), now).is_some());
+    }
+
+    #[tokio::test]
+    async fn a_released_message_that_comes_back_is_a_new_delivery() {
+        let (f, calls) = in_flight(LONG).await;
+        let now = Instant::now();
+        let failed = f.add("r2-old".into(), "m2".into(), now).expect("new");
+        f.release(failed);
+        let again = f.add("r2-new".into(), "m2".into(), now).expect("delivered again");
+        assert_ne!(again, failed);
+        assert_eq!(held(&f), vec![again]);
+        f.return_released().await;
+        assert!(taken(&calls).is_empty(), "the old copy is not handed back");
+    }
+
+    #[tokio::test]
+    async fn a_stale_receipt_refused_leaves_the_message_for_its_new_receipt() {
+        let (f, _calls) = in_flight(LONG).await;
+        let now = Instant::now();
+        let seq = f.add("r-old".into(), "m1".into(), now).expect("new");
+        f.finish(seq);
+        // The delete went out with the old receipt; the message came again before its answer.
+        let sent = vec![(seq, "r-old".to_owned())];
+        assert_eq!(f.add("r-new".into(), "m1".into(), now), None);
+        let refused = aws_sdk_sqs::types::BatchResultErrorEntry::builder()
+            .id(seq.to_string())
+            .code("ReceiptHandleIsInvalid")
+            .sender_fault(true)
+            .build()
+            .unwrap();
+        let out = DeleteMessageBatchOutput::builder()
+            .set_successful(Some(vec![]))
+            .failed(refused)
+            .build()
+            .unwrap();
+        let mut failures = Vec::new();
+        f.deleted(Ok(out), &sent, &mut failures);
+        assert!(failures.is_empty());
+        assert_eq!(held(&f), vec![seq], "kept, to delete with the new receipt");
+        assert_eq!(f.table().entries[&seq].receipt, "r-new");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn visibility_is_extended_before_it_runs_out_until_an_extension_fails() {
         let visibility = Duration::from_secs(2);
         let (f, calls) = in_flight(visibility).await;
         let now = Instant::now();
         // Received a visibility ago: due now. Received in an hour: not due for long.
-        let due = f.add("r-due".into(), "m1".into(), now - visibility);
-        let lost = f.add("refused-due".into(), "m2".into(), now - visibility);
-        let later = f.add("r-later".into(), "m3".into(), now + LONG);
+        let due = f.add("r-due".into(), "m1".into(), now - visibility).expect("new");
+        let lost = f.add("refused-due".into(), "m2".into(), now - visibility).expect("new");
+        let later = f.add("r-later".into(), "m3".into(), now + LONG).expect("new");
         let stop = CancellationToken::new();
         let extender = tokio::spawn(f.clone().extend_visibility(stop.clone()));
         // Two rounds of extensions (a tick is half a second; the first extension is due again
@@ -574,9 +729,9 @@ mod tests {
         // The one SQS refused is lost (it may be received again): never tried again.
         assert_eq!(made[1].entries, vec![("r-due".to_owned(), Some(2))]);
         let table = f.table();
-        assert!(table[&lost].lost);
-        assert!(!table[&due].lost);
-        assert!(table[&due].visible_until > now, "extended");
-        assert!(table.contains_key(&later));
+        assert!(table.entries[&lost].lost);
+        assert!(!table.entries[&due].lost);
+        assert!(table.entries[&due].visible_until > now, "extended");
+        assert!(table.entries.contains_key(&later));
     }
 }

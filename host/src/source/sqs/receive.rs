@@ -80,17 +80,21 @@ impl Receiver {
             }
             let receive = self.inflight.receive_id();
             let now = crate::event::now_rfc3339();
+            // A message this process already holds (received again) is not delivered twice.
             let events: Vec<SourceEvent> = messages
                 .into_iter()
-                .map(|m| {
+                .filter_map(|m| {
                     let seq = self.inflight.add(
                         m.receipt_handle.clone().unwrap_or_default(),
                         m.message_id.clone().unwrap_or_default(),
                         asked_at,
-                    );
-                    to_event(m, receive, seq, &self.reading, &now)
+                    )?;
+                    Some(to_event(m, receive, seq, &self.reading, &now))
                 })
                 .collect();
+            if events.is_empty() {
+                continue;
+            }
             let seqs: Vec<u64> = events.iter().map(|e| e.position.offset).collect();
             tokio::select! {
                 _ = stop.cancelled() => {
