@@ -3,8 +3,9 @@
 # Idempotent and quick when nothing changed: scripts/test.sh runs it before every test run, so each
 # step below first checks whether its inputs changed since it last succeeded.
 # Outputs: plugins/<name>/<name>.wasm for the Rust examples (and plugins/fixtures/faults/faults.wasm
-# for the tests), plugins/enrich-js/enrich.wasm and plugins/enrich-api-js/enrich-api.wasm
-# (JavaScript), plugins/classify-py/classify.wasm and plugins/enrich-py/enrich.wasm (Python).
+# for the tests), plugins/enrich-js/enrich.wasm, plugins/enrich-api-js/enrich-api.wasm and
+# plugins/reshape-js/reshape.wasm (JavaScript), plugins/classify-py/classify.wasm,
+# plugins/enrich-py/enrich.wasm and plugins/reshape-py/reshape.wasm (Python).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,7 @@ install_if_changed() { cmp -s "$1" "$2" 2>/dev/null || cp "$1" "$2"; }
 install_if_changed "$out/redact.wasm" plugins/redact/redact.wasm
 install_if_changed "$out/split_order.wasm" plugins/split-order/split-order.wasm
 install_if_changed "$out/enrich_rs.wasm" plugins/enrich-rs/enrich-rs.wasm
+install_if_changed "$out/reshape.wasm" plugins/reshape/reshape.wasm
 install_if_changed "$out/faults.wasm" plugins/fixtures/faults/faults.wasm
 
 # JavaScript and Python guests take seconds to componentize (they embed a whole interpreter), and
@@ -67,6 +69,7 @@ build_js() {
 }
 build_js plugins/enrich-js enrich.js enrich.wasm
 build_js plugins/enrich-api-js enrich-api.js enrich-api.wasm
+build_js plugins/reshape-js reshape.js reshape.wasm
 
 # Python: componentize-py from PyPI, in a venv of its own under var/ so that the machine's Python
 # is left alone; pip runs only when that venv lacks the pinned version.
@@ -95,3 +98,4 @@ build_py() {
 }
 build_py plugins/classify-py classify.wasm
 build_py plugins/enrich-py enrich.wasm
+build_py plugins/reshape-py reshape.wasm

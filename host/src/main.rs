@@ -12,6 +12,24 @@ use weir::exit;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+// mimalloc's own settings (mimalloc.h): `mi_option_t` is a C enum, and this is the only one weir
+// changes. The test below checks that the number still names it.
+unsafe extern "C" {
+    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+}
+const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
+
+/// mimalloc 3 gives freed memory back to the system a second after it was freed (its
+/// `purge_delay`): a pipeline that streams events frees as fast as it allocates, and holding a
+/// second of them cost 10-20 MB of peak memory. A tenth of a second costs no measurable CPU
+/// (docs/performance.md, "Memory"). `MIMALLOC_PURGE_DELAY` in the environment still decides.
+fn allocator_settings() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: sets a value in mimalloc's option table, which it reads atomically.
+        unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, 100) };
+    }
+}
+
 #[derive(Parser)]
 #[command(
     name = "weir",
@@ -239,6 +257,7 @@ enum PatternCommand {
 }
 
 fn main() {
+    allocator_settings();
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Check {
@@ -440,4 +459,25 @@ fn settings(
         return None;
     }
     Some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    unsafe extern "C" {
+        fn mi_option_get(option: std::ffi::c_int) -> std::ffi::c_long;
+    }
+
+    /// `MI_OPTION_PURGE_DELAY` names the purge delay: it is the option whose default is mimalloc
+    /// 3's 1000 ms (its neighbours default to 0 and 1), and setting it sets that.
+    #[test]
+    fn the_purge_delay_option_is_the_one_set() {
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+            return;
+        }
+        // SAFETY: reads mimalloc's option table.
+        let before = unsafe { mi_option_get(super::MI_OPTION_PURGE_DELAY) };
+        assert_eq!(before, 1000, "mimalloc's default purge delay");
+        super::allocator_settings();
+        assert_eq!(unsafe { mi_option_get(super::MI_OPTION_PURGE_DELAY) }, 100);
+    }
 }

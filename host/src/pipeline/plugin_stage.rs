@@ -381,18 +381,29 @@ pub(crate) fn from_wit(
     of: usize,
     k: usize,
 ) -> Result<Envelope, String> {
-    let mut e = input.clone();
     // An output byte for byte the payload the plugin was given is the input's data unchanged:
     // it keeps what the input kept of the record as it came (a value that is not UTF-8, which
-    // the plugin saw decoded lossily); a changed one has its own bytes.
-    if out.payload.as_slice() != to_wit(input).payload {
-        e.meta.remove(RAW_BASE64);
-        let (data, problem) = Format::Auto.decode(&out.payload, &mut e.meta);
+    // the plugin saw decoded lossily); a changed one has its own bytes, and the input's data is
+    // not copied only to be replaced.
+    let mut e = if out.payload.as_slice() == to_wit(input).payload {
+        input.clone()
+    } else {
+        let mut meta = input.meta.clone();
+        meta.remove(RAW_BASE64);
+        let (data, problem) = Format::Auto.decode(&out.payload, &mut meta);
         if let Some(problem) = problem {
             return Err(format!("output {k}: {problem}"));
         }
-        e.data = data;
-    }
+        Envelope {
+            id: input.id.clone(),
+            source: input.source,
+            key: input.key.clone(),
+            time: input.time.clone(),
+            received_at: input.received_at.clone(),
+            data,
+            meta,
+        }
+    };
     if let Some(key) = out.key {
         if e.key.as_deref() != Some(key.as_str()) {
             // The record key's exact bytes are not this key's.

@@ -34,20 +34,29 @@ struct RawOrdering {
     key: Option<String>,
     #[serde(default)]
     lanes: Option<usize>,
-    #[serde(default = "default_max_in_flight")]
-    max_in_flight: usize,
+    #[serde(default)]
+    max_in_flight: Option<usize>,
 }
 
-fn default_max_in_flight() -> usize {
-    10_000
+/// Events in flight per lane by default: two batches at each of a lane's stages (plugins, then
+/// each target's write), with room to spare. Each event in flight holds about 2 KB (its
+/// envelope), so the default is also the pipeline's footprint: 10,000 cost 17 MB more peak
+/// memory than 2,048, for no gain in speed (docs/performance.md, "Memory").
+const IN_FLIGHT_PER_LANE: usize = 512;
+/// Events in flight at least by default, however few the lanes.
+const MIN_IN_FLIGHT: usize = 2048;
+
+fn default_max_in_flight(lanes: usize) -> usize {
+    (IN_FLIGHT_PER_LANE * lanes).max(MIN_IN_FLIGHT)
 }
 
 impl Default for Ordering {
     fn default() -> Self {
+        let lanes = default_lanes();
         Ordering {
             key: None,
-            lanes: default_lanes(),
-            max_in_flight: default_max_in_flight(),
+            lanes,
+            max_in_flight: default_max_in_flight(lanes),
         }
     }
 }
@@ -86,7 +95,10 @@ impl Ordering {
                 format!("must be between 1 and {MAX_LANES}"),
             ));
         }
-        if raw.max_in_flight == 0 {
+        let max_in_flight = raw
+            .max_in_flight
+            .unwrap_or_else(|| default_max_in_flight(lanes));
+        if max_in_flight == 0 {
             errors.push(src.error(&at.key("max_in_flight"), "must be at least 1"));
         }
         if !errors.is_empty() {
@@ -95,7 +107,7 @@ impl Ordering {
         Ok(Ordering {
             key,
             lanes,
-            max_in_flight: raw.max_in_flight,
+            max_in_flight,
         })
     }
 }

@@ -94,13 +94,17 @@ struct FileSink(Arc<SharedFile>);
 #[async_trait]
 impl Sink for FileSink {
     async fn write(&self, batch: &[Outgoing<'_>]) -> Result<(), SinkFailure> {
-        // Buffered writes to a local file are brief; block_in_place keeps them off the other
-        // tasks of this worker without a copy to the blocking pool.
-        tokio::task::block_in_place(|| self.0.append(batch.iter().map(|o| o.body.or_null())))
+        // Buffered writes to a local file are brief (the page cache takes them), so they run
+        // here. block_in_place was tried: each call hands this worker's core to another thread,
+        // and the blocking pool grew to dozens of threads, each holding memory of its own
+        // (158 MB peak on 4 lanes; docs/performance.md, "Memory").
+        self.0
+            .append(batch.iter().map(|o| o.body.or_null()))
             .map_err(|e| SinkFailure::All(self.failed(e)))
     }
 
     async fn sync(&self) -> Result<(), SinkError> {
+        // An fsync can take milliseconds, and comes once a checkpoint.
         tokio::task::block_in_place(|| self.0.sync()).map_err(|e| self.failed(e))
     }
 }

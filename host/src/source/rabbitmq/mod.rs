@@ -1,6 +1,6 @@
 //! The RabbitMQ source: consumes a queue (AMQP 0-9-1) with manual acknowledgements and a
-//! prefetch (by default the pipeline's `max_in_flight`), and acknowledges a delivery only at the
-//! checkpoint after it ended (delivered, filtered or dead-lettered) and the sink made it
+//! prefetch (by default the pipeline's `max_in_flight`, at least 10,000), and acknowledges a
+//! delivery only at the checkpoint after it ended (delivered, filtered or dead-lettered) and the sink made it
 //! durable. At least once: what was not acknowledged when weir stops, crashes or loses its
 //! connection is delivered again by the broker.
 //!
@@ -168,13 +168,20 @@ impl Reading {
     }
 }
 
+/// The default prefetch at least (see `open`).
+const MIN_DEFAULT_PREFETCH: usize = 10_000;
+
 async fn open(
     cfg: &RabbitmqSourceConfig,
     ctx: &SourceContext,
 ) -> Result<(Box<dyn Source>, Box<dyn Acker>), SourceError> {
-    let prefetch = cfg
-        .prefetch
-        .unwrap_or_else(|| u16::try_from(ctx.max_in_flight.max(1)).unwrap_or(u16::MAX));
+    // Deliveries are acknowledged at checkpoints, and one is asked for once half the prefetch
+    // has ended: a prefetch of a few thousand would make that a checkpoint (an fsync) every
+    // thousand messages, so it is never below 10,000 (max_in_flight's default before it
+    // became 512 per lane).
+    let prefetch = cfg.prefetch.unwrap_or_else(|| {
+        u16::try_from(ctx.max_in_flight.max(MIN_DEFAULT_PREFETCH)).unwrap_or(u16::MAX)
+    });
     let key = cfg
         .key
         .as_deref()
