@@ -77,7 +77,7 @@ pub(crate) struct NatsSourceConfig {
     pub max_ack_pending: i64,
     #[serde(default)]
     pub format: Format,
-    /// Messages per pull request and per batch at most.
+    /// Messages per batch at most (a pull request asks for at least 1,024: receive.rs).
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
     /// How long one pull request waits on the server for messages (ms).

@@ -32,6 +32,11 @@ pub(super) struct Receiver {
     pub gaps: Gaps,
 }
 
+/// Messages one pull request asks for at least, whatever `batch_size` (which still bounds the
+/// batches handed on): fewer, larger pulls took 200,000 messages through weir 15% faster than
+/// pulls of 256 (docs/performance.md, "NATS JetStream source and sink").
+const PULL_AT_LEAST: usize = 1024;
+
 const RETRY: Backoff = Backoff {
     min: Duration::from_millis(200),
     max: Duration::from_secs(10),
@@ -48,7 +53,7 @@ impl Receiver {
             let pulled = self
                 .consumer
                 .stream()
-                .max_messages_per_batch(self.reading.batch_size)
+                .max_messages_per_batch(self.reading.batch_size.max(PULL_AT_LEAST))
                 // No idle heartbeat: while the pipeline is full this stream is not polled, and
                 // a heartbeat timer would report that as a failure. A pull the server never
                 // answers is renewed after `expires` by the client anyway.
