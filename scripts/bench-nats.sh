@@ -8,7 +8,7 @@
 # Each row gets fresh streams loaded with the same events; a row's rate runs from the first
 # output to the last (a consumer's creation and weir's start do not count).
 # Usage: scripts/bench-nats.sh [EVENTS] (default 200000 events of ~400 bytes; NO_BUILD=1 runs
-# the release binaries as they are)
+# the release binaries as they are; BIN=PATH runs another build of weir, a baseline)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-200000}
@@ -22,7 +22,7 @@ else
   cargo build --release --locked -q -p weir --bin weir --example nats-bench; dir=release
 fi
 bench=$PWD/target/$dir/examples/nats-bench
-weir=$PWD/target/$dir/weir
+weir=${BIN:-$PWD/target/$dir/weir}  # BIN=PATH: another build of weir (a baseline)
 name=weirbench$$
 trap '"$bench" teardown "$name" || true; cleanup' EXIT
 

@@ -6,7 +6,8 @@
 #   (c) a plain publisher (persistent, mandatory, confirms awaited per batch of the same size)
 #       from a file, vs (d) weir: file -> rabbitmq.
 # Each rate runs from the first event's arrival to the last. The broker runs on the same cores.
-# Usage: scripts/bench-rabbitmq.sh [EVENTS] (default 50000)
+# Usage: scripts/bench-rabbitmq.sh [EVENTS] (default 50000; NO_BUILD=1 skips the build, BIN=PATH
+# runs another build of weir, PREFETCH=N)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-50000}
@@ -17,7 +18,7 @@ source scripts/bench-common.sh
 
 [ -n "${NO_BUILD:-}" ] || cargo build --release --locked -q -p weir --bin weir --example rabbitmq-bench
 bench=$PWD/target/release/examples/rabbitmq-bench
-weir=$PWD/target/release/weir
+weir=${BIN:-$PWD/target/release/weir}  # BIN=PATH: another build of weir (a baseline)
 q=weir-bench-$$
 "$bench" declare "$url" "$q-a" "$q-b" "$q-c" "$q-d"
 trap '"$bench" delete "$url" "$q-a" "$q-b" "$q-c" "$q-d"; cleanup' EXIT

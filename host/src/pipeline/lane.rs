@@ -2,7 +2,7 @@
 //! to the lane of its key, so a key's events are handled in order; lanes run side by side.
 //!
 //! A lane takes what has queued up (up to a batch), runs it through its own plugin instances
-//! (on the blocking pool), dead-letters what failed there, and routes the rest to the targets
+//! (on its own thread, plugin_thread.rs), dead-letters what failed there, and routes the rest to the targets
 //! whose rules they match: to each target's lane of the same index ([`super::target_lane`]),
 //! which delivers them in the order they came. Events that ended here (filtered, dead-lettered)
 //! are reported to the router, which acknowledges them.
@@ -17,6 +17,7 @@ use super::dead_letters::DeadLetters;
 use super::fanout::Fanout;
 use super::hold::Held;
 use super::plugin_stage::{PluginSet, PluginStage};
+use super::plugin_thread::PluginThread;
 use super::policy::{OnFailure, Retry};
 use super::route::Router;
 use super::slot::{Ended, Failure, Fate, RETRYABLE, Slot};
@@ -45,6 +46,8 @@ pub(super) struct Lane {
     pub done: mpsc::UnboundedSender<Finished>,
     /// Most events taken at once.
     pub batch_size: usize,
+    /// Where plugin calls run: started by `run` when there are plugins.
+    pub plugin_thread: Option<PluginThread>,
 }
 
 impl Lane {
@@ -54,6 +57,11 @@ impl Lane {
     /// `router`: this lane's routing to the targets.
     pub(super) async fn run(mut self, mut router: Router, stop: CancellationToken) {
         let mut plugins = self.plugin_set.as_ref().map(PluginSet::stage);
+        if plugins.is_some() {
+            let owner = format!("pipeline {} lane {} plugins", self.pipeline, self.index);
+            self.plugin_thread =
+                PluginThread::start_or_warn(format!("weir-plugins-{}", self.index), &owner);
+        }
         let mut buf: Vec<Slot> = Vec::with_capacity(self.batch_size);
         let mut held = Held::default();
         loop {
@@ -279,7 +287,8 @@ impl Lane {
         true
     }
 
-    /// Runs `slots[range]` through the plugins on the blocking pool. A panic in the host's
+    /// Runs `slots[range]` through the plugins on the lane's plugin thread (on the blocking pool
+    /// if it could not be started). A panic in the host's
     /// plugin code (a bug, not a plugin's trap) fails those events rather than losing them, and
     /// the lane starts over with fresh instances.
     async fn apply_plugins(
@@ -292,11 +301,19 @@ impl Lane {
             return;
         };
         let mut owned = std::mem::take(slots);
-        let joined = tokio::task::spawn_blocking(move || {
+        let call = move || {
             let healthy = stage.apply_or_fail(&mut owned[range]);
             (healthy.then_some(stage), owned)
-        })
-        .await;
+        };
+        let joined = match &self.plugin_thread {
+            Some(thread) => thread
+                .run(call)
+                .await
+                .map_err(|_| "the call was lost".to_owned()),
+            None => tokio::task::spawn_blocking(call)
+                .await
+                .map_err(|e| e.to_string()),
+        };
         match joined {
             Ok((stage, owned)) => {
                 *slots = owned;

@@ -31,6 +31,7 @@ mod hold;
 mod lane;
 mod outputs;
 pub(crate) mod plugin_stage;
+mod plugin_thread;
 pub(crate) mod policy;
 mod retry_log;
 pub(crate) mod route;
@@ -302,6 +303,7 @@ impl Pipeline {
                 targets,
                 done: done_tx.clone(),
                 batch_size: LANE_BATCH,
+                plugin_thread: None,
             };
             lane_tasks.spawn(lane.run(Router::new(rules.clone()), stop.clone()));
         }

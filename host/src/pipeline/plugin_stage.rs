@@ -9,7 +9,7 @@
 //! [`PluginSet`] is loaded once per pipeline (compiled, initialised, watched for hot reload);
 //! each lane makes its own [`PluginStage`] from it, with instances of its own, so lanes run
 //! plugins in parallel. Calls are synchronous and CPU-bound: lanes run [`PluginStage::apply`] on
-//! the blocking pool, never on an async worker.
+//! a thread of their own (plugin_thread.rs), never on an async worker.
 
 use super::slot::{Failure, Fate, Slot};
 use crate::event::{Envelope, KEY_BASE64, Payload, RAW_BASE64};

@@ -8,7 +8,7 @@
 //! (engine.rs). Both deadlines are the same, so whichever way a plugin is late, the call ends
 //! after `timeout` (plus one epoch tick).
 //!
-//! Lanes call plugins on tokio's blocking pool, `weir plugin test` and `weir dry-run` outside any
+//! Lanes call plugins on threads of their own inside the runtime, `weir plugin test` and `weir dry-run` outside any
 //! runtime: the call is driven by the runtime of the thread if there is one (its timers and
 //! WASI's own tasks live there), else by a small runtime of the plugin host's own. Callers in
 //! async code use `spawn_blocking` (a plugin call is CPU work); on a worker of a multi-threaded
@@ -32,8 +32,8 @@ pub(crate) enum Unfinished {
 pub(crate) fn within<F: Future>(timeout: Duration, call: F) -> Result<F::Output, Unfinished> {
     let bounded = async move { tokio::time::timeout(timeout, call).await };
     let finished = match Handle::try_current() {
-        // A blocking-pool thread (a lane): block_in_place is a no-op there, and keeps an async
-        // worker that would call this usable by its other tasks.
+        // A lane's plugin thread (or a blocking-pool thread): block_in_place is a no-op there, and
+        // keeps an async worker that would call this usable by its other tasks.
         Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
             tokio::task::block_in_place(|| handle.block_on(bounded))
         }

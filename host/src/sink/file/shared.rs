@@ -136,10 +136,15 @@ impl SharedFile {
 
     /// Makes everything appended so far durable.
     pub(super) fn sync(&self) -> std::io::Result<()> {
-        match self.lock().as_ref() {
-            Some(out) => out.get_ref().sync_data(),
-            None => Err(std::io::Error::other("file sink is closed")),
-        }
+        // Every append flushed its lines into the file, so syncing the file covers them. The
+        // sync goes through a second descriptor of the same file, without the lock: writers go
+        // on during the fsync (milliseconds) instead of waiting for it, and what they append
+        // meanwhile belongs to the next checkpoint.
+        let file = match self.lock().as_ref() {
+            Some(out) => out.get_ref().try_clone()?,
+            None => return Err(std::io::Error::other("file sink is closed")),
+        };
+        file.sync_data()
     }
 }
 
