@@ -4,7 +4,8 @@
 #   N lanes  [ordering] key = customerId: each customer's events in order, customers in parallel
 # in the same run, checking that both deliver every event and that the keyed run kept each
 # customer's order. Usage: scripts/bench-lanes.sh [EVENTS] (default 300000 events of ~400 bytes);
-# REDACT=PATH runs another build of the plugin (e.g. one built with --features system-allocator).
+# REDACT=PATH runs another build of the plugin (e.g. one built with --features system-allocator);
+# BIN=PATH another build of weir (a baseline).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # weir's admin server on a free port: a weir service on this machine keeps its 9464.
@@ -16,6 +17,7 @@ trap '[ -n "${KEEP:-}" ] || rm -rf "$dir"' EXIT
 
 scripts/build-plugins.sh
 cargo build --release --locked -q -p weir
+weir=${BIN:-./target/release/weir}
 python3 - "$n" > "$dir/in.jsonl" <<'PY'
 import json, sys, random
 random.seed(1)
@@ -56,13 +58,13 @@ key = \"<\$.data.detail.customerId>\"
 lanes = $lanes"
 
 # Compile the plugin into the cache first, so that neither run pays for it.
-./target/release/weir plugin test "$redact" --input /dev/null --state-dir "$dir/state" \
+"$weir" plugin test "$redact" --input /dev/null --state-dir "$dir/state" \
   --config '{"fields":["email"]}' > /dev/null 2>&1 || true
 
 . scripts/timed.sh
 echo "$n events, $((bytes / n)) bytes each on average, $(nproc) cores"
-timed "weir, 1 lane (no key)" ./target/release/weir run --state-dir "$dir/state" "$dir/one.toml"
-timed "weir, $lanes lanes (key = customerId)" ./target/release/weir run --state-dir "$dir/state" "$dir/many.toml"
+timed "weir, 1 lane (no key)" "$weir" run --state-dir "$dir/state" "$dir/one.toml"
+timed "weir, $lanes lanes (key = customerId)" "$weir" run --state-dir "$dir/state" "$dir/many.toml"
 python3 - "$dir/out-one.jsonl" "$dir/out-many.jsonl" "$n" <<'PY'
 import json, sys
 one, many, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
