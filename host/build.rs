@@ -4,7 +4,7 @@
 //! executable carries a table of the addresses the loader fixes up when it starts. In the usual
 //! form (`.rela.dyn`) weir's table was 3 MB, read whole at every start and resident from then
 //! on; packed, it is 44 KB. On the whole-pipeline benchmark that is 4 MiB less peak memory at
-//! the same speed (docs/performance.md, "Memory"). It needs GNU ld 2.38+ (or lld 15+) and glibc
+//! the same speed (docs/performance.md, "Memory, second pass"). It needs GNU ld 2.38+ (or lld 15+) and glibc
 //! 2.36+, so the build links and runs a small probe first and leaves the option out where the
 //! toolchain or the C library cannot take it.
 

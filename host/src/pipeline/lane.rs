@@ -2,10 +2,10 @@
 //! to the lane of its key, so a key's events are handled in order; lanes run side by side.
 //!
 //! A lane takes what has queued up (up to a batch), runs it through its own plugin instances
-//! (on its own thread, plugin_thread.rs), dead-letters what failed there, and routes the rest to the targets
-//! whose rules they match: to each target's lane of the same index ([`super::target_lane`]),
-//! which delivers them in the order they came. Events that ended here (filtered, dead-lettered)
-//! are reported to the router, which acknowledges them.
+//! (on its own thread, plugin_thread.rs), dead-letters what failed there, and routes the rest to
+//! the targets whose rules they match: to each target's lane of the same index
+//! ([`super::target_lane`]), which delivers them in the order they came. Events that ended here
+//! (filtered, dead-lettered) are reported to the router, which acknowledges them.
 //!
 //! An event a plugin fails retryably (an API that is down, a lookup that timed out) is tried
 //! again through the plugins as `[retry]` says, and nothing after it in the lane is routed

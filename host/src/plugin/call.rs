@@ -8,11 +8,12 @@
 //! (engine.rs). Both deadlines are the same, so whichever way a plugin is late, the call ends
 //! after `timeout` (plus one epoch tick).
 //!
-//! Lanes call plugins on threads of their own inside the runtime, `weir plugin test` and `weir dry-run` outside any
-//! runtime: the call is driven by the runtime of the thread if there is one (its timers and
-//! WASI's own tasks live there), else by a small runtime of the plugin host's own. Callers in
-//! async code use `spawn_blocking` (a plugin call is CPU work); on a worker of a multi-threaded
-//! runtime it also works (`block_in_place`), but not in a task of a current-thread runtime.
+//! Lanes call plugins on threads of their own inside the runtime, `weir plugin test` and `weir
+//! dry-run` outside any runtime: the call is driven by the runtime of the thread if there is one
+//! (its timers and WASI's own tasks live there), else by a small runtime of the plugin host's
+//! own. Callers in async code use a thread of their own or `spawn_blocking` (a plugin call is CPU
+//! work); on a worker of a multi-threaded runtime it also works (`block_in_place`), but not in a
+//! task of a current-thread runtime.
 
 use std::future::Future;
 use std::sync::OnceLock;
