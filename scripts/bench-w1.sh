@@ -18,11 +18,10 @@
 # runs another weir binary, such as an earlier build to compare with)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# weir's admin server on a free port: a weir service on this machine keeps its 9464.
-export WEIR_ADMIN__ADDRESS=${WEIR_ADMIN__ADDRESS:-127.0.0.1:0}
 n=${1:-1000000}
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
+# The admin server on a free port, and a scratch directory removed on exit.
+source scripts/bench-common.sh
+dir=$root
 
 if [ -z "${NO_BUILD:-}" ]; then
   cargo build --release --locked -q -p weir --bin weir --example w1-native
