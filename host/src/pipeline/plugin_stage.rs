@@ -286,10 +286,12 @@ impl Plugin {
         drop(events);
 
         // Rebuild each slot's list of events from the outcomes of the events it carried; a
-        // failure of any of them fails the slot.
+        // failure of any of them fails the slot. An event the plugin handed back unchanged is
+        // not copied: a slot's own event stays where it is (`own`), a carried one moves on.
         let mut fresh: Vec<Vec<Envelope>> = (0..slots.len()).map(|_| Vec::new()).collect();
+        let mut own: Vec<bool> = vec![false; slots.len()];
         let mut failed: Vec<Option<Failure>> = (0..slots.len()).map(|_| None).collect();
-        for (j, outcome) in outcomes.into_iter().enumerate() {
+        for (j, (outcome, carried)) in outcomes.into_iter().zip(inputs).enumerate() {
             let owner = owners[j];
             if failed[owner].is_some() {
                 continue;
@@ -302,9 +304,19 @@ impl Plugin {
                     failed[owner] = Some(Failure::now(&self.stage, kind, message, 1, None));
                 }
                 Outcome::Emitted(outputs) => {
+                    let input = carried.as_ref().unwrap_or(&slots[owner].event);
+                    if let [out] = outputs.as_slice()
+                        && unchanged(input, out)
+                    {
+                        match carried {
+                            None => own[owner] = true,
+                            Some(e) => fresh[owner].push(e),
+                        }
+                        continue;
+                    }
                     let n = outputs.len();
                     for (k, out) in outputs.into_iter().enumerate() {
-                        match from_wit(input(j), out, n, k) {
+                        match from_wit(input, out, n, k) {
                             Ok(e) => fresh[owner].push(e),
                             Err(why) => {
                                 failed[owner] =
@@ -316,13 +328,17 @@ impl Plugin {
                 }
             }
         }
-        for ((slot, list), failure) in slots.iter_mut().zip(fresh).zip(failed) {
+        for (((slot, list), failure), own) in slots.iter_mut().zip(fresh).zip(failed).zip(own) {
             if !matches!(slot.fate, Fate::Pending) {
                 continue;
             }
             if let Some(f) = failure {
                 slot.fate = Fate::Failed(f);
                 slot.outputs = None;
+                continue;
+            }
+            if own {
+                // `outputs` is None: the slot delivers its own event.
                 continue;
             }
             if list.is_empty() {
@@ -335,7 +351,10 @@ impl Plugin {
         if let Some(tap) = self.tap.as_ref().filter(|t| t.active()) {
             tap.publish(
                 &self.stage,
-                slots.iter().flat_map(|s| s.outputs.iter().flatten()),
+                slots
+                    .iter()
+                    .filter(|s| matches!(s.fate, Fate::Pending))
+                    .flat_map(Slot::deliverables),
             );
         }
     }
@@ -370,6 +389,20 @@ pub(crate) fn metadata(e: &Envelope) -> Vec<(String, String)> {
     metadata
 }
 
+/// The plugin gave `input`'s payload back byte for byte.
+fn same_payload(input: &Envelope, out: &crate::plugin::instance::Output) -> bool {
+    out.payload.as_slice() == to_wit(input).payload
+}
+
+/// `out` is `input` as it was: its payload, and its key or none.
+fn unchanged(input: &Envelope, out: &crate::plugin::instance::Output) -> bool {
+    same_payload(input, out)
+        && out
+            .key
+            .as_deref()
+            .is_none_or(|k| input.key.as_deref() == Some(k))
+}
+
 /// An output as an envelope: the input's envelope with the new payload (and key), decoded as a
 /// source record is (invalid UTF-8 keeps its exact bytes in `meta.raw_base64`). Outputs of a
 /// split get `ID#0`, `ID#1`, ... so they can be told apart downstream. An output no later
@@ -385,7 +418,7 @@ pub(crate) fn from_wit(
     // it keeps what the input kept of the record as it came (a value that is not UTF-8, which
     // the plugin saw decoded lossily); a changed one has its own bytes, and the input's data is
     // not copied only to be replaced.
-    let mut e = if out.payload.as_slice() == to_wit(input).payload {
+    let mut e = if same_payload(input, &out) {
         input.clone()
     } else {
         let mut meta = input.meta.clone();
@@ -416,3 +449,7 @@ pub(crate) fn from_wit(
     }
     Ok(e)
 }
+
+#[cfg(test)]
+#[path = "plugin_stage_tests.rs"]
+mod tests;

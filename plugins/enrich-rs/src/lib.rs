@@ -14,6 +14,9 @@
 //! that will not get better (`denied`, a 404, a body that is not `{"rate": number}`, a payload that
 //! is not a JSON object) is permanent and dead-letters the event with the reason. The pipeline
 //! must grant the table (`tables = ["customers"]`) and the URL prefix (`[plugin.http] allow`).
+//!
+//! The added fields follow the event's own, which keep their bytes and order (order.rs); with no
+//! step configured, events are handed back as they came.
 
 wit_bindgen::generate!({ world: "transform", path: "../../wit" });
 
@@ -33,6 +36,11 @@ use weir::plugin::types::{Failure, Output};
 
 struct Enrich;
 
+/// Where each field the steps read is in `Order`'s reads (`process`).
+const CUSTOMER: usize = 0;
+const CURRENCY: usize = 1;
+const AMOUNT: usize = 2;
+
 thread_local! {
     // Set by `init`, once per instance. Wasm instances are single-threaded.
     static CONFIG: RefCell<Config> = RefCell::new(Config::default());
@@ -47,9 +55,11 @@ impl Guest for Enrich {
 
     fn process(events: Vec<Event>) -> BatchResult {
         let config = CONFIG.with(|c| c.borrow().clone());
+        // The fields the steps read, at the indexes below.
+        let reads = [config.customer_field.as_str(), "currency", "amount"];
         let mut orders: Vec<Result<Order, Failed>> = events
-            .iter()
-            .map(|event| Order::parse(&event.payload))
+            .into_iter()
+            .map(|event| Order::parse(event.payload, &reads))
             .collect();
         if let Some(table) = &config.table {
             customers::add_tiers(table, &config.customer_field, &mut orders);

@@ -3,6 +3,7 @@
 //! batch waits about as long as its slowest request, not the sum of them.
 
 use crate::order::{Failed, Order};
+use crate::{AMOUNT, CURRENCY};
 use serde_json::Value;
 use wstd::http::{Body, Client, ErrorCode, Request};
 
@@ -10,8 +11,8 @@ pub(crate) fn add_rates(rates_url: &str, orders: &mut [Result<Order, Failed>]) {
     let mut asking = Vec::new();
     for (i, slot) in orders.iter_mut().enumerate() {
         let Ok(order) = slot else { continue };
-        let amount = order.0.get("amount").and_then(Value::as_f64);
-        match (order.text("currency"), amount) {
+        let amount = order.number(AMOUNT);
+        match (order.text(CURRENCY, "currency"), amount) {
             (Ok(currency), Some(amount)) => asking.push((i, currency, amount)),
             (Err(failed), _) => *slot = Err(failed),
             (Ok(_), None) => {
@@ -32,8 +33,8 @@ pub(crate) fn add_rates(rates_url: &str, orders: &mut [Result<Order, Failed>]) {
         let Ok(order) = &mut orders[i] else { continue };
         match answer {
             Ok(rate) => {
-                order.0.insert("rate".into(), number(rate));
-                order.0.insert("amount_eur".into(), number(amount * rate));
+                order.add("rate", number(rate));
+                order.add("amount_eur", number(amount * rate));
             }
             Err(failed) => orders[i] = Err(failed),
         }
