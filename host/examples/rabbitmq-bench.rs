@@ -7,6 +7,8 @@
 //! - `consume URL QUEUE COUNT PREFETCH FILE`: the source's baseline: a consumer with manual
 //!   acknowledgements and the same prefetch, writing each body as a JSON line to FILE, and
 //!   acknowledging (`multiple`) every half prefetch after flushing the file; ends after COUNT.
+//!   With a last argument `sync`, the file is also fsynced before each acknowledgement, as weir
+//!   does at its checkpoints (a message is acknowledged only once it would survive a power cut).
 //! - `publish URL EXCHANGE ROUTING_KEY FILE BATCH`: the sink's baseline: publishes FILE's lines,
 //!   persistent and mandatory, BATCH at a time pipelined, then waits for their confirms.
 //! - `wait-file FILE COUNT` / `wait-queue URL QUEUE COUNT`: waits until the file has COUNT lines
@@ -63,6 +65,7 @@ async fn main() {
                 arg(3).parse().expect("COUNT"),
                 arg(4).parse().expect("PREFETCH"),
                 arg(5),
+                args.get(6).is_some_and(|a| a == "sync"),
             )
             .await
         }
@@ -120,7 +123,7 @@ async fn load(ch: &Channel, queue: &str, count: u64) {
     }
 }
 
-async fn consume(ch: &Channel, queue: &str, count: u64, prefetch: u16, file: &str) {
+async fn consume(ch: &Channel, queue: &str, count: u64, prefetch: u16, file: &str, sync: bool) {
     ch.basic_qos(prefetch, BasicQosOptions::default())
         .await
         .expect("qos");
@@ -143,6 +146,9 @@ async fn consume(ch: &Channel, queue: &str, count: u64, prefetch: u16, file: &st
         n += 1;
         if n.is_multiple_of(every) || n == count {
             out.flush().expect("flush");
+            if sync {
+                out.get_ref().sync_data().expect("fsync");
+            }
             ch.basic_ack(d.delivery_tag, BasicAckOptions { multiple: true })
                 .await
                 .expect("ack");
