@@ -67,17 +67,24 @@ fn a_file_table_replaced_by_a_broken_one_is_kept_then_a_good_one_is_used() {
 
     // A good one: its values are used from some event on (the reload is not instant).
     replace(&s, "customers.csv", &customers_csv("platinum"));
+    // One event at a time, each once the ones before it are delivered (appending on every poll
+    // would keep the count the wait looks for ahead of a pipeline slower than the polls).
     let mut next = 40;
     wait_logged(&s, "the new table's values", || {
-        s.append("in.jsonl", events(next..next + 1, 4, usd));
-        next += 1;
         let o = Outcome::read(&s);
-        o.out.len() as u64 == next
-            && o.out.iter().any(|e| {
-                e["tier"]
-                    .as_str()
-                    .is_some_and(|t| t.starts_with("platinum"))
-            })
+        if o.out.len() as u64 != next {
+            return false;
+        }
+        let platinum = o.out.iter().any(|e| {
+            e["tier"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("platinum"))
+        });
+        if !platinum {
+            s.append("in.jsonl", events(next..next + 1, 4, usd));
+            next += 1;
+        }
+        platinum
     });
     let log = stop(&s, child);
     let o = Outcome::read(&s);
