@@ -376,9 +376,10 @@ fn rabbitmq_sigkill_mid_stream_and_restarts_lose_nothing_and_keep_key_order() {
     // what can be unacknowledged when a channel is lost (the prefetch, 2000): at each kill, and
     // at each reconnect within a process (a loaded machine can miss a heartbeat), which shows as
     // a consumer started again. Every channel but the last, stopped cleanly, was lost.
-    // Runs come close to that (5,300-5,900 of 6,000 for three kills), and one full-suite run on
-    // a loaded machine counted 6,278 with no reconnect logged: one more prefetch of slack, until
-    // what makes those extra repeats is known. A replay of the stream would still fail it.
+    // Runs come close to that (5,200-5,900 of 6,000 for three kills), and one full-suite run on
+    // a loaded machine counted 6,278 (its log, which would say whether it reconnected, was not
+    // kept): one more prefetch of slack, until what makes those extra repeats is known. A replay
+    // of the stream would still fail it.
     let channels = s.log().matches("rabbitmq consumer started").count();
     let lost = channels.saturating_sub(1).max(kills);
     let (dups, torn) = check_output(&out, &stream, true);
