@@ -111,15 +111,15 @@ fn a_file_table_replaced_by_a_broken_one_is_kept_then_a_good_one_is_used() {
     assert!(!log.contains("panicked"), "{log}");
 }
 
-#[test]
-fn an_unknown_customer_gets_a_null_tier() {
-    let s = Scratch::new();
+/// Runs `input` to its end through the Rust plugin looking up a file table in which only
+/// customer `c1` has a row (tier `gold`).
+fn run_with_gold_c1(s: &Scratch, name: &str, input: &str) -> Outcome {
     s.write("customers.csv", "id,tier\nc1,gold\n");
-    s.write("in.jsonl", events(0..4, 2, usd));
+    s.write("in.jsonl", input);
     let p = s.write(
         "p.toml",
         enrich_pipeline(
-            "null-tier",
+            name,
             false,
             "",
             &format!("{}{}", file_table(""), tier_plugin()),
@@ -127,7 +127,13 @@ fn an_unknown_customer_gets_a_null_tier() {
     );
     let out = s.run(&p);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let o = Outcome::read(&s);
+    Outcome::read(s)
+}
+
+#[test]
+fn an_unknown_customer_gets_a_null_tier() {
+    let s = Scratch::new();
+    let o = run_with_gold_c1(&s, "null-tier", &events(0..4, 2, usd));
     assert!(o.check(0..4).is_empty());
     assert_eq!(o.event(1)["tier"], "gold");
     assert_eq!(o.event(0)["tier"], Value::Null);
@@ -139,7 +145,6 @@ fn an_unknown_customer_gets_a_null_tier() {
 #[test]
 fn the_tier_follows_the_events_own_fields_and_replaces_one_it_had() {
     let s = Scratch::new();
-    s.write("customers.csv", "id,tier\nc1,gold\n");
     let lines = [
         r#"{"seq":0,"k":"k0","tier":"old","customer":"c1"}"#,
         r#"{ "seq" : 1, "k":"k1", "note":"a } and a \" inside", "z":[1,{"a":"}"}], "customer":"c1" }"#,
@@ -147,19 +152,7 @@ fn the_tier_follows_the_events_own_fields_and_replaces_one_it_had() {
         r#"{"seq":3,"k":"k1","cust\u006fmer":"c1"}"#,
         r#"{"seq":4,"k":"k0"}"#,
     ];
-    s.write("in.jsonl", lines.join("\n") + "\n");
-    let p = s.write(
-        "p.toml",
-        enrich_pipeline(
-            "splice",
-            false,
-            "",
-            &format!("{}{}", file_table(""), tier_plugin()),
-        ),
-    );
-    let out = s.run(&p);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let o = Outcome::read(&s);
+    let o = run_with_gold_c1(&s, "splice", &(lines.join("\n") + "\n"));
     assert_eq!(o.check(0..5), BTreeSet::from([4]), "seq 4 has no customer");
     let text = std::fs::read_to_string(s.path("out.jsonl")).unwrap();
     let raw = |n: u64| {

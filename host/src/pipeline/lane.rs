@@ -319,10 +319,13 @@ impl Lane {
                 *slots = owned;
                 *plugins = stage.or_else(|| self.plugin_set.as_ref().map(PluginSet::stage));
             }
-            // The closure catches panics, so this is a cancelled runtime (shutting down): the
-            // events are gone from this lane, unacknowledged, and will be read again.
+            // The closure catches the plugin host's panics, so this is a cancelled runtime
+            // (shutting down) or a lost thread: the events are gone from this lane,
+            // unacknowledged, and will be read again. The lane's next events still go through
+            // the plugins, on fresh instances.
             Err(e) => {
                 tracing::error!(pipeline = %self.pipeline, lane = self.index, error = %e, "plugin task failed");
+                *plugins = self.plugin_set.as_ref().map(PluginSet::stage);
             }
         }
     }

@@ -11,15 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 fn faults() -> PluginConfig {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../plugins/fixtures/faults/faults.wasm");
-    assert!(
-        path.exists(),
-        "{} is missing: run scripts/build-plugins.sh",
-        path.display()
-    );
     PluginConfig {
-        path,
+        path: crate::plugin::faults_fixture(),
         name: "faults".into(),
         limits: Limits {
             init_timeout: Duration::from_secs(60),

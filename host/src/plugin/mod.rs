@@ -78,3 +78,17 @@ pub enum PluginError {
     #[error("plugin engine: {0}")]
     Engine(String),
 }
+
+/// The fault fixture plugin (plugins/fixtures/faults), which the unit tests of the plugin host
+/// and of the pipeline's plugin stage run.
+#[cfg(test)]
+pub(crate) fn faults_fixture() -> std::path::PathBuf {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../plugins/fixtures/faults/faults.wasm");
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/build-plugins.sh",
+        path.display()
+    );
+    path
+}

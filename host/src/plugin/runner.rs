@@ -211,17 +211,10 @@ mod tests {
 
     /// The fixture plugin, loaded with this call deadline and I/O budget.
     fn faults_waiting(timeout: Duration, io_budget: Duration) -> Runner {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../plugins/fixtures/faults/faults.wasm");
-        assert!(
-            path.exists(),
-            "{} is missing: run scripts/build-plugins.sh",
-            path.display()
-        );
         let settings = Settings {
             pipeline: "p".into(),
             name: "faults".into(),
-            path,
+            path: crate::plugin::faults_fixture(),
             limits: Limits {
                 timeout,
                 init_timeout: Duration::from_secs(60),

@@ -49,12 +49,7 @@ pub(crate) fn add_tiers(table: &str, field: &str, orders: &mut [Result<Order, Fa
         let Ok(order) = &mut orders[i] else { continue };
         match &answers[k] {
             Ok(tier) => order.add("tier", tier.clone()),
-            Err(failed) => {
-                orders[i] = Err(Failed {
-                    message: failed.message.clone(),
-                    retryable: failed.retryable,
-                });
-            }
+            Err(failed) => orders[i] = Err(failed.clone()),
         }
     }
 }

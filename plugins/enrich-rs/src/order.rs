@@ -30,6 +30,7 @@ pub(crate) struct Order {
 }
 
 /// Why an event failed, and whether trying it again later may succeed.
+#[derive(Clone)]
 pub(crate) struct Failed {
     pub(crate) message: String,
     pub(crate) retryable: bool,
