@@ -94,18 +94,5 @@ for ((r = 1; r <= rounds; r++)); do
   one_round
 done
 
-# The broker runs some rounds at about twice the rate of others, whichever client reads (the plain
-# consumer's own rounds vary 40,000-78,000 events/s here): medians over the rounds, with the range.
-python3 - "$root/rates" <<'PY'
-import statistics, sys
-rows = [[float(x) for x in line.split()] for line in open(sys.argv[1])]
-a, a2, b, c, d = ([r[i] for r in rows] for i in range(5))
-def show(xs):
-    return f"{statistics.median(xs):.0f}/s ({min(xs):.0f}-{max(xs):.0f})"
-m = statistics.median
-print(f"{len(rows)} rounds, medians (range)")
-print(f"source: weir {show(b)} vs plain {show(a)} = {m(b) / m(a):.2f}x; "
-      f"vs the fsyncing plain consumer {show(a2)} = {m(b) / m(a2):.2f}x")
-print(f"sink:   weir {show(d)} vs plain {show(c)} = {m(d) / m(c):.2f}x; "
-      f"pair by pair {', '.join(f'{x / y:.2f}' for x, y in zip(d, c))}")
-PY
+# Medians over the rounds, with their range (see the script).
+scripts/bench-medians.py "$root/rates"

@@ -93,6 +93,15 @@ if [ ! -x "$moto_venv/bin/moto_server" ] || ! "$moto_venv/bin/pip" show moto 2>/
 fi
 export MOTO_SERVER="$moto_venv/bin/moto_server"
 
+# The status page is tested in a real browser: Debian's chromium and its WebDriver server.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  apt_get="apt-get"
+  [ "$(id -u)" = 0 ] || apt_get="sudo apt-get"
+  export DEBIAN_FRONTEND=noninteractive
+  $apt_get install -y -q chromium chromium-driver \
+    || { $apt_get update -q && $apt_get install -y -q chromium chromium-driver; }
+fi
+
 # The plugins the tests run (Rust, JavaScript, Python), with their toolchains on first use.
 scripts/build-plugins.sh
 

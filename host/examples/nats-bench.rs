@@ -7,7 +7,10 @@
 //! - `file COUNT PATH`: writes the same events as JSON lines.
 //! - `consume NAME COUNT PATH BATCH`: the source baseline: a durable pull consumer on `NAME_in`
 //!   (pulls of BATCH), each message's payload appended to PATH as a line, and acknowledged
-//!   (weir acknowledges at checkpoints, after the file is synced). Prints its rate.
+//!   (weir acknowledges at checkpoints, after the file is synced). Prints its rate. With a last
+//!   argument `sync`, as weir does: messages are acknowledged only once the file holding them
+//!   is fsynced (when no message is ready, or half the consumer's max_ack_pending is held, as
+//!   the RabbitMQ baseline acknowledges every half prefetch).
 //! - `publish NAME PATH COUNT WINDOW`: the sink baseline: each line of PATH published to
 //!   `NAME.out.<customer>` with a `Nats-Msg-Id`, WINDOW messages under way, then their acks
 //!   awaited (as a weir write does). Prints its rate.
@@ -21,7 +24,7 @@ mod arrivals;
 mod orders;
 
 use async_nats::jetstream::{self, consumer, stream};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
 
@@ -41,7 +44,10 @@ async fn main() {
         "setup" => setup(arg(1)).await,
         "load" => load(arg(1), num(2)).await,
         "file" => file(num(1), arg(2)),
-        "consume" => consume(arg(1), num(2), arg(3), num(4) as usize).await,
+        "consume" => {
+            let sync = args.get(5).is_some_and(|a| a == "sync");
+            consume(arg(1), num(2), arg(3), num(4) as usize, sync).await
+        }
         "publish" => publish(arg(1), arg(2), num(3), num(4) as usize).await,
         "wait-file" => wait_file(arg(1), num(2)),
         "wait-stream" => wait_stream(arg(1), num(2)).await,
@@ -107,14 +113,17 @@ fn file(count: u64, path: &str) {
     out.flush().expect("flush");
 }
 
-async fn consume(name: &str, count: u64, path: &str, batch: usize) {
+/// The plain consumer's, and weir's default.
+const MAX_ACK_PENDING: usize = 20_000;
+
+async fn consume(name: &str, count: u64, path: &str, batch: usize, sync: bool) {
     let js = js().await;
     let s = js.get_stream(format!("{name}_in")).await.expect("stream");
     let c: consumer::PullConsumer = s
         .create_consumer(consumer::pull::Config {
             durable_name: Some("plain".into()),
             ack_policy: consumer::AckPolicy::Explicit,
-            max_ack_pending: 20_000,
+            max_ack_pending: MAX_ACK_PENDING as i64,
             ..Default::default()
         })
         .await
@@ -128,16 +137,34 @@ async fn consume(name: &str, count: u64, path: &str, batch: usize) {
     let mut out = std::io::BufWriter::new(std::fs::File::create(path).expect("create"));
     let mut first = None;
     let mut n = 0u64;
+    // With `sync`: messages written and not yet acknowledged, acknowledged once the file is
+    // synced.
+    let mut held = Vec::new();
     while n < count {
-        let Some(Ok(m)) = messages.next().await else {
+        let next = match messages.next().now_or_never() {
+            Some(m) => m,
+            None => {
+                settle(&mut out, &mut held).await;
+                messages.next().await
+            }
+        };
+        let Some(Ok(m)) = next else {
             continue;
         };
         first.get_or_insert_with(Instant::now);
         out.write_all(&m.payload).expect("write");
         out.write_all(b"\n").expect("write");
-        m.ack().await.expect("ack");
+        if sync {
+            held.push(m);
+            if held.len() >= MAX_ACK_PENDING / 2 {
+                settle(&mut out, &mut held).await;
+            }
+        } else {
+            m.ack().await.expect("ack");
+        }
         n += 1;
     }
+    settle(&mut out, &mut held).await;
     out.flush().expect("flush");
     out.get_ref().sync_data().expect("sync");
     let secs = first.map_or(1e-3, |t| t.elapsed().as_secs_f64());
@@ -145,6 +172,18 @@ async fn consume(name: &str, count: u64, path: &str, batch: usize) {
         "{n} messages, {:.0} messages/s (from the first to the last, {secs:.2} s)",
         n as f64 / secs
     );
+}
+
+/// Flushes and fsyncs the file, then acknowledges the messages it holds.
+async fn settle(out: &mut std::io::BufWriter<std::fs::File>, held: &mut Vec<jetstream::Message>) {
+    if held.is_empty() {
+        return;
+    }
+    out.flush().expect("flush");
+    out.get_ref().sync_data().expect("sync");
+    for m in held.drain(..) {
+        m.ack().await.expect("ack");
+    }
 }
 
 async fn publish(name: &str, path: &str, count: u64, window: usize) {

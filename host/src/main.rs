@@ -86,9 +86,13 @@ enum Command {
         /// Refresh interval
         #[arg(long, value_name = "MS", default_value_t = 1000)]
         interval_ms: u64,
-        /// Stop after N refreshes [default: run until interrupted]
+        /// Stop after N refreshes [default: run until interrupted]; exit 1 if weir did not
+        /// answer the last one
         #[arg(long, value_name = "N")]
         iterations: Option<u64>,
+        /// Columns to fit the table in [default: the terminal's width, else COLUMNS, else 120]
+        #[arg(long, value_name = "COLUMNS")]
+        width: Option<u16>,
     },
     /// Validate pipeline files without running them (exit 0 valid, 1 invalid)
     Check {
@@ -400,12 +404,14 @@ fn main() {
             ref admin,
             interval_ms,
             iterations,
+            width,
         } => match settings(&cli, cli.config.as_deref(), None, false) {
             Some(s) => commands::top::top(
                 &commands::top::TopArgs {
                     admin: admin.clone(),
                     interval: std::time::Duration::from_millis(interval_ms.max(100)),
                     iterations,
+                    width,
                 },
                 &s,
             ),

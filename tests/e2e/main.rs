@@ -44,3 +44,4 @@ mod target_server;
 mod targets;
 mod targets_kinds;
 mod tcp_proxy;
+mod watching;

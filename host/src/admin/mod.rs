@@ -1,6 +1,7 @@
 //! The admin HTTP server of `weir run` (default 127.0.0.1:9464):
 //!
 //! ```text
+//! GET  /                           the status page: a live view of /pipelines, for a browser
 //! GET  /healthz                    200 while the process serves
 //! GET  /readyz                     200 when every pipeline started, else 503 and which are not
 //! GET  /metrics                    Prometheus text
@@ -10,8 +11,10 @@
 //!                                  ?stage=source|filter|plugin:NAME|sink&limit=N
 //! POST /reload                     reads the pipeline files again; what it did (JSON)
 //! ```
-//! With `admin.token` set, every route but the two probes needs `Authorization: Bearer <token>`
-//! (the scheme in any case, as RFC 9110 says). Connections are capped and closed when idle
+//! With `admin.token` set, every route but the two probes and the status page's shell needs
+//! `Authorization: Bearer <token>` (the scheme in any case, as RFC 9110 says). The page holds
+//! no data: it asks for the token and sends it with its own requests, since a browser cannot
+//! send a header when it opens a page. Connections are capped and closed when idle
 //! (`admin.max_connections`, `admin.idle_timeout_s`; see [`serve`]).
 //! Without one, the server listens only on a loopback address: anyone who can reach the port
 //! can read events (tap) and reload pipelines.
@@ -85,6 +88,7 @@ pub(crate) async fn start(
         token: token.map(Into::into),
     };
     let router = Router::new()
+        .route("/", get(status_page))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
@@ -113,8 +117,9 @@ async fn auth(State(app): State<App>, req: Request, next: Next) -> Response {
         return next.run(req).await;
     };
     // Probes (a kubelet, a load balancer) cannot be given a secret header; these say no more
-    // than whether weir is up and ready.
-    if matches!(req.uri().path(), "/healthz" | "/readyz") {
+    // than whether weir is up and ready. The status page's shell is static and holds no data
+    // (it asks for the token, and sends it to /pipelines).
+    if matches!(req.uri().path(), "/healthz" | "/readyz" | "/") {
         return next.run(req).await;
     }
     let given = req
@@ -150,6 +155,25 @@ fn bearer_token(value: &str) -> Option<&str> {
 /// of a guessed token was right.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The status page: one self-contained HTML file, built into the binary. Its policy lets it
+/// load nothing from elsewhere and talk only to this server (it writes event text into the
+/// page as text, never as markup).
+async fn status_page() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+                 connect-src 'self'",
+            ),
+        ],
+        include_str!("status_page.html"),
+    )
+        .into_response()
 }
 
 async fn readyz(State(app): State<App>) -> Response {

@@ -1,10 +1,13 @@
-//! `weir top`: every pipeline's rates, errors and lag, refreshed every second (from
-//! `GET /pipelines`). On a terminal the screen is redrawn; otherwise each refresh is printed
-//! after the last (`--iterations N` stops after N).
+//! `weir top`: every pipeline's rates, dead letters, errors and lag, refreshed every second
+//! (from `GET /pipelines`), as a table fitted to the terminal's width (comfy-table). On a
+//! terminal the screen is redrawn; otherwise each refresh is printed after the last
+//! (`--iterations N` stops after N). weir going away (a restart, a deploy) does not end it: it
+//! says so and keeps asking.
 
 use super::admin_client::AdminClient;
 use crate::config::HostSettings;
 use crate::exit;
+use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
@@ -14,7 +17,12 @@ pub struct TopArgs {
     pub admin: Option<String>,
     pub interval: Duration,
     pub iterations: Option<u64>,
+    /// Columns to fit in; default: the terminal's, else `COLUMNS`, else 120.
+    pub width: Option<u16>,
 }
+
+/// The width when neither the terminal nor `COLUMNS` tells.
+const DEFAULT_WIDTH: u16 = 120;
 
 /// The part of `/pipelines` shown.
 #[derive(Deserialize)]
@@ -91,28 +99,39 @@ pub fn top(args: &TopArgs, settings: &HostSettings) -> i32 {
     let mut previous_targets: HashMap<(String, String), Counts> = HashMap::new();
     let mut frame = 0u64;
     loop {
-        let listing = match client.json::<Listing>("/pipelines") {
-            Ok(l) => l,
+        let width = args.width.unwrap_or_else(|| terminal_width(tty));
+        let (text, reached) = match client.json::<Listing>("/pipelines") {
+            Ok(listing) => {
+                let now = Instant::now();
+                let text = render(&listing, &previous, &previous_targets, now, width);
+                previous_targets = listing
+                    .pipelines
+                    .iter()
+                    .flat_map(|r| {
+                        let at = |t: &Target| ((r.name.clone(), t.name.clone()), t.counts());
+                        r.targets.iter().map(at)
+                    })
+                    .collect();
+                previous = listing
+                    .pipelines
+                    .iter()
+                    .map(|r| (r.name.clone(), (r.counts, now)))
+                    .collect();
+                (text, true)
+            }
+            // Rates start again from the totals once it answers (a restarted weir counts
+            // from zero).
             Err(e) => {
-                eprintln!("error: {e}");
-                return exit::FAILED;
+                previous.clear();
+                previous_targets.clear();
+                let text = format!(
+                    "weir top  {}  cannot reach weir: {e}; trying again every {} ms\n\n",
+                    chrono::Utc::now().format("%H:%M:%S"),
+                    args.interval.as_millis()
+                );
+                (text, false)
             }
         };
-        let now = Instant::now();
-        let text = render(&listing, &previous, &previous_targets, now);
-        previous_targets = listing
-            .pipelines
-            .iter()
-            .flat_map(|r| {
-                let at = |t: &Target| ((r.name.clone(), t.name.clone()), t.counts());
-                r.targets.iter().map(at)
-            })
-            .collect();
-        previous = listing
-            .pipelines
-            .iter()
-            .map(|r| (r.name.clone(), (r.counts, now)))
-            .collect();
         let mut out = std::io::stdout().lock();
         let clear = if tty { "\x1b[H\x1b[2J" } else { "" };
         if write!(out, "{clear}{text}")
@@ -123,10 +142,20 @@ pub fn top(args: &TopArgs, settings: &HostSettings) -> i32 {
         }
         frame += 1;
         if args.iterations.is_some_and(|n| frame >= n) {
-            return exit::OK;
+            return if reached { exit::OK } else { exit::FAILED };
         }
         std::thread::sleep(args.interval);
     }
+}
+
+/// The terminal's width, else `COLUMNS` (set by shells, and by whoever pipes `weir top`).
+fn terminal_width(tty: bool) -> u16 {
+    let from_env = || std::env::var("COLUMNS").ok()?.trim().parse::<u16>().ok();
+    let from_tty = || if tty { Table::new().width() } else { None };
+    from_tty()
+        .or_else(from_env)
+        .unwrap_or(DEFAULT_WIDTH)
+        .max(40)
 }
 
 impl Target {
@@ -148,25 +177,14 @@ fn render(
     previous: &HashMap<String, (Counts, Instant)>,
     previous_targets: &HashMap<(String, String), Counts>,
     now: Instant,
+    width: u16,
 ) -> String {
     let mut s = format!(
         "weir top  {}  ({} pipelines)\n",
         chrono::Utc::now().format("%H:%M:%S"),
         l.pipelines.len()
     );
-    s.push_str(&format!(
-        "{:<24} {:<9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>9} {:>10}  {}\n",
-        "PIPELINE",
-        "STATE",
-        "IN/s",
-        "OUT/s",
-        "FILTER/s",
-        "DLQ/s",
-        "RETRY/s",
-        "IN FLIGHT",
-        "LAG",
-        "LAST ERROR"
-    ));
+    let mut rows: Vec<[String; COLUMNS]> = Vec::new();
     for r in &l.pipelines {
         // Rates from the change since the last refresh; totals on the first.
         let (rate, per) = match previous.get(&r.name) {
@@ -183,19 +201,19 @@ fn render(
             .as_ref()
             .map(|e| format!("{}: {}", e.stage, e.message))
             .unwrap_or_default();
-        s.push_str(&format!(
-            "{:<24} {:<9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>9} {:>10}  {}\n",
-            clip(&r.name, 24),
-            r.state,
+        rows.push([
+            clip(&r.name, 32),
+            r.state.clone(),
             per_s(rate.received),
             per_s(rate.delivered),
             per_s(rate.filtered),
             per_s(failed),
+            r.counts.dead_lettered.to_string(),
             per_s(rate.retried),
-            r.in_flight,
+            r.in_flight.to_string(),
             r.lag.map(|l| l.to_string()).unwrap_or_else(|| "-".into()),
-            clip(&error, 80),
-        ));
+            error,
+        ]);
         // Each target on a line of its own (`-> NAME`), when the pipeline has `[[target]]`s:
         // a target that is down shows as its in-flight count growing while the others deliver.
         let named = r
@@ -212,32 +230,127 @@ fn render(
                 _ => Counts::default(),
             };
             let failed = rate.dead_lettered + rate.dropped + rate.released;
-            s.push_str(&format!(
-                "{:<24} {:<9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>9} {:>10}\n",
-                clip(&format!("  -> {}", t.name), 24),
-                "",
-                "",
+            rows.push([
+                clip(&format!("  -> {}", t.name), 32),
+                String::new(),
+                String::new(),
                 per_s(rate.delivered),
-                "",
+                String::new(),
                 per_s(failed),
+                t.dead_lettered.to_string(),
                 per_s(rate.retried),
-                t.in_flight,
-                "",
-            ));
+                t.in_flight.to_string(),
+                String::new(),
+                String::new(),
+            ]);
         }
+    }
+    s.push_str(&fit_table(rows, width));
+    s.push('\n');
+    // Lines of their own below the table, whole up to a point: the terminal wraps them.
+    let fit = |text: String| clip(&text, 300);
+    for r in &l.pipelines {
         // A refused hot reload stays visible until a version loads: the file on disk is not
         // what runs.
         for p in &r.plugins {
             if let Some(why) = &p.reload_refused {
-                s.push_str(&format!("  plugin {}: {}\n", p.name, clip(why, 160)));
+                s.push_str(&fit(format!("plugin {}: {why}", p.name)));
+                s.push('\n');
             }
         }
     }
     for r in &l.rejected {
-        s.push_str(&format!("rejected {}: {}\n", r.file, clip(&r.error, 160)));
+        s.push_str(&fit(format!("rejected {}: {}", r.file, r.error)));
+        s.push('\n');
     }
     s.push('\n');
     s
+}
+
+const COLUMNS: usize = 11;
+const HEADER: [&str; COLUMNS] = [
+    "PIPELINE",
+    "STATE",
+    "IN/s",
+    "OUT/s",
+    "FILTER/s",
+    "DLQ/s",
+    "DLQ",
+    "RETRY/s",
+    "IN FLIGHT",
+    "LAG",
+    "LAST ERROR",
+];
+/// The columns left out first when the width is short, in that order.
+const OPTIONAL: [usize; 4] = [7, 4, 5, 9];
+const LAST_ERROR: usize = COLUMNS - 1;
+/// The least room the last error is given before columns are left out.
+const MIN_ERROR: usize = 16;
+
+/// The table within `width` columns, one line per row: the columns that matter least are left
+/// out while the rest would leave too little room for the last error, which takes what is left
+/// and is cut to it (a wrapped table is hard to scan, and a line per pipeline is what `top`
+/// promises).
+fn fit_table(rows: Vec<[String; COLUMNS]>, width: u16) -> String {
+    let chars = |s: &str| s.chars().count();
+    let natural: Vec<usize> = (0..COLUMNS)
+        .map(|c| {
+            rows.iter()
+                .map(|r| chars(&r[c]))
+                .chain([chars(HEADER[c])])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    // Two spaces between columns.
+    let used = |shown: &[usize]| -> usize {
+        shown
+            .iter()
+            .filter(|&&c| c != LAST_ERROR)
+            .map(|&c| natural[c] + 2)
+            .sum()
+    };
+    let width = usize::from(width);
+    let mut shown: Vec<usize> = (0..COLUMNS).collect();
+    for drop in OPTIONAL {
+        if used(&shown) + MIN_ERROR <= width {
+            break;
+        }
+        shown.retain(|&c| c != drop);
+    }
+    let room = width
+        .saturating_sub(used(&shown))
+        .max(chars(HEADER[LAST_ERROR]));
+    let mut table = Table::new();
+    table
+        .load_preset(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(shown.iter().map(|&c| HEADER[c]));
+    for r in rows {
+        let cells = shown.iter().map(|&c| match c {
+            LAST_ERROR => Cell::new(clip(&r[c], room.saturating_sub(1))),
+            _ => Cell::new(&r[c]),
+        });
+        table.add_row(cells);
+    }
+    for (i, &c) in shown.iter().enumerate() {
+        if let Some(col) = table.column_mut(i) {
+            // No padding before the first column, so that each line starts with its pipeline;
+            // two spaces between the others; numbers to the right.
+            col.set_padding(if i == 0 { (0, 1) } else { (1, 1) });
+            if (2..LAST_ERROR).contains(&c) {
+                col.set_cell_alignment(CellAlignment::Right);
+            }
+        }
+    }
+    // Trailing spaces of the last column are noise on a terminal.
+    let text = table.to_string();
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 fn diff(now: &Counts, before: &Counts) -> Counts {

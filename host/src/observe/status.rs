@@ -9,6 +9,7 @@
 //! removed and added again: Prometheus counters must not go back).
 
 use super::counters::{Counters, Snapshot, TargetSnapshot};
+use super::reasons::{ReasonCount, Reasons};
 use super::tap::Tap;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -80,12 +81,17 @@ struct Inner {
     /// Earlier runs' counts per target (a target the file no longer has keeps its totals).
     earlier_targets: Vec<(String, TargetSnapshot)>,
     last_error: Option<LastError>,
+    /// Why events were dead-lettered (all runs).
+    dlq_reasons: Reasons,
     /// Source lag by partition (`topic/partition`), where the source knows it (Kafka).
     lag: BTreeMap<String, i64>,
     /// Events the last run left unfinished when it stopped (its sink or DLQ failing at a
     /// shutdown): not committed, read again at the next start.
     unfinished: u64,
 }
+
+/// Reasons `/pipelines` shows per pipeline.
+const TOP_REASONS: usize = 5;
 
 /// A copy of the status, for the admin API.
 #[derive(Debug, Clone, Serialize)]
@@ -108,6 +114,8 @@ pub struct View {
     /// `sink`.
     pub targets: Vec<TargetView>,
     pub last_error: Option<LastError>,
+    /// The most frequent reasons events were dead-lettered for (all runs), most frequent first.
+    pub dlq_reasons: Vec<ReasonCount>,
     pub plugins: Vec<PluginVersion>,
     /// Total source lag (events not yet read), where known.
     pub lag: Option<i64>,
@@ -169,6 +177,7 @@ impl Status {
                 earlier_failed: BTreeMap::new(),
                 earlier_targets: Vec::new(),
                 last_error: None,
+                dlq_reasons: Reasons::default(),
                 lag: BTreeMap::new(),
                 unfinished: 0,
             }),
@@ -255,6 +264,11 @@ impl Status {
         });
     }
 
+    /// Counts an event dead-lettered for this reason.
+    pub fn dead_lettered(&self, stage: &str, kind: &str, message: &str) {
+        self.lock().dlq_reasons.add(stage, kind, message);
+    }
+
     pub fn checkpointed(&self) {
         self.last_checkpoint_ms.store(unix_ms(), Relaxed);
     }
@@ -334,6 +348,7 @@ impl Status {
             failed_by_stage,
             targets,
             last_error: s.last_error.clone(),
+            dlq_reasons: s.dlq_reasons.top(TOP_REASONS),
             plugins: s.plugins.as_ref().map(|p| p.versions()).unwrap_or_default(),
             lag: (!s.lag.is_empty()).then(|| s.lag.values().sum()),
             lag_by_partition: s.lag.clone(),

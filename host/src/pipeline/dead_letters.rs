@@ -142,6 +142,7 @@ impl DeadLetters {
                             if let Fate::Failed(f) = &slots[i].fate {
                                 self.failure_log.event("dead-lettered", &slots[i], f);
                                 self.failed(f);
+                                self.status.dead_lettered(&f.stage, &f.kind, &f.message);
                             }
                             slots[i].fate = Fate::DeadLettered;
                         }
@@ -249,6 +250,7 @@ impl DeadLetters {
             correlation_id = %slot.event.correlation_id(), to, fallback_file = %file, "{message}");
         self.failure_log.event("dead-lettered", slot, f);
         self.counters.failed_at(&f.stage);
+        self.status.dead_lettered(&f.stage, &f.kind, &f.message);
         self.status.error("dlq", &message);
         Counters::add(&self.counters.dlq_fallback, 1);
         metrics::counter!("weir_dlq_fallback_total", "pipeline" => self.pipeline.to_string(), "to" => to)

@@ -14,7 +14,7 @@
 use crate::backoff::Backoff;
 use async_nats::Subject;
 use futures_util::StreamExt;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -54,7 +54,9 @@ pub(super) struct InFlight {
     client: async_nats::Client,
     pipeline: String,
     ack_wait: Duration,
-    messages: Mutex<HashMap<u64, Entry>>,
+    /// By sequence number: in arrival order, the order answers are sent in (a hash map needed a
+    /// sort of each checkpoint's answers, and a hash per message).
+    messages: Mutex<BTreeMap<u64, Entry>>,
     next_seq: AtomicU64,
     /// Confirmations of answers arrive at `<inbox>.<round>`.
     inbox: String,
@@ -82,7 +84,7 @@ impl InFlight {
             client,
             pipeline: pipeline.to_owned(),
             ack_wait,
-            messages: Mutex::new(HashMap::new()),
+            messages: Mutex::new(BTreeMap::new()),
             next_seq: AtomicU64::new(1),
             inbox,
             rounds: AtomicU64::new(0),
@@ -121,7 +123,7 @@ impl InFlight {
         }
     }
 
-    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Entry>> {
+    fn table(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Entry>> {
         self.messages.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -159,13 +161,13 @@ impl InFlight {
         let now = Instant::now();
         let round = self.rounds.fetch_add(1, Relaxed) + 1;
         let mut unconfirmed = 0;
-        let mut due: Vec<(u64, Subject, Ending, i64)> = {
+        let due: Vec<(Subject, Ending, i64)> = {
             let mut table = self.table();
             // Ended messages without an acknowledgement subject have nothing to answer.
             table.retain(|_, e| !(e.ended.is_some() && e.reply.is_none()));
             table
-                .iter_mut()
-                .filter_map(|(&seq, e)| {
+                .values_mut()
+                .filter_map(|e| {
                     let how = e.ended?;
                     match e.answered {
                         Some((t, _)) if now.duration_since(t) < CONFIRM_WAIT => return None,
@@ -173,15 +175,14 @@ impl InFlight {
                         None => {}
                     }
                     e.answered = Some((now, round));
-                    Some((seq, e.reply.clone()?, how, e.delivered))
+                    Some((e.reply.clone()?, how, e.delivered))
                 })
                 .collect()
         };
-        due.sort_unstable_by_key(|d| d.0);
         self.ended.store(0, Relaxed);
         let mut send_error = None;
         let last = due.len().saturating_sub(1);
-        for (i, (_, reply, how, delivered)) in due.into_iter().enumerate() {
+        for (i, (reply, how, delivered)) in due.into_iter().enumerate() {
             let answer: bytes::Bytes = match how {
                 Ending::Ack => async_nats::jetstream::AckKind::Ack.into(),
                 Ending::Term => async_nats::jetstream::AckKind::Term.into(),

@@ -220,24 +220,23 @@ impl Receiver {
     /// With the event go the message's stream sequence (`u64::MAX` for a message without one),
     /// by which redeliveries are put back in order (see recovery.rs), and its delivery.
     fn to_event(&self, m: async_nats::jetstream::Message, now: &str) -> Pulled {
-        let mut meta = Map::with_capacity(9);
         let subject = m.message.subject.as_str().to_owned();
-        meta.insert("subject".into(), subject.clone().into());
         let mut delivered: i64 = 1;
         let mut stream_seq = u64::MAX;
         let mut consumer_seq = 0;
         let mut id = None;
         let mut time = None;
-        if let Some(info) = m.message.reply.as_deref().and_then(ack_info::parse) {
+        // `meta` is gathered in key order and built at once: a map built from sorted pairs
+        // costs about half as much as nine inserts, each searching the keys before it.
+        let mut meta: Vec<(String, Value)> = Vec::with_capacity(9);
+        let info = m.message.reply.as_deref().and_then(ack_info::parse);
+        if let Some(info) = &info {
             delivered = info.delivered;
             stream_seq = info.stream_seq;
             consumer_seq = info.consumer_seq;
-            meta.insert("stream".into(), info.stream.into());
-            meta.insert("consumer".into(), info.consumer.into());
-            meta.insert("stream_seq".into(), info.stream_seq.into());
-            meta.insert("consumer_seq".into(), info.consumer_seq.into());
-            meta.insert("delivered".into(), info.delivered.into());
-            meta.insert("pending".into(), info.pending.into());
+            meta.push(("consumer".into(), info.consumer.into()));
+            meta.push(("consumer_seq".into(), info.consumer_seq.into()));
+            meta.push(("delivered".into(), info.delivered.into()));
             let published = chrono::DateTime::from_timestamp_nanos(info.published_nanos);
             time = Some(crate::event::rfc3339_millis(published));
             id = Some(stream_id(info.stream, info.stream_seq));
@@ -261,8 +260,18 @@ impl Receiver {
                 id = Some(msg_id.as_str().to_owned());
             }
         }
-        meta.insert("headers".into(), Value::Object(headers));
-        let (data, problem) = self.reading.format.decode(&m.message.payload, &mut meta);
+        meta.push(("headers".into(), Value::Object(headers)));
+        if let Some(info) = &info {
+            meta.push(("pending".into(), info.pending.into()));
+            meta.push(("stream".into(), info.stream.into()));
+            meta.push(("stream_seq".into(), info.stream_seq.into()));
+        }
+        meta.push(("subject".into(), subject.clone().into()));
+        // Only a payload that is not UTF-8 adds to `meta` (its exact bytes).
+        let mut decoding = Map::new();
+        let (data, problem) = self.reading.format.decode(&m.message.payload, &mut decoding);
+        meta.extend(decoding);
+        let meta: Map<String, Value> = meta.into_iter().collect();
         let seq = self.inflight.add(m.message.reply.clone(), delivered);
         let deliveries = delivered;
         let delivered = u32::try_from(delivered).unwrap_or(u32::MAX);
