@@ -20,6 +20,7 @@ mod follow;
 mod hostile_patterns;
 mod http_source;
 mod http_target;
+mod interpolation;
 mod kafka;
 mod kafka_broker;
 mod kafka_lag;
