@@ -45,3 +45,4 @@ mod target_server;
 mod targets;
 mod targets_kinds;
 mod tcp_proxy;
+mod tooling;

@@ -17,6 +17,7 @@
 //! can read events (tap) and reload pipelines.
 
 pub(crate) mod metrics;
+mod process;
 mod serve;
 
 use crate::config::host::AdminSettings;
