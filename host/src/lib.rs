@@ -26,6 +26,7 @@ pub(crate) mod observe;
 pub mod pipeline;
 pub mod plugin;
 pub(crate) mod rabbitmq;
+pub(crate) mod redact;
 pub(crate) mod service;
 pub(crate) mod shutdown;
 pub(crate) mod sink;

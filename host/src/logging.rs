@@ -48,7 +48,8 @@ pub fn init(level: &str, format: LogFormat) -> Result<(), InitError> {
     // Colours only for a person at a terminal, not in files or pipes.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        // Secrets (`${VAR}` values, README) are masked in every line.
+        .with_writer(|| crate::redact::Redacting(std::io::stderr()))
         .with_ansi(std::io::stderr().is_terminal());
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
@@ -75,6 +76,7 @@ pub fn json(format: Option<LogFormat>) -> bool {
 /// Reports an error that ends a command: for people, `error: ` and the message (which may span
 /// lines, as a list of configuration errors does); with JSON logs, one JSON line.
 pub fn error(message: &str, format: Option<LogFormat>) {
+    let message = &*crate::redact::redact(message);
     if !json(format) {
         eprintln!("error: {message}");
     } else if FORMAT.get().is_some() {

@@ -1,6 +1,6 @@
 //! The `weir` command line: parses arguments and calls the library.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 use weir::commands;
 use weir::config::HostSettings;
@@ -30,10 +30,19 @@ fn allocator_settings() {
     }
 }
 
+/// `weir --version`: the version and the commit it was built from (build.rs: `unknown` without
+/// git, `-dirty` when the tree had changes).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("WEIR_GIT_COMMIT"),
+    ")"
+);
+
 #[derive(Parser)]
 #[command(
     name = "weir",
-    version,
+    version = VERSION,
     about = "Self-hosted event pipelines: sources, EventBridge pattern filters, Wasm plugins, sinks"
 )]
 struct Cli {
@@ -126,6 +135,17 @@ enum Command {
     /// A pipeline's dead-letter queue
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// Print a shell completion script on stdout (README: "Shell completions and man page")
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout, or write one page per command into a directory
+    Man {
+        /// Write weir.1, weir-run.1, weir-dlq-redrive.1, ... into DIR instead
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -264,6 +284,28 @@ fn main() {
     allocator_settings();
     let cli = Cli::parse();
     let code = match cli.command {
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "weir", &mut script);
+            print_out(&script)
+        }
+        Command::Man { ref dir } => {
+            let mut page = Vec::new();
+            let written = match dir {
+                Some(dir) => clap_mangen::generate_to(Cli::command(), dir)
+                    .map_err(|e| format!("cannot write the man pages into {}: {e}", dir.display())),
+                None => clap_mangen::Man::new(Cli::command())
+                    .render(&mut page)
+                    .map_err(|e| format!("cannot render the man page: {e}")),
+            };
+            match written {
+                Ok(()) => print_out(&page),
+                Err(e) => {
+                    weir::logging::error(&e, None);
+                    exit::FAILED
+                }
+            }
+        }
         Command::Check {
             ref paths,
             ref state_dir,
@@ -426,6 +468,20 @@ fn main() {
         },
     };
     std::process::exit(code);
+}
+
+/// Writes generated text to stdout: a closed pipe (`weir man | head`) is no error.
+fn print_out(text: &[u8]) -> i32 {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text).and_then(|()| out.flush()) {
+        Ok(()) => exit::OK,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
+        Err(e) => {
+            weir::logging::error(&format!("cannot write to stdout: {e}"), None);
+            exit::FAILED
+        }
+    }
 }
 
 /// Loads host settings (`serve`: for `weir run`, checking the admin address too), applies the

@@ -3,7 +3,7 @@
 //! layers, on one that points up. The layers, from the bottom (README, Layout):
 //!
 //! 1. model: the event, DLQ records, configuration reading and host settings, exit codes, files
-//!    replaced durably, shutdown, logging, retry backoff
+//!    replaced durably, shutdown, logging, retry backoff, masking secrets in output
 //! 2. pattern (its own crate), templates, observation (counters, status, tap)
 //! 3. the plugin sandbox, sources, sinks, and the clients they share (Kafka, SQS, AWS
 //!    credentials, HTTP)
@@ -26,6 +26,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("shutdown", 1),
     ("logging", 1),
     ("backoff", 1),
+    ("redact", 1),
     ("template", 2),
     ("observe", 2),
     ("pattern", 2),

@@ -10,13 +10,7 @@ use std::process::Output;
 
 /// `weir dry-run` in the scratch directory, with a state dir that must stay absent.
 fn dry_run(s: &Scratch, pipeline: &Path, input: &str) -> Output {
-    weir()
-        .arg("dry-run")
-        .arg(pipeline)
-        .arg("--input")
-        .arg(input)
-        .env("WEIR_STATE_DIR", s.state_dir())
-        .current_dir(s.dir.path())
+    s.dry_run(pipeline, input)
         .output()
         .expect("run weir dry-run")
 }

@@ -595,15 +595,10 @@ fn dry_run_shows_the_request_with_its_secrets_masked() {
                 headers = { \"X-Customer\" = \"<$.data.customer>\", \"X-Token\" = { env = \"HTTP_TEST_TOKEN\" } }\n\n\
                 [sink.auth]\ntype = \"api_key\"\nheader = \"X-Api-Key\"\nvalue = { env = \"HTTP_TEST_KEY\" }\n";
     let p = s.write("p.toml", pipeline("dry", 2, "", sink));
-    let out = weir()
-        .arg("dry-run")
-        .arg(&p)
-        .arg("--input")
-        .arg("in.jsonl")
-        .env("WEIR_STATE_DIR", s.state_dir())
+    let out = s
+        .dry_run(&p, "in.jsonl")
         .env("HTTP_TEST_TOKEN", "token-value-1")
         .env("HTTP_TEST_KEY", "key-value-2")
-        .current_dir(s.dir.path())
         .output()
         .expect("run weir dry-run");
     let stdout = String::from_utf8_lossy(&out.stdout);

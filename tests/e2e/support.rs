@@ -81,6 +81,19 @@ impl Scratch {
         cmd.output().expect("run weir check")
     }
 
+    /// `weir dry-run PIPELINE --input INPUT` in this scratch directory, with a state dir that
+    /// must stay absent (the caller may add to the environment, then runs it).
+    pub(crate) fn dry_run(&self, pipeline: &Path, input: &str) -> Command {
+        let mut cmd = weir();
+        cmd.arg("dry-run")
+            .arg(pipeline)
+            .arg("--input")
+            .arg(input)
+            .env("WEIR_STATE_DIR", self.state_dir())
+            .current_dir(self.dir.path());
+        cmd
+    }
+
     /// `weir run` on `pipeline` with this scratch's state dir, to completion.
     pub(crate) fn run(&self, pipeline: &Path) -> Output {
         self.weir_run(pipeline).output().expect("run weir")
@@ -110,6 +123,25 @@ impl Scratch {
             .stderr(log)
             .spawn()
             .expect("spawn weir")
+    }
+
+    /// `weir run` in the background on an admin port of its own, logging to `weir.log`, with
+    /// `env` set; returns once the admin API answers, with its address.
+    pub(crate) fn serve(&self, pipeline: &Path, env: &[(&str, &str)]) -> (Child, String) {
+        let address = format!("127.0.0.1:{}", free_port());
+        let log = std::fs::File::create(self.path("weir.log")).expect("weir.log");
+        let child = self
+            .weir_run(pipeline)
+            .env("WEIR_ADMIN__ADDRESS", &address)
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn weir");
+        wait_logged(self, "the admin API", || {
+            admin_get(&address, "/healthz").0 == 200
+        });
+        (child, address)
     }
 
     /// What [`Scratch::spawn_logged`] processes logged so far.

@@ -7,7 +7,9 @@
 //! - copied from each pipeline's [`Status`] when scraped: the event counts (kept exact by the
 //!   runtime's own counters, which its backpressure and accounting already use), in flight,
 //!   source lag, checkpoint age, state. Copying them at scrape time costs the hot path nothing
-//!   and cannot disagree with `/pipelines`.
+//!   and cannot disagree with `/pipelines`;
+//! - about the process, appended as text (process.rs): `weir_build_info` and the standard
+//!   `process_*` metrics.
 
 use crate::observe::status::{State, Status};
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
@@ -221,5 +223,7 @@ pub(crate) fn render(handle: &PrometheusHandle, statuses: &[Arc<Status>]) -> Str
             metrics::gauge!("weir_checkpoint_age_seconds", "pipeline" => p.clone()).set(age);
         }
     }
-    handle.render()
+    let mut text = handle.render();
+    text.push_str(&super::process::render());
+    text
 }

@@ -20,6 +20,7 @@
 //! can read events (tap) and reload pipelines.
 
 pub(crate) mod metrics;
+mod process;
 mod serve;
 
 use crate::config::host::AdminSettings;
@@ -188,21 +189,34 @@ async fn readyz(State(app): State<App>) -> Response {
 
 async fn metrics_text(State(app): State<App>) -> Response {
     let text = metrics::render(&app.prometheus, &app.service.statuses());
+    let text = crate::redact::redact(&text).into_owned();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// A JSON response with secrets masked: a status's last error or a rejected file's error may
+/// quote a `${VAR}` value (crate::redact).
+fn redacted_json(value: &impl serde::Serialize) -> Response {
+    match serde_json::to_string(value) {
+        Ok(text) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            crate::redact::redact(&text).into_owned(),
+        )
+            .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    }
 }
 
 async fn pipelines(State(app): State<App>) -> Response {
     let views: Vec<_> = app.service.statuses().iter().map(|s| s.view()).collect();
-    axum::Json(serde_json::json!({
+    redacted_json(&serde_json::json!({
         "pipelines": views,
         "rejected": app.service.rejected(),
     }))
-    .into_response()
 }
 
 async fn pipeline(State(app): State<App>, Path(name): Path<String>) -> Response {
     match app.service.status(&name) {
-        Some(s) => axum::Json(s.view()).into_response(),
+        Some(s) => redacted_json(&s.view()),
         None => not_found(&name),
     }
 }
@@ -216,7 +230,7 @@ fn not_found(name: &str) -> Response {
 }
 
 async fn reload(State(app): State<App>) -> Response {
-    axum::Json(app.service.reload().await).into_response()
+    redacted_json(&app.service.reload().await)
 }
 
 #[derive(serde::Deserialize)]
@@ -272,7 +286,8 @@ async fn tap(
             return None;
         }
         let line = match watch.rx.recv().await {
-            Ok(json) => format!("{json}\n"),
+            // An event may carry a secret a plugin was configured with.
+            Ok(json) => format!("{}\n", crate::redact::redact(&json)),
             Err(RecvError::Lagged(n)) => format!("{{\"missed\":{n}}}\n"),
             Err(RecvError::Closed) => return None,
         };

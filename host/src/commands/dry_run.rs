@@ -159,7 +159,8 @@ pub fn dry_run(pipeline: &Path, input: &Path) -> i32 {
     let mut stages = match Stages::load(cfg) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {}: {e}", pipeline.display());
+            let said = format!("{}: {e}", pipeline.display());
+            eprintln!("error: {}", crate::redact::redact(&said));
             return exit::USAGE;
         }
     };
@@ -569,5 +570,6 @@ fn print(
 
 fn write_line(out: &mut impl Write, line: &Line<'_>) -> std::io::Result<()> {
     let text = serde_json::to_string(line).map_err(std::io::Error::other)?;
-    writeln!(out, "{text}")
+    // What a sink would send may hold a `${VAR}` secret (a header, a URL): masked.
+    writeln!(out, "{}", crate::redact::redact(&text))
 }

@@ -45,9 +45,10 @@ impl fmt::Display for ConfigError {
         if !self.key.is_empty() {
             write!(f, "`{}`: ", self.key)?;
         }
-        write!(f, "{}", self.message)?;
+        // A message may quote a value that came from a secret (`${VAR}`): never shown.
+        write!(f, "{}", crate::redact::redact(&self.message))?;
         if let Some(help) = &self.help {
-            write!(f, "\n  help: {help}")?;
+            write!(f, "\n  help: {}", crate::redact::redact(help))?;
         }
         Ok(())
     }
@@ -190,31 +191,47 @@ impl<'a> SourceText<'a> {
     /// The span of the deepest part of `key` that exists in the file: the key itself when it is
     /// there, else the table that should have held it.
     pub fn span_of(&self, key: &KeyPath) -> Option<Range<usize>> {
-        let doc = self.doc.as_ref()?;
+        self.walk(key).0
+    }
+
+    /// The span of the value at `key` as written (quotes and escapes included), if the file
+    /// has that key.
+    pub fn value_span_of(&self, key: &KeyPath) -> Option<Range<usize>> {
+        self.walk(key).1
+    }
+
+    /// Follows `key` down the file: the span of its deepest part that exists (see
+    /// [`SourceText::span_of`]), and the span of its value if the whole key exists.
+    fn walk(&self, key: &KeyPath) -> (Option<Range<usize>>, Option<Range<usize>>) {
+        let Some(doc) = self.doc.as_ref() else {
+            return (None, None);
+        };
         let mut table = doc;
         let mut array: Option<&toml::de::DeArray<'_>> = None;
         let mut best: Option<Range<usize>> = None;
+        let mut found: Option<Range<usize>> = None;
         for seg in &key.0 {
             let value = match (seg, array) {
                 (Segment::Index(i), Some(arr)) => match arr.get(*i) {
                     Some(v) => v,
-                    None => return best,
+                    None => return (best, None),
                 },
                 (Segment::Key(k), None) => {
                     let Some((kspan, v)) = table
                         .iter()
                         .find(|(name, _)| name.get_ref().as_ref() == k.as_str())
                     else {
-                        return best;
+                        return (best, None);
                     };
                     best = Some(kspan.span());
                     v
                 }
-                _ => return best,
+                _ => return (best, None),
             };
             if matches!(seg, Segment::Index(_)) {
                 best = Some(value.span());
             }
+            found = Some(value.span());
             array = None;
             match value.get_ref() {
                 DeValue::Table(t) => table = t,
@@ -222,7 +239,7 @@ impl<'a> SourceText<'a> {
                 _ => {}
             }
         }
-        best
+        (best, found)
     }
 }
 

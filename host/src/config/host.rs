@@ -3,6 +3,7 @@
 
 use super::component::{deserialize_table, every_error};
 use super::diagnostic::{ConfigError, ConfigErrors, KeyPath, SourceText, did_you_mean};
+use super::interpolate::resolve_table;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -300,6 +301,9 @@ impl HostSettings {
         let root = KeyPath::default();
         let mut table: toml::Table = toml::from_str(text)
             .map_err(|e| src.error_at(e.span(), root.clone(), e.message().to_owned()))?;
+        // The file's `${VAR}` and `${file:...}` references (`admin.token =
+        // "${file:/run/secrets/weir-admin-token}"`); `WEIR_*` values below are taken as they are.
+        resolve_table(&src, &mut table).map_err(ConfigErrors)?;
         let mut errors = Vec::new();
         // Which keys the environment set, by which variable.
         let mut from_env: Vec<(String, String)> = Vec::new();

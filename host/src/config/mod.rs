@@ -4,11 +4,13 @@
 //! with their connectors.
 //!
 //! Mistakes are reported as [`ConfigError`]s that name the file, line, column and key, and what
-//! was expected; nothing here panics on input.
+//! was expected; nothing here panics on input. `${VAR}` and `${file:...}` references in string
+//! values are resolved as a file is loaded ([`interpolate`]).
 
 pub(crate) mod component;
 pub mod diagnostic;
 pub mod host;
+pub(crate) mod interpolate;
 
 pub use diagnostic::{ConfigError, ConfigErrors, KeyPath, SourceText};
 pub use host::HostSettings;

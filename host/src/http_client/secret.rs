@@ -72,6 +72,13 @@ pub(crate) enum SecretError {
 impl Secret {
     /// Reads the value. A file's final newline (`echo`, editors) is not part of it.
     pub(crate) fn read(&self) -> Result<String, SecretError> {
+        let value = self.read_value()?;
+        // Masked in every output from now on, as `${...}` values are.
+        crate::redact::register(&value);
+        Ok(value)
+    }
+
+    fn read_value(&self) -> Result<String, SecretError> {
         match self {
             Secret::Env(var) => std::env::var(var).map_err(|e| match e {
                 std::env::VarError::NotPresent => SecretError::NotSet(var.clone()),

@@ -5,6 +5,7 @@ use super::policy::{Ordering, Retry};
 use super::target::TargetConfig;
 use crate::config::component::{deserialize_table, every_error};
 use crate::config::diagnostic::{ConfigError, ConfigErrors, KeyPath, SourceText};
+use crate::config::interpolate::{Resolved, resolve_table};
 use crate::lookup::{OpenError, TableConfig, Tables};
 use crate::plugin::PluginConfig;
 use crate::sink::SinkConfig;
@@ -42,6 +43,8 @@ pub struct PipelineConfig {
     /// `[pipeline] correlation_id`: where an event's correlation id is (`<$.data.requestId>`);
     /// events without one use their id ([`crate::event::Envelope::correlation_id`]).
     pub correlation_id: Option<crate::template::Template>,
+    /// What the file's `${...}` references resolved to (a digest: a reload compares it).
+    pub(crate) resolved: Resolved,
 }
 
 /// The file's sections, each kept as a table and parsed on its own, so that a mistake in one
@@ -106,8 +109,11 @@ pub fn load_pipeline(file: &Path) -> Result<PipelineConfig, ConfigErrors> {
 pub fn parse_pipeline(file: &Path, text: &str) -> Result<PipelineConfig, ConfigErrors> {
     let src = SourceText::parse(file, text)?;
     let root = KeyPath::default();
-    let document: toml::Table = toml::from_str(text)
+    let mut document: toml::Table = toml::from_str(text)
         .map_err(|e| src.error_at(e.span(), root.clone(), e.message().to_owned()))?;
+    // `${VAR}` and `${file:...}` first: the sections are read with their values (a reference
+    // that does not resolve would only add a second error at the same key).
+    let resolved = resolve_table(&src, &mut document).map_err(ConfigErrors)?;
     let mut errors = Vec::new();
     let mut missing: Vec<&str> = ["pipeline", "source"]
         .into_iter()
@@ -302,6 +308,7 @@ pub fn parse_pipeline(file: &Path, text: &str) -> Result<PipelineConfig, ConfigE
                 targets,
                 dlq,
                 correlation_id,
+                resolved,
             })
         }
         _ => Err(ConfigErrors(errors)),

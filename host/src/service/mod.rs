@@ -3,8 +3,10 @@
 //! Pipelines are known by the file they come from. A reload (the files changed, SIGHUP, or
 //! `POST /reload`) reads every file again and then:
 //! - a new file's pipeline starts;
-//! - a file whose text changed: its pipeline drains (stops reading, finishes what is in flight,
-//!   saves its checkpoint) and the new version starts;
+//! - a file whose text changed, or whose `${VAR}` / `${file:...}` references now resolve to
+//!   other values (a rotated secret; the files `${file:...}` reads are watched too): its
+//!   pipeline drains (stops reading, finishes what is in flight, saves its checkpoint) and the
+//!   new version starts;
 //! - a removed file's pipeline drains and stops;
 //! - an unchanged file's pipeline is not touched (one that failed is started again: a reload is
 //!   how an operator says "try again");
@@ -17,6 +19,7 @@
 mod watch;
 
 use crate::config::ConfigErrors;
+use crate::config::interpolate::Resolved;
 use crate::exit;
 use crate::observe::status::{State, Status};
 use crate::pipeline::Pipeline;
@@ -89,12 +92,21 @@ impl Inner {
 
 struct Running {
     name: String,
-    /// The file's text when it started: a reload compares it.
+    /// The file's text when it started, and what its `${...}` references resolved to: a
+    /// reload compares both (a rotated secret restarts the pipeline too).
     text: String,
+    resolved: Resolved,
     stop: CancellationToken,
     /// True once the pipeline's task has ended.
     ended: tokio_watch::Receiver<bool>,
     task: tokio::task::AbortHandle,
+}
+
+impl Running {
+    /// Whether `cfg`, read from `text`, is the version that runs.
+    fn same(&self, cfg: &PipelineConfig, text: &str) -> bool {
+        self.text == text && self.resolved == cfg.resolved
+    }
 }
 
 /// What a reload did.
@@ -140,6 +152,18 @@ impl Service {
 
     pub(crate) fn paths(&self) -> &[PathBuf] {
         &self.paths
+    }
+
+    /// The files the running pipelines' `${file:...}` references read (a rotated secret is a
+    /// changed pipeline).
+    pub(crate) fn secret_files(&self) -> Vec<PathBuf> {
+        let inner = self.lock();
+        let mut files: Vec<PathBuf> = (inner.running.values())
+            .flat_map(|r| r.resolved.files.iter().cloned())
+            .collect();
+        files.sort();
+        files.dedup();
+        files
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -261,6 +285,7 @@ impl Service {
     fn start(self: &Arc<Self>, cfg: PipelineConfig, text: String) {
         let name = cfg.name.clone();
         let file = cfg.file.clone();
+        let resolved = cfg.resolved.clone();
         let status = {
             let mut inner = self.lock();
             inner
@@ -282,7 +307,7 @@ impl Service {
                 // For a person reading text logs, the reason on a line of its own; JSON logs
                 // hold only JSON lines.
                 if !crate::logging::json(None) {
-                    eprintln!("error: {e}");
+                    eprintln!("error: {}", crate::redact::redact(e));
                 }
             }
             status.end(error);
@@ -292,6 +317,7 @@ impl Service {
         let running = Running {
             name,
             text,
+            resolved,
             stop,
             ended: ended_rx,
             task: task.abort_handle(),
@@ -351,8 +377,8 @@ impl Service {
             // Names the new set will hold: unchanged running files keep theirs.
             let mut names: BTreeMap<String, PathBuf> = BTreeMap::new();
             for (file, f) in &found {
-                if let (Found::Valid(_, text), Some(r)) = (f, inner.running.get(file))
-                    && &r.text == text
+                if let (Found::Valid(cfg, text), Some(r)) = (f, inner.running.get(file))
+                    && r.same(cfg, text)
                 {
                     names.insert(r.name.clone(), file.clone());
                 }
@@ -372,7 +398,7 @@ impl Service {
                         rejected.insert(file, error);
                     }
                     Found::Valid(cfg, text) => {
-                        let same = running.is_some_and(|r| r.text == text);
+                        let same = running.is_some_and(|r| r.same(&cfg, &text));
                         let failed = running.is_some_and(|r| {
                             *r.ended.borrow()
                                 && inner

@@ -1,4 +1,5 @@
-//! What triggers a reload besides `POST /reload`: the pipeline files changing, and SIGHUP.
+//! What triggers a reload besides `POST /reload`: the pipeline files changing (or the files
+//! their `${file:...}` references read), and SIGHUP.
 //!
 //! The files are polled (names, sizes and modification times), like plugin files
 //! (`plugin/reload.rs`): it sees a file replaced by rename, edited in place or swapped by a
@@ -13,17 +14,17 @@ use std::time::{Duration, SystemTime};
 pub(crate) fn watch_files(service: &Arc<Service>, every: Duration) {
     let service = service.clone();
     tokio::spawn(async move {
-        let mut seen = fingerprint(service.paths());
+        let mut seen = fingerprint(&service);
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
                 _ = service.shutdown.cancelled() => return,
             }
-            let now = fingerprint(service.paths());
+            let now = fingerprint(&service);
             if now != seen {
                 // An editor may still be writing: wait until the files hold still.
                 tokio::time::sleep(every.min(Duration::from_millis(200))).await;
-                seen = fingerprint(service.paths());
+                seen = fingerprint(&service);
                 tracing::info!("pipeline files changed; reloading");
                 service.reload().await;
             }
@@ -45,20 +46,26 @@ pub(crate) fn watch_sighup(service: &Arc<Service>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Each pipeline file's path, size and modification time (following symlinks).
-fn fingerprint(paths: &[PathBuf]) -> Vec<(PathBuf, Option<(u64, SystemTime)>)> {
-    let mut out = Vec::new();
-    for path in paths {
-        let files = match path.is_dir() {
-            true => crate::pipeline::config::pipeline_files_in(path).unwrap_or_default(),
-            false => vec![path.clone()],
-        };
-        for f in files {
+/// Each pipeline file's and secret file's path, size and modification time (following
+/// symlinks: a Kubernetes Secret's update flips one).
+fn fingerprint(service: &Service) -> Vec<(PathBuf, Option<(u64, SystemTime)>)> {
+    let mut files = Vec::new();
+    for path in service.paths() {
+        match path.is_dir() {
+            true => {
+                files.extend(crate::pipeline::config::pipeline_files_in(path).unwrap_or_default())
+            }
+            false => files.push(path.clone()),
+        }
+    }
+    files.extend(service.secret_files());
+    files
+        .into_iter()
+        .map(|f| {
             let stamp = std::fs::metadata(&f)
                 .ok()
                 .and_then(|m| Some((m.len(), m.modified().ok()?)));
-            out.push((f, stamp));
-        }
-    }
-    out
+            (f, stamp)
+        })
+        .collect()
 }

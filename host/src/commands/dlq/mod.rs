@@ -189,6 +189,8 @@ pub fn inspect(file: &Path, settings: &HostSettings) -> i32 {
         "count", "stage", "kind", "first failed", "last failed"
     );
     for ((stage, kind, message), (count, first, last)) in rows {
+        // A reason may quote a URL or a broker address that came from a `${VAR}` secret.
+        let message = crate::redact::redact(&message);
         println!("{count:>7}  {stage:<20} {kind:<10} {first:<24} {last:<24} {message}");
     }
     if unreadable > 0 {
