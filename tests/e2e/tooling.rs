@@ -95,14 +95,16 @@ fn version_commit() -> String {
 fn metrics_carry_the_build_and_the_process() {
     let commit = version_commit();
     let s = Scratch::new();
-    s.write("in.jsonl", order_lines(0..3));
+    // Enough events that the process has used some CPU by the scrape: the kernel counts it in
+    // ticks of 10 ms, and a process that only started can still read 0.
+    s.write("in.jsonl", order_lines(0..20_000));
     let p = s.write(
         "p.toml",
         "[pipeline]\nname = \"scraped\"\n[source]\ntype = \"file\"\npath = \"in.jsonl\"\nfollow = true\n\
          [sink]\ntype = \"file\"\npath = \"out.jsonl\"\n",
     );
     let (child, address) = s.serve(&p, &[]);
-    wait_logged(&s, "delivery", || lines(&s.path("out.jsonl")).len() == 3);
+    wait_logged(&s, "delivery", || lines(&s.path("out.jsonl")).len() == 20_000);
     let (code, text) = admin_get(&address, "/metrics");
     signal(&child, libc::SIGTERM);
     let _ = wait_exit(child);
