@@ -81,7 +81,12 @@ impl Router {
     /// target (a pipeline may have a thousand).
     pub(crate) fn route(&mut self, slot: &Slot) -> Routed {
         let events = slot.deliverables();
-        let only = self.redriven_to(&slot.event);
+        // With one target there is nothing to choose (and the look into `meta` would cost a
+        // map lookup per event).
+        let only = match self.rules.stages.len() {
+            0 | 1 => None,
+            _ => self.redriven_to(&slot.event),
+        };
         let mut routed: Routed = Vec::new();
         for (k, event) in events.iter().enumerate() {
             self.matching(event);

@@ -431,16 +431,22 @@ impl Source for NatsSource {
         stop: &CancellationToken,
     ) -> Result<Option<Vec<SourceEvent>>, SourceError> {
         if self.pending.is_empty() {
-            tokio::select! {
+            let events = tokio::select! {
                 _ = stop.cancelled() => {
                     self.stop_receiving().await;
                     return Ok(None);
                 }
                 received = self.rx.recv() => match received {
-                    Some(events) => self.pending.extend(events),
+                    Some(events) => events,
                     None => return Ok(None),
                 },
+            };
+            // The usual case: the receiver's batch, alone, goes on as it came (not copied
+            // through `pending`).
+            if events.len() <= self.batch_size && self.rx.is_empty() {
+                return Ok(Some(self.numbered(events)));
             }
+            self.pending.extend(events);
         }
         while self.pending.len() < self.batch_size {
             match self.rx.try_recv() {
@@ -448,17 +454,22 @@ impl Source for NatsSource {
                 Err(_) => break,
             }
         }
-        self.batches = self.batches.wrapping_add(1);
         let n = self.pending.len().min(self.batch_size);
-        let mut batch: Vec<SourceEvent> = self.pending.drain(..n).collect();
-        for e in &mut batch {
-            e.position.partition = self.batches;
-        }
-        Ok(Some(batch))
+        let batch: Vec<SourceEvent> = self.pending.drain(..n).collect();
+        Ok(Some(self.numbered(batch)))
     }
 }
 
 impl NatsSource {
+    /// The next batch: a partition of its own (see `batches`).
+    fn numbered(&mut self, mut batch: Vec<SourceEvent>) -> Vec<SourceEvent> {
+        self.batches = self.batches.wrapping_add(1);
+        for e in &mut batch {
+            e.position.partition = self.batches;
+        }
+        batch
+    }
+
     /// Stops pulling and hands back at once what was pulled and never given to the pipeline.
     async fn stop_receiving(&mut self) {
         self.stop.cancel();
