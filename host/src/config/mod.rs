@@ -9,6 +9,7 @@
 pub(crate) mod component;
 pub mod diagnostic;
 pub mod host;
+pub(crate) mod schema;
 
 pub use diagnostic::{ConfigError, ConfigErrors, KeyPath, SourceText};
 pub use host::HostSettings;
