@@ -2,6 +2,7 @@
 //! passes, with the real binary; nothing is overwritten.
 
 use crate::support::*;
+use std::path::{Path, PathBuf};
 
 const SOURCES: [&str; 7] = [
     "file", "kafka", "sqs", "http", "rabbitmq", "nats", "schedule",
@@ -91,34 +92,25 @@ fn an_existing_file_an_unknown_kind_and_a_bad_name_are_refused() {
     );
 }
 
-#[test]
-fn a_new_rust_plugin_builds_outside_the_repository_and_passes_plugin_test() {
+/// `weir new plugin tagger --lang LANG` in a temporary folder, built there by its own
+/// build.sh (with `build_args` and `build_env`): `weir plugin test` passes on its sample events
+/// and config.
+fn new_plugin_builds_and_passes(lang: &str, build_args: &[&str], build_env: (&str, PathBuf)) {
     let s = Scratch::new();
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let out = weir()
-        .args(["new", "plugin", "tagger", "--lang", "rust", "--weir-repo"])
-        .arg(&root)
+        .args(["new", "plugin", "tagger", "--lang", lang, "--weir-repo"])
+        .arg(root())
         .current_dir(s.dir.path())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let project = s.path("tagger");
-    for file in [
-        "Cargo.toml",
-        "Cargo.lock",
-        "src/lib.rs",
-        "wit/plugin.wit",
-        "build.sh",
-        "events.jsonl",
-        "config.json",
-    ] {
+    for file in ["wit/plugin.wit", "build.sh", "events.jsonl", "config.json"] {
         assert!(project.join(file).is_file(), "{file} written");
     }
-    // Its own build script, in the temporary folder, offline from the crates weir's plugins use;
-    // the dependencies' build is kept between runs in a target folder of the repository's.
     let build = std::process::Command::new(project.join("build.sh"))
-        .args(["--offline", "-j", "2", "-q"])
-        .env("CARGO_TARGET_DIR", root.join("var/new-plugin-target"))
+        .args(build_args)
+        .env(build_env.0, build_env.1)
         .current_dir(&project)
         .output()
         .unwrap();
@@ -141,7 +133,7 @@ fn a_new_rust_plugin_builds_outside_the_repository_and_passes_plugin_test() {
     assert_eq!(text.matches("\"tagged\":\"tagger\"").count(), 2, "{text}");
 
     let out = weir()
-        .args(["new", "plugin", "tagger"])
+        .args(["new", "plugin", "tagger", "--lang", lang])
         .current_dir(s.dir.path())
         .output()
         .unwrap();
@@ -151,4 +143,28 @@ fn a_new_rust_plugin_builds_outside_the_repository_and_passes_plugin_test() {
         "{}",
         stderr(&out)
     );
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+#[test]
+fn a_new_rust_plugin_builds_outside_the_repository_and_passes_plugin_test() {
+    // Offline, from the crates weir's plugins use (its Cargo.lock is copied); the dependencies'
+    // build is kept between runs in a target folder of the repository's.
+    let target = root().join("var/new-plugin-target");
+    new_plugin_builds_and_passes(
+        "rust",
+        &["--offline", "-j", "2", "-q"],
+        ("CARGO_TARGET_DIR", target),
+    );
+}
+
+#[test]
+fn a_new_python_plugin_builds_outside_the_repository_and_passes_plugin_test() {
+    // componentize-py as scripts/build-plugins.sh installs it.
+    let componentize = root().join("var/py-venv/bin/componentize-py");
+    assert!(componentize.is_file(), "run scripts/build-plugins.sh first");
+    new_plugin_builds_and_passes("python", &[], ("COMPONENTIZE_PY", componentize));
 }

@@ -1,4 +1,4 @@
-//! `weir new plugin NAME --lang rust [--dir DIR] [--weir-repo REPO]`: writes `DIR/NAME/`, a
+//! `weir new plugin NAME --lang rust|python [--dir DIR] [--weir-repo REPO]`: writes `DIR/NAME/`, a
 //! plugin project that builds on its own, outside this repository: its manifest, its source, a
 //! copy of the plugin contract (wit/plugin.wit), a build script, sample events and a config
 //! that `weir plugin test` passes on.
@@ -14,7 +14,17 @@ use std::path::{Path, PathBuf};
 /// The plugin contract, copied into the project so that it is self-contained.
 const WIT: &str = include_str!("../../../../wit/plugin.wit");
 
-/// A Rust plugin's files: (path in the project, template).
+/// Every plugin's files besides its language's: (path in the project, template).
+const COMMON: &[(&str, &str)] = &[
+    (
+        "events.jsonl",
+        include_str!("templates/plugin/events.jsonl"),
+    ),
+    ("config.json", include_str!("templates/plugin/config.json")),
+    ("wit/plugin.wit", WIT),
+];
+
+/// A Rust plugin's own files.
 const RUST: &[(&str, &str)] = &[
     (
         "Cargo.toml",
@@ -22,20 +32,17 @@ const RUST: &[(&str, &str)] = &[
     ),
     ("src/lib.rs", include_str!("templates/plugin-rust/lib.rs")),
     ("build.sh", include_str!("templates/plugin-rust/build.sh")),
-    (
-        "events.jsonl",
-        include_str!("templates/plugin-rust/events.jsonl"),
-    ),
-    (
-        "config.json",
-        include_str!("templates/plugin-rust/config.json"),
-    ),
-    ("wit/plugin.wit", WIT),
+];
+
+/// A Python plugin's own files (componentize-py makes its bindings when it builds).
+const PYTHON: &[(&str, &str)] = &[
+    ("app.py", include_str!("templates/plugin-python/app.py")),
+    ("build.sh", include_str!("templates/plugin-python/build.sh")),
 ];
 
 pub struct PluginArgs {
     pub name: String,
-    /// `rust` (JavaScript and Python are not written yet).
+    /// `rust` or `python` (JavaScript is not written yet).
     pub lang: String,
     /// Where the project's folder goes (default: the working directory).
     pub dir: PathBuf,
@@ -64,15 +71,18 @@ pub fn plugin(args: &PluginArgs) -> i32 {
 
 fn write(args: &PluginArgs) -> Result<PathBuf, String> {
     check_name(&args.name)?;
-    if args.lang != "rust" {
-        return Err(format!(
-            "--lang {}: only `rust` plugins can be started yet (for JavaScript and Python, see plugins/README.md and the examples plugins/reshape-js, plugins/reshape-py)",
-            args.lang
-        ));
-    }
-    let (alloc_dep, alloc_use, lock) = match &args.weir_repo {
-        None => (String::new(), String::new(), None),
-        Some(repo) => allocator(repo)?,
+    let files = match args.lang.as_str() {
+        "rust" => RUST,
+        "python" => PYTHON,
+        other => {
+            return Err(format!(
+                "--lang {other}: `rust` or `python` (for JavaScript, start from plugins/reshape-js: plugins/README.md)"
+            ));
+        }
+    };
+    let (alloc_dep, alloc_use, lock) = match (&args.weir_repo, args.lang == "rust") {
+        (Some(repo), true) => allocator(repo)?,
+        _ => (String::new(), String::new(), None),
     };
     let project = args.dir.join(&args.name);
     std::fs::create_dir(&project).map_err(|e| match e.kind() {
@@ -82,7 +92,7 @@ fn write(args: &PluginArgs) -> Result<PathBuf, String> {
         _ => format!("cannot create {}: {e}", project.display()),
     })?;
     let crate_name = args.name.replace('-', "_");
-    for (path, template) in RUST {
+    for (path, template) in COMMON.iter().chain(files) {
         let text = template
             .replace("%ALLOC_DEP%", &alloc_dep)
             .replace("%ALLOC_USE%", &alloc_use)
