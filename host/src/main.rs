@@ -279,7 +279,7 @@ enum NewCommand {
     Plugin {
         #[arg(value_name = "NAME")]
         name: String,
-        /// The plugin's language: rust or python (javascript not yet)
+        /// The plugin's language: rust, javascript or python
         #[arg(long, value_name = "LANG", default_value = "rust")]
         lang: String,
         /// Where to write the project's folder

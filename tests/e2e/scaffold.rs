@@ -93,9 +93,14 @@ fn an_existing_file_an_unknown_kind_and_a_bad_name_are_refused() {
 }
 
 /// `weir new plugin tagger --lang LANG` in a temporary folder, built there by its own
-/// build.sh (with `build_args` and `build_env`): `weir plugin test` passes on its sample events
-/// and config.
-fn new_plugin_builds_and_passes(lang: &str, build_args: &[&str], build_env: (&str, PathBuf)) {
+/// build.sh (with `build_args` and `build_env`, after `prepare`): `weir plugin test` passes on
+/// its sample events and config.
+fn new_plugin_builds_and_passes(
+    lang: &str,
+    prepare: impl FnOnce(&Path),
+    build_args: &[&str],
+    build_env: (&str, PathBuf),
+) {
     let s = Scratch::new();
     let out = weir()
         .args(["new", "plugin", "tagger", "--lang", lang, "--weir-repo"])
@@ -108,6 +113,7 @@ fn new_plugin_builds_and_passes(lang: &str, build_args: &[&str], build_env: (&st
     for file in ["wit/plugin.wit", "build.sh", "events.jsonl", "config.json"] {
         assert!(project.join(file).is_file(), "{file} written");
     }
+    prepare(&project);
     let build = std::process::Command::new(project.join("build.sh"))
         .args(build_args)
         .env(build_env.0, build_env.1)
@@ -156,6 +162,7 @@ fn a_new_rust_plugin_builds_outside_the_repository_and_passes_plugin_test() {
     let target = root().join("var/new-plugin-target");
     new_plugin_builds_and_passes(
         "rust",
+        |_| {},
         &["--offline", "-j", "2", "-q"],
         ("CARGO_TARGET_DIR", target),
     );
@@ -166,5 +173,17 @@ fn a_new_python_plugin_builds_outside_the_repository_and_passes_plugin_test() {
     // componentize-py as scripts/build-plugins.sh installs it.
     let componentize = root().join("var/py-venv/bin/componentize-py");
     assert!(componentize.is_file(), "run scripts/build-plugins.sh first");
-    new_plugin_builds_and_passes("python", &[], ("COMPONENTIZE_PY", componentize));
+    new_plugin_builds_and_passes("python", |_| {}, &[], ("COMPONENTIZE_PY", componentize));
+}
+
+#[test]
+fn a_new_javascript_plugin_builds_outside_the_repository_and_passes_plugin_test() {
+    // componentize-js as scripts/build-plugins.sh installs it for the example plugins (the same
+    // pinned versions): linked rather than installed again from the registry.
+    let modules = root().join("plugins/reshape-js/node_modules");
+    assert!(modules.is_dir(), "run scripts/build-plugins.sh first");
+    let link = |project: &Path| {
+        std::os::unix::fs::symlink(&modules, project.join("node_modules")).unwrap();
+    };
+    new_plugin_builds_and_passes("javascript", link, &[], ("NO_UPDATE_NOTIFIER", "1".into()));
 }

@@ -1,4 +1,4 @@
-//! `weir new plugin NAME --lang rust|python [--dir DIR] [--weir-repo REPO]`: writes `DIR/NAME/`, a
+//! `weir new plugin NAME --lang rust|javascript|python [--dir DIR] [--weir-repo REPO]`: writes `DIR/NAME/`, a
 //! plugin project that builds on its own, outside this repository: its manifest, its source, a
 //! copy of the plugin contract (wit/plugin.wit), a build script, sample events and a config
 //! that `weir plugin test` passes on.
@@ -34,6 +34,26 @@ const RUST: &[(&str, &str)] = &[
     ("build.sh", include_str!("templates/plugin-rust/build.sh")),
 ];
 
+/// A JavaScript plugin's own files (componentize-js, from npm, builds it).
+const JAVASCRIPT: &[(&str, &str)] = &[
+    (
+        "plugin.js",
+        include_str!("templates/plugin-javascript/plugin.js"),
+    ),
+    (
+        "build.mjs",
+        include_str!("templates/plugin-javascript/build.mjs"),
+    ),
+    (
+        "package.json",
+        include_str!("templates/plugin-javascript/package.json"),
+    ),
+    (
+        "build.sh",
+        include_str!("templates/plugin-javascript/build.sh"),
+    ),
+];
+
 /// A Python plugin's own files (componentize-py makes its bindings when it builds).
 const PYTHON: &[(&str, &str)] = &[
     ("app.py", include_str!("templates/plugin-python/app.py")),
@@ -42,7 +62,7 @@ const PYTHON: &[(&str, &str)] = &[
 
 pub struct PluginArgs {
     pub name: String,
-    /// `rust` or `python` (JavaScript is not written yet).
+    /// `rust`, `javascript` or `python`.
     pub lang: String,
     /// Where the project's folder goes (default: the working directory).
     pub dir: PathBuf,
@@ -73,12 +93,9 @@ fn write(args: &PluginArgs) -> Result<PathBuf, String> {
     check_name(&args.name)?;
     let files = match args.lang.as_str() {
         "rust" => RUST,
+        "javascript" => JAVASCRIPT,
         "python" => PYTHON,
-        other => {
-            return Err(format!(
-                "--lang {other}: `rust` or `python` (for JavaScript, start from plugins/reshape-js: plugins/README.md)"
-            ));
-        }
+        other => return Err(format!("--lang {other}: `rust`, `javascript` or `python`")),
     };
     let (alloc_dep, alloc_use, lock) = match (&args.weir_repo, args.lang == "rust") {
         (Some(repo), true) => allocator(repo)?,
