@@ -167,6 +167,31 @@ impl Stages {
         })
     }
 
+    /// How the pipeline's source reads records: the sample events are read the same way.
+    pub(crate) fn read_settings(&self) -> ReadSettings {
+        self.cfg.source.read_settings()
+    }
+
+    /// Takes a batch of events through the stages: what becomes of each, in order.
+    pub(crate) fn evaluate(&mut self, batch: Vec<SourceEvent>) -> Vec<Outcome> {
+        let mut slots: Vec<Slot> = batch
+            .into_iter()
+            .map(|ev| {
+                let fate = match ev.problem {
+                    None => Fate::Pending,
+                    Some(why) => Fate::Failed(Failure::now("source", "malformed", why, 1, None)),
+                };
+                Slot::new(ev.position, ev.envelope, fate)
+            })
+            .collect();
+        let notes = self.run(&mut slots);
+        slots
+            .iter()
+            .zip(notes)
+            .map(|(slot, note)| outcome(slot, note))
+            .collect()
+    }
+
     /// Takes a batch through the stages as `weir run` would: filters, key, plugins, then what
     /// the sink would make of what is left. Every slot ends `Filtered`, `Failed` or `Delivered`.
     fn run(&mut self, slots: &mut [Slot]) -> Vec<Note> {
@@ -345,33 +370,6 @@ fn explain(patterns: &[Pattern], event: &Envelope) -> Vec<Why> {
             })
         })
         .collect()
-}
-
-impl Stages {
-    /// How the pipeline's source reads records: the sample events are read the same way.
-    pub(crate) fn read_settings(&self) -> ReadSettings {
-        self.cfg.source.read_settings()
-    }
-
-    /// Takes a batch of events through the stages: what becomes of each, in order.
-    pub(crate) fn evaluate(&mut self, batch: Vec<SourceEvent>) -> Vec<Outcome> {
-        let mut slots: Vec<Slot> = batch
-            .into_iter()
-            .map(|ev| {
-                let fate = match ev.problem {
-                    None => Fate::Pending,
-                    Some(why) => Fate::Failed(Failure::now("source", "malformed", why, 1, None)),
-                };
-                Slot::new(ev.position, ev.envelope, fate)
-            })
-            .collect();
-        let notes = self.run(&mut slots);
-        slots
-            .iter()
-            .zip(notes)
-            .map(|(slot, note)| outcome(slot, note))
-            .collect()
-    }
 }
 
 /// What became of a slot that [`Stages::run`] ended.
