@@ -14,13 +14,14 @@ use rdkafka::ClientConfig;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// A string or a list of them: `brokers = "host:9092"` or `["a:9092", "b:9092"]`, `topics`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub(crate) enum Names {
     One(String),
@@ -43,7 +44,7 @@ impl Names {
 
 /// A librdkafka property value: TOML strings, integers, floats and booleans are all accepted and
 /// passed on as text.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub(crate) enum Property {
     Text(String),

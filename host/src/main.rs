@@ -126,9 +126,25 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         input: PathBuf,
     },
+    /// Run pipelines' tests (`*.test.toml` files, or folders of them): input events and what
+    /// each must become, through the filters, plugins and templates as `weir dry-run` runs them
+    /// (exit 0 all pass, 1 some fail, 2 a test file, pipeline or plugin cannot be loaded)
+    Test {
+        #[arg(required = true, value_name = "TESTS")]
+        paths: Vec<PathBuf>,
+        /// Also write the results as JUnit XML to FILE
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+    },
     /// EventBridge event patterns
     #[command(subcommand)]
     Pattern(PatternCommand),
+    /// Start a pipeline file or a plugin project from a template
+    #[command(subcommand)]
+    New(NewCommand),
+    /// JSON Schemas of weir's files, for editors and CI
+    #[command(subcommand)]
+    Schema(SchemaCommand),
     /// Wasm plugins
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -266,6 +282,47 @@ enum PluginCommand {
 }
 
 #[derive(Subcommand)]
+enum NewCommand {
+    /// Write NAME.toml: a commented pipeline from a source to a sink that `weir check` passes
+    /// (and NAME.events.jsonl, a sample input, for a file source)
+    Pipeline {
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// The source kind: file, kafka, sqs, http, rabbitmq, nats, schedule
+        #[arg(long, value_name = "KIND")]
+        source: String,
+        /// The sink kind: stdout, file, kafka, sqs, http, rabbitmq, nats
+        #[arg(long, value_name = "KIND")]
+        sink: String,
+        /// Where to write the files
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Write NAME/: a plugin project that builds on its own (build.sh), with sample events and a
+    /// config that `weir plugin test` passes on
+    Plugin {
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// The plugin's language: rust, javascript or python
+        #[arg(long, value_name = "LANG", default_value = "rust")]
+        lang: String,
+        /// Where to write the project's folder
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        dir: PathBuf,
+        /// A checkout of weir: the plugin then uses weir's allocator for plugins
+        /// (plugins/alloc) and the versions weir's own plugins are built with
+        #[arg(long, value_name = "DIR")]
+        weir_repo: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum SchemaCommand {
+    /// The pipeline file's JSON Schema (draft-07), on stdout
+    Pipeline,
+}
+
+#[derive(Subcommand)]
 enum PatternCommand {
     /// Read {"pattern": P, "event": E} JSON lines on stdin; write {"match": true|false} or {"error": "..."} per line
     Check,
@@ -321,6 +378,29 @@ fn main() {
             commands::check::check(paths, settings, connect)
         }
         Command::Pattern(PatternCommand::Check) => commands::pattern::check(),
+        Command::Schema(SchemaCommand::Pipeline) => commands::schema::pipeline(),
+        Command::New(NewCommand::Plugin {
+            ref name,
+            ref lang,
+            ref dir,
+            ref weir_repo,
+        }) => commands::new::plugin(&commands::new::PluginArgs {
+            name: name.clone(),
+            lang: lang.clone(),
+            dir: dir.clone(),
+            weir_repo: weir_repo.clone(),
+        }),
+        Command::New(NewCommand::Pipeline {
+            ref name,
+            ref source,
+            ref sink,
+            ref dir,
+        }) => commands::new::pipeline(&commands::new::PipelineArgs {
+            name: name.clone(),
+            source: source.clone(),
+            sink: sink.clone(),
+            dir: dir.clone(),
+        }),
         Command::Pattern(PatternCommand::Test {
             ref pattern,
             ref event,
@@ -368,6 +448,16 @@ fn main() {
             ref input,
         } => match settings(&cli, cli.config.as_deref(), None, false) {
             Some(_) => commands::dry_run::dry_run(pipeline, input),
+            None => exit::USAGE,
+        },
+        Command::Test {
+            ref paths,
+            ref junit,
+        } => match settings(&cli, cli.config.as_deref(), None, false) {
+            Some(_) => commands::test::test(&commands::test::TestArgs {
+                paths: paths.clone(),
+                junit: junit.clone(),
+            }),
             None => exit::USAGE,
         },
         Command::Dlq(DlqCommand::Inspect {

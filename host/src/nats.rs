@@ -6,12 +6,13 @@
 //! offered.
 
 use crate::http_client::{Secret, SecretError};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// A server URL or a list of them: `servers = "nats://127.0.0.1:4222"` or `["a:4222", "b:4222"]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub(crate) enum Servers {
     One(String),

@@ -104,7 +104,9 @@ fn metrics_carry_the_build_and_the_process() {
          [sink]\ntype = \"file\"\npath = \"out.jsonl\"\n",
     );
     let (child, address) = s.serve(&p, &[]);
-    wait_logged(&s, "delivery", || lines(&s.path("out.jsonl")).len() == 20_000);
+    wait_logged(&s, "delivery", || {
+        lines(&s.path("out.jsonl")).len() == 20_000
+    });
     let (code, text) = admin_get(&address, "/metrics");
     signal(&child, libc::SIGTERM);
     let _ = wait_exit(child);

@@ -11,6 +11,7 @@ pub(crate) mod component;
 pub mod diagnostic;
 pub mod host;
 pub(crate) mod interpolate;
+pub(crate) mod schema;
 
 pub use diagnostic::{ConfigError, ConfigErrors, KeyPath, SourceText};
 pub use host::HostSettings;

@@ -16,6 +16,31 @@ pub(crate) enum Secret {
 pub(crate) const SECRET_SHAPE: &str = "give `{ env = \"VAR\" }` (an environment variable) or \
     `{ file = \"/run/secrets/name\" }` (a file) to read the value from";
 
+/// `{ env = "VAR" }` or `{ file = "path" }`, each a non-empty string; nothing else.
+impl schemars::JsonSchema for Secret {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Secret".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let one = |key: &str, what: &str| {
+            serde_json::json!({
+                "type": "object",
+                "properties": { key: { "type": "string", "minLength": 1, "description": what } },
+                "required": [key],
+                "additionalProperties": false,
+            })
+        };
+        schemars::json_schema!({
+            "description": format!("A secret, referred to and never written here: {SECRET_SHAPE}."),
+            "oneOf": [
+                one("env", "The environment variable that holds the value."),
+                one("file", "The file that holds the value."),
+            ],
+        })
+    }
+}
+
 /// From `{ env = "VAR" }` or `{ file = "path" }`. Whatever else is written there is never
 /// echoed in the error: it may be the very secret that must not be in the file.
 impl<'de> Deserialize<'de> for Secret {

@@ -3,8 +3,10 @@
 //! (`password_env`, `password_file`), resolved when the table opens (secret.rs).
 
 use crate::config::component::{deserialize_table, take_key, take_kind};
+use crate::config::schema::{KeysSchema, KindSchema, keys_of, one_of_kinds};
 use crate::config::{ConfigError, KeyPath, SourceText};
 use crate::http_client::Secret;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -68,14 +70,14 @@ pub(crate) enum Backend {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum FileFormat {
     Csv,
     Jsonl,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum RedisCommand {
     /// `GET prefix+key` (MGET for many keys): the value, as it is if it is JSON, else as a string.
@@ -108,32 +110,89 @@ impl Default for TableLimits {
     }
 }
 
-#[derive(Deserialize)]
+/// `type = "file"`'s own keys.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
+    /// A CSV or JSON lines file (.csv, .jsonl, .ndjson), loaded whole and reloaded when it
+    /// changes.
     path: String,
+    /// The key column (CSV) or field (JSON lines).
     key: String,
+    /// `csv` or `jsonl` (default: by the file's extension).
     #[serde(default)]
     format: Option<FileFormat>,
 }
 
-#[derive(Deserialize)]
+/// `type = "redis"`'s own keys.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawRedis {
+    /// `redis://host:port/db`, with no password in it.
     url: String,
+    /// Put before each key.
     #[serde(default)]
     key_prefix: String,
+    /// How a key is read.
     #[serde(default)]
     command: RedisCommand,
 }
 
-#[derive(Deserialize)]
+/// `type = "postgres"`'s own keys.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawPostgres {
+    /// libpq's `key=value` form or a `postgresql://` URL, with no password in it.
     connection: String,
+    /// One statement with `$1`, the key (`SELECT tier FROM customers WHERE id = $1`).
     query: String,
+    /// Connections at most (default 4).
     #[serde(default)]
+    #[schemars(range(min = 1, max = MAX_POOL_SIZE))]
     pool_size: Option<u64>,
+}
+
+/// The schema of [`COMMON_KEYS`] but `type` (read one by one by [`TableConfig::parse`]).
+#[derive(JsonSchema)]
+#[allow(dead_code)] // a schema only
+struct CommonKeys {
+    /// What plugins' `tables` grants and their lookups name the table by.
+    name: String,
+    /// How long an answer (a row or none) is kept, in seconds; 0: no cache (default 60).
+    #[serde(default)]
+    #[schemars(range(max = MAX_TTL_S))]
+    cache_ttl_s: Option<u64>,
+    /// Answers kept at most (default 10000).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = MAX_CACHE_ENTRIES))]
+    cache_max_entries: Option<u64>,
+    /// Backend calls under way at once, for all plugins and lanes together (default 16).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = MAX_CONCURRENCY))]
+    max_concurrency: Option<u64>,
+    /// Bound of one backend call (default 1000).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = MAX_TIMEOUT_MS))]
+    timeout_ms: Option<u64>,
+    /// Redis and PostgreSQL: the environment variable that holds the password.
+    #[serde(default)]
+    password_env: Option<String>,
+    /// Redis and PostgreSQL: the file that holds the password.
+    #[serde(default)]
+    password_file: Option<String>,
+}
+
+/// The schema of the `[[table]]` entries (`weir schema pipeline`).
+pub(crate) fn tables_schema(generator: &mut SchemaGenerator) -> Schema {
+    let common = keys_of::<CommonKeys>(generator);
+    let kinds = [
+        ("file", keys_of::<RawFile> as KeysSchema),
+        ("redis", keys_of::<RawRedis>),
+        ("postgres", keys_of::<RawPostgres>),
+    ]
+    .map(|(kind, keys)| KindSchema { kind, keys });
+    let table = one_of_kinds(generator, "table", kinds, &[&common]);
+    schemars::json_schema!({ "type": "array", "items": table })
 }
 
 impl TableConfig {
@@ -464,6 +523,23 @@ fn valid_name(name: &str) -> bool {
 mod tests {
     use super::*;
     use std::path::Path;
+
+    /// The schema is written beside the hand-read keys: it must name the same ones.
+    #[test]
+    fn the_schema_has_every_kind_and_common_key() {
+        let schema = tables_schema(&mut schemars::SchemaGenerator::default()).to_value();
+        let table = &schema["items"];
+        assert_eq!(
+            table["properties"]["type"]["enum"],
+            serde_json::json!(KINDS)
+        );
+        for variant in table["oneOf"].as_array().unwrap() {
+            let keys = variant["properties"].as_object().unwrap();
+            for key in COMMON_KEYS {
+                assert!(keys.contains_key(*key), "{key} in {variant}");
+            }
+        }
+    }
 
     fn parse(text: &str) -> Result<TableConfig, Vec<ConfigError>> {
         let src = SourceText::parse(Path::new("p.toml"), text).map_err(|e| vec![e])?;

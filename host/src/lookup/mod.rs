@@ -30,7 +30,7 @@ mod secret;
 
 use cache::Cache;
 use config::Backend as Configured;
-pub(crate) use config::TableConfig;
+pub(crate) use config::{TableConfig, tables_schema};
 use file::FileTable;
 use limit::CallLimit;
 use metrics::TableMetrics;

@@ -11,6 +11,7 @@ use crate::plugin::PluginConfig;
 use crate::sink::SinkConfig;
 use crate::source::SourceConfig;
 use crate::template::Template;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -48,41 +49,73 @@ pub struct PipelineConfig {
 }
 
 /// The file's sections, each kept as a table and parsed on its own, so that a mistake in one
-/// does not hide those of the others.
-#[derive(Deserialize, Default)]
+/// does not hide those of the others. Its schema (`weir schema pipeline`, schema.rs) is each
+/// section's as its own parser reads it.
+#[derive(Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
+#[schemars(
+    title = "weir pipeline",
+    description = "A weir pipeline file: a source, filters, plugins and a sink or targets."
+)]
 struct RawPipelineFile {
+    /// The pipeline's name and settings.
     #[serde(default)]
+    #[schemars(with = "Option<PipelineSection>")]
     pipeline: Option<toml::Table>,
+    /// Where events come from.
     #[serde(default)]
+    #[schemars(schema_with = "crate::source::schema")]
     source: Option<toml::Table>,
+    /// Event patterns (EventBridge's language): an event is kept when one of them matches.
     #[serde(default)]
+    #[schemars(with = "Vec<FilterSection>")]
     filter: Vec<toml::Table>,
+    /// Lookup tables that plugins are granted by name.
     #[serde(default)]
+    #[schemars(schema_with = "crate::lookup::tables_schema")]
     table: Vec<toml::Table>,
+    /// Wasm plugins, run in order after the filters.
     #[serde(default)]
+    #[schemars(with = "Vec<crate::plugin::config::RawPlugin>")]
     plugin: Vec<toml::Table>,
+    /// How events are spread over lanes, and which keep their order.
     #[serde(default)]
+    #[schemars(with = "Option<super::policy::RawOrdering>")]
     ordering: Option<toml::Table>,
+    /// What happens when an event fails.
     #[serde(default)]
+    #[schemars(with = "Option<super::policy::RawRetry>")]
     retry: Option<toml::Table>,
+    /// Where events go, when they go to one place (else `[[target]]`).
     #[serde(default)]
+    #[schemars(schema_with = "crate::sink::schema")]
     sink: Option<toml::Table>,
+    /// Where events go: each target with its rule (`when`) and its sink (else `[sink]`).
     #[serde(default)]
+    #[schemars(schema_with = "super::target::targets_schema")]
     target: Vec<toml::Table>,
+    /// Where failed events go (default: the file `<state dir>/dlq.jsonl`).
     #[serde(default)]
+    #[schemars(schema_with = "crate::sink::schema")]
     dlq: Option<toml::Table>,
 }
 
-#[derive(Deserialize)]
+/// `[pipeline]`.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct PipelineSection {
+    /// Names the pipeline in logs, metrics, DLQ records and its state directory: 1 to 100
+    /// letters, digits, `-`, `_` or `.` (not first), unique among the pipelines run together.
     name: String,
+    /// What the pipeline is for, for people reading the file.
     #[serde(default)]
     #[allow(dead_code)] // documentation for people reading the file
     description: Option<String>,
+    /// How often finished positions are made durable (sink synced, then source checkpointed).
     #[serde(default = "default_checkpoint_interval_ms")]
+    #[schemars(range(min = 1))]
     checkpoint_interval_ms: u64,
+    /// Where an event's correlation id is, a template (`<$.data.requestId>`); default: its id.
     #[serde(default)]
     correlation_id: Option<String>,
 }
@@ -91,10 +124,31 @@ fn default_checkpoint_interval_ms() -> u64 {
     1000
 }
 
-#[derive(Deserialize)]
+/// `[[filter]]`.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct FilterSection {
+    /// An EventBridge event pattern, as JSON text, matched against the event's envelope
+    /// (`{"data": {"detail": {"department": ["billing"]}}}`).
     pattern: String,
+}
+
+/// The pipeline file's JSON Schema (draft-07), as `weir schema pipeline` prints it: what the
+/// parser below accepts, key by key (its checks across keys and of values' meaning, such as a
+/// pattern's syntax, are `weir check`'s).
+pub(crate) fn schema() -> serde_json::Value {
+    let generator = schemars::generate::SchemaSettings::draft07().into_generator();
+    let mut schema = generator.into_root_schema_for::<RawPipelineFile>();
+    // Sections the parser requires by hand (above): `[pipeline]`, `[source]`, and `[sink]` or
+    // `[[target]]` but not both.
+    schema.insert("required".into(), serde_json::json!(["pipeline", "source"]));
+    schema.insert(
+        "oneOf".into(),
+        serde_json::json!([{ "required": ["sink"] }, { "required": ["target"] }]),
+    );
+    let mut schema = schema.to_value();
+    crate::config::schema::without_null(&mut schema);
+    schema
 }
 
 /// Reads and validates one pipeline file.
@@ -408,10 +462,10 @@ impl PipelineConfig {
 /// A pipeline name that cannot be one.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid pipeline name {0:?}: use 1 to 100 letters, digits, `-`, `_` or `.` (not first)")]
-struct InvalidName(String);
+pub(crate) struct InvalidName(String);
 
 /// Pipeline names become directory names (state, DLQ) and metric labels.
-fn check_name(name: &str) -> Result<(), InvalidName> {
+pub(crate) fn check_name(name: &str) -> Result<(), InvalidName> {
     let ok = !name.is_empty()
         && name.len() <= 100
         && name
@@ -478,12 +532,18 @@ pub(crate) fn read_pipelines(paths: &[PathBuf]) -> (Vec<PipelineConfig>, Vec<Con
     (pipelines, errors)
 }
 
-/// The `*.toml` files directly in `dir`, sorted by name.
+/// What a test file's name ends with (`orders.test.toml`, `weir test`'s): it lives beside its
+/// pipeline, and is not one.
+pub(crate) const TEST_FILE_SUFFIX: &str = ".test.toml";
+
+/// The `*.toml` files directly in `dir`, sorted by name, but for test files (`*.test.toml`,
+/// `weir test`'s), which live beside their pipelines.
 pub(crate) fn pipeline_files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
-        if path.is_file() && path.extension().is_some_and(|e| e == "toml") {
+        let test = path.to_string_lossy().ends_with(TEST_FILE_SUFFIX);
+        if path.is_file() && path.extension().is_some_and(|e| e == "toml") && !test {
             found.push(path);
         }
     }

@@ -7,6 +7,7 @@ use crate::backoff::Backoff;
 use crate::config::component::deserialize_table;
 use crate::config::{ConfigError, KeyPath, SourceText};
 use crate::template::Template;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -27,14 +28,22 @@ pub struct Ordering {
     pub max_in_flight: usize,
 }
 
-#[derive(Deserialize)]
+/// `[ordering]` as written.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RawOrdering {
+#[schemars(rename = "Ordering")]
+pub(super) struct RawOrdering {
+    /// Where an event's ordering key comes from when the source gives none, a template
+    /// (`<$.data.customerId>`): events of one key keep their order.
     #[serde(default)]
     key: Option<String>,
+    /// How many lanes run side by side (default: 2 x cores).
     #[serde(default)]
+    #[schemars(range(min = 1, max = MAX_LANES))]
     lanes: Option<usize>,
+    /// Events between the source and their end at most (default: 512 per lane, at least 2048).
     #[serde(default)]
+    #[schemars(range(min = 1))]
     max_in_flight: Option<usize>,
 }
 
@@ -113,7 +122,7 @@ impl Ordering {
 }
 
 /// What becomes of an event whose retries are exhausted, or that failed for good at once.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OnFailure {
     /// Written to the dead-letter queue with the reason; the key's next events go on.
@@ -138,15 +147,23 @@ pub struct Retry {
     pub on_failure: OnFailure,
 }
 
-#[derive(Deserialize)]
+/// `[retry]` as written.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RawRetry {
+#[schemars(rename = "Retry")]
+pub(super) struct RawRetry {
+    /// Attempts in all, the first one included (default: no limit).
     #[serde(default)]
+    #[schemars(range(min = 1))]
     max_attempts: Option<u32>,
+    /// `[min, max]` milliseconds between attempts: exponential, jittered.
     #[serde(default = "default_backoff_ms")]
     backoff_ms: [u64; 2],
+    /// Give up on an event this many seconds after weir received it (default: no limit).
     #[serde(default)]
+    #[schemars(range(min = 1))]
     max_record_age_s: Option<u64>,
+    /// What becomes of an event whose retries are exhausted.
     #[serde(default)]
     on_failure: OnFailure,
 }

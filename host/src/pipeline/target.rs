@@ -17,6 +17,7 @@ use super::policy::Retry;
 use crate::config::component::every_error;
 use crate::config::{ConfigError, KeyPath, SourceText};
 use crate::sink::SinkConfig;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 
 /// One target of a pipeline.
 #[derive(Debug, Clone)]
@@ -165,6 +166,43 @@ impl TargetConfig {
             _ => Err(errors),
         }
     }
+}
+
+/// The keys a `[[target]]` takes besides its sink's, read one by one by
+/// [`TargetConfig::parse`]: the schema of a target is its sink's with these added.
+#[derive(JsonSchema)]
+#[allow(dead_code)] // a schema only
+struct TargetKeys {
+    /// Names the target in metrics, logs and DLQ records (`target:NAME`): 1 to 100 letters,
+    /// digits, `-`, `_` or `.`, unique in the pipeline.
+    name: String,
+    /// Which events the target gets: an event pattern, or a list of them OR-ed (JSON text);
+    /// leave it out for every event.
+    #[serde(default)]
+    when: Option<Rule>,
+    /// The target's own `[target.retry]` (default: the pipeline's `[retry]`).
+    #[serde(default)]
+    retry: Option<super::policy::RawRetry>,
+    /// The target's own `[target.dlq]`, a sink (default: the pipeline's `[dlq]`).
+    #[serde(default)]
+    #[schemars(schema_with = "crate::sink::schema")]
+    dlq: Option<()>,
+}
+
+/// `when`: one pattern, or several.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // a schema only
+enum Rule {
+    One(String),
+    Many(#[schemars(length(min = 1))] Vec<String>),
+}
+
+/// The schema of the `[[target]]` entries (`weir schema pipeline`).
+pub(super) fn targets_schema(generator: &mut SchemaGenerator) -> Schema {
+    let keys = TargetKeys::json_schema(generator);
+    let target = crate::sink::schema_with(generator, "target", Some(&keys));
+    schemars::json_schema!({ "type": "array", "items": target })
 }
 
 /// Target names are metric labels and DLQ stages (`target:NAME`).

@@ -3,6 +3,7 @@
 
 use crate::config::component::deserialize_table;
 use crate::config::{ConfigError, KeyPath, SourceText};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -75,25 +76,44 @@ impl Limits {
     }
 }
 
-#[derive(Deserialize)]
+/// `[[plugin]]` as written.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RawPlugin {
+#[schemars(rename = "Plugin")]
+pub(crate) struct RawPlugin {
+    /// The component file (.wasm), relative to the working directory.
     path: String,
+    /// Names the plugin in logs, metrics and DLQ records (`plugin:NAME`); default: the file's
+    /// stem.
     #[serde(default)]
     name: Option<String>,
+    /// Deadline of one batch call, in wall time (default 1000).
     #[serde(default)]
+    #[schemars(range(min = 1, max = MAX_TIMEOUT_MS))]
     timeout_ms: Option<u64>,
+    /// Deadline of instantiating the plugin and calling its `init` (default 5000).
     #[serde(default)]
+    #[schemars(range(min = 1, max = MAX_TIMEOUT_MS))]
     init_timeout_ms: Option<u64>,
+    /// The cap on an instance's memory, in MiB (default 64).
     #[serde(default)]
+    #[schemars(range(min = 1, max = MAX_MEMORY_MB))]
     memory_mb: Option<u64>,
+    /// The plugin's settings, handed to its `init` as JSON.
     #[serde(default)]
+    #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
     config: toml::Table,
+    /// The lookup tables (`[[table]]` names) it may use.
     #[serde(default)]
     tables: Vec<String>,
+    /// What it may request over HTTP.
     #[serde(default)]
+    #[schemars(with = "Option<super::http::RawGrant>")]
     http: Option<toml::Table>,
+    /// Time a batch call may spend waiting on HTTP and lookups, besides `timeout_ms` (default
+    /// 5000 with a grant).
     #[serde(default)]
+    #[schemars(range(min = 1, max = MAX_TIMEOUT_MS))]
     io_budget_ms: Option<u64>,
 }
 

@@ -26,12 +26,13 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureRecord};
 use serde::Deserialize;
+use schemars::JsonSchema;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use topics::Topics;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct KafkaSinkConfig {
     pub brokers: Names,

@@ -5,10 +5,12 @@
 use super::{Body, Encoding, REGISTRY, Rendered, Sink, SinkContext, SinkError, file};
 use crate::config::component::KeyError;
 use crate::config::component::{deserialize_table, take_key, take_kind};
+use crate::config::schema::{KeysSchema, KindSchema, defined, keys_of, one_of_kinds};
 use crate::config::{ConfigError, KeyPath, SourceText};
 use crate::event::Envelope;
 use crate::template::Template;
 use async_trait::async_trait;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::de::DeserializeOwned;
 use std::fmt::Debug;
 use std::path::Path;
@@ -20,7 +22,7 @@ use std::time::Duration;
 /// flow. The kind's name is [`SinkKind::KIND`]; the rest of weir reaches a kind only through
 /// this trait and the `sinks!` list.
 #[async_trait]
-pub trait SinkKind: DeserializeOwned + Debug + Send + Sync + 'static {
+pub trait SinkKind: DeserializeOwned + JsonSchema + Debug + Send + Sync + 'static {
     /// Its table's `type` (`"file"`).
     const KIND: &'static str;
 
@@ -63,10 +65,11 @@ pub trait Render: Send + Sync {
     fn render(&self, body: Rendered<'_>, event: &Envelope) -> Result<serde_json::Value, SinkError>;
 }
 
-/// A registered kind: its name, and how its table is read.
+/// A registered kind: its name, how its table is read, and its table's schema.
 pub(super) struct Registered {
     kind: &'static str,
     parse: Parse,
+    schema: KeysSchema,
 }
 
 /// Reads a table (its `type` removed) into the kind's type.
@@ -77,6 +80,7 @@ impl Registered {
         Registered {
             kind: K::KIND,
             parse: parse_as::<K>,
+            schema: keys_of::<K>,
         }
     }
 }
@@ -97,6 +101,35 @@ fn parse_as<K: SinkKind>(
 /// The registered sink kinds' names, in registration order.
 pub(crate) fn kinds() -> Vec<&'static str> {
     REGISTRY.iter().map(|r| r.kind).collect()
+}
+
+/// The JSON Schema of a `[sink]` or `[dlq]` table: one of the registered kinds, chosen by
+/// `type`, with the keys every kind takes.
+pub(crate) fn schema(generator: &mut SchemaGenerator) -> Schema {
+    defined(generator, "Sink", |g| schema_with(g, "sink", None))
+}
+
+/// [`schema`] for a table that takes `extra` keys besides a sink's (a `[[target]]`'s name and
+/// rule); `what` names it.
+pub(crate) fn schema_with(
+    generator: &mut SchemaGenerator,
+    what: &str,
+    extra: Option<&Schema>,
+) -> Schema {
+    let common = keys_of::<CommonKeys>(generator);
+    let kinds = REGISTRY.iter().map(|r| KindSchema {
+        kind: r.kind,
+        keys: r.schema,
+    });
+    let mut tables = vec![&common];
+    tables.extend(extra);
+    let mut schema = one_of_kinds(generator, what, kinds, &tables);
+    // `encoding` and `template` both say what is written: one or the other.
+    schema.insert(
+        "not".into(),
+        serde_json::json!({ "required": ["encoding", "template"] }),
+    );
+    schema
 }
 
 /// [`SinkKind`] as an object, so that a [`SinkConfig`] holds any kind (a trait with a constant
@@ -146,6 +179,20 @@ pub struct SinkConfig {
 
 /// Keys every sink kind accepts.
 const COMMON_KEYS: &[&str] = &["type", "encoding", "template"];
+
+/// The schema of [`COMMON_KEYS`] but `type` (read one by one by [`SinkConfig::parse`]).
+#[derive(JsonSchema)]
+#[allow(dead_code)] // a schema only
+struct CommonKeys {
+    /// What is written for each event: `data` (its payload, the default) or `envelope` (the
+    /// whole event). Not with `template`.
+    #[serde(default)]
+    encoding: Encoding,
+    /// An input template that renders what is written (`{"order": <$.data.orderId>}`). Not with
+    /// `encoding`.
+    #[serde(default)]
+    template: Option<String>,
+}
 
 impl SinkConfig {
     /// A sink of kind `kind` that writes each event's data ([`Body::default`]).
@@ -246,5 +293,27 @@ impl Preview {
     pub fn render(&self, event: &Envelope) -> Result<serde_json::Value, SinkError> {
         let body = self.body.render(event, &self.pipeline);
         self.render.render(body, event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The schema is written beside the hand-read keys: it must name the same ones, for every
+    /// kind.
+    #[test]
+    fn the_schema_has_every_kind_and_common_key() {
+        let schema = schema_with(&mut SchemaGenerator::default(), "sink", None).to_value();
+        assert_eq!(
+            schema["properties"]["type"]["enum"],
+            serde_json::json!(kinds())
+        );
+        for variant in schema["oneOf"].as_array().unwrap() {
+            let keys = variant["properties"].as_object().unwrap();
+            for key in COMMON_KEYS {
+                assert!(keys.contains_key(*key), "{key} in {variant}");
+            }
+        }
     }
 }

@@ -7,7 +7,7 @@
 
 mod kind;
 
-pub(crate) use kind::{Preview, Render, SinkConfig, SinkKind};
+pub(crate) use kind::{Preview, Render, SinkConfig, SinkKind, schema, schema_with};
 // The README's list of kinds is checked against it (source/mod.rs).
 #[cfg(test)]
 pub(crate) use kind::kinds;
@@ -234,7 +234,7 @@ pub struct SinkContext {
 }
 
 /// The `encoding` key: what a sink writes for each event when it has no `template`.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, schemars::JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Encoding {
     /// The event's `data` as the record came while no stage changed it (a value that was not

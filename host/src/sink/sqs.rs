@@ -20,12 +20,13 @@ use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName, SendMessageBatchRequestEntry};
 use serde::Deserialize;
+use schemars::JsonSchema;
 use sha2::Digest;
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 use tokio::task::JoinSet;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SqsSinkConfig {
     pub queue_url: String,

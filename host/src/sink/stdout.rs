@@ -5,10 +5,11 @@ use super::{Outgoing, Render, Rendered, Sink, SinkContext, SinkError, SinkFailur
 use crate::event::Envelope;
 use async_trait::async_trait;
 use serde::Deserialize;
+use schemars::JsonSchema;
 use tokio::io::{AsyncWriteExt, BufWriter, Stdout};
 use tokio::sync::Mutex;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct StdoutSinkConfig {}
 

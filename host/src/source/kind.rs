@@ -4,8 +4,10 @@
 
 use super::{Acker, Format, REGISTRY, Source, SourceContext, SourceError};
 use crate::config::component::{KeyError, deserialize_table, take_kind};
+use crate::config::schema::{KeysSchema, KindSchema, keys_of, one_of_kinds};
 use crate::config::{ConfigError, KeyPath, SourceText};
 use async_trait::async_trait;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::de::DeserializeOwned;
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -15,7 +17,9 @@ use std::time::Duration;
 /// with it before events flow. The kind's name is [`SourceKind::KIND`]; the rest of weir reaches
 /// a kind only through this trait and the `sources!` list.
 #[async_trait]
-pub(crate) trait SourceKind: DeserializeOwned + Debug + Send + Sync + 'static {
+pub(crate) trait SourceKind:
+    DeserializeOwned + JsonSchema + Debug + Send + Sync + 'static
+{
     /// Its table's `type` (`"file"`), and the `source` of its events' envelopes.
     const KIND: &'static str;
 
@@ -66,10 +70,11 @@ impl ReadSettings {
     }
 }
 
-/// A registered kind: its name, and how its table is read.
+/// A registered kind: its name, how its table is read, and its table's schema.
 pub(super) struct Registered {
     kind: &'static str,
     parse: Parse,
+    schema: KeysSchema,
 }
 
 /// Reads a table (its `type` removed) into the kind's type.
@@ -80,6 +85,7 @@ impl Registered {
         Registered {
             kind: K::KIND,
             parse: parse_as::<K>,
+            schema: keys_of::<K>,
         }
     }
 }
@@ -95,6 +101,15 @@ fn parse_as<K: SourceKind>(
 /// The registered source kinds' names, in registration order.
 pub(crate) fn kinds() -> Vec<&'static str> {
     REGISTRY.iter().map(|r| r.kind).collect()
+}
+
+/// The JSON Schema of a `[source]` table: one of the registered kinds, chosen by `type`.
+pub(crate) fn schema(generator: &mut SchemaGenerator) -> Schema {
+    let kinds = REGISTRY.iter().map(|r| KindSchema {
+        kind: r.kind,
+        keys: r.schema,
+    });
+    one_of_kinds(generator, "source", kinds, &[])
 }
 
 /// [`SourceKind`] as an object, so that a [`SourceConfig`] holds any kind (a trait with a

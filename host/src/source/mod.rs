@@ -12,10 +12,11 @@ mod kind;
 pub(crate) mod prefix;
 pub(crate) mod replay;
 
-pub(crate) use kind::{ReadSettings, SourceConfig, SourceKind, kinds};
+pub(crate) use kind::{ReadSettings, SourceConfig, SourceKind, kinds, schema};
 
 use crate::event::{Envelope, Payload, Position, Problem, RAW_BASE64};
 use async_trait::async_trait;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
@@ -160,7 +161,7 @@ pub(crate) fn check_batch_size(batch_size: usize) -> Result<(), (&'static str, S
 }
 
 /// `format`: how a record's bytes become the event's data, for every source.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     /// JSON records become JSON data; others become string data.

@@ -8,6 +8,7 @@ use crate::config::component::deserialize_table;
 use crate::config::{ConfigError, KeyPath, SourceText};
 use crate::http_client::{SECRET_SHAPE, Secret};
 use http::{HeaderName, Method};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -63,33 +64,49 @@ pub struct CacheSettings {
     pub max_entries: usize,
 }
 
-#[derive(Deserialize)]
+/// `[plugin.http]` as written.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RawGrant {
+#[schemars(rename = "HttpGrant")]
+pub(crate) struct RawGrant {
+    /// URL prefixes the plugin may request (`https://api.example.com/v1/`).
     allow: Vec<String>,
+    /// HTTP methods allowed (default: `GET`).
     #[serde(default)]
     methods: Option<Vec<String>>,
+    /// Per request, connecting to the last byte of the body (default 5000).
     #[serde(default)]
     timeout_ms: Option<u64>,
+    /// Longer response bodies are refused.
     #[serde(default)]
     max_response_bytes: Option<u64>,
+    /// Requests in flight at once, for the plugin as a whole.
     #[serde(default)]
     max_concurrency: Option<u64>,
+    /// Requests started per second, for the plugin as a whole (default: no limit).
     #[serde(default)]
     rate_limit_per_s: Option<u64>,
+    /// PEM certificates trusted besides the system roots.
     #[serde(default)]
     ca_file: Option<String>,
+    /// A cache of GET responses with a 2xx status.
     #[serde(default)]
     cache: Option<RawCache>,
+    /// Headers weir adds to every request, each a secret (`{ env = "API_TOKEN" }`).
     #[serde(default)]
+    #[schemars(with = "std::collections::BTreeMap<String, crate::http_client::Secret>")]
     headers: toml::Table,
 }
 
-#[derive(Deserialize)]
+/// `cache = { ttl_s, max_entries }`.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "HttpCache")]
 struct RawCache {
+    /// How long a response is kept (default 60).
     #[serde(default)]
     ttl_s: Option<u64>,
+    /// Responses kept at most.
     #[serde(default)]
     max_entries: Option<u64>,
 }

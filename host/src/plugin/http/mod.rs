@@ -23,4 +23,5 @@ pub(crate) mod wasi;
 pub(crate) use access::count;
 pub use access::{HttpAccess, HttpSetupError};
 pub use allow::Prefix;
+pub(crate) use grant::RawGrant;
 pub use grant::{CacheSettings, HttpGrant};

@@ -13,11 +13,12 @@ use crate::event::Envelope;
 use crate::config::component::KeyError;
 use async_trait::async_trait;
 use serde::Deserialize;
+use schemars::JsonSchema;
 use shared::{OpenError, SharedFile};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FileSinkConfig {
     /// The file to append to; created with its directories if missing.

@@ -4,10 +4,11 @@ use crate::http_client::Secret;
 use crate::template::Template;
 use http::{HeaderName, Method};
 use serde::Deserialize;
+use schemars::JsonSchema;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct HttpSinkConfig {
     /// Where each request goes, as a template; values inserted are percent-encoded (url.rs).
@@ -53,6 +54,21 @@ pub(crate) enum HeaderSetting {
     Secret(Secret),
 }
 
+/// A template (a string), or a secret (a table).
+impl JsonSchema for HeaderSetting {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "HeaderSetting".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let secret = generator.subschema_for::<Secret>();
+        schemars::json_schema!({
+            "description": "A template that renders the header's value, or a secret that holds it.",
+            "anyOf": [{ "type": "string" }, secret],
+        })
+    }
+}
+
 /// A string is a template; a table is a secret, with the secret's own messages.
 impl<'de> Deserialize<'de> for HeaderSetting {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -79,8 +95,9 @@ impl<'de> Deserialize<'de> for HeaderSetting {
 
 /// `[sink.auth]` as written: one table for every type, so that a mistake is named at its key;
 /// [`AuthTable::auth`] checks it and gives the typed [`Auth`].
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "HttpSinkAuth")]
 pub(crate) struct AuthTable {
     #[serde(rename = "type")]
     kind: AuthKind,
@@ -104,8 +121,9 @@ pub(crate) struct AuthTable {
     audience: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
+#[schemars(rename = "HttpSinkAuthType")]
 enum AuthKind {
     Basic,
     ApiKey,

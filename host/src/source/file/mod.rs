@@ -24,11 +24,12 @@ use async_trait::async_trait;
 use identity::Known;
 use reader::{Generations, LineReader, Losses, RawLine, ReadState, Stream};
 use serde::Deserialize;
+use schemars::JsonSchema;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FileSourceConfig {
     /// The file to read (relative paths are relative to the working directory).
@@ -53,8 +54,9 @@ pub(crate) struct FileSourceConfig {
     pub max_line_bytes: usize,
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
+#[schemars(rename = "FileStart")]
 pub(crate) enum Start {
     #[default]
     Beginning,

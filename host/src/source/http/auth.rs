@@ -7,10 +7,12 @@ use crate::config::component::KeyError;
 use crate::http_client::Secret;
 use aws_lc_rs::hmac;
 use serde::Deserialize;
+use schemars::JsonSchema;
 
 /// `[source.auth]` as written: one table for every type, so that a mistake is named at its key.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "HttpSourceAuth")]
 pub(crate) struct AuthTable {
     #[serde(rename = "type")]
     kind: AuthKind,
@@ -38,20 +40,21 @@ pub(crate) struct AuthTable {
     tolerance_s: Option<u64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
+#[schemars(rename = "HttpSourceAuthType")]
 enum AuthKind {
     Bearer,
     Hmac,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 enum Preset {
     Github,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 enum Algorithm {
     Sha1,
@@ -60,8 +63,9 @@ enum Algorithm {
     Sha512,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
+#[schemars(rename = "SignatureEncoding")]
 enum Encoding {
     Hex,
     Base64,

@@ -4,13 +4,14 @@ use super::auth::AuthTable;
 use crate::config::component::KeyError;
 use crate::source::Format;
 use serde::Deserialize;
+use schemars::JsonSchema;
 use std::net::SocketAddr;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct HttpSourceConfig {
     /// The address to listen on, `host:port`.
@@ -50,7 +51,7 @@ pub(crate) struct HttpSourceConfig {
 }
 
 /// `[source.tls]`: serve HTTPS with this certificate chain and key (PEM files).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TlsFiles {
     pub cert_file: PathBuf,

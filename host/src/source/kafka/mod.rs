@@ -25,12 +25,13 @@ use consumer::Context;
 use offsets::Shared;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use serde::Deserialize;
+use schemars::JsonSchema;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct KafkaSourceConfig {
     /// Bootstrap brokers: `"host:9092"` or a list.
@@ -67,6 +68,21 @@ pub(crate) enum Start {
     Latest,
     /// The text as written, and the time in milliseconds since the epoch.
     Timestamp(String, i64),
+}
+
+/// `earliest`, `latest` or `timestamp:<RFC 3339 time>`.
+impl JsonSchema for Start {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "KafkaStart".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "Where a group without committed offsets starts: `earliest`, `latest`, or `timestamp:<RFC 3339 time>` (the first record at or after it).",
+            "type": "string",
+            "pattern": "^(earliest|latest|timestamp:.+)$",
+        })
+    }
 }
 
 impl<'de> Deserialize<'de> for Start {

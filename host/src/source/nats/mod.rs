@@ -29,6 +29,7 @@ use crate::template::Template;
 use async_trait::async_trait;
 use inflight::InFlight;
 use serde::Deserialize;
+use schemars::JsonSchema;
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -36,7 +37,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NatsSourceConfig {
     pub servers: Servers,
@@ -93,7 +94,7 @@ pub(crate) struct NatsSourceConfig {
     pub max_attempts: Option<u32>,
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum NatsOnFailure {
     #[default]
@@ -102,7 +103,7 @@ pub(crate) enum NatsOnFailure {
 }
 
 /// `deliver_policy` of a consumer weir creates.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum StartAt {
     #[default]

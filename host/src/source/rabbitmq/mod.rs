@@ -26,13 +26,14 @@ use crate::template::Template;
 use async_trait::async_trait;
 use inflight::InFlight;
 use serde::Deserialize;
+use schemars::JsonSchema;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RabbitmqSourceConfig {
     /// `amqp://user@host:5672/vhost` (`amqps://` for TLS).
@@ -66,7 +67,7 @@ pub(crate) struct RabbitmqSourceConfig {
     pub key_header: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum RabbitOnFailure {
     #[default]

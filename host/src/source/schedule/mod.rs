@@ -24,11 +24,12 @@ use chrono::{DateTime, Utc};
 use expr::{Expr, Schedule};
 use firing::Firing;
 use serde::Deserialize;
+use schemars::JsonSchema;
 use state::StateFile;
 use std::collections::VecDeque;
 use tokio_util::sync::CancellationToken;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ScheduleSourceConfig {
     /// `rate(5 minutes)`, `cron(0 12 * * ? *)`, `cron(0 12 * * 1-5)` or `at(2026-12-24T18:00:00)`.
@@ -60,7 +61,7 @@ pub(crate) struct ScheduleSourceConfig {
     pub batch_size: usize,
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum CatchUp {
     None,

@@ -26,13 +26,14 @@ use async_trait::async_trait;
 use aws_sdk_sqs::types::QueueAttributeName;
 use inflight::InFlight;
 use serde::Deserialize;
+use schemars::JsonSchema;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SqsSourceConfig {
     pub queue_url: String,
@@ -66,7 +67,7 @@ pub(crate) struct SqsSourceConfig {
     pub max_attempts: Option<u32>,
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum SqsOnFailure {
     #[default]
