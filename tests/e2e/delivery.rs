@@ -165,12 +165,12 @@ fn writer(
 /// Waits until the running weir (the last one in the log) has no event of `pipeline` under way
 /// and has read nothing new for 200 ms: its source is at the end of its input.
 fn wait_until_idle(s: &Scratch, pipeline: &str) {
-    let log = s.log();
-    let at = log
-        .rfind("admin server listening address=")
-        .expect("an admin address");
-    let admin = admin_address(&log[at..]).expect("an admin address");
+    // The newest process's admin address, read anew at each look: on a loaded machine the
+    // process just started may not have said it yet, and the one before it was killed.
     let counts = || -> Option<(u64, u64)> {
+        let log = s.log();
+        let at = log.rfind("admin server listening address=")?;
+        let admin = admin_address(&log[at..])?;
         let (code, body) = admin_get(&admin, &format!("/pipelines/{pipeline}"));
         let v: Value = serde_json::from_str(&body).ok().filter(|_| code == 200)?;
         Some((v["in_flight"].as_u64()?, v["counts"]["received"].as_u64()?))
