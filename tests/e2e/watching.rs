@@ -305,6 +305,32 @@ fn with_a_token_the_status_page_asks_for_it_and_its_data_needs_it() {
         None,
         "data shown without the token"
     );
+    // `weir top` with a wrong token says so and ends, rather than trying again.
+    let top = weir()
+        .args([
+            "top",
+            "--interval-ms",
+            "100",
+            "--iterations",
+            "100",
+            "--admin",
+        ])
+        .arg(format!("127.0.0.1:{port}"))
+        .env("WEIR_ADMIN__TOKEN", "wrong")
+        .output()
+        .unwrap();
+    assert_eq!(top.status.code(), Some(1));
+    assert!(stderr(&top).contains("401"), "{}", stderr(&top));
+    assert!(
+        stderr(&top).contains("WEIR_ADMIN__TOKEN"),
+        "{}",
+        stderr(&top)
+    );
+    assert!(
+        top.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&top.stdout)
+    );
     browser.fill_and_submit("#token", "s3cret", "#login button");
     wait_for("the page to show the pipeline once given the token", || {
         browser.field("orders", "received").as_deref() == Some("10")
@@ -408,7 +434,9 @@ fn weir_top_keeps_going_across_a_restart_of_weir() {
     signal(&child, libc::SIGTERM);
     let (code, _) = wait_exit(child);
     assert_eq!(code, Some(0));
-    wait_for("top to say weir is gone", || seen("cannot reach weir") > 0);
+    wait_for("top to say weir is gone", || {
+        seen("cannot reach the admin API") > 0
+    });
     let shown_before = seen("orders ");
     let child = run_weir(&s, port, None);
     wait_for("top to show the pipeline again", || {
@@ -424,6 +452,6 @@ fn weir_top_keeps_going_across_a_restart_of_weir() {
     reader.join().unwrap();
     let text = out.lock().unwrap().clone();
     let first = text.find("orders ").unwrap();
-    let gone = text.find("cannot reach weir").unwrap();
+    let gone = text.find("cannot reach the admin API").unwrap();
     assert!(first < gone && text[gone..].contains("orders "), "{text}");
 }

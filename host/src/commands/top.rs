@@ -4,7 +4,7 @@
 //! (`--iterations N` stops after N). weir going away (a restart, a deploy) does not end it: it
 //! says so and keeps asking.
 
-use super::admin_client::AdminClient;
+use super::admin_client::{AdminClient, ClientError};
 use crate::config::HostSettings;
 use crate::exit;
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets};
@@ -12,6 +12,7 @@ use serde::Deserialize;
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
+use ureq::http::StatusCode;
 
 pub struct TopArgs {
     pub admin: Option<String>,
@@ -119,13 +120,20 @@ pub fn top(args: &TopArgs, settings: &HostSettings) -> i32 {
                     .collect();
                 (text, true)
             }
+            // A refused token will not be taken on the next try: said once, and the end.
+            Err(e @ ClientError::Status { status, .. })
+                if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN =>
+            {
+                eprintln!("error: {e} (the admin token: admin.token or WEIR_ADMIN__TOKEN)");
+                return exit::FAILED;
+            }
             // Rates start again from the totals once it answers (a restarted weir counts
             // from zero).
             Err(e) => {
                 previous.clear();
                 previous_targets.clear();
                 let text = format!(
-                    "weir top  {}  cannot reach weir: {e}; trying again every {} ms\n\n",
+                    "weir top  {}  {e}; trying again every {} ms\n\n",
                     chrono::Utc::now().format("%H:%M:%S"),
                     args.interval.as_millis()
                 );
