@@ -116,6 +116,25 @@ impl JsonText {
             .then(|| JsonText(text.trim_matches(is_json_whitespace).into()))
     }
 
+    /// [`JsonText::parse`] of text the caller owns: valid JSON without whitespace around it
+    /// keeps its allocation (a plugin's output, lifted out of Wasm, is not copied again). The
+    /// bytes come back when they are not UTF-8 JSON.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<JsonText, Vec<u8>> {
+        let text = match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(e) => return Err(e.into_bytes()),
+        };
+        if !weir_pattern::is_json(text.as_bytes(), MAX_DATA_DEPTH) {
+            return Err(text.into_bytes());
+        }
+        let trimmed = text.trim_matches(is_json_whitespace);
+        if trimmed.len() == text.len() {
+            Ok(JsonText(text.into_boxed_str()))
+        } else {
+            Ok(JsonText(trimmed.into()))
+        }
+    }
+
     /// `null`.
     pub fn null() -> JsonText {
         JsonText("null".into())

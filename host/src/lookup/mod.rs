@@ -211,12 +211,18 @@ impl Table {
         // The cache first; the keys it lacks go to the backend once each, however often the
         // batch names them.
         let now = Instant::now();
-        let mut answers: Vec<Option<Result<Option<String>, TableError>>> = vec![None; keys.len()];
+        let mut answers: Vec<Option<Result<Option<String>, TableError>>> = match &self.cache {
+            Some(cache) => cache
+                .get_many(&keys, now)
+                .into_iter()
+                .map(|hit| hit.map(Ok))
+                .collect(),
+            None => vec![None; keys.len()],
+        };
         let mut wanted: Vec<String> = Vec::new();
         let mut places: HashMap<&str, Vec<usize>> = HashMap::new();
         for (i, key) in keys.iter().enumerate() {
-            if let Some(hit) = self.cache.as_ref().and_then(|c| c.get(key, now)) {
-                answers[i] = Some(Ok(hit));
+            if answers[i].is_some() {
                 continue;
             }
             let at = places.entry(key.as_str()).or_default();

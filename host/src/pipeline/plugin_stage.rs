@@ -410,7 +410,7 @@ fn unchanged(input: &Envelope, out: &crate::plugin::instance::Output) -> bool {
 /// fails as `malformed` rather than travel on as a string.
 pub(crate) fn from_wit(
     input: &Envelope,
-    out: crate::plugin::instance::Output,
+    mut out: crate::plugin::instance::Output,
     of: usize,
     k: usize,
 ) -> Result<Envelope, String> {
@@ -423,7 +423,8 @@ pub(crate) fn from_wit(
     } else {
         let mut meta = input.meta.clone();
         meta.remove(RAW_BASE64);
-        let (data, problem) = Format::Auto.decode(&out.payload, &mut meta);
+        let payload = std::mem::take(&mut out.payload);
+        let (data, problem) = Format::Auto.decode_owned(payload, &mut meta);
         if let Some(problem) = problem {
             return Err(format!("output {k}: {problem}"));
         }

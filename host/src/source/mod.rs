@@ -206,6 +206,22 @@ impl Format {
         };
         (payload, problem)
     }
+
+    /// [`Format::decode`] of bytes the caller owns and no longer needs: JSON (the common case)
+    /// keeps their allocation; anything else is decoded as `decode` does.
+    pub fn decode_owned(
+        self,
+        bytes: Vec<u8>,
+        meta: &mut serde_json::Map<String, serde_json::Value>,
+    ) -> (Payload, Option<String>) {
+        if self == Format::Text {
+            return self.decode(&bytes, meta);
+        }
+        match crate::event::JsonText::from_bytes(bytes) {
+            Ok(json) => (Payload::Json(json), None),
+            Err(bytes) => self.decode(&bytes, meta),
+        }
+    }
 }
 
 /// Keeps the exact bytes of a value or key that is not UTF-8 as `meta[name]`, in base64

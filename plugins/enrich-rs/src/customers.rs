@@ -1,42 +1,51 @@
 //! Step 1: the customer's tier, from a lookup table, one `get-many` for the whole batch.
 
 use crate::CUSTOMER;
-use crate::order::{Failed, Order};
+use crate::order::{self, Failed, Order};
 use crate::weir::plugin::lookup::{LookupError, get_many};
-use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 pub(crate) fn add_tiers(table: &str, field: &str, orders: &mut [Result<Order, Failed>]) {
     // Each customer of the events still going once (a batch often holds a customer many times),
     // and for each event, which of them it asks for.
     let mut keys: Vec<String> = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
     let mut asking: Vec<(usize, usize)> = Vec::new();
-    for (i, slot) in orders.iter_mut().enumerate() {
-        let Ok(order) = slot else { continue };
-        match order.text(CUSTOMER, field) {
-            Ok(key) => {
-                let k = *index.entry(key).or_insert_with_key(|key| {
-                    keys.push(key.clone());
-                    keys.len() - 1
-                });
-                asking.push((i, k));
+    let mut failed: Vec<(usize, Failed)> = Vec::new();
+    {
+        // Keys borrowed from the events (owned only when the event's text has escapes).
+        let mut index: HashMap<Cow<'_, str>, usize> = HashMap::new();
+        for (i, slot) in orders.iter().enumerate() {
+            let Ok(order) = slot else { continue };
+            match order.text(CUSTOMER, field) {
+                Ok(key) => {
+                    let k = match index.get(key.as_ref()) {
+                        Some(&k) => k,
+                        None => {
+                            keys.push(key.as_ref().to_owned());
+                            index.insert(key, keys.len() - 1);
+                            keys.len() - 1
+                        }
+                    };
+                    asking.push((i, k));
+                }
+                Err(why) => failed.push((i, why)),
             }
-            Err(failed) => *slot = Err(failed),
         }
+    }
+    for (i, why) in failed {
+        orders[i] = Err(why);
     }
     if keys.is_empty() {
         return;
     }
-    // Each answer read once: the tier, or why there is none.
-    let answers: Vec<Result<Value, Failed>> = get_many(table, &keys)
-        .into_iter()
+    // Each answer read once: the tier's JSON text as the row has it, or why there is none.
+    let rows = get_many(table, &keys);
+    let answers: Vec<Result<&str, Failed>> = rows
+        .iter()
         .zip(&keys)
         .map(|(answer, key)| match answer {
-            Ok(row) => Ok(row
-                .and_then(|text| serde_json::from_str::<Value>(&text).ok())
-                .and_then(|row| row.get("tier").cloned())
-                .unwrap_or(Value::Null)),
+            Ok(row) => Ok(row.as_deref().map_or("null", tier)),
             Err(LookupError::Unavailable(why)) => Err(Failed::retryable(format!(
                 "lookup of {key:?} in {table} unavailable: {why}"
             ))),
@@ -48,8 +57,16 @@ pub(crate) fn add_tiers(table: &str, field: &str, orders: &mut [Result<Order, Fa
     for (i, k) in asking {
         let Ok(order) = &mut orders[i] else { continue };
         match &answers[k] {
-            Ok(tier) => order.add("tier", tier.clone()),
+            Ok(tier) => order.add("tier", tier),
             Err(failed) => orders[i] = Err(failed.clone()),
         }
+    }
+}
+
+/// The `tier` of a row (a JSON object), as JSON text; `null` if it has none.
+fn tier(row: &str) -> &str {
+    match order::scan(row.as_bytes(), &["tier"]) {
+        Some(found) => found.read[0].clone().map_or("null", |at| &row[at]),
+        None => "null",
     }
 }

@@ -56,7 +56,7 @@ impl Guest for Enrich {
     fn process(events: Vec<Event>) -> BatchResult {
         let config = CONFIG.with(|c| c.borrow().clone());
         // The fields the steps read, at the indexes below.
-        let reads = [config.customer_field.as_str(), "currency", "amount"];
+        let reads: [&str; order::READS] = [config.customer_field.as_str(), "currency", "amount"];
         let mut orders: Vec<Result<Order, Failed>> = events
             .into_iter()
             .map(|event| Order::parse(event.payload, &reads))
@@ -68,7 +68,7 @@ impl Guest for Enrich {
             rates::add_rates(rates_url, &mut orders);
         }
         let mut result = BatchResult {
-            outputs: Vec::new(),
+            outputs: Vec::with_capacity(orders.len()),
             failures: Vec::new(),
         };
         for (input, order) in (0u32..).zip(orders) {

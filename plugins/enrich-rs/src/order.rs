@@ -1,8 +1,9 @@
 //! One event of the batch as it is being enriched, or why it failed.
 //!
 //! An event is not parsed into a tree: one pass over its JSON checks that it is an object and
-//! keeps the few fields the steps read (`Fields`), and the fields the steps add are written after
-//! the event's own, in its bytes as they came. Parsing every event into a `serde_json::Map` and
+//! notes where the few fields the steps read are (`Scan`), and the fields the steps add are
+//! written as JSON text straight after the event's own, in its bytes as they came: no value is
+//! built, copied or serialised per event. Parsing every event into a `serde_json::Map` and
 //! writing the map out again cost more than the rest of the plugin, and the host's handling of
 //! the batch besides (measured: docs/performance.md, "Enrichment"). An event that already has a
 //! field a step adds is the exception: it goes through a tree, so that the new value replaces the
@@ -11,22 +12,32 @@
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
 
 /// The names of the fields the steps add (customers.rs, rates.rs).
 const ADDED: [&str; 3] = ["tier", "rate", "amount_eur"];
 
+/// How many fields the steps read (lib.rs: customer, currency, amount).
+pub(crate) const READS: usize = 3;
+
 /// An event's payload, a JSON object, and the fields the steps have added to it so far.
 pub(crate) struct Order {
+    /// The event's JSON text; once a field was appended, without its closing brace (`open`).
     payload: Vec<u8>,
     /// Where the values of the fields the steps read are in `payload` (JSON text).
-    read: Vec<Option<Range<usize>>>,
+    read: [Option<Range<usize>>; READS],
     /// The object has no field at all (`{}`).
     empty: bool,
-    /// The object already has one of the `ADDED` fields.
+    /// Fields were appended to `payload`, whose closing brace is yet to be written.
+    open: bool,
+    /// Which of `ADDED` were appended (bit `i` for `ADDED[i]`).
+    appended: u8,
+    /// The object already has one of the `ADDED` fields, or a step added one twice: the new
+    /// values (JSON text) replace the old through a tree.
+    replacing: Vec<(&'static str, String)>,
     has_added: bool,
-    added: Vec<(&'static str, Value)>,
 }
 
 /// Why an event failed, and whether trying it again later may succeed.
@@ -55,83 +66,88 @@ impl Failed {
 impl Order {
     /// Checks that `payload` is a JSON object and keeps the values of the fields named in
     /// `reads` (the last one of a name, as a JSON parser keeps).
-    pub(crate) fn parse(payload: Vec<u8>, reads: &[&str]) -> Result<Order, Failed> {
-        let mut de = serde_json::Deserializer::from_slice(&payload);
-        let scanned = Scan {
-            reads,
-            payload: &payload,
-        }
-        .deserialize(&mut de)
-        .and_then(|s| de.end().map(|()| s));
-        let Ok(Some(scan)) = scanned else {
+    pub(crate) fn parse(payload: Vec<u8>, reads: &[&str; READS]) -> Result<Order, Failed> {
+        let Some(scan) = scan(&payload, reads) else {
             return Err(Failed::permanent("payload is not a JSON object".into()));
         };
         Ok(Order {
             payload,
             read: scan.read,
             empty: scan.empty,
+            open: false,
+            appended: 0,
+            replacing: Vec::new(),
             has_added: scan.has_added,
-            added: Vec::new(),
         })
     }
 
-    /// The value of field `reads[index]` (as given to `parse`), if the event has it.
-    fn value(&self, index: usize) -> Option<Value> {
+    /// The JSON text of field `reads[index]` (as given to `parse`), if the event has it.
+    fn raw(&self, index: usize) -> Option<&[u8]> {
         let at = self.read.get(index)?.clone()?;
-        serde_json::from_slice(&self.payload[at]).ok()
+        Some(&self.payload[at])
     }
 
     /// The text of a string or number field (`reads[index]`, named `field`), as a table key or a
-    /// URL part.
-    pub(crate) fn text(&self, index: usize, field: &str) -> Result<String, Failed> {
-        match self.value(index) {
-            Some(Value::String(s)) => Ok(s),
-            Some(Value::Number(n)) => Ok(n.to_string()),
-            _ => Err(Failed::permanent(format!(
-                "no `{field}` (a string or a number) in the event"
-            ))),
+    /// URL part: borrowed from the event unless it has escapes.
+    pub(crate) fn text(&self, index: usize, field: &str) -> Result<Cow<'_, str>, Failed> {
+        let missing =
+            || Failed::permanent(format!("no `{field}` (a string or a number) in the event"));
+        let raw = self.raw(index).ok_or_else(missing)?;
+        if let Ok(s) = serde_json::from_slice::<&str>(raw) {
+            return Ok(Cow::Borrowed(s));
+        }
+        match serde_json::from_slice::<Value>(raw) {
+            Ok(Value::String(s)) => Ok(Cow::Owned(s)),
+            Ok(Value::Number(n)) => Ok(Cow::Owned(n.to_string())),
+            _ => Err(missing()),
         }
     }
 
     /// The number in field `reads[index]`, if it is one.
     pub(crate) fn number(&self, index: usize) -> Option<f64> {
-        self.value(index).as_ref().and_then(Value::as_f64)
+        serde_json::from_slice::<f64>(self.raw(index)?).ok()
     }
 
-    /// Adds (or replaces) field `name`, one of `ADDED`.
-    pub(crate) fn add(&mut self, name: &'static str, value: Value) {
-        debug_assert!(ADDED.contains(&name));
-        match self.added.iter_mut().find(|(n, _)| *n == name) {
-            Some(slot) => slot.1 = value,
-            None => self.added.push((name, value)),
+    /// Adds (or replaces) field `name`, one of `ADDED`, with `json` (JSON text) as its value.
+    pub(crate) fn add(&mut self, name: &'static str, json: &str) {
+        let Some(bit) = ADDED.iter().position(|n| *n == name) else {
+            debug_assert!(false, "{name} is not one of ADDED");
+            return;
+        };
+        let bit = 1u8 << bit;
+        if self.has_added || self.appended & bit != 0 {
+            // Through a tree at the end; the later value of a name wins.
+            self.has_added = true;
+            self.replacing.retain(|(n, _)| *n != name);
+            self.replacing.push((name, json.to_owned()));
+            return;
         }
+        if !self.open {
+            // The event's bytes up to its closing brace; the new fields follow.
+            let Some(close) = self.payload.iter().rposition(|&b| b == b'}') else {
+                return; // never: `parse` saw an object
+            };
+            self.payload.truncate(close);
+            self.payload.reserve(48);
+            self.open = true;
+        }
+        let first = self.empty && self.appended == 0;
+        self.payload
+            .extend_from_slice(if first { b"\"" } else { b",\"" });
+        self.payload.extend_from_slice(name.as_bytes());
+        self.payload.extend_from_slice(b"\":");
+        self.payload.extend_from_slice(json.as_bytes());
+        self.appended |= bit;
     }
 
-    pub(crate) fn into_payload(self) -> Vec<u8> {
-        if self.added.is_empty() {
+    pub(crate) fn into_payload(mut self) -> Vec<u8> {
+        if self.open {
+            self.payload.push(b'}');
+        }
+        if self.replacing.is_empty() {
             return self.payload;
         }
-        if self.has_added {
-            return self.through_a_tree();
-        }
-        // The event's bytes up to its closing brace, then the new fields.
-        let mut out = self.payload;
-        let Some(close) = out.iter().rposition(|&b| b == b'}') else {
-            return out; // never: `parse` saw an object
-        };
-        out.truncate(close);
-        out.reserve(32 * self.added.len());
-        let mut first = self.empty;
-        for (name, value) in &self.added {
-            out.extend_from_slice(if first { b"\"" } else { b",\"" });
-            first = false;
-            out.extend_from_slice(name.as_bytes());
-            out.extend_from_slice(b"\":");
-            // Writing a `Value` into a Vec cannot fail.
-            let _ = serde_json::to_writer(&mut out, value);
-        }
-        out.push(b'}');
-        out
+        self.through_a_tree()
     }
 
     /// The event with the new fields in place of its own of the same names.
@@ -139,16 +155,33 @@ impl Order {
         let Ok(mut fields) = serde_json::from_slice::<Map<String, Value>>(&self.payload) else {
             return self.payload; // never: `parse` saw an object
         };
-        for (name, value) in self.added {
+        for (name, json) in self.replacing {
+            // Text the steps wrote themselves: always JSON.
+            let value = serde_json::from_str(&json).unwrap_or(Value::Null);
             fields.insert(name.into(), value);
         }
         serde_json::to_vec(&fields).unwrap_or_default()
     }
 }
 
-/// What one pass over an event found: `None` if it is not an object.
-struct Scanned {
-    read: Vec<Option<Range<usize>>>,
+/// One pass over `json`: whether it is an object, and where the values of the fields named in
+/// `reads` are (the last one of a name, as a JSON parser keeps). `None` if it is not an object
+/// (or not JSON). Also used on a lookup's row (customers.rs).
+pub(crate) fn scan<const N: usize>(json: &[u8], reads: &[&str; N]) -> Option<Scanned<N>> {
+    let mut de = serde_json::Deserializer::from_slice(json);
+    Scan {
+        reads,
+        payload: json,
+    }
+    .deserialize(&mut de)
+    .and_then(|s| de.end().map(|()| s))
+    .ok()
+    .flatten()
+}
+
+/// What one pass over an event found.
+pub(crate) struct Scanned<const N: usize> {
+    pub(crate) read: [Option<Range<usize>>; N],
     empty: bool,
     has_added: bool,
 }
@@ -188,22 +221,22 @@ impl<'de> Visitor<'de> for Key<'_> {
     }
 }
 
-struct Scan<'r> {
-    reads: &'r [&'r str],
+struct Scan<'r, const N: usize> {
+    reads: &'r [&'r str; N],
     /// What is being read: values are found in it by address.
     payload: &'r [u8],
 }
 
-impl<'de> DeserializeSeed<'de> for Scan<'_> {
-    type Value = Option<Scanned>;
+impl<'de, const N: usize> DeserializeSeed<'de> for Scan<'_, N> {
+    type Value = Option<Scanned<N>>;
 
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for Scan<'_> {
-    type Value = Option<Scanned>;
+impl<'de, const N: usize> Visitor<'de> for Scan<'_, N> {
+    type Value = Option<Scanned<N>>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON value")
@@ -211,7 +244,7 @@ impl<'de> Visitor<'de> for Scan<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut scanned = Scanned {
-            read: vec![None; self.reads.len()],
+            read: [const { None }; N],
             empty: true,
             has_added: false,
         };

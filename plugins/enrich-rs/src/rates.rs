@@ -13,7 +13,7 @@ pub(crate) fn add_rates(rates_url: &str, orders: &mut [Result<Order, Failed>]) {
         let Ok(order) = slot else { continue };
         let amount = order.number(AMOUNT);
         match (order.text(CURRENCY, "currency"), amount) {
-            (Ok(currency), Some(amount)) => asking.push((i, currency, amount)),
+            (Ok(currency), Some(amount)) => asking.push((i, currency.into_owned(), amount)),
             (Err(failed), _) => *slot = Err(failed),
             (Ok(_), None) => {
                 *slot = Err(Failed::permanent("no `amount` number in the event".into()));
@@ -33,8 +33,8 @@ pub(crate) fn add_rates(rates_url: &str, orders: &mut [Result<Order, Failed>]) {
         let Ok(order) = &mut orders[i] else { continue };
         match answer {
             Ok(rate) => {
-                order.add("rate", number(rate));
-                order.add("amount_eur", number(amount * rate));
+                order.add("rate", &number(rate).to_string());
+                order.add("amount_eur", &number(amount * rate).to_string());
             }
             Err(failed) => orders[i] = Err(failed),
         }

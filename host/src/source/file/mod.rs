@@ -279,7 +279,7 @@ fn to_event(line: RawLine, format: Format, time: &str) -> SourceEvent {
     meta.insert("path".into(), line.path.as_ref().into());
     meta.insert("line".into(), line.position.ordinal.into());
     meta.insert("offset".into(), line.start.into());
-    let (data, mut problem) = format.decode(&line.bytes, &mut meta);
+    let (data, mut problem) = format.decode_owned(line.bytes, &mut meta);
     if let Some(full) = line.truncated_from {
         problem = Some(format!(
             "line is {full} bytes, longer than source.max_line_bytes; data holds its start"
