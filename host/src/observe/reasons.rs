@@ -7,7 +7,6 @@
 //! together as one "other reasons" entry, and the memory stays small whatever the events say.
 
 use serde::Serialize;
-use std::collections::HashMap;
 
 /// Distinct reasons kept (beyond them, new reasons are counted as one).
 pub(crate) const MAX_REASONS: usize = 100;
@@ -27,21 +26,37 @@ pub struct ReasonCount {
 
 #[derive(Debug, Default)]
 pub(crate) struct Reasons {
-    counts: HashMap<(String, String, String), u64>,
+    /// At most [`MAX_REASONS`], searched in turn: a reason already counted is found without
+    /// making its strings again (a DLQ that fills up repeats a few reasons many times).
+    counts: Vec<ReasonCount>,
     other: u64,
 }
 
 impl Reasons {
     pub(crate) fn add(&mut self, stage: &str, kind: &str, message: &str) {
-        let message = match message.char_indices().nth(MAX_MESSAGE) {
-            Some((i, _)) => format!("{}…", &message[..i]),
-            None => message.to_owned(),
+        // The message as kept: its first MAX_MESSAGE characters, then `…` if it was longer.
+        let cut = message.char_indices().nth(MAX_MESSAGE).map(|(i, _)| i);
+        let kept = &message[..cut.unwrap_or(message.len())];
+        let same = |r: &ReasonCount| {
+            r.stage == stage
+                && r.kind == kind
+                && match cut {
+                    Some(_) => r.message.strip_suffix('…') == Some(kept),
+                    None => r.message == kept,
+                }
         };
-        let key = (stage.to_owned(), kind.to_owned(), message);
-        if let Some(n) = self.counts.get_mut(&key) {
-            *n += 1;
+        if let Some(r) = self.counts.iter_mut().find(|r| same(r)) {
+            r.count += 1;
         } else if self.counts.len() < MAX_REASONS {
-            self.counts.insert(key, 1);
+            self.counts.push(ReasonCount {
+                stage: stage.to_owned(),
+                kind: kind.to_owned(),
+                message: match cut {
+                    Some(_) => format!("{kept}…"),
+                    None => kept.to_owned(),
+                },
+                count: 1,
+            });
         } else {
             self.other += 1;
         }
@@ -50,16 +65,7 @@ impl Reasons {
     /// The `n` most frequent reasons, most frequent first (ties in order of stage, kind and
     /// message, so that the page does not shuffle them); the reasons not kept apart count as one.
     pub(crate) fn top(&self, n: usize) -> Vec<ReasonCount> {
-        let mut all: Vec<ReasonCount> = self
-            .counts
-            .iter()
-            .map(|((stage, kind, message), &count)| ReasonCount {
-                stage: stage.clone(),
-                kind: kind.clone(),
-                message: message.clone(),
-                count,
-            })
-            .collect();
+        let mut all: Vec<ReasonCount> = self.counts.clone();
         if self.other > 0 {
             all.push(ReasonCount {
                 stage: String::new(),
@@ -106,5 +112,19 @@ mod tests {
         let mut r = Reasons::default();
         r.add("s", "k", &"é".repeat(500));
         assert_eq!(r.top(1)[0].message.chars().count(), MAX_MESSAGE + 1);
+        // Messages alike in their first MAX_MESSAGE characters are one reason; a message of
+        // exactly those characters is another.
+        r.add("s", "k", &"é".repeat(300));
+        r.add("s", "k", &"é".repeat(MAX_MESSAGE));
+        let top = r.top(3);
+        assert_eq!(top.len(), 2);
+        assert_eq!(
+            (top[0].count, top[0].message.chars().count()),
+            (2, MAX_MESSAGE + 1)
+        );
+        assert_eq!(
+            (top[1].count, top[1].message.chars().count()),
+            (1, MAX_MESSAGE)
+        );
     }
 }
