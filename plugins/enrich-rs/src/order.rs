@@ -34,9 +34,11 @@ pub(crate) struct Order {
     open: bool,
     /// Which of `ADDED` were appended (bit `i` for `ADDED[i]`).
     appended: u8,
-    /// The object already has one of the `ADDED` fields, or a step added one twice: the new
-    /// values (JSON text) replace the old through a tree.
+    /// Added values (JSON text) that must replace a field of the same name, through a tree at
+    /// the end (`into_payload`).
     replacing: Vec<(&'static str, String)>,
+    /// The object already has one of the `ADDED` fields (or a step added one twice): every
+    /// later `add` goes to `replacing`.
     has_added: bool,
 }
 
