@@ -527,6 +527,54 @@ fn nats_deliveries_lost_in_a_cut_come_before_newer_messages() {
     );
 }
 
+/// The cut loses acknowledgements too: messages weir wrote and acknowledged come again, and
+/// before the lost deliveries (their `ack_wait` ran out first). They must not count as the lost
+/// ones, or the newer messages held back would go on before the lost ones came (a full run saw
+/// a key's 305 written before its 304). Here the proxy throws away what weir sends (its
+/// acknowledgements), then what the server sends too (the deliveries of that while are lost),
+/// then cuts.
+#[test]
+fn nats_acknowledgements_lost_in_a_cut_do_not_end_the_wait_for_lost_deliveries() {
+    let st = TestStream::new("lostacks");
+    let (n, keys) = (4_000, 8);
+    let msgs = keyed(n, keys);
+    let (proxy, s, child) = through_proxy(&st);
+    let out = s.path("out.jsonl");
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for chunk in msgs.chunks(40) {
+                st.publish(chunk);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        wait_logged(&s, "some progress", || lines(&out).len() >= 800);
+        // What weir acknowledges from now on is lost, while deliveries go on (the pull under
+        // way has room for about a second of them), then the deliveries are lost too.
+        proxy.lose_requests(true);
+        std::thread::sleep(Duration::from_millis(250));
+        proxy.lose_replies(true);
+        std::thread::sleep(Duration::from_millis(250));
+        proxy.cut();
+        proxy.lose_replies(false);
+        proxy.lose_requests(false);
+        std::thread::sleep(Duration::from_millis(300));
+        proxy.restore();
+    });
+    let last = written_and_acknowledged(&st, &s, child, n);
+    assert!(last.contains("unfinished=0"), "{last}");
+    let repeats = check_keyed_logged(&s, &out, n, keys);
+    eprintln!("repeats after the cut: {repeats}");
+    let log = s.log();
+    assert!(
+        log.contains("nats deliveries lost in the connection cut"),
+        "deliveries were lost in the cut (the case under test):\n{log}"
+    );
+    assert!(
+        repeats > 0,
+        "acknowledgements were lost in the cut (the case under test): their messages came again"
+    );
+}
+
 #[test]
 fn nats_poison_goes_to_the_dlq_and_is_terminated() {
     let st = TestStream::new("poison");

@@ -2,7 +2,9 @@
 //! PostgreSQL): `cut()` drops every connection and refuses new ones, as if the server had gone
 //! away, without stopping it for everyone; `restore()` lets connections through again.
 //! `lose_replies(true)` throws away what the server sends while the connections stay up: bytes
-//! lost in flight, which the server believes delivered.
+//! lost in flight, which the server believes delivered; `lose_requests(true)` does the same to
+//! what weir sends (acknowledgements weir believes sent). Neither should be turned off again
+//! before a `cut()`: a stream resumed in the middle of a command is not the protocol.
 
 use crate::api_server::Switchable;
 use std::net::SocketAddr;
@@ -15,6 +17,7 @@ pub(crate) struct TcpProxy {
     port: Switchable,
     connections: Arc<AtomicU64>,
     losing: Arc<AtomicBool>,
+    losing_requests: Arc<AtomicBool>,
 }
 
 impl TcpProxy {
@@ -22,11 +25,14 @@ impl TcpProxy {
     pub(crate) fn start(target: SocketAddr) -> Self {
         let connections = Arc::new(AtomicU64::new(0));
         let losing = Arc::new(AtomicBool::new(false));
+        let losing_requests = Arc::new(AtomicBool::new(false));
         let counted = connections.clone();
         let lose = losing.clone();
+        let lose_up = losing_requests.clone();
         let port = Switchable::open("tcp proxy", move |client: TcpStream, mut closed| {
             counted.fetch_add(1, Ordering::SeqCst);
             let lose = lose.clone();
+            let lose_up = lose_up.clone();
             async move {
                 let Ok(server) = TcpStream::connect(target).await else {
                     return; // the client sees the connection closed
@@ -35,19 +41,8 @@ impl TcpProxy {
                 let _ = server.set_nodelay(true);
                 let (mut client_in, mut client_out) = client.into_split();
                 let (mut server_in, mut server_out) = server.into_split();
-                let up = tokio::io::copy(&mut client_in, &mut server_out);
-                let down = async {
-                    let mut buf = vec![0u8; 64 * 1024];
-                    loop {
-                        let n = server_in.read(&mut buf).await?;
-                        if n == 0 {
-                            return Ok::<(), std::io::Error>(());
-                        }
-                        if !lose.load(Ordering::SeqCst) {
-                            client_out.write_all(&buf[..n]).await?;
-                        }
-                    }
-                };
+                let up = forward(&mut client_in, &mut server_out, &lose_up);
+                let down = forward(&mut server_in, &mut client_out, &lose);
                 tokio::select! {
                     _ = up => {}
                     _ = down => {}
@@ -59,7 +54,13 @@ impl TcpProxy {
             port,
             connections,
             losing,
+            losing_requests,
         }
+    }
+
+    /// While on, what weir sends is read and thrown away (the connections stay up).
+    pub(crate) fn lose_requests(&self, on: bool) {
+        self.losing_requests.store(on, Ordering::SeqCst);
     }
 
     /// While on, what the server sends is read and thrown away (the connections stay up).
@@ -84,6 +85,24 @@ impl TcpProxy {
     /// Accepts and forwards connections again, on the same port.
     pub(crate) fn restore(&self) {
         self.port.reopen();
+    }
+}
+
+/// Copies `from` to `to` until either end closes, throwing away what is read while `losing`.
+async fn forward(
+    from: &mut tokio::net::tcp::OwnedReadHalf,
+    to: &mut tokio::net::tcp::OwnedWriteHalf,
+    losing: &AtomicBool,
+) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = from.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        if !losing.load(Ordering::SeqCst) {
+            to.write_all(&buf[..n]).await?;
+        }
     }
 }
 

@@ -386,7 +386,7 @@ async fn open(
         tx,
         wait_first,
         recovery,
-        gaps: gaps::Gaps::new(cuts, ack_wait, &ctx.pipeline),
+        gaps: gaps::Gaps::new(cuts, client.statistics(), ack_wait, &ctx.pipeline),
     };
     tokio::spawn(receiver.run(stop.clone()));
     tokio::spawn(inflight.clone().keep_in_progress(stop.clone()));

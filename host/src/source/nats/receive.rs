@@ -175,13 +175,20 @@ impl Receiver {
     /// Deliveries lost in a cut: what comes from now on waits for their redeliveries.
     fn watch_for_gaps(&mut self, pulled: &[Pulled]) {
         for p in pulled {
-            if let Some(lost) = self.gaps.see(p.consumer_seq) {
+            if let Some(lost) = self.gaps.see(p.consumer_seq, p.stream_seq) {
                 match &mut self.recovery {
-                    Some(r) => r.add_cut(lost.missing, lost.due_by),
-                    None => self.recovery = Some(Recovery::after_cut(lost.missing, lost.due_by)),
+                    Some(r) => r.add_cut(lost.missing, lost.due_by, lost.after_stream_seq),
+                    None => {
+                        self.recovery = Some(Recovery::after_cut(
+                            lost.missing,
+                            lost.due_by,
+                            lost.after_stream_seq,
+                        ))
+                    }
                 }
             }
         }
+        self.gaps.look_for_reconnection();
     }
 
     /// Ends the gathering of redeliveries, if under way: what was gathered goes on, in stream

@@ -14,9 +14,13 @@
 //! the server sends them again once their `ack_wait` runs out, while the resumed pull brings
 //! newer messages at once (gaps.rs finds how many were lost). Here newer messages come first, so
 //! everything that arrives is held until that many redeliveries came, or until they were due
-//! (the deadline), and then handed on sorted by stream sequence.
+//! (the deadline), and then handed on sorted by stream sequence. Only redeliveries of messages
+//! newer than any received before the cut count: acknowledgements can be lost in the same cut,
+//! and their messages come again too, earlier (their `ack_wait` ran out first); counting them
+//! would end the wait before the lost ones came.
 
 use crate::source::SourceEvent;
+use std::collections::HashSet;
 use std::time::Instant;
 
 /// A message as the receiver took it: its stream sequence (`u64::MAX` if unknown), its
@@ -37,8 +41,12 @@ enum Until {
     /// the gathering, as does a pull's wait with nothing.
     Newer { upto: u64 },
     /// After a cut: redeliveries (delivered more than once) come after newer messages, so
-    /// everything waits, until the expected redeliveries came or this instant.
-    Deadline(Instant),
+    /// everything waits, until the expected redeliveries came or this instant. The lost
+    /// deliveries are of messages after `after_stream_seq`.
+    Deadline {
+        at: Instant,
+        after_stream_seq: u64,
+    },
 }
 
 pub(super) struct Recovery {
@@ -48,6 +56,9 @@ pub(super) struct Recovery {
     left: usize,
     /// Gathered so far, with their stream sequences, in arrival order.
     held: Vec<(u64, SourceEvent)>,
+    /// The stream sequences in `held`: a message delivered again while held (its being in
+    /// progress did not reach the server during the cut) is not a lost one.
+    held_seqs: HashSet<u64>,
 }
 
 impl Recovery {
@@ -57,25 +68,42 @@ impl Recovery {
             until: Until::Newer { upto },
             left: unacknowledged,
             held: Vec::new(),
+            held_seqs: HashSet::new(),
         }
     }
 
-    /// After a cut that lost `missing` deliveries, due again by `deadline`.
-    pub(super) fn after_cut(missing: usize, deadline: Instant) -> Self {
+    /// After a cut that lost `missing` deliveries of messages after `after_stream_seq`, due
+    /// again by `deadline`.
+    pub(super) fn after_cut(missing: usize, deadline: Instant, after_stream_seq: u64) -> Self {
         Recovery {
-            until: Until::Deadline(deadline),
+            until: Until::Deadline {
+                at: deadline,
+                after_stream_seq,
+            },
             left: missing,
             held: Vec::new(),
+            held_seqs: HashSet::new(),
         }
     }
 
     /// Another cut while gathering: `missing` more, due by `deadline`. Everything is held from
     /// now on.
-    pub(super) fn add_cut(&mut self, missing: usize, deadline: Instant) {
+    pub(super) fn add_cut(&mut self, missing: usize, deadline: Instant, after_stream_seq: u64) {
         self.left += missing;
         self.until = match self.until {
-            Until::Deadline(d) => Until::Deadline(d.max(deadline)),
-            Until::Newer { .. } => Until::Deadline(deadline),
+            Until::Deadline {
+                at,
+                after_stream_seq: before,
+            } => Until::Deadline {
+                at: at.max(deadline),
+                after_stream_seq: before.min(after_stream_seq),
+            },
+            // Nothing was handed on (so acknowledged) since the start: every redelivery not
+            // held yet is one awaited, whether from the start or from the cut.
+            Until::Newer { .. } => Until::Deadline {
+                at: deadline,
+                after_stream_seq: 0,
+            },
         };
     }
 
@@ -84,7 +112,7 @@ impl Recovery {
     pub(super) fn ends_at(&self, idle: std::time::Duration) -> Instant {
         match self.until {
             Until::Newer { .. } => Instant::now() + idle,
-            Until::Deadline(d) => d,
+            Until::Deadline { at, .. } => at,
         }
     }
 
@@ -98,17 +126,23 @@ impl Recovery {
             match self.until {
                 Until::Newer { upto } => {
                     if rest.is_empty() && p.stream_seq <= upto && self.left > 0 {
-                        self.held.push((p.stream_seq, p.event));
+                        self.hold(p);
                         self.left -= 1;
                     } else {
                         rest.push(p.event);
                     }
                 }
-                Until::Deadline(_) => {
-                    if p.delivered > 1 {
+                Until::Deadline {
+                    after_stream_seq, ..
+                } => {
+                    let lost_one = p.delivered > 1
+                        && p.stream_seq > after_stream_seq
+                        && p.stream_seq != u64::MAX
+                        && !self.held_seqs.contains(&p.stream_seq);
+                    if lost_one {
                         self.left = self.left.saturating_sub(1);
                     }
-                    self.held.push((p.stream_seq, p.event));
+                    self.hold(p);
                 }
             }
         }
@@ -120,10 +154,18 @@ impl Recovery {
         Some(out)
     }
 
+    fn hold(&mut self, p: Pulled) {
+        if p.stream_seq != u64::MAX {
+            self.held_seqs.insert(p.stream_seq);
+        }
+        self.held.push((p.stream_seq, p.event));
+    }
+
     /// Ends the gathering (nothing more came for a while, the deadline passed, or the pull
     /// stopped): the gathered events in stream order.
     pub(super) fn finish(&mut self) -> Vec<SourceEvent> {
         self.left = 0;
+        self.held_seqs.clear();
         let mut held = std::mem::take(&mut self.held);
         // Stable: messages without a stream sequence keep their arrival order, last.
         held.sort_by_key(|(seq, _)| *seq);
@@ -226,7 +268,7 @@ mod tests {
     #[test]
     fn after_a_cut_newer_messages_wait_for_the_lost_ones() {
         let far = Instant::now() + std::time::Duration::from_secs(3600);
-        let mut r = Recovery::after_cut(2, far);
+        let mut r = Recovery::after_cut(2, far, 17);
         // The resumed pull brings newer messages first: held.
         assert!(r.take(batch(&[20, 21], 1)).is_none());
         assert!(r.take(batch(&[22], 3)).is_none());
@@ -240,10 +282,26 @@ mod tests {
         assert_eq!(r.left(), 0);
     }
 
+    /// Acknowledgements sent as the connection broke are lost too: their messages (older than
+    /// any lost delivery) come again first, as their `ack_wait` ran out first. They are not the
+    /// lost ones: the newer messages keep waiting for those.
+    #[test]
+    fn after_a_cut_redeliveries_of_acknowledged_messages_are_not_the_lost_ones() {
+        let far = Instant::now() + std::time::Duration::from_secs(3600);
+        // Received up to stream seq 17, acknowledged 15 to 17 (lost), 18 and 19 lost.
+        let mut r = Recovery::after_cut(2, far, 17);
+        assert!(r.take(batch(&[20, 21], 1)).is_none());
+        // 20 is said to be in progress during the cut, which did not arrive: it comes again.
+        assert!(r.take(again(&[15, 16, 17, 20], 3)).is_none());
+        assert_eq!(r.left(), 2, "neither the acknowledged ones nor a held one");
+        let out = r.take(again(&[18, 19], 7)).expect("the two lost ones came");
+        assert_eq!(offsets(&out), vec![3, 4, 5, 7, 8, 1, 6, 2]);
+    }
+
     #[test]
     fn after_a_cut_the_deadline_ends_the_wait() {
         let soon = Instant::now();
-        let mut r = Recovery::after_cut(3, soon);
+        let mut r = Recovery::after_cut(3, soon, 29);
         assert!(r.take(batch(&[30, 31], 1)).is_none());
         assert!(r.ends_at(std::time::Duration::from_secs(5)) <= soon);
         // The receiver's timer: what came goes on in stream order.
@@ -255,7 +313,7 @@ mod tests {
         let far = Instant::now() + std::time::Duration::from_secs(3600);
         let mut r = Recovery::after_start(10, 2);
         assert!(r.take(batch(&[9], 1)).is_none());
-        r.add_cut(1, far);
+        r.add_cut(1, far, 9);
         // A newer message no longer ends the gathering: the lost delivery is awaited.
         assert!(r.take(batch(&[12], 2)).is_none());
         assert!(r.take(again(&[8], 3)).is_none(), "one more expected from the start");
