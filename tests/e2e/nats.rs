@@ -495,32 +495,13 @@ fn nats_connection_cut_mid_stream_recovers_without_loss() {
 /// lost), then cuts, while a publisher keeps publishing.
 #[test]
 fn nats_deliveries_lost_in_a_cut_come_before_newer_messages() {
-    let st = TestStream::new("lost");
-    let (n, keys) = (4_000, 8);
-    let msgs = keyed(n, keys);
-    let (proxy, s, child) = through_proxy(&st);
-    let out = s.path("out.jsonl");
-    std::thread::scope(|scope| {
-        // About 2,000 messages a second, so that deliveries are under way at the cut.
-        scope.spawn(|| {
-            for chunk in msgs.chunks(40) {
-                st.publish(chunk);
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        });
-        wait_logged(&s, "some progress", || lines(&out).len() >= 800);
+    let (repeats, log) = publishing_through_a_cut("lost", |proxy| {
         proxy.lose_replies(true);
         std::thread::sleep(Duration::from_millis(400));
         proxy.cut();
         proxy.lose_replies(false);
-        std::thread::sleep(Duration::from_millis(300));
-        proxy.restore();
     });
-    let last = written_and_acknowledged(&st, &s, child, n);
-    assert!(last.contains("unfinished=0"), "{last}");
-    let repeats = check_keyed_logged(&s, &out, n, keys);
     eprintln!("repeats after the cut: {repeats}");
-    let log = s.log();
     assert!(
         log.contains("nats deliveries lost in the connection cut"),
         "deliveries were lost in the cut (the case under test):\n{log}"
@@ -535,7 +516,35 @@ fn nats_deliveries_lost_in_a_cut_come_before_newer_messages() {
 /// then cuts.
 #[test]
 fn nats_acknowledgements_lost_in_a_cut_do_not_end_the_wait_for_lost_deliveries() {
-    let st = TestStream::new("lostacks");
+    let (repeats, log) = publishing_through_a_cut("lostacks", |proxy| {
+        // What weir acknowledges from now on is lost, while deliveries go on (the pull under
+        // way has room for about a second of them), then the deliveries are lost too.
+        proxy.lose_requests(true);
+        std::thread::sleep(Duration::from_millis(250));
+        proxy.lose_replies(true);
+        std::thread::sleep(Duration::from_millis(250));
+        proxy.cut();
+        proxy.lose_replies(false);
+        proxy.lose_requests(false);
+    });
+    eprintln!("repeats after the cut: {repeats}");
+    assert!(
+        log.contains("nats deliveries lost in the connection cut"),
+        "deliveries were lost in the cut (the case under test):\n{log}"
+    );
+    assert!(
+        repeats > 0,
+        "acknowledgements were lost in the cut (the case under test): their messages came again"
+    );
+}
+
+/// 4,000 messages of 8 keys published at about 2,000 a second (so that deliveries are under
+/// way at the cut) to weir through a proxy; once 800 are written, `cut` does what it does to
+/// the proxy and leaves it cut, and 300 ms later the proxy is restored. Checks that every
+/// message was written and acknowledged with each key in order; returns the repeats and weir's
+/// log.
+fn publishing_through_a_cut(name: &str, cut: impl FnOnce(&TcpProxy)) -> (usize, String) {
+    let st = TestStream::new(name);
     let (n, keys) = (4_000, 8);
     let msgs = keyed(n, keys);
     let (proxy, s, child) = through_proxy(&st);
@@ -548,31 +557,13 @@ fn nats_acknowledgements_lost_in_a_cut_do_not_end_the_wait_for_lost_deliveries()
             }
         });
         wait_logged(&s, "some progress", || lines(&out).len() >= 800);
-        // What weir acknowledges from now on is lost, while deliveries go on (the pull under
-        // way has room for about a second of them), then the deliveries are lost too.
-        proxy.lose_requests(true);
-        std::thread::sleep(Duration::from_millis(250));
-        proxy.lose_replies(true);
-        std::thread::sleep(Duration::from_millis(250));
-        proxy.cut();
-        proxy.lose_replies(false);
-        proxy.lose_requests(false);
+        cut(&proxy);
         std::thread::sleep(Duration::from_millis(300));
         proxy.restore();
     });
     let last = written_and_acknowledged(&st, &s, child, n);
     assert!(last.contains("unfinished=0"), "{last}");
-    let repeats = check_keyed_logged(&s, &out, n, keys);
-    eprintln!("repeats after the cut: {repeats}");
-    let log = s.log();
-    assert!(
-        log.contains("nats deliveries lost in the connection cut"),
-        "deliveries were lost in the cut (the case under test):\n{log}"
-    );
-    assert!(
-        repeats > 0,
-        "acknowledgements were lost in the cut (the case under test): their messages came again"
-    );
+    (check_keyed_logged(&s, &out, n, keys), s.log())
 }
 
 #[test]
