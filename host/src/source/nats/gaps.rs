@@ -43,7 +43,7 @@ const EXPLAINS_FOR: Duration = Duration::from_secs(5);
 /// and the pull has resumed (the gap is seen): the server's redelivery timer, and a pull
 /// request to carry them, on a machine that may be loaded. Normally the wait ends before, when
 /// all of them came; this bounds it when some never come (see recovery.rs).
-pub(super) const REDELIVERY_MARGIN: Duration = Duration::from_secs(5);
+const REDELIVERY_MARGIN: Duration = Duration::from_secs(5);
 
 pub(super) struct Gaps {
     cuts: Arc<Cuts>,

@@ -177,14 +177,8 @@ impl Receiver {
         for p in pulled {
             if let Some(lost) = self.gaps.see(p.consumer_seq, p.stream_seq) {
                 match &mut self.recovery {
-                    Some(r) => r.add_cut(lost.missing, lost.due_by, lost.after_stream_seq),
-                    None => {
-                        self.recovery = Some(Recovery::after_cut(
-                            lost.missing,
-                            lost.due_by,
-                            lost.after_stream_seq,
-                        ))
-                    }
+                    Some(r) => r.add_cut(lost),
+                    None => self.recovery = Some(Recovery::after_cut(lost)),
                 }
             }
         }

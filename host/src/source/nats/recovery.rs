@@ -19,6 +19,7 @@
 //! and their messages come again too, earlier (their `ack_wait` ran out first); counting them
 //! would end the wait before the lost ones came.
 
+use super::gaps::Lost;
 use crate::source::SourceEvent;
 use std::collections::HashSet;
 use std::time::Instant;
@@ -72,36 +73,34 @@ impl Recovery {
         }
     }
 
-    /// After a cut that lost `missing` deliveries of messages after `after_stream_seq`, due
-    /// again by `deadline`.
-    pub(super) fn after_cut(missing: usize, deadline: Instant, after_stream_seq: u64) -> Self {
+    /// After a cut that lost deliveries.
+    pub(super) fn after_cut(lost: Lost) -> Self {
         Recovery {
             until: Until::Deadline {
-                at: deadline,
-                after_stream_seq,
+                at: lost.due_by,
+                after_stream_seq: lost.after_stream_seq,
             },
-            left: missing,
+            left: lost.missing,
             held: Vec::new(),
             held_seqs: HashSet::new(),
         }
     }
 
-    /// Another cut while gathering: `missing` more, due by `deadline`. Everything is held from
-    /// now on.
-    pub(super) fn add_cut(&mut self, missing: usize, deadline: Instant, after_stream_seq: u64) {
-        self.left += missing;
+    /// Another cut while gathering: more deliveries lost. Everything is held from now on.
+    pub(super) fn add_cut(&mut self, lost: Lost) {
+        self.left += lost.missing;
         self.until = match self.until {
             Until::Deadline {
                 at,
-                after_stream_seq: before,
+                after_stream_seq,
             } => Until::Deadline {
-                at: at.max(deadline),
-                after_stream_seq: before.min(after_stream_seq),
+                at: at.max(lost.due_by),
+                after_stream_seq: after_stream_seq.min(lost.after_stream_seq),
             },
             // Nothing was handed on (so acknowledged) since the start: every redelivery not
             // held yet is one awaited, whether from the start or from the cut.
             Until::Newer { .. } => Until::Deadline {
-                at: deadline,
+                at: lost.due_by,
                 after_stream_seq: 0,
             },
         };
@@ -268,7 +267,7 @@ mod tests {
     #[test]
     fn after_a_cut_newer_messages_wait_for_the_lost_ones() {
         let far = Instant::now() + std::time::Duration::from_secs(3600);
-        let mut r = Recovery::after_cut(2, far, 17);
+        let mut r = Recovery::after_cut(Lost { missing: 2, due_by: far, after_stream_seq: 17 });
         // The resumed pull brings newer messages first: held.
         assert!(r.take(batch(&[20, 21], 1)).is_none());
         assert!(r.take(batch(&[22], 3)).is_none());
@@ -289,7 +288,7 @@ mod tests {
     fn after_a_cut_redeliveries_of_acknowledged_messages_are_not_the_lost_ones() {
         let far = Instant::now() + std::time::Duration::from_secs(3600);
         // Received up to stream seq 17, acknowledged 15 to 17 (lost), 18 and 19 lost.
-        let mut r = Recovery::after_cut(2, far, 17);
+        let mut r = Recovery::after_cut(Lost { missing: 2, due_by: far, after_stream_seq: 17 });
         assert!(r.take(batch(&[20, 21], 1)).is_none());
         // 20 is said to be in progress during the cut, which did not arrive: it comes again.
         assert!(r.take(again(&[15, 16, 17, 20], 3)).is_none());
@@ -301,7 +300,7 @@ mod tests {
     #[test]
     fn after_a_cut_the_deadline_ends_the_wait() {
         let soon = Instant::now();
-        let mut r = Recovery::after_cut(3, soon, 29);
+        let mut r = Recovery::after_cut(Lost { missing: 3, due_by: soon, after_stream_seq: 29 });
         assert!(r.take(batch(&[30, 31], 1)).is_none());
         assert!(r.ends_at(std::time::Duration::from_secs(5)) <= soon);
         // The receiver's timer: what came goes on in stream order.
@@ -313,7 +312,7 @@ mod tests {
         let far = Instant::now() + std::time::Duration::from_secs(3600);
         let mut r = Recovery::after_start(10, 2);
         assert!(r.take(batch(&[9], 1)).is_none());
-        r.add_cut(1, far, 9);
+        r.add_cut(Lost { missing: 1, due_by: far, after_stream_seq: 9 });
         // A newer message no longer ends the gathering: the lost delivery is awaited.
         assert!(r.take(batch(&[12], 2)).is_none());
         assert!(r.take(again(&[8], 3)).is_none(), "one more expected from the start");
