@@ -317,6 +317,57 @@ pub fn is_json(text: &[u8], max_depth: usize) -> bool {
     s.i == text.len()
 }
 
+/// One pass over `text` that checks it as [`is_json`] does and, when it is a JSON object, tells
+/// `field(key, escaped, value)` of each of its top-level fields in order: where the key's text is
+/// (between its quotes, escapes as written; `escaped` says whether it has any) and where the
+/// value's JSON text is. `None` when `text` is not JSON nesting at most `max_depth` levels;
+/// `Some(false)` when it is JSON but not an object (`field` is not called). For plugins that read
+/// a few fields of an event and keep its text (a plugin can depend on this crate: it builds for
+/// WebAssembly), at the cost of this scanner rather than a parser's.
+pub fn object_fields(
+    text: &[u8],
+    max_depth: usize,
+    mut field: impl FnMut(std::ops::Range<usize>, bool, std::ops::Range<usize>),
+) -> Option<bool> {
+    let depth = MAX_EVENT_DEPTH - max_depth.min(MAX_EVENT_DEPTH);
+    let mut s = Cursor { b: text, i: 0 };
+    s.ws();
+    if s.peek() != Some(b'{') {
+        return is_json(text, max_depth).then_some(false);
+    }
+    // The object is a level, as `skip_container` counts it.
+    if depth >= MAX_EVENT_DEPTH {
+        return None;
+    }
+    s.i += 1;
+    s.ws();
+    if !s.eat(b'}') {
+        loop {
+            s.ws();
+            if s.peek() != Some(b'"') {
+                return None;
+            }
+            let (start, end, escaped) = s.string().ok()?;
+            s.ws();
+            if !s.eat(b':') {
+                return None;
+            }
+            s.ws();
+            let at = s.i;
+            s.skip_value(depth + 1).ok()?;
+            field(start..end, escaped, at..s.i);
+            s.ws();
+            match s.next() {
+                Some(b',') => {}
+                Some(b'}') => break,
+                _ => return None,
+            }
+        }
+    }
+    s.ws();
+    (s.i == text.len()).then_some(true)
+}
+
 struct Cursor<'a> {
     b: &'a [u8],
     i: usize,
@@ -859,6 +910,84 @@ mod tests {
             checked += 1;
         }
         assert!(checked > 50_000, "{checked}");
+    }
+
+    #[test]
+    fn object_fields_agrees_with_serde_json() {
+        let texts = [
+            r#"{"a":1,"b":"x","c":{"d":[1,2,{"e":null}]},"f":true}"#,
+            r#" { "a" : 1 , "b\u0041" : "y\"z" } "#,
+            "{}",
+            "{ }",
+            r#"{"a":1,"a":2}"#,
+            "[1,2]",
+            r#""text""#,
+            "12.5e3",
+            "null",
+            r#"{"a":1,}"#,
+            r#"{"a" 1}"#,
+            r#"{"a":1"#,
+            r#"{"a":1} x"#,
+            r#"{"a":01}"#,
+            r#"{a:1}"#,
+            r#"{"a":[1,]}"#,
+            "",
+            "{",
+        ];
+        for text in texts {
+            let mut seen = Vec::new();
+            let got = object_fields(text.as_bytes(), 100, |k, escaped, v| {
+                seen.push((text[k].to_owned(), escaped, text[v].to_owned()));
+            });
+            let want = serde_json::from_str::<serde_json::Value>(text).ok();
+            match (&got, &want) {
+                (None, None) => {}
+                (Some(false), Some(v)) => assert!(!v.is_object(), "{text}"),
+                (Some(true), Some(serde_json::Value::Object(_))) => {
+                    // Every field in order, each value the text serde_json reads there.
+                    let raw: Vec<(String, Box<serde_json::value::RawValue>)> = {
+                        let mut de = serde_json::Deserializer::from_str(text);
+                        let mut out = Vec::new();
+                        use serde::de::{Deserializer as _, MapAccess, Visitor};
+                        struct Fields<'a>(&'a mut Vec<(String, Box<serde_json::value::RawValue>)>);
+                        impl<'de> Visitor<'de> for Fields<'_> {
+                            type Value = ();
+                            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                                f.write_str("an object")
+                            }
+                            fn visit_map<A: MapAccess<'de>>(
+                                self,
+                                mut m: A,
+                            ) -> Result<(), A::Error> {
+                                while let Some((k, v)) = m.next_entry()? {
+                                    self.0.push((k, v));
+                                }
+                                Ok(())
+                            }
+                        }
+                        (&mut de).deserialize_map(Fields(&mut out)).unwrap();
+                        out
+                    };
+                    assert_eq!(seen.len(), raw.len(), "{text}");
+                    for ((key, escaped, value), (k, v)) in seen.iter().zip(&raw) {
+                        let quoted = format!("\"{key}\"");
+                        assert_eq!(
+                            &serde_json::from_str::<String>(&quoted).unwrap(),
+                            k,
+                            "{text}"
+                        );
+                        assert_eq!(*escaped, key.contains('\\'), "{text}");
+                        assert_eq!(value, v.get(), "{text}");
+                    }
+                }
+                _ => panic!("{text}: object_fields {got:?}, serde_json {want:?}"),
+            }
+        }
+        // The depth bound counts the object itself, as is_json's does.
+        let deep = format!("{}{}", "{\"a\":".repeat(3), "1}}}");
+        assert_eq!(object_fields(deep.as_bytes(), 3, |_, _, _| {}), Some(true));
+        assert_eq!(object_fields(deep.as_bytes(), 2, |_, _, _| {}), None);
+        assert!(is_json(deep.as_bytes(), 3) && !is_json(deep.as_bytes(), 2));
     }
 
     #[test]

@@ -88,6 +88,12 @@ impl DeadLetters {
         on_failure: OnFailure,
         stop: &CancellationToken,
     ) {
+        // The DLQ record keeps the event as the source produced it, not as plugins changed it.
+        for slot in slots.iter_mut() {
+            if matches!(slot.fate, Fate::Failed(_)) {
+                slot.restore();
+            }
+        }
         self.release(slots);
         if on_failure == OnFailure::Drop {
             for slot in slots.iter_mut() {

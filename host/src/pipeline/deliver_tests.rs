@@ -303,6 +303,32 @@ async fn a_split_event_fails_whole_and_its_dlq_record_keeps_the_original() {
 }
 
 #[tokio::test]
+async fn an_event_a_plugin_changed_in_place_is_delivered_changed_and_dead_lettered_as_it_came() {
+    let sink = Arc::new(Stand::failing(&[("e2", Fault::Refuse)]));
+    let dlq = Arc::new(Stand::default());
+    let (outlets, _counters, _state) = outlets(sink.clone(), dlq.clone(), QUICK);
+    let mut slots = slots(&["e1", "e2"], &["a", "b"]);
+    for slot in &mut slots {
+        let data = format!("enriched {}", slot.event.id);
+        slot.change_event(crate::pipeline::slot::Change {
+            data: Some(Payload::Text(data)),
+            key: Some("rekeyed".into()),
+            ..Default::default()
+        });
+    }
+    let stop = CancellationToken::new();
+    outlets.deliver(&mut slots, &stop).await;
+    assert_eq!(fates(&slots), ["delivered", "failed sink rejected x1"]);
+    let written = sink.written();
+    assert!(written[0].1.contains("enriched e1"), "{written:?}");
+    outlets.dead_letter(&mut slots, &stop).await;
+    let record: serde_json::Value = serde_json::from_str(&dlq.written()[0].1).expect("JSON");
+    assert_eq!(record["event"]["id"], "e2");
+    assert_eq!(record["event"]["data"], "data of e2", "the source's data");
+    assert_eq!(record["event"]["key"], "b", "the source's key");
+}
+
+#[tokio::test]
 async fn a_failing_dlq_is_retried_until_it_takes_the_record() {
     let sink = Arc::new(Stand::failing(&[("e1", Fault::Refuse)]));
     let dlq = Arc::new(Stand::failing(&[("e1", Fault::Times(2))]));

@@ -30,7 +30,7 @@ impl Held {
     /// go back too, even one that would go to the DLQ if it failed itself: it did not fail).
     pub(super) fn apply(&mut self, slots: &mut [Slot]) {
         for slot in slots.iter_mut() {
-            let Some(key) = &slot.event.key else {
+            let Some(key) = slot.source_key() else {
                 continue;
             };
             let partition = slot.position.partition;
@@ -39,12 +39,13 @@ impl Held {
                     if self.keys.len() >= MAX_KEYS {
                         self.keys.clear();
                     }
-                    self.keys.insert(key.clone(), partition);
+                    self.keys.insert(key.to_owned(), partition);
                 }
                 // Nothing held (every source but SQS): no lookup per event.
                 Fate::Pending if self.keys.is_empty() => {}
                 Fate::Pending => match self.keys.get(key) {
                     Some(&p) if p == partition => {
+                        let key = key.to_owned();
                         slot.release_on_failure = true;
                         slot.fate = Fate::Failed(Failure::now(
                             "source",

@@ -236,7 +236,7 @@ impl Lane {
                 }
                 attempts[j] += 1;
                 slots[j].fate = Fate::Pending;
-                slots[j].outputs = None;
+                slots[j].restore();
             }
             if !self.apply_plugins_to(plugins, slots, &again).await {
                 return false;
@@ -359,15 +359,7 @@ fn copy_for(slot: &Slot, which: &[usize]) -> Slot {
         .outputs
         .as_ref()
         .map(|list| which.iter().filter_map(|&k| list.get(k).cloned()).collect());
-    Slot {
-        position: slot.position,
-        received: slot.received,
-        event: slot.event.clone(),
-        outputs,
-        fate: Fate::Pending,
-        release_on_failure: slot.release_on_failure,
-        fanout: slot.fanout.clone(),
-    }
+    slot.copy(outputs)
 }
 
 /// `slot` itself, target-bound with its deliverables at `which`.

@@ -11,7 +11,7 @@
 //! plugins in parallel. Calls are synchronous and CPU-bound: lanes run [`PluginStage::apply`] on
 //! a thread of their own (plugin_thread.rs), never on an async worker.
 
-use super::slot::{Failure, Fate, Slot};
+use super::slot::{Change, Failure, Fate, Slot};
 use crate::event::{Envelope, KEY_BASE64, Payload, RAW_BASE64};
 use crate::lookup::Tables;
 use crate::observe::status::{PluginVersion, PluginVersions};
@@ -20,7 +20,7 @@ use crate::plugin::PluginError;
 use crate::plugin::config::PluginConfig;
 use crate::plugin::grants::Grants;
 use crate::plugin::http::HttpAccess;
-use crate::plugin::instance::{Event, Settings};
+use crate::plugin::instance::{Event, Output, Settings};
 use crate::plugin::reload::{self, Current};
 use crate::plugin::runner::{Outcome, Runner};
 use crate::source::Format;
@@ -231,7 +231,7 @@ impl PluginStage {
             if matches!(slot.fate, Fate::Pending) {
                 let message = format!("the plugin host panicked: {why}");
                 slot.fate = Fate::Failed(Failure::now("plugin", "panic", message, 1, None));
-                slot.outputs = None;
+                slot.restore();
             }
         }
         false
@@ -285,9 +285,10 @@ impl Plugin {
         self.call_seconds.record(started.elapsed().as_secs_f64());
         drop(events);
 
-        // Rebuild each slot's list of events from the outcomes of the events it carried; a
-        // failure of any of them fails the slot. An event the plugin handed back unchanged is
-        // not copied: a slot's own event stays where it is (`own`), a carried one moves on.
+        // Rebuild each slot's events from the outcomes of the events it carried; a failure of
+        // any of them fails the slot. A one-for-one output changes the event it was made from in
+        // place (the slot's own event keeps what was replaced, to put back for the DLQ record
+        // and retries); an event handed back unchanged is left as it is.
         let mut fresh: Vec<Vec<Envelope>> = (0..slots.len()).map(|_| Vec::new()).collect();
         let mut own: Vec<bool> = vec![false; slots.len()];
         let mut failed: Vec<Option<Failure>> = (0..slots.len()).map(|_| None).collect();
@@ -296,31 +297,40 @@ impl Plugin {
             if failed[owner].is_some() {
                 continue;
             }
-            match outcome {
+            let outputs = match outcome {
                 Outcome::Failed { kind, message, .. } => {
                     if let Some((_, c)) = self.failures.iter().find(|(k, _)| *k == kind) {
                         c.increment(1);
                     }
                     failed[owner] = Some(Failure::now(&self.stage, kind, message, 1, None));
+                    continue;
                 }
-                Outcome::Emitted(outputs) => {
-                    let input = carried.as_ref().unwrap_or(&slots[owner].event);
-                    if let [out] = outputs.as_slice()
-                        && unchanged(input, out)
-                    {
-                        match carried {
-                            None => own[owner] = true,
-                            Some(e) => fresh[owner].push(e),
-                        }
-                        continue;
+                Outcome::Emitted(outputs) => outputs,
+            };
+            let malformed = |why| Some(Failure::now(&self.stage, "malformed", why, 1, None));
+            let n = outputs.len();
+            match (carried, <[Output; 1]>::try_from(outputs)) {
+                (None, Ok([out])) => match change(&slots[owner].event, out, 0) {
+                    Ok(change) => {
+                        slots[owner].change_event(change);
+                        own[owner] = true;
                     }
-                    let n = outputs.len();
+                    Err(why) => failed[owner] = malformed(why),
+                },
+                (Some(mut event), Ok([out])) => match change(&event, out, 0) {
+                    Ok(change) => {
+                        change.apply_to(&mut event);
+                        fresh[owner].push(event);
+                    }
+                    Err(why) => failed[owner] = malformed(why),
+                },
+                (carried, Err(outputs)) => {
+                    let input = carried.as_ref().unwrap_or(&slots[owner].event);
                     for (k, out) in outputs.into_iter().enumerate() {
-                        match from_wit(input, out, n, k) {
-                            Ok(e) => fresh[owner].push(e),
+                        match change(input, out, k) {
+                            Ok(change) => fresh[owner].push(changed_copy(input, change, n, k)),
                             Err(why) => {
-                                failed[owner] =
-                                    Some(Failure::now(&self.stage, "malformed", why, 1, None));
+                                failed[owner] = malformed(why);
                                 break;
                             }
                         }
@@ -334,7 +344,7 @@ impl Plugin {
             }
             if let Some(f) = failure {
                 slot.fate = Fate::Failed(f);
-                slot.outputs = None;
+                slot.restore();
                 continue;
             }
             if own {
@@ -389,66 +399,68 @@ pub(crate) fn metadata(e: &Envelope) -> Vec<(String, String)> {
     metadata
 }
 
-/// The plugin gave `input`'s payload back byte for byte.
-fn same_payload(input: &Envelope, out: &crate::plugin::instance::Output) -> bool {
-    out.payload.as_slice() == to_wit(input).payload
-}
-
-/// `out` is `input` as it was: its payload, and its key or none.
-fn unchanged(input: &Envelope, out: &crate::plugin::instance::Output) -> bool {
-    same_payload(input, out)
-        && out
-            .key
-            .as_deref()
-            .is_none_or(|k| input.key.as_deref() == Some(k))
-}
-
-/// An output as an envelope: the input's envelope with the new payload (and key), decoded as a
-/// source record is (invalid UTF-8 keeps its exact bytes in `meta.raw_base64`). Outputs of a
-/// split get `ID#0`, `ID#1`, ... so they can be told apart downstream. An output no later
-/// stage could read (JSON nested deeper than `event::MAX_DATA_DEPTH`) is an error: the event
-/// fails as `malformed` rather than travel on as a string.
-pub(crate) fn from_wit(
-    input: &Envelope,
-    mut out: crate::plugin::instance::Output,
-    of: usize,
-    k: usize,
-) -> Result<Envelope, String> {
-    // An output byte for byte the payload the plugin was given is the input's data unchanged:
-    // it keeps what the input kept of the record as it came (a value that is not UTF-8, which
-    // the plugin saw decoded lossily); a changed one has its own bytes, and the input's data is
-    // not copied only to be replaced.
-    let mut e = if same_payload(input, &out) {
-        input.clone()
-    } else {
-        let mut meta = input.meta.clone();
-        meta.remove(RAW_BASE64);
+/// What output `k` of `input` changes in it: its payload, decoded as a source record is (invalid
+/// UTF-8 keeps its exact bytes in `meta.raw_base64`), and its key. An output byte for byte the
+/// payload the plugin was given is the input's data unchanged: it keeps what the input kept of
+/// the record as it came (a value that is not UTF-8, which the plugin saw decoded lossily). An
+/// output no later stage could read (JSON nested deeper than `event::MAX_DATA_DEPTH`) is an
+/// error: the event fails as `malformed` rather than travel on as a string.
+pub(crate) fn change(input: &Envelope, mut out: Output, k: usize) -> Result<Change, String> {
+    let mut change = Change::default();
+    if out.payload.as_slice() != to_wit(input).payload {
         let payload = std::mem::take(&mut out.payload);
-        let (data, problem) = Format::Auto.decode_owned(payload, &mut meta);
+        let (data, problem) = Format::Auto.decode_owned(payload, &mut change.set);
         if let Some(problem) = problem {
             return Err(format!("output {k}: {problem}"));
         }
-        Envelope {
-            id: input.id.clone(),
-            source: input.source,
-            key: input.key.clone(),
-            time: input.time.clone(),
-            received_at: input.received_at.clone(),
-            data,
-            meta,
+        change.data = Some(data);
+        // Looked up before it is listed: most events have no such field, and the list then
+        // costs nothing.
+        if input.meta.contains_key(RAW_BASE64) {
+            change.unset.push(RAW_BASE64);
         }
+    }
+    if let Some(key) = out.key
+        && input.key.as_deref() != Some(key.as_str())
+    {
+        // The record key's exact bytes are not this key's.
+        if input.meta.contains_key(KEY_BASE64) {
+            change.unset.push(KEY_BASE64);
+        }
+        change.key = Some(key);
+    }
+    Ok(change)
+}
+
+/// Output `k` of `of` made from `input`, as an envelope of its own (`weir plugin test`).
+pub(crate) fn from_wit(
+    input: &Envelope,
+    out: Output,
+    of: usize,
+    k: usize,
+) -> Result<Envelope, String> {
+    change(input, out, k).map(|change| changed_copy(input, change, of, k))
+}
+
+/// Output `k` of `of` made from `input` (a split, or a drop's none), as an envelope of its own:
+/// `input` with the change made, its id `ID#k` when there are several so they can be told apart
+/// downstream. The input's data is not copied only to be replaced.
+pub(crate) fn changed_copy(input: &Envelope, mut change: Change, of: usize, k: usize) -> Envelope {
+    let mut e = Envelope {
+        id: if of > 1 {
+            format!("{}#{k}", input.id)
+        } else {
+            input.id.clone()
+        },
+        source: input.source,
+        key: input.key.clone(),
+        time: input.time.clone(),
+        received_at: input.received_at.clone(),
+        data: change.data.take().unwrap_or_else(|| input.data.clone()),
+        meta: input.meta.clone(),
     };
-    if let Some(key) = out.key {
-        if e.key.as_deref() != Some(key.as_str()) {
-            // The record key's exact bytes are not this key's.
-            e.meta.remove(KEY_BASE64);
-        }
-        e.key = Some(key);
-    }
-    if of > 1 {
-        e.id = format!("{}#{k}", input.id);
-    }
-    Ok(e)
+    change.apply_to(&mut e);
+    e
 }
 
 #[cfg(test)]

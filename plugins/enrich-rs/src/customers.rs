@@ -5,6 +5,7 @@ use crate::order::{self, Failed, Order};
 use crate::weir::plugin::lookup::{LookupError, get_many};
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 pub(crate) fn add_tiers(table: &str, field: &str, orders: &mut [Result<Order, Failed>]) {
     // Each customer of the events still going once (a batch often holds a customer many times),
@@ -14,7 +15,8 @@ pub(crate) fn add_tiers(table: &str, field: &str, orders: &mut [Result<Order, Fa
     let mut failed: Vec<(usize, Failed)> = Vec::new();
     {
         // Keys borrowed from the events (owned only when the event's text has escapes).
-        let mut index: HashMap<Cow<'_, str>, usize> = HashMap::new();
+        let mut index: HashMap<Cow<'_, str>, usize, BuildHasherDefault<Fnv>> =
+            HashMap::with_capacity_and_hasher(orders.len(), Default::default());
         for (i, slot) in orders.iter().enumerate() {
             let Ok(order) = slot else { continue };
             match order.text(CUSTOMER, field) {
@@ -68,5 +70,29 @@ fn tier(row: &str) -> &str {
     match order::scan(row.as_bytes(), &["tier"]) {
         Some(found) => found.read[0].clone().map_or("null", |at| &row[at]),
         None => "null",
+    }
+}
+
+/// FNV-1a: the batch's customer keys are short, and SipHash (the standard map's, which resists
+/// keys chosen to collide) cost more than the rest of the map. A batch is at most a few thousand
+/// keys, so even keys made to collide cost little.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
     }
 }

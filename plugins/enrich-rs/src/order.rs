@@ -9,11 +9,8 @@
 //! field a step adds is the exception: it goes through a tree, so that the new value replaces the
 //! old one rather than follow it as a duplicate key.
 
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
-use std::fmt;
 use std::ops::Range;
 
 /// The names of the fields the steps add (customers.rs, rates.rs).
@@ -170,126 +167,35 @@ impl Order {
 /// `reads` are (the last one of a name, as a JSON parser keeps). `None` if it is not an object
 /// (or not JSON). Also used on a lookup's row (customers.rs).
 pub(crate) fn scan<const N: usize>(json: &[u8], reads: &[&str; N]) -> Option<Scanned<N>> {
-    let mut de = serde_json::Deserializer::from_slice(json);
-    Scan {
-        reads,
-        payload: json,
-    }
-    .deserialize(&mut de)
-    .and_then(|s| de.end().map(|()| s))
-    .ok()
-    .flatten()
+    let mut scanned = Scanned {
+        read: [const { None }; N],
+        empty: true,
+        has_added: false,
+    };
+    let is_object = weir_pattern::object_fields(json, MAX_DEPTH, |key, escaped, value| {
+        scanned.empty = false;
+        // A key with escapes is compared decoded (rare: names are plain text).
+        let decoded: String;
+        let key: &[u8] = if escaped {
+            decoded = serde_json::from_slice(&json[key.start - 1..key.end + 1]).unwrap_or_default();
+            decoded.as_bytes()
+        } else {
+            &json[key]
+        };
+        scanned.has_added |= ADDED.iter().any(|a| a.as_bytes() == key);
+        if let Some(i) = reads.iter().position(|r| r.as_bytes() == key) {
+            scanned.read[i] = Some(value);
+        }
+    })?;
+    is_object.then_some(scanned)
 }
+
+/// The deepest an event may nest: weir's own bound on events (event.rs, `MAX_DATA_DEPTH`).
+const MAX_DEPTH: usize = 100;
 
 /// What one pass over an event found.
 pub(crate) struct Scanned<const N: usize> {
     pub(crate) read: [Option<Range<usize>>; N],
     empty: bool,
     has_added: bool,
-}
-
-/// A field name, compared where it lies rather than copied.
-struct Key<'r> {
-    reads: &'r [&'r str],
-}
-
-struct KeyIs {
-    /// Its index in `reads`, if the steps read it.
-    read: Option<usize>,
-    /// It is one of `ADDED`.
-    added: bool,
-}
-
-impl<'de> DeserializeSeed<'de> for Key<'_> {
-    type Value = KeyIs;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Key<'_> {
-    type Value = KeyIs;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a field name")
-    }
-
-    fn visit_str<E>(self, key: &str) -> Result<KeyIs, E> {
-        Ok(KeyIs {
-            read: self.reads.iter().position(|r| *r == key),
-            added: ADDED.contains(&key),
-        })
-    }
-}
-
-struct Scan<'r, const N: usize> {
-    reads: &'r [&'r str; N],
-    /// What is being read: values are found in it by address.
-    payload: &'r [u8],
-}
-
-impl<'de, const N: usize> DeserializeSeed<'de> for Scan<'_, N> {
-    type Value = Option<Scanned<N>>;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de, const N: usize> Visitor<'de> for Scan<'_, N> {
-    type Value = Option<Scanned<N>>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut scanned = Scanned {
-            read: [const { None }; N],
-            empty: true,
-            has_added: false,
-        };
-        while let Some(key) = map.next_key_seed(Key { reads: self.reads })? {
-            scanned.empty = false;
-            scanned.has_added |= key.added;
-            match key.read {
-                Some(i) => {
-                    // Borrowed from the payload (a slice deserializer), so its place in it.
-                    let raw: &RawValue = map.next_value()?;
-                    let start = raw.get().as_ptr() as usize - self.payload.as_ptr() as usize;
-                    scanned.read[i] = Some(start..start + raw.get().len());
-                }
-                None => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(Some(scanned))
-    }
-
-    // Any other JSON value is read whole (so that the payload is checked to the end) and
-    // answered with `None`: not an object.
-    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(None)
-    }
 }
