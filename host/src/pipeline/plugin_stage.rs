@@ -309,7 +309,7 @@ impl Plugin {
             };
             let malformed = |why| Some(Failure::now(&self.stage, "malformed", why, 1, None));
             let n = outputs.len();
-            match (carried, <[Output; 1]>::try_from(outputs)) {
+            match (carried, outputs.into_inner()) {
                 (None, Ok([out])) => match change(&slots[owner].event, out, 0) {
                     Ok(change) => {
                         slots[owner].change_event(change);

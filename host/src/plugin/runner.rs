@@ -18,11 +18,15 @@ use super::instance::{BatchResult, CallError, Event, Failed, InitError, Instance
 use super::metadata::Lookup;
 use std::sync::Arc;
 
+/// The outputs of one input event.
+pub type Outputs = smallvec::SmallVec<[Output; 1]>;
+
 /// What became of one input event.
 #[derive(Debug)]
 pub enum Outcome {
-    /// Its outputs, in order (none: dropped).
-    Emitted(Vec<Output>),
+    /// Its outputs, in order (none: dropped). One, the usual case, is held in place: a `Vec`
+    /// would be an allocation per event.
+    Emitted(Outputs),
     /// The plugin reported a failure for it (`kind` "error", or "retryable" if it said so), or it
     /// alone trapped, timed out or ran out of memory.
     /// `output`: the end of what the plugin wrote to stdout and stderr in the call that failed
@@ -61,7 +65,7 @@ impl Runner {
     pub fn run(&mut self, events: &[Event<'_>], metadata: &Lookup<'_>) -> Vec<Outcome> {
         let mut out: Vec<Outcome> = events
             .iter()
-            .map(|_| Outcome::Emitted(Vec::new()))
+            .map(|_| Outcome::Emitted(Outputs::new()))
             .collect();
         if !events.is_empty() {
             self.run_range(events, metadata, 0, &mut out);
