@@ -1,10 +1,13 @@
 //! The plugin stage: every `[[plugin]]` in order, over the pending slots of a batch.
 //!
 //! A slot enters with its source event; each plugin turns every event the slot carries into zero
-//! or more events (`Slot::outputs`). A slot whose events a plugin fails (an error it reported, or
-//! a trap, deadline or memory hit isolated to it) becomes `Failed` with stage `plugin:NAME`, and
-//! its other outputs are discarded: the DLQ record keeps the original event, untouched. A slot
-//! left with no events is `Filtered`.
+//! or more events. One output of the slot's own event (a map, the usual case) changes that event
+//! in place, the slot keeping what it replaced (`Slot::change_event`); a split or drop makes a
+//! list (`Slot::outputs`). A slot whose events a plugin fails (an error it reported, or a trap,
+//! deadline or memory hit isolated to it) becomes `Failed` with stage `plugin:NAME`, and its
+//! other outputs are discarded: the event is put back as the source produced it
+//! (`Slot::restore`), which is what its DLQ record keeps. A slot left with no events is
+//! `Filtered`.
 //!
 //! [`PluginSet`] is loaded once per pipeline (compiled, initialised, watched for hot reload);
 //! each lane makes its own [`PluginStage`] from it, with instances of its own, so lanes run
