@@ -109,6 +109,54 @@ fn redact_after_the_filter_and_a_restart_loads_the_compiled_cache() {
     assert_eq!(json_lines(&s.path("out.jsonl")).len(), 150);
 }
 
+/// One plugin's output changes the event in place (`redact`), the next plugin fails it
+/// (`faults`): retryably until `[retry]` runs out, or for good. Either way the DLQ record holds
+/// the event as the source produced it, not as the first plugin left it; the event that passes
+/// is delivered as both plugins made it.
+#[test]
+fn an_event_changed_by_one_plugin_and_failed_by_the_next_is_dead_lettered_as_it_came() {
+    let s = Scratch::new();
+    s.write(
+        "in.jsonl",
+        concat!(
+            "{\"email\":\"a@x\",\"fault\":\"retryable\",\"message\":\"down\"}\n",
+            "{\"email\":\"b@x\",\"fault\":\"error\"}\n",
+            "{\"email\":\"c@x\"}\n",
+        ),
+    );
+    let plugins = format!(
+        "[[plugin]]\npath = {:?}\nconfig = {{ fields = [\"email\"] }}\n\n[[plugin]]\npath = {:?}\n",
+        plugin("redact/redact.wasm"),
+        plugin("fixtures/faults/faults.wasm")
+    );
+    let retry = "[retry]\nmax_attempts = 3\nbackoff_ms = [1, 5]\n";
+    let p = s.write("p.toml", pipeline("changed-then-failed", retry, &plugins));
+    let out = s.run(&p);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(
+        json_lines(&s.path("out.jsonl")),
+        [serde_json::json!({"email": "***", "seen_by": "faults"})]
+    );
+    let dlq = json_lines(&s.path("dlq.jsonl"));
+    assert_eq!(dlq.len(), 2, "{dlq:?}");
+    assert_eq!(dlq[0]["error"]["stage"], "plugin:faults");
+    assert_eq!(dlq[0]["error"]["kind"], "exhausted");
+    assert_eq!(dlq[0]["error"]["attempts"], 3);
+    assert_eq!(
+        dlq[0]["event"]["data"],
+        serde_json::json!({"email": "a@x", "fault": "retryable", "message": "down"}),
+        "the source's event after every retry, not redact's output"
+    );
+    assert_eq!(dlq[1]["error"]["kind"], "error");
+    assert_eq!(
+        dlq[1]["event"]["data"],
+        serde_json::json!({"email": "b@x", "fault": "error"}),
+        "the source's event, not redact's output"
+    );
+    assert_eq!(counts(&err), (3, 1, 0, 2));
+}
+
 #[test]
 fn split_emits_one_event_per_item_drops_empty_orders_and_dead_letters_bad_ones() {
     let s = Scratch::new();
