@@ -349,6 +349,10 @@ fn check_names_the_host_setting_at_fault() {
     assert!(err.contains("did you mean `WEIR_LOG_LEVEL`?"), "{err}");
     assert!(err.contains("did you mean `WEIR_ADMIN__ADDRESS`?"), "{err}");
     assert!(!err.contains("weir.toml"), "{err}");
+    // The commit weir was built from, which cargo sets when it runs weir (`cargo run`, `cargo
+    // bench`), is not a setting: weir starts.
+    let (code, err) = check(&[("WEIR_GIT_COMMIT", "abc1234")]);
+    assert_eq!(code, Some(0), "{err}");
     let (code, err) = check(&[("WEIR_SHUTDOWN_TIMEOUT_S", "abc")]);
     assert_eq!(code, Some(1), "{err}");
     assert!(

@@ -182,11 +182,19 @@ impl Default for HostSettings {
 /// The `WEIR_*` environment variables that may be settings. Kubernetes gives every pod
 /// `NAME_SERVICE_HOST`, `NAME_PORT=tcp://...`, `NAME_PORT_9464_TCP_ADDR`, ... for each Service in
 /// its namespace, so a Service named `weir` (or `weir-admin`) would otherwise stop weir with
-/// "unknown field `port`"; those are left out. Any other unknown `WEIR_*` variable is still an
-/// error (a misspelt setting).
+/// "unknown field `port`"; those are left out, and so is [`BUILD_COMMIT`]. Any other unknown
+/// `WEIR_*` variable is still an error (a misspelt setting).
 fn weir_variables() -> config::Map<String, String> {
-    std::env::vars()
-        .filter(|(k, v)| k.starts_with("WEIR_") && !service_link(k, v))
+    settings_among(std::env::vars())
+}
+
+/// The commit weir is built from, given to the build (host/build.rs, the Dockerfile's build
+/// argument). Cargo sets a build script's variables in the environment of what it runs, so
+/// `cargo run` and the benchmarks under `cargo bench` start weir with it: it is not a setting.
+const BUILD_COMMIT: &str = "WEIR_GIT_COMMIT";
+
+fn settings_among(vars: impl Iterator<Item = (String, String)>) -> config::Map<String, String> {
+    vars.filter(|(k, v)| k.starts_with("WEIR_") && k != BUILD_COMMIT && !service_link(k, v))
         .collect()
 }
 
@@ -207,7 +215,22 @@ fn service_link(name: &str, value: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::service_link;
+    use super::{service_link, settings_among};
+
+    #[test]
+    fn the_build_commit_is_not_a_setting() {
+        let vars = [
+            ("WEIR_GIT_COMMIT", "abc1234"),
+            ("WEIR_LOG_LEVEL", "debug"),
+            ("WEIR_LOG_LEVL", "debug"),
+            ("PATH", "/bin"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let mut kept: Vec<String> = settings_among(vars.into_iter()).into_keys().collect();
+        kept.sort();
+        // A misspelt setting is kept, to be refused with its right spelling.
+        assert_eq!(kept, ["WEIR_LOG_LEVEL", "WEIR_LOG_LEVL"]);
+    }
 
     #[test]
     fn kubernetes_service_links_are_not_settings() {
