@@ -76,20 +76,20 @@ fn tier(row: &str) -> &str {
 /// FNV-1a: the batch's customer keys are short, and SipHash (the standard map's, which resists
 /// keys chosen to collide) cost more than the rest of the map. A batch is at most a few thousand
 /// keys, so even keys made to collide cost little.
-#[derive(Default)]
 struct Fnv(u64);
+
+impl Default for Fnv {
+    /// FNV-1a's offset basis.
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
 
 impl Hasher for Fnv {
     fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
         for &b in bytes {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
         }
-        self.0 = h;
     }
 
     fn finish(&self) -> u64 {
