@@ -2,7 +2,7 @@
 # Builds every plugin the examples and tests use, installing the toolchains on first use.
 # Idempotent and quick when nothing changed: scripts/test.sh runs it before every test run, so each
 # step below first checks whether its inputs changed since it last succeeded.
-# Outputs: plugins/<name>/<name>.wasm for the Rust examples (and plugins/fixtures/faults/faults.wasm
+# Outputs: plugins/<name>/<name>.wasm for the Rust examples (and plugins/fixtures/{faults,packed}/*.wasm
 # for the tests), plugins/enrich-js/enrich.wasm, plugins/enrich-api-js/enrich-api.wasm and
 # plugins/reshape-js/reshape.wasm (JavaScript), plugins/classify-py/classify.wasm,
 # plugins/enrich-py/enrich.wasm and plugins/reshape-py/reshape.wasm (Python).
@@ -23,6 +23,7 @@ install_if_changed "$out/split_order.wasm" plugins/split-order/split-order.wasm
 install_if_changed "$out/enrich_rs.wasm" plugins/enrich-rs/enrich-rs.wasm
 install_if_changed "$out/reshape.wasm" plugins/reshape/reshape.wasm
 install_if_changed "$out/faults.wasm" plugins/fixtures/faults/faults.wasm
+install_if_changed "$out/packed.wasm" plugins/fixtures/packed/packed.wasm
 
 # JavaScript and Python guests take seconds to componentize (they embed a whole interpreter), and
 # npm/pip would hit the network, so each step is guarded by a stamp under var/stamps holding the

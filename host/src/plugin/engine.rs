@@ -8,7 +8,7 @@
 //! calls are async and a wall-clock timer drops the waiting call (call.rs).
 
 use super::PluginError;
-use super::bindings::{v1, v2};
+use super::bindings::{v1, v2, v3};
 use super::store::StoreData;
 use crate::config::host::PluginProfiler;
 use std::hash::{Hash, Hasher};
@@ -88,8 +88,13 @@ impl PluginEngine {
         // wasi:http, for toolchains whose HTTP client speaks it: every request goes through the
         // plugin's `http` grant, and without one is denied (plugin/http/wasi.rs).
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-        // Both contract versions: a component built against @0.1.0 imports its host interface.
+        // Every contract version: a component built against @0.1.0 imports its host interface;
+        // one built against @0.3.0 imports @0.2.0's (bound here by v2) and its own `types`.
         v2::Transform::add_to_linker::<StoreData, HasSelf<StoreData>>(&mut linker, |s| s)?;
+        v3::weir::plugin0_3_0::types::add_to_linker::<StoreData, HasSelf<StoreData>>(
+            &mut linker,
+            |s| s,
+        )?;
         v1::Transform::add_to_linker::<StoreData, HasSelf<StoreData>>(&mut linker, |s| s)?;
 
         let mut h = std::collections::hash_map::DefaultHasher::new();

@@ -1,9 +1,9 @@
-//! The host functions a plugin may import, for both contract versions, bound to the files that
+//! The host functions a plugin may import, for every contract version (@0.3.0 imports @0.2.0's), bound to the files that
 //! implement them: `log` in stdio.rs (a plugin's log lines go where its stdout and stderr go),
 //! `metadata` in metadata.rs, `lookup` in tables.rs, `http` in requests.rs (through http/). This is only the table
 //! that binds them to the Store.
 
-use super::bindings::{v1, v2};
+use super::bindings::{v1, v2, v3};
 use super::store::StoreData;
 use v2::weir::plugin::http::{HttpError, Request, Response};
 use v2::weir::plugin::lookup::LookupError;
@@ -11,6 +11,7 @@ use v2::weir::plugin::lookup::LookupError;
 // The shared types interfaces have no functions, but bindgen still asks for their (empty) traits.
 impl v2::weir::plugin::types::Host for StoreData {}
 impl v1::weir::plugin::types::Host for StoreData {}
+impl v3::weir::plugin0_3_0::types::Host for StoreData {}
 
 impl v2::weir::plugin::host::Host for StoreData {
     fn log(&mut self, level: v2::weir::plugin::host::Level, message: String) {

@@ -7,7 +7,8 @@
 //! engine.rs   one shared wasmtime Engine, its epoch ticker and the Linker (WASI with nothing granted)
 //! cache.rs    compiled components on disk, keyed by content hash and engine settings
 //! call.rs     running a call to its end within a wall-clock deadline, waits in host calls included
-//! bindings.rs the `bindgen!` of the WIT contract (@0.2.0 and @0.1.0), alone
+//! bindings.rs the `bindgen!` of the WIT contract (@0.3.0, @0.2.0 and @0.1.0), alone
+//! packed.rs   @0.3.0's packed batches: events packed for the call, outputs read back and checked
 //! store.rs    per-Store state: the memory limit, the WASI context, the imports' state
 //! memory.rs   the cap on an instance's linear memory
 //! grants.rs   what a plugin may reach (HTTP, lookup tables), shared by its instances
@@ -40,6 +41,7 @@ pub(crate) mod last_words;
 pub(crate) mod log_limit;
 pub(crate) mod memory;
 pub(crate) mod metadata;
+pub(crate) mod packed;
 pub(crate) mod reload;
 pub(crate) mod requests;
 pub mod runner;
@@ -83,8 +85,14 @@ pub enum PluginError {
 /// and of the pipeline's plugin stage run.
 #[cfg(test)]
 pub(crate) fn faults_fixture() -> std::path::PathBuf {
+    fixture("faults")
+}
+
+/// A fixture plugin, plugins/fixtures/NAME/NAME.wasm, built by scripts/build-plugins.sh.
+#[cfg(test)]
+pub(crate) fn fixture(name: &str) -> std::path::PathBuf {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../plugins/fixtures/faults/faults.wasm");
+        .join(format!("../plugins/fixtures/{name}/{name}.wasm"));
     assert!(
         path.exists(),
         "{} is missing: run scripts/build-plugins.sh",

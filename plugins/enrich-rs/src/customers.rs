@@ -2,7 +2,7 @@
 
 use crate::CUSTOMER;
 use crate::order::{self, Failed, Order};
-use crate::weir::plugin::lookup::{LookupError, get_many};
+use crate::weir::plugin0_2_0::lookup::{LookupError, get_many};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};

@@ -2,8 +2,9 @@
 //!
 //! An event is not parsed into a tree: one pass over its JSON checks that it is an object and
 //! notes where the few fields the steps read are (`Scan`), and the fields the steps add are
-//! written as JSON text straight after the event's own, in its bytes as they came: no value is
-//! built, copied or serialised per event. Parsing every event into a `serde_json::Map` and
+//! written as JSON text after the event's own, in its bytes as they came, into the batch's
+//! packed outputs (`write_to`): no value is built or serialised per event, and the event's bytes
+//! are copied once, from the packed input to the packed output. Parsing every event into a `serde_json::Map` and
 //! writing the map out again cost more than the rest of the plugin, and the host's handling of
 //! the batch besides (measured: docs/performance.md, "Enrichment"). An event that already has a
 //! field a step adds is the exception: it goes through a tree, so that the new value replaces the
@@ -19,26 +20,27 @@ const ADDED: [&str; 3] = ["tier", "rate", "amount_eur"];
 /// How many fields the steps read (lib.rs: customer, currency, amount).
 pub(crate) const READS: usize = 3;
 
-/// An event's payload, a JSON object, and the fields the steps have added to it so far.
-pub(crate) struct Order {
-    /// The event's JSON text; once a field was appended, without its closing brace (`open`).
-    payload: Vec<u8>,
+/// An event's payload, a JSON object, borrowed from the batch, and the fields the steps have added
+/// to it so far.
+pub(crate) struct Order<'a> {
+    /// The event's JSON text, as the batch has it.
+    payload: &'a [u8],
     /// Where the values of the fields the steps read are in `payload` (JSON text).
     read: [Option<Range<usize>>; READS],
     /// The object has no field at all (`{}`).
     empty: bool,
-    /// Fields were appended to `payload`, whose closing brace is yet to be written.
-    open: bool,
+    /// The fields appended so far, as JSON text (`,"tier":"gold"`): they go between the event's
+    /// text up to its closing brace and that brace.
+    appended_text: Vec<u8>,
     /// Which of `ADDED` were appended (bit `i` for `ADDED[i]`).
     appended: u8,
     /// Added values (JSON text) that must replace a field of the same name, through a tree at
-    /// the end (`into_payload`).
+    /// the end (`write_to`).
     replacing: Vec<(&'static str, String)>,
     /// The object already has one of the `ADDED` fields (or a step added one twice): every
     /// later `add` goes to `replacing`.
     has_added: bool,
 }
-
 /// Why an event failed, and whether trying it again later may succeed.
 #[derive(Clone)]
 pub(crate) struct Failed {
@@ -62,18 +64,18 @@ impl Failed {
     }
 }
 
-impl Order {
+impl<'a> Order<'a> {
     /// Checks that `payload` is a JSON object and keeps the values of the fields named in
     /// `reads` (the last one of a name, as a JSON parser keeps).
-    pub(crate) fn parse(payload: Vec<u8>, reads: &[&str; READS]) -> Result<Order, Failed> {
-        let Some(scan) = scan(&payload, reads) else {
+    pub(crate) fn parse(payload: &'a [u8], reads: &[&str; READS]) -> Result<Order<'a>, Failed> {
+        let Some(scan) = scan(payload, reads) else {
             return Err(Failed::permanent("payload is not a JSON object".into()));
         };
         Ok(Order {
             payload,
             read: scan.read,
             empty: scan.empty,
-            open: false,
+            appended_text: Vec::new(),
             appended: 0,
             replacing: Vec::new(),
             has_added: scan.has_added,
@@ -81,14 +83,14 @@ impl Order {
     }
 
     /// The JSON text of field `reads[index]` (as given to `parse`), if the event has it.
-    fn raw(&self, index: usize) -> Option<&[u8]> {
+    fn raw(&self, index: usize) -> Option<&'a [u8]> {
         let at = self.read.get(index)?.clone()?;
         Some(&self.payload[at])
     }
 
     /// The text of a string or number field (`reads[index]`, named `field`), as a table key or a
     /// URL part: borrowed from the event unless it has escapes.
-    pub(crate) fn text(&self, index: usize, field: &str) -> Result<Cow<'_, str>, Failed> {
+    pub(crate) fn text(&self, index: usize, field: &str) -> Result<Cow<'a, str>, Failed> {
         let missing =
             || Failed::permanent(format!("no `{field}` (a string or a number) in the event"));
         let raw = self.raw(index).ok_or_else(missing)?;
@@ -121,45 +123,49 @@ impl Order {
             self.replacing.push((name, json.to_owned()));
             return;
         }
-        if !self.open {
-            // The event's bytes up to its closing brace; the new fields follow.
-            let Some(close) = self.payload.iter().rposition(|&b| b == b'}') else {
-                return; // never: `parse` saw an object
-            };
-            self.payload.truncate(close);
-            self.payload.reserve(48);
-            self.open = true;
-        }
         let first = self.empty && self.appended == 0;
-        self.payload
-            .extend_from_slice(if first { b"\"" } else { b",\"" });
-        self.payload.extend_from_slice(name.as_bytes());
-        self.payload.extend_from_slice(b"\":");
-        self.payload.extend_from_slice(json.as_bytes());
+        let text = &mut self.appended_text;
+        text.reserve(name.len() + json.len() + 4);
+        text.extend_from_slice(if first { b"\"" } else { b",\"" });
+        text.extend_from_slice(name.as_bytes());
+        text.extend_from_slice(b"\":");
+        text.extend_from_slice(json.as_bytes());
         self.appended |= bit;
     }
 
-    pub(crate) fn into_payload(mut self) -> Vec<u8> {
-        if self.open {
-            self.payload.push(b'}');
+    /// Writes the enriched event's JSON text at the end of `out`: the event's own bytes, the
+    /// added fields before its closing brace.
+    pub(crate) fn write_to(self, out: &mut Vec<u8>) {
+        if !self.replacing.is_empty() {
+            return self.through_a_tree(out);
         }
-        if self.replacing.is_empty() {
-            return self.payload;
+        match self.payload.iter().rposition(|&b| b == b'}') {
+            Some(close) if !self.appended_text.is_empty() => {
+                out.extend_from_slice(&self.payload[..close]);
+                out.extend_from_slice(&self.appended_text);
+                out.extend_from_slice(&self.payload[close..]);
+            }
+            // Nothing added (or never: `parse` saw an object, which has a closing brace).
+            _ => out.extend_from_slice(self.payload),
         }
-        self.through_a_tree()
     }
 
     /// The event with the new fields in place of its own of the same names.
-    fn through_a_tree(self) -> Vec<u8> {
-        let Ok(mut fields) = serde_json::from_slice::<Map<String, Value>>(&self.payload) else {
-            return self.payload; // never: `parse` saw an object
+    fn through_a_tree(mut self, out: &mut Vec<u8>) {
+        let replacing = std::mem::take(&mut self.replacing);
+        // The event with what was appended, then the replacements over it.
+        let mut text = Vec::new();
+        self.write_to(&mut text);
+        let Ok(mut fields) = serde_json::from_slice::<Map<String, Value>>(&text) else {
+            return out.extend_from_slice(&text); // never: `parse` saw an object
         };
-        for (name, json) in self.replacing {
+        for (name, json) in replacing {
             // Text the steps wrote themselves: always JSON.
             let value = serde_json::from_str(&json).unwrap_or(Value::Null);
             fields.insert(name.into(), value);
         }
-        serde_json::to_vec(&fields).unwrap_or_default()
+        // Writing a map of JSON values into a Vec cannot fail.
+        let _ = serde_json::to_writer(out, &fields);
     }
 }
 
