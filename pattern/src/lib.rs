@@ -57,7 +57,7 @@ mod wildcard;
 
 pub use check::check_lines;
 pub use error::{Mismatch, PatternError};
-pub use scan::{is_json, object_fields};
+pub use scan::{is_json, object_fields, object_tail};
 
 /// Limits that bound the time and memory one pattern or event can cost.
 pub mod limits {

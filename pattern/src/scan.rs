@@ -368,6 +368,45 @@ pub fn object_fields(
     (s.i == text.len()).then_some(true)
 }
 
+/// Whether `tail` completes a JSON object as [`is_json`] would check the whole: the text before
+/// it is taken to be an object's opening brace and complete fields (`first`: no field yet), as
+/// in an object that was checked already with its closing brace cut off. `tail` must then be
+/// further fields, each after a comma (the first without one when `first`), the closing brace,
+/// and whitespace at most; its values nest at most `max_depth` levels counting the object. So a
+/// checked event with fields appended before its brace (what an enrichment plugin returns) is
+/// checked by reading what was appended alone.
+pub fn object_tail(tail: &[u8], mut first: bool, max_depth: usize) -> bool {
+    let depth = MAX_EVENT_DEPTH - max_depth.min(MAX_EVENT_DEPTH);
+    // The object itself is a level, as `skip_container` counts it.
+    if depth >= MAX_EVENT_DEPTH {
+        return false;
+    }
+    let mut s = Cursor { b: tail, i: 0 };
+    loop {
+        s.ws();
+        match s.peek() {
+            Some(b'}') => break,
+            Some(b',') if !first => {
+                s.i += 1;
+                s.ws();
+            }
+            Some(b'"') if first => {}
+            _ => return false,
+        }
+        if s.key_colon().is_err() {
+            return false;
+        }
+        s.ws();
+        if s.skip_value(depth + 1).is_err() {
+            return false;
+        }
+        first = false;
+    }
+    s.i += 1;
+    s.ws();
+    s.i == tail.len()
+}
+
 struct Cursor<'a> {
     b: &'a [u8],
     i: usize,
@@ -988,6 +1027,61 @@ mod tests {
         assert_eq!(object_fields(deep.as_bytes(), 3, |_, _, _| {}), Some(true));
         assert_eq!(object_fields(deep.as_bytes(), 2, |_, _, _| {}), None);
         assert!(is_json(deep.as_bytes(), 3) && !is_json(deep.as_bytes(), 2));
+    }
+
+    #[test]
+    fn object_tail_agrees_with_is_json_on_the_whole() {
+        // Checked objects, cut before their closing brace, and what may follow the cut.
+        let objects = [
+            "{}",
+            "{ }",
+            r#"{"a":1}"#,
+            r#"{"a":{"b":[1,{"c":null}]},"d":"x\"}"}"#,
+            r#"{"a":1 }"#,
+        ];
+        let tails = [
+            "}",
+            " } ",
+            r#","t":"gold"}"#,
+            r#" , "t" : [1, {"u": true}] }"#,
+            r#""t":"gold"}"#,
+            r#","t":"gold","r":1.5e3}"#,
+            r#","t":"gold",}"#,
+            r#","t":}"#,
+            r#","t""gold"}"#,
+            r#","t":"gold""#,
+            r#","t":"gold"}}"#,
+            r#","t":"gold"} x"#,
+            r#",t:1}"#,
+            r#","t":[1,2}"#,
+            r#","t":"open}"#,
+            ",}",
+            "",
+            r#","t":1,"#,
+        ];
+        for object in objects {
+            let cut = &object[..object.len() - 1];
+            let first = cut.trim_end().ends_with('{');
+            for tail in tails {
+                let whole = format!("{cut}{tail}");
+                assert_eq!(
+                    object_tail(tail.as_bytes(), first, 64),
+                    is_json(whole.as_bytes(), 64),
+                    "{whole:?}"
+                );
+            }
+        }
+        // The depth counts the object the tail completes.
+        for depth in [1usize, 2, 3, 4] {
+            let tail = format!(r#","t":{}1{}}}"#, "[".repeat(2), "]".repeat(2));
+            let whole = format!(r#"{{"a":1{tail}"#);
+            assert_eq!(
+                object_tail(tail.as_bytes(), false, depth),
+                is_json(whole.as_bytes(), depth),
+                "depth {depth}: {whole}"
+            );
+        }
+        assert!(!object_tail(b"}", true, 0));
     }
 
     #[test]

@@ -412,7 +412,7 @@ pub(crate) fn change(input: &Envelope, mut out: Output, k: usize) -> Result<Chan
     let mut change = Change::default();
     if out.payload.as_slice() != to_wit(input).payload {
         let payload = std::mem::take(&mut out.payload);
-        let (data, problem) = Format::Auto.decode_owned(payload, &mut change.set);
+        let (data, problem) = Format::Auto.decode_output(&input.data, payload, &mut change.set);
         if let Some(problem) = problem {
             return Err(format!("output {k}: {problem}"));
         }

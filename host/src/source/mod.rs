@@ -222,6 +222,24 @@ impl Format {
             Err(bytes) => self.decode(&bytes, meta),
         }
     }
+
+    /// [`Format::decode_owned`] of a plugin's output for an event whose data was `was`: an output
+    /// that is `was` with fields appended before its closing brace is checked by what was
+    /// appended alone ([`crate::event::JsonText::extended`]).
+    pub fn decode_output(
+        self,
+        was: &Payload,
+        bytes: Vec<u8>,
+        meta: &mut serde_json::Map<String, serde_json::Value>,
+    ) -> (Payload, Option<String>) {
+        match (self, was) {
+            (Format::Auto, Payload::Json(base)) => match base.extended(bytes) {
+                Ok(json) => (Payload::Json(json), None),
+                Err(bytes) => self.decode(&bytes, meta),
+            },
+            _ => self.decode_owned(bytes, meta),
+        }
+    }
 }
 
 /// Keeps the exact bytes of a value or key that is not UTF-8 as `meta[name]`, in base64
