@@ -277,10 +277,11 @@ mod tests {
         Runner::new(loaded, instance)
     }
 
-    /// Each event's outcome: its outputs as (payload as JSON, key), or the failure's message.
-    fn run(
-        events: &[(&str, Option<&str>, &str)],
-    ) -> Vec<Result<Vec<(Value, Option<String>)>, String>> {
+    /// One event's outcome: its outputs as (payload as JSON, key), or the failure's message.
+    type Got = Result<Vec<(Value, Option<String>)>, String>;
+
+    /// Each event's outcome.
+    fn run(events: &[(&str, Option<&str>, &str)]) -> Vec<Got> {
         let events: Vec<Event<'_>> = events
             .iter()
             .map(|(id, key, payload)| Event {
