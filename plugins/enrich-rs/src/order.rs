@@ -4,11 +4,11 @@
 //! notes where the few fields the steps read are (`Scan`), and the fields the steps add are
 //! written as JSON text after the event's own, in its bytes as they came, into the batch's
 //! packed outputs (`write_to`): no value is built or serialised per event, and the event's bytes
-//! are copied once, from the packed input to the packed output. Parsing every event into a `serde_json::Map` and
-//! writing the map out again cost more than the rest of the plugin, and the host's handling of
-//! the batch besides (measured: docs/performance.md, "Enrichment"). An event that already has a
-//! field a step adds is the exception: it goes through a tree, so that the new value replaces the
-//! old one rather than follow it as a duplicate key.
+//! are copied once, from the packed input to the packed output. Parsing every event into a
+//! `serde_json::Map` and writing the map out again cost more than the rest of the plugin, and
+//! the host's handling of the batch besides (measured: docs/performance.md, "Enrichment"). An
+//! event that already has a field a step adds is the exception: it goes through a tree, so that
+//! the new value replaces the old one rather than follow it as a duplicate key.
 
 use serde_json::{Map, Value};
 use std::borrow::Cow;
@@ -41,6 +41,7 @@ pub(crate) struct Order<'a> {
     /// later `add` goes to `replacing`.
     has_added: bool,
 }
+
 /// Why an event failed, and whether trying it again later may succeed.
 #[derive(Clone)]
 pub(crate) struct Failed {
