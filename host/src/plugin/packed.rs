@@ -14,7 +14,6 @@ use super::bindings::{Output, v3};
 use v3::weir::plugin0_3_0::types::{Events, Outputs};
 
 /// A batch's events, packed; [`Packed::events`] lends them to the call.
-#[derive(Default)]
 pub(crate) struct Packed {
     ids: String,
     id_ends: Vec<u32>,
